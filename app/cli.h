@@ -1,0 +1,28 @@
+// The kvscope command line: info, decode, bench (more subcommands arrive with their issues).
+// Exit status: 0 success, 1 failure (one line on stderr), 2 usage error.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend.h"
+#include "cli_args.h"
+#include "model.h"
+
+namespace kvscope::app {
+
+int runCli(const std::vector<std::string>& args);
+
+// Shared by the subcommands:
+// The model a command runs: --model PATH, else the built-in model. Error if neither exists.
+std::string resolveModelPath(const CliArgs& args);
+// The backend --backend/--device ask for; `note` says which was chosen and why.
+std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const Model> model,
+                                     std::string& note);
+
+int runInfo(const CliArgs& args);
+int runDecode(const CliArgs& args);
+int runBench(const CliArgs& args);
+
+}  // namespace kvscope::app

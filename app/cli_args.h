@@ -1,0 +1,35 @@
+// CliArgs: the options of one kvscope subcommand, parsed against the list it accepts.
+// A wrong option or value throws UsageError (exit status 2); the message names it.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kvscope::app {
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+class CliArgs {
+public:
+    // withValue: options followed by a value ("--steps 4" or "--steps=4"); flags: options without.
+    CliArgs(const std::vector<std::string>& args, const std::set<std::string>& withValue,
+            const std::set<std::string>& flags);
+
+    bool has(const std::string& name) const { return values_.count(name) != 0; }
+    std::optional<std::string> get(const std::string& name) const;
+    std::string require(const std::string& name) const;  // UsageError if missing
+    // Typed values within [lo, hi]; UsageError naming the option if malformed or out of range.
+    long long getInt(const std::string& name, long long fallback, long long lo, long long hi) const;
+    double getDouble(const std::string& name, double fallback, double lo, double hi) const;
+
+private:
+    std::map<std::string, std::string> values_;
+};
+
+}  // namespace kvscope::app

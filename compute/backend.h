@@ -1,0 +1,39 @@
+// Backend: the contract every compute backend keeps (CpuBackend with Eigen; OpenCL to come).
+// A backend owns the model's weights where it computes and the KV cache of one sequence.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model.h"
+#include "step_trace.h"
+
+namespace kvscope {
+
+class Backend {
+public:
+    virtual ~Backend() = default;
+
+    virtual std::string name() const = 0;        // "cpu", "opencl"
+    virtual std::string deviceName() const = 0;  // what it runs on, in words
+    virtual const ModelConfig& config() const = 0;
+
+    // Runs `tokens` at positions [cacheUsed(), cacheUsed() + n) in one batched pass: computes
+    // their queries, keys and values, appends the keys and values to the cache, attends causally
+    // over the whole cache and returns logits.
+    //   logits: (n, n_vocab) if allLogits, else (1, n_vocab) for the last token only.
+    //   traces: if not null, gets one StepTrace (token, position, q, k, v, attention row) for
+    //           each token whose index in `tokens` is >= traceFrom.
+    // Precondition: cacheUsed() + n <= config().nCtx, n >= 1.
+    virtual void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                         std::vector<StepTrace>* traces, int traceFrom = 0) = 0;
+
+    virtual int cacheUsed() const = 0;                // tokens the cache holds
+    virtual void truncateCache(int n) = 0;            // keep the first n; n <= cacheUsed()
+    virtual size_t cacheBytesPerToken() const = 0;
+    virtual size_t cacheAllocatedBytes() const = 0;   // what the backend really allocated
+};
+
+}  // namespace kvscope

@@ -1,0 +1,69 @@
+// DecodeSession: decodes one sequence token by token on a backend, in cached mode (each step
+// runs only the new token and appends its K and V) or recompute mode (no cache: each step runs
+// every token of the sequence again). Both give the same logits within float rounding.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "backend.h"
+#include "sampler.h"
+#include "step_trace.h"
+
+namespace kvscope {
+
+struct SessionOptions {
+    bool useCache = true;      // false: recompute mode
+    bool captureTrace = true;  // fill q, k, v and attention rows in each StepTrace
+    int topLogits = 10;        // how many (id, logit) pairs each step's trace keeps
+    SamplerParams sampler;
+};
+
+class DecodeSession {
+public:
+    DecodeSession(std::shared_ptr<Backend> backend, const Tokenizer& tokenizer,
+                  SessionOptions options = {});
+
+    // Resets, then runs the prompt in one batched pass. Returns one trace per prompt token
+    // (hostMs of each is the whole prefill). Throws Error, leaving the session as it was, if
+    // the prompt is empty or longer than the context.
+    std::vector<StepTrace> prefill(std::string_view prompt);
+    std::vector<StepTrace> prefillTokens(std::span<const int32_t> ids);
+
+    // Samples the next token from the current logits and runs it through the model.
+    // Throws Error if nothing was prefilled or the context is full (the session stays usable:
+    // rewind or reset).
+    StepTrace step();
+
+    // Drops the last n tokens (the app's step back): the cache forgets them and the logits are
+    // those after the remaining tokens. Precondition: n <= tokens().size().
+    void rewind(size_t n);
+    void reset();  // forget everything
+
+    const std::vector<int32_t>& tokens() const { return tokens_; }
+    size_t promptLength() const { return promptLength_; }
+    std::span<const float> logits() const { return logits_; }  // distribution for the next token
+    double prefillMs() const { return prefillMs_; }
+    // Bytes of K and V kept between steps (0 in recompute mode: nothing is kept).
+    size_t kvBytes() const;
+    bool usesCache() const { return options_.useCache; }
+    const Backend& backend() const { return *backend_; }
+    const SessionOptions& options() const { return options_; }
+
+private:
+    // Runs tokens_ from `from` (cached mode) or from 0 (recompute mode); traces from `from`.
+    void run(size_t from, std::vector<StepTrace>* traces);
+
+    std::shared_ptr<Backend> backend_;
+    const Tokenizer& tokenizer_;
+    SessionOptions options_;
+    std::vector<int32_t> tokens_;
+    size_t promptLength_ = 0;
+    std::vector<float> logits_;  // (n_vocab) after the last token
+    double prefillMs_ = 0;
+};
+
+}  // namespace kvscope

@@ -1,0 +1,15 @@
+// kvscope::Error: the one exception type of the compute core. Its message names the file,
+// tensor, field or limit at fault, says what was expected and what was found.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace kvscope {
+
+class Error : public std::runtime_error {
+public:
+    explicit Error(const std::string& message) : std::runtime_error(message) {}
+};
+
+}  // namespace kvscope

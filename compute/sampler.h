@@ -1,0 +1,29 @@
+// Sampler: picks the next token from logits. Greedy, or temperature with top-k and top-p.
+// Random draws are a pure function of (seed, position), so the same seed gives the same tokens
+// and stepping back then forward again gives the same token.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+namespace kvscope {
+
+struct SamplerParams {
+    float temperature = 0.0f;  // <= 0: greedy (argmax)
+    int topK = 0;              // <= 0: no limit
+    float topP = 1.0f;         // in (0, 1]; 1: no limit
+    uint64_t seed = 0;
+};
+
+// The token to emit at sequence position `position` from `logits` (n_vocab).
+int32_t sampleToken(std::span<const float> logits, const SamplerParams& params, uint64_t position);
+
+// The k largest logits as (id, logit), largest first (ties: lower id first).
+std::vector<std::pair<int32_t, float>> topLogits(std::span<const float> logits, int k);
+
+// A uniform double in [0, 1) from (seed, position): splitmix64 of both.
+double uniformAt(uint64_t seed, uint64_t position);
+
+}  // namespace kvscope

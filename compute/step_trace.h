@@ -1,0 +1,49 @@
+// StepTrace: everything the views need about one token's pass through the model, as a value
+// (no pointers into a backend). Attention rows are kept per token (length = position + 1);
+// a full attention matrix is rebuilt from stored queries and cached keys on request.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace kvscope {
+
+struct StepTrace {
+    int32_t token = 0;
+    std::string text;  // the bytes this token stands for (may be part of a UTF-8 character)
+    int position = 0;  // index of this token in the sequence
+    bool prompt = false;  // true for the prompt's tokens, processed by prefill
+
+    int nLayer = 0, nHead = 0, nHeadKv = 0, headDim = 0;
+    // Filled only when the session captures traces (empty otherwise):
+    std::vector<float> q;     // (n_layer, n_head, head_dim)   the new query (after RoPE)
+    std::vector<float> k;     // (n_layer, n_head_kv, head_dim) the new key appended to the cache
+    std::vector<float> v;     // (n_layer, n_head_kv, head_dim) the new value appended
+    std::vector<float> attn;  // (n_layer, n_head, position + 1) the new attention row
+
+    // The distribution this token was sampled from, as the top logits: (id, logit), best first.
+    // Empty for prompt tokens.
+    std::vector<std::pair<int32_t, float>> top;
+
+    double hostMs = 0;     // wall time of this step (for prompt tokens: the whole prefill)
+    size_t kvBytes = 0;    // bytes of K and V the cache holds after this step
+
+    bool hasTensors() const { return !q.empty(); }
+    const float* query(int layer, int head) const {
+        return q.data() + (static_cast<size_t>(layer) * nHead + head) * headDim;
+    }
+    const float* key(int layer, int kvHead) const {
+        return k.data() + (static_cast<size_t>(layer) * nHeadKv + kvHead) * headDim;
+    }
+    const float* value(int layer, int kvHead) const {
+        return v.data() + (static_cast<size_t>(layer) * nHeadKv + kvHead) * headDim;
+    }
+    const float* attention(int layer, int head) const {
+        return attn.data() + (static_cast<size_t>(layer) * nHead + head) * (position + 1);
+    }
+};
+
+}  // namespace kvscope

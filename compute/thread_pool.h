@@ -1,0 +1,51 @@
+// ThreadPool: a fixed set of worker threads that split a loop of independent chunks.
+// Decoding a float32 model is bound by memory bandwidth; one thread cannot saturate it, so every
+// matrix product and the attention heads are spread over the pool.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace kvscope {
+
+class ThreadPool {
+public:
+    // threads == 0: one per hardware thread. The calling thread works too, so a pool of N
+    // threads starts N - 1 workers.
+    explicit ThreadPool(unsigned threads = 0);
+    ~ThreadPool();
+    ThreadPool(const ThreadPool&) = delete;
+    ThreadPool& operator=(const ThreadPool&) = delete;
+
+    unsigned size() const { return static_cast<unsigned>(workers_.size()) + 1; }
+
+    // Calls fn(chunk) for every chunk in [0, chunks), spread over the threads; returns when all
+    // are done. fn must not throw. Calls from several threads at once are serialised.
+    void parallelFor(size_t chunks, const std::function<void(size_t)>& fn);
+
+    // The process-wide pool used by the CPU backend.
+    static ThreadPool& shared();
+
+private:
+    void workerLoop();
+    void runChunks();
+
+    std::vector<std::thread> workers_;
+    std::mutex callMutex_;  // one parallelFor at a time
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::condition_variable done_;
+    std::atomic<const std::function<void(size_t)>*> job_{nullptr};
+    std::atomic<size_t> chunks_{0};
+    std::atomic<size_t> next_{0};
+    size_t busy_ = 0;          // workers inside the current job
+    unsigned long generation_ = 0;
+    bool stop_ = false;
+};
+
+}  // namespace kvscope

@@ -1,0 +1,54 @@
+// Byte-level BPE tokenizer, as GPT-2 defines it (tokenizer.ggml.model = "gpt2").
+// Text is split by the GPT-2 pre-tokenizer pattern, each piece's bytes are mapped to printable
+// code points (bytes_to_unicode), then merges are applied by rank. Any byte string encodes and
+// decodes back exactly, including invalid UTF-8.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace kvscope {
+
+class GgufFile;
+
+class Tokenizer {
+public:
+    // tokens: the vocabulary in id order, in the byte-to-unicode alphabet ("Ġthe").
+    // merges: "a b" pairs in rank order. Every one of the 256 single-byte symbols must be a
+    // token, so that any input encodes; throws Error naming what is missing otherwise.
+    Tokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges,
+              std::optional<int32_t> bos = std::nullopt, std::optional<int32_t> eos = std::nullopt);
+
+    // Reads tokenizer.ggml.{model,tokens,merges,bos_token_id,eos_token_id}. Throws Error if the
+    // model is not "gpt2" (naming what it is) or if tokens/merges are missing or malformed.
+    static Tokenizer fromGguf(const GgufFile& file);
+
+    std::vector<int32_t> encode(std::string_view text) const;
+    std::string decode(std::span<const int32_t> ids) const;  // raw bytes, exactly
+    std::string tokenBytes(int32_t id) const;  // the bytes one token stands for
+    const std::string& tokenString(int32_t id) const;  // as stored in the vocabulary
+
+    size_t vocabSize() const { return tokens_.size(); }
+    std::optional<int32_t> bos() const { return bos_; }
+    std::optional<int32_t> eos() const { return eos_; }
+
+    // The GPT-2 pre-tokenizer split of text into pieces (exposed for tests):
+    // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+    static std::vector<std::string_view> preTokenize(std::string_view text);
+
+    // The printable code point (as UTF-8) that byte b maps to in the token alphabet.
+    static std::string byteToSymbol(uint8_t b);
+
+private:
+    std::vector<std::string> tokens_;
+    std::unordered_map<std::string, int32_t> tokenIds_;
+    std::unordered_map<std::string, int32_t> mergeRanks_;  // key: left + ' ' + right
+    std::optional<int32_t> bos_, eos_;
+};
+
+}  // namespace kvscope

@@ -1,0 +1,266 @@
+// DecodeSession on the CPU backend: cached decoding equals one full forward pass and equals
+// recompute mode; grouped-query heads read the right KV head; rewind is exact; limits are errors.
+#include <QTest>
+#include <cmath>
+
+#include "cpu_backend.h"
+#include "decode_session.h"
+#include "error.h"
+#include "model_fixtures.h"
+
+using namespace kvscope;
+
+namespace {
+
+// Max |a - b| relative to max |b|: the tolerance for float32 results of different summation
+// orders (batched GEMM vs GEMV).
+double maxRelError(std::span<const float> a, std::span<const float> b) {
+    double diff = 0, scale = 1e-30;
+    for (size_t i = 0; i < b.size(); ++i) {
+        diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
+        scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+    }
+    return diff / scale;
+}
+constexpr double kTol = 1e-4;
+
+RandomModelSpec specFor(const QString& name) {
+    return name == "llama_gqa" ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
+}
+
+DecodeSession makeSession(const std::shared_ptr<const Model>& m, bool cache,
+                          SamplerParams sampler = {}) {
+    SessionOptions o;
+    o.useCache = cache;
+    o.sampler = sampler;
+    return DecodeSession(std::make_shared<CpuBackend>(m), m->tokenizer, o);
+}
+
+const char* kPrompt = "the cat sat on the mat";
+
+}  // namespace
+
+class TstDecodeSession : public QObject {
+    Q_OBJECT
+private slots:
+    void models_data() {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("gpt2") << "gpt2";
+        QTest::newRow("llama_gqa") << "llama_gqa";
+    }
+
+    void prefillThenStepsEqualOneFullForward_data() { models_data(); }
+    void prefillThenStepsEqualOneFullForward() {
+        QFETCH(QString, model);
+        auto m = fixtures::makeModel(specFor(model));
+        DecodeSession s = makeSession(m, true);
+        s.prefill(kPrompt);
+        std::vector<std::vector<float>> stepLogits{std::vector<float>(s.logits().begin(), s.logits().end())};
+        for (int i = 0; i < 12; ++i) {
+            s.step();
+            stepLogits.emplace_back(s.logits().begin(), s.logits().end());
+        }
+        // One pass over every token with logits of every position.
+        CpuBackend full(m);
+        std::vector<float> all;
+        full.forward(s.tokens(), true, all, nullptr);
+        const size_t V = static_cast<size_t>(m->config.nVocab);
+        QCOMPARE(all.size(), s.tokens().size() * V);
+        const size_t p = s.promptLength();
+        for (size_t i = 0; i < stepLogits.size(); ++i) {
+            std::span<const float> row(all.data() + (p - 1 + i) * V, V);
+            const double err = maxRelError(stepLogits[i], row);
+            if (err > kTol) qWarning() << "position" << p - 1 + i << "relative error" << err;
+            QVERIFY(err < kTol);
+        }
+    }
+
+    void cachedEqualsRecompute_data() { models_data(); }
+    void cachedEqualsRecompute() {
+        QFETCH(QString, model);
+        auto m = fixtures::makeModel(specFor(model));
+        DecodeSession cached = makeSession(m, true), recompute = makeSession(m, false);
+        cached.prefill(kPrompt);
+        recompute.prefill(kPrompt);
+        QVERIFY(maxRelError(cached.logits(), recompute.logits()) < kTol);
+        for (int i = 0; i < 16; ++i) {
+            const StepTrace a = cached.step(), b = recompute.step();
+            QCOMPARE(a.token, b.token);
+            QVERIFY(maxRelError(cached.logits(), recompute.logits()) < kTol);
+            // The same new query, key, value and attention row in both modes.
+            QVERIFY(maxRelError(a.q, b.q) < kTol);
+            QVERIFY(maxRelError(a.k, b.k) < kTol);
+            QVERIFY(maxRelError(a.attn, b.attn) < kTol);
+            // Only the cached session keeps K and V between steps.
+            const size_t perToken = 2 * static_cast<size_t>(m->config.nLayer) *
+                                    m->config.nHeadKv * m->config.headDim * sizeof(float);
+            QCOMPARE(a.kvBytes, cached.tokens().size() * perToken);
+            QCOMPARE(b.kvBytes, size_t{0});
+        }
+        QCOMPARE(cached.tokens(), recompute.tokens());
+    }
+
+    // Each query head attends with the keys of KV head h / (n_head / n_head_kv); rebuild every
+    // attention row from the traced queries and keys and compare.
+    void groupedQueryHeadsReadTheirKvHead() {
+        auto m = fixtures::makeModel(fixtures::llamaGqaSpec());
+        const ModelConfig& c = m->config;
+        QCOMPARE(c.nHead, 4);
+        QCOMPARE(c.nHeadKv, 2);
+        DecodeSession s = makeSession(m, true);
+        std::vector<StepTrace> traces = s.prefill(kPrompt);
+        for (int i = 0; i < 6; ++i) traces.push_back(s.step());
+
+        auto rebuildRow = [&](const StepTrace& t, int layer, int head, int kvHead) {
+            std::vector<float> row(static_cast<size_t>(t.position) + 1);
+            for (int j = 0; j <= t.position; ++j) {
+                double dot = 0;
+                const float* k = traces[static_cast<size_t>(j)].key(layer, kvHead);
+                for (int d = 0; d < c.headDim; ++d) dot += t.query(layer, head)[d] * k[d];
+                row[static_cast<size_t>(j)] = static_cast<float>(dot / std::sqrt(c.headDim));
+            }
+            const float mx = *std::max_element(row.begin(), row.end());
+            double sum = 0;
+            for (float& x : row) sum += (x = std::exp(x - mx));
+            for (float& x : row) x = static_cast<float>(x / sum);
+            return row;
+        };
+        int wrongMappingDiffers = 0;
+        for (const StepTrace& t : traces) {
+            QCOMPARE(t.position, static_cast<int>(&t - traces.data()));
+            for (int l = 0; l < c.nLayer; ++l)
+                for (int h = 0; h < c.nHead; ++h) {
+                    std::span<const float> got(t.attention(l, h), static_cast<size_t>(t.position) + 1);
+                    QVERIFY(maxRelError(got, rebuildRow(t, l, h, h / 2)) < kTol);
+                    if (t.position > 2 && maxRelError(got, rebuildRow(t, l, h, h % 2)) > 1e-2)
+                        ++wrongMappingDiffers;
+                }
+        }
+        QVERIFY(wrongMappingDiffers > 0);  // the check can tell the mappings apart
+        // The cache holds exactly the traced keys and values, row by row.
+        const auto& backend = dynamic_cast<const CpuBackend&>(s.backend());
+        for (const StepTrace& t : traces)
+            for (int l = 0; l < c.nLayer; ++l)
+                for (int g = 0; g < c.nHeadKv; ++g)
+                    for (int d = 0; d < c.headDim; ++d) {
+                        const size_t at = static_cast<size_t>(t.position) * c.headDim + d;
+                        QCOMPARE(backend.cache().keys(l, g)[at], t.key(l, g)[d]);
+                        QCOMPARE(backend.cache().values(l, g)[at], t.value(l, g)[d]);
+                    }
+    }
+
+    void traceRowsAreCausalDistributions() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        DecodeSession s = makeSession(m, true);
+        const std::vector<StepTrace> prompt = s.prefill(kPrompt);
+        QCOMPARE(prompt.size(), s.tokens().size());
+        for (const StepTrace& t : prompt) QVERIFY(t.prompt);
+        const StepTrace t = s.step();
+        QVERIFY(!t.prompt);
+        QCOMPARE(t.position, static_cast<int>(prompt.size()));
+        QCOMPARE(t.attn.size(), static_cast<size_t>(2 * 4 * (t.position + 1)));
+        for (int l = 0; l < 2; ++l)
+            for (int h = 0; h < 4; ++h) {
+                double sum = 0;
+                for (int j = 0; j <= t.position; ++j) {
+                    QVERIFY(t.attention(l, h)[j] >= 0);
+                    sum += t.attention(l, h)[j];
+                }
+                QVERIFY(std::abs(sum - 1) < 1e-5);
+            }
+        QCOMPARE(t.text, m->tokenizer.tokenBytes(t.token));
+        QCOMPARE(t.top.front().first, t.token);  // greedy picks the best logit
+    }
+
+    void rewindThenStepEqualsNeverHavingStepped_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<bool>("cache");
+        QTest::addColumn<float>("temperature");
+        QTest::newRow("gpt2 cached greedy") << "gpt2" << true << 0.0f;
+        QTest::newRow("gpt2 recompute greedy") << "gpt2" << false << 0.0f;
+        QTest::newRow("llama_gqa cached sampled") << "llama_gqa" << true << 1.0f;
+    }
+    void rewindThenStepEqualsNeverHavingStepped() {
+        QFETCH(QString, model);
+        QFETCH(bool, cache);
+        QFETCH(float, temperature);
+        auto m = fixtures::makeModel(specFor(model));
+        SamplerParams sp;
+        sp.temperature = temperature;
+        sp.seed = 5;
+        DecodeSession straight = makeSession(m, cache, sp), wandering = makeSession(m, cache, sp);
+        straight.prefill(kPrompt);
+        wandering.prefill(kPrompt);
+        for (int i = 0; i < 5; ++i) straight.step();
+        const std::vector<float> logitsAfter5(straight.logits().begin(), straight.logits().end());
+        for (int i = 0; i < 9; ++i) wandering.step();
+        wandering.rewind(4);
+        QCOMPARE(wandering.tokens(), straight.tokens());
+        QVERIFY(maxRelError(wandering.logits(), logitsAfter5) < kTol);
+        QCOMPARE(wandering.kvBytes(), straight.kvBytes());
+        for (int i = 0; i < 4; ++i) QCOMPARE(wandering.step().token, straight.step().token);
+        QCOMPARE(wandering.tokens(), straight.tokens());
+    }
+
+    void promptLongerThanContextIsAnErrorAndChangesNothing() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        DecodeSession s = makeSession(m, true);
+        s.prefill(kPrompt);
+        s.step();
+        const std::vector<int32_t> before = s.tokens();
+        const std::string tooLong(200, '!');  // '!' has no merges: one token per byte
+        try {
+            s.prefill(tooLong);
+            QFAIL("a prompt of 200 tokens fit a context of 64");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("200 tokens") && QString(e.what()).contains("64"),
+                     e.what());
+        }
+        QCOMPARE(s.tokens(), before);
+        s.step();  // still usable
+        QCOMPARE(s.tokens().size(), before.size() + 1);
+    }
+
+    void stepPastTheContextIsAnErrorAndRewindRecovers_data() {
+        QTest::addColumn<bool>("cache");
+        QTest::newRow("cached") << true;
+        QTest::newRow("recompute") << false;
+    }
+    void stepPastTheContextIsAnErrorAndRewindRecovers() {
+        QFETCH(bool, cache);
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        DecodeSession s = makeSession(m, cache);
+        s.prefill(std::string(60, '!'));
+        for (int i = 0; i < 4; ++i) s.step();
+        QCOMPARE(s.tokens().size(), size_t{64});
+        const std::vector<int32_t> full = s.tokens();
+        QVERIFY_THROWS_EXCEPTION(Error, s.step());
+        QCOMPARE(s.tokens(), full);
+        s.rewind(1);
+        QCOMPARE(s.step().token, full.back());
+    }
+
+    void stepBeforePrefillIsAnError() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        DecodeSession s = makeSession(m, true);
+        QVERIFY_THROWS_EXCEPTION(Error, s.step());
+        s.prefill(kPrompt);
+        s.rewind(s.tokens().size());
+        QVERIFY(s.tokens().empty());
+        QVERIFY_THROWS_EXCEPTION(Error, s.step());
+    }
+
+    void resetForgetsTheCache() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        DecodeSession s = makeSession(m, true);
+        s.prefill(kPrompt);
+        s.step();
+        QVERIFY(s.kvBytes() > 0);
+        s.reset();
+        QCOMPARE(s.kvBytes(), size_t{0});
+        QVERIFY(s.tokens().empty());
+    }
+};
+
+QTEST_GUILESS_MAIN(TstDecodeSession)
+#include "tst_decode_session.moc"

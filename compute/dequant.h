@@ -23,7 +23,9 @@ std::vector<float> toFloat(TensorType type, std::span<const uint8_t> data, uint6
                            std::string_view tensorName);
 
 // Encodes float32 values as `type` (F32, F16, BF16 or Q8_0; Q8_0 needs count % 32 == 0).
-// Used by tests and by the trainer's writer.
+// Q8_0: per block d = max|x| / 127 stored as f16 (one f16 step up where rounding made it too
+// small to reach max|x|), q = round(x / d) with the stored d, so |x - d*q| <= d/2; q is clamped
+// to [-127, 127]. Other types throw Error. Used by tests and by the trainer's writer.
 std::vector<uint8_t> fromFloat(TensorType type, std::span<const float> values);
 
 }  // namespace kvscope

@@ -69,15 +69,15 @@ std::string_view typeName(GgufType t);
 std::string typeName(TensorType t);  // "Q4_K", or "type 99" for an unknown number
 
 // Bytes taken by `count` elements of type t, e.g. Q8_0 packs 32 values in 34 bytes.
-// Returns nullopt if t is unknown or count is not a whole number of blocks.
+// Returns nullopt if t is unknown, count is not a whole number of blocks, or the size overflows.
 std::optional<uint64_t> tensorBytes(TensorType t, uint64_t count);
 
 // One metadata value. Arrays keep their element type so that empty arrays round-trip.
 class GgufValue {
-public:
+  public:
     using Array = std::vector<GgufValue>;
-    using Storage = std::variant<uint8_t, int8_t, uint16_t, int16_t, uint32_t, int32_t, float,
-                                 bool, std::string, Array, uint64_t, int64_t, double>;
+    using Storage = std::variant<uint8_t, int8_t, uint16_t, int16_t, uint32_t, int32_t, float, bool,
+                                 std::string, Array, uint64_t, int64_t, double>;
 
     GgufValue() : type_(GgufType::UINT32), storage_(uint32_t{0}) {}
     static GgufValue u8(uint8_t v) { return {GgufType::UINT8, v}; }
@@ -92,7 +92,7 @@ public:
     static GgufValue u64(uint64_t v) { return {GgufType::UINT64, v}; }
     static GgufValue i64(int64_t v) { return {GgufType::INT64, v}; }
     static GgufValue f64(double v) { return {GgufType::FLOAT64, v}; }
-    // All elements must have type elemType.
+    // All elements must have type elemType (throws Error otherwise).
     static GgufValue array(GgufType elemType, Array elems);
     static GgufValue stringArray(const std::vector<std::string>& v);
     static GgufValue f32Array(const std::vector<float>& v);
@@ -113,7 +113,7 @@ public:
 
     bool operator==(const GgufValue& o) const = default;
 
-private:
+  private:
     GgufValue(GgufType t, Storage s) : type_(t), storage_(std::move(s)) {}
     GgufType type_;
     GgufType elemType_ = GgufType::UINT8;
@@ -132,9 +132,12 @@ struct GgufTensorInfo {
 // A GGUF file opened for reading. The file is memory-mapped; tensor data are views into it.
 // Construction validates the whole header: every length, count, dimension and offset is checked
 // against the file size and sane limits; bad input throws kvscope::Error naming the field and
-// its byte offset (never a crash, a hang or a huge allocation).
+// its byte offset (never a crash, a hang or a huge allocation). Limits: n_dims 1..4, every
+// dimension >= 1 with an element count that fits int64, arrays nested at most 8 deep, no
+// duplicate keys or tensor names, general.alignment a UINT32 power of two, BOOL values 0 or 1.
+// (A mapped file that another process truncates while it is open can still raise SIGBUS.)
 class GgufFile {
-public:
+  public:
     static GgufFile open(const std::string& path);  // throws Error (names the path)
     // Parse an in-memory image (tests, and files already read). The bytes are copied.
     static GgufFile fromBytes(std::vector<uint8_t> bytes, std::string name = "<memory>");
@@ -147,9 +150,10 @@ public:
     uint32_t version() const;
     uint32_t alignment() const;
     uint64_t fileSize() const;
+    uint64_t dataOffset() const;  // where the data section starts (tensor offsets are from here)
 
     const std::map<std::string, GgufValue>& metadata() const;
-    const std::vector<std::string>& keyOrder() const;  // keys in file order
+    const std::vector<std::string>& keyOrder() const;   // keys in file order
     const GgufValue* find(std::string_view key) const;  // nullptr if missing
 
     // Typed getters: nullopt if missing; Error if present with the wrong type.
@@ -166,7 +170,7 @@ public:
     const GgufTensorInfo* findTensor(std::string_view name) const;  // nullptr if missing
     std::span<const uint8_t> tensorData(const GgufTensorInfo& t) const;
 
-private:
+  private:
     struct Impl;
     explicit GgufFile(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
@@ -175,22 +179,25 @@ private:
 // Builds a GGUF file in memory and writes it. Keys keep insertion order (a repeated key
 // replaces the earlier value in place); tensors are laid out in the order added.
 class GgufWriter {
-public:
+  public:
     explicit GgufWriter(uint32_t version = 3) : version_(version) {}
 
     void setAlignment(uint32_t alignment);  // also writes general.alignment; power of two
+    // Setting general.alignment directly works like setAlignment (UINT32 power of two, or Error).
     void set(const std::string& key, GgufValue value);
     // ne in ggml order (ne[0] contiguous); data.size() must equal tensorBytes(type, prod(ne)).
+    // Throws Error on a repeated name, 0 or more than 4 dimensions, a zero dimension, an ne[0]
+    // that is not a whole number of blocks, or a size mismatch.
     void addTensor(const std::string& name, TensorType type, std::vector<uint64_t> ne,
                    std::vector<uint8_t> data);
     void addTensorF32(const std::string& name, std::vector<uint64_t> ne,
                       const std::vector<float>& values);
 
-    std::vector<uint8_t> toBytes() const;
+    std::vector<uint8_t> toBytes() const;  // throws Error unless the version is 2 or 3
     // Writes to path + ".tmp" then renames, so a failure leaves no half-written file.
     void write(const std::string& path) const;  // throws Error naming the path
 
-private:
+  private:
     struct Tensor {
         std::string name;
         TensorType type;

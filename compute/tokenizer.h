@@ -4,6 +4,7 @@
 // decodes back exactly, including invalid UTF-8.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -17,7 +18,7 @@ namespace kvscope {
 class GgufFile;
 
 class Tokenizer {
-public:
+  public:
     // tokens: the vocabulary in id order, in the byte-to-unicode alphabet ("Ġthe").
     // merges: "a b" pairs in rank order. Every one of the 256 single-byte symbols must be a
     // token, so that any input encodes; throws Error naming what is missing otherwise.
@@ -30,8 +31,9 @@ public:
 
     std::vector<int32_t> encode(std::string_view text) const;
     std::string decode(std::span<const int32_t> ids) const;  // raw bytes, exactly
-    std::string tokenBytes(int32_t id) const;  // the bytes one token stands for
-    const std::string& tokenString(int32_t id) const;  // as stored in the vocabulary
+    std::string tokenBytes(int32_t id) const;                // the bytes one token stands for
+    const std::string& tokenString(int32_t id) const;        // as stored in the vocabulary
+    std::optional<int32_t> tokenId(const std::string& token) const;  // nullopt if not a token
 
     size_t vocabSize() const { return tokens_.size(); }
     std::optional<int32_t> bos() const { return bos_; }
@@ -44,10 +46,20 @@ public:
     // The printable code point (as UTF-8) that byte b maps to in the token alphabet.
     static std::string byteToSymbol(uint8_t b);
 
-private:
+  private:
+    struct Merge {
+        int32_t rank;    // position in the merges list; lower merges first
+        int32_t result;  // id of the merged token
+    };
+    // Appends the BPE ids of one pre-tokenized piece to out.
+    void encodePiece(std::string_view piece, std::vector<int32_t>& out) const;
+
     std::vector<std::string> tokens_;
     std::unordered_map<std::string, int32_t> tokenIds_;
-    std::unordered_map<std::string, int32_t> mergeRanks_;  // key: left + ' ' + right
+    // key: left id << 32 | right id. A merge whose parts or result are not tokens is left out
+    // (its result could not be looked up).
+    std::unordered_map<uint64_t, Merge> merges_;
+    std::array<int32_t, 256> byteIds_{};  // the token of each single-byte symbol
     std::optional<int32_t> bos_, eos_;
 };
 

@@ -20,7 +20,8 @@
 namespace kvscope::app {
 namespace {
 
-const char* kHelp = R"(kvscope: watch a transformer decode, one token at a time, and see its KV cache.
+const char* kHelp =
+    R"(kvscope: watch a transformer decode, one token at a time, and see its KV cache.
 
 usage:
   kvscope info    [--model PATH] [--json]
@@ -131,10 +132,11 @@ int runInfo(const CliArgs& args) {
     std::printf("vocabulary     %d tokens\n", c.nVocab);
     std::printf("parameters     %zu (%.1f MiB as float32)\n", model->parameterCount(),
                 static_cast<double>(model->weightBytes()) / (1 << 20));
-    std::printf("KV cache       %zu bytes per token = 2 x %d layers x %d kv heads x %d x 4 B;"
-                " %.1f MiB for the full context\n",
-                kvPerToken, c.nLayer, c.nHeadKv, c.headDim,
-                static_cast<double>(kvPerToken * c.nCtx) / (1 << 20));
+    std::printf(
+        "KV cache       %zu bytes per token = 2 x %d layers x %d kv heads x %d x 4 B;"
+        " %.1f MiB for the full context\n",
+        kvPerToken, c.nLayer, c.nHeadKv, c.headDim,
+        static_cast<double>(kvPerToken * c.nCtx) / (1 << 20));
     return 0;
 }
 
@@ -200,15 +202,15 @@ int runDecode(const CliArgs& args) {
                                          {"top", top}});
         }
         const std::string text = model->tokenizer.decode(generatedIds);
-        QJsonObject o{{"model", modelJson(*model)},
-                      {"backend", QJsonObject{{"name", QString::fromStdString(backend->name())},
-                                              {"device",
-                                               QString::fromStdString(backend->deviceName())}}},
-                      {"cache", opt.useCache},
-                      {"prompt_tokens", promptIds},
-                      {"prefill_ms", session.prefillMs()},
-                      {"steps", stepArray},
-                      {"text", QString::fromUtf8(text)}};
+        QJsonObject o{
+            {"model", modelJson(*model)},
+            {"backend", QJsonObject{{"name", QString::fromStdString(backend->name())},
+                                    {"device", QString::fromStdString(backend->deviceName())}}},
+            {"cache", opt.useCache},
+            {"prompt_tokens", promptIds},
+            {"prefill_ms", session.prefillMs()},
+            {"steps", stepArray},
+            {"text", QString::fromUtf8(text)}};
         writeOutput(*jsonPath, QJsonDocument(o).toJson(QJsonDocument::Indented));
     }
     return 0;
@@ -233,10 +235,11 @@ int runCli(const std::vector<std::string>& argv) {
             }
         if (cmd == "info") return runInfo(CliArgs(rest, {"model"}, {"json"}));
         if (cmd == "decode")
-            return runDecode(CliArgs(rest,
-                                     {"model", "prompt", "steps", "backend", "device", "temperature",
-                                      "top-k", "top-p", "seed", "top-logits", "json"},
-                                     {"no-cache"}));
+            return runDecode(
+                CliArgs(rest,
+                        {"model", "prompt", "steps", "backend", "device", "temperature", "top-k",
+                         "top-p", "seed", "top-logits", "json"},
+                        {"no-cache"}));
         if (cmd == "bench")
             return runBench(CliArgs(rest,
                                     {"layers", "width", "heads", "context", "vocab",

@@ -34,7 +34,8 @@ CliArgs::CliArgs(const std::vector<std::string>& args, const std::set<std::strin
             if (inlineValue) {
                 values_[name] = *inlineValue;
             } else {
-                if (i + 1 >= args.size()) throw UsageError(join({"option --", name, " needs a value"}));
+                if (i + 1 >= args.size())
+                    throw UsageError(join({"option --", name, " needs a value"}));
                 values_[name] = args[++i];
             }
         } else {

@@ -16,7 +16,7 @@ struct UsageError : std::runtime_error {
 };
 
 class CliArgs {
-public:
+  public:
     // withValue: options followed by a value ("--steps 4" or "--steps=4"); flags: options without.
     CliArgs(const std::vector<std::string>& args, const std::set<std::string>& withValue,
             const std::set<std::string>& flags);
@@ -28,7 +28,7 @@ public:
     long long getInt(const std::string& name, long long fallback, long long lo, long long hi) const;
     double getDouble(const std::string& name, double fallback, double lo, double hi) const;
 
-private:
+  private:
     std::map<std::string, std::string> values_;
 };
 

@@ -72,7 +72,8 @@ int runBench(const CliArgs& args) {
         if (!tmp.isValid()) throw Error("cannot create a temporary folder for the model");
         path = (tmp.path() + "/bench.gguf").toStdString();
     }
-    std::fprintf(stderr, "writing a random gpt2 model (%d layers, width %d, %d heads, context %d, "
+    std::fprintf(stderr,
+                 "writing a random gpt2 model (%d layers, width %d, %d heads, context %d, "
                  "vocabulary %d) to %s\n",
                  spec.nLayer, spec.nEmbd, spec.nHead, spec.nCtx, spec.nVocab, path.c_str());
     randomModel(spec).write(path);
@@ -95,13 +96,12 @@ int runBench(const CliArgs& args) {
     // Bytes one cached step must read: every weight but the two embedding tables (one row each
     // is gathered; the tied output head reads the token table in full), plus the cache.
     const ModelConfig& c = model->config;
-    const double weights = static_cast<double>(model->weightBytes()) -
-                           static_cast<double>(model->posEmbd.size() * sizeof(float)) -
-                           (model->output.empty() ? 0.0
-                                                  : static_cast<double>(model->tokEmbd.size() *
-                                                                        sizeof(float)));
-    const double meanCache = 2.0 * c.nLayer * c.nHeadKv * c.headDim * 4 *
-                             (promptTokens + steps / 2.0);
+    const double weights =
+        static_cast<double>(model->weightBytes()) -
+        static_cast<double>(model->posEmbd.size() * sizeof(float)) -
+        (model->output.empty() ? 0.0 : static_cast<double>(model->tokEmbd.size() * sizeof(float)));
+    const double meanCache =
+        2.0 * c.nLayer * c.nHeadKv * c.headDim * 4 * (promptTokens + steps / 2.0);
     const double bytesPerStep = weights + meanCache;
     const double bound = bandwidth / bytesPerStep;
     const bool sameTokens = cached.tokens == recompute.tokens && cached.tokens == cached1.tokens;
@@ -132,10 +132,11 @@ int runBench(const CliArgs& args) {
     std::printf("cached, 1 thread        %.2f tokens/s; %u threads are %.2fx faster\n",
                 cached1.tokensPerSecond(), pool.size(),
                 cached.tokensPerSecond() / cached1.tokensPerSecond());
-    std::printf("recompute (no cache)    %.2f tokens/s; the cache is %.2fx faster over %d steps "
-                "after %d prompt tokens\n",
-                recompute.tokensPerSecond(), cached.tokensPerSecond() / recompute.tokensPerSecond(),
-                steps, promptTokens);
+    std::printf(
+        "recompute (no cache)    %.2f tokens/s; the cache is %.2fx faster over %d steps "
+        "after %d prompt tokens\n",
+        recompute.tokensPerSecond(), cached.tokensPerSecond() / recompute.tokensPerSecond(), steps,
+        promptTokens);
     std::printf("same greedy tokens      %s\n", sameTokens ? "yes" : "NO");
     return sameTokens ? 0 : 1;
 }

@@ -13,7 +13,7 @@
 namespace kvscope {
 
 class Backend {
-public:
+  public:
     virtual ~Backend() = default;
 
     virtual std::string name() const = 0;        // "cpu", "opencl"
@@ -27,13 +27,14 @@ public:
     //   traces: if not null, gets one StepTrace (token, position, q, k, v, attention row) for
     //           each token whose index in `tokens` is >= traceFrom.
     // Precondition: cacheUsed() + n <= config().nCtx, n >= 1.
-    virtual void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
-                         std::vector<StepTrace>* traces, int traceFrom = 0) = 0;
+    virtual void forward(std::span<const int32_t> tokens, bool allLogits,
+                         std::vector<float>& logits, std::vector<StepTrace>* traces,
+                         int traceFrom = 0) = 0;
 
-    virtual int cacheUsed() const = 0;                // tokens the cache holds
-    virtual void truncateCache(int n) = 0;            // keep the first n; n <= cacheUsed()
+    virtual int cacheUsed() const = 0;      // tokens the cache holds
+    virtual void truncateCache(int n) = 0;  // keep the first n; n <= cacheUsed()
     virtual size_t cacheBytesPerToken() const = 0;
-    virtual size_t cacheAllocatedBytes() const = 0;   // what the backend really allocated
+    virtual size_t cacheAllocatedBytes() const = 0;  // what the backend really allocated
 };
 
 }  // namespace kvscope

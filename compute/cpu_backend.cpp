@@ -56,8 +56,8 @@ void CpuBackend::forward(std::span<const int32_t> tokens, bool allLogits,
             traces->push_back(std::move(s));
         }
     }
-    StepTrace* trace0 = traces ? traces->data() + (traces->size() - static_cast<size_t>(n - t0))
-                               : nullptr;
+    StepTrace* trace0 =
+        traces ? traces->data() + (traces->size() - static_cast<size_t>(n - t0)) : nullptr;
 
     // 1. token (and position) embeddings
     for (int i = 0; i < n; ++i) {

@@ -11,9 +11,10 @@
 namespace kvscope {
 
 class CpuBackend final : public Backend {
-public:
+  public:
     // Allocates the KV cache for the model's whole context (throws Error if it cannot).
-    explicit CpuBackend(std::shared_ptr<const Model> model, ThreadPool& pool = ThreadPool::shared());
+    explicit CpuBackend(std::shared_ptr<const Model> model,
+                        ThreadPool& pool = ThreadPool::shared());
 
     std::string name() const override { return "cpu"; }
     std::string deviceName() const override;
@@ -29,7 +30,7 @@ public:
 
     const KvCache& cache() const { return cache_; }
 
-private:
+  private:
     std::shared_ptr<const Model> model_;
     ThreadPool& pool_;
     KvCache cache_;

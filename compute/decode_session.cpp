@@ -19,9 +19,9 @@ DecodeSession::DecodeSession(std::shared_ptr<Backend> backend, const Tokenizer& 
     : backend_(std::move(backend)), tokenizer_(tokenizer), options_(options) {}
 
 size_t DecodeSession::kvBytes() const {
-    return options_.useCache ? static_cast<size_t>(backend_->cacheUsed()) *
-                                   backend_->cacheBytesPerToken()
-                             : 0;
+    return options_.useCache
+               ? static_cast<size_t>(backend_->cacheUsed()) * backend_->cacheBytesPerToken()
+               : 0;
 }
 
 void DecodeSession::run(size_t from, std::vector<StepTrace>* traces) {
@@ -46,7 +46,8 @@ std::vector<StepTrace> DecodeSession::prefill(std::string_view prompt) {
 
 std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids) {
     const int nCtx = backend_->config().nCtx;
-    if (ids.empty()) throw Error("the prompt is empty and the model has no BOS token to start from");
+    if (ids.empty())
+        throw Error("the prompt is empty and the model has no BOS token to start from");
     if (ids.size() > static_cast<size_t>(nCtx))
         throw Error("the prompt is " + std::to_string(ids.size()) +
                     " tokens; the model's context holds " + std::to_string(nCtx));

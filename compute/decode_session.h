@@ -23,7 +23,7 @@ struct SessionOptions {
 };
 
 class DecodeSession {
-public:
+  public:
     DecodeSession(std::shared_ptr<Backend> backend, const Tokenizer& tokenizer,
                   SessionOptions options = {});
 
@@ -53,7 +53,7 @@ public:
     const Backend& backend() const { return *backend_; }
     const SessionOptions& options() const { return options_; }
 
-private:
+  private:
     // Runs tokens_ from `from` (cached mode) or from 0 (recompute mode); traces from `from`.
     void run(size_t from, std::vector<StepTrace>* traces);
 

@@ -27,8 +27,12 @@ size_t KvCache::offset(int layer, int kvHead) const {
     return (static_cast<size_t>(layer) * nHeadKv_ + kvHead) * nCtx_ * headDim_;
 }
 
-float* KvCache::keys(int layer, int kvHead) { return k_.data() + offset(layer, kvHead); }
-float* KvCache::values(int layer, int kvHead) { return v_.data() + offset(layer, kvHead); }
+float* KvCache::keys(int layer, int kvHead) {
+    return k_.data() + offset(layer, kvHead);
+}
+float* KvCache::values(int layer, int kvHead) {
+    return v_.data() + offset(layer, kvHead);
+}
 const float* KvCache::keys(int layer, int kvHead) const {
     return k_.data() + offset(layer, kvHead);
 }

@@ -9,7 +9,7 @@
 namespace kvscope {
 
 class KvCache {
-public:
+  public:
     // Throws Error naming the bytes if the allocation fails.
     KvCache(int nLayer, int nHeadKv, int nCtx, int headDim);
 
@@ -38,7 +38,7 @@ public:
     size_t usedBytes() const { return bytesPerToken() * static_cast<size_t>(used_); }
     size_t allocatedBytes() const { return bytesPerToken() * static_cast<size_t>(nCtx_); }
 
-private:
+  private:
     size_t offset(int layer, int kvHead) const;
     int nLayer_, nHeadKv_, nCtx_, headDim_;
     int used_ = 0;

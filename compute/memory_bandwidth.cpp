@@ -20,9 +20,9 @@ double measureReadBandwidth(ThreadPool& pool, size_t bytes, int repeats) {
         const auto t0 = std::chrono::steady_clock::now();
         pool.parallelFor(chunks, [&](size_t c) {
             const size_t b = std::min(n, c * per), e = std::min(n, b + per);
-            sums[c] = Eigen::Map<const Eigen::VectorXf>(buf.data() + b,
-                                                        static_cast<Eigen::Index>(e - b))
-                          .sum();
+            sums[c] =
+                Eigen::Map<const Eigen::VectorXf>(buf.data() + b, static_cast<Eigen::Index>(e - b))
+                    .sum();
         });
         const double s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -27,7 +27,7 @@ int hyper(const GgufFile& f, const std::string& arch, const std::string& key, ui
 }
 
 class Loader {
-public:
+  public:
     explicit Loader(const GgufFile& f) : f_(f) {}
 
     // The tensor `name` as float32; its ne must equal `ne` (ggml order).
@@ -47,7 +47,7 @@ public:
         return f_.findTensor(name) ? tensor(name, std::move(ne)) : std::vector<float>{};
     }
 
-private:
+  private:
     const GgufFile& f_;
 };
 
@@ -57,7 +57,9 @@ void append(std::vector<float>& dst, const std::vector<float>& src) {
 
 }  // namespace
 
-Model Model::load(const std::string& path) { return fromGguf(GgufFile::open(path)); }
+Model Model::load(const std::string& path) {
+    return fromGguf(GgufFile::open(path));
+}
 
 Model Model::fromGguf(const GgufFile& f) {
     const std::string arch = f.requireString("general.architecture");
@@ -71,8 +73,8 @@ Model Model::fromGguf(const GgufFile& f) {
         throw Error(f.path() + ": architecture '" + arch +
                     "' is not supported; KVScope runs 'gpt2' and 'llama'");
     }
-    c.name = f.getString("general.name")
-                 .value_or(std::filesystem::path(f.path()).filename().string());
+    c.name =
+        f.getString("general.name").value_or(std::filesystem::path(f.path()).filename().string());
     c.nLayer = hyper(f, arch, "block_count", 1024);
     c.nEmbd = hyper(f, arch, "embedding_length", 1 << 16);
     c.nFf = hyper(f, arch, "feed_forward_length", 1 << 18);
@@ -150,9 +152,9 @@ Model Model::fromGguf(const GgufFile& f) {
 size_t Model::parameterCount() const {
     size_t n = tokEmbd.size() + posEmbd.size() + outNormW.size() + outNormB.size() + output.size();
     for (const LayerWeights& w : layers)
-        n += w.attnNormW.size() + w.attnNormB.size() + w.wqkv.size() + w.bqkv.size() +
-             w.wo.size() + w.bo.size() + w.ffnNormW.size() + w.ffnNormB.size() + w.wUp.size() +
-             w.bUp.size() + w.wGate.size() + w.wDown.size() + w.bDown.size();
+        n += w.attnNormW.size() + w.attnNormB.size() + w.wqkv.size() + w.bqkv.size() + w.wo.size() +
+             w.bo.size() + w.ffnNormW.size() + w.ffnNormB.size() + w.wUp.size() + w.bUp.size() +
+             w.wGate.size() + w.wDown.size() + w.bDown.size();
     return n;
 }
 

@@ -40,13 +40,13 @@ struct ModelConfig {
 
 struct LayerWeights {
     std::vector<float> attnNormW, attnNormB;  // (n_embd); B only for gpt2
-    std::vector<float> wqkv;  // (n_head*hd + 2*n_head_kv*hd, n_embd): rows of Q, then K, then V
-    std::vector<float> bqkv;  // (same rows) gpt2 only
-    std::vector<float> wo, bo;                // (n_embd, n_head*hd), (n_embd) bo gpt2 only
-    std::vector<float> ffnNormW, ffnNormB;    // (n_embd)
-    std::vector<float> wUp, bUp;              // (n_ff, n_embd), (n_ff) bUp gpt2 only
-    std::vector<float> wGate;                 // (n_ff, n_embd) llama only
-    std::vector<float> wDown, bDown;          // (n_embd, n_ff), (n_embd) bDown gpt2 only
+    std::vector<float> wqkv;    // (n_head*hd + 2*n_head_kv*hd, n_embd): rows of Q, then K, then V
+    std::vector<float> bqkv;    // (same rows) gpt2 only
+    std::vector<float> wo, bo;  // (n_embd, n_head*hd), (n_embd) bo gpt2 only
+    std::vector<float> ffnNormW, ffnNormB;  // (n_embd)
+    std::vector<float> wUp, bUp;            // (n_ff, n_embd), (n_ff) bUp gpt2 only
+    std::vector<float> wGate;               // (n_ff, n_embd) llama only
+    std::vector<float> wDown, bDown;        // (n_embd, n_ff), (n_embd) bDown gpt2 only
 };
 
 struct Model {

@@ -11,7 +11,7 @@ namespace kvscope {
 namespace {
 
 class Filler {
-public:
+  public:
     Filler(GgufWriter& w, const RandomModelSpec& s) : w_(w), s_(s), rng_(s.seed) {}
 
     // A tensor of ggml shape ne (ne[0] contiguous) with N(mean, std) values.
@@ -26,7 +26,7 @@ public:
         w_.addTensor(name, type, std::move(ne), fromFloat(type, v));
     }
 
-private:
+  private:
     GgufWriter& w_;
     const RandomModelSpec& s_;
     std::mt19937_64 rng_;
@@ -59,7 +59,8 @@ GgufWriter randomModel(const RandomModelSpec& s) {
 
     // Tokenizer: byte symbols, then merged letter pairs "ab", then fillers, then <|endoftext|>.
     std::vector<std::string> tokens, merges;
-    for (int b = 0; b < 256; ++b) tokens.push_back(Tokenizer::byteToSymbol(static_cast<uint8_t>(b)));
+    for (int b = 0; b < 256; ++b)
+        tokens.push_back(Tokenizer::byteToSymbol(static_cast<uint8_t>(b)));
     const std::string letters = "etaoinshrdlucmfwypvbgkqjxz";
     for (char x : letters)
         for (char y : letters) {

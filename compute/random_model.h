@@ -23,7 +23,7 @@ struct RandomModelSpec {
     float weightStd = 0.2f;
     uint64_t seed = 1;
     TensorType weightType = TensorType::F32;  // of the 2-D matrices: F32, F16, BF16 or Q8_0
-    bool tiedOutput = true;  // false: write a separate output.weight
+    bool tiedOutput = true;                   // false: write a separate output.weight
 };
 
 // A GGUF image of a model with normally distributed weights (norm weights near 1).

@@ -64,7 +64,8 @@ int32_t sampleToken(std::span<const float> logits, const SamplerParams& p, uint6
         }
     }
     // 4. one draw over the kept mass
-    const double kept = std::accumulate(prob.begin(), prob.begin() + static_cast<std::ptrdiff_t>(keep), 0.0);
+    const double kept =
+        std::accumulate(prob.begin(), prob.begin() + static_cast<std::ptrdiff_t>(keep), 0.0);
     const double u = uniformAt(p.seed, position) * kept;
     double acc = 0;
     for (size_t i = 0; i < keep; ++i) {

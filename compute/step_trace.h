@@ -13,8 +13,8 @@ namespace kvscope {
 
 struct StepTrace {
     int32_t token = 0;
-    std::string text;  // the bytes this token stands for (may be part of a UTF-8 character)
-    int position = 0;  // index of this token in the sequence
+    std::string text;     // the bytes this token stands for (may be part of a UTF-8 character)
+    int position = 0;     // index of this token in the sequence
     bool prompt = false;  // true for the prompt's tokens, processed by prefill
 
     int nLayer = 0, nHead = 0, nHeadKv = 0, headDim = 0;
@@ -28,8 +28,8 @@ struct StepTrace {
     // Empty for prompt tokens.
     std::vector<std::pair<int32_t, float>> top;
 
-    double hostMs = 0;     // wall time of this step (for prompt tokens: the whole prefill)
-    size_t kvBytes = 0;    // bytes of K and V the cache holds after this step
+    double hostMs = 0;   // wall time of this step (for prompt tokens: the whole prefill)
+    size_t kvBytes = 0;  // bytes of K and V the cache holds after this step
 
     bool hasTensors() const { return !q.empty(); }
     const float* query(int layer, int head) const {

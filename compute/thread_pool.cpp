@@ -24,7 +24,8 @@ ThreadPool& ThreadPool::shared() {
 }
 
 void ThreadPool::runChunks() {
-    for (size_t c = next_.fetch_add(1); c < chunks_.load(); c = next_.fetch_add(1)) (*job_.load())(c);
+    for (size_t c = next_.fetch_add(1); c < chunks_.load(); c = next_.fetch_add(1))
+        (*job_.load())(c);
 }
 
 void ThreadPool::workerLoop() {

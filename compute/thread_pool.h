@@ -14,7 +14,7 @@
 namespace kvscope {
 
 class ThreadPool {
-public:
+  public:
     // threads == 0: one per hardware thread. The calling thread works too, so a pool of N
     // threads starts N - 1 workers.
     explicit ThreadPool(unsigned threads = 0);
@@ -31,7 +31,7 @@ public:
     // The process-wide pool used by the CPU backend.
     static ThreadPool& shared();
 
-private:
+  private:
     void workerLoop();
     void runChunks();
 
@@ -43,7 +43,7 @@ private:
     std::atomic<const std::function<void(size_t)>*> job_{nullptr};
     std::atomic<size_t> chunks_{0};
     std::atomic<size_t> next_{0};
-    size_t busy_ = 0;          // workers inside the current job
+    size_t busy_ = 0;  // workers inside the current job
     unsigned long generation_ = 0;
     bool stop_ = false;
 };

@@ -39,7 +39,7 @@ class TstCli : public QObject {
     QTemporaryDir dir_;
     QString gpt2_, llama_;
 
-private slots:
+  private slots:
     void initTestCase() {
         QVERIFY(dir_.isValid());
         gpt2_ = dir_.filePath("gpt2.gguf");
@@ -59,8 +59,8 @@ private slots:
         QFETCH(QString, model);
         QFETCH(bool, cache);
         const QString path = model == "gpt2" ? gpt2_ : llama_;
-        QStringList args{"decode", "--model", path, "--prompt", "the cat", "--steps", "5",
-                         "--top-logits", "3", "--json", "-"};
+        QStringList args{"decode", "--model",      path, "--prompt", "the cat", "--steps",
+                         "5",      "--top-logits", "3",  "--json",   "-"};
         if (!cache) args << "--no-cache";
         const Run r = runKvscope(args);
         QVERIFY2(r.code == 0, r.err.constData());
@@ -91,7 +91,8 @@ private slots:
         const std::vector<int32_t> ids = fixtures::makeModel(spec)->tokenizer.encode("the cat");
         const QJsonArray prompt = o["prompt_tokens"].toArray();
         QCOMPARE(prompt.size(), static_cast<qsizetype>(ids.size()));
-        for (qsizetype i = 0; i < prompt.size(); ++i) QCOMPARE(prompt[i].toInt(), ids[static_cast<size_t>(i)]);
+        for (qsizetype i = 0; i < prompt.size(); ++i)
+            QCOMPARE(prompt[i].toInt(), ids[static_cast<size_t>(i)]);
         const QJsonArray steps = o["steps"].toArray();
         QCOMPARE(steps.size(), 5);
         // kv_bytes: 2 × 2 layers × kv heads × 8 × 4 bytes per token held
@@ -114,7 +115,8 @@ private slots:
 
     void cacheAndNoCacheGiveTheSameTokens() {
         auto tokens = [&](bool cache) {
-            QStringList a{"decode", "--model", gpt2_, "--prompt", "hello", "--steps", "12", "--json", "-"};
+            QStringList a{"decode",  "--model", gpt2_,    "--prompt", "hello",
+                          "--steps", "12",      "--json", "-"};
             if (!cache) a << "--no-cache";
             const Run r = runKvscope(a);
             QList<int> ids;
@@ -128,8 +130,9 @@ private slots:
     }
 
     void sameSeedSameText() {
-        const QStringList a{"decode", "--model", llama_, "--prompt", "abc", "--steps", "10",
-                            "--temperature", "1.5", "--top-p", "0.9", "--seed", "3", "--json", "-"};
+        const QStringList a{"decode", "--model",       llama_, "--prompt", "abc", "--steps",
+                            "10",     "--temperature", "1.5",  "--top-p",  "0.9", "--seed",
+                            "3",      "--json",        "-"};
         const Run r1 = runKvscope(a), r2 = runKvscope(a);
         QCOMPARE(r1.code, 0);
         const auto t1 = QJsonDocument::fromJson(r1.out).object()["text"].toString();
@@ -138,8 +141,8 @@ private slots:
 
     void jsonToAFileAndTextToStdout() {
         const QString out = dir_.filePath("run.json");
-        const Run r = runKvscope({"decode", "--model", gpt2_, "--prompt", "xy", "--steps", "3",
-                               "--json", out});
+        const Run r = runKvscope(
+            {"decode", "--model", gpt2_, "--prompt", "xy", "--steps", "3", "--json", out});
         QCOMPARE(r.code, 0);
         QVERIFY(r.out.startsWith("xy"));
         QFile f(out);
@@ -163,12 +166,17 @@ private slots:
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("message");
         QTest::newRow("unknown command") << QStringList{"fly"} << "unknown command 'fly'";
-        QTest::newRow("unknown option") << QStringList{"decode", "--prompt", "a", "--speed", "3"} << "--speed";
+        QTest::newRow("unknown option")
+            << QStringList{"decode", "--prompt", "a", "--speed", "3"} << "--speed";
         QTest::newRow("missing prompt") << QStringList{"decode"} << "--prompt is required";
-        QTest::newRow("steps not a number") << QStringList{"decode", "--prompt", "a", "--steps", "many"} << "--steps";
-        QTest::newRow("negative temperature") << QStringList{"decode", "--prompt", "a", "--temperature", "-1"} << "--temperature";
-        QTest::newRow("top-p above one") << QStringList{"decode", "--prompt", "a", "--top-p", "1.5"} << "--top-p";
-        QTest::newRow("bad backend") << QStringList{"decode", "--prompt", "a", "--backend", "tpu"} << "--backend";
+        QTest::newRow("steps not a number")
+            << QStringList{"decode", "--prompt", "a", "--steps", "many"} << "--steps";
+        QTest::newRow("negative temperature")
+            << QStringList{"decode", "--prompt", "a", "--temperature", "-1"} << "--temperature";
+        QTest::newRow("top-p above one")
+            << QStringList{"decode", "--prompt", "a", "--top-p", "1.5"} << "--top-p";
+        QTest::newRow("bad backend")
+            << QStringList{"decode", "--prompt", "a", "--backend", "tpu"} << "--backend";
         QTest::newRow("value missing") << QStringList{"decode", "--prompt"} << "needs a value";
     }
     void usageErrorsExitTwo() {
@@ -185,12 +193,14 @@ private slots:
     void failuresExitOne_data() {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("message");
-        QTest::newRow("missing file") << QStringList{"info", "--model", "/nonexistent/m.gguf"} << "/nonexistent/m.gguf";
+        QTest::newRow("missing file")
+            << QStringList{"info", "--model", "/nonexistent/m.gguf"} << "/nonexistent/m.gguf";
         QTest::newRow("prompt longer than context")
             << QStringList{"decode", "--prompt", QString(100, '!')} << "context holds 64";
         QTest::newRow("steps past the context")
             << QStringList{"decode", "--prompt", "!!", "--steps", "70"} << "context is full";
-        QTest::newRow("opencl not built") << QStringList{"decode", "--prompt", "a", "--backend", "opencl"} << "OpenCL";
+        QTest::newRow("opencl not built")
+            << QStringList{"decode", "--prompt", "a", "--backend", "opencl"} << "OpenCL";
     }
     void failuresExitOne() {
         QFETCH(QStringList, args);
@@ -205,8 +215,8 @@ private slots:
         QFile src(gpt2_);
         QVERIFY(src.open(QIODevice::ReadOnly));
         const QByteArray bytes = src.readAll();
-        for (qsizetype cut : {qsizetype(0), qsizetype(3), qsizetype(40), bytes.size() / 2,
-                              bytes.size() - 1}) {
+        for (qsizetype cut :
+             {qsizetype(0), qsizetype(3), qsizetype(40), bytes.size() / 2, bytes.size() - 1}) {
             const QString path = dir_.filePath(QString("cut%1.gguf").arg(cut));
             QFile f(path);
             QVERIFY(f.open(QIODevice::WriteOnly));

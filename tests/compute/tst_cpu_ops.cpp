@@ -21,7 +21,7 @@ std::vector<float> randomVector(size_t n, unsigned seed) {
 
 class TstCpuOps : public QObject {
     Q_OBJECT
-private slots:
+  private slots:
     void parallelForRunsEveryChunkOnce() {
         ThreadPool pool(4);
         std::vector<std::atomic<int>> hits(1000);

@@ -42,7 +42,7 @@ const char* kPrompt = "the cat sat on the mat";
 
 class TstDecodeSession : public QObject {
     Q_OBJECT
-private slots:
+  private slots:
     void models_data() {
         QTest::addColumn<QString>("model");
         QTest::newRow("gpt2") << "gpt2";
@@ -55,7 +55,8 @@ private slots:
         auto m = fixtures::makeModel(specFor(model));
         DecodeSession s = makeSession(m, true);
         s.prefill(kPrompt);
-        std::vector<std::vector<float>> stepLogits{std::vector<float>(s.logits().begin(), s.logits().end())};
+        std::vector<std::vector<float>> stepLogits{
+            std::vector<float>(s.logits().begin(), s.logits().end())};
         for (int i = 0; i < 12; ++i) {
             s.step();
             stepLogits.emplace_back(s.logits().begin(), s.logits().end());
@@ -92,8 +93,8 @@ private slots:
             QVERIFY(maxRelError(a.k, b.k) < kTol);
             QVERIFY(maxRelError(a.attn, b.attn) < kTol);
             // Only the cached session keeps K and V between steps.
-            const size_t perToken = 2 * static_cast<size_t>(m->config.nLayer) *
-                                    m->config.nHeadKv * m->config.headDim * sizeof(float);
+            const size_t perToken = 2 * static_cast<size_t>(m->config.nLayer) * m->config.nHeadKv *
+                                    m->config.headDim * sizeof(float);
             QCOMPARE(a.kvBytes, cached.tokens().size() * perToken);
             QCOMPARE(b.kvBytes, size_t{0});
         }
@@ -130,7 +131,8 @@ private slots:
             QCOMPARE(t.position, static_cast<int>(&t - traces.data()));
             for (int l = 0; l < c.nLayer; ++l)
                 for (int h = 0; h < c.nHead; ++h) {
-                    std::span<const float> got(t.attention(l, h), static_cast<size_t>(t.position) + 1);
+                    std::span<const float> got(t.attention(l, h),
+                                               static_cast<size_t>(t.position) + 1);
                     QVERIFY(maxRelError(got, rebuildRow(t, l, h, h / 2)) < kTol);
                     if (t.position > 2 && maxRelError(got, rebuildRow(t, l, h, h % 2)) > 1e-2)
                         ++wrongMappingDiffers;

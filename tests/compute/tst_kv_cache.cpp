@@ -7,7 +7,7 @@ using namespace kvscope;
 
 class TstKvCache : public QObject {
     Q_OBJECT
-private slots:
+  private slots:
     // Bytes per token = 2 (K and V) × layers × kv heads × head dim × 4 bytes (float32).
     void bytesFollowTheFormula_data() {
         QTest::addColumn<int>("layers");
@@ -44,13 +44,15 @@ private slots:
         for (int l = 0; l < 3; ++l)
             for (int g = 0; g < 2; ++g)
                 for (int i = 0; i < 5 * 4; ++i) {
-                    c.keys(l, g)[i] = static_cast<float>(100 * l + 10 * g) + 0.01f * static_cast<float>(i);
+                    c.keys(l, g)[i] =
+                        static_cast<float>(100 * l + 10 * g) + 0.01f * static_cast<float>(i);
                     c.values(l, g)[i] = -c.keys(l, g)[i];
                 }
         for (int l = 0; l < 3; ++l)
             for (int g = 0; g < 2; ++g)
                 for (int i = 0; i < 5 * 4; ++i) {
-                    QCOMPARE(c.keys(l, g)[i], static_cast<float>(100 * l + 10 * g) + 0.01f * static_cast<float>(i));
+                    QCOMPARE(c.keys(l, g)[i],
+                             static_cast<float>(100 * l + 10 * g) + 0.01f * static_cast<float>(i));
                     QCOMPARE(c.values(l, g)[i], -c.keys(l, g)[i]);
                 }
     }

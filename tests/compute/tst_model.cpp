@@ -10,7 +10,9 @@
 using namespace kvscope;
 
 namespace {
-Model load(const GgufWriter& w) { return Model::fromGguf(GgufFile::fromBytes(w.toBytes(), "m.gguf")); }
+Model load(const GgufWriter& w) {
+    return Model::fromGguf(GgufFile::fromBytes(w.toBytes(), "m.gguf"));
+}
 
 std::vector<float> logitsAfter(const std::shared_ptr<const Model>& m, const char* prompt) {
     SessionOptions o;
@@ -23,7 +25,7 @@ std::vector<float> logitsAfter(const std::shared_ptr<const Model>& m, const char
 
 class TstModel : public QObject {
     Q_OBJECT
-private slots:
+  private slots:
     void configComesFromTheMetadata() {
         const Model m = load(randomModel(fixtures::llamaGqaSpec()));
         QCOMPARE(m.config.arch, Arch::Llama);
@@ -54,9 +56,12 @@ private slots:
         QTest::addColumn<QString>("key");
         QTest::addColumn<int>("value");
         QTest::addColumn<QString>("expected");
-        QTest::newRow("width disagrees with tensors") << "gpt2.embedding_length" << 64 << "token_embd.weight";
-        QTest::newRow("more layers than tensors") << "gpt2.block_count" << 3 << "blk.2.attn_norm.weight";
-        QTest::newRow("heads do not divide width") << "gpt2.attention.head_count" << 5 << "head_count";
+        QTest::newRow("width disagrees with tensors")
+            << "gpt2.embedding_length" << 64 << "token_embd.weight";
+        QTest::newRow("more layers than tensors")
+            << "gpt2.block_count" << 3 << "blk.2.attn_norm.weight";
+        QTest::newRow("heads do not divide width")
+            << "gpt2.attention.head_count" << 5 << "head_count";
         QTest::newRow("zero context") << "gpt2.context_length" << 0 << "context_length";
     }
     void badModelsAreRefusedWithTheirFault() {
@@ -93,8 +98,9 @@ private slots:
             load(w);
             QFAIL("loaded");
         } catch (const Error& e) {
-            QVERIFY2(QString(e.what()).contains("output.weight") && QString(e.what()).contains("Q4_0"),
-                     e.what());
+            QVERIFY2(
+                QString(e.what()).contains("output.weight") && QString(e.what()).contains("Q4_0"),
+                e.what());
         }
     }
 

@@ -9,7 +9,7 @@ using namespace kvscope;
 
 class TstSampler : public QObject {
     Q_OBJECT
-private slots:
+  private slots:
     void greedyPicksTheLargestLogit() {
         const std::vector<float> logits{0.5f, 3.0f, -1.0f, 2.9f};
         QCOMPARE(sampleToken(logits, {}, 0), 1);
@@ -65,7 +65,8 @@ private slots:
         p.seed = 9;
         int second = 0;
         const int n = 20000;
-        for (int pos = 0; pos < n; ++pos) second += sampleToken(logits, p, static_cast<uint64_t>(pos));
+        for (int pos = 0; pos < n; ++pos)
+            second += sampleToken(logits, p, static_cast<uint64_t>(pos));
         QVERIFY2(std::abs(second / double(n) - expectedSecond) < 0.015,
                  qPrintable(QString::number(second / double(n))));
     }

@@ -31,6 +31,12 @@ usage:
   kvscope bench   [--layers N] [--width N] [--heads N] [--context N] [--vocab N]
                   [--prompt-tokens N] [--steps N] [--keep-model PATH] [--json]
 
+  kvscope train   --text FILE [--text FILE ...] --out MODEL.gguf [--log LOSS.csv]
+                  [--layers 4] [--heads 4] [--width 128] [--context 256] [--vocab 1024]
+                  [--batch 8] [--steps 2000] [--lr 1e-3] [--warmup 100] [--seed 1337]
+                  [--held-out 0.05] [--eval-every 100] [--name NAME]
+  kvscope eval    [--model PATH] --text FILE [--backend ...]
+
 Without --model, commands use the built-in model.
 Exit status: 0 success, 1 failure, 2 usage error.
 )";
@@ -240,6 +246,13 @@ int runCli(const std::vector<std::string>& argv) {
                         {"model", "prompt", "steps", "backend", "device", "temperature", "top-k",
                          "top-p", "seed", "top-logits", "json"},
                         {"no-cache"}));
+        if (cmd == "train")
+            return runTrain(CliArgs(rest,
+                                    {"text", "out", "log", "layers", "heads", "width", "context", "vocab",
+                                     "batch", "steps", "lr", "warmup", "seed", "held-out", "eval-every", "name"},
+                                    {}));
+        if (cmd == "eval")
+            return runEval(CliArgs(rest, {"model", "text", "backend", "device"}, {}));
         if (cmd == "bench")
             return runBench(CliArgs(rest,
                                     {"layers", "width", "heads", "context", "vocab",

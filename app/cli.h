@@ -24,5 +24,7 @@ std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const 
 int runInfo(const CliArgs& args);
 int runDecode(const CliArgs& args);
 int runBench(const CliArgs& args);
+int runTrain(const CliArgs& args);
+int runEval(const CliArgs& args);
 
 }  // namespace kvscope::app

@@ -29,14 +29,14 @@ CliArgs::CliArgs(const std::vector<std::string>& args, const std::set<std::strin
         const std::string name = a.substr(2);
         if (flags.count(name)) {
             if (inlineValue) throw UsageError(join({"option --", name, " takes no value"}));
-            values_.insert_or_assign(name, std::string{"1"});
+            values_[name].push_back(std::string{"1"});
         } else if (withValue.count(name)) {
             if (inlineValue) {
-                values_[name] = *inlineValue;
+                values_[name].push_back(*inlineValue);
             } else {
                 if (i + 1 >= args.size())
                     throw UsageError(join({"option --", name, " needs a value"}));
-                values_[name] = args[++i];
+                values_[name].push_back(args[++i]);
             }
         } else {
             throw UsageError(join({"unknown option --", name}));
@@ -47,7 +47,12 @@ CliArgs::CliArgs(const std::vector<std::string>& args, const std::set<std::strin
 std::optional<std::string> CliArgs::get(const std::string& name) const {
     auto it = values_.find(name);
     if (it == values_.end()) return std::nullopt;
-    return it->second;
+    return it->second.back();
+}
+
+std::vector<std::string> CliArgs::getAll(const std::string& name) const {
+    auto it = values_.find(name);
+    return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string CliArgs::require(const std::string& name) const {

@@ -22,14 +22,15 @@ class CliArgs {
             const std::set<std::string>& flags);
 
     bool has(const std::string& name) const { return values_.count(name) != 0; }
-    std::optional<std::string> get(const std::string& name) const;
-    std::string require(const std::string& name) const;  // UsageError if missing
+    std::optional<std::string> get(const std::string& name) const;   // the last one given
+    std::vector<std::string> getAll(const std::string& name) const;  // every one, in order
+    std::string require(const std::string& name) const;              // UsageError if missing
     // Typed values within [lo, hi]; UsageError naming the option if malformed or out of range.
     long long getInt(const std::string& name, long long fallback, long long lo, long long hi) const;
     double getDouble(const std::string& name, double fallback, double lo, double hi) const;
 
   private:
-    std::map<std::string, std::string> values_;
+    std::map<std::string, std::vector<std::string>> values_;
 };
 
 }  // namespace kvscope::app

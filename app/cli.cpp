@@ -2,9 +2,7 @@
 #include "cli.h"
 
 #include <QCoreApplication>
-#include <QDir>
 #include <QFile>
-#include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -14,8 +12,11 @@
 #include <iostream>
 
 #include "cpu_backend.h"
+#include "decode_controller.h"
 #include "decode_session.h"
 #include "error.h"
+#include "opencl/device_list.h"
+#include "opencl/opencl_backend.h"
 
 namespace kvscope::app {
 namespace {
@@ -25,32 +26,24 @@ const char* kHelp =
 
 usage:
   kvscope info    [--model PATH] [--json]
+  kvscope devices [--json]
   kvscope decode  [--model PATH] --prompt TEXT [--steps N] [--backend auto|cpu|opencl]
                   [--device N] [--no-cache] [--temperature T] [--top-k K] [--top-p P]
                   [--seed S] [--top-logits K] [--json FILE|-]
   kvscope bench   [--layers N] [--width N] [--heads N] [--context N] [--vocab N]
                   [--prompt-tokens N] [--steps N] [--keep-model PATH] [--json]
+                  [--backend cpu|opencl] [--device N] [--no-warmup]
 
   kvscope train   --text FILE [--text FILE ...] --out MODEL.gguf [--log LOSS.csv]
                   [--layers 4] [--heads 4] [--width 128] [--context 256] [--vocab 1024]
                   [--batch 8] [--steps 2000] [--lr 1e-3] [--warmup 100] [--seed 1337]
-                  [--held-out 0.05] [--eval-every 100] [--name NAME]
+                  [--held-out 0.05] [--held-out-text FILE] [--eval-every 100] [--name NAME]
   kvscope eval    [--model PATH] --text FILE [--backend ...]
+  kvscope heads   [--model PATH] --prompt TEXT [--json]   what each attention head looks at
 
 Without --model, commands use the built-in model.
 Exit status: 0 success, 1 failure, 2 usage error.
 )";
-
-std::string builtinModelPath() {
-    const QString exeDir = QCoreApplication::applicationDirPath();
-    const QStringList candidates = {
-        exeDir + "/../share/kvscope/models/kvscope-tiny.gguf",
-        QString(KVSCOPE_SOURCE_RESOURCES) + "/models/kvscope-tiny.gguf",
-    };
-    for (const QString& c : candidates)
-        if (QFileInfo::exists(c)) return QDir::cleanPath(c).toStdString();
-    return {};
-}
 
 QJsonObject modelJson(const Model& m) {
     const ModelConfig& c = m.config;
@@ -77,7 +70,7 @@ void writeOutput(const std::string& path, const QByteArray& bytes) {
 }
 
 std::shared_ptr<const Model> loadModel(const CliArgs& args) {
-    return std::make_shared<const Model>(Model::load(resolveModelPath(args)));
+    return loadModelFile(QString::fromStdString(resolveModelPath(args)));
 }
 
 }  // namespace
@@ -87,12 +80,9 @@ std::string resolveModelPath(const CliArgs& args) {
         if (m->empty()) throw UsageError("--model needs a path");
         return *m;
     }
-    std::string builtin = builtinModelPath();
-    if (builtin.empty())
-        throw Error(
-            "no --model given and this build has no built-in model (resources/models/ holds "
-            "none yet); pass --model PATH to a GGUF file");
-    return builtin;
+    if (!QFile::exists(kBuiltinModel))
+        throw Error("no --model given and this binary has no built-in model; pass --model PATH");
+    return kBuiltinModel;
 }
 
 std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const Model> model,
@@ -102,11 +92,41 @@ std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const 
         throw UsageError("--backend must be auto, cpu or opencl, got '" + which + "'");
     if (args.has("device") && which != "opencl")
         throw UsageError("--device selects an OpenCL device: use it with --backend opencl");
-    if (which == "opencl")
-        throw Error("the OpenCL backend is not part of this build yet; use --backend cpu");
+    if (which == "opencl") {
+        OpenClOptions o;
+        o.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
+        auto backend = std::make_shared<OpenClBackend>(std::move(model), o);
+        note = "backend: opencl, device " + std::to_string(o.device) + ": " + backend->deviceName();
+        return backend;
+    }
+    std::string why;  // auto: the first usable GPU, else the CPU backend
+    if (which == "auto") {
+        const ocl::DeviceList list = ocl::listDevices();
+        const ocl::DeviceInfo* gpu = nullptr;
+        for (const ocl::DeviceInfo& d : list.devices)
+            if (d.isGpu && d.usable && !gpu) gpu = &d;
+        if (gpu) {
+            try {
+                OpenClOptions o;
+                o.device = gpu->index;
+                auto backend = std::make_shared<OpenClBackend>(model, o);
+                note = "backend: opencl, device " + std::to_string(gpu->index) + ": " +
+                       backend->deviceName() + " (auto: the first GPU)";
+                return backend;
+            } catch (const Error& e) {
+                why = "OpenCL on device " + std::to_string(gpu->index) + " (" + gpu->name +
+                      ") failed, so the CPU backend runs instead: " + e.what();
+            }
+        } else if (list.devices.empty()) {
+            why = "no OpenCL device (" + list.problem + ")";
+        } else {
+            why = "no usable OpenCL GPU among " + std::to_string(list.devices.size()) +
+                  " OpenCL device(s)";
+        }
+    }
     auto backend = std::make_shared<CpuBackend>(std::move(model));
     note = "backend: cpu, " + backend->deviceName();
-    if (which == "auto") note += " (auto: no OpenCL backend in this build)";
+    if (which == "auto") note += " (auto: " + why + ")";
     return backend;
 }
 
@@ -222,6 +242,8 @@ int runDecode(const CliArgs& args) {
     return 0;
 }
 
+int runDevices(const CliArgs& args);  // app/cli_devices.cpp
+
 int runCli(const std::vector<std::string>& argv) {
     try {
         if (argv.empty() || argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
@@ -240,6 +262,7 @@ int runCli(const std::vector<std::string>& argv) {
                 return 0;
             }
         if (cmd == "info") return runInfo(CliArgs(rest, {"model"}, {"json"}));
+        if (cmd == "devices") return runDevices(CliArgs(rest, {}, {"json"}));
         if (cmd == "decode")
             return runDecode(
                 CliArgs(rest,
@@ -248,16 +271,19 @@ int runCli(const std::vector<std::string>& argv) {
                         {"no-cache"}));
         if (cmd == "train")
             return runTrain(CliArgs(rest,
-                                    {"text", "out", "log", "layers", "heads", "width", "context", "vocab",
-                                     "batch", "steps", "lr", "warmup", "seed", "held-out", "eval-every", "name"},
+                                    {"text", "out", "log", "layers", "heads", "width", "context",
+                                     "vocab", "batch", "steps", "lr", "warmup", "seed", "held-out",
+                                     "eval-every", "name", "held-out-text"},
                                     {}));
+        if (cmd == "heads")
+            return runHeads(CliArgs(rest, {"model", "prompt", "backend", "device"}, {"json"}));
         if (cmd == "eval")
             return runEval(CliArgs(rest, {"model", "text", "backend", "device"}, {}));
         if (cmd == "bench")
             return runBench(CliArgs(rest,
                                     {"layers", "width", "heads", "context", "vocab",
-                                     "prompt-tokens", "steps", "keep-model"},
-                                    {"json"}));
+                                     "prompt-tokens", "steps", "keep-model", "backend", "device"},
+                                    {"json", "no-warmup"}));
         throw UsageError("unknown command '" + cmd + "'");
     } catch (const UsageError& e) {
         std::fprintf(stderr, "kvscope: %s (see kvscope --help)\n", e.what());

@@ -26,5 +26,6 @@ int runDecode(const CliArgs& args);
 int runBench(const CliArgs& args);
 int runTrain(const CliArgs& args);
 int runEval(const CliArgs& args);
+int runHeads(const CliArgs& args);
 
 }  // namespace kvscope::app

@@ -1,5 +1,6 @@
 // kvscope bench: decode speed of a random-weight model of a chosen shape (GPT-2 124M by default)
-// set against this machine's measured memory read bandwidth, all in one run, as ratios.
+// set against this machine's measured memory read bandwidth, all in one run, as ratios; with
+// --backend opencl also the OpenCL backend beside the CPU one, and its start-up and first step.
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QTemporaryDir>
@@ -12,6 +13,7 @@
 #include "decode_session.h"
 #include "error.h"
 #include "memory_bandwidth.h"
+#include "opencl/opencl_backend.h"
 #include "random_model.h"
 
 namespace kvscope::app {
@@ -19,20 +21,24 @@ namespace {
 
 struct DecodeRun {
     double prefillMs = 0;
-    double stepMs = 0;  // sum over steps
+    double stepMs = 0;       // sum over steps
+    double firstStepMs = 0;  // the first step alone
     int steps = 0;
     std::vector<int32_t> tokens;
     size_t kvBytes = 0;
+    DeviceMs device;  // OpenCL only: device time per step, mean over the steps
     double tokensPerSecond() const { return stepMs > 0 ? steps * 1000.0 / stepMs : 0; }
+    double laterStepMs() const { return steps > 1 ? (stepMs - firstStepMs) / (steps - 1) : 0; }
 };
 
-DecodeRun decode(std::shared_ptr<const Model> model, ThreadPool& pool, bool cache,
+DecodeRun decode(std::shared_ptr<Backend> backend, const Model& model, bool cache,
                  const std::vector<int32_t>& prompt, int steps) {
     SessionOptions opt;
     opt.useCache = cache;
     opt.captureTrace = false;
     opt.topLogits = 0;
-    DecodeSession s(std::make_shared<CpuBackend>(model, pool), model->tokenizer, opt);
+    auto* opencl = dynamic_cast<OpenClBackend*>(backend.get());
+    DecodeSession s(std::move(backend), model.tokenizer, opt);
     s.prefillTokens(prompt);
     DecodeRun r;
     r.prefillMs = s.prefillMs();
@@ -40,7 +46,14 @@ DecodeRun decode(std::shared_ptr<const Model> model, ThreadPool& pool, bool cach
     for (int i = 0; i < steps; ++i) {
         StepTrace t = s.step();
         r.stepMs += t.hostMs;
+        if (i == 0) r.firstStepMs = t.hostMs;
         r.tokens.push_back(t.token);
+        if (opencl) {
+            const DeviceMs d = opencl->lastStepDeviceMs();
+            r.device.matmul += d.matmul / steps;
+            r.device.attention += d.attention / steps;
+            r.device.other += d.other / steps;
+        }
     }
     r.kvBytes = static_cast<size_t>(s.backend().cacheUsed()) * s.backend().cacheBytesPerToken();
     return r;
@@ -61,6 +74,11 @@ int runBench(const CliArgs& args) {
     spec.weightStd = 0.02f;
     const int promptTokens = static_cast<int>(args.getInt("prompt-tokens", 16, 1, 1 << 20));
     const int steps = static_cast<int>(args.getInt("steps", 32, 1, 1 << 20));
+    const std::string backendName = args.get("backend").value_or("cpu");
+    if (backendName != "cpu" && backendName != "opencl")
+        throw UsageError("--backend must be cpu or opencl, got '" + backendName + "'");
+    if ((args.has("device") || args.has("no-warmup")) && backendName != "opencl")
+        throw UsageError("--device and --no-warmup go with --backend opencl");
     if (spec.nEmbd % spec.nHead != 0) throw UsageError("--width must be a multiple of --heads");
     if (promptTokens + steps > spec.nCtx)
         throw UsageError("--prompt-tokens plus --steps must fit in --context");
@@ -89,9 +107,26 @@ int runBench(const CliArgs& args) {
     std::mt19937 rng(7);
     std::vector<int32_t> prompt(static_cast<size_t>(promptTokens));
     for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<unsigned>(spec.nVocab));
-    const DecodeRun cached = decode(model, pool, true, prompt, steps);
-    const DecodeRun cached1 = decode(model, single, true, prompt, steps);
-    const DecodeRun recompute = decode(model, pool, false, prompt, steps);
+    const DecodeRun cached =
+        decode(std::make_shared<CpuBackend>(model, pool), *model, true, prompt, steps);
+    const DecodeRun cached1 =
+        decode(std::make_shared<CpuBackend>(model, single), *model, true, prompt, steps);
+    const DecodeRun recompute =
+        decode(std::make_shared<CpuBackend>(model, pool), *model, false, prompt, steps);
+
+    // 4. the OpenCL backend, cached, beside the CPU backend: its start-up and its steps
+    std::optional<DecodeRun> cl;
+    std::string clDevice;
+    OpenClStartup clStartup;
+    if (backendName == "opencl") {
+        OpenClOptions o;
+        o.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
+        o.warmUp = !args.has("no-warmup");
+        auto backend = std::make_shared<OpenClBackend>(model, o);
+        clDevice = backend->deviceName();
+        clStartup = backend->startup();
+        cl = decode(std::move(backend), *model, true, prompt, steps);
+    }
 
     // Bytes one cached step must read: every weight but the two embedding tables (one row each
     // is gathered; the tied output head reads the token table in full), plus the cache.
@@ -104,7 +139,8 @@ int runBench(const CliArgs& args) {
         2.0 * c.nLayer * c.nHeadKv * c.headDim * 4 * (promptTokens + steps / 2.0);
     const double bytesPerStep = weights + meanCache;
     const double bound = bandwidth / bytesPerStep;
-    const bool sameTokens = cached.tokens == recompute.tokens && cached.tokens == cached1.tokens;
+    const bool sameTokens = cached.tokens == recompute.tokens && cached.tokens == cached1.tokens &&
+                            (!cl || cl->tokens == cached.tokens);
 
     if (args.has("json")) {
         QJsonObject o{{"threads", static_cast<int>(pool.size())},
@@ -117,6 +153,24 @@ int runBench(const CliArgs& args) {
                       {"recompute_tokens_per_s", recompute.tokensPerSecond()},
                       {"prefill_ms", cached.prefillMs},
                       {"same_tokens", sameTokens}};
+        if (cl)
+            o["opencl"] =
+                QJsonObject{{"device", QString::fromStdString(clDevice)},
+                            {"warm_up", !args.has("no-warmup")},
+                            {"startup_ms", clStartup.totalMs},
+                            {"startup_build_ms", clStartup.buildMs},
+                            {"startup_clblast_ms", clStartup.clblastMs},
+                            {"startup_upload_ms", clStartup.uploadMs},
+                            {"startup_matmul_ms", clStartup.matmulMs},
+                            {"startup_warm_ms", clStartup.warmMs},
+                            {"prefill_ms", cl->prefillMs},
+                            {"first_step_ms", cl->firstStepMs},
+                            {"later_step_ms", cl->laterStepMs()},
+                            {"cached_tokens_per_s", cl->tokensPerSecond()},
+                            {"ratio_to_cpu", cl->tokensPerSecond() / cached.tokensPerSecond()},
+                            {"device_matmul_ms", cl->device.matmul},
+                            {"device_attention_ms", cl->device.attention},
+                            {"device_other_ms", cl->device.other}};
         std::fputs(QJsonDocument(o).toJson().constData(), stdout);
         return sameTokens ? 0 : 1;
     }
@@ -137,6 +191,31 @@ int runBench(const CliArgs& args) {
         "after %d prompt tokens\n",
         recompute.tokensPerSecond(), cached.tokensPerSecond() / recompute.tokensPerSecond(), steps,
         promptTokens);
+    if (cl) {
+        std::printf("opencl device           %s\n", clDevice.c_str());
+        std::printf(
+            "opencl start-up         %.0f ms: kernels %.0f ms and CLBlast %.0f ms on a worker "
+            "beside the weight upload %.0f ms; matmul paths %s %.0f ms; warm-up pass %.0f ms%s\n",
+            clStartup.totalMs, clStartup.buildMs, clStartup.clblastMs, clStartup.uploadMs,
+            clStartup.matmulMeasured ? "measured" : "cached", clStartup.matmulMs, clStartup.warmMs,
+            args.has("no-warmup") ? " (--no-warmup)" : "");
+        if (clStartup.matmulMeasured)
+            std::printf("opencl matmul paths     %s\n", clStartup.matmulTrials.c_str());
+        std::printf(
+            "first token             opencl: prefill %.1f ms + first step %.1f ms (later steps "
+            "%.1f ms); cpu: %.1f + %.1f ms (later %.1f ms)\n",
+            cl->prefillMs, cl->firstStepMs, cl->laterStepMs(), cached.prefillMs, cached.firstStepMs,
+            cached.laterStepMs());
+        std::printf(
+            "opencl cached decode    %.2f tokens/s = %.2fx the CPU backend's %.2f tokens/s\n",
+            cl->tokensPerSecond(), cl->tokensPerSecond() / cached.tokensPerSecond(),
+            cached.tokensPerSecond());
+        std::printf(
+            "opencl device time      %.2f ms per step: matrix products %.2f, attention %.2f, "
+            "the rest %.2f (host wall %.2f ms)\n",
+            cl->device.total(), cl->device.matmul, cl->device.attention, cl->device.other,
+            cl->stepMs / cl->steps);
+    }
     std::printf("same greedy tokens      %s\n", sameTokens ? "yes" : "NO");
     return sameTokens ? 0 : 1;
 }

@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "cpu_backend.h"
+#include "decode_controller.h"
 #include "error.h"
 #include "evaluate.h"
 #include "training_run.h"
@@ -69,6 +70,13 @@ int runTrain(const CliArgs& args) {
     });
     if (log) std::fclose(log);
     r.model.write(out);
+    if (auto path = args.get("held-out-text")) {  // so that `kvscope eval` can score it later
+        QFile f(QString::fromStdString(*path));
+        if (!f.open(QIODevice::WriteOnly) ||
+            f.write(r.heldOutText.data(), static_cast<qint64>(r.heldOutText.size())) !=
+                static_cast<qint64>(r.heldOutText.size()))
+            throw Error("cannot write the held-out text '" + *path + "'");
+    }
 
     // The written file, scored on the held-out text through the app's own decoding path.
     auto model = std::make_shared<const Model>(Model::load(out));
@@ -82,7 +90,7 @@ int runTrain(const CliArgs& args) {
 
 int runEval(const CliArgs& args) {
     const std::string text = readText(args.require("text"));
-    auto model = std::make_shared<const Model>(Model::load(resolveModelPath(args)));
+    auto model = loadModelFile(QString::fromStdString(resolveModelPath(args)));
     std::string note;
     auto backend = makeBackend(args, model, note);
     std::fprintf(stderr, "%s\n", note.c_str());

@@ -1,12 +1,96 @@
-// kvscope: the entry point. For now the command line alone; the window arrives with its issue.
+// kvscope: the desktop app, or the command line when a subcommand is given.
+#include <QApplication>
 #include <QCoreApplication>
+#include <QTabWidget>
+#include <QTimer>
+#include <cstdio>
 
 #include "cli.h"
+#include "main_window.h"
+#include "theme.h"
+#include "trace_store.h"
+
+namespace {
+
+bool isCommandLine(const std::vector<std::string>& args) {
+    if (args.empty()) return false;
+    const std::string& a = args[0];
+    return a.rfind("--", 0) != 0 || a == "--help" || a == "--version";
+}
+
+// --screenshot: load, prefill, step, save the window as PNG, quit (no display needed with
+// QT_QPA_PLATFORM=offscreen). Exit status 1 with the message if anything fails.
+void driveScreenshot(kvscope::app::MainWindow& w, const QString& file, int steps) {
+    auto prefilled = std::make_shared<bool>(false);
+    auto left = std::make_shared<int>(steps);
+    QObject::connect(&w, &kvscope::app::MainWindow::idle, &w, [&w, file, prefilled, left] {
+        if (!w.errorText().isEmpty()) {
+            std::fprintf(stderr, "kvscope: %s\n", qPrintable(w.errorText()));
+            QCoreApplication::exit(1);
+        } else if (!w.store()->hasModel()) {
+            return;  // the load is still queued
+        } else if (!*prefilled) {
+            *prefilled = true;
+            w.prefill();
+        } else if (*left > 0) {
+            --*left;
+            w.step();
+        } else {
+            QTimer::singleShot(50, &w, [&w, file] {  // let the views finish painting
+                if (!w.grab().save(file)) {
+                    std::fprintf(stderr, "kvscope: cannot write '%s'\n", qPrintable(file));
+                    QCoreApplication::exit(1);
+                    return;
+                }
+                std::printf("%s\n", qPrintable(file));
+                QCoreApplication::exit(0);
+            });
+        }
+    });
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-    QCoreApplication app(argc, argv);
-    QCoreApplication::setApplicationName("kvscope");
-    QCoreApplication::setApplicationVersion(KVSCOPE_VERSION);
     std::vector<std::string> args(argv + 1, argv + argc);
-    return kvscope::app::runCli(args);
+    if (isCommandLine(args)) {
+        QCoreApplication app(argc, argv);
+        QCoreApplication::setApplicationName("kvscope");
+        QCoreApplication::setApplicationVersion(KVSCOPE_VERSION);
+        return kvscope::app::runCli(args);
+    }
+    QApplication app(argc, argv);
+    QCoreApplication::setOrganizationName("KVScope");
+    QCoreApplication::setApplicationName("KVScope");
+    QCoreApplication::setApplicationVersion(KVSCOPE_VERSION);
+    try {
+        const kvscope::app::CliArgs opts(
+            args, {"model", "screenshot", "prompt", "steps", "tab", "size"}, {});
+        const QString model = QString::fromStdString(opts.get("model").value_or(""));
+        const std::optional<std::string> shot = opts.get("screenshot");
+        if (shot)
+            kvscope::viz::ThemeSettings::instance().setAnimationMs(
+                0);  // the final state, not a frame
+        kvscope::app::MainWindow w(model, !shot);
+        if (auto p = opts.get("prompt")) w.setPrompt(QString::fromStdString(*p));
+        w.tabs()->setCurrentIndex(static_cast<int>(
+            opts.getInt("tab", w.tabs()->currentIndex(), 0, w.tabs()->count() - 1)));
+        if (auto size = opts.get("size")) {
+            int width = 0, height = 0;
+            if (std::sscanf(size->c_str(), "%dx%d", &width, &height) != 2 || width < 200 ||
+                height < 200)
+                throw kvscope::app::UsageError("--size expects WIDTHxHEIGHT, e.g. 1600x1000");
+            w.resize(width, height);
+        } else if (shot) {
+            w.resize(1600, 1000);
+        }
+        if (shot)
+            driveScreenshot(w, QString::fromStdString(*shot),
+                            static_cast<int>(opts.getInt("steps", 6, 0, 100000)));
+        w.show();
+        return app.exec();
+    } catch (const kvscope::app::UsageError& e) {
+        std::fprintf(stderr, "kvscope: %s (see kvscope --help)\n", e.what());
+        return 2;
+    }
 }

@@ -52,6 +52,8 @@ class DecodeSession {
     bool usesCache() const { return options_.useCache; }
     const Backend& backend() const { return *backend_; }
     const SessionOptions& options() const { return options_; }
+    // Changes how the next tokens are sampled; the tokens so far stay.
+    void setSampler(const SamplerParams& sampler) { options_.sampler = sampler; }
 
   private:
     // Runs tokens_ from `from` (cached mode) or from 0 (recompute mode); traces from `from`.

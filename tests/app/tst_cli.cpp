@@ -8,6 +8,7 @@
 #include <QTest>
 
 #include "model_fixtures.h"
+#include "opencl/device_list.h"
 #include "tokenizer.h"
 
 using namespace kvscope;
@@ -30,6 +31,23 @@ Run runKvscope(const QStringList& args) {
 QSet<QString> keysOf(const QJsonObject& o) {
     const QStringList k = o.keys();
     return QSet<QString>(k.begin(), k.end());
+}
+
+// The index of the first usable OpenCL device, or -1 (with `why` saying so).
+int firstUsableOpenClDevice(QString& why) {
+    const ocl::DeviceList list = ocl::listDevices();
+    for (const ocl::DeviceInfo& d : list.devices)
+        if (d.usable) return d.index;
+    why = list.devices.empty() ? "no OpenCL device exists on this machine (" +
+                                     QString::fromStdString(list.problem) + ")"
+                               : "OpenCL devices exist but none is usable";
+    return -1;
+}
+
+QList<int> stepTokens(const QJsonObject& decodeJson) {
+    QList<int> ids;
+    for (const auto& s : decodeJson["steps"].toArray()) ids << s.toObject()["token"].toInt();
+    return ids;
 }
 
 }  // namespace
@@ -199,8 +217,9 @@ class TstCli : public QObject {
             << QStringList{"decode", "--prompt", QString(100, '!')} << "context holds 64";
         QTest::newRow("steps past the context")
             << QStringList{"decode", "--prompt", "!!", "--steps", "70"} << "context is full";
-        QTest::newRow("opencl not built")
-            << QStringList{"decode", "--prompt", "a", "--backend", "opencl"} << "OpenCL";
+        QTest::newRow("no such opencl device")
+            << QStringList{"decode", "--prompt", "a", "--backend", "opencl", "--device", "999"}
+            << "no OpenCL device";
     }
     void failuresExitOne() {
         QFETCH(QStringList, args);
@@ -209,6 +228,117 @@ class TstCli : public QObject {
         const Run r = runKvscope(args);
         QCOMPARE(r.code, 1);
         QVERIFY2(QString::fromUtf8(r.err).contains(message), r.err.constData());
+    }
+
+    // `devices --json` parses and lists exactly what the OpenCL runtime lists.
+    void devicesJsonListsEveryDevice() {
+        const Run r = runKvscope({"devices", "--json"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        QJsonParseError perr;
+        const QJsonObject o = QJsonDocument::fromJson(r.out, &perr).object();
+        QVERIFY2(perr.error == QJsonParseError::NoError, qPrintable(perr.errorString()));
+        QCOMPARE(keysOf(o), (QSet<QString>{"devices", "problem"}));
+        const ocl::DeviceList list = ocl::listDevices();
+        const QJsonArray devices = o["devices"].toArray();
+        QCOMPARE(devices.size(), static_cast<qsizetype>(list.devices.size()));
+        if (list.devices.empty()) QVERIFY(!o["problem"].toString().isEmpty());
+        for (qsizetype i = 0; i < devices.size(); ++i) {
+            const QJsonObject d = devices[i].toObject();
+            const ocl::DeviceInfo& want = list.devices[static_cast<size_t>(i)];
+            QCOMPARE(keysOf(d),
+                     (QSet<QString>{"index", "platform", "platform_index", "platform_version",
+                                    "name", "vendor", "type", "compute_units",
+                                    "global_memory_bytes", "max_alloc_bytes", "driver_version",
+                                    "opencl_version", "usable", "why_not", "gemv", "gemm"}));
+            QCOMPARE(d["index"].toInt(), static_cast<int>(i));
+            QCOMPARE(d["name"].toString(), QString::fromStdString(want.name));
+            QCOMPARE(d["platform"].toString(), QString::fromStdString(want.platformName));
+            QCOMPARE(d["type"].toString(), QString::fromStdString(want.type));
+            QCOMPARE(d["compute_units"].toInt(), want.computeUnits);
+            QCOMPARE(d["global_memory_bytes"].toInteger(),
+                     static_cast<qint64>(want.globalMemBytes));
+            QCOMPARE(d["usable"].toBool(), want.usable);
+        }
+        // The text form names every device too.
+        const Run text = runKvscope({"devices"});
+        QCOMPARE(text.code, 0);
+        for (const ocl::DeviceInfo& d : list.devices)
+            QVERIFY2(text.out.contains(QByteArray::fromStdString(d.name)), text.out.constData());
+    }
+
+    // decode on OpenCL: the JSON names the device, and the tokens are the CPU backend's.
+    void decodeOnOpenClMatchesCpu_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<bool>("cache");
+        QTest::newRow("gpt2 cached") << "gpt2" << true;
+        QTest::newRow("gpt2 no-cache") << "gpt2" << false;
+        QTest::newRow("llama_gqa cached") << "llama" << true;
+    }
+    void decodeOnOpenClMatchesCpu() {
+        QFETCH(QString, model);
+        QFETCH(bool, cache);
+        QString why;
+        const int device = firstUsableOpenClDevice(why);
+        if (device < 0 && ocl::listDevices().devices.empty()) QSKIP(qPrintable(why));
+        QVERIFY2(device >= 0, qPrintable(why));
+        auto decode = [&](const QStringList& backend) {
+            QStringList a{"decode",   "--model", model == "gpt2" ? gpt2_ : llama_,
+                          "--prompt", "the cat", "--steps",
+                          "12",       "--json",  "-"};
+            if (!cache) a << "--no-cache";
+            return runKvscope(a + backend);
+        };
+        const Run cpu = decode({"--backend", "cpu"});
+        const Run cl = decode({"--backend", "opencl", "--device", QString::number(device)});
+        QVERIFY2(cpu.code == 0, cpu.err.constData());
+        QVERIFY2(cl.code == 0, cl.err.constData());
+        const QJsonObject a = QJsonDocument::fromJson(cl.out).object(),
+                          b = QJsonDocument::fromJson(cpu.out).object();
+        const QJsonObject backend = a["backend"].toObject();
+        QCOMPARE(backend["name"].toString(), "opencl");
+        const std::string name = ocl::listDevices().devices[static_cast<size_t>(device)].name;
+        QVERIFY2(backend["device"].toString().contains(QString::fromStdString(name)),
+                 qPrintable(backend["device"].toString()));
+        QVERIFY2(cl.err.contains("backend: opencl, device " + QByteArray::number(device)),
+                 cl.err.constData());
+        QCOMPARE(a["prompt_tokens"].toArray(), b["prompt_tokens"].toArray());
+        QCOMPARE(stepTokens(a).size(), 12);
+        QCOMPARE(stepTokens(a), stepTokens(b));
+        QCOMPARE(a["text"].toString(), b["text"].toString());
+        const QJsonArray sa = a["steps"].toArray(), sb = b["steps"].toArray();
+        for (qsizetype i = 0; i < sa.size(); ++i)
+            QCOMPARE(sa[i].toObject()["kv_bytes"].toInteger(),
+                     sb[i].toObject()["kv_bytes"].toInteger());
+    }
+
+    // A device index past the list: exit 1 and a message naming the index and the count.
+    void missingOpenClDeviceNamesTheCount() {
+        const int count = static_cast<int>(ocl::listDevices().devices.size());
+        const Run r = runKvscope({"decode", "--model", gpt2_, "--prompt", "a", "--backend",
+                                  "opencl", "--device", QString::number(count)});
+        QCOMPARE(r.code, 1);
+        const QString err = QString::fromUtf8(r.err);
+        if (count == 0) {
+            QVERIFY2(err.contains("no OpenCL device to run on"), r.err.constData());
+        } else {
+            QVERIFY2(err.contains(QString("no OpenCL device %1:").arg(count)), r.err.constData());
+            QVERIFY2(err.contains(QString("this machine has %1").arg(count)), r.err.constData());
+        }
+    }
+
+    // --backend auto takes the first usable GPU, else the CPU, and the note says which and why.
+    void autoBackendSaysWhatItChose() {
+        const Run r = runKvscope(
+            {"decode", "--model", gpt2_, "--prompt", "a", "--steps", "2", "--json", "-"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        bool gpu = false;
+        for (const ocl::DeviceInfo& d : ocl::listDevices().devices)
+            gpu = gpu || (d.isGpu && d.usable);
+        const QString name =
+            QJsonDocument::fromJson(r.out).object()["backend"].toObject()["name"].toString();
+        QCOMPARE(name, gpu ? "opencl" : "cpu");
+        QVERIFY2(r.err.contains("backend: " + name.toUtf8()), r.err.constData());
+        QVERIFY2(r.err.contains(gpu ? "(auto: the first GPU)" : "(auto: no "), r.err.constData());
     }
 
     void corruptFileIsAnErrorNotACrash() {

@@ -1,0 +1,132 @@
+// DecodeController: every slot catches errors and reports them as a message; the session keeps
+// its last good state.
+#include "decode_controller.h"
+
+#include <QFile>
+
+#include "cpu_backend.h"
+#include "error.h"
+#include "gguf.h"
+
+namespace kvscope::app {
+
+std::shared_ptr<const Model> loadModelFile(const QString& path) {
+    if (path.startsWith(":")) {
+        QFile f(path);
+        if (!f.open(QIODevice::ReadOnly))
+            throw Error("cannot open the built-in model " + path.toStdString());
+        const QByteArray b = f.readAll();
+        std::vector<uint8_t> bytes(b.begin(), b.end());
+        return std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(std::move(bytes), path.toStdString())));
+    }
+    return std::make_shared<const Model>(Model::load(path.toStdString()));
+}
+
+// Marks the controller busy for the lifetime of one request.
+class DecodeController::Busy {
+  public:
+    explicit Busy(DecodeController& c) : c_(c) {
+        c_.busy_ = true;
+        emit c_.busyChanged(true);
+    }
+    ~Busy() {
+        c_.busy_ = false;
+        emit c_.busyChanged(false);
+    }
+
+  private:
+    DecodeController& c_;
+};
+
+DecodeController::DecodeController(QObject* parent) : QObject(parent) {
+    qRegisterMetaType<kvscope::StepTrace>();
+    qRegisterMetaType<std::vector<kvscope::StepTrace>>();
+    qRegisterMetaType<kvscope::viz::ModelSummary>();
+    qRegisterMetaType<kvscope::SamplerParams>();
+}
+
+DecodeController::~DecodeController() = default;
+
+void DecodeController::loadModel(const QString& path) {
+    Busy busy(*this);
+    try {
+        auto model = loadModelFile(path);
+        auto backend = std::make_shared<CpuBackend>(model);
+        SessionOptions o;
+        o.sampler = sampler_;
+        auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);
+        viz::ModelSummary s;
+        s.config = model->config;
+        s.path = path;
+        s.parameters = model->parameterCount();
+        s.weightBytes = model->weightBytes();
+        s.kvBytesPerToken = backend->cacheBytesPerToken();
+        s.cacheAllocatedBytes = backend->cacheAllocatedBytes();
+        s.backend = QString::fromStdString(backend->name());
+        s.device = QString::fromStdString(backend->deviceName());
+        session_ = std::move(session);  // the session refers to the model's tokenizer:
+        backend_ = std::move(backend);  // replace all three together
+        model_ = std::move(model);
+        emit modelLoaded(s);
+    } catch (const std::exception& e) {
+        emit failed(QString("Loading %1: %2").arg(path, QString::fromUtf8(e.what())));
+    }
+}
+
+void DecodeController::setSampler(const SamplerParams& sampler) {
+    Busy busy(*this);  // every request ends with busyChanged(false): the window counts on it
+    sampler_ = sampler;
+    if (session_) session_->setSampler(sampler);
+}
+
+bool DecodeController::ensureSession(const QString& what) {
+    if (session_) return true;
+    emit failed(what + ": no model is loaded");
+    return false;
+}
+
+void DecodeController::doPrefill(const QString& prompt) {
+    const std::vector<StepTrace> traces = session_->prefill(prompt.toStdString());
+    emit prefilled(traces, session_->prefillMs());
+}
+
+void DecodeController::prefill(const QString& prompt) {
+    Busy busy(*this);
+    if (!ensureSession("Prefill")) return;
+    try {
+        doPrefill(prompt);
+    } catch (const std::exception& e) {
+        emit failed(QString("Prefill: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+void DecodeController::step(const QString& prompt) {
+    Busy busy(*this);
+    if (!ensureSession("Step")) return;
+    try {
+        if (session_->tokens().empty()) doPrefill(prompt);
+        emit stepped(session_->step());
+    } catch (const std::exception& e) {
+        emit failed(QString("Step: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+void DecodeController::stepBack() {
+    Busy busy(*this);
+    if (!session_ || session_->tokens().size() < 2) return;
+    try {
+        session_->rewind(1);
+        emit steppedBack(static_cast<int>(session_->tokens().size()));
+    } catch (const std::exception& e) {
+        emit failed(QString("Step back: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+void DecodeController::reset() {
+    Busy busy(*this);
+    if (session_) session_->reset();
+    emit wasReset();
+}
+
+}  // namespace kvscope::app

@@ -1,0 +1,71 @@
+// DecodeController: owns the model, the backend and the decode session, and lives on a worker
+// QThread. Requests arrive as queued calls (one slot each); results leave as signals carrying
+// values (StepTrace copies), so the GUI thread never computes and never waits.
+#pragma once
+
+#include <QObject>
+#include <QString>
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "decode_session.h"
+#include "trace_store.h"
+
+namespace kvscope::app {
+
+class DecodeController : public QObject {
+    Q_OBJECT
+  public:
+    explicit DecodeController(QObject* parent = nullptr);
+    ~DecodeController() override;
+
+    // True from a request's start to its result; read from any thread.
+    bool busy() const { return busy_.load(); }
+
+  public slots:
+    // Loads a GGUF file (":/…" for the built-in one) on the CPU backend. On failure the previous
+    // model stays loaded.
+    void loadModel(const QString& path);
+    void setSampler(const kvscope::SamplerParams& sampler);
+    // Resets, then runs the prompt in one pass.
+    void prefill(const QString& prompt);
+    // One token; `prompt` is prefilled first if nothing is decoded yet.
+    void step(const QString& prompt);
+    // Drops the newest token (never the first one).
+    void stepBack();
+    void reset();
+
+  signals:
+    void modelLoaded(const kvscope::viz::ModelSummary& summary);
+    void prefilled(const std::vector<kvscope::StepTrace>& traces, double prefillMs);
+    void stepped(const kvscope::StepTrace& trace);
+    void steppedBack(int remaining);
+    void wasReset();
+    void failed(const QString& message);
+    void busyChanged(bool busy);
+
+  private:
+    class Busy;
+    bool ensureSession(const QString& what);
+    void doPrefill(const QString& prompt);
+
+    std::shared_ptr<const Model> model_;
+    std::shared_ptr<Backend> backend_;
+    std::unique_ptr<DecodeSession> session_;
+    SamplerParams sampler_;
+    std::atomic<bool> busy_{false};
+};
+
+// The model inside the binary (a Qt resource), used when no model is named.
+inline constexpr const char* kBuiltinModel = ":/models/kvscope-tiny.gguf";
+
+// Reads a GGUF model from a file or a Qt resource path (":/models/…").
+std::shared_ptr<const Model> loadModelFile(const QString& path);
+
+}  // namespace kvscope::app
+
+Q_DECLARE_METATYPE(kvscope::StepTrace)
+Q_DECLARE_METATYPE(std::vector<kvscope::StepTrace>)
+Q_DECLARE_METATYPE(kvscope::viz::ModelSummary)
+Q_DECLARE_METATYPE(kvscope::SamplerParams)

@@ -1,0 +1,99 @@
+// MainWindow: the desktop app. Prompt, step controls and their keys, sampling, the model and
+// its backend, the token strip, the views, and a status bar. Decoding happens on the
+// controller's worker thread; this window only sends requests and shows results.
+#pragma once
+
+#include <QMainWindow>
+#include <QThread>
+#include <QTimer>
+
+#include "decode_controller.h"
+#include "trace_store.h"
+
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QPlainTextEdit;
+class QPushButton;
+class QSpinBox;
+class QTabWidget;
+class QToolButton;
+
+namespace kvscope::app {
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+  public:
+    // Loads modelPath (a file, or ":/models/…"); empty: the last model opened, else the
+    // built-in one. restoreSettings: false for tests and screenshots (no settings read or written).
+    explicit MainWindow(const QString& modelPath, bool restoreSettings = true,
+                        QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    viz::TraceStore* store() { return store_; }
+    QPlainTextEdit* promptEditor() { return prompt_; }
+    QTabWidget* tabs() { return tabs_; }
+    QString prompt() const;
+    void setPrompt(const QString& text);
+    QString errorText() const;  // the message on show, or empty
+    bool busy() const { return pending_ > 0; }
+
+  public slots:
+    void openModel(const QString& path);
+    void prefill();
+    void step();
+    void stepBack();
+    void reset();
+    void setPlaying(bool playing);
+
+  signals:
+    void idle();  // every request sent so far has been answered
+
+  protected:
+    bool eventFilter(QObject* watched, QEvent* event) override;
+    void closeEvent(QCloseEvent* event) override;
+
+  private:
+    void buildUi();
+    void buildMenus();
+    void connectController();
+    void sendSampler();
+    void showError(const QString& message);
+    void clearError();
+    void updateSummary();
+    void updateStatus();
+    void updateSelectors();
+    void loadSettings();
+    void saveSettings();
+    template <typename F>
+    void request(F&& call);
+
+    viz::TraceStore* store_;
+    QThread worker_;
+    DecodeController* controller_;  // lives on worker_
+    int pending_ = 0;
+    bool restoreSettings_;
+    QString modelPath_;
+
+    QPlainTextEdit* prompt_ = nullptr;
+    QPushButton *prefillButton_ = nullptr, *stepButton_ = nullptr, *backButton_ = nullptr,
+                *resetButton_ = nullptr;
+    QToolButton* playButton_ = nullptr;
+    QDoubleSpinBox* speed_ = nullptr;
+    QComboBox* samplingMode_ = nullptr;
+    QDoubleSpinBox *temperature_ = nullptr, *topP_ = nullptr;
+    QSpinBox *topK_ = nullptr, *seed_ = nullptr;
+    QSpinBox *layer_ = nullptr, *head_ = nullptr;
+    QLabel* kvHeadNote_ = nullptr;
+    QLabel* summary_ = nullptr;
+    QComboBox* backend_ = nullptr;
+    QLabel* error_ = nullptr;
+    QTabWidget* tabs_ = nullptr;
+    QLabel *statusTokens_ = nullptr, *statusCache_ = nullptr, *statusLatency_ = nullptr,
+           *statusDevice_ = nullptr;
+    QTimer playTimer_;
+    double lastLatencyMs_ = 0;
+};
+
+}  // namespace kvscope::app

@@ -1,0 +1,143 @@
+// The OpenCL calls behind the RAII handles, each through CL_CHECK.
+#include "cl_handles.h"
+
+#include <cassert>
+
+#include "error.h"
+
+namespace kvscope::ocl {
+
+void Event::wait() const {
+    const cl_event e = e_.get();
+    CL_CHECK(clWaitForEvents(1, &e));
+}
+
+uint64_t Event::elapsedNs() const {
+    cl_ulong start = 0, end = 0;
+    CL_CHECK(clGetEventProfilingInfo(e_.get(), CL_PROFILING_COMMAND_START, sizeof start, &start,
+                                     nullptr));
+    CL_CHECK(
+        clGetEventProfilingInfo(e_.get(), CL_PROFILING_COMMAND_END, sizeof end, &end, nullptr));
+    return end > start ? end - start : 0;
+}
+
+Context::Context(cl_device_id device) {
+    cl_int status = CL_SUCCESS;
+    c_ = Handle<cl_context, clReleaseContext>(
+        clCreateContext(nullptr, 1, &device, nullptr, nullptr, &status));
+    CL_CHECK(status);
+}
+
+Buffer::Buffer(const Context& context, size_t bytes, cl_mem_flags flags, const void* host)
+    : bytes_(bytes) {
+    assert(bytes > 0);
+    if (host) flags |= CL_MEM_COPY_HOST_PTR;
+    cl_int status = CL_SUCCESS;
+    m_ = Handle<cl_mem, clReleaseMemObject>(
+        clCreateBuffer(context.get(), flags, bytes, const_cast<void*>(host), &status));
+    if (status != CL_SUCCESS)
+        throw Error("clCreateBuffer of " + std::to_string(bytes) + " bytes: " + statusName(status) +
+                    " (" + std::to_string(status) + "), expected CL_SUCCESS");
+}
+
+Program::Program(const Context& context, cl_device_id device,
+                 const std::vector<const char*>& sources, const std::string& what,
+                 const char* options) {
+    cl_int status = CL_SUCCESS;
+    p_ = Handle<cl_program, clReleaseProgram>(
+        clCreateProgramWithSource(context.get(), static_cast<cl_uint>(sources.size()),
+                                  const_cast<const char**>(sources.data()), nullptr, &status));
+    CL_CHECK(status);
+    status = clBuildProgram(p_.get(), 1, &device, options, nullptr, nullptr);
+    if (status != CL_SUCCESS) {
+        size_t size = 0;
+        clGetProgramBuildInfo(p_.get(), device, CL_PROGRAM_BUILD_LOG, 0, nullptr, &size);
+        std::string log(size, '\0');
+        if (size > 0)
+            clGetProgramBuildInfo(p_.get(), device, CL_PROGRAM_BUILD_LOG, size, log.data(),
+                                  nullptr);
+        while (!log.empty() && (log.back() == '\0' || log.back() == '\n')) log.pop_back();
+        if (log.size() > 2000) log = log.substr(0, 2000) + " ...";
+        throw Error("clBuildProgram of " + what + ": " + statusName(status) + " (" +
+                    std::to_string(status) +
+                    "), expected CL_SUCCESS; compiler log: " + (log.empty() ? "(empty)" : log));
+    }
+}
+
+Kernel::Kernel(const Program& program, const char* name) : name_(name) {
+    cl_int status = CL_SUCCESS;
+    k_ = Handle<cl_kernel, clReleaseKernel>(clCreateKernel(program.get(), name, &status));
+    if (status != CL_SUCCESS)
+        throw Error(std::string("clCreateKernel(\"") + name + "\"): " + statusName(status) + " (" +
+                    std::to_string(status) + "), expected CL_SUCCESS");
+}
+
+void Kernel::setArg(cl_uint index, const Buffer& b) {
+    const cl_mem m = b.get();
+    CL_CHECK(clSetKernelArg(k_.get(), index, sizeof m, &m));
+}
+void Kernel::setArg(cl_uint index, int v) {
+    const cl_int x = v;
+    CL_CHECK(clSetKernelArg(k_.get(), index, sizeof x, &x));
+}
+void Kernel::setArg(cl_uint index, float v) {
+    const cl_float x = v;
+    CL_CHECK(clSetKernelArg(k_.get(), index, sizeof x, &x));
+}
+void Kernel::setArg(cl_uint index, Local local) {
+    CL_CHECK(clSetKernelArg(k_.get(), index, local.bytes, nullptr));
+}
+
+size_t Kernel::maxWorkGroupSize(cl_device_id device) const {
+    size_t n = 0;
+    CL_CHECK(clGetKernelWorkGroupInfo(k_.get(), device, CL_KERNEL_WORK_GROUP_SIZE, sizeof n, &n,
+                                      nullptr));
+    return n;
+}
+
+Queue::Queue(const Context& context, cl_device_id device) {
+    cl_int status = CL_SUCCESS;
+    q_ = Handle<cl_command_queue, clReleaseCommandQueue>(
+        clCreateCommandQueue(context.get(), device, CL_QUEUE_PROFILING_ENABLE, &status));
+    CL_CHECK(status);
+    raw_ = q_.get();
+}
+
+Event Queue::run(const Kernel& kernel, const Range& global, const Range& local) {
+    assert(local.size[0] == 0 || local.dims == global.dims);
+    cl_event e = nullptr;
+    const cl_int status = clEnqueueNDRangeKernel(
+        q_.get(), kernel.get(), static_cast<cl_uint>(global.dims), nullptr, global.size,
+        local.size[0] == 0 ? nullptr : local.size, 0, nullptr, &e);
+    if (status != CL_SUCCESS)
+        throw Error("clEnqueueNDRangeKernel(" + kernel.name() + ", global " +
+                    std::to_string(global.size[0]) + "x" + std::to_string(global.size[1]) + "x" +
+                    std::to_string(global.size[2]) + "): " + statusName(status) + " (" +
+                    std::to_string(status) + "), expected CL_SUCCESS");
+    return Event(e);
+}
+
+void Queue::write(const Buffer& dst, size_t offsetBytes, const void* src, size_t bytes) {
+    assert(offsetBytes + bytes <= dst.bytes());
+    CL_CHECK(clEnqueueWriteBuffer(q_.get(), dst.get(), CL_TRUE, offsetBytes, bytes, src, 0, nullptr,
+                                  nullptr));
+}
+
+void Queue::read(const Buffer& src, size_t offsetBytes, void* dst, size_t bytes) {
+    assert(offsetBytes + bytes <= src.bytes());
+    CL_CHECK(clEnqueueReadBuffer(q_.get(), src.get(), CL_TRUE, offsetBytes, bytes, dst, 0, nullptr,
+                                 nullptr));
+}
+
+Event Queue::fillAsync(const Buffer& b, float value) {
+    cl_event e = nullptr;
+    CL_CHECK(
+        clEnqueueFillBuffer(q_.get(), b.get(), &value, sizeof value, 0, b.bytes(), 0, nullptr, &e));
+    return Event(e);
+}
+
+void Queue::finish() {
+    CL_CHECK(clFinish(q_.get()));
+}
+
+}  // namespace kvscope::ocl

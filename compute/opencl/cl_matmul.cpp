@@ -1,0 +1,112 @@
+// MatMul: dispatch between our GEMV and GEMM kernels and CLBlast's Gemv and Gemm.
+#include "cl_matmul.h"
+
+#include <clblast.h>
+
+#include <algorithm>
+#include <cassert>
+
+namespace kvscope::ocl {
+
+MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice)
+    : device_(device),
+      choice_(choice),
+      rows_(program, "gemv_rows"),
+      groups_(program, "gemv_groups"),
+      gemmRows_(program, "gemm_rows"),
+      addBias_(program, "add_bias"),
+      none_(device.context(), sizeof(float), CL_MEM_READ_ONLY) {
+    biasLocal_ = std::min<size_t>(64, addBias_.maxWorkGroupSize(device.id()));
+}
+
+void MatMul::run(const Buffer& out, size_t outOff, const Buffer& in, size_t inOff, const Buffer& w,
+                 const Buffer* bias, int n, int inDim, int outDim, bool accumulate,
+                 std::vector<Event>& events) {
+    assert(n >= 1 && inDim >= 1 && outDim >= 1);
+    assert(outOff + static_cast<size_t>(n) * outDim <= out.floats());
+    assert(inOff + static_cast<size_t>(n) * inDim <= in.floats());
+    assert(w.floats() >= static_cast<size_t>(outDim) * inDim);
+    const auto I = static_cast<size_t>(inDim), O = static_cast<size_t>(outDim);
+    const float beta = accumulate ? 1.0f : 0.0f;
+    if ((n == 1 && choice_.gemv != GemvPath::ClBlast) ||
+        (n > 1 && choice_.gemm != GemmPath::ClBlast)) {
+        runOwn(out, outOff, in, inOff, w, bias, n, inDim, outDim, accumulate, events);
+        return;
+    }
+    cl_event e = nullptr;
+    if (n == 1) {
+        // y (outDim) = W (outDim, inDim) · x (inDim) + beta · y
+        CL_CHECK(clblast::Gemv<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo, O, I,
+                                      1.0f, w.get(), 0, I, in.get(), inOff, 1, beta, out.get(),
+                                      outOff, 1, device_.queue().forClBlast(), &e));
+    } else {
+        // C (n, outDim) = A (n, inDim) · Bᵀ + beta · C, with B = W (outDim, inDim)
+        CL_CHECK(clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo,
+                                      clblast::Transpose::kYes, static_cast<size_t>(n), O, I, 1.0f,
+                                      in.get(), inOff, I, w.get(), 0, I, beta, out.get(), outOff, O,
+                                      device_.queue().forClBlast(), &e));
+    }
+    events.emplace_back(e);
+    if (bias) addBias(out, outOff, *bias, n, outDim, events);
+}
+
+void MatMul::runOwn(const Buffer& out, size_t outOff, const Buffer& in, size_t inOff,
+                    const Buffer& w, const Buffer* bias, int n, int inDim, int outDim,
+                    bool accumulate, std::vector<Event>& events) {
+    const int yOff = static_cast<int>(outOff), xOff = static_cast<int>(inOff);
+    const Buffer& b = bias ? *bias : none_;
+    const int hasBias = bias ? 1 : 0, acc = accumulate ? 1 : 0;
+    const auto rows = static_cast<size_t>(outDim);
+    auto roundUp = [](size_t x, size_t to) { return to == 0 ? x : (x + to - 1) / to * to; };
+    if (n > 1) {
+        const auto ls = static_cast<size_t>(choice_.gemmLocal);
+        gemmRows_.setArgs(out, yOff, w, in, xOff, b, hasBias, acc, outDim, inDim, n);
+        events.push_back(device_.queue().run(gemmRows_, Range(roundUp(rows, ls)), Range(ls)));
+    } else if (choice_.gemv == GemvPath::Rows) {
+        const auto ls = static_cast<size_t>(choice_.gemvLocal);
+        rows_.setArgs(out, yOff, w, in, xOff, b, hasBias, acc, outDim, inDim);
+        events.push_back(device_.queue().run(rows_, Range(roundUp(rows, ls)), Range(ls)));
+    } else {
+        const auto ls = static_cast<size_t>(choice_.gemvLocal);
+        groups_.setArgs(out, yOff, w, in, xOff, b, hasBias, acc, outDim, inDim,
+                        Kernel::Local{ls * sizeof(float)});
+        events.push_back(device_.queue().run(groups_, Range(rows * ls), Range(ls)));
+    }
+}
+
+void MatMul::addBias(const Buffer& out, size_t outOff, const Buffer& bias, int n, int outDim,
+                     std::vector<Event>& events) {
+    addBias_.setArgs(out, static_cast<int>(outOff), bias, outDim, n);
+    const size_t count = static_cast<size_t>(n) * outDim, ls = biasLocal_;
+    events.push_back(device_.queue().run(addBias_, Range((count + ls - 1) / ls * ls), Range(ls)));
+}
+
+void warmUpClBlast(const ClDevice& device, Queue& queue, bool gemm, bool gemv) {
+    // Direct kernel: m·n·k below CLBlast's indirect threshold (384³ by default); indirect: above.
+    struct Shape {
+        size_t m, n, k;
+    };
+    const std::vector<float> zeros(size_t{1024} * 1024, 0.0f);
+    for (const Shape s : {Shape{2, 64, 64}, Shape{64, 1024, 1024}}) {
+        const cl_mem_flags rw = CL_MEM_READ_WRITE;
+        Buffer a(device.context(), s.m * s.k * sizeof(float), rw, zeros.data());
+        Buffer b(device.context(), s.n * s.k * sizeof(float), rw, zeros.data());
+        Buffer c(device.context(), s.m * s.n * sizeof(float), rw, zeros.data());
+        cl_event e = nullptr;
+        if (gemm) {
+            CL_CHECK(clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo,
+                                          clblast::Transpose::kYes, s.m, s.n, s.k, 1.0f, a.get(), 0,
+                                          s.k, b.get(), 0, s.k, 0.0f, c.get(), 0, s.n,
+                                          queue.forClBlast(), &e));
+            Event(e).wait();
+        }
+        if (gemv && s.m == 2) {
+            CL_CHECK(clblast::Gemv<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo, s.n,
+                                          s.k, 1.0f, b.get(), 0, s.k, a.get(), 0, 1, 0.0f, c.get(),
+                                          0, 1, queue.forClBlast(), &e));
+            Event(e).wait();
+        }
+    }
+}
+
+}  // namespace kvscope::ocl

@@ -1,0 +1,47 @@
+// The OpenCL devices of this machine, as `kvscope devices` lists them and `--device N` picks
+// them: every device of every platform, numbered in that order, with whether KVScope can use it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "opencl_api.h"
+
+namespace kvscope::ocl {
+
+struct DeviceInfo {
+    int index = 0;  // position in the list: what --device takes
+    int platformIndex = 0;
+    std::string platformName;
+    std::string platformVersion;  // "OpenCL 3.0 PoCL 3.1+debian ..."
+    std::string name;
+    std::string vendor;
+    std::string driverVersion;
+    std::string version;  // the device's "OpenCL X.Y ..."
+    std::string type;     // "GPU", "CPU", "accelerator", "custom" or "other"
+    bool isGpu = false;
+    int computeUnits = 0;
+    uint64_t globalMemBytes = 0;
+    uint64_t maxAllocBytes = 0;  // the largest single buffer
+    size_t maxWorkGroupSize = 0;
+    bool usable = false;
+    std::string whyNot;  // why it is not usable; empty if it is
+
+    // "platform | device | driver": what cached per-device choices are keyed by.
+    std::string key() const;
+};
+
+struct DeviceList {
+    std::vector<DeviceInfo> devices;
+    std::string problem;  // why the list is empty or short (no runtime, a platform failing)
+};
+
+// Every platform's devices, numbered in order. Never throws: failures land in `problem`.
+DeviceList listDevices();
+
+// The device of --device `index`, checked: throws Error naming the index and the count when
+// there is no such device, and the reason when it is not usable.
+cl_device_id openDevice(int index, DeviceInfo& info);
+
+}  // namespace kvscope::ocl

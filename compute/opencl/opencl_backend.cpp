@@ -1,0 +1,552 @@
+// OpenClBackend: start-up (device, memory check, weights, kernels, warm-up) and one batched
+// forward pass, step by step as in CpuBackend::forward.
+#include "opencl_backend.h"
+
+#include <algorithm>
+#include <cassert>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <exception>
+#include <thread>
+
+#include "cl_device.h"
+#include "cl_matmul.h"
+#include "error.h"
+#include "matmul_tuner.h"
+
+namespace kvscope {
+using namespace ocl;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double msSince(Clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+size_t floorPow2(size_t n) {
+    size_t p = 1;
+    while (p * 2 <= n) p *= 2;
+    return p;
+}
+
+std::string mib(uint64_t bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+    return buf;
+}
+
+enum class Cat { MatMul, Attention, Other };
+
+}  // namespace
+
+struct OpenClBackend::Impl {
+    struct LayerBuffers {
+        Buffer attnNormW, attnNormB, wqkv, bqkv, wo, bo, ffnNormW, ffnNormB;
+        Buffer wUp, bUp, wGate, wDown, bDown;
+        Buffer k, v;  // the cache: (n_head_kv, n_ctx, head_dim) each
+    };
+
+    std::shared_ptr<const Model> model;
+    OpenClOptions options;
+    OpenClStartup startup;
+    ClDevice dev;
+    uint64_t memLimit = 0, allocLimit = 0;  // the device's (or the test hook's) limits
+    Program program;
+    std::optional<MatMul> mm;
+    Kernel embed, layerNorm, rmsNorm, gelu, swiglu, rope, kvAppend, attend;
+    size_t normLocal = 64, attendLocal = 64, itemLocal = 64;
+
+    // weights, one buffer each; output empty when tied to tokEmbd
+    Buffer tokEmbd, posEmbd, outNormW, outNormB, output, ropeTable;
+    std::vector<LayerBuffers> layers;
+    int used = 0;
+
+    // activations of up to rowsCap tokens (row-major, one row per token)
+    int rowsCap = 0, logitRowsCap = 0;
+    size_t attnCap = 0;
+    Buffer ids;        // (rowsCap) int32
+    Buffer x, h;       // (rowsCap, n_embd)
+    Buffer qkv;        // (rowsCap, qkvRows)
+    Buffer att;        // (rowsCap, n_head * head_dim)
+    Buffer up, gate;   // (rowsCap, n_ff)
+    Buffer logitsBuf;  // (logitRowsCap, n_vocab)
+    Buffer attn;       // (n, n_head, p0 + n) attention rows of the current layer
+    std::vector<float> staging;
+
+    std::vector<std::pair<Cat, Event>> events;
+    std::vector<Event> mmEvents;
+    DeviceMs last;
+
+    Impl(std::shared_ptr<const Model> m, OpenClOptions o);
+
+    const ModelConfig& cfg() const { return model->config; }
+    size_t bytesPerToken() const {
+        return 2 * static_cast<size_t>(cfg().nLayer) * cfg().nHeadKv * cfg().headDim *
+               sizeof(float);
+    }
+    const Buffer& outputWeights() const { return output ? output : tokEmbd; }
+
+    void checkMemory() const;
+    Buffer upload(const std::vector<float>& v, const char* what) const;
+    void uploadWeights();
+    void makeKernels();
+    void ensureScratch(int n, size_t attnFloats, int logitRows);
+    Buffer scratch(size_t bytes, const char* what);
+
+    void track(Cat c, Event e) { events.emplace_back(c, std::move(e)); }
+    // Runs a one-dimensional kernel over `count` items in work groups of itemLocal.
+    void runItems(Cat c, const Kernel& k, size_t count) {
+        const size_t global = (count + itemLocal - 1) / itemLocal * itemLocal;
+        track(c, dev.queue().run(k, Range(global), Range(itemLocal)));
+    }
+    void norm(const Buffer& out, int outOff, const Buffer& in, int inOff, const Buffer& w,
+              const Buffer& b, int rows);
+    // out (n, outDim) = in (n, inDim) · wᵀ + bias (+ out when accumulate), from row 0.
+    void matmul(const Buffer& out, const Buffer& in, const Buffer& w, const Buffer& bias, int n,
+                int inDim, int outDim, bool accumulate);
+    void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                 std::vector<StepTrace>* traces, int traceFrom);
+    void collectDeviceTimes();
+    std::vector<float> readCache(const Buffer& b, int kvHead);
+};
+
+OpenClBackend::Impl::Impl(std::shared_ptr<const Model> m, OpenClOptions o)
+    : model(std::move(m)), options(std::move(o)), dev(options.device) {}
+
+void OpenClBackend::Impl::checkMemory() const {
+    const ModelConfig& c = cfg();
+    const DeviceInfo& d = dev.info();
+    const uint64_t cache = bytesPerToken() * static_cast<uint64_t>(c.nCtx);
+    const uint64_t weights = model->weightBytes();
+    const uint64_t ropeTableBytes =
+        c.arch == Arch::Llama ? static_cast<uint64_t>(c.nCtx) * c.headDim * sizeof(float) : 0;
+    const uint64_t needed = weights + cache + ropeTableBytes;
+    const std::string device = "OpenCL device " + std::to_string(d.index) + " (" + d.name + ")";
+    if (needed > memLimit)
+        throw Error("not enough memory on " + device + ": the weights (" + std::to_string(weights) +
+                    " bytes) and the KV cache for " + std::to_string(c.nCtx) +
+                    " tokens of context (" + std::to_string(cache) + " bytes) need " +
+                    std::to_string(needed) + " bytes (" + mib(needed) + "), the device has " +
+                    std::to_string(memLimit) + " bytes (" + mib(memLimit) + ") of global memory");
+    const uint64_t perLayer = cache / 2 / static_cast<uint64_t>(c.nLayer);
+    if (perLayer > allocLimit)
+        throw Error("the KV cache of one layer needs " + std::to_string(perLayer) +
+                    " bytes in one buffer for " + std::to_string(c.nCtx) +
+                    " tokens of context, and " + device + " allocates at most " +
+                    std::to_string(allocLimit) + " bytes per buffer");
+}
+
+Buffer OpenClBackend::Impl::upload(const std::vector<float>& v, const char* what) const {
+    if (v.empty()) return {};
+    const size_t bytes = v.size() * sizeof(float);
+    if (bytes > allocLimit)
+        throw Error(std::string("weight ") + what + " needs " + std::to_string(bytes) +
+                    " bytes in one buffer, and OpenCL device " + std::to_string(dev.info().index) +
+                    " (" + dev.info().name + ") allocates at most " + std::to_string(allocLimit) +
+                    " bytes per buffer");
+    return Buffer(dev.context(), bytes, CL_MEM_READ_ONLY, v.data());
+}
+
+void OpenClBackend::Impl::uploadWeights() {
+    const Model& m = *model;
+    const ModelConfig& c = cfg();
+    tokEmbd = upload(m.tokEmbd, "token_embd");
+    posEmbd = upload(m.posEmbd, "position_embd");
+    outNormW = upload(m.outNormW, "output_norm");
+    outNormB = upload(m.outNormB, "output_norm bias");
+    output = upload(m.output, "output");
+    layers.resize(static_cast<size_t>(c.nLayer));
+    const size_t cacheBytes = static_cast<size_t>(c.nHeadKv) * c.nCtx * c.headDim * sizeof(float);
+    for (size_t l = 0; l < layers.size(); ++l) {
+        const LayerWeights& w = m.layers[l];
+        LayerBuffers& b = layers[l];
+        b.attnNormW = upload(w.attnNormW, "attn_norm");
+        b.attnNormB = upload(w.attnNormB, "attn_norm bias");
+        b.wqkv = upload(w.wqkv, "attn_qkv");
+        b.bqkv = upload(w.bqkv, "attn_qkv bias");
+        b.wo = upload(w.wo, "attn_output");
+        b.bo = upload(w.bo, "attn_output bias");
+        b.ffnNormW = upload(w.ffnNormW, "ffn_norm");
+        b.ffnNormB = upload(w.ffnNormB, "ffn_norm bias");
+        b.wUp = upload(w.wUp, "ffn_up");
+        b.bUp = upload(w.bUp, "ffn_up bias");
+        b.wGate = upload(w.wGate, "ffn_gate");
+        b.wDown = upload(w.wDown, "ffn_down");
+        b.bDown = upload(w.bDown, "ffn_down bias");
+        b.k = Buffer(dev.context(), cacheBytes, CL_MEM_READ_WRITE);
+        b.v = Buffer(dev.context(), cacheBytes, CL_MEM_READ_WRITE);
+    }
+    if (c.arch == Arch::Llama) {
+        // cos and sin of pos · base^(-2i/d), in double as ops::ropeAdjacent computes them
+        const int half = c.headDim / 2;
+        std::vector<float> cs(static_cast<size_t>(c.nCtx) * half * 2);
+        for (int pos = 0; pos < c.nCtx; ++pos)
+            for (int i = 0; i < half; ++i) {
+                const double theta = pos * std::pow(static_cast<double>(c.ropeFreqBase),
+                                                    -2.0 * i / static_cast<double>(c.headDim));
+                const size_t at = (static_cast<size_t>(pos) * half + i) * 2;
+                cs[at] = static_cast<float>(std::cos(theta));
+                cs[at + 1] = static_cast<float>(std::sin(theta));
+            }
+        ropeTable = upload(cs, "RoPE table");
+    }
+}
+
+void OpenClBackend::Impl::makeKernels() {
+    embed = Kernel(program, "embed");
+    layerNorm = Kernel(program, "layer_norm");
+    rmsNorm = Kernel(program, "rms_norm");
+    gelu = Kernel(program, "gelu_tanh");
+    swiglu = Kernel(program, "swiglu");
+    rope = Kernel(program, "rope");
+    kvAppend = Kernel(program, "kv_append");
+    attend = Kernel(program, "attend");
+    const Kernel& nk = cfg().arch == Arch::Gpt2 ? layerNorm : rmsNorm;
+    normLocal = floorPow2(std::min<size_t>(128, nk.maxWorkGroupSize(dev.id())));
+    attendLocal = floorPow2(std::min<size_t>(64, attend.maxWorkGroupSize(dev.id())));
+    itemLocal = 64;
+    for (const Kernel* k : {&embed, &gelu, &swiglu, &rope, &kvAppend})
+        itemLocal = std::min(itemLocal, floorPow2(k->maxWorkGroupSize(dev.id())));
+}
+
+Buffer OpenClBackend::Impl::scratch(size_t bytes, const char* what) {
+    if (bytes > allocLimit)
+        throw Error(std::string(what) + " needs " + std::to_string(bytes) +
+                    " bytes in one buffer, and OpenCL device " + std::to_string(dev.info().index) +
+                    " (" + dev.info().name + ") allocates at most " + std::to_string(allocLimit) +
+                    " bytes per buffer; use a shorter prompt");
+    Buffer b(dev.context(), std::max<size_t>(bytes, sizeof(float)), CL_MEM_READ_WRITE);
+    // Zeros, never stale bytes: a product with beta = 0 may still read its output (0 · NaN).
+    dev.queue().fillAsync(b, 0.0f);
+    return b;
+}
+
+void OpenClBackend::Impl::ensureScratch(int n, size_t attnFloats, int logitRows) {
+    const ModelConfig& c = cfg();
+    if (n > rowsCap) {
+        // Grow by doubling (recompute mode adds a token per pass), up to the context.
+        const int cap = std::min(c.nCtx, std::max(n, 2 * rowsCap));
+        const auto N = static_cast<size_t>(cap), F = sizeof(float);
+        ids = scratch(N * sizeof(cl_int), "the token ids");
+        x = scratch(N * c.nEmbd * F, "the activations");
+        h = scratch(N * c.nEmbd * F, "the activations");
+        qkv = scratch(N * c.qkvRows() * F, "the queries, keys and values");
+        att = scratch(N * c.nHead * c.headDim * F, "the attention outputs");
+        up = scratch(N * c.nFf * F, "the MLP activations");
+        if (c.arch == Arch::Llama) gate = scratch(N * c.nFf * F, "the MLP activations");
+        rowsCap = cap;
+    }
+    if (attnFloats > attnCap) {
+        const size_t most = static_cast<size_t>(c.nCtx) * c.nCtx * c.nHead;
+        const size_t cap = std::min(most, std::max(attnFloats, 2 * attnCap));
+        attn = scratch(cap * sizeof(float), "the attention rows");
+        attnCap = cap;
+    }
+    if (logitRows > logitRowsCap) {
+        logitsBuf =
+            scratch(static_cast<size_t>(logitRows) * c.nVocab * sizeof(float), "the logits");
+        logitRowsCap = logitRows;
+    }
+}
+
+void OpenClBackend::Impl::norm(const Buffer& out, int outOff, const Buffer& in, int inOff,
+                               const Buffer& w, const Buffer& b, int rows) {
+    const ModelConfig& c = cfg();
+    const Kernel::Local red{normLocal * sizeof(float)};
+    Kernel& k = c.arch == Arch::Gpt2 ? layerNorm : rmsNorm;
+    if (c.arch == Arch::Gpt2)
+        k.setArgs(out, outOff, in, inOff, w, b, c.nEmbd, c.normEps, red);
+    else
+        k.setArgs(out, outOff, in, inOff, w, c.nEmbd, c.normEps, red);
+    track(Cat::Other,
+          dev.queue().run(k, Range(static_cast<size_t>(rows) * normLocal), Range(normLocal)));
+}
+
+void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const Buffer& w,
+                                 const Buffer& bias, int n, int inDim, int outDim,
+                                 bool accumulate) {
+    mmEvents.clear();
+    mm->run(out, 0, in, 0, w, bias ? &bias : nullptr, n, inDim, outDim, accumulate, mmEvents);
+    for (Event& e : mmEvents) track(Cat::MatMul, std::move(e));
+}
+
+void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogits,
+                                  std::vector<float>& logits, std::vector<StepTrace>* traces,
+                                  int traceFrom) {
+    const ModelConfig& c = cfg();
+    const int n = static_cast<int>(tokens.size());
+    const int p0 = used;
+    assert(n >= 1 && p0 + n <= c.nCtx);
+    for (int32_t id : tokens)
+        if (id < 0 || id >= c.nVocab)
+            throw Error("token id " + std::to_string(id) + " is outside the vocabulary (" +
+                        std::to_string(c.nVocab) + " tokens)");
+
+    const int E = c.nEmbd, hd = c.headDim, H = c.nHead, Hkv = c.nHeadKv, F = c.nFf;
+    const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows(), T = p0 + n;
+    const bool gpt2 = c.arch == Arch::Gpt2;
+    const auto N = static_cast<size_t>(n);
+    const int rows = allLogits ? n : 1;
+    ensureScratch(n, N * H * T, rows);
+    events.clear();
+
+    // Traces for tokens t0..n-1, filled from device reads after each layer.
+    const int t0 = std::clamp(traceFrom, 0, n);
+    const size_t firstTrace = traces ? traces->size() : 0;
+    if (traces) {
+        for (int i = t0; i < n; ++i) {
+            StepTrace s;
+            s.token = tokens[static_cast<size_t>(i)];
+            s.position = p0 + i;
+            s.nLayer = c.nLayer, s.nHead = H, s.nHeadKv = Hkv, s.headDim = hd;
+            s.q.resize(static_cast<size_t>(c.nLayer) * Q);
+            s.k.resize(static_cast<size_t>(c.nLayer) * KV);
+            s.v.resize(static_cast<size_t>(c.nLayer) * KV);
+            s.attn.resize(static_cast<size_t>(c.nLayer) * H * (p0 + i + 1));
+            traces->push_back(std::move(s));
+        }
+    }
+    Queue& q = dev.queue();
+
+    // 1. token (and position) embeddings
+    q.write(ids, 0, tokens.data(), N * sizeof(int32_t));
+    embed.setArgs(x, ids, tokEmbd, gpt2 ? posEmbd : tokEmbd, gpt2 ? 1 : 0, p0, E, n);
+    runItems(Cat::Other, embed, N * E);
+
+    for (int l = 0; l < c.nLayer; ++l) {
+        const LayerBuffers& w = layers[static_cast<size_t>(l)];
+        // 2. attention input: norm, then q, k, v of the new tokens in one product
+        norm(h, 0, x, 0, w.attnNormW, w.attnNormB, n);
+        matmul(qkv, h, w.wqkv, w.bqkv, n, E, R, false);
+        if (!gpt2) {  // RoPE rotates queries and keys (not values) by their position
+            rope.setArgs(qkv, ropeTable, p0, R, hd, H + Hkv, n);
+            runItems(Cat::Other, rope, N * (H + Hkv) * (hd / 2));
+        }
+        // 3. append the new key and value rows to the cache
+        kvAppend.setArgs(w.k, w.v, qkv, p0, R, Q, KV, c.nCtx, hd, n);
+        runItems(Cat::Other, kvAppend, N * KV);
+        if (traces && t0 < n) {
+            staging.resize((N - t0) * R);
+            q.read(qkv, static_cast<size_t>(t0) * R * sizeof(float), staging.data(),
+                   staging.size() * sizeof(float));
+            for (int i = t0; i < n; ++i) {
+                StepTrace& s = (*traces)[firstTrace + static_cast<size_t>(i - t0)];
+                const float* row = staging.data() + static_cast<size_t>(i - t0) * R;
+                std::copy(row, row + Q, s.q.begin() + static_cast<ptrdiff_t>(l) * Q);
+                std::copy(row + Q, row + Q + KV, s.k.begin() + static_cast<ptrdiff_t>(l) * KV);
+                std::copy(row + Q + KV, row + Q + 2 * KV,
+                          s.v.begin() + static_cast<ptrdiff_t>(l) * KV);
+            }
+        }
+        // 4. causal attention of each new token and head over the cache
+        attend.setArgs(att, attn, qkv, w.k, w.v, p0, T, R, H, H / Hkv, c.nCtx, hd,
+                       1.0f / std::sqrt(static_cast<float>(hd)),
+                       Kernel::Local{attendLocal * sizeof(float)});
+        track(Cat::Attention, q.run(attend, Range(attendLocal * H, N), Range(attendLocal, 1)));
+        if (traces && t0 < n) {
+            staging.resize((N - t0) * H * T);
+            q.read(attn, static_cast<size_t>(t0) * H * T * sizeof(float), staging.data(),
+                   staging.size() * sizeof(float));
+            for (int i = t0; i < n; ++i) {
+                StepTrace& s = (*traces)[firstTrace + static_cast<size_t>(i - t0)];
+                const int t = p0 + i + 1;
+                for (int hh = 0; hh < H; ++hh) {
+                    const float* row = staging.data() + (static_cast<size_t>(i - t0) * H + hh) * T;
+                    std::copy(row, row + t,
+                              s.attn.begin() + (static_cast<ptrdiff_t>(l) * H + hh) * t);
+                }
+            }
+        }
+        // 5. output projection, added to the residual stream
+        matmul(x, att, w.wo, w.bo, n, Q, E, true);
+        // 6. MLP, added to the residual stream
+        norm(h, 0, x, 0, w.ffnNormW, w.ffnNormB, n);
+        matmul(up, h, w.wUp, w.bUp, n, E, F, false);
+        const size_t count = N * F;
+        if (gpt2) {
+            gelu.setArgs(up, static_cast<int>(count));
+            runItems(Cat::Other, gelu, count);
+            matmul(x, up, w.wDown, w.bDown, n, F, E, true);
+        } else {
+            matmul(gate, h, w.wGate, Buffer{}, n, E, F, false);
+            swiglu.setArgs(gate, up, static_cast<int>(count));
+            runItems(Cat::Other, swiglu, count);
+            matmul(x, gate, w.wDown, Buffer{}, n, F, E, true);
+        }
+    }
+
+    // 7. final norm and the output head, for the rows asked for
+    norm(h, 0, x, (n - rows) * E, outNormW, outNormB, rows);
+    matmul(logitsBuf, h, outputWeights(), Buffer{}, rows, E, c.nVocab, false);
+    logits.resize(static_cast<size_t>(rows) * c.nVocab);
+    q.read(logitsBuf, 0, logits.data(), logits.size() * sizeof(float));
+    used = p0 + n;
+    collectDeviceTimes();
+}
+
+void OpenClBackend::Impl::collectDeviceTimes() {
+    last = DeviceMs{};
+    for (const auto& [cat, e] : events) {
+        const double ms = static_cast<double>(e.elapsedNs()) * 1e-6;
+        (cat == Cat::MatMul      ? last.matmul
+         : cat == Cat::Attention ? last.attention
+                                 : last.other) += ms;
+    }
+    events.clear();
+}
+
+std::vector<float> OpenClBackend::Impl::readCache(const Buffer& b, int kvHead) {
+    const ModelConfig& c = cfg();
+    std::vector<float> out(static_cast<size_t>(used) * c.headDim);
+    if (!out.empty())
+        dev.queue().read(b, static_cast<size_t>(kvHead) * c.nCtx * c.headDim * sizeof(float),
+                         out.data(), out.size() * sizeof(float));
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+OpenClBackend::OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions options) {
+    const auto start = Clock::now();
+    impl_ = std::make_unique<Impl>(std::move(model), std::move(options));
+    Impl& m = *impl_;
+    const OpenClOptions& o = m.options;
+    OpenClStartup& s = m.startup;
+    s.openMs = msSince(start);
+    const DeviceInfo& info = m.dev.info();
+    m.memLimit = o.deviceMemoryLimit ? std::min(o.deviceMemoryLimit, info.globalMemBytes)
+                                     : info.globalMemBytes;
+    m.allocLimit = o.deviceMemoryLimit ? std::min(o.deviceMemoryLimit, info.maxAllocBytes)
+                                       : info.maxAllocBytes;
+    m.checkMemory();
+
+    // The matrix-product paths: forced, else remembered for this device, else measured below.
+    const std::string cacheDir = o.cacheDir.value_or(defaultCacheDir());
+    std::optional<MatMulChoice> choice = o.matmul;
+    if (!choice) choice = loadMatMulChoice(cacheDir, info.key());
+    // CLBlast's kernels are compiled ahead only if they will run (or be measured).
+    const bool clblastGemm = !choice || choice->gemm == GemmPath::ClBlast;
+    const bool clblastGemv = !choice || choice->gemv == GemvPath::ClBlast;
+
+    // 1. our kernels' program, and CLBlast's kernels when warming up, on a worker thread while
+    //    this one uploads the weights (both take seconds on some drivers)
+    std::exception_ptr workerError;
+    auto compile = [&] {
+        try {
+            auto t0 = Clock::now();
+            m.program = m.dev.buildKernels();
+            s.buildMs = msSince(t0);
+            if (o.warmUp && (clblastGemm || clblastGemv)) {
+                t0 = Clock::now();
+                Queue side(m.dev.context(), m.dev.id());
+                warmUpClBlast(m.dev, side, clblastGemm, clblastGemv);
+                s.clblastMs = msSince(t0);
+            }
+        } catch (...) {
+            workerError = std::current_exception();
+        }
+    };
+    {
+        std::jthread worker;
+        if (o.warmUp)
+            worker = std::jthread(compile);
+        else
+            compile();
+        const auto t0 = Clock::now();
+        m.uploadWeights();  // if this throws, the jthread joins before the error leaves
+        s.uploadMs = msSince(t0);
+    }
+    if (workerError) std::rethrow_exception(workerError);
+
+    // 2. the matrix-product paths, measured once per device and remembered
+    if (!choice) {
+        const auto t0 = Clock::now();
+        MatMulChoice best;
+        const std::vector<MatMulTrial> trials = measureMatMul(m.dev, m.program, best);
+        s.matmulMs = msSince(t0);
+        s.matmulMeasured = true;
+        s.matmulTrials = describeTrials(trials);
+        storeMatMulChoice(cacheDir, info.key(), best, s.matmulTrials);
+        choice = best;
+    }
+    m.mm.emplace(m.dev, m.program, *choice);
+    m.makeKernels();
+
+    // 3. one pass of two tokens (the batched path) and one of one token (the GEMV path), so
+    //    that drivers that compile kernels at their first launch (PoCL) do it now
+    if (o.warmUp && m.cfg().nCtx >= 3) {
+        const auto t0 = Clock::now();
+        std::vector<float> logits;
+        const int32_t ids[2] = {0, 0};
+        m.forward(ids, false, logits, nullptr, 0);
+        m.forward(std::span(ids, 1), false, logits, nullptr, 0);
+        m.used = 0;
+        m.last = DeviceMs{};
+        s.warmMs = msSince(t0);
+    }
+    s.totalMs = msSince(start);
+}
+
+OpenClBackend::~OpenClBackend() = default;
+
+std::string OpenClBackend::deviceName() const {
+    const DeviceInfo& d = impl_->dev.info();
+    return d.name + " (" + d.platformName + ", OpenCL, " + impl_->mm->choice().text() + ")";
+}
+
+const ModelConfig& OpenClBackend::config() const {
+    return impl_->cfg();
+}
+
+void OpenClBackend::forward(std::span<const int32_t> tokens, bool allLogits,
+                            std::vector<float>& logits, std::vector<StepTrace>* traces,
+                            int traceFrom) {
+    impl_->forward(tokens, allLogits, logits, traces, traceFrom);
+}
+
+int OpenClBackend::cacheUsed() const {
+    return impl_->used;
+}
+
+void OpenClBackend::truncateCache(int n) {
+    assert(n >= 0 && n <= impl_->used);
+    impl_->used = n;
+}
+
+size_t OpenClBackend::cacheBytesPerToken() const {
+    return impl_->bytesPerToken();
+}
+
+size_t OpenClBackend::cacheAllocatedBytes() const {
+    return impl_->bytesPerToken() * static_cast<size_t>(impl_->cfg().nCtx);
+}
+
+DeviceMs OpenClBackend::lastStepDeviceMs() const {
+    return impl_->last;
+}
+
+const OpenClStartup& OpenClBackend::startup() const {
+    return impl_->startup;
+}
+
+MatMulChoice OpenClBackend::matmulChoice() const {
+    return impl_->mm->choice();
+}
+
+int OpenClBackend::deviceIndex() const {
+    return impl_->dev.info().index;
+}
+
+std::vector<float> OpenClBackend::readKeys(int layer, int kvHead) const {
+    assert(layer >= 0 && layer < impl_->cfg().nLayer);
+    return impl_->readCache(impl_->layers[static_cast<size_t>(layer)].k, kvHead);
+}
+
+std::vector<float> OpenClBackend::readValues(int layer, int kvHead) const {
+    assert(layer >= 0 && layer < impl_->cfg().nLayer);
+    return impl_->readCache(impl_->layers[static_cast<size_t>(layer)].v, kvHead);
+}
+
+}  // namespace kvscope

@@ -1,0 +1,93 @@
+// OpenClBackend: the Backend contract on any OpenCL device (a GPU, or PoCL on the CPU). Weights
+// live in device buffers, one per weight, uploaded once; the KV cache in per-layer device
+// buffers (n_head_kv, n_ctx, head_dim) sized for the context. Matrix products run through our
+// kernels or CLBlast's Gemv/Gemm (whichever measured fastest on the device), the rest through
+// our kernels in resources/kernels/*.cl. CpuBackend is the reference it is held to.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backend.h"
+#include "matmul_choice.h"
+
+namespace kvscope {
+
+struct OpenClOptions {
+    int device = 0;  // index in ocl::listDevices() (`kvscope devices`)
+    // The matrix-product paths to use; unset: the ones cached for this device, else measured
+    // at this first use and cached.
+    std::optional<ocl::MatMulChoice> matmul;
+    // Folder of the cache file (matmul.txt); unset: ocl::defaultCacheDir(); "": none.
+    std::optional<std::string> cacheDir;
+    // Compile CLBlast's kernels on a worker thread while the weights upload, and run every
+    // kernel once before the constructor returns, so the first real step is not late.
+    bool warmUp = true;
+    // Test hook: act as if the device had only this many bytes of memory (0: its real size).
+    uint64_t deviceMemoryLimit = 0;
+};
+
+// Device time of one forward(), from OpenCL profiling events, in milliseconds. A CLBlast call
+// hands back the event of its last kernel only, so its helper kernels (padding, transposes of
+// its indirect GEMM) are not counted.
+struct DeviceMs {
+    double matmul = 0;     // GEMV / GEMM and their bias adds
+    double attention = 0;  // scores, softmax and weighted sums over the cache
+    double other = 0;      // embedding, norms, RoPE, activations, cache append
+    double total() const { return matmul + attention + other; }
+};
+
+// Where the constructor's time went, in milliseconds of wall time.
+struct OpenClStartup {
+    double openMs = 0;     // device, context, queue
+    double buildMs = 0;    // our kernels' program (on the worker thread when warming up)
+    double clblastMs = 0;  // CLBlast's kernels compiled ahead (worker thread); 0 without warm-up
+    double uploadMs = 0;   // weights and cache allocation (main thread, beside the worker)
+    double matmulMs = 0;   // measuring the matrix-product candidates; 0 when cached
+    double warmMs = 0;     // one dummy pass to run every kernel once; 0 without warm-up
+    double totalMs = 0;
+    bool matmulMeasured = false;
+    std::string matmulTrials;  // the candidates' timings when measured
+};
+
+class OpenClBackend final : public Backend {
+  public:
+    // Opens the device, uploads the weights, allocates the KV cache for the model's whole
+    // context and builds the kernels. Throws Error: no such device (naming the index and the
+    // count), not enough device memory (naming the bytes needed and available), a kernel build
+    // failure (with the compiler's log), or any OpenCL/CLBlast call that fails (call, status).
+    explicit OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions options = {});
+    ~OpenClBackend() override;
+    OpenClBackend(const OpenClBackend&) = delete;
+    OpenClBackend& operator=(const OpenClBackend&) = delete;
+
+    std::string name() const override { return "opencl"; }
+    // "<device> (<platform>, OpenCL, gemv <path>, gemm <path>)"
+    std::string deviceName() const override;
+    const ModelConfig& config() const override;
+
+    void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                 std::vector<StepTrace>* traces, int traceFrom = 0) override;
+
+    int cacheUsed() const override;
+    void truncateCache(int n) override;
+    size_t cacheBytesPerToken() const override;
+    size_t cacheAllocatedBytes() const override;
+
+    DeviceMs lastStepDeviceMs() const;       // of the last forward()
+    const OpenClStartup& startup() const;    // the constructor's time, by part
+    ocl::MatMulChoice matmulChoice() const;  // the paths matrix products take
+    int deviceIndex() const;
+
+    // Reads back the cached keys (or values) of one layer and KV head: (cacheUsed(), head_dim).
+    std::vector<float> readKeys(int layer, int kvHead) const;
+    std::vector<float> readValues(int layer, int kvHead) const;
+
+  private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kvscope

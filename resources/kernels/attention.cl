@@ -1,0 +1,64 @@
+// Causal attention of n new tokens over one layer's KV cache, one work group per (head, token).
+//   out (n, n_head * headDim): the attended values, written at column head * headDim.
+//   a (n, n_head, rowStride): the attention rows (token i's row holds p0 + i + 1 weights);
+//                             kept for the traces.
+//   qkv (n, rowLen): the new queries from column 0 (after RoPE).
+//   K, V (n_head_kv, n_ctx, headDim): the cache, already holding the new tokens' rows.
+// Query head h reads KV head h / groupSize (grouped-query attention shares KV heads).
+// red: local size floats (a power of two). Global size: (localSize * n_head, n).
+__kernel void attend(__global float* out, __global float* a, __global const float* qkv,
+                     __global const float* K, __global const float* V, const int p0,
+                     const int rowStride, const int rowLen, const int nHead, const int groupSize,
+                     const int nCtx, const int headDim, const float scale, __local float* red) {
+    const int h = get_group_id(0), i = get_group_id(1);
+    const int lid = get_local_id(0), ls = get_local_size(0);
+    const int t = p0 + i + 1;
+    const int g = h / groupSize;
+    __global const float* q = qkv + (size_t)i * rowLen + h * headDim;
+    __global const float* Kg = K + (size_t)g * nCtx * headDim;
+    __global const float* Vg = V + (size_t)g * nCtx * headDim;
+    __global float* row = a + ((size_t)i * nHead + h) * rowStride;
+
+    // 1. scores K·q / sqrt(headDim), and their maximum
+    float mx = -INFINITY;
+    for (int j = lid; j < t; j += ls) {
+        __global const float* k = Kg + (size_t)j * headDim;
+        float s = 0.0f;
+        for (int d = 0; d < headDim; ++d) s = fma(k[d], q[d], s);
+        s *= scale;
+        row[j] = s;
+        mx = fmax(mx, s);
+    }
+    red[lid] = mx;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = ls / 2; stride > 0; stride /= 2) {
+        if (lid < stride) red[lid] = fmax(red[lid], red[lid + stride]);
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    mx = red[0];
+    barrier(CLK_LOCAL_MEM_FENCE);
+
+    // 2. softmax: exponentials, their sum, then the division
+    float sum = 0.0f;
+    for (int j = lid; j < t; j += ls) {
+        const float e = exp(row[j] - mx);
+        row[j] = e;
+        sum += e;
+    }
+    red[lid] = sum;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int stride = ls / 2; stride > 0; stride /= 2) {
+        if (lid < stride) red[lid] += red[lid + stride];
+        barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    const float inv = 1.0f / red[0];
+    for (int j = lid; j < t; j += ls) row[j] *= inv;
+    barrier(CLK_GLOBAL_MEM_FENCE);  // every item reads every weight below
+
+    // 3. weighted sum of the cached values
+    for (int d = lid; d < headDim; d += ls) {
+        float acc = 0.0f;
+        for (int j = 0; j < t; ++j) acc = fma(row[j], Vg[(size_t)j * headDim + d], acc);
+        out[(size_t)i * nHead * headDim + h * headDim + d] = acc;
+    }
+}

@@ -1,0 +1,70 @@
+// The element-wise steps of the OpenCL backend: embedding gather, activations, RoPE and the
+// cache append. Shapes row-major, outermost first. Each runs over a one-dimensional range
+// rounded up to whole work groups (a fixed local size, so drivers that compile per local size
+// compile once), and items past the end return.
+
+// x (n, dim) = tok[ids[i]] (+ pos[p0 + i] when hasPos: GPT-2's learned positions).
+// tok: (n_vocab, dim), pos: (n_ctx, dim). Items: n · dim.
+__kernel void embed(__global float* x, __global const int* ids, __global const float* tok,
+                    __global const float* pos, const int hasPos, const int p0, const int dim,
+                    const int n) {
+    const size_t at = get_global_id(0);
+    if (at >= (size_t)n * dim) return;
+    const int j = (int)(at % dim), i = (int)(at / dim);
+    float v = tok[(size_t)ids[i] * dim + j];
+    if (hasPos) v += pos[(size_t)(p0 + i) * dim + j];
+    x[(size_t)i * dim + j] = v;
+}
+
+// x (count) = GELU(x), the tanh approximation GPT-2 uses.
+__kernel void gelu_tanh(__global float* x, const int count) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)count) return;
+    const float k = 0.7978845608f;  // sqrt(2 / pi)
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v)));
+}
+
+// gate (count) = SiLU(gate) · up (Llama's SwiGLU).
+__kernel void swiglu(__global float* gate, __global const float* up, const int count) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)count) return;
+    const float g = gate[i];
+    gate[i] = g / (1.0f + exp(-g)) * up[i];
+}
+
+// Rotates adjacent pairs (x[2p], x[2p+1]) of every query and key head in the rows of qkv
+// (n, rowLen), heads of headDim from column 0, by the angle of position p0 + i.
+// cs: (n_ctx, headDim / 2, 2) cos and sin per position and pair (made on the host in double).
+// Items: n · heads · headDim / 2, with heads = n_head + n_head_kv.
+__kernel void rope(__global float* qkv, __global const float* cs, const int p0, const int rowLen,
+                   const int headDim, const int heads, const int n) {
+    const size_t at = get_global_id(0);
+    const int pairs = headDim / 2;
+    if (at >= (size_t)n * heads * pairs) return;
+    const int pair = (int)(at % pairs), head = (int)(at / pairs % heads);
+    const int i = (int)(at / pairs / heads);
+    __global float* xh = qkv + (size_t)i * rowLen + head * headDim;
+    const size_t angle = ((size_t)(p0 + i) * pairs + pair) * 2;
+    const float c = cs[angle], s = cs[angle + 1];
+    const float x0 = xh[2 * pair], x1 = xh[2 * pair + 1];
+    xh[2 * pair] = x0 * c - x1 * s;
+    xh[2 * pair + 1] = x0 * s + x1 * c;
+}
+
+// Appends the keys and values of n new tokens to one layer's cache.
+//   qkv (n, rowLen): each row holds Q (qCols), then K (kvCols), then V (kvCols).
+//   K, V (n_head_kv, n_ctx, headDim): rows p0 .. p0 + n - 1 are written.
+// Items: n · kvCols (kvCols = n_head_kv · headDim).
+__kernel void kv_append(__global float* K, __global float* V, __global const float* qkv,
+                        const int p0, const int rowLen, const int qCols, const int kvCols,
+                        const int nCtx, const int headDim, const int n) {
+    const size_t at = get_global_id(0);
+    if (at >= (size_t)n * kvCols) return;
+    const int d = (int)(at % headDim), g = (int)(at / headDim % (kvCols / headDim)),
+              i = (int)(at / kvCols);
+    __global const float* src = qkv + (size_t)i * rowLen + qCols + g * headDim + d;
+    const size_t dst = ((size_t)g * nCtx + p0 + i) * headDim + d;
+    K[dst] = src[0];
+    V[dst] = src[kvCols];
+}

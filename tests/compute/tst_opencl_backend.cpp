@@ -1,0 +1,429 @@
+// OpenClBackend held to CpuBackend: the same logits (prefill and 32 steps, max relative error
+// 1e-4), the same greedy tokens, the same traces, in cached and recompute modes and after a
+// rewind, on every matrix-product path; our GEMV/GEMM kernels against ops::matmul on odd sizes;
+// the measured paths cached per device; device errors.
+// Runs on whatever OpenCL device is first usable (PoCL in CI); skips only where none exists.
+#include <QFile>
+#include <QTemporaryDir>
+#include <QTest>
+#include <cmath>
+#include <random>
+
+#include "cpu_backend.h"
+#include "cpu_ops.h"
+#include "decode_session.h"
+#include "error.h"
+#include "model_fixtures.h"
+#include "opencl/cl_check.h"
+#include "opencl/cl_matmul.h"
+#include "opencl/device_list.h"
+#include "opencl/opencl_backend.h"
+
+using namespace kvscope;
+
+Q_DECLARE_METATYPE(std::optional<ocl::MatMulChoice>)
+
+namespace {
+
+// Max |a - b| relative to max |b|, as in tst_decode_session; infinite if a holds NaN or Inf.
+double maxRelError(std::span<const float> a, std::span<const float> b) {
+    if (a.size() != b.size()) return INFINITY;
+    double diff = 0, scale = 1e-30;
+    for (size_t i = 0; i < b.size(); ++i) {
+        if (!std::isfinite(a[i])) return INFINITY;  // NaN would slip through std::max
+        diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
+        scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+    }
+    return diff / scale;
+}
+constexpr double kTol = 1e-4;
+
+#define VERIFY_CLOSE(what, a, b)                                                                 \
+    do {                                                                                         \
+        const double err_ = maxRelError(a, b);                                                   \
+        QVERIFY2(                                                                                \
+            err_ < kTol,                                                                         \
+            qPrintable(                                                                          \
+                QString("%1: relative error %2 (tolerance %3)").arg(what).arg(err_).arg(kTol))); \
+    } while (0)
+
+RandomModelSpec specFor(const QString& name) {
+    return name == "llama_gqa" ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
+}
+
+const char* kPrompt = "the cat sat on the mat";
+
+}  // namespace
+
+class TstOpenClBackend : public QObject {
+    Q_OBJECT
+    QTemporaryDir cacheDir_;  // the matmul choice file lives here, not in the user's cache
+    int device_ = -1;
+
+    OpenClOptions options(std::optional<ocl::MatMulChoice> matmul = std::nullopt) const {
+        OpenClOptions o;
+        o.device = device_;
+        o.matmul = matmul;
+        o.cacheDir = cacheDir_.path().toStdString();
+        return o;
+    }
+    DecodeSession session(std::shared_ptr<Backend> b, const std::shared_ptr<const Model>& m,
+                          bool cache) const {
+        SessionOptions so;
+        so.useCache = cache;
+        return DecodeSession(std::move(b), m->tokenizer, so);
+    }
+
+  private slots:
+    void initTestCase() {
+        QVERIFY(cacheDir_.isValid());
+        const ocl::DeviceList list = ocl::listDevices();
+        if (list.devices.empty())
+            QSKIP(qPrintable("no OpenCL device exists on this machine (" +
+                             QString::fromStdString(list.problem) + ")"));
+        for (const ocl::DeviceInfo& d : list.devices)
+            if (d.usable) {
+                device_ = d.index;
+                break;
+            }
+        QVERIFY2(device_ >= 0, "OpenCL devices exist but none is usable");
+        qInfo("OpenCL device %d: %s (%s)", device_,
+              list.devices[static_cast<size_t>(device_)].name.c_str(),
+              list.devices[static_cast<size_t>(device_)].platformName.c_str());
+    }
+
+    void devicesAreDescribed() {
+        const ocl::DeviceList list = ocl::listDevices();
+        for (const ocl::DeviceInfo& d : list.devices) {
+            QCOMPARE(d.index, static_cast<int>(&d - list.devices.data()));
+            QVERIFY(!d.name.empty());
+            QVERIFY(!d.platformName.empty());
+            QVERIFY(d.computeUnits > 0);
+            QVERIFY(d.globalMemBytes > 0);
+            QVERIFY(d.maxAllocBytes > 0 && d.maxAllocBytes <= d.globalMemBytes);
+            QCOMPARE(d.usable, d.whyNot.empty());
+            QVERIFY(QString::fromStdString(d.key()).contains(QString::fromStdString(d.name)));
+        }
+    }
+
+    void clCheckNamesTheCallAndTheStatus() {
+        try {
+            CL_CHECK(static_cast<cl_int>(CL_OUT_OF_RESOURCES));
+            QFAIL("CL_CHECK accepted CL_OUT_OF_RESOURCES");
+        } catch (const Error& e) {
+            QCOMPARE(QString(e.what()),
+                     "static_cast<cl_int>(CL_OUT_OF_RESOURCES): CL_OUT_OF_RESOURCES (-5), "
+                     "expected CL_SUCCESS");
+        }
+        CL_CHECK(static_cast<cl_int>(CL_SUCCESS));  // success passes
+    }
+
+    void matmulChoiceTextRoundTrips() {
+        for (const char* t :
+             {"gemv kvscope-rows/auto, gemm kvscope-rows/64", "gemv kvscope-rows/16, gemm clblast",
+              "gemv kvscope-groups/128, gemm kvscope-rows/16", "gemv clblast, gemm clblast"}) {
+            const auto c = ocl::MatMulChoice::parse(t);
+            QVERIFY2(c.has_value(), t);
+            QCOMPARE(QString::fromStdString(c->text()), QString(t));
+        }
+        for (const char* t :
+             {"", "gemv clblast", "gemv rows, gemm clblast",
+              "gemv kvscope-groups/100, gemm clblast", "gemv kvscope-rows/0, gemm clblast",
+              "gemv kvscope-rows/64x, gemm clblast", "gemv clblast, gemm kvscope-rows/auto",
+              "gemv clblast, gemm clblast2"})
+            QVERIFY2(!ocl::MatMulChoice::parse(t).has_value(), t);
+    }
+
+    // Every path against ops::matmul on sizes that are not multiples of 8, 4 or the work group,
+    // with and without bias and residual accumulation: one row takes the GEMV path, more rows
+    // the GEMM path.
+    void matmulMatchesCpuOnOddSizes_data() {
+        QTest::addColumn<QString>("choice");
+        QTest::addColumn<int>("n");
+        QTest::addColumn<int>("inDim");
+        QTest::addColumn<int>("outDim");
+        QTest::addColumn<bool>("bias");
+        QTest::addColumn<bool>("accumulate");
+        for (const char* path :
+             {"gemv kvscope-rows/auto, gemm kvscope-rows/16",
+              "gemv kvscope-rows/16, gemm kvscope-rows/64", "gemv kvscope-groups/64, gemm clblast",
+              "gemv clblast, gemm clblast"}) {
+            auto row = [&](int n, int in, int out, bool bias, bool acc) {
+                QTest::addRow("%s %dx%dx%d%s%s", path, n, in, out, bias ? " bias" : "",
+                              acc ? " accumulate" : "")
+                    << QString(path) << n << in << out << bias << acc;
+            };
+            row(1, 1, 1, false, false);
+            row(1, 13, 7, true, false);
+            row(1, 9, 33, false, true);
+            row(1, 1000, 257, true, true);
+            row(1, 7, 1000, true, false);
+            row(1, 3072, 768, true, true);
+            row(2, 8, 3, true, false);
+            row(3, 37, 29, true, true);
+            row(4, 64, 65, false, true);
+            row(5, 200, 301, false, false);
+            row(7, 1001, 33, true, true);
+        }
+    }
+    void matmulMatchesCpuOnOddSizes() {
+        QFETCH(QString, choice);
+        QFETCH(int, n);
+        QFETCH(int, inDim);
+        QFETCH(int, outDim);
+        QFETCH(bool, bias);
+        QFETCH(bool, accumulate);
+        std::mt19937 rng(static_cast<unsigned>(n * 7919 + inDim * 31 + outDim));
+        std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
+        auto random = [&](size_t count) {
+            std::vector<float> v(count);
+            for (float& f : v) f = uni(rng);
+            return v;
+        };
+        const auto N = static_cast<size_t>(n), I = static_cast<size_t>(inDim),
+                   O = static_cast<size_t>(outDim);
+        const std::vector<float> w = random(O * I), x = random(N * I), b = random(O),
+                                 y0 = random(N * O);
+        // reference: y = x · wᵀ + b (+ y0)
+        std::vector<float> want(N * O);
+        ops::matmul(want.data(), x.data(), w.data(), bias ? b.data() : nullptr, n, inDim, outDim,
+                    ThreadPool::shared());
+        if (accumulate)
+            for (size_t i = 0; i < want.size(); ++i) want[i] += y0[i];
+
+        ocl::ClDevice dev(device_);
+        const ocl::Program program = dev.buildKernels();
+        const auto parsed = ocl::MatMulChoice::parse(choice.toStdString());
+        QVERIFY(parsed.has_value());
+        ocl::MatMul mm(dev, program, *parsed);
+        const ocl::Context& ctx = dev.context();
+        // inputs at an offset, as the backend passes the last row of a batch
+        const size_t inOff = 5, outOff = 3;
+        std::vector<float> xPadded(inOff, 99.0f), yPadded(outOff, 77.0f);
+        xPadded.insert(xPadded.end(), x.begin(), x.end());
+        yPadded.insert(yPadded.end(), y0.begin(), y0.end());
+        ocl::Buffer dw(ctx, w.size() * 4, CL_MEM_READ_ONLY, w.data());
+        ocl::Buffer dx(ctx, xPadded.size() * 4, CL_MEM_READ_ONLY, xPadded.data());
+        ocl::Buffer db(ctx, b.size() * 4, CL_MEM_READ_ONLY, b.data());
+        ocl::Buffer dy(ctx, yPadded.size() * 4, CL_MEM_READ_WRITE, yPadded.data());
+        std::vector<ocl::Event> events;
+        mm.run(dy, outOff, dx, inOff, dw, bias ? &db : nullptr, n, inDim, outDim, accumulate,
+               events);
+        std::vector<float> got(yPadded.size());
+        dev.queue().read(dy, 0, got.data(), got.size() * 4);
+        for (size_t i = 0; i < outOff; ++i) QCOMPARE(got[i], 77.0f);  // nothing before outOff
+        VERIFY_CLOSE("product", std::span(got).subspan(outOff), want);
+        QVERIFY(!events.empty());
+    }
+
+    // Prefill and 32 steps on both backends: the same logits, tokens and traces.
+    void decodingMatchesCpu_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<bool>("cache");
+        QTest::addColumn<std::optional<ocl::MatMulChoice>>("matmul");
+        const std::optional<ocl::MatMulChoice> measured;
+        const auto clblast = ocl::MatMulChoice::parse("gemv clblast, gemm clblast");
+        const auto groups = ocl::MatMulChoice::parse("gemv kvscope-groups/64, gemm clblast");
+        const auto rows = ocl::MatMulChoice::parse("gemv kvscope-rows/64, gemm kvscope-rows/16");
+        QTest::newRow("gpt2 cached") << "gpt2" << true << measured;
+        QTest::newRow("gpt2 recompute") << "gpt2" << false << measured;
+        QTest::newRow("llama_gqa cached") << "llama_gqa" << true << measured;
+        QTest::newRow("llama_gqa recompute") << "llama_gqa" << false << measured;
+        QTest::newRow("gpt2 cached, clblast") << "gpt2" << true << clblast;
+        QTest::newRow("gpt2 recompute, clblast") << "gpt2" << false << clblast;
+        QTest::newRow("gpt2 recompute, kvscope rows") << "gpt2" << false << rows;
+        QTest::newRow("llama_gqa cached, kvscope groups") << "llama_gqa" << true << groups;
+        QTest::newRow("llama_gqa recompute, kvscope rows") << "llama_gqa" << false << rows;
+    }
+    void decodingMatchesCpu() {
+        QFETCH(QString, model);
+        QFETCH(bool, cache);
+        QFETCH(std::optional<ocl::MatMulChoice>, matmul);
+        auto m = fixtures::makeModel(specFor(model));
+        auto gpu = std::make_shared<OpenClBackend>(m, options(matmul));
+        DecodeSession cl = session(gpu, m, cache),
+                      cpu = session(std::make_shared<CpuBackend>(m), m, cache);
+        const std::vector<StepTrace> pc = cl.prefill(kPrompt), pr = cpu.prefill(kPrompt);
+        QCOMPARE(cl.tokens(), cpu.tokens());
+        VERIFY_CLOSE("prefill logits", cl.logits(), cpu.logits());
+        QCOMPARE(pc.size(), pr.size());
+        for (size_t i = 0; i < pc.size(); ++i) {
+            QCOMPARE(pc[i].position, pr[i].position);
+            VERIFY_CLOSE("prompt q", pc[i].q, pr[i].q);
+            VERIFY_CLOSE("prompt k", pc[i].k, pr[i].k);
+            VERIFY_CLOSE("prompt v", pc[i].v, pr[i].v);
+            VERIFY_CLOSE("prompt attention", pc[i].attn, pr[i].attn);
+        }
+        for (int step = 0; step < 32; ++step) {
+            const StepTrace a = cl.step(), b = cpu.step();
+            QCOMPARE(a.token, b.token);
+            QCOMPARE(a.position, b.position);
+            VERIFY_CLOSE("step logits", cl.logits(), cpu.logits());
+            VERIFY_CLOSE("step q", a.q, b.q);
+            VERIFY_CLOSE("step k", a.k, b.k);
+            VERIFY_CLOSE("step v", a.v, b.v);
+            VERIFY_CLOSE("step attention", a.attn, b.attn);
+            QCOMPARE(a.kvBytes, b.kvBytes);
+        }
+        QCOMPARE(cl.tokens(), cpu.tokens());
+        QCOMPARE(gpu->cacheAllocatedBytes(),
+                 dynamic_cast<const CpuBackend&>(cpu.backend()).cacheAllocatedBytes());
+        // device time was measured, by part
+        const DeviceMs t = gpu->lastStepDeviceMs();
+        QVERIFY(t.matmul > 0 && t.attention > 0 && t.other > 0);
+    }
+
+    void rewindMatchesCpu_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<bool>("cache");
+        QTest::newRow("gpt2 cached") << "gpt2" << true;
+        QTest::newRow("gpt2 recompute") << "gpt2" << false;
+        QTest::newRow("llama_gqa cached") << "llama_gqa" << true;
+        QTest::newRow("llama_gqa recompute") << "llama_gqa" << false;
+    }
+    void rewindMatchesCpu() {
+        QFETCH(QString, model);
+        QFETCH(bool, cache);
+        auto m = fixtures::makeModel(specFor(model));
+        DecodeSession cl = session(std::make_shared<OpenClBackend>(m, options()), m, cache),
+                      cpu = session(std::make_shared<CpuBackend>(m), m, cache);
+        cl.prefill(kPrompt);
+        cpu.prefill(kPrompt);
+        for (int i = 0; i < 9; ++i) QCOMPARE(cl.step().token, cpu.step().token);
+        cl.rewind(4);
+        cpu.rewind(4);
+        QCOMPARE(cl.tokens(), cpu.tokens());
+        VERIFY_CLOSE("logits after rewind", cl.logits(), cpu.logits());
+        QCOMPARE(cl.kvBytes(), cpu.kvBytes());
+        for (int i = 0; i < 6; ++i) {
+            const StepTrace a = cl.step(), b = cpu.step();
+            QCOMPARE(a.token, b.token);
+            VERIFY_CLOSE("logits", cl.logits(), cpu.logits());
+            VERIFY_CLOSE("attention", a.attn, b.attn);
+        }
+    }
+
+    // The device cache holds exactly the traced keys and values; grouped-query heads share.
+    void deviceCacheHoldsTheTracedKeysAndValues() {
+        auto m = fixtures::makeModel(fixtures::llamaGqaSpec());
+        const ModelConfig& c = m->config;
+        auto gpu = std::make_shared<OpenClBackend>(m, options());
+        DecodeSession s = session(gpu, m, true);
+        std::vector<StepTrace> traces = s.prefill(kPrompt);
+        for (int i = 0; i < 5; ++i) traces.push_back(s.step());
+        QCOMPARE(gpu->cacheUsed(), static_cast<int>(traces.size()));
+        for (int l = 0; l < c.nLayer; ++l)
+            for (int g = 0; g < c.nHeadKv; ++g) {
+                const std::vector<float> K = gpu->readKeys(l, g), V = gpu->readValues(l, g);
+                QCOMPARE(K.size(), traces.size() * c.headDim);
+                for (const StepTrace& t : traces)
+                    for (int d = 0; d < c.headDim; ++d) {
+                        const size_t at = static_cast<size_t>(t.position) * c.headDim + d;
+                        QCOMPARE(K[at], t.key(l, g)[d]);
+                        QCOMPARE(V[at], t.value(l, g)[d]);
+                    }
+            }
+    }
+
+    void missingDeviceIndexIsAnError() {
+        const int count = static_cast<int>(ocl::listDevices().devices.size());
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        for (int index : {count, count + 7, -1}) {
+            OpenClOptions o = options();
+            o.device = index;
+            try {
+                OpenClBackend b(m, o);
+                QFAIL("a backend opened a device that does not exist");
+            } catch (const Error& e) {
+                const QString msg = e.what();
+                QVERIFY2(msg.contains(QString("no OpenCL device %1:").arg(index)), e.what());
+                QVERIFY2(msg.contains(QString("this machine has %1").arg(count)), e.what());
+            }
+        }
+    }
+
+    // A cache larger than the device's memory: a clear error with both numbers; one that just
+    // fits: no error.
+    void cacheLargerThanDeviceMemoryIsAnError() {
+        RandomModelSpec spec = fixtures::llamaGqaSpec();
+        spec.nCtx = 4096;
+        auto m = fixtures::makeModel(spec);
+        const ModelConfig& c = m->config;
+        const uint64_t cache = 2ull * c.nLayer * c.nHeadKv * c.headDim * 4 * c.nCtx;
+        const uint64_t rope = static_cast<uint64_t>(c.nCtx) * c.headDim * 4;
+        const uint64_t needed = m->weightBytes() + cache + rope;
+        OpenClOptions o = options();
+        o.deviceMemoryLimit = needed - 1;
+        try {
+            OpenClBackend b(m, o);
+            QFAIL("a cache larger than the device's memory was allocated");
+        } catch (const Error& e) {
+            const QString msg = e.what();
+            QVERIFY2(msg.contains(QString::number(cache) + " bytes"), e.what());
+            QVERIFY2(msg.contains("need " + QString::number(needed) + " bytes"), e.what());
+            QVERIFY2(msg.contains("has " + QString::number(needed - 1) + " bytes"), e.what());
+            QVERIFY2(msg.contains("4096 tokens"), e.what());
+        }
+        o.deviceMemoryLimit = needed;  // exactly enough
+        OpenClBackend fits(m, o);
+        QCOMPARE(fits.cacheAllocatedBytes(), static_cast<size_t>(cache));
+    }
+
+    // The matrix-product paths are measured once per device, kept in the cache folder and
+    // read back; a recorded choice is what the backend runs.
+    void matmulChoiceIsMeasuredOnceAndRemembered() {
+        QTemporaryDir dir;
+        QVERIFY(dir.isValid());
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        OpenClOptions o = options();
+        o.cacheDir = dir.path().toStdString();
+        ocl::MatMulChoice first;
+        {
+            OpenClBackend b(m, o);
+            QVERIFY(b.startup().matmulMeasured);
+            QVERIFY(QString::fromStdString(b.startup().matmulTrials).contains("gemm clblast"));
+            first = b.matmulChoice();
+        }
+        QFile f(dir.filePath("matmul.txt"));
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QString text = QString::fromUtf8(f.readAll());
+        const std::string key = ocl::listDevices().devices[static_cast<size_t>(device_)].key();
+        QVERIFY2(text.contains(QString::fromStdString(key + "\t" + first.text() + "\t")),
+                 qPrintable(text));
+        {
+            OpenClBackend b(m, o);
+            QVERIFY(!b.startup().matmulMeasured);
+            QCOMPARE(b.matmulChoice().text(), first.text());
+            QVERIFY(QString::fromStdString(b.deviceName())
+                        .contains(QString::fromStdString(first.text())));
+        }
+        const auto other = ocl::MatMulChoice::parse(first.gemv == ocl::GemvPath::ClBlast
+                                                        ? "gemv kvscope-rows/16, gemm clblast"
+                                                        : "gemv clblast, gemm kvscope-rows/16");
+        QVERIFY(ocl::storeMatMulChoice(dir.path().toStdString(), key, *other, "set by the test"));
+        OpenClBackend b(m, o);
+        QVERIFY(!b.startup().matmulMeasured);
+        QCOMPARE(b.matmulChoice().text(), other->text());
+    }
+
+    // Without the warm-up the backend computes the same numbers (it only changes when the
+    // kernels are compiled).
+    void withoutWarmUpTheNumbersAreTheSame() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        OpenClOptions o = options();
+        o.warmUp = false;
+        auto cold = std::make_shared<OpenClBackend>(m, o);
+        QCOMPARE(cold->startup().clblastMs, 0.0);
+        QCOMPARE(cold->startup().warmMs, 0.0);
+        DecodeSession a = session(cold, m, true),
+                      b = session(std::make_shared<CpuBackend>(m), m, true);
+        a.prefill(kPrompt);
+        b.prefill(kPrompt);
+        VERIFY_CLOSE("prefill logits", a.logits(), b.logits());
+        QCOMPARE(a.step().token, b.step().token);
+        VERIFY_CLOSE("step logits", a.logits(), b.logits());
+    }
+};
+
+QTEST_GUILESS_MAIN(TstOpenClBackend)
+#include "tst_opencl_backend.moc"

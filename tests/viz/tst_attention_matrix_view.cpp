@@ -1,0 +1,197 @@
+// AttentionMatrixView on a real decode: one row per token equal to the trace's attention rows,
+// the future masked, a step adds exactly one row and a step back removes it, a layer or head
+// switch redraws that head's matrix, hovering names the pair and the weight, a click on a row
+// inspects that query, and the new row is revealed only when animations are on.
+#include <QTest>
+#include <cmath>
+
+#include "attention_matrix_view.h"
+#include "colormap.h"
+#include "decoded_store.h"
+#include "labels.h"
+#include "model_fixtures.h"
+#include "theme.h"
+#include "view_checks.h"
+
+using namespace kvscope;
+using namespace kvscope::viz;
+using testing::DecodedStore;
+
+namespace {
+
+RandomModelSpec specFor(const QString& name) {
+    return name == "llama_gqa" ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
+}
+
+const char* kPrompt = "the cat sat on the mat";
+
+// Every drawn cell equals the trace's weight (and is painted in its colour); the future is NaN.
+bool matchesTheTrace(const AttentionMatrixView& view, const TraceStore& store, int layer,
+                     int head) {
+    if (view.rows() != store.count()) return false;
+    const ColorScale scale = ColorScale::weights();
+    for (int r = 0; r < view.rows(); ++r) {
+        const std::span<const float> row = store.attentionRow(r, layer, head);
+        for (int c = 0; c <= r; ++c) {
+            if (view.cellValue(r, c) != row[static_cast<size_t>(c)]) return false;
+            if (view.cellColor(r, c) != scale.rgb(row[static_cast<size_t>(c)])) return false;
+        }
+        if (r + 1 < view.rows() && !std::isnan(view.cellValue(r, r + 1))) return false;
+    }
+    return true;
+}
+
+QPoint cellCentre(const AttentionMatrixView& view, int r, int c) {
+    const QRect m = view.matrixRect();
+    const double cell = m.width() / static_cast<double>(view.rows());
+    return {m.left() + static_cast<int>((c + 0.5) * cell),
+            m.top() + static_cast<int>((r + 0.5) * cell)};
+}
+
+}  // namespace
+
+class TstAttentionMatrixView : public QObject {
+    Q_OBJECT
+  private slots:
+    void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
+
+    void models_data() {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("gpt2") << "gpt2";
+        QTest::newRow("llama_gqa") << "llama_gqa";
+    }
+
+    void emptyStateBeforePrefill() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        AttentionMatrixView view(&d.store);
+        view.resize(view.sizeHint());
+        QCOMPARE(view.rows(), 0);
+        QVERIFY(view.matrixRect().isEmpty());
+        QVERIFY(testing::pixelVariance(testing::render(view, "matrix-empty")) > 1);
+        QVERIFY(view.minimumSizeHint().width() <= view.sizeHint().width());
+    }
+
+    void rowsEqualTheTrace_data() { models_data(); }
+    void rowsEqualTheTrace() {
+        QFETCH(QString, model);
+        DecodedStore d(fixtures::makeModel(specFor(model)));
+        AttentionMatrixView view(&d.store);
+        view.resize(860, 860);
+        d.prefill(kPrompt);
+        d.steps(3);
+        QVERIFY(matchesTheTrace(view, d.store, 0, 0));
+        QVERIFY(std::isnan(view.cellValue(0, 1)));
+        QVERIFY(std::isnan(view.cellValue(view.rows(), 0)));
+    }
+
+    void stepAddsOneRowAndStepBackRemovesIt_data() { models_data(); }
+    void stepAddsOneRowAndStepBackRemovesIt() {
+        QFETCH(QString, model);
+        DecodedStore d(fixtures::makeModel(specFor(model)));
+        AttentionMatrixView view(&d.store);
+        view.resize(860, 860);
+        d.prefill(kPrompt);
+        d.store.setLayerHead(1, 2);
+        const int before = view.rows();
+        d.step();
+        QCOMPARE(view.rows(), before + 1);
+        QVERIFY(matchesTheTrace(view, d.store, 1, 2));
+        d.step();
+        QCOMPARE(view.rows(), before + 2);
+        d.stepBack();
+        d.stepBack();
+        QCOMPARE(view.rows(), before);
+        QVERIFY(matchesTheTrace(view, d.store, 1, 2));
+        d.step();  // the row after a step back is the new token's, not the old one
+        QCOMPARE(view.rows(), before + 1);
+        QVERIFY(matchesTheTrace(view, d.store, 1, 2));
+    }
+
+    void layerOrHeadSwitchRedrawsThatHead() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        AttentionMatrixView view(&d.store);
+        view.resize(860, 860);
+        d.prefill(kPrompt);
+        d.steps(2);
+        const float before = view.cellValue(view.rows() - 1, 0);
+        d.store.setLayerHead(1, 3);
+        QCOMPARE(view.layer(), 1);
+        QCOMPARE(view.head(), 3);
+        QVERIFY(matchesTheTrace(view, d.store, 1, 3));
+        QVERIFY(view.cellValue(view.rows() - 1, 0) != before);
+    }
+
+    void hoverNamesThePairAndTheWeight() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        AttentionMatrixView view(&d.store);
+        view.resize(860, 860);
+        d.prefill(kPrompt);
+        const int r = view.rows() - 1, c = 2;
+        const std::optional<QPoint> cell = view.cellAt(cellCentre(view, r, c));
+        QVERIFY(cell);
+        QCOMPARE(*cell, QPoint(c, r));
+        const QString tip = view.toolTipAt(cellCentre(view, r, c));
+        QVERIFY2(tip.contains(QString("query %1").arg(r)) &&
+                     tip.contains(QString("key %1").arg(c)) &&
+                     tip.contains(formatValue(view.cellValue(r, c))),
+                 qPrintable(tip));
+        QVERIFY(tip.contains(tokenLabel(d.store.trace(c).text)));
+        QVERIFY(view.toolTipAt(cellCentre(view, 1, 3)).contains("masked"));
+        QVERIFY(view.toolTipAt(QPoint(1, 1)).isEmpty());
+    }
+
+    void clickOnARowInspectsThatQuery() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        AttentionMatrixView view(&d.store);
+        view.resize(860, 860);
+        view.show();
+        d.prefill(kPrompt);
+        QTest::mouseClick(&view, Qt::LeftButton, {}, cellCentre(view, 3, 1));
+        QVERIFY(d.store.queryPinned());
+        QCOMPARE(d.store.queryIndex(), 3);
+        QTest::mouseClick(&view, Qt::LeftButton, {}, cellCentre(view, view.rows() - 1, 0));
+        QVERIFY(!d.store.queryPinned());  // the newest row follows new tokens again
+    }
+
+    void newRowIsRevealedOnlyWhenAnimationsAreOn() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        AttentionMatrixView view(&d.store);
+        view.resize(860, 860);
+        d.prefill(kPrompt);
+        d.step();
+        QCOMPARE(view.transitionProgress(), 1.0);
+        ThemeSettings::instance().setAnimationMs(120);
+        d.step();
+        QVERIFY(view.transitionProgress() < 1.0);
+        QVERIFY(matchesTheTrace(view, d.store, 0, 0));  // the data is final; only the paint moves
+        QTRY_COMPARE_WITH_TIMEOUT(view.transitionProgress(), 1.0, 3000);
+        ThemeSettings::instance().setAnimationMs(0);
+    }
+
+    void fullContextStaysIncremental() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        AttentionMatrixView view(&d.store);
+        view.resize(860, 860);
+        d.prefill(kPrompt);
+        d.steps(d.store.config().nCtx - d.store.count());
+        QCOMPARE(view.rows(), d.store.config().nCtx);
+        QVERIFY(matchesTheTrace(view, d.store, 0, 0));
+        const QRect m = view.matrixRect();
+        QVERIFY(m.right() < view.width() && m.bottom() < view.height());
+        QVERIFY(testing::pixelVariance(testing::render(view, "matrix-full")) > 100);
+    }
+
+    void rendersReadably_data() { models_data(); }
+    void rendersReadably() {
+        QFETCH(QString, model);
+        DecodedStore d(fixtures::makeModel(specFor(model)));
+        AttentionMatrixView view(&d.store);
+        view.resize(860, 860);
+        d.prefill(kPrompt);
+        d.steps(4);
+        QVERIFY(testing::pixelVariance(testing::render(view, "matrix-" + model)) > 100);
+    }
+};
+
+QTEST_MAIN(TstAttentionMatrixView)
+#include "tst_attention_matrix_view.moc"

@@ -1,0 +1,139 @@
+// CacheView on a real decode: tokens held and bytes used and allocated equal the session's; a
+// step fills one more slot of every block and a step back empties it; recompute mode holds
+// nothing.
+#include <QTest>
+
+#include "cache_view.h"
+#include "decoded_store.h"
+#include "model_fixtures.h"
+#include "theme.h"
+#include "view_checks.h"
+
+using namespace kvscope;
+using namespace kvscope::viz;
+using testing::DecodedStore;
+
+namespace {
+
+const char* kPrompt = "the cat sat on the mat";
+
+RandomModelSpec specFor(const QString& name) {
+    return name == "llama_gqa" ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
+}
+
+}  // namespace
+
+class TstCacheView : public QObject {
+    Q_OBJECT
+  private slots:
+    void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
+
+    void models_data() {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("gpt2") << "gpt2";
+        QTest::newRow("llama_gqa") << "llama_gqa";
+    }
+
+    void emptyCacheIsAllocatedButUnused() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        CacheView view(&d.store);
+        view.resize(view.sizeHint());
+        QCOMPARE(view.usedTokens(), 0);
+        QCOMPARE(view.capacityTokens(), d.store.config().nCtx);
+        QCOMPARE(view.usedBytes(), size_t{0});
+        QCOMPARE(view.allocatedBytes(), d.store.model().cacheAllocatedBytes);
+        QVERIFY(view.allocatedBytes() > 0);
+        QVERIFY(view.filledRect(0, false).width() == 0);
+        QVERIFY(testing::pixelVariance(testing::render(view, "cache-empty")) > 1);
+        QVERIFY(view.minimumSizeHint().height() <= view.sizeHint().height());
+    }
+
+    void bytesEqualTheSession_data() { models_data(); }
+    void bytesEqualTheSession() {
+        QFETCH(QString, model);
+        DecodedStore d(fixtures::makeModel(specFor(model)));
+        CacheView view(&d.store);
+        view.resize(view.sizeHint());
+        d.prefill(kPrompt);
+        const ModelConfig& c = d.store.config();
+        const size_t perToken = d.store.model().kvBytesPerToken;
+        // 2 (K and V) × layers × kv heads × head dim × 4 B (float32 cache).
+        QCOMPARE(perToken, size_t{2} * c.nLayer * c.nHeadKv * c.headDim * 4);
+        QCOMPARE(view.usedTokens(), d.store.count());
+        QCOMPARE(view.usedBytes(), d.store.kvBytes());
+        QCOMPARE(view.usedBytes(), perToken * d.store.count());
+        QCOMPARE(view.allocatedBytes(), perToken * c.nCtx);
+        QCOMPARE(view.blockUsedBytes(), view.usedBytes() / (2 * c.nLayer));
+        QCOMPARE(view.blockAllocatedBytes(), view.allocatedBytes() / (2 * c.nLayer));
+    }
+
+    void stepFillsOneSlotAndStepBackEmptiesIt() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        CacheView view(&d.store);
+        view.resize(1100, 520);
+        d.prefill(kPrompt);
+        const int before = view.usedTokens();
+        const size_t bytes = view.usedBytes();
+        const int width = view.filledRect(1, true).width();
+        const QRgb empty = currentTheme().panel.rgb();
+        QVERIFY(view.blockImage(1, false).pixel(before, 0) == empty);
+
+        d.step();
+        QCOMPARE(view.usedTokens(), before + 1);
+        QCOMPARE(view.usedBytes(), bytes + d.store.model().kvBytesPerToken);
+        QVERIFY(view.filledRect(1, true).width() > width);
+        QVERIFY(view.filledRect(1, true).width() <= view.blockRect(1, true).width());
+        // The new slot holds the new token's numbers (not the empty colour in every row).
+        const QImage k = view.blockImage(1, false);
+        bool filled = false;
+        for (int r = 0; r < k.height(); ++r) filled |= k.pixel(before, r) != empty;
+        QVERIFY(filled);
+
+        d.stepBack();
+        QCOMPARE(view.usedTokens(), before);
+        QCOMPARE(view.usedBytes(), bytes);
+        QCOMPARE(view.filledRect(1, true).width(), width);
+    }
+
+    void recomputeModeHoldsNothing() {
+        SessionOptions o;
+        o.useCache = false;
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()), "fixture", o);
+        CacheView view(&d.store);
+        view.resize(view.sizeHint());
+        d.prefill(kPrompt);
+        d.step();
+        QVERIFY(view.recomputeMode());
+        QCOMPARE(view.usedBytes(), size_t{0});
+        QVERIFY(view.filledRect(0, false).isEmpty());
+        QVERIFY(testing::pixelVariance(testing::render(view, "cache-recompute")) > 1);
+    }
+
+    void growsInOnlyWhenAnimationsAreOn() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        CacheView view(&d.store);
+        view.resize(view.sizeHint());
+        d.prefill(kPrompt);
+        d.step();
+        QCOMPARE(view.transitionProgress(), 1.0);
+        ThemeSettings::instance().setAnimationMs(120);
+        d.step();
+        QVERIFY(view.transitionProgress() < 1.0);
+        QTRY_COMPARE_WITH_TIMEOUT(view.transitionProgress(), 1.0, 3000);
+        ThemeSettings::instance().setAnimationMs(0);
+    }
+
+    void rendersReadably_data() { models_data(); }
+    void rendersReadably() {
+        QFETCH(QString, model);
+        DecodedStore d(fixtures::makeModel(specFor(model)));
+        CacheView view(&d.store);
+        view.resize(1100, 520);
+        d.prefill(kPrompt);
+        d.steps(6);
+        QVERIFY(testing::pixelVariance(testing::render(view, "cache-" + model)) > 100);
+    }
+};
+
+QTEST_MAIN(TstCacheView)
+#include "tst_cache_view.moc"

@@ -1,0 +1,65 @@
+// AttentionMatrixView: the t × t causal attention matrix of the selected layer and head, one
+// row per query token (rows from the traces' attention rows), the future masked. Rendered into a
+// cached image (one pixel per cell) that grows by one row per appended token and is rebuilt when
+// the layer or head changes, so it stays smooth at the model's full context. The new row is
+// revealed left to right, the inspected query row is outlined, hovering tells the pair and the
+// weight, and clicking a row inspects that token's query.
+#pragma once
+
+#include <QImage>
+#include <QStringList>
+#include <QWidget>
+#include <optional>
+#include <vector>
+
+namespace kvscope::viz {
+
+class TraceStore;
+class Transition;
+
+class AttentionMatrixView : public QWidget {
+    Q_OBJECT
+  public:
+    explicit AttentionMatrixView(TraceStore* store, QWidget* parent = nullptr);
+
+    QSize sizeHint() const override;
+    QSize minimumSizeHint() const override;
+
+    // -- what is drawn (read-only, for tests)
+    int rows() const { return rows_; }  // query rows drawn (0 in the empty state)
+    int layer() const { return layer_; }
+    int head() const { return head_; }
+    // Weight of query row r on key column c; NaN where c > r (masked) or out of range.
+    float cellValue(int r, int c) const;
+    // The colour painted for cell (r, c) (one image pixel per cell). Precondition: r, c < rows().
+    QRgb cellColor(int r, int c) const { return image_.pixel(c, r); }
+    QRect matrixRect() const;  // where the rows() × rows() cells are drawn
+    std::optional<QPoint> cellAt(const QPoint& pos) const;  // (x = key c, y = query r)
+    QString toolTipAt(const QPoint& pos) const;             // empty outside the cells
+    double transitionProgress() const;
+
+  protected:
+    void paintEvent(QPaintEvent* event) override;
+    void resizeEvent(QResizeEvent* event) override;
+    void mousePressEvent(QMouseEvent* event) override;
+    bool event(QEvent* event) override;
+
+  private:
+    void rebuild();             // every row again (new selection, tokens reset, theme)
+    void appendRow(int index);  // one new row at the end
+    void writeImageRow(int r);  // colours of row r into image_
+    QRect titleRect() const;
+
+    TraceStore* store_;
+    Transition* transition_;
+    int layer_ = 0, head_ = 0, rows_ = 0;
+    int animatedRow_ = -1;                    // the row being revealed, -1 when none
+    std::vector<std::vector<float>> values_;  // row r: weights over keys 0..r
+    QStringList labels_;                      // token labels
+    QImage image_;                            // (capacity, capacity) one pixel per cell
+    mutable QImage scaled_;                   // image_'s top-left rows_ × rows_ at the drawn size
+    mutable bool scaledDirty_ = true;
+    QString emptyMessage_;
+};
+
+}  // namespace kvscope::viz

@@ -1,0 +1,66 @@
+// CacheView: the KV cache as memory. Per layer, a K block and a V block as wide as the allocated
+// context (n_ctx token slots); each held token fills its slot with a stripe of its real key or
+// value numbers, the empty capacity is hatched, and the newest slice is outlined and grows in.
+// Bytes used and allocated come from the model summary and the traces (per layer: the totals
+// divided by n_layer, split equally into K and V).
+#pragma once
+
+#include <QImage>
+#include <QWidget>
+#include <vector>
+
+namespace kvscope::viz {
+
+class TraceStore;
+class Transition;
+
+class CacheView : public QWidget {
+    Q_OBJECT
+  public:
+    static constexpr int kStripeRows = 24;  // most numbers of a token's K or V shown per slot
+
+    explicit CacheView(TraceStore* store, QWidget* parent = nullptr);
+
+    QSize sizeHint() const override;
+    QSize minimumSizeHint() const override;
+
+    // -- what is drawn (read-only, for tests)
+    int usedTokens() const { return used_; }           // slots filled in every block
+    int capacityTokens() const { return capacity_; }   // slots per block (n_ctx)
+    bool recomputeMode() const { return recompute_; }  // tokens exist but no cache is kept
+    size_t usedBytes() const;                          // K and V of all layers now
+    size_t allocatedBytes() const;                     // what the backend allocated
+    size_t blockUsedBytes() const;                     // one layer's K (or V) block, used
+    size_t blockAllocatedBytes() const;                // one layer's K (or V) block, allocated
+    QRect blockRect(int layer, bool values) const;     // the capacity of one block
+    QRect filledRect(int layer, bool values) const;    // its part that holds tokens
+    // One block's stripes (capacity × stripe rows; columns >= usedTokens() are not drawn).
+    QImage blockImage(int layer, bool values) const;
+    double transitionProgress() const;
+
+  protected:
+    void paintEvent(QPaintEvent* event) override;
+    bool event(QEvent* event) override;
+
+  private:
+    struct Geometry {
+        int top = 0, rowH = 0, gap = 0, blockW = 0, kLeft = 0, vLeft = 0;
+    };
+    Geometry geometry() const;
+    void rebuild();
+    void appendToken(int index);
+    bool writeColumn(int token);  // false if the colour scale must grow (rebuild instead)
+    int stripeRows() const;
+    int gqaLines() const;  // 1 when the model uses grouped-query attention (one more note line)
+
+    TraceStore* store_;
+    Transition* transition_;
+    int nLayer_ = 0, capacity_ = 0, used_ = 0;
+    bool recompute_ = false;
+    bool noTensors_ = false;
+    std::vector<QImage> images_;  // (n_layer × 2): K of layer l at 2l, V at 2l + 1
+    std::vector<float> limits_;   // (n_layer × 2): colour scale limit of each block
+    int animatedToken_ = -1;
+};
+
+}  // namespace kvscope::viz

@@ -1,0 +1,109 @@
+// StepView: one attention step of the inspected query token i, for the selected layer and head:
+// the query row q (1 × head_dim), Kᵀ (head_dim × (i+1)) whose newest column slides in, the
+// scores q·Kᵀ/√d, the softmax weights (the trace's attention row), V ((i+1) × head_dim) whose
+// newest row slides in, and the output Σ_j a_j V_j. Painted, not built from widgets; long
+// contexts shrink the cells to a minimum and then show the last tokens with a note.
+#pragma once
+
+#include <QList>
+#include <QStringList>
+#include <QWidget>
+#include <span>
+#include <vector>
+
+namespace kvscope::viz {
+
+class TraceStore;
+class Transition;
+
+class StepView : public QWidget {
+    Q_OBJECT
+  public:
+    // The blocks of cells the view paints.
+    enum class Block { Query, Keys, Scores, Weights, Values, Output };
+
+    explicit StepView(TraceStore* store, QWidget* parent = nullptr);
+
+    QSize sizeHint() const override;
+    QSize minimumSizeHint() const override;
+
+    // -- what is drawn (read-only, for tests); spans are empty when nothing is drawn
+    bool hasStep() const { return shown_.valid; }
+    int queryToken() const { return shown_.i; }  // -1 when nothing is drawn
+    int layer() const { return shown_.layer; }
+    int head() const { return shown_.head; }
+    int kvHead() const { return shown_.kv; }
+    int headDim() const { return shown_.d; }
+    // The query heads that read this step's K/V head (grouped-query attention), in order.
+    QList<int> sharedQueryHeads() const { return shown_.shared; }
+    int keyColumns() const { return shown_.valid ? shown_.i + 1 : 0; }  // columns of Kᵀ
+    int valueRows() const { return shown_.valid ? shown_.i + 1 : 0; }   // rows of V
+    // First token drawn on the t axis of Kᵀ, scores and weights, and in V (earlier ones do not
+    // fit at the minimum cell size); 0 when everything fits. Valid after a layout (resize/paint).
+    int firstShownKey() const { return layout_.first; }
+    int firstShownValue() const { return layout_.firstV; }
+    std::span<const float> displayedQuery() const { return shown_.q; }  // (head_dim)
+    std::span<const float> keyColumn(int j) const;  // column j of Kᵀ: key of token j (head_dim)
+    std::span<const float> valueRow(int j) const;   // row j of V: value of token j (head_dim)
+    std::span<const float> displayedScores() const { return shown_.scores; }    // (i+1)
+    std::span<const float> displayedWeights() const { return shown_.weights; }  // (i+1)
+    std::span<const float> displayedOutput() const { return shown_.output; }    // (head_dim)
+    // Where a block's cells are drawn, for the current size; empty when nothing is drawn.
+    // Keys, Scores and Weights hold the columns firstShownKey()..queryToken(); Values the rows
+    // firstShownValue()..queryToken().
+    QRect blockRect(Block block) const;
+    // 1 when the last change has finished animating.
+    double transitionProgress() const;
+    // The tooltip text for a point in the widget; empty where there is no value.
+    QString toolTipAt(const QPoint& pos) const;
+
+  protected:
+    void paintEvent(QPaintEvent* event) override;
+    void resizeEvent(QResizeEvent* event) override;
+    bool event(QEvent* event) override;
+
+  private:
+    // The step being drawn, copied from the store's traces.
+    struct Snapshot {
+        bool valid = false;
+        QString emptyMessage;  // why nothing is drawn
+        int i = -1, count = 0, layer = 0, head = 0, kv = 0, d = 0;
+        bool pinned = false;
+        std::vector<float> q;                           // (d)
+        std::vector<float> keys;                        // (i+1, d) key j at row j
+        std::vector<float> values;                      // (i+1, d)
+        std::vector<float> scores;                      // (i+1)  q·k_j / √d
+        std::vector<float> weights;                     // (i+1)  the trace's attention row
+        std::vector<float> output;                      // (d)    Σ_j a_j v_j
+        QStringList labels;                             // (i+1) token labels
+        QList<int> shared;                              // query heads sharing kv
+        float qkLimit = 1, scoreLimit = 1, vLimit = 1;  // diverging scales: ±limit
+    };
+    // Where everything goes for the current size and step.
+    struct Layout {
+        int first = 0, firstV = 0;  // first token shown along t (Kᵀ) and in V
+        int cd = 0;                 // cell size along head_dim
+        int ct = 0;                 // width of a token column (Kᵀ, scores, weights)
+        int rv = 0;                 // height of a V row
+        bool rotatedLabels = true;
+        QRect title, subtitle;
+        QRect kCaption, kTicks, kBlock, dimHint;
+        QRect qCaption, qRow, sCaption, sRow, wCaption, wRow, labels, note;
+        QRect vCaption, vLabelCol, aCol, vBlock, vArea;
+        QRect oCaption, oRow;
+        QRect legends;
+    };
+
+    void refresh(bool animate, bool force);
+    Snapshot snapshot() const;
+    Layout computeLayout(const Snapshot& s) const;
+    void paintEmpty(QPainter& p, const QString& message);
+    void paintStep(QPainter& p);
+
+    TraceStore* store_;
+    Transition* transition_;
+    Snapshot shown_, previous_;
+    Layout layout_;
+};
+
+}  // namespace kvscope::viz

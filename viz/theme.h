@@ -1,0 +1,59 @@
+// Theme: the fonts and colours every view paints with (dark and light for the screen, a
+// high-contrast print theme for exports) and the animation duration, kept in one place.
+// ThemeSettings is the one shared instance; views repaint when it changes.
+#pragma once
+
+#include <QColor>
+#include <QFont>
+#include <QObject>
+#include <QString>
+
+namespace kvscope::viz {
+
+struct Theme {
+    QString name;       // "dark", "light", "print"
+    QColor background;  // a view's canvas
+    QColor panel;       // boxes, masked (future) cells, allocated but empty cache
+    QColor text;        // labels and numbers
+    QColor mutedText;   // notes and axis ticks
+    QColor grid;        // cell borders and frames
+    QColor accent;      // the selection: the inspected query, the chosen head
+    QColor fresh;       // the newest token's column, row or cache slice
+    QFont titleFont;    // a view's heading
+    QFont labelFont;    // block captions and token labels
+    QFont smallFont;    // ticks and values written in cells
+
+    static Theme dark();  // the default on screen
+    static Theme light();
+    static Theme print();  // white paper, black text, thicker frames' colours
+};
+
+class ThemeSettings : public QObject {
+    Q_OBJECT
+  public:
+    static constexpr int kDefaultAnimationMs = 330;
+
+    // The shared instance (created on first use, lives until exit).
+    static ThemeSettings& instance();
+
+    const Theme& theme() const { return theme_; }
+    void setTheme(const Theme& theme);
+    // Length of the views' transitions in milliseconds; 0 turns them off (views jump to the
+    // final state at once: tests and exports use it).
+    int animationMs() const { return animationMs_; }
+    void setAnimationMs(int ms);
+
+  signals:
+    void changed();  // the theme or the duration changed
+
+  private:
+    ThemeSettings();
+    Theme theme_;
+    int animationMs_ = kDefaultAnimationMs;
+};
+
+// Shorthands for ThemeSettings::instance().theme() and .animationMs().
+const Theme& currentTheme();
+int animationMs();
+
+}  // namespace kvscope::viz

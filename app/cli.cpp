@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "backend_factory.h"
 #include "cpu_backend.h"
 #include "decode_controller.h"
 #include "decode_session.h"
@@ -92,42 +93,13 @@ std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const 
         throw UsageError("--backend must be auto, cpu or opencl, got '" + which + "'");
     if (args.has("device") && which != "opencl")
         throw UsageError("--device selects an OpenCL device: use it with --backend opencl");
+    BackendChoice choice;
+    if (which == "cpu") choice.kind = BackendChoice::Kind::Cpu;
     if (which == "opencl") {
-        OpenClOptions o;
-        o.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
-        auto backend = std::make_shared<OpenClBackend>(std::move(model), o);
-        note = "backend: opencl, device " + std::to_string(o.device) + ": " + backend->deviceName();
-        return backend;
+        choice.kind = BackendChoice::Kind::OpenCl;
+        choice.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
     }
-    std::string why;  // auto: the first usable GPU, else the CPU backend
-    if (which == "auto") {
-        const ocl::DeviceList list = ocl::listDevices();
-        const ocl::DeviceInfo* gpu = nullptr;
-        for (const ocl::DeviceInfo& d : list.devices)
-            if (d.isGpu && d.usable && !gpu) gpu = &d;
-        if (gpu) {
-            try {
-                OpenClOptions o;
-                o.device = gpu->index;
-                auto backend = std::make_shared<OpenClBackend>(model, o);
-                note = "backend: opencl, device " + std::to_string(gpu->index) + ": " +
-                       backend->deviceName() + " (auto: the first GPU)";
-                return backend;
-            } catch (const Error& e) {
-                why = "OpenCL on device " + std::to_string(gpu->index) + " (" + gpu->name +
-                      ") failed, so the CPU backend runs instead: " + e.what();
-            }
-        } else if (list.devices.empty()) {
-            why = "no OpenCL device (" + list.problem + ")";
-        } else {
-            why = "no usable OpenCL GPU among " + std::to_string(list.devices.size()) +
-                  " OpenCL device(s)";
-        }
-    }
-    auto backend = std::make_shared<CpuBackend>(std::move(model));
-    note = "backend: cpu, " + backend->deviceName();
-    if (which == "auto") note += " (auto: " + why + ")";
-    return backend;
+    return createBackend(std::move(model), choice, note);
 }
 
 int runInfo(const CliArgs& args) {

@@ -7,6 +7,7 @@
 #include "cpu_backend.h"
 #include "error.h"
 #include "gguf.h"
+#include "opencl/device_list.h"
 
 namespace kvscope::app {
 
@@ -48,30 +49,84 @@ DecodeController::DecodeController(QObject* parent) : QObject(parent) {
 
 DecodeController::~DecodeController() = default;
 
+namespace {
+// "auto", "cpu" or "opencl:N"; throws Error for anything else.
+BackendChoice parseBackend(const QString& spec) {
+    BackendChoice c;
+    if (spec == "auto") return c;
+    if (spec == "cpu") {
+        c.kind = BackendChoice::Kind::Cpu;
+        return c;
+    }
+    bool ok = false;
+    const int device = spec.startsWith("opencl:") ? spec.mid(7).toInt(&ok) : -1;
+    if (!ok || device < 0) throw Error("unknown backend '" + spec.toStdString() + "'");
+    c.kind = BackendChoice::Kind::OpenCl;
+    c.device = device;
+    return c;
+}
+}  // namespace
+
+void DecodeController::startBackend(std::shared_ptr<const Model> model, const BackendChoice& choice,
+                                    const QString& path) {
+    std::string note;
+    auto backend = createBackend(model, choice, note);
+    SessionOptions o;
+    o.sampler = sampler_;
+    auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);
+    viz::ModelSummary s;
+    s.config = model->config;
+    s.path = path;
+    s.parameters = model->parameterCount();
+    s.weightBytes = model->weightBytes();
+    s.kvBytesPerToken = backend->cacheBytesPerToken();
+    s.cacheAllocatedBytes = backend->cacheAllocatedBytes();
+    s.backend = QString::fromStdString(backend->name());
+    s.device = QString::fromStdString(backend->deviceName());
+    s.backendNote = QString::fromStdString(note);
+    session_ = std::move(session);  // the session refers to the model's tokenizer:
+    backend_ = std::move(backend);  // replace all three together
+    model_ = std::move(model);
+    choice_ = choice;
+    path_ = path;
+    emit modelLoaded(s);
+}
+
 void DecodeController::loadModel(const QString& path) {
     Busy busy(*this);
     try {
-        auto model = loadModelFile(path);
-        auto backend = std::make_shared<CpuBackend>(model);
-        SessionOptions o;
-        o.sampler = sampler_;
-        auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);
-        viz::ModelSummary s;
-        s.config = model->config;
-        s.path = path;
-        s.parameters = model->parameterCount();
-        s.weightBytes = model->weightBytes();
-        s.kvBytesPerToken = backend->cacheBytesPerToken();
-        s.cacheAllocatedBytes = backend->cacheAllocatedBytes();
-        s.backend = QString::fromStdString(backend->name());
-        s.device = QString::fromStdString(backend->deviceName());
-        session_ = std::move(session);  // the session refers to the model's tokenizer:
-        backend_ = std::move(backend);  // replace all three together
-        model_ = std::move(model);
-        emit modelLoaded(s);
+        startBackend(loadModelFile(path), choice_, path);
     } catch (const std::exception& e) {
         emit failed(QString("Loading %1: %2").arg(path, QString::fromUtf8(e.what())));
     }
+}
+
+void DecodeController::setBackend(const QString& spec) {
+    Busy busy(*this);
+    try {
+        const BackendChoice choice = parseBackend(spec);
+        if (model_)
+            startBackend(model_, choice, path_);
+        else
+            choice_ = choice;
+    } catch (const std::exception& e) {
+        emit failed(QString("Backend %1: %2").arg(spec, QString::fromUtf8(e.what())));
+    }
+}
+
+void DecodeController::listDevices() {
+    Busy busy(*this);
+    QStringList labels{tr("Auto (first GPU, else CPU)"), tr("CPU (Eigen)")}, specs{"auto", "cpu"},
+        problems{"", ""};
+    const ocl::DeviceList list = ocl::listDevices();
+    for (const ocl::DeviceInfo& d : list.devices) {
+        labels << tr("OpenCL %1: %2 (%3)")
+                      .arg(d.index)
+                      .arg(QString::fromStdString(d.name), QString::fromStdString(d.type));
+        specs << QString("opencl:%1").arg(d.index);
+        problems << QString::fromStdString(d.whyNot);
+    }
+    emit devicesListed(labels, specs, problems);
 }
 
 void DecodeController::setSampler(const SamplerParams& sampler) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <vector>
 
+#include "backend_factory.h"
 #include "decode_session.h"
 #include "trace_store.h"
 
@@ -24,9 +25,14 @@ class DecodeController : public QObject {
     bool busy() const { return busy_.load(); }
 
   public slots:
-    // Loads a GGUF file (":/…" for the built-in one) on the CPU backend. On failure the previous
-    // model stays loaded.
+    // Loads a GGUF file (":/…" for the built-in one) on the chosen backend. On failure the
+    // previous model stays loaded.
     void loadModel(const QString& path);
+    // Moves the model to another backend ("auto", "cpu", "opencl:N"); the tokens are dropped.
+    // On failure the previous backend stays.
+    void setBackend(const QString& spec);
+    // Lists the OpenCL devices (devicesListed).
+    void listDevices();
     void setSampler(const kvscope::SamplerParams& sampler);
     // Resets, then runs the prompt in one pass.
     void prefill(const QString& prompt);
@@ -43,17 +49,26 @@ class DecodeController : public QObject {
     void steppedBack(int remaining);
     void wasReset();
     void failed(const QString& message);
+    // labels[i] names a backend the window can offer, specs[i] is what setBackend takes,
+    // problems[i] is empty when it is usable.
+    void devicesListed(const QStringList& labels, const QStringList& specs,
+                       const QStringList& problems);
     void busyChanged(bool busy);
 
   private:
     class Busy;
     bool ensureSession(const QString& what);
+    // A backend for model_ per spec_, the session on it, and the summary the views need.
+    void startBackend(std::shared_ptr<const Model> model, const BackendChoice& choice,
+                      const QString& path);
     void doPrefill(const QString& prompt);
 
     std::shared_ptr<const Model> model_;
     std::shared_ptr<Backend> backend_;
     std::unique_ptr<DecodeSession> session_;
     SamplerParams sampler_;
+    BackendChoice choice_;
+    QString path_;
     std::atomic<bool> busy_{false};
 };
 

@@ -20,33 +20,36 @@ bool isCommandLine(const std::vector<std::string>& args) {
 
 // --screenshot: load, prefill, step, save the window as PNG, quit (no display needed with
 // QT_QPA_PLATFORM=offscreen). Exit status 1 with the message if anything fails.
-void driveScreenshot(kvscope::app::MainWindow& w, const QString& file, int steps) {
+void driveScreenshot(kvscope::app::MainWindow& w, const QString& file, int steps, int layer,
+                     int head) {
     auto prefilled = std::make_shared<bool>(false);
     auto left = std::make_shared<int>(steps);
-    QObject::connect(&w, &kvscope::app::MainWindow::idle, &w, [&w, file, prefilled, left] {
-        if (!w.errorText().isEmpty()) {
-            std::fprintf(stderr, "kvscope: %s\n", qPrintable(w.errorText()));
-            QCoreApplication::exit(1);
-        } else if (!w.store()->hasModel()) {
-            return;  // the load is still queued
-        } else if (!*prefilled) {
-            *prefilled = true;
-            w.prefill();
-        } else if (*left > 0) {
-            --*left;
-            w.step();
-        } else {
-            QTimer::singleShot(50, &w, [&w, file] {  // let the views finish painting
-                if (!w.grab().save(file)) {
-                    std::fprintf(stderr, "kvscope: cannot write '%s'\n", qPrintable(file));
-                    QCoreApplication::exit(1);
-                    return;
-                }
-                std::printf("%s\n", qPrintable(file));
-                QCoreApplication::exit(0);
-            });
-        }
-    });
+    QObject::connect(
+        &w, &kvscope::app::MainWindow::idle, &w, [&w, file, prefilled, left, layer, head] {
+            if (!w.errorText().isEmpty()) {
+                std::fprintf(stderr, "kvscope: %s\n", qPrintable(w.errorText()));
+                QCoreApplication::exit(1);
+            } else if (!w.store()->hasModel()) {
+                return;  // the load is still queued
+            } else if (!*prefilled) {
+                *prefilled = true;
+                w.store()->setLayerHead(layer, head);
+                w.prefill();
+            } else if (*left > 0) {
+                --*left;
+                w.step();
+            } else {
+                QTimer::singleShot(50, &w, [&w, file] {  // let the views finish painting
+                    if (!w.grab().save(file)) {
+                        std::fprintf(stderr, "kvscope: cannot write '%s'\n", qPrintable(file));
+                        QCoreApplication::exit(1);
+                        return;
+                    }
+                    std::printf("%s\n", qPrintable(file));
+                    QCoreApplication::exit(0);
+                });
+            }
+        });
 }
 
 }  // namespace
@@ -65,7 +68,7 @@ int main(int argc, char** argv) {
     QCoreApplication::setApplicationVersion(KVSCOPE_VERSION);
     try {
         const kvscope::app::CliArgs opts(
-            args, {"model", "screenshot", "prompt", "steps", "tab", "size"}, {});
+            args, {"model", "screenshot", "prompt", "steps", "tab", "size", "layer", "head"}, {});
         const QString model = QString::fromStdString(opts.get("model").value_or(""));
         const std::optional<std::string> shot = opts.get("screenshot");
         if (shot)
@@ -86,7 +89,9 @@ int main(int argc, char** argv) {
         }
         if (shot)
             driveScreenshot(w, QString::fromStdString(*shot),
-                            static_cast<int>(opts.getInt("steps", 6, 0, 100000)));
+                            static_cast<int>(opts.getInt("steps", 6, 0, 100000)),
+                            static_cast<int>(opts.getInt("layer", 0, 0, 4096)),
+                            static_cast<int>(opts.getInt("head", 0, 0, 4096)));
         w.show();
         return app.exec();
     } catch (const kvscope::app::UsageError& e) {

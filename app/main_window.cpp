@@ -26,6 +26,7 @@
 #include <QShortcut>
 #include <QSpinBox>
 #include <QSplitter>
+#include <QStandardItemModel>
 #include <QStatusBar>
 #include <QTabWidget>
 #include <QToolButton>
@@ -73,6 +74,8 @@ MainWindow::MainWindow(const QString& modelPath, bool restoreSettings, QWidget* 
     if (restoreSettings_) loadSettings();
     buildMenus();  // after the settings, so the theme and animation items show what is in use
     sendSampler();
+    request([c = controller_] { c->listDevices(); });
+    setBackend(backendSpec_);
     openModel(modelPath_.isEmpty() ? QString(kBuiltinModel) : modelPath_);
 }
 
@@ -184,9 +187,15 @@ void MainWindow::buildUi() {
     summary_->setWordWrap(true);
     modelLayout->addWidget(summary_);
     backend_ = new QComboBox;
+    backend_->addItem(tr("Auto (first GPU, else CPU)"), "auto");
     backend_->addItem(tr("CPU (Eigen)"), "cpu");
+    backend_->setToolTip(tr("Where the model runs. The OpenCL devices appear once listed."));
+    backendNote_ = new QLabel;
+    backendNote_->setWordWrap(true);
+    backendNote_->setStyleSheet("color: gray");
     modelLayout->addWidget(new QLabel(tr("Backend")));
     modelLayout->addWidget(backend_);
+    modelLayout->addWidget(backendNote_);
     sideLayout->addWidget(modelBox);
 
     auto* samplingBox = new QGroupBox(tr("Sampling"));
@@ -254,6 +263,8 @@ void MainWindow::buildUi() {
         if (auto* s = qobject_cast<QSpinBox*>(o))
             connect(s, &QSpinBox::valueChanged, this, &MainWindow::sendSampler);
     }
+    connect(backend_, &QComboBox::activated, this,
+            [this](int i) { setBackend(backend_->itemData(i).toString()); });
     connect(layer_, &QSpinBox::valueChanged, store_, &viz::TraceStore::setLayer);
     connect(head_, &QSpinBox::valueChanged, store_, &viz::TraceStore::setHead);
     connect(store_, &viz::TraceStore::selectionChanged, this, &MainWindow::updateSelectors);
@@ -328,6 +339,7 @@ void MainWindow::connectController() {
         clearError();
         modelPath_ = s.path;
         store_->setModel(s);
+        backendNote_->setText(s.backendNote);
         setWindowTitle(QString("KVScope — %1").arg(QString::fromStdString(s.config.name)));
     });
     connect(controller_, &DecodeController::prefilled, this,
@@ -341,6 +353,23 @@ void MainWindow::connectController() {
         lastLatencyMs_ = t.hostMs;
         store_->append(t);
     });
+    connect(
+        controller_, &DecodeController::devicesListed, this,
+        [this](const QStringList& labels, const QStringList& specs, const QStringList& problems) {
+            const QSignalBlocker block(backend_);
+            backend_->clear();
+            for (int i = 0; i < labels.size(); ++i) {
+                backend_->addItem(labels[i], specs[i]);
+                if (!problems[i].isEmpty()) {
+                    // not usable: shown, greyed out, with the reason
+                    auto* model = qobject_cast<QStandardItemModel*>(backend_->model());
+                    if (QStandardItem* item = model ? model->item(i) : nullptr)
+                        item->setEnabled(false);
+                    backend_->setItemData(i, problems[i], Qt::ToolTipRole);
+                }
+            }
+            backend_->setCurrentIndex(std::max(0, backend_->findData(backendSpec_)));
+        });
     connect(controller_, &DecodeController::steppedBack, this,
             [this](int remaining) { store_->truncate(remaining); });
     connect(controller_, &DecodeController::wasReset, this, [this] { store_->clear(); });
@@ -369,6 +398,14 @@ void MainWindow::openModel(const QString& path) {
     setPlaying(false);
     summary_->setText(tr("Loading %1…").arg(path.toHtmlEscaped()));
     request([c = controller_, path] { c->loadModel(path); });
+}
+
+void MainWindow::setBackend(const QString& spec) {
+    setPlaying(false);
+    backendSpec_ = spec;
+    const int i = backend_->findData(spec);
+    if (i >= 0) backend_->setCurrentIndex(i);
+    request([c = controller_, spec] { c->setBackend(spec); });
 }
 
 void MainWindow::prefill() {
@@ -539,6 +576,7 @@ void MainWindow::loadSettings() {
     seed_->setValue(s.value("sampling/seed", 0).toInt());
     speed_->setValue(s.value("playSpeed", 2.0).toDouble());
     tabs_->setCurrentIndex(s.value("tab", 0).toInt());
+    backendSpec_ = s.value("backend", "auto").toString();
     viz::ThemeSettings& theme = viz::ThemeSettings::instance();
     theme.setTheme(s.value("theme", "dark").toString() == "light" ? viz::Theme::light()
                                                                   : viz::Theme::dark());
@@ -558,6 +596,7 @@ void MainWindow::saveSettings() {
     s.setValue("sampling/seed", seed_->value());
     s.setValue("playSpeed", speed_->value());
     s.setValue("tab", tabs_->currentIndex());
+    s.setValue("backend", backendSpec_);
     s.setValue("theme", viz::currentTheme().name);
     s.setValue("animationMs", viz::animationMs());
 }

@@ -41,6 +41,8 @@ class MainWindow : public QMainWindow {
 
   public slots:
     void openModel(const QString& path);
+    // "auto", "cpu" or "opencl:N" (see `kvscope devices`); the tokens so far are dropped.
+    void setBackend(const QString& spec);
     void prefill();
     void step();
     void stepBack();
@@ -88,6 +90,8 @@ class MainWindow : public QMainWindow {
     QLabel* kvHeadNote_ = nullptr;
     QLabel* summary_ = nullptr;
     QComboBox* backend_ = nullptr;
+    QLabel* backendNote_ = nullptr;
+    QString backendSpec_ = "auto";
     QLabel* error_ = nullptr;
     QTabWidget* tabs_ = nullptr;
     QLabel *statusTokens_ = nullptr, *statusCache_ = nullptr, *statusLatency_ = nullptr,

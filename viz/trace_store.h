@@ -26,6 +26,7 @@ struct ModelSummary {
     size_t cacheAllocatedBytes = 0;  // what the backend really allocated for the context
     QString backend;                 // "cpu", "opencl"
     QString device;                  // in words
+    QString backendNote;             // which backend was chosen and why (auto)
 };
 
 class TraceStore : public QObject {

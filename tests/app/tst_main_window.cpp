@@ -9,6 +9,7 @@
 
 #include "main_window.h"
 #include "model_fixtures.h"
+#include "opencl/device_list.h"
 
 using namespace kvscope;
 using app::MainWindow;
@@ -190,6 +191,41 @@ class TstMainWindow : public QObject {
         tick.stop();
         QVERIFY(w->store()->count() > 0);
         QVERIFY2(busyTicks > 0, "no event was processed while decoding");
+    }
+
+    // The backend chooser moves the loaded model to an OpenCL device (PoCL here and in CI) and
+    // the same prompt decodes to the same tokens there; a missing device is an error that keeps
+    // the backend in use.
+    void backendChooserMovesTheModel() {
+        if (ocl::listDevices().devices.empty()) QSKIP("no OpenCL device on this machine");
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setBackend("cpu");
+        QVERIFY(settle(*w));
+        QCOMPARE(w->store()->model().backend, QString("cpu"));
+        w->setPrompt("the cat");
+        w->prefill();
+        for (int i = 0; i < 4; ++i) w->step();
+        QVERIFY(settle(*w));
+        std::vector<int32_t> cpuTokens;
+        for (const StepTrace& t : w->store()->traces()) cpuTokens.push_back(t.token);
+
+        w->setBackend("opencl:0");
+        QVERIFY(QTest::qWaitFor([&] { return !w->busy(); }, 120000));  // first use tunes the device
+        QVERIFY2(w->errorText().isEmpty(), qPrintable(w->errorText()));
+        QCOMPARE(w->store()->model().backend, QString("opencl"));
+        QCOMPARE(w->store()->count(), 0);
+        w->prefill();
+        for (int i = 0; i < 4; ++i) w->step();
+        QVERIFY(settle(*w));
+        std::vector<int32_t> clTokens;
+        for (const StepTrace& t : w->store()->traces()) clTokens.push_back(t.token);
+        QCOMPARE(clTokens, cpuTokens);
+
+        w->setBackend("opencl:99");
+        QVERIFY(settle(*w));
+        QVERIFY2(w->errorText().contains("99"), qPrintable(w->errorText()));
+        QCOMPARE(w->store()->model().backend, QString("opencl"));
     }
 
     void settingsPersist() {

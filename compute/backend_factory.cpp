@@ -1,0 +1,51 @@
+// createBackend: the auto rule and its explanation.
+#include "backend_factory.h"
+
+#include "cpu_backend.h"
+#include "error.h"
+#include "opencl/device_list.h"
+#include "opencl/opencl_backend.h"
+
+namespace kvscope {
+
+std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
+                                       const BackendChoice& choice, std::string& note) {
+    if (choice.kind == BackendChoice::Kind::OpenCl) {
+        OpenClOptions o;
+        o.device = choice.device;
+        auto backend = std::make_shared<OpenClBackend>(std::move(model), o);
+        note = "backend: opencl, device " + std::to_string(o.device) + ": " + backend->deviceName();
+        return backend;
+    }
+    std::string why;  // auto: the first usable GPU, else the CPU backend
+    if (choice.kind == BackendChoice::Kind::Auto) {
+        const ocl::DeviceList list = ocl::listDevices();
+        const ocl::DeviceInfo* gpu = nullptr;
+        for (const ocl::DeviceInfo& d : list.devices)
+            if (d.isGpu && d.usable && !gpu) gpu = &d;
+        if (gpu) {
+            try {
+                OpenClOptions o;
+                o.device = gpu->index;
+                auto backend = std::make_shared<OpenClBackend>(model, o);
+                note = "backend: opencl, device " + std::to_string(gpu->index) + ": " +
+                       backend->deviceName() + " (auto: the first GPU)";
+                return backend;
+            } catch (const Error& e) {
+                why = "OpenCL on device " + std::to_string(gpu->index) + " (" + gpu->name +
+                      ") failed, so the CPU backend runs instead: " + e.what();
+            }
+        } else if (list.devices.empty()) {
+            why = "no OpenCL device (" + list.problem + ")";
+        } else {
+            why = "no usable OpenCL GPU among " + std::to_string(list.devices.size()) +
+                  " OpenCL device(s)";
+        }
+    }
+    auto backend = std::make_shared<CpuBackend>(std::move(model));
+    note = "backend: cpu, " + backend->deviceName();
+    if (choice.kind == BackendChoice::Kind::Auto) note += " (auto: " + why + ")";
+    return backend;
+}
+
+}  // namespace kvscope

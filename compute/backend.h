@@ -31,6 +31,14 @@ class Backend {
                          std::vector<float>& logits, std::vector<StepTrace>* traces,
                          int traceFrom = 0) = 0;
 
+    // The full causal attention matrix of one query head over the cache, in one matrix product
+    // (ARCHITECTURE.md decision 4): the stored queries against the cached keys.
+    //   queries: (t, head_dim), the queries of tokens 0..t-1 for `head` (StepTrace::query).
+    //   out:     (t, t), row i = softmax_j<=i(q_i · k_j / sqrt(head_dim)), zero above the diagonal.
+    // Precondition: 1 <= t <= cacheUsed().
+    virtual void attentionMatrix(int layer, int head, std::span<const float> queries,
+                                 std::vector<float>& out) = 0;
+
     virtual int cacheUsed() const = 0;      // tokens the cache holds
     virtual void truncateCache(int n) = 0;  // keep the first n; n <= cacheUsed()
     virtual size_t cacheBytesPerToken() const = 0;

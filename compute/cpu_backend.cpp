@@ -1,6 +1,8 @@
 // CpuBackend::forward: one batched pass of n tokens through the model, appending to the cache.
 #include "cpu_backend.h"
 
+#include <Eigen/Core>
+
 #include <cassert>
 #include <cmath>
 #include <cstring>
@@ -141,6 +143,21 @@ void CpuBackend::forward(std::span<const int32_t> tokens, bool allLogits,
     norm(h.data(), xr, m.outNormW, m.outNormB, rows);
     logits.resize(static_cast<size_t>(rows) * c.nVocab);
     ops::matmul(logits.data(), h.data(), m.outputWeights(), nullptr, rows, E, c.nVocab, pool_);
+}
+
+void CpuBackend::attentionMatrix(int layer, int head, std::span<const float> queries,
+                                 std::vector<float>& out) {
+    const ModelConfig& c = config();
+    const int hd = c.headDim;
+    const int t = static_cast<int>(queries.size()) / hd;
+    assert(t >= 1 && t <= cache_.used() && queries.size() == static_cast<size_t>(t) * hd);
+    using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    out.resize(static_cast<size_t>(t) * t);
+    // 1. scores (t, t) = Q (t, hd) · Kᵀ, 2. causal softmax of each row
+    Eigen::Map<const RowMat> Q(queries.data(), t, hd),
+        K(cache_.keys(layer, c.kvHeadOf(head)), t, hd);
+    Eigen::Map<RowMat>(out.data(), t, t).noalias() = Q * K.transpose();
+    ops::causalSoftmaxRows(out.data(), t, 1.0f / std::sqrt(static_cast<float>(hd)));
 }
 
 }  // namespace kvscope

@@ -23,6 +23,9 @@ class CpuBackend final : public Backend {
     void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
                  std::vector<StepTrace>* traces, int traceFrom = 0) override;
 
+    void attentionMatrix(int layer, int head, std::span<const float> queries,
+                         std::vector<float>& out) override;
+
     int cacheUsed() const override { return cache_.used(); }
     void truncateCache(int n) override { cache_.truncate(n); }
     size_t cacheBytesPerToken() const override { return cache_.bytesPerToken(); }

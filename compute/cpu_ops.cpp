@@ -97,6 +97,15 @@ void softmax(float* x, int n) {
     for (int i = 0; i < n; ++i) x[i] *= inv;
 }
 
+void causalSoftmaxRows(float* s, int t, float scale) {
+    for (int i = 0; i < t; ++i) {
+        float* row = s + static_cast<size_t>(i) * t;
+        for (int j = 0; j <= i; ++j) row[j] *= scale;
+        softmax(row, i + 1);
+        for (int j = i + 1; j < t; ++j) row[j] = 0.0f;
+    }
+}
+
 void attendOne(float* out, float* a, const float* q, const float* K, const float* V, int t,
                int headDim) {
     Eigen::Map<const RowMat> Km(K, t, headDim), Vm(V, t, headDim);

@@ -29,6 +29,9 @@ void ropeAdjacent(float* x, int headDim, int pos, float freqBase);
 // x (n) = softmax(x), numerically stable.
 void softmax(float* x, int n);
 
+// s (t, t): each row i becomes softmax(scale · s[i][0..i]) with zeros after column i.
+void causalSoftmaxRows(float* s, int t, float scale);
+
 // One query's attention over t cached positions of one head.
 //   out (headDim) = Σ_j a_j · V_j,  a (t) = softmax(K · q / sqrt(headDim))
 //   K, V: (t, headDim) rows of the cache; q: (headDim). `a` receives the weights.

@@ -2,6 +2,7 @@
 // forward pass, step by step as in CpuBackend::forward.
 #include "opencl_backend.h"
 
+#include <clblast.h>
 #include <algorithm>
 #include <cassert>
 #include <chrono>
@@ -10,8 +11,10 @@
 #include <exception>
 #include <thread>
 
+#include "cl_check.h"
 #include "cl_device.h"
 #include "cl_matmul.h"
+#include "cpu_ops.h"
 #include "error.h"
 #include "matmul_tuner.h"
 
@@ -537,6 +540,30 @@ MatMulChoice OpenClBackend::matmulChoice() const {
 
 int OpenClBackend::deviceIndex() const {
     return impl_->dev.info().index;
+}
+
+void OpenClBackend::attentionMatrix(int layer, int head, std::span<const float> queries,
+                                    std::vector<float>& out) {
+    Impl& m = *impl_;
+    const ModelConfig& c = m.cfg();
+    const size_t hd = static_cast<size_t>(c.headDim);
+    const size_t t = queries.size() / hd;
+    assert(t >= 1 && t <= static_cast<size_t>(m.used) && queries.size() == t * hd);
+    // scores (t, t) = Q (t, hd) · Kᵀ, K = rows 0..t-1 of the cached keys of this head's KV head
+    Buffer q(m.dev.context(), queries.size() * sizeof(float),
+             CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, queries.data());
+    Buffer scores(m.dev.context(), t * t * sizeof(float), CL_MEM_READ_WRITE);
+    const size_t kOffset = static_cast<size_t>(c.kvHeadOf(head)) * c.nCtx * hd;
+    cl_event e = nullptr;
+    CL_CHECK(clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo,
+                                  clblast::Transpose::kYes, t, t, hd, 1.0f, q.get(), 0, hd,
+                                  m.layers[static_cast<size_t>(layer)].k.get(), kOffset, hd, 0.0f,
+                                  scores.get(), 0, t, m.dev.queue().forClBlast(), &e));
+    Event done(e);
+    out.resize(t * t);
+    m.dev.queue().read(scores, 0, out.data(), out.size() * sizeof(float));
+    ops::causalSoftmaxRows(out.data(), static_cast<int>(t),
+                           1.0f / std::sqrt(static_cast<float>(hd)));
 }
 
 std::vector<float> OpenClBackend::readKeys(int layer, int kvHead) const {

@@ -71,6 +71,11 @@ class OpenClBackend final : public Backend {
     void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
                  std::vector<StepTrace>* traces, int traceFrom = 0) override;
 
+    // The GEMM runs on the device through CLBlast against the cached keys; the causal softmax
+    // of the (t, t) scores runs on the host.
+    void attentionMatrix(int layer, int head, std::span<const float> queries,
+                         std::vector<float>& out) override;
+
     int cacheUsed() const override;
     void truncateCache(int n) override;
     size_t cacheBytesPerToken() const override;

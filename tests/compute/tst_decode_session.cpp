@@ -151,6 +151,35 @@ class TstDecodeSession : public QObject {
                     }
     }
 
+    // The whole matrix of a head on request, from the traced queries and the cached keys in one
+    // product, holds the traced rows below the diagonal and zeros above; the first rows can be
+    // asked for alone.
+    void attentionMatrixOnRequestEqualsTheTracedRows_data() { models_data(); }
+    void attentionMatrixOnRequestEqualsTheTracedRows() {
+        QFETCH(QString, model);
+        auto m = fixtures::makeModel(specFor(model));
+        auto backend = std::make_shared<CpuBackend>(m);
+        DecodeSession s(backend, m->tokenizer);
+        std::vector<StepTrace> traces = s.prefill(kPrompt);
+        for (int i = 0; i < 5; ++i) traces.push_back(s.step());
+        const ModelConfig& c = m->config;
+        const size_t hd = static_cast<size_t>(c.headDim);
+        for (size_t t : {traces.size(), size_t{3}})
+            for (int l = 0; l < c.nLayer; ++l)
+                for (int h = 0; h < c.nHead; ++h) {
+                    std::vector<float> q, got;
+                    for (size_t i = 0; i < t; ++i)
+                        q.insert(q.end(), traces[i].query(l, h), traces[i].query(l, h) + hd);
+                    backend->attentionMatrix(l, h, q, got);
+                    QCOMPARE(got.size(), t * t);
+                    for (size_t i = 0; i < t; ++i) {
+                        std::span<const float> row(got.data() + i * t, i + 1);
+                        QVERIFY(maxRelError(row, {traces[i].attention(l, h), i + 1}) < kTol);
+                        for (size_t j = i + 1; j < t; ++j) QCOMPARE(got[i * t + j], 0.0f);
+                    }
+                }
+    }
+
     void traceRowsAreCausalDistributions() {
         auto m = fixtures::makeModel(fixtures::gpt2Spec());
         DecodeSession s = makeSession(m, true);

@@ -325,6 +325,37 @@ class TstOpenClBackend : public QObject {
             }
     }
 
+    // The full attention matrix of a head on request (one GEMM on the device) equals the CPU's
+    // and the rows the steps traced, for every head of the grouped-query model.
+    void attentionMatrixOnRequestMatchesCpuAndTheTracedRows() {
+        auto m = fixtures::makeModel(fixtures::llamaGqaSpec());
+        const ModelConfig& c = m->config;
+        auto gpu = std::make_shared<OpenClBackend>(m, options());
+        auto cpu = std::make_shared<CpuBackend>(m);
+        DecodeSession sg = session(gpu, m, true), sc = session(cpu, m, true);
+        std::vector<StepTrace> traces = sg.prefill(kPrompt);
+        sc.prefill(kPrompt);
+        for (int i = 0; i < 6; ++i) {
+            traces.push_back(sg.step());
+            sc.step();
+        }
+        const size_t t = traces.size(), hd = static_cast<size_t>(c.headDim);
+        for (int l = 0; l < c.nLayer; ++l)
+            for (int h = 0; h < c.nHead; ++h) {
+                std::vector<float> q;
+                for (const StepTrace& s : traces)
+                    q.insert(q.end(), s.query(l, h), s.query(l, h) + hd);
+                std::vector<float> onGpu, onCpu, rows(t * t, 0.0f);
+                gpu->attentionMatrix(l, h, q, onGpu);
+                cpu->attentionMatrix(l, h, q, onCpu);
+                for (size_t i = 0; i < t; ++i)
+                    std::copy(traces[i].attention(l, h), traces[i].attention(l, h) + i + 1,
+                              rows.begin() + i * t);
+                VERIFY_CLOSE("device matrix vs CPU matrix", onGpu, onCpu);
+                VERIFY_CLOSE("device matrix vs traced rows", onGpu, rows);
+            }
+    }
+
     void missingDeviceIndexIsAnError() {
         const int count = static_cast<int>(ocl::listDevices().devices.size());
         auto m = fixtures::makeModel(fixtures::gpt2Spec());

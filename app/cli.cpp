@@ -41,6 +41,9 @@ usage:
                   [--held-out 0.05] [--held-out-text FILE] [--eval-every 100] [--name NAME]
   kvscope eval    [--model PATH] --text FILE [--backend ...]
   kvscope heads   [--model PATH] --prompt TEXT [--json]   what each attention head looks at
+  kvscope export  [--model PATH] --prompt TEXT --out DIR [--steps 8] [--views all|step,attention,heads,cache]
+                  [--layer L] [--head H] [--format png|svg|pdf] [--scale 1..4] [--theme light|dark]
+                  [--size 1200x800] [--frames]
 
 Without --model, commands use the built-in model.
 Exit status: 0 success, 1 failure, 2 usage error.
@@ -247,6 +250,12 @@ int runCli(const std::vector<std::string>& argv) {
                                      "vocab", "batch", "steps", "lr", "warmup", "seed", "held-out",
                                      "eval-every", "name", "held-out-text"},
                                     {}));
+        if (cmd == "export")
+            return runExport(
+                CliArgs(rest,
+                        {"model", "prompt", "steps", "views", "layer", "head", "format", "scale",
+                         "theme", "out", "size", "backend", "device"},
+                        {"frames"}));
         if (cmd == "heads")
             return runHeads(CliArgs(rest, {"model", "prompt", "backend", "device"}, {"json"}));
         if (cmd == "eval")

@@ -24,6 +24,21 @@ std::shared_ptr<const Model> loadModelFile(const QString& path) {
     return std::make_shared<const Model>(Model::load(path.toStdString()));
 }
 
+viz::ModelSummary summarize(const Model& model, const Backend& backend, const QString& path,
+                            const std::string& note) {
+    viz::ModelSummary s;
+    s.config = model.config;
+    s.path = path;
+    s.parameters = model.parameterCount();
+    s.weightBytes = model.weightBytes();
+    s.kvBytesPerToken = backend.cacheBytesPerToken();
+    s.cacheAllocatedBytes = backend.cacheAllocatedBytes();
+    s.backend = QString::fromStdString(backend.name());
+    s.device = QString::fromStdString(backend.deviceName());
+    s.backendNote = QString::fromStdString(note);
+    return s;
+}
+
 // Marks the controller busy for the lifetime of one request.
 class DecodeController::Busy {
   public:
@@ -74,16 +89,7 @@ void DecodeController::startBackend(std::shared_ptr<const Model> model, const Ba
     SessionOptions o;
     o.sampler = sampler_;
     auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);
-    viz::ModelSummary s;
-    s.config = model->config;
-    s.path = path;
-    s.parameters = model->parameterCount();
-    s.weightBytes = model->weightBytes();
-    s.kvBytesPerToken = backend->cacheBytesPerToken();
-    s.cacheAllocatedBytes = backend->cacheAllocatedBytes();
-    s.backend = QString::fromStdString(backend->name());
-    s.device = QString::fromStdString(backend->deviceName());
-    s.backendNote = QString::fromStdString(note);
+    const viz::ModelSummary s = summarize(*model, *backend, path, note);
     session_ = std::move(session);  // the session refers to the model's tokenizer:
     backend_ = std::move(backend);  // replace all three together
     model_ = std::move(model);

@@ -75,6 +75,10 @@ class DecodeController : public QObject {
 // The model inside the binary (a Qt resource), used when no model is named.
 inline constexpr const char* kBuiltinModel = ":/models/kvscope-tiny.gguf";
 
+// What the views need to know about a model running on a backend.
+viz::ModelSummary summarize(const Model& model, const Backend& backend, const QString& path,
+                            const std::string& note);
+
 // Reads a GGUF model from a file or a Qt resource path (":/models/…").
 std::shared_ptr<const Model> loadModelFile(const QString& path);
 

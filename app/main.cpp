@@ -56,6 +56,13 @@ void driveScreenshot(kvscope::app::MainWindow& w, const QString& file, int steps
 
 int main(int argc, char** argv) {
     std::vector<std::string> args(argv + 1, argv + argc);
+    if (!args.empty() && args[0] == "export") {
+        // Figures are drawn by the views' widgets, with no display needed (works over ssh).
+        qputenv("QT_QPA_PLATFORM", "offscreen");
+        QApplication app(argc, argv);
+        QCoreApplication::setApplicationName("kvscope");
+        return kvscope::app::runCli(args);
+    }
     if (isCommandLine(args)) {
         QCoreApplication app(argc, argv);
         QCoreApplication::setApplicationName("kvscope");

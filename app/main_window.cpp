@@ -3,12 +3,14 @@
 
 #include <QActionGroup>
 #include <QApplication>
+#include <QClipboard>
 #include <QCloseEvent>
 #include <QComboBox>
 #include <QDockWidget>
 #include <QDoubleSpinBox>
 #include <QFile>
 #include <QFileDialog>
+#include <QFileInfo>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -20,6 +22,7 @@
 #include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QSaveFile>
 #include <QScrollArea>
 #include <QScrollBar>
 #include <QSettings>
@@ -35,9 +38,11 @@
 #include "all_heads_view.h"
 #include "attention_matrix_view.h"
 #include "cache_view.h"
+#include "exporter.h"
 #include "step_view.h"
 #include "theme.h"
 #include "token_strip.h"
+#include "trace_export.h"
 
 namespace kvscope::app {
 namespace {
@@ -294,6 +299,38 @@ void MainWindow::buildMenus() {
         if (!path.isEmpty()) openModel(path);
     });
     file->addAction(tr("Open the &built-in model"), this, [this] { openModel(kBuiltinModel); });
+    file->addSeparator();
+    file->addAction(tr("&Export view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
+        const QString path = QFileDialog::getSaveFileName(
+            this, tr("Export the view"), QString(),
+            tr("PNG image, 2× (*.png);;SVG vector (*.svg);;PDF vector (*.pdf)"));
+        if (path.isEmpty()) return;
+        const auto format = viz::exportFormatFromName(QFileInfo(path).suffix());
+        const QString error =
+            viz::exportWidget(tabs_->currentWidget(), format ? path : path + ".png",
+                              format.value_or(viz::ExportFormat::Png), 2.0);
+        if (error.isEmpty())
+            statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
+        else
+            showError(error);
+    });
+    file->addAction(tr("&Copy view"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C), this, [this] {
+        QApplication::clipboard()->setPixmap(tabs_->currentWidget()->grab());
+        statusBar()->showMessage(tr("The view is on the clipboard"), 3000);
+    });
+    file->addAction(tr("Export &trace (JSON or CSV)…"), this, [this] {
+        const QString path = QFileDialog::getSaveFileName(this, tr("Export the trace"), QString(),
+                                                          tr("JSON (*.json);;CSV (*.csv)"));
+        if (path.isEmpty()) return;
+        const QByteArray bytes = path.endsWith(".csv", Qt::CaseInsensitive)
+                                     ? viz::traceCsv(*store_, store_->layer(), store_->head())
+                                     : viz::traceJson(*store_, store_->layer(), store_->head());
+        QSaveFile f(path);
+        if (!f.open(QIODevice::WriteOnly) || f.write(bytes) != bytes.size() || !f.commit())
+            showError(tr("Cannot write '%1': %2").arg(path, f.errorString()));
+        else
+            statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
+    });
     file->addSeparator();
     file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
     QMenu* decode = menuBar()->addMenu(tr("&Decode"));

@@ -4,6 +4,7 @@
 
 #include <QHelpEvent>
 #include <QMouseEvent>
+#include <QPaintEngine>
 #include <QPainter>
 #include <QToolTip>
 #include <algorithm>
@@ -222,13 +223,24 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
 
     const QRect m = matrixRect();
     const double cell = m.width() / static_cast<double>(rows_);
-    if (scaledDirty_ || scaled_.size() != m.size()) {
-        const QImage part = image_.copy(0, 0, rows_, rows_);
-        scaled_ = part.scaled(m.size(), Qt::IgnoreAspectRatio,
-                              cell >= 1 ? Qt::FastTransformation : Qt::SmoothTransformation);
-        scaledDirty_ = false;
+    const QPaintEngine* engine = p.paintEngine();
+    const bool vector =
+        engine && (engine->type() == QPaintEngine::SVG || engine->type() == QPaintEngine::Pdf);
+    if (vector) {
+        // SVG and PDF exports: one rectangle per cell, so the figure stays sharp at any zoom.
+        for (int r = 0; r < rows_; ++r)
+            for (int c = 0; c < rows_; ++c)
+                p.fillRect(QRectF(m.left() + c * cell, m.top() + r * cell, cell, cell),
+                           QColor(image_.pixel(c, r)));
+    } else {
+        if (scaledDirty_ || scaled_.size() != m.size()) {
+            const QImage part = image_.copy(0, 0, rows_, rows_);
+            scaled_ = part.scaled(m.size(), Qt::IgnoreAspectRatio,
+                                  cell >= 1 ? Qt::FastTransformation : Qt::SmoothTransformation);
+            scaledDirty_ = false;
+        }
+        p.drawImage(m.topLeft(), scaled_);
     }
-    p.drawImage(m.topLeft(), scaled_);
     // The row being revealed: cells not yet reached are covered with the masked colour.
     if (animatedRow_ >= 0 && animatedRow_ < rows_) {
         const double prog = transition_->progress();

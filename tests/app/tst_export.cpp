@@ -1,0 +1,274 @@
+// kvscope export, run as a lecturer runs it before class: the files exist and are what their
+// format promises, at the requested size, deterministic, and a bad path loses nothing.
+#include <QDir>
+#include <QFile>
+#include <QImage>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QRegularExpression>
+#include <QTemporaryDir>
+#include <QTest>
+#include <QXmlStreamReader>
+#include <cmath>
+
+#include "model_fixtures.h"
+
+using namespace kvscope;
+
+namespace {
+
+struct Run {
+    int code = -1;
+    QByteArray out, err;
+};
+
+Run runKvscope(const QStringList& args) {
+    QProcess p;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.remove("DISPLAY");  // as over ssh: no X server
+    env.remove("QT_QPA_PLATFORM");
+    p.setProcessEnvironment(env);
+    p.start(KVSCOPE_BIN, args);
+    if (!p.waitForFinished(300000)) return {};
+    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
+            p.readAllStandardError()};
+}
+
+// Standard deviation of the grey levels: 0 for a blank image.
+double pixelSpread(const QImage& image) {
+    double sum = 0, sum2 = 0;
+    double n = 0;
+    for (int y = 0; y < image.height(); y += 3)
+        for (int x = 0; x < image.width(); x += 3) {
+            const double g = qGray(image.pixel(x, y));
+            sum += g;
+            sum2 += g * g;
+            ++n;
+        }
+    const double mean = sum / n;
+    return std::sqrt(std::max(0.0, sum2 / n - mean * mean));
+}
+
+int pdfPages(const QByteArray& pdf) {
+    return static_cast<int>(
+        QString::fromLatin1(pdf).count(QRegularExpression("/Type\\s*/Page(?![a-zA-Z])")));
+}
+
+QByteArray readAll(const QString& path) {
+    QFile f(path);
+    return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+
+}  // namespace
+
+class TstExport : public QObject {
+    Q_OBJECT
+    QTemporaryDir dir_;
+    QString model_;
+
+    QStringList base(const QString& out) const {
+        return {"export", "--model", model_, "--prompt", "the cat sat", "--steps",
+                "3",      "--out",   out,    "--size",   "600x400"};
+    }
+
+  private slots:
+    void initTestCase() {
+        QVERIFY(dir_.isValid());
+        model_ = dir_.filePath("m.gguf");
+        fixtures::writeModel(fixtures::llamaGqaSpec(), model_.toStdString());
+    }
+
+    void pngsHaveTheScaledSizeAndAreNotBlank_data() {
+        QTest::addColumn<int>("scale");
+        QTest::newRow("1x") << 1;
+        QTest::newRow("3x") << 3;
+    }
+    void pngsHaveTheScaledSizeAndAreNotBlank() {
+        QFETCH(int, scale);
+        const QString out = dir_.filePath(QString("png%1").arg(scale));
+        const Run r = runKvscope(base(out) << "--format"
+                                           << "png"
+                                           << "--scale" << QString::number(scale));
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QStringList written = QString::fromUtf8(r.out).split('\n', Qt::SkipEmptyParts);
+        QCOMPARE(written.size(), 4 + 2);  // step, attention, heads, cache; trace.json and .csv
+        for (const QString view : {"step", "attention", "heads", "cache"}) {
+            const QString path = QDir(out).filePath(QString(view) + ".png");
+            QVERIFY(written.contains(path));
+            const QImage image(path);
+            QCOMPARE(image.size(), QSize(600 * scale, 400 * scale));
+            QVERIFY2(pixelSpread(image) > 10, qPrintable(view));
+        }
+    }
+
+    void svgsAreXmlWithDrawing() {
+        const QString out = dir_.filePath("svg");
+        const Run r = runKvscope(base(out) << "--format"
+                                           << "svg"
+                                           << "--views"
+                                           << "attention,step");
+        QVERIFY2(r.code == 0, r.err.constData());
+        for (const QString view : {"attention", "step"}) {
+            QXmlStreamReader xml(readAll(QDir(out).filePath(view + ".svg")));
+            int drawing = 0;
+            bool svgRoot = false;
+            while (!xml.atEnd()) {
+                if (xml.readNext() != QXmlStreamReader::StartElement) continue;
+                if (xml.name() == u"svg") svgRoot = true;
+                if (xml.name() == u"path" || xml.name() == u"rect" || xml.name() == u"polygon" ||
+                    xml.name() == u"polyline" || xml.name() == u"text")
+                    ++drawing;
+            }
+            QVERIFY2(!xml.hasError(), qPrintable(xml.errorString()));
+            QVERIFY(svgRoot);
+            QVERIFY2(drawing > 50,
+                     qPrintable(QString("%1: %2 drawing elements").arg(view).arg(drawing)));
+        }
+    }
+
+    void pdfsHaveThePagesAskedFor() {
+        const QString one = dir_.filePath("pdf1"), frames = dir_.filePath("pdf3");
+        Run r = runKvscope(base(one) << "--format"
+                                     << "pdf"
+                                     << "--views"
+                                     << "cache");
+        QVERIFY2(r.code == 0, r.err.constData());
+        QByteArray pdf = readAll(QDir(one).filePath("cache.pdf"));
+        QVERIFY(pdf.startsWith("%PDF"));
+        QCOMPARE(pdfPages(pdf), 1);
+        r = runKvscope(base(frames) << "--format"
+                                    << "pdf"
+                                    << "--views"
+                                    << "attention"
+                                    << "--frames");
+        QVERIFY2(r.code == 0, r.err.constData());
+        pdf = readAll(QDir(frames).filePath("attention-frames.pdf"));
+        QVERIFY(pdf.startsWith("%PDF"));
+        QCOMPARE(pdfPages(pdf), 3);  // one page per step
+    }
+
+    void framesCountEqualsSteps() {
+        const QString out = dir_.filePath("frames");
+        const Run r = runKvscope(base(out) << "--views"
+                                           << "step"
+                                           << "--frames"
+                                           << "--steps"
+                                           << "5");
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QStringList frames = QDir(out).entryList({"step-frame-*.png"}, QDir::Files);
+        QCOMPARE(frames.size(), 5);
+        // each frame shows one more token: consecutive frames differ
+        QVERIFY(readAll(QDir(out).filePath("step-frame-004.png")) !=
+                readAll(QDir(out).filePath("step-frame-005.png")));
+    }
+
+    void rerunningGivesIdenticalFigures() {
+        const QString a = dir_.filePath("same-a"), b = dir_.filePath("same-b");
+        QCOMPARE(runKvscope(base(a) << "--views"
+                                    << "attention,cache,trace")
+                     .code,
+                 0);
+        QCOMPARE(runKvscope(base(b) << "--views"
+                                    << "attention,cache,trace")
+                     .code,
+                 0);
+        for (const QString f : {"attention.png", "cache.png"}) {
+            const QByteArray x = readAll(QDir(a).filePath(f));
+            QVERIFY(!x.isEmpty());
+            QCOMPARE(x, readAll(QDir(b).filePath(f)));
+        }
+    }
+
+    void themesDiffer() {
+        const QString light = dir_.filePath("light"), dark = dir_.filePath("dark");
+        QCOMPARE(runKvscope(base(light) << "--views"
+                                        << "cache"
+                                        << "--theme"
+                                        << "light")
+                     .code,
+                 0);
+        QCOMPARE(runKvscope(base(dark) << "--views"
+                                       << "cache"
+                                       << "--theme"
+                                       << "dark")
+                     .code,
+                 0);
+        const QImage l(QDir(light).filePath("cache.png")), d(QDir(dark).filePath("cache.png"));
+        QVERIFY(qGray(l.pixel(2, 2)) > 200);  // paper white
+        QVERIFY(qGray(d.pixel(2, 2)) < 80);   // dark canvas
+    }
+
+    // The trace holds the tokens, times, cache bytes and the chosen head's rows.
+    void traceHoldsTheRun() {
+        const QString out = dir_.filePath("trace");
+        const Run r = runKvscope(base(out) << "--views"
+                                           << "trace"
+                                           << "--layer"
+                                           << "1"
+                                           << "--head"
+                                           << "3");
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QJsonObject o =
+            QJsonDocument::fromJson(readAll(QDir(out).filePath("trace.json"))).object();
+        QCOMPARE(o["layer"].toInt(), 1);
+        QCOMPARE(o["head"].toInt(), 3);
+        const QJsonArray tokens = o["tokens"].toArray();
+        QVERIFY(tokens.size() > 3);
+        const int kvPerToken = 2 * 2 * 2 * 8 * 4;  // 2 × layers × kv heads × head dim × 4 B
+        const QJsonObject last = tokens.last().toObject();
+        QCOMPARE(last["kv_bytes"].toInt(), kvPerToken * static_cast<int>(tokens.size()));
+        QCOMPARE(last["attention"].toArray().size(), tokens.size());
+        double sum = 0;
+        for (const auto& w : last["attention"].toArray()) sum += w.toDouble();
+        QVERIFY(std::abs(sum - 1) < 1e-5);
+        const QList<QByteArray> csv =
+            readAll(QDir(out).filePath("trace.csv")).trimmed().split('\n');
+        QCOMPARE(csv.size(), tokens.size() + 1);
+    }
+
+    // A path that cannot be written is an error that names it, and what was there stays whole.
+    void unwritablePathsFailAndLoseNothing() {
+        const QString out = dir_.filePath("keep");
+        QVERIFY(QDir().mkpath(out));
+        QFile keep(QDir(out).filePath("cache.png"));
+        QVERIFY(keep.open(QIODevice::WriteOnly));
+        keep.write("lecture figure of last year");
+        keep.close();
+        QVERIFY(QDir(out).mkdir("step.png"));  // a folder where the step figure should go
+        Run r = runKvscope(base(out) << "--views"
+                                     << "step,cache");
+        QCOMPARE(r.code, 1);
+        QVERIFY2(QString::fromUtf8(r.err).contains("step.png"), r.err.constData());
+        QCOMPARE(readAll(QDir(out).filePath("cache.png")),
+                 QByteArray("lecture figure of last year"));
+        QCOMPARE(QDir(out).entryList(QDir::Files | QDir::Hidden),
+                 QStringList{"cache.png"});  // no temporary left
+
+        const QString file = dir_.filePath("a-file");
+        QFile f(file);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.close();
+        r = runKvscope(base(file + "/sub"));
+        QCOMPARE(r.code, 1);
+        QVERIFY2(QString::fromUtf8(r.err).contains("a-file/sub"), r.err.constData());
+    }
+
+    void badOptionsAreUsageErrors_data() {
+        QTest::addColumn<QStringList>("extra");
+        QTest::newRow("format") << QStringList{"--format", "gif"};
+        QTest::newRow("scale") << QStringList{"--scale", "9"};
+        QTest::newRow("view") << QStringList{"--views", "step,bogus"};
+        QTest::newRow("theme") << QStringList{"--theme", "sepia"};
+    }
+    void badOptionsAreUsageErrors() {
+        QFETCH(QStringList, extra);
+        const QString out = dir_.filePath("never");
+        QCOMPARE(runKvscope(base(out) << extra).code, 2);
+        QVERIFY(!QFileInfo::exists(out));  // nothing written, not even the folder
+    }
+};
+
+QTEST_GUILESS_MAIN(TstExport)
+#include "tst_export.moc"

@@ -300,20 +300,25 @@ void MainWindow::buildMenus() {
     });
     file->addAction(tr("Open the &built-in model"), this, [this] { openModel(kBuiltinModel); });
     file->addSeparator();
-    file->addAction(tr("&Export view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
+    // Figures: the current view, or the whole window, as PNG (2×), SVG or PDF.
+    auto exportFigure = [this](QWidget* what, const QString& title) {
         const QString path = QFileDialog::getSaveFileName(
-            this, tr("Export the view"), QString(),
+            this, title, QString(),
             tr("PNG image, 2× (*.png);;SVG vector (*.svg);;PDF vector (*.pdf)"));
         if (path.isEmpty()) return;
         const auto format = viz::exportFormatFromName(QFileInfo(path).suffix());
-        const QString error =
-            viz::exportWidget(tabs_->currentWidget(), format ? path : path + ".png",
-                              format.value_or(viz::ExportFormat::Png), 2.0);
+        const QString error = viz::exportWidget(what, format ? path : path + ".png",
+                                                format.value_or(viz::ExportFormat::Png), 2.0);
         if (error.isEmpty())
             statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
         else
             showError(error);
-    });
+    };
+    file->addAction(
+        tr("&Export view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this,
+        [this, exportFigure] { exportFigure(tabs_->currentWidget(), tr("Export the view")); });
+    file->addAction(tr("Export &window…"), this,
+                    [this, exportFigure] { exportFigure(this, tr("Export the window")); });
     file->addAction(tr("&Copy view"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C), this, [this] {
         QApplication::clipboard()->setPixmap(tabs_->currentWidget()->grab());
         statusBar()->showMessage(tr("The view is on the clipboard"), 3000);

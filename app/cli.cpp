@@ -31,6 +31,9 @@ usage:
   kvscope decode  [--model PATH] --prompt TEXT [--steps N] [--backend auto|cpu|opencl]
                   [--device N] [--no-cache] [--temperature T] [--top-k K] [--top-p P]
                   [--seed S] [--top-logits K] [--json FILE|-]
+  kvscope memory  --preset NAME | --model PATH | --list  [--dtype fp32|fp16|bf16|fp8|int8|int4]
+                  [--weight-dtype T] [--context N] [--batch B] [--window W] [--gpu NAME]
+                  [--price USD_PER_GPU_HOUR] [--json]      the KV-cache calculator
   kvscope bench   [--layers N] [--width N] [--heads N] [--context N] [--vocab N]
                   [--prompt-tokens N] [--steps N] [--keep-model PATH] [--json]
                   [--backend cpu|opencl] [--device N] [--no-warmup]
@@ -258,6 +261,11 @@ int runCli(const std::vector<std::string>& argv) {
                         {"frames"}));
         if (cmd == "heads")
             return runHeads(CliArgs(rest, {"model", "prompt", "backend", "device"}, {"json"}));
+        if (cmd == "memory")
+            return runMemory(CliArgs(rest,
+                                     {"preset", "model", "dtype", "weight-dtype", "context",
+                                      "batch", "window", "gpu", "price"},
+                                     {"list", "json"}));
         if (cmd == "eval")
             return runEval(CliArgs(rest, {"model", "text", "backend", "device"}, {}));
         if (cmd == "bench")

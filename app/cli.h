@@ -27,6 +27,7 @@ int runBench(const CliArgs& args);
 int runTrain(const CliArgs& args);
 int runEval(const CliArgs& args);
 int runHeads(const CliArgs& args);
+int runMemory(const CliArgs& args);  // app/cli_memory.cpp: the KV-cache calculator
 // Needs a QApplication (widgets render the figures); main() makes one on the offscreen platform.
 int runExport(const CliArgs& args);
 

@@ -190,4 +190,28 @@ void DecodeController::reset() {
     emit wasReset();
 }
 
+void DecodeController::compareWithoutCache() {
+    Busy busy(*this);
+    if (!ensureSession("Compare without cache")) return;
+    try {
+        const std::vector<int32_t> tokens = session_->tokens();
+        const size_t promptLength = session_->promptLength();
+        if (tokens.empty()) throw Error("decode some tokens first");
+        std::string note;
+        SessionOptions o;
+        o.useCache = false;
+        o.captureTrace = false;
+        o.topLogits = 0;
+        DecodeSession replay(createBackend(model_, choice_, note), model_->tokenizer, o);
+        replay.prefillTokens(std::span<const int32_t>(tokens.data(), promptLength));
+        QList<double> stepMs;
+        for (size_t i = promptLength; i < tokens.size(); ++i)
+            stepMs << replay.stepWith(tokens[i]).hostMs;
+        emit comparedWithoutCache(QList<int>(replay.tokens().begin(), replay.tokens().end()),
+                                  static_cast<int>(promptLength), replay.prefillMs(), stepMs);
+    } catch (const std::exception& e) {
+        emit failed(QString("Compare without cache: ") + QString::fromUtf8(e.what()));
+    }
+}
+
 }  // namespace kvscope::app

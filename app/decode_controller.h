@@ -41,6 +41,10 @@ class DecodeController : public QObject {
     // Drops the newest token (never the first one).
     void stepBack();
     void reset();
+    // Replays the current sequence (the same prompt tokens, then the same generated tokens,
+    // forced) in recompute mode (no cache) on a fresh backend of the same kind, and reports the
+    // time of each step (comparedWithoutCache). The cached session is left as it was.
+    void compareWithoutCache();
 
   signals:
     void modelLoaded(const kvscope::viz::ModelSummary& summary);
@@ -54,6 +58,10 @@ class DecodeController : public QObject {
     void devicesListed(const QStringList& labels, const QStringList& specs,
                        const QStringList& problems);
     void busyChanged(bool busy);
+    // The recompute-mode replay: the token ids run (prompt, then generated), its prefill time,
+    // and stepMs[i] for the generated token at position promptLength + i.
+    void comparedWithoutCache(const QList<int>& tokens, int promptLength, double prefillMs,
+                              const QList<double>& stepMs);
 
   private:
     class Busy;

@@ -20,12 +20,15 @@ bool isCommandLine(const std::vector<std::string>& args) {
 
 // --screenshot: load, prefill, step, save the window as PNG, quit (no display needed with
 // QT_QPA_PLATFORM=offscreen). Exit status 1 with the message if anything fails.
+// compare: after the steps, replay them without the cache (the latency chart's second curve).
 void driveScreenshot(kvscope::app::MainWindow& w, const QString& file, int steps, int layer,
-                     int head) {
+                     int head, bool compare) {
     auto prefilled = std::make_shared<bool>(false);
+    auto compareLeft = std::make_shared<bool>(compare);
     auto left = std::make_shared<int>(steps);
     QObject::connect(
-        &w, &kvscope::app::MainWindow::idle, &w, [&w, file, prefilled, left, layer, head] {
+        &w, &kvscope::app::MainWindow::idle, &w,
+        [&w, file, prefilled, left, layer, head, compareLeft] {
             if (!w.errorText().isEmpty()) {
                 std::fprintf(stderr, "kvscope: %s\n", qPrintable(w.errorText()));
                 QCoreApplication::exit(1);
@@ -38,6 +41,9 @@ void driveScreenshot(kvscope::app::MainWindow& w, const QString& file, int steps
             } else if (*left > 0) {
                 --*left;
                 w.step();
+            } else if (*compareLeft) {
+                *compareLeft = false;
+                w.compareWithoutCache();
             } else {
                 QTimer::singleShot(50, &w, [&w, file] {  // let the views finish painting
                     if (!w.grab().save(file)) {
@@ -75,7 +81,8 @@ int main(int argc, char** argv) {
     QCoreApplication::setApplicationVersion(KVSCOPE_VERSION);
     try {
         const kvscope::app::CliArgs opts(
-            args, {"model", "screenshot", "prompt", "steps", "tab", "size", "layer", "head"}, {});
+            args, {"model", "screenshot", "prompt", "steps", "tab", "size", "layer", "head"},
+            {"compare"});
         const QString model = QString::fromStdString(opts.get("model").value_or(""));
         const std::optional<std::string> shot = opts.get("screenshot");
         if (shot)
@@ -98,7 +105,7 @@ int main(int argc, char** argv) {
             driveScreenshot(w, QString::fromStdString(*shot),
                             static_cast<int>(opts.getInt("steps", 6, 0, 100000)),
                             static_cast<int>(opts.getInt("layer", 0, 0, 4096)),
-                            static_cast<int>(opts.getInt("head", 0, 0, 4096)));
+                            static_cast<int>(opts.getInt("head", 0, 0, 4096)), opts.has("compare"));
         w.show();
         return app.exec();
     } catch (const kvscope::app::UsageError& e) {

@@ -3,6 +3,7 @@
 
 #include <QActionGroup>
 #include <QApplication>
+#include <QChartView>
 #include <QClipboard>
 #include <QCloseEvent>
 #include <QComboBox>
@@ -38,7 +39,10 @@
 #include "all_heads_view.h"
 #include "attention_matrix_view.h"
 #include "cache_view.h"
+#include "calculator_panel.h"
 #include "exporter.h"
+#include "latency_chart.h"
+#include "memory_chart.h"
 #include "step_view.h"
 #include "theme.h"
 #include "token_strip.h"
@@ -174,6 +178,43 @@ void MainWindow::buildUi() {
     attention->setStretchFactor(1, 2);
     tabs_->addTab(attention, tr("Attention matrix"));
     tabs_->addTab(new viz::CacheView(store_), tr("KV cache"));
+    auto* charts = new QWidget;
+    auto* chartsLayout = new QVBoxLayout(charts);
+    auto* chartsSplit = new QSplitter(Qt::Horizontal);
+    memoryChart_ = new viz::MemoryChart(store_);
+    latencyChart_ = new viz::LatencyChart(store_);
+    // each chart above its caption (the numbers behind the lines, in words)
+    for (QChartView* chart :
+         {static_cast<QChartView*>(memoryChart_), static_cast<QChartView*>(latencyChart_)}) {
+        auto* box = new QWidget;
+        auto* boxLayout = new QVBoxLayout(box);
+        boxLayout->setContentsMargins(0, 0, 0, 0);
+        boxLayout->addWidget(chart, 1);
+        auto* caption = new QLabel;
+        caption->setWordWrap(true);
+        caption->setTextInteractionFlags(Qt::TextSelectableByMouse);
+        boxLayout->addWidget(caption);
+        chartsSplit->addWidget(box);
+        if (chart == memoryChart_) {
+            caption->setText(memoryChart_->caption());
+            connect(memoryChart_, &viz::MemoryChart::captionChanged, caption, &QLabel::setText);
+        } else {
+            caption->setText(latencyChart_->caption());
+            connect(latencyChart_, &viz::LatencyChart::captionChanged, caption, &QLabel::setText);
+        }
+    }
+    chartsLayout->addWidget(chartsSplit, 1);
+    auto* compareRow = new QHBoxLayout;
+    compareButton_ = new QPushButton(tr("Compare without cache"));
+    compareButton_->setToolTip(
+        tr("Replay the same prompt and the same tokens with no KV cache (every step recomputes "
+           "all tokens) and draw its time per token beside the cached one"));
+    connect(compareButton_, &QPushButton::clicked, this, &MainWindow::compareWithoutCache);
+    compareRow->addWidget(compareButton_);
+    compareRow->addStretch(1);
+    chartsLayout->addLayout(compareRow);
+    tabs_->addTab(charts, tr("Memory && latency"));
+    tabs_->addTab(new viz::CalculatorPanel(store_), tr("Calculator"));
     auto* split = new QSplitter(Qt::Vertical);
     split->addWidget(stripScroll);
     split->addWidget(tabs_);
@@ -412,6 +453,12 @@ void MainWindow::connectController() {
             }
             backend_->setCurrentIndex(std::max(0, backend_->findData(backendSpec_)));
         });
+    connect(controller_, &DecodeController::comparedWithoutCache, this,
+            [this](const QList<int>& tokens, int promptLength, double prefillMs,
+                   const QList<double>& stepMs) {
+                clearError();
+                latencyChart_->setComparison(tokens, promptLength, prefillMs, stepMs);
+            });
     connect(controller_, &DecodeController::steppedBack, this,
             [this](int remaining) { store_->truncate(remaining); });
     connect(controller_, &DecodeController::wasReset, this, [this] { store_->clear(); });
@@ -467,6 +514,11 @@ void MainWindow::stepBack() {
 void MainWindow::reset() {
     setPlaying(false);
     request([c = controller_] { c->reset(); });
+}
+
+void MainWindow::compareWithoutCache() {
+    setPlaying(false);
+    request([c = controller_] { c->compareWithoutCache(); });
 }
 
 void MainWindow::setPlaying(bool playing) {

@@ -20,6 +20,11 @@ class QSpinBox;
 class QTabWidget;
 class QToolButton;
 
+namespace kvscope::viz {
+class LatencyChart;
+class MemoryChart;
+}  // namespace kvscope::viz
+
 namespace kvscope::app {
 
 class MainWindow : public QMainWindow {
@@ -32,6 +37,7 @@ class MainWindow : public QMainWindow {
     ~MainWindow() override;
 
     viz::TraceStore* store() { return store_; }
+    viz::LatencyChart* latencyChart() { return latencyChart_; }
     QPlainTextEdit* promptEditor() { return prompt_; }
     QTabWidget* tabs() { return tabs_; }
     QString prompt() const;
@@ -48,6 +54,8 @@ class MainWindow : public QMainWindow {
     void stepBack();
     void reset();
     void setPlaying(bool playing);
+    // Replays the current tokens without the cache; the latency chart draws both curves.
+    void compareWithoutCache();
 
   signals:
     void idle();  // every request sent so far has been answered
@@ -96,6 +104,9 @@ class MainWindow : public QMainWindow {
     QTabWidget* tabs_ = nullptr;
     QLabel *statusTokens_ = nullptr, *statusCache_ = nullptr, *statusLatency_ = nullptr,
            *statusDevice_ = nullptr;
+    viz::MemoryChart* memoryChart_ = nullptr;
+    viz::LatencyChart* latencyChart_ = nullptr;
+    QPushButton* compareButton_ = nullptr;
     QTimer playTimer_;
     double lastLatencyMs_ = 0;
 };

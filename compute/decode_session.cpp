@@ -84,6 +84,16 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
 }
 
 StepTrace DecodeSession::step() {
+    return stepImpl(nullptr);
+}
+
+StepTrace DecodeSession::stepWith(int32_t token) {
+    if (token < 0 || static_cast<size_t>(token) >= tokenizer_.vocabSize())
+        throw Error("token id " + std::to_string(token) + " is outside the vocabulary");
+    return stepImpl(&token);
+}
+
+StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     if (tokens_.empty()) throw Error("nothing to continue from: prefill a prompt first");
     const int nCtx = backend_->config().nCtx;
     if (tokens_.size() >= static_cast<size_t>(nCtx))
@@ -92,7 +102,7 @@ StepTrace DecodeSession::step() {
 
     const auto t0 = std::chrono::steady_clock::now();
     const size_t pos = tokens_.size();
-    const int32_t token = sampleToken(logits_, options_.sampler, pos);
+    const int32_t token = forced ? *forced : sampleToken(logits_, options_.sampler, pos);
     std::vector<std::pair<int32_t, float>> top = topLogits(logits_, options_.topLogits);
     std::vector<float> previous = logits_;
     tokens_.push_back(token);

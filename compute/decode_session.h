@@ -37,6 +37,9 @@ class DecodeSession {
     // Throws Error if nothing was prefilled or the context is full (the session stays usable:
     // rewind or reset).
     StepTrace step();
+    // The same, but runs `token` instead of sampling one (to replay a sequence exactly, e.g. in
+    // recompute mode for the latency comparison). Throws Error if token is outside the vocabulary.
+    StepTrace stepWith(int32_t token);
 
     // Drops the last n tokens (the app's step back): the cache forgets them and the logits are
     // those after the remaining tokens. Precondition: n <= tokens().size().
@@ -56,6 +59,7 @@ class DecodeSession {
     void setSampler(const SamplerParams& sampler) { options_.sampler = sampler; }
 
   private:
+    StepTrace stepImpl(const int32_t* forced);
     // Runs tokens_ from `from` (cached mode) or from 0 (recompute mode); traces from `from`.
     void run(size_t from, std::vector<StepTrace>* traces);
 

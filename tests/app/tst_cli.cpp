@@ -180,6 +180,112 @@ class TstCli : public QObject {
         QCOMPARE(o["kv_bytes_full_context"].toInteger(), 2 * 2 * 2 * 8 * 4 * 64);
     }
 
+    // `memory --json` holds TEACHING.md's worked figures (arithmetic by hand in each row).
+    void memoryJsonHoldsTheWorkedFigures_data() {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("field");
+        QTest::addColumn<double>("expected");
+        // GPT-2 small fp16: 2 × 12 × 768 × 2 B = 36,864 B per token; fp32: × 4 B = 73,728
+        QTest::newRow("gpt2 fp16")
+            << QStringList{"--preset", "gpt2"} << "bytes_per_token" << 36864.0;
+        QTest::newRow("gpt2 fp32")
+            << QStringList{"--preset", "gpt2", "--dtype", "fp32"} << "bytes_per_token" << 73728.0;
+        // Llama-3-70B: GQA 2 × 80 × 8 × 128 × 2 = 327,680; as MHA 2 × 80 × 8192 × 2 = 2,621,440;
+        // as MHA for 4,096 tokens: 2,621,440 × 4,096 = 10,737,418,240 B = 10 GiB; ratio 8
+        QTest::newRow("llama-3-70b gqa")
+            << QStringList{"--preset", "llama-3-70b"} << "bytes_per_token" << 327680.0;
+        QTest::newRow("llama-3-70b mha")
+            << QStringList{"--preset", "llama-3-70b"} << "mha_bytes_per_token" << 2621440.0;
+        QTest::newRow("llama-3-70b mha 4096")
+            << QStringList{"--preset", "llama-3-70b", "--context", "4096"} << "mha_total_bytes"
+            << 10737418240.0;
+        QTest::newRow("llama-3-70b ratio")
+            << QStringList{"--preset", "llama-3-70b"} << "mha_ratio" << 8.0;
+        // OPT-30B fp16, batch 128, 1,024 tokens: 2 × 2 × 48 × 7168 × 1024 × 128 B
+        QTest::newRow("opt-30b cache")
+            << QStringList{"--preset", "opt-30b", "--context", "1024", "--batch", "128"}
+            << "total_bytes" << 180388626432.0;
+        // weights: 30e9 parameters × 2 B = 60 GB
+        QTest::newRow("opt-30b weights")
+            << QStringList{"--preset", "opt-30b"} << "weight_bytes" << 60e9;
+        // int4 halves a byte: 2 × 12 × 768 × 0.5 = 9,216
+        QTest::newRow("gpt2 int4")
+            << QStringList{"--preset", "gpt2", "--dtype", "int4"} << "bytes_per_token" << 9216.0;
+        // Mistral-7B's 4,096-token window: 32,768 tokens keep 4,096
+        QTest::newRow("mistral window")
+            << QStringList{"--preset", "mistral-7b", "--context", "32768"} << "tokens_kept"
+            << 4096.0;
+        QTest::newRow("mistral no window")
+            << QStringList{"--preset", "mistral-7b", "--context", "32768", "--window", "0"}
+            << "tokens_kept" << 32768.0;
+    }
+    void memoryJsonHoldsTheWorkedFigures() {
+        QFETCH(QStringList, args);
+        QFETCH(QString, field);
+        QFETCH(double, expected);
+        const Run r = runKvscope(QStringList{"memory"} + args + QStringList{"--json"});
+        QCOMPARE(r.code, 0);
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        QVERIFY2(o.contains(field), r.out.constData());
+        QCOMPARE(o[field].toDouble(), expected);
+    }
+
+    // 470 GB at 3.3 TB/s is about 140 ms: here the H100's 3.35 TB/s and OPT-30B at batch 128:
+    // (60e9 + 180,388,626,432) B / 3.35e12 B/s = 71.76 ms per step; $2/h → cost per 10^6 tokens
+    // = 2 / (128 × 3600 / 0.07176) × 10^6 = $0.3115.
+    void memoryEstimatesShowTheirArithmetic() {
+        const Run r = runKvscope({"memory", "--preset", "opt-30b", "--context", "1024", "--batch",
+                                  "128", "--gpu", "h100-sxm", "--price", "2", "--json"});
+        QCOMPARE(r.code, 0);
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        const double seconds = (60e9 + 180388626432.0) / 3.35e12;
+        const QJsonObject e = o["estimates"].toObject();
+        QVERIFY(std::abs(e["decode_ms_lower_bound"].toDouble() - seconds * 1e3) < 1e-9);
+        QVERIFY(std::abs(e["cost_per_million_tokens_usd"].toDouble() -
+                         2.0 / (128 * 3600.0 / seconds) * 1e6) < 1e-9);
+        QVERIFY(o["arithmetic"].toObject()["decode_time"].toString().startsWith("estimate:"));
+        QCOMPARE(o["fits"].toBool(), false);
+
+        const Run text = runKvscope({"memory", "--preset", "gpt2"});
+        QCOMPARE(text.code, 0);
+        QVERIFY2(text.out.contains("2 (K and V) x 12 layers x 12 kv heads x 64 head dim x 2 B = "
+                                   "36,864 B per token"),
+                 text.out.constData());
+        QVERIFY(text.out.contains("estimate:"));
+    }
+
+    // --model: the loaded model's shape, fp32 as KVScope stores it; the same bytes per token as
+    // `info` (2 layers × 2 kv heads × 8 × 4 B × 2 = 256) and the full context by default.
+    void memoryOfTheLoadedModel() {
+        const Run r = runKvscope({"memory", "--model", llama_, "--json"});
+        QCOMPARE(r.code, 0);
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(o["bytes_per_token"].toInteger(), 2 * 2 * 2 * 8 * 4);
+        QCOMPARE(o["total_bytes"].toInteger(), 2 * 2 * 2 * 8 * 4 * 64);
+        QCOMPARE(o["model"].toObject()["attention"].toString(), "GQA");
+        const Run list = runKvscope({"memory", "--list", "--json"});
+        QCOMPARE(list.code, 0);
+        QCOMPARE(QJsonDocument::fromJson(list.out).object()["presets"].toArray().size(), 10);
+    }
+
+    void memoryUsageErrorsExitTwo_data() {
+        QTest::addColumn<QStringList>("args");
+        QTest::addColumn<QString>("message");
+        QTest::newRow("nothing") << QStringList{} << "--preset";
+        QTest::newRow("unknown preset") << QStringList{"--preset", "gpt5"} << "unknown preset";
+        QTest::newRow("bad dtype")
+            << QStringList{"--preset", "gpt2", "--dtype", "fp6"} << "--dtype";
+        QTest::newRow("bad gpu") << QStringList{"--preset", "gpt2", "--gpu", "tpu"} << "--gpu";
+        QTest::newRow("zero batch") << QStringList{"--preset", "gpt2", "--batch", "0"} << "--batch";
+    }
+    void memoryUsageErrorsExitTwo() {
+        QFETCH(QStringList, args);
+        QFETCH(QString, message);
+        const Run r = runKvscope(QStringList{"memory"} + args);
+        QCOMPARE(r.code, 2);
+        QVERIFY2(QString::fromUtf8(r.err).contains(message), r.err.constData());
+    }
+
     void usageErrorsExitTwo_data() {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("message");

@@ -1,12 +1,15 @@
 // The window, driven as a lecturer drives it: keys with the prompt focused and not, step back,
 // errors that keep the last good state, play, settings, and a GUI thread that never blocks.
+#include <QLineSeries>
 #include <QPlainTextEdit>
+#include <QScatterSeries>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QTimer>
 
+#include "latency_chart.h"
 #include "main_window.h"
 #include "model_fixtures.h"
 #include "opencl/device_list.h"
@@ -64,6 +67,36 @@ class TstMainWindow : public QObject {
         QVERIFY(w);
         QCOMPARE(w->windowTitle(), QString("KVScope — random llama"));
         QCOMPARE(w->store()->config().nHeadKv, 2);
+    }
+
+    // "Compare without cache" replays the same prompt and tokens in recompute mode: the latency
+    // chart draws a recompute time for every generated token only if the replayed ids equal the
+    // store's; the cached sequence stays as it was.
+    void compareWithoutCacheReplaysTheSameTokens() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setPrompt("the cat sat");
+        w->prefill();
+        QVERIFY(settle(*w));
+        for (int k = 0; k < 5; ++k) {
+            w->step();
+            QVERIFY(settle(*w));
+        }
+        const int count = w->store()->count(), prompt = w->store()->promptLength();
+        QCOMPARE(count, prompt + 5);
+        QVERIFY(!w->latencyChart()->hasComparison());
+        w->compareWithoutCache();
+        QVERIFY(settle(*w));
+        QVERIFY2(w->errorText().isEmpty(), qPrintable(w->errorText()));
+        QVERIFY(w->latencyChart()->hasComparison());
+        QCOMPARE(w->latencyChart()->recomputeSeries()->count(), 5);
+        QCOMPARE(w->latencyChart()->recomputePrefillSeries()->count(), 1);
+        QCOMPARE(w->latencyChart()->ratioPosition(), count - 1);
+        QVERIFY(w->latencyChart()->measuredRatio() > 0);
+        QCOMPARE(w->store()->count(), count);  // the cached session is untouched
+        w->step();
+        QVERIFY(settle(*w));
+        QCOMPARE(w->store()->count(), count + 1);
     }
 
     // F10 steps from anywhere, the prompt editor included; a step before the prefill prefills.

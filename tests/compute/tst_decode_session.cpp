@@ -101,6 +101,26 @@ class TstDecodeSession : public QObject {
         QCOMPARE(cached.tokens(), recompute.tokens());
     }
 
+    // stepWith replays a sampled sequence exactly: a recompute session forced through the cached
+    // session's tokens (sampled at temperature 1) holds the same ids and the same logits.
+    void stepWithReplaysTheTokens() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        SamplerParams hot;
+        hot.temperature = 1.0f;
+        hot.seed = 7;
+        DecodeSession cached = makeSession(m, true, hot), replay = makeSession(m, false);
+        cached.prefill(kPrompt);
+        for (int i = 0; i < 8; ++i) cached.step();
+        const std::vector<int32_t>& ids = cached.tokens();
+        replay.prefillTokens(std::span<const int32_t>(ids.data(), cached.promptLength()));
+        for (size_t i = cached.promptLength(); i < ids.size(); ++i)
+            QCOMPARE(replay.stepWith(ids[i]).token, ids[i]);
+        QCOMPARE(replay.tokens(), ids);
+        QVERIFY(maxRelError(cached.logits(), replay.logits()) < kTol);
+        QVERIFY_THROWS_EXCEPTION(Error, replay.stepWith(-1));
+        QCOMPARE(replay.tokens(), ids);  // a rejected token changes nothing
+    }
+
     // Each query head attends with the keys of KV head h / (n_head / n_head_kv); rebuild every
     // attention row from the traced queries and keys and compare.
     void groupedQueryHeadsReadTheirKvHead() {

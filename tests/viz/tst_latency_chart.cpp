@@ -1,0 +1,91 @@
+// LatencyChart on a real decode: the cached curve is the traces' hostMs, the prefill is one
+// point apart (time to first token); a recompute replay of the same tokens is drawn beside it
+// with the ratio at the last step, and one of other tokens is not.
+#include <QLineSeries>
+#include <QScatterSeries>
+#include <QTest>
+
+#include "decoded_store.h"
+#include "latency_chart.h"
+#include "model_fixtures.h"
+#include "theme.h"
+
+using namespace kvscope;
+using namespace kvscope::viz;
+using testing::DecodedStore;
+
+namespace {
+QList<int> tokensOf(const TraceStore& s) {
+    QList<int> ids;
+    for (const StepTrace& t : s.traces()) ids << t.token;
+    return ids;
+}
+}  // namespace
+
+class TstLatencyChart : public QObject {
+    Q_OBJECT
+  private slots:
+    void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
+
+    void cachedCurveIsTheTraceTimes() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        LatencyChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(6);
+        const TraceStore& s = d.store;
+        const int prompt = s.promptLength();
+        const QList<QPointF> cached = chart.cachedSeries()->points();
+        QCOMPARE(cached.size(), 6);
+        for (int k = 0; k < 6; ++k)
+            QCOMPARE(cached[k], QPointF(prompt + k, s.trace(prompt + k).hostMs));
+        QCOMPARE(chart.prefillSeries()->count(), 1);
+        QCOMPARE(chart.prefillSeries()->at(0), QPointF(prompt - 1, s.prefillMs()));
+        QCOMPARE(chart.recomputeSeries()->count(), 0);
+        QCOMPARE(chart.measuredRatio(), 0.0);
+        d.stepBack();
+        QCOMPARE(chart.cachedSeries()->count(), 5);
+    }
+
+    void comparisonOfTheSameTokens() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        LatencyChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(4);
+        const TraceStore& s = d.store;
+        const int prompt = s.promptLength();
+        const QList<double> stepMs{1.0, 2.0, 3.0, 4.0};
+        chart.setComparison(tokensOf(s), prompt, 7.5, stepMs);
+        QVERIFY(chart.hasComparison());
+        const QList<QPointF> recompute = chart.recomputeSeries()->points();
+        QCOMPARE(recompute.size(), 4);
+        for (int k = 0; k < 4; ++k) QCOMPARE(recompute[k], QPointF(prompt + k, stepMs[k]));
+        QCOMPARE(chart.recomputePrefillSeries()->at(0), QPointF(prompt - 1, 7.5));
+        // ratio at the last step: recompute time ÷ the cached trace's time
+        QCOMPARE(chart.ratioPosition(), prompt + 3);
+        QCOMPARE(chart.measuredRatio(), 4.0 / s.trace(prompt + 3).hostMs);
+        QVERIFY(chart.caption().contains("without the cache"));
+        // a step back keeps the shared tokens
+        d.stepBack();
+        QCOMPARE(chart.recomputeSeries()->count(), 3);
+        QCOMPARE(chart.ratioPosition(), prompt + 2);
+        // a new prompt forgets the comparison
+        d.prefill("the cat sat");
+        QVERIFY(!chart.hasComparison());
+        QCOMPARE(chart.recomputeSeries()->count(), 0);
+    }
+
+    void comparisonOfOtherTokensIsNotDrawn() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        LatencyChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(2);
+        QList<int> other = tokensOf(d.store);
+        other.last() = other.last() + 1;
+        chart.setComparison(other, d.store.promptLength(), 1.0, {1.0, 2.0});
+        QCOMPARE(chart.recomputeSeries()->count(), 0);
+        QCOMPARE(chart.measuredRatio(), 0.0);
+    }
+};
+
+QTEST_MAIN(TstLatencyChart)
+#include "tst_latency_chart.moc"

@@ -1,0 +1,86 @@
+// MemoryChart on a real decode: the measured series are the trace's bytes (StepTrace::kvBytes)
+// and the backend's allocation; the formula's line has the engine's bytes per token; a step
+// back removes the last point.
+#include <QLineSeries>
+#include <QTest>
+
+#include "decoded_store.h"
+#include "memory_chart.h"
+#include "model_fixtures.h"
+#include "theme.h"
+
+using namespace kvscope;
+using namespace kvscope::viz;
+using testing::DecodedStore;
+
+class TstMemoryChart : public QObject {
+    Q_OBJECT
+  private slots:
+    void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
+
+    void models_data() {
+        QTest::addColumn<QString>("model");
+        QTest::newRow("gpt2") << "gpt2";
+        QTest::newRow("llama_gqa") << "llama_gqa";
+    }
+
+    void usedEqualsTheTraceBytes_data() { models_data(); }
+    void usedEqualsTheTraceBytes() {
+        QFETCH(QString, model);
+        DecodedStore d(fixtures::makeModel(model == "llama_gqa" ? fixtures::llamaGqaSpec()
+                                                                : fixtures::gpt2Spec()));
+        MemoryChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(5);
+        const TraceStore& s = d.store;
+        const int prompt = s.promptLength();
+        const double unit = chart.unitBytes();
+        // (0, 0), then the prompt's tokens together, then one point per generated token
+        const QList<QPointF> used = chart.usedSeries()->points();
+        QCOMPARE(used.size(), 1 + 1 + 5);
+        QCOMPARE(used[0], QPointF(0, 0));
+        QCOMPARE(used[1].x(), double(prompt));
+        QCOMPARE(used[1].y() * unit, double(s.trace(prompt - 1).kvBytes));
+        for (int k = 0; k < 5; ++k) {
+            QCOMPARE(used[2 + k].x(), double(prompt + k + 1));
+            QCOMPARE(used[2 + k].y() * unit, double(s.trace(prompt + k).kvBytes));
+        }
+        QCOMPARE(used.last().y() * unit, double(s.kvBytes()));
+        // allocated: the backend's bytes, flat to the full context
+        const QList<QPointF> alloc = chart.allocatedSeries()->points();
+        QCOMPARE(alloc.size(), 2);
+        QCOMPARE(alloc[0].y() * unit, double(s.model().cacheAllocatedBytes));
+        QCOMPARE(alloc[1].x(), double(s.config().nCtx));
+        // the formula's slope is the engine's bytes per token: 2 × layers × kv heads × hd × 4
+        const ModelConfig& c = s.config();
+        const double perToken = 2.0 * c.nLayer * c.nHeadKv * c.headDim * 4;
+        QCOMPARE(perToken, double(s.model().kvBytesPerToken));
+        const QList<QPointF> formula = chart.formulaSeries()->points();
+        QCOMPARE(formula.last().x(), double(s.count()));
+        QCOMPARE(formula.last().y() * unit, perToken * s.count());
+        // the projection starts where the measurement ends and goes past the full context
+        const QList<QPointF> projection = chart.projectionSeries()->points();
+        QCOMPARE(projection.first(), formula.last());
+        QVERIFY(projection.last().x() > c.nCtx);
+        QCOMPARE(projection.last().y() * unit, perToken * projection.last().x());
+        QCOMPARE(chart.weightsSeries()->points().first().y() * unit, double(s.model().weightBytes));
+        QVERIFY(chart.caption().contains(QString::number(c.nLayer) + " layers"));
+    }
+
+    void stepBackAndResetFollowTheStore() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        MemoryChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(3);
+        QCOMPARE(chart.usedSeries()->count(), 1 + 1 + 3);
+        d.stepBack();
+        QCOMPARE(chart.usedSeries()->count(), 1 + 1 + 2);
+        QCOMPARE(chart.usedSeries()->points().last().y() * chart.unitBytes(),
+                 double(d.store.kvBytes()));
+        d.store.clear();
+        QCOMPARE(chart.usedSeries()->count(), 1);
+    }
+};
+
+QTEST_MAIN(TstMemoryChart)
+#include "tst_memory_chart.moc"

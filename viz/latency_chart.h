@@ -1,0 +1,60 @@
+// LatencyChart: the time of each generated token (StepTrace::hostMs, measured), the prefill
+// shown apart as the time to first token, and, after "compare without cache", the same tokens
+// replayed in recompute mode on one chart with the measured ratio at the last step.
+#pragma once
+
+#include <QChartView>
+#include <QList>
+
+class QLineSeries;
+class QScatterSeries;
+class QValueAxis;
+
+namespace kvscope::viz {
+
+class TraceStore;
+
+class LatencyChart : public QChartView {
+    Q_OBJECT
+  public:
+    explicit LatencyChart(TraceStore* store, QWidget* parent = nullptr);
+
+    // The recompute-mode replay (DecodeController::comparedWithoutCache): token ids, prompt
+    // length, prefill time and stepMs[i] for position promptLength + i. Drawn for the tokens it
+    // shares with the store; forgotten when the store is reset.
+    void setComparison(const QList<int>& tokens, int promptLength, double prefillMs,
+                       const QList<double>& stepMs);
+    bool hasComparison() const { return !cmpTokens_.isEmpty(); }
+
+    // Series: x = token position, y = milliseconds (measured).
+    const QLineSeries* cachedSeries() const { return cached_; }
+    const QLineSeries* recomputeSeries() const { return recompute_; }
+    const QScatterSeries* prefillSeries() const { return prefill_; }
+    const QScatterSeries* recomputePrefillSeries() const { return recomputePrefill_; }
+    // recompute ÷ cached time at the last position both have; 0 when there is none.
+    double measuredRatio() const { return ratio_; }
+    int ratioPosition() const { return ratioPosition_; }
+    // The numbers behind the curves, in words (the window shows it under the chart).
+    QString caption() const { return caption_; }
+
+  signals:
+    void captionChanged(const QString& caption);
+
+  private:
+    void rebuild();
+    void applyTheme();
+
+    TraceStore* store_;
+    QLineSeries *cached_, *recompute_;
+    QScatterSeries *prefill_, *recomputePrefill_;
+    QValueAxis *x_, *y_;
+    QList<int> cmpTokens_;
+    int cmpPromptLength_ = 0;
+    double cmpPrefillMs_ = 0;
+    QList<double> cmpStepMs_;
+    double ratio_ = 0;
+    int ratioPosition_ = -1;
+    QString caption_;
+};
+
+}  // namespace kvscope::viz

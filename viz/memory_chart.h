@@ -1,0 +1,45 @@
+// MemoryChart: the KV cache's bytes against tokens, live. Measured bytes used (each StepTrace's
+// kvBytes) and allocated (ModelSummary::cacheAllocatedBytes) beside the formula's line
+// 2 × layers × kv_heads × head_dim × 4 B × tokens, the weights' bytes, and a dashed projection
+// of the formula to the model's full context and beyond.
+#pragma once
+
+#include <QChartView>
+
+class QLineSeries;
+class QValueAxis;
+
+namespace kvscope::viz {
+
+class TraceStore;
+
+class MemoryChart : public QChartView {
+    Q_OBJECT
+  public:
+    explicit MemoryChart(TraceStore* store, QWidget* parent = nullptr);
+
+    // The series (y in unitBytes()): for tests and exports. Points are (tokens held, bytes).
+    const QLineSeries* usedSeries() const { return used_; }            // measured, from the traces
+    const QLineSeries* allocatedSeries() const { return allocated_; }  // measured, the backend
+    const QLineSeries* formulaSeries() const { return formula_; }      // up to the tokens held
+    const QLineSeries* projectionSeries() const { return projection_; }  // beyond them
+    const QLineSeries* weightsSeries() const { return weights_; }
+    double unitBytes() const { return unit_; }  // 1024 (KiB), 2^20 (MiB) or 2^30 (GiB)
+    // The numbers behind the lines, in words (the window shows it under the chart).
+    QString caption() const { return caption_; }
+
+  signals:
+    void captionChanged(const QString& caption);
+
+  private:
+    void rebuild();  // from the store: every series at once
+    void applyTheme();
+
+    TraceStore* store_;
+    QLineSeries *used_, *allocated_, *formula_, *projection_, *weights_, *context_;
+    QValueAxis *x_, *y_;
+    double unit_ = 1024;
+    QString caption_;
+};
+
+}  // namespace kvscope::viz

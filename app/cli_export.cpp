@@ -11,10 +11,13 @@
 #include "all_heads_view.h"
 #include "attention_matrix_view.h"
 #include "cache_view.h"
+#include "calculator_panel.h"
 #include "cli.h"
 #include "decode_controller.h"
 #include "error.h"
 #include "exporter.h"
+#include "latency_chart.h"
+#include "memory_chart.h"
 #include "step_view.h"
 #include "theme.h"
 #include "trace_export.h"
@@ -33,6 +36,9 @@ const std::vector<std::pair<QString, ViewFactory>>& exportableViews() {
          [](viz::TraceStore* s) -> QWidget* { return new viz::AttentionMatrixView(s); }},
         {"heads", [](viz::TraceStore* s) -> QWidget* { return new viz::AllHeadsView(s); }},
         {"cache", [](viz::TraceStore* s) -> QWidget* { return new viz::CacheView(s); }},
+        {"memory", [](viz::TraceStore* s) -> QWidget* { return new viz::MemoryChart(s); }},
+        {"latency", [](viz::TraceStore* s) -> QWidget* { return new viz::LatencyChart(s); }},
+        {"calculator", [](viz::TraceStore* s) -> QWidget* { return new viz::CalculatorPanel(s); }},
     };
     return views;
 }
@@ -125,7 +131,8 @@ int runExport(const CliArgs& args) {
         for (const QString& v : views)
             pdfs.push_back(
                 std::make_unique<viz::PdfPages>(QDir(outDir).filePath(v + "-frames.pdf")));
-    store.setPrompt(session.prefill(prompt), session.prefillMs());
+    std::vector<StepTrace> promptTraces = session.prefill(prompt);  // before prefillMs() is read
+    store.setPrompt(std::move(promptTraces), session.prefillMs());
     for (int i = 1; i <= steps; ++i) {
         store.append(session.step());
         if (!frames) continue;
@@ -144,6 +151,23 @@ int runExport(const CliArgs& args) {
         if (!error.isEmpty()) fail(error);
         std::printf("%s\n",
                     qPrintable(QDir(outDir).filePath(views[static_cast<int>(k)] + "-frames.pdf")));
+    }
+    // The latency chart's second curve: the same tokens replayed without a cache, measured.
+    for (size_t k = 0; k < widgets.size() && !frames; ++k) {
+        auto* latency = dynamic_cast<viz::LatencyChart*>(widgets[k].get());
+        if (!latency) continue;
+        SessionOptions o;
+        o.useCache = false;
+        o.captureTrace = false;
+        std::string unused;
+        DecodeSession replay(makeBackend(args, model, unused), model->tokenizer, o);
+        const std::vector<int32_t>& ids = session.tokens();
+        const size_t promptLength = session.promptLength();
+        replay.prefillTokens(std::span(ids).first(promptLength));
+        QList<int> tokens(ids.begin(), ids.end());
+        QList<double> stepMs;
+        for (size_t i = promptLength; i < ids.size(); ++i) stepMs << replay.stepWith(ids[i]).hostMs;
+        latency->setComparison(tokens, static_cast<int>(promptLength), replay.prefillMs(), stepMs);
     }
     if (!frames)
         for (size_t k = 0; k < widgets.size(); ++k)

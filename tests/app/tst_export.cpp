@@ -93,8 +93,10 @@ class TstExport : public QObject {
                                            << "--scale" << QString::number(scale));
         QVERIFY2(r.code == 0, r.err.constData());
         const QStringList written = QString::fromUtf8(r.out).split('\n', Qt::SkipEmptyParts);
-        QCOMPARE(written.size(), 4 + 2);  // step, attention, heads, cache; trace.json and .csv
-        for (const QString view : {"step", "attention", "heads", "cache"}) {
+        // step, attention, heads, cache, memory, latency, calculator; trace.json and .csv
+        QCOMPARE(written.size(), 7 + 2);
+        for (const QString view :
+             {"step", "attention", "heads", "cache", "memory", "latency", "calculator"}) {
             const QString path = QDir(out).filePath(QString(view) + ".png");
             QVERIFY(written.contains(path));
             const QImage image(path);
@@ -147,6 +149,20 @@ class TstExport : public QObject {
         pdf = readAll(QDir(frames).filePath("attention-frames.pdf"));
         QVERIFY(pdf.startsWith("%PDF"));
         QCOMPARE(pdfPages(pdf), 3);  // one page per step
+    }
+
+    // The latency figure carries the same tokens replayed without the cache: two measured curves.
+    void latencyFigureComparesWithoutCache() {
+        const QString out = dir_.filePath("latency");
+        const Run r = runKvscope(base(out) << "--views"
+                                           << "latency,memory"
+                                           << "--format"
+                                           << "svg");
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QString svg = QString::fromUtf8(readAll(QDir(out).filePath("latency.svg")));
+        QVERIFY2(svg.contains("slower without the cache"), "the measured ratio is in the title");
+        QVERIFY(QString::fromUtf8(readAll(QDir(out).filePath("memory.svg")))
+                    .contains("KV cache memory"));
     }
 
     void framesCountEqualsSteps() {

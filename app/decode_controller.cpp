@@ -36,6 +36,7 @@ viz::ModelSummary summarize(const Model& model, const Backend& backend, const QS
     s.backend = QString::fromStdString(backend.name());
     s.device = QString::fromStdString(backend.deviceName());
     s.backendNote = QString::fromStdString(note);
+    s.deviceMemoryBytes = backend.deviceMemoryBytes().value_or(0);
     return s;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -42,7 +43,14 @@ class Backend {
     virtual int cacheUsed() const = 0;      // tokens the cache holds
     virtual void truncateCache(int n) = 0;  // keep the first n; n <= cacheUsed()
     virtual size_t cacheBytesPerToken() const = 0;
-    virtual size_t cacheAllocatedBytes() const = 0;  // what the backend really allocated
+    virtual size_t cacheAllocatedBytes() const = 0;
+    // Device time of the last forward() from the device's own timers; nullopt where there are
+    // none (the CPU backend: its time is the host's wall time).
+    virtual std::optional<double> lastForwardDeviceMs() const { return std::nullopt; }
+    // The memory of the device the backend runs on, when it is known.
+    virtual std::optional<uint64_t> deviceMemoryBytes() const {
+        return std::nullopt;
+    }  // what the backend really allocated
 };
 
 }  // namespace kvscope

@@ -78,6 +78,7 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
         s.text = tokenizer_.tokenBytes(s.token);
         s.prompt = true;
         s.hostMs = prefillMs_;
+        s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
         s.kvBytes = kvBytes();
     }
     return traces;
@@ -121,6 +122,7 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     s.text = tokenizer_.tokenBytes(token);
     s.top = std::move(top);
     s.hostMs = msSince(t0);
+    s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
     s.kvBytes = kvBytes();
     return s;
 }

@@ -1,6 +1,8 @@
 // LatencyChart: series rebuilt from the TraceStore's traces and the comparison it was given.
 #include "latency_chart.h"
 
+#include <QLegendMarker>
+
 #include <QChart>
 #include <QLineSeries>
 #include <QPen>
@@ -19,12 +21,14 @@ LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(pare
     cached_->setName(tr("with cache"));
     recompute_ = new QLineSeries;
     recompute_->setName(tr("no cache (recompute)"));
+    device_ = new QLineSeries;
+    device_->setName(tr("device time"));
     prefill_ = new QScatterSeries;
     prefill_->setName(tr("prefill = TTFT"));
     recomputePrefill_ = new QScatterSeries;
     recomputePrefill_->setName(tr("prefill, no cache"));
-    for (QAbstractSeries* s :
-         std::initializer_list<QAbstractSeries*>{cached_, recompute_, prefill_, recomputePrefill_})
+    for (QAbstractSeries* s : std::initializer_list<QAbstractSeries*>{cached_, recompute_, device_,
+                                                                      prefill_, recomputePrefill_})
         chart->addSeries(s);
     x_ = new QValueAxis;
     x_->setTitleText(tr("token position"));
@@ -83,6 +87,7 @@ void LatencyChart::applyTheme() {
     }
     cached_->setPen(QPen(t.accent, 3));
     recompute_->setPen(QPen(t.fresh, 3));
+    device_->setPen(QPen(t.accent, 2, Qt::DashLine));
     prefill_->setColor(t.accent);
     prefill_->setBorderColor(t.text);
     prefill_->setMarkerSize(14);
@@ -101,11 +106,12 @@ void LatencyChart::rebuild() {
     for (int i = 0; same && i < std::min(n, static_cast<int>(cmpTokens_.size())); ++i)
         same = cmpTokens_[i] == store_->trace(i).token;
 
-    QList<QPointF> cached, recompute;
+    QList<QPointF> cached, recompute, device;
     double top = 0;
     for (int i = prompt; i < n; ++i) {
         const double ms = store_->trace(i).hostMs;
         cached << QPointF(i, ms);
+        if (store_->trace(i).deviceMs >= 0) device << QPointF(i, store_->trace(i).deviceMs);
         top = std::max(top, ms);
         const int k = i - prompt;
         if (same && k < cmpStepMs_.size()) {
@@ -115,6 +121,10 @@ void LatencyChart::rebuild() {
     }
     cached_->replace(cached);
     recompute_->replace(recompute);
+    device_->replace(device);
+    device_->setVisible(!device.isEmpty());  // no legend entry for a time that was not measured
+    for (QLegendMarker* marker : chart()->legend()->markers(device_))
+        marker->setVisible(!device.isEmpty());
     prefill_->clear();
     recomputePrefill_->clear();
     if (prompt > 0) {

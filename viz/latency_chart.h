@@ -29,6 +29,8 @@ class LatencyChart : public QChartView {
     // Series: x = token position, y = milliseconds (measured).
     const QLineSeries* cachedSeries() const { return cached_; }
     const QLineSeries* recomputeSeries() const { return recompute_; }
+    // The device's own time per token (OpenCL profiling); empty on the CPU backend.
+    const QLineSeries* deviceSeries() const { return device_; }
     const QScatterSeries* prefillSeries() const { return prefill_; }
     const QScatterSeries* recomputePrefillSeries() const { return recomputePrefill_; }
     // recompute ÷ cached time at the last position both have; 0 when there is none.
@@ -45,7 +47,7 @@ class LatencyChart : public QChartView {
     void applyTheme();
 
     TraceStore* store_;
-    QLineSeries *cached_, *recompute_;
+    QLineSeries *cached_, *recompute_, *device_;
     QScatterSeries *prefill_, *recomputePrefill_;
     QValueAxis *x_, *y_;
     QList<int> cmpTokens_;

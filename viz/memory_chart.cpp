@@ -138,6 +138,15 @@ void MemoryChart::rebuild() {
                    .arg(human(static_cast<double>(m.cacheAllocatedBytes)))
                    .arg(c.nCtx)
                    .arg(human(static_cast<double>(m.weightBytes)));
+    if (m.deviceMemoryBytes > 0) {
+        // The device's memory dwarfs a small model's cache: said in words, not drawn to scale.
+        const double full = static_cast<double>(m.weightBytes + m.cacheAllocatedBytes);
+        caption_ += tr(" The device has %1 of memory; weights and full cache take %2 of it.")
+                        .arg(human(static_cast<double>(m.deviceMemoryBytes)))
+                        .arg(QString::number(
+                                 100.0 * full / static_cast<double>(m.deviceMemoryBytes), 'g', 3) +
+                             "%");
+    }
     emit captionChanged(caption_);
 }
 

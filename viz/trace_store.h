@@ -27,6 +27,7 @@ struct ModelSummary {
     QString backend;                 // "cpu", "opencl"
     QString device;                  // in words
     QString backendNote;             // which backend was chosen and why (auto)
+    uint64_t deviceMemoryBytes = 0;  // the device's memory when known (OpenCL), else 0
 };
 
 class TraceStore : public QObject {

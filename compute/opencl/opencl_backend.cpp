@@ -566,6 +566,10 @@ void OpenClBackend::attentionMatrix(int layer, int head, std::span<const float> 
                            1.0f / std::sqrt(static_cast<float>(hd)));
 }
 
+std::optional<uint64_t> OpenClBackend::deviceMemoryBytes() const {
+    return impl_->dev.info().globalMemBytes;
+}
+
 std::vector<float> OpenClBackend::readKeys(int layer, int kvHead) const {
     assert(layer >= 0 && layer < impl_->cfg().nLayer);
     return impl_->readCache(impl_->layers[static_cast<size_t>(layer)].k, kvHead);

@@ -81,7 +81,11 @@ class OpenClBackend final : public Backend {
     size_t cacheBytesPerToken() const override;
     size_t cacheAllocatedBytes() const override;
 
-    DeviceMs lastStepDeviceMs() const;       // of the last forward()
+    DeviceMs lastStepDeviceMs() const;  // of the last forward()
+    std::optional<double> lastForwardDeviceMs() const override {
+        return lastStepDeviceMs().total();
+    }
+    std::optional<uint64_t> deviceMemoryBytes() const override;
     const OpenClStartup& startup() const;    // the constructor's time, by part
     ocl::MatMulChoice matmulChoice() const;  // the paths matrix products take
     int deviceIndex() const;

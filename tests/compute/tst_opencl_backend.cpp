@@ -356,6 +356,25 @@ class TstOpenClBackend : public QObject {
             }
     }
 
+    // Each step carries the device's own time (profiling events) and the device's memory is known;
+    // the CPU backend reports neither.
+    void stepsCarryDeviceTime() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        auto gpu = std::make_shared<OpenClBackend>(m, options());
+        DecodeSession s = session(gpu, m, true);
+        const std::vector<StepTrace> prompt = s.prefill(kPrompt);
+        QVERIFY(prompt.front().deviceMs > 0);
+        for (int i = 0; i < 3; ++i) {
+            const StepTrace t = s.step();
+            QVERIFY(t.deviceMs > 0);
+            QCOMPARE(t.deviceMs, gpu->lastStepDeviceMs().total());
+        }
+        QVERIFY(gpu->deviceMemoryBytes().value_or(0) > 0);
+        DecodeSession c = session(std::make_shared<CpuBackend>(m), m, true);
+        c.prefill(kPrompt);
+        QCOMPARE(c.step().deviceMs, -1.0);
+    }
+
     void missingDeviceIndexIsAnError() {
         const int count = static_cast<int>(ocl::listDevices().devices.size());
         auto m = fixtures::makeModel(fixtures::gpt2Spec());

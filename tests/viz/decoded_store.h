@@ -33,7 +33,8 @@ class DecodedStore {
     }
 
     void prefill(const std::string& prompt) {
-        store.setPrompt(session_.prefill(prompt), session_.prefillMs());
+        std::vector<StepTrace> traces = session_.prefill(prompt);  // before prefillMs() is read
+        store.setPrompt(std::move(traces), session_.prefillMs());
     }
     void step() { store.append(session_.step()); }
     void steps(int n) {

@@ -46,6 +46,36 @@ class TstLatencyChart : public QObject {
         QCOMPARE(chart.cachedSeries()->count(), 5);
     }
 
+    // Device time is drawn where the backend measured it (OpenCL), and only there.
+    void deviceCurveIsTheTraceDeviceTimes() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        LatencyChart cpuChart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(4);
+        QVERIFY(d.store.prefillMs() > 0);
+        QCOMPARE(cpuChart.deviceSeries()->count(), 0);  // the CPU backend has no device timer
+        QVERIFY(!cpuChart.deviceSeries()->isVisible());
+
+        TraceStore withDevice;  // the same run as a device would report it
+        withDevice.setModel(d.store.model());
+        std::vector<StepTrace> prompt(d.store.traces().begin(),
+                                      d.store.traces().begin() + d.store.promptLength());
+        withDevice.setPrompt(prompt, d.store.prefillMs());
+        LatencyChart chart(&withDevice);
+        for (int i = d.store.promptLength(); i < d.store.count(); ++i) {
+            StepTrace t = d.store.trace(i);
+            t.deviceMs = 0.25 * (i + 1);
+            withDevice.append(t);
+        }
+        const QList<QPointF> device = chart.deviceSeries()->points();
+        QCOMPARE(device.size(), 4);
+        for (int k = 0; k < 4; ++k) {
+            const int i = d.store.promptLength() + k;
+            QCOMPARE(device[k], QPointF(i, 0.25 * (i + 1)));
+        }
+        QVERIFY(chart.deviceSeries()->isVisible());
+    }
+
     void comparisonOfTheSameTokens() {
         DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
         LatencyChart chart(&d.store);

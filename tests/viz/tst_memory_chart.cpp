@@ -67,6 +67,17 @@ class TstMemoryChart : public QObject {
         QVERIFY(chart.caption().contains(QString::number(c.nLayer) + " layers"));
     }
 
+    // The device's memory, when the backend knows it, is stated with the share the model takes.
+    void deviceMemoryIsStatedWhenKnown() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        MemoryChart chart(&d.store);
+        QVERIFY(!chart.caption().contains("device has"));
+        ModelSummary s = d.store.model();
+        s.deviceMemoryBytes = uint64_t{8} << 30;
+        d.store.setModel(s);
+        QVERIFY2(chart.caption().contains("The device has 8"), qPrintable(chart.caption()));
+    }
+
     void stepBackAndResetFollowTheStore() {
         DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
         MemoryChart chart(&d.store);

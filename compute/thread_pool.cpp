@@ -23,22 +23,28 @@ ThreadPool& ThreadPool::shared() {
     return pool;
 }
 
-void ThreadPool::runChunks() {
-    for (size_t c = next_.fetch_add(1); c < chunks_.load(); c = next_.fetch_add(1))
-        (*job_.load())(c);
+void ThreadPool::runChunks(const std::function<void(size_t)>& fn, size_t chunks) {
+    for (size_t c = next_.fetch_add(1); c < chunks; c = next_.fetch_add(1)) fn(c);
 }
 
 void ThreadPool::workerLoop() {
     unsigned long seen = 0;
     for (;;) {
+        const std::function<void(size_t)>* job = nullptr;
+        size_t chunks = 0;
         {
             std::unique_lock lock(mutex_);
             wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
             if (stop_) return;
             seen = generation_;
+            // The job and its size are taken under the lock, together with the registration in
+            // busy_: the caller cannot finish this job (and destroy it) while this worker runs
+            // it. A worker that wakes after the job finished finds chunks_ == 0 and runs nothing.
+            job = job_;
+            chunks = chunks_;
             ++busy_;
         }
-        runChunks();
+        if (job) runChunks(*job, chunks);
         {
             std::lock_guard lock(mutex_);
             --busy_;
@@ -56,19 +62,18 @@ void ThreadPool::parallelFor(size_t chunks, const std::function<void(size_t)>& f
     std::lock_guard call(callMutex_);
     {
         std::lock_guard lock(mutex_);
-        job_.store(&fn);
-        next_.store(chunks);  // nothing to take until the job is fully set
-        chunks_.store(chunks);
+        job_ = &fn;
+        chunks_ = chunks;
         next_.store(0);
         ++generation_;
     }
     wake_.notify_all();
-    runChunks();
-    // Every chunk has been taken; wait for workers still finishing theirs. A worker that wakes
-    // late finds no chunk left and leaves at once.
+    runChunks(fn, chunks);
+    // Every chunk has been taken; wait for the workers still finishing theirs.
     std::unique_lock lock(mutex_);
-    done_.wait(lock, [&] { return busy_ == 0 && next_.load() >= chunks_.load(); });
-    job_.store(nullptr);
+    done_.wait(lock, [&] { return busy_ == 0; });
+    job_ = nullptr;
+    chunks_ = 0;
 }
 
 }  // namespace kvscope

@@ -33,15 +33,16 @@ class ThreadPool {
 
   private:
     void workerLoop();
-    void runChunks();
+    // Takes chunks from next_ until none of [0, chunks) is left.
+    void runChunks(const std::function<void(size_t)>& fn, size_t chunks);
 
     std::vector<std::thread> workers_;
     std::mutex callMutex_;  // one parallelFor at a time
     std::mutex mutex_;
     std::condition_variable wake_;
     std::condition_variable done_;
-    std::atomic<const std::function<void(size_t)>*> job_{nullptr};
-    std::atomic<size_t> chunks_{0};
+    const std::function<void(size_t)>* job_ = nullptr;  // guarded by mutex_
+    size_t chunks_ = 0;                                 // guarded by mutex_; 0 between jobs
     std::atomic<size_t> next_{0};
     size_t busy_ = 0;  // workers inside the current job
     unsigned long generation_ = 0;

@@ -32,6 +32,21 @@ struct StepTrace {
     size_t kvBytes = 0;    // bytes of K and V the cache holds after this step
     double deviceMs = -1;  // the device's own time for it (OpenCL profiling); < 0: not measured
 
+    // A trace for `token` at `position` with q, k, v and attention rows sized for the shapes
+    // (zero-filled); backends fill them during the forward pass.
+    static StepTrace sized(int32_t token, int position, int nLayer, int nHead, int nHeadKv,
+                           int headDim) {
+        StepTrace s;
+        s.token = token;
+        s.position = position;
+        s.nLayer = nLayer, s.nHead = nHead, s.nHeadKv = nHeadKv, s.headDim = headDim;
+        s.q.resize(static_cast<size_t>(nLayer) * nHead * headDim);
+        s.k.resize(static_cast<size_t>(nLayer) * nHeadKv * headDim);
+        s.v.resize(static_cast<size_t>(nLayer) * nHeadKv * headDim);
+        s.attn.resize(static_cast<size_t>(nLayer) * nHead * (position + 1));
+        return s;
+    }
+
     bool hasTensors() const { return !q.empty(); }
     const float* query(int layer, int head) const {
         return q.data() + (static_cast<size_t>(layer) * nHead + head) * headDim;

@@ -299,17 +299,9 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
     const int t0 = std::clamp(traceFrom, 0, n);
     const size_t firstTrace = traces ? traces->size() : 0;
     if (traces) {
-        for (int i = t0; i < n; ++i) {
-            StepTrace s;
-            s.token = tokens[static_cast<size_t>(i)];
-            s.position = p0 + i;
-            s.nLayer = c.nLayer, s.nHead = H, s.nHeadKv = Hkv, s.headDim = hd;
-            s.q.resize(static_cast<size_t>(c.nLayer) * Q);
-            s.k.resize(static_cast<size_t>(c.nLayer) * KV);
-            s.v.resize(static_cast<size_t>(c.nLayer) * KV);
-            s.attn.resize(static_cast<size_t>(c.nLayer) * H * (p0 + i + 1));
-            traces->push_back(std::move(s));
-        }
+        for (int i = t0; i < n; ++i)
+            traces->push_back(
+                StepTrace::sized(tokens[static_cast<size_t>(i)], p0 + i, c.nLayer, H, Hkv, hd));
     }
     Queue& q = dev.queue();
 

@@ -11,7 +11,24 @@
 
 namespace kvscope::app {
 
+namespace {
+// A person's first question about a file that will not load is whether it is a model at all:
+// answer that before the parser's details.
+void requireGgufMagic(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        throw Error("cannot open '" + path.toStdString() + "': " + f.errorString().toStdString());
+    const QByteArray head = f.read(4);
+    if (head != "GGUF")
+        throw Error("'" + path.toStdString() +
+                    "' is not a GGUF model file (a GGUF file begins with the bytes \"GGUF\"; this "
+                    "one is " +
+                    std::to_string(f.size()) + " bytes long and begins otherwise)");
+}
+}  // namespace
+
 std::shared_ptr<const Model> loadModelFile(const QString& path) {
+    requireGgufMagic(path);
     if (path.startsWith(":")) {
         QFile f(path);
         if (!f.open(QIODevice::ReadOnly))
@@ -150,7 +167,8 @@ bool DecodeController::ensureSession(const QString& what) {
 
 void DecodeController::doPrefill(const QString& prompt) {
     const std::vector<StepTrace> traces = session_->prefill(prompt.toStdString());
-    emit prefilled(traces, session_->prefillMs());
+    prefilledPrompt_ = prompt;
+    emit prefilled(traces, session_->prefillMs(), prompt);
 }
 
 void DecodeController::prefill(const QString& prompt) {
@@ -167,7 +185,7 @@ void DecodeController::step(const QString& prompt) {
     Busy busy(*this);
     if (!ensureSession("Step")) return;
     try {
-        if (session_->tokens().empty()) doPrefill(prompt);
+        if (session_->tokens().empty() || prompt != prefilledPrompt_) doPrefill(prompt);
         emit stepped(session_->step());
     } catch (const std::exception& e) {
         emit failed(QString("Step: ") + QString::fromUtf8(e.what()));
@@ -179,7 +197,8 @@ void DecodeController::stepBack() {
     if (!session_ || session_->tokens().size() < 2) return;
     try {
         session_->rewind(1);
-        emit steppedBack(static_cast<int>(session_->tokens().size()));
+        emit steppedBack(static_cast<int>(session_->tokens().size()),
+                         static_cast<qulonglong>(session_->kvBytes()));
     } catch (const std::exception& e) {
         emit failed(QString("Step back: ") + QString::fromUtf8(e.what()));
     }
@@ -204,10 +223,15 @@ void DecodeController::compareWithoutCache() {
         o.captureTrace = false;
         o.topLogits = 0;
         DecodeSession replay(createBackend(model_, choice_, note), model_->tokenizer, o);
+        const int total = static_cast<int>(tokens.size() - promptLength) + 1;
+        emit compareProgress(0, total);
         replay.prefillTokens(std::span<const int32_t>(tokens.data(), promptLength));
+        emit compareProgress(1, total);
         QList<double> stepMs;
-        for (size_t i = promptLength; i < tokens.size(); ++i)
+        for (size_t i = promptLength; i < tokens.size(); ++i) {
             stepMs << replay.stepWith(tokens[i]).hostMs;
+            emit compareProgress(static_cast<int>(stepMs.size()) + 1, total);
+        }
         emit comparedWithoutCache(QList<int>(replay.tokens().begin(), replay.tokens().end()),
                                   static_cast<int>(promptLength), replay.prefillMs(), stepMs);
     } catch (const std::exception& e) {

@@ -36,7 +36,8 @@ class DecodeController : public QObject {
     void setSampler(const kvscope::SamplerParams& sampler);
     // Resets, then runs the prompt in one pass.
     void prefill(const QString& prompt);
-    // One token; `prompt` is prefilled first if nothing is decoded yet.
+    // One token. `prompt` is prefilled first if nothing is decoded yet or if it is not the prompt
+    // that was prefilled (an edited prompt restarts the run from the new text).
     void step(const QString& prompt);
     // Drops the newest token (never the first one).
     void stepBack();
@@ -48,9 +49,12 @@ class DecodeController : public QObject {
 
   signals:
     void modelLoaded(const kvscope::viz::ModelSummary& summary);
-    void prefilled(const std::vector<kvscope::StepTrace>& traces, double prefillMs);
+    // prompt: the text that was prefilled.
+    void prefilled(const std::vector<kvscope::StepTrace>& traces, double prefillMs,
+                   const QString& prompt);
     void stepped(const kvscope::StepTrace& trace);
-    void steppedBack(int remaining);
+    // remaining tokens, and the bytes of K and V the backend's cache holds now (measured).
+    void steppedBack(int remaining, qulonglong kvBytes);
     void wasReset();
     void failed(const QString& message);
     // labels[i] names a backend the window can offer, specs[i] is what setBackend takes,
@@ -62,6 +66,8 @@ class DecodeController : public QObject {
     // and stepMs[i] for the generated token at position promptLength + i.
     void comparedWithoutCache(const QList<int>& tokens, int promptLength, double prefillMs,
                               const QList<double>& stepMs);
+    // The replay's progress: done of total tokens (the prompt counts as one pass).
+    void compareProgress(int done, int total);
 
   private:
     class Busy;
@@ -77,6 +83,7 @@ class DecodeController : public QObject {
     SamplerParams sampler_;
     BackendChoice choice_;
     QString path_;
+    QString prefilledPrompt_;  // the text behind the session's prompt tokens
     std::atomic<bool> busy_{false};
 };
 

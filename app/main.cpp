@@ -90,8 +90,21 @@ int main(int argc, char** argv) {
                 0);  // the final state, not a frame
         kvscope::app::MainWindow w(model, !shot);
         if (auto p = opts.get("prompt")) w.setPrompt(QString::fromStdString(*p));
-        w.tabs()->setCurrentIndex(static_cast<int>(
-            opts.getInt("tab", w.tabs()->currentIndex(), 0, w.tabs()->count() - 1)));
+        if (auto tab = opts.get("tab")) {
+            // A view's name, as `export --views` takes them (a number still works).
+            int index = -1;
+            for (int i = 0; i < w.tabs()->count(); ++i)
+                if (QString::fromStdString(*tab) == kvscope::app::MainWindow::viewName(i))
+                    index = i;
+            if (index < 0 && *tab == "latency") index = 3;  // memory and latency share a tab
+            if (index < 0 && tab->find_first_not_of("0123456789") != std::string::npos)
+                throw kvscope::app::UsageError(
+                    "--tab expects step, attention, cache, memory or calculator, got '" + *tab +
+                    "'");
+            if (index < 0)
+                index = static_cast<int>(opts.getInt("tab", 0, 0, w.tabs()->count() - 1));
+            w.tabs()->setCurrentIndex(index);
+        }
         if (auto size = opts.get("size")) {
             int width = 0, height = 0;
             if (std::sscanf(size->c_str(), "%dx%d", &width, &height) != 2 || width < 200 ||

@@ -4,16 +4,20 @@
 #include <QActionGroup>
 #include <QApplication>
 #include <QChartView>
+#include <QCheckBox>
 #include <QClipboard>
 #include <QCloseEvent>
 #include <QComboBox>
+#include <QDir>
 #include <QDockWidget>
 #include <QDoubleSpinBox>
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
+#include <QFrame>
 #include <QGroupBox>
+#include <QGuiApplication>
 #include <QHBoxLayout>
 #include <QKeyEvent>
 #include <QLabel>
@@ -24,14 +28,16 @@
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSaveFile>
+#include <QScreen>
 #include <QScrollArea>
 #include <QScrollBar>
 #include <QSettings>
-#include <QShortcut>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStandardItemModel>
+#include <QStandardPaths>
 #include <QStatusBar>
+#include <QTabBar>
 #include <QTabWidget>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -41,6 +47,7 @@
 #include "cache_view.h"
 #include "calculator_panel.h"
 #include "exporter.h"
+#include "labels.h"
 #include "latency_chart.h"
 #include "memory_chart.h"
 #include "step_view.h"
@@ -51,15 +58,24 @@
 namespace kvscope::app {
 namespace {
 
+// A tab's page: the view inside a frame that takes the focus on a click or Tab and shows a focus
+// ring, so the keyboard's place is always visible and a click on a view leaves the prompt.
+QWidget* focusPage(QWidget* content) {
+    auto* page = new QFrame;
+    page->setObjectName("viewPage");
+    page->setFocusPolicy(Qt::StrongFocus);
+    page->setStyleSheet(
+        "QFrame#viewPage { border: 2px solid transparent; }"
+        "QFrame#viewPage:focus { border: 2px solid palette(highlight); }");
+    auto* layout = new QVBoxLayout(page);
+    layout->setContentsMargins(2, 2, 2, 2);
+    layout->addWidget(content);
+    page->setFocusProxy(nullptr);
+    return page;
+}
+
 QString bytesText(double bytes) {
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    int u = 0;
-    while (bytes >= 1024 && u < 4) {
-        bytes /= 1024;
-        ++u;
-    }
-    return u == 0 ? QString("%1 B").arg(bytes, 0, 'f', 0)
-                  : QString("%1 %2").arg(bytes, 0, 'f', bytes < 10 ? 2 : 1).arg(units[u]);
+    return viz::formatBytes(static_cast<size_t>(bytes));
 }
 
 QString thousands(size_t n) {
@@ -82,6 +98,7 @@ MainWindow::MainWindow(const QString& modelPath, bool restoreSettings, QWidget* 
     connectController();
     if (restoreSettings_) loadSettings();
     buildMenus();  // after the settings, so the theme and animation items show what is in use
+    applyTextScale();
     sendSampler();
     request([c = controller_] { c->listDevices(); });
     setBackend(backendSpec_);
@@ -112,14 +129,29 @@ void MainWindow::buildUi() {
     error_->hide();
     outer->addWidget(error_);
 
-    // 1. prompt and the step controls
+    // 1. the prompt (and what the next step will do with it) beside the step controls, with the
+    // layer and head under them: two rows, so the views keep the height of a 720-line projector.
     auto* controls = new QHBoxLayout;
+    auto* promptColumn = new QVBoxLayout;
+    promptColumn->setSpacing(2);
     prompt_ = new QPlainTextEdit;
+    prompt_->setObjectName("prompt");
+    prompt_->setAccessibleName(tr("Prompt"));
     prompt_->setPlaceholderText(
         tr("Type a prompt, then Prefill, or Step (F10) one token at a time"));
     prompt_->setPlainText("In the beginning God created");
-    prompt_->setFixedHeight(prompt_->fontMetrics().lineSpacing() * 3 + 14);
-    controls->addWidget(prompt_, 1);
+    prompt_->setTabChangesFocus(true);  // Tab leaves the prompt; a prompt has no use for tabs
+    prompt_->setFixedHeight(prompt_->fontMetrics().lineSpacing() * 2 + 14);
+    promptColumn->addWidget(prompt_);
+    promptNote_ = new QLabel;
+    promptNote_->setObjectName("promptNote");
+    promptNote_->setWordWrap(true);
+    promptNote_->setStyleSheet("QLabel { color: palette(highlight); font-weight: bold; }");
+    promptNote_->hide();
+    promptColumn->addWidget(promptNote_);
+    controls->addLayout(promptColumn, 1);
+    auto* rightColumn = new QVBoxLayout;
+    rightColumn->setSpacing(4);
     auto* buttons = new QHBoxLayout;
     prefillButton_ = new QPushButton(tr("Prefill"));
     stepButton_ = new QPushButton(tr("Step ▶"));
@@ -128,7 +160,8 @@ void MainWindow::buildUi() {
     playButton_->setText(tr("Play"));
     playButton_->setCheckable(true);
     speed_ = new QDoubleSpinBox;
-    speed_->setRange(0.25, 30);
+    speed_->setRange(0.1, 100);  // wide enough that typing "50" gives 50, not 5 and a refusal
+    speed_->setDecimals(1);
     speed_->setValue(2);
     speed_->setSuffix(tr(" tok/s"));
     speed_->setToolTip(tr("Play speed: tokens per second"));
@@ -140,20 +173,29 @@ void MainWindow::buildUi() {
     for (QWidget* w : std::initializer_list<QWidget*>{prefillButton_, stepButton_, backButton_,
                                                       playButton_, speed_, resetButton_})
         buttons->addWidget(w);
-    controls->addLayout(buttons);
-    outer->addLayout(controls);
+    rightColumn->addLayout(buttons);
 
     // 2. selection: layer and head
     auto* select = new QHBoxLayout;
     layer_ = new QSpinBox;
     head_ = new QSpinBox;
+    layer_->setAccessibleName(tr("Layer"));
+    head_->setAccessibleName(tr("Head"));
     kvHeadNote_ = new QLabel;
-    select->addWidget(new QLabel(tr("Layer")));
+    kvHeadNote_->setWordWrap(true);
+    kvHeadNote_->setMinimumWidth(120);
+    auto* layerLabel = new QLabel(tr("&Layer"));
+    layerLabel->setBuddy(layer_);
+    auto* headLabel = new QLabel(tr("&Head"));
+    headLabel->setBuddy(head_);
+    select->addWidget(layerLabel);
     select->addWidget(layer_);
-    select->addWidget(new QLabel(tr("Head")));
+    select->addWidget(headLabel);
     select->addWidget(head_);
     select->addWidget(kvHeadNote_, 1);
-    outer->addLayout(select);
+    rightColumn->addLayout(select);
+    controls->addLayout(rightColumn);
+    outer->addLayout(controls);
 
     // 3. tokens and views
     auto* strip = new viz::TokenStrip(store_);
@@ -170,14 +212,15 @@ void MainWindow::buildUi() {
         });
     });
     tabs_ = new QTabWidget;
-    tabs_->addTab(new viz::StepView(store_), tr("Step: q · Kᵀ → weights → V"));
+    tabs_->setObjectName("views");
+    tabs_->addTab(focusPage(new viz::StepView(store_)), tr("Step: q · Kᵀ → weights → V"));
     auto* attention = new QSplitter(Qt::Horizontal);
     attention->addWidget(new viz::AttentionMatrixView(store_));
     attention->addWidget(new viz::AllHeadsView(store_));
     attention->setStretchFactor(0, 3);
     attention->setStretchFactor(1, 2);
-    tabs_->addTab(attention, tr("Attention matrix"));
-    tabs_->addTab(new viz::CacheView(store_), tr("KV cache"));
+    tabs_->addTab(focusPage(attention), tr("Attention matrix"));
+    tabs_->addTab(focusPage(new viz::CacheView(store_)), tr("KV cache"));
     auto* charts = new QWidget;
     auto* chartsLayout = new QVBoxLayout(charts);
     auto* chartsSplit = new QSplitter(Qt::Horizontal);
@@ -206,15 +249,21 @@ void MainWindow::buildUi() {
     chartsLayout->addWidget(chartsSplit, 1);
     auto* compareRow = new QHBoxLayout;
     compareButton_ = new QPushButton(tr("Compare without cache"));
+    compareButton_->setObjectName("compare");
     compareButton_->setToolTip(
         tr("Replay the same prompt and the same tokens with no KV cache (every step recomputes "
            "all tokens) and draw its time per token beside the cached one"));
     connect(compareButton_, &QPushButton::clicked, this, &MainWindow::compareWithoutCache);
     compareRow->addWidget(compareButton_);
+    auto* showWeights = new QCheckBox(tr("Draw the weights too"));
+    showWeights->setObjectName("showWeights");
+    showWeights->setToolTip(tr("The model's weights on the memory chart, to scale with the cache"));
+    connect(showWeights, &QCheckBox::toggled, memoryChart_, &viz::MemoryChart::setShowWeights);
+    compareRow->addWidget(showWeights);
     compareRow->addStretch(1);
     chartsLayout->addLayout(compareRow);
-    tabs_->addTab(charts, tr("Memory && latency"));
-    tabs_->addTab(new viz::CalculatorPanel(store_), tr("Calculator"));
+    tabs_->addTab(focusPage(charts), tr("Memory && latency"));
+    tabs_->addTab(focusPage(new viz::CalculatorPanel(store_)), tr("Calculator"));
     auto* split = new QSplitter(Qt::Vertical);
     split->addWidget(stripScroll);
     split->addWidget(tabs_);
@@ -228,6 +277,7 @@ void MainWindow::buildUi() {
     auto* modelBox = new QGroupBox(tr("Model"));
     auto* modelLayout = new QVBoxLayout(modelBox);
     summary_ = new QLabel(tr("Loading…"));
+    summary_->setObjectName("modelSummary");
     summary_->setTextFormat(Qt::RichText);
     summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
     summary_->setWordWrap(true);
@@ -273,18 +323,23 @@ void MainWindow::buildUi() {
     auto* sideScroll = new QScrollArea;
     sideScroll->setWidget(side);
     sideScroll->setWidgetResizable(true);
-    sideScroll->setMinimumWidth(300);
-    auto* dock = new QDockWidget(tr("Model and sampling"), this);
-    dock->setObjectName("sideDock");
-    dock->setWidget(sideScroll);
-    dock->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
-    addDockWidget(Qt::RightDockWidgetArea, dock);
+    sideScroll->setMinimumWidth(260);
+    sideDock_ = new QDockWidget(tr("Model and sampling"), this);
+    sideDock_->setObjectName("sideDock");
+    sideDock_->setWidget(sideScroll);
+    sideDock_->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable |
+                           QDockWidget::DockWidgetClosable);
+    addDockWidget(Qt::RightDockWidgetArea, sideDock_);
 
     // 5. status bar
     statusTokens_ = new QLabel;
     statusCache_ = new QLabel;
     statusLatency_ = new QLabel;
     statusDevice_ = new QLabel;
+    statusTokens_->setObjectName("statusTokens");
+    statusCache_->setObjectName("statusCache");
+    statusLatency_->setObjectName("statusLatency");
+    statusDevice_->setObjectName("statusDevice");
     for (QLabel* l : {statusTokens_, statusCache_, statusLatency_}) statusBar()->addWidget(l);
     statusBar()->addPermanentWidget(statusDevice_);
 
@@ -319,14 +374,13 @@ void MainWindow::buildUi() {
         connect(store_, signal, this, &MainWindow::updateStatus);
     connect(store_, &viz::TraceStore::tokenAppended, this, &MainWindow::updateStatus);
     connect(store_, &viz::TraceStore::truncated, this, &MainWindow::updateStatus);
+    connect(store_, &viz::TraceStore::tokensReset, this, &MainWindow::updatePromptNote);
+    connect(store_, &viz::TraceStore::truncated, this, &MainWindow::updatePromptNote);
+    connect(store_, &viz::TraceStore::tokenAppended, this, &MainWindow::updatePromptNote);
+    connect(prompt_, &QPlainTextEdit::textChanged, this, &MainWindow::updatePromptNote);
 
-    // keys: F10 and F9 from anywhere (as in a debugger), presentation keys while not typing
-    auto* stepKey = new QShortcut(QKeySequence(Qt::Key_F10), this, this, &MainWindow::step,
-                                  Qt::ApplicationShortcut);
-    auto* backKey = new QShortcut(QKeySequence(Qt::Key_F9), this, this, &MainWindow::stepBack,
-                                  Qt::ApplicationShortcut);
-    Q_UNUSED(stepKey);
-    Q_UNUSED(backKey);
+    // keys: F10 and F9 from anywhere (as in a debugger; the Decode menu's actions), the
+    // presentation keys while not typing (eventFilter)
     qApp->installEventFilter(this);
     updateSelectors();
     updateStatus();
@@ -341,33 +395,21 @@ void MainWindow::buildMenus() {
     });
     file->addAction(tr("Open the &built-in model"), this, [this] { openModel(kBuiltinModel); });
     file->addSeparator();
-    // Figures: the current view, or the whole window, as PNG (2×), SVG or PDF.
-    auto exportFigure = [this](QWidget* what, const QString& title) {
-        const QString path = QFileDialog::getSaveFileName(
-            this, title, QString(),
-            tr("PNG image, 2× (*.png);;SVG vector (*.svg);;PDF vector (*.pdf)"));
-        if (path.isEmpty()) return;
-        const auto format = viz::exportFormatFromName(QFileInfo(path).suffix());
-        const QString error = viz::exportWidget(what, format ? path : path + ".png",
-                                                format.value_or(viz::ExportFormat::Png), 2.0);
-        if (error.isEmpty())
-            statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
-        else
-            showError(error);
-    };
-    file->addAction(
-        tr("&Export view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this,
-        [this, exportFigure] { exportFigure(tabs_->currentWidget(), tr("Export the view")); });
-    file->addAction(tr("Export &window…"), this,
-                    [this, exportFigure] { exportFigure(this, tr("Export the window")); });
+    file->addAction(tr("&Export view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
+        exportFigure(tabs_->currentWidget(), viewName(tabs_->currentIndex()));
+    });
+    file->addAction(tr("Export &window…"), this, [this] { exportFigure(this, "window"); });
     file->addAction(tr("&Copy view"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C), this, [this] {
         QApplication::clipboard()->setPixmap(tabs_->currentWidget()->grab());
         statusBar()->showMessage(tr("The view is on the clipboard"), 3000);
     });
     file->addAction(tr("Export &trace (JSON or CSV)…"), this, [this] {
-        const QString path = QFileDialog::getSaveFileName(this, tr("Export the trace"), QString(),
-                                                          tr("JSON (*.json);;CSV (*.csv)"));
+        const QString path = QFileDialog::getSaveFileName(
+            this, tr("Export the trace"),
+            QDir(exportDir()).filePath(QString("kvscope-trace-%1.json").arg(store_->count())),
+            tr("JSON (*.json);;CSV (*.csv)"));
         if (path.isEmpty()) return;
+        rememberExportDir(path);
         const QByteArray bytes = path.endsWith(".csv", Qt::CaseInsensitive)
                                      ? viz::traceCsv(*store_, store_->layer(), store_->head())
                                      : viz::traceJson(*store_, store_->layer(), store_->head());
@@ -377,17 +419,81 @@ void MainWindow::buildMenus() {
         else
             statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
     });
+    // Quit far from the export items, and it asks first when tokens would be lost (closeEvent).
     file->addSeparator();
-    file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+    file->addSeparator();
+    file->addAction(tr("&Quit KVScope"), QKeySequence::Quit, this, &QWidget::close);
+
     QMenu* decode = menuBar()->addMenu(tr("&Decode"));
-    decode->addAction(tr("&Prefill"), this, &MainWindow::prefill);
-    decode->addAction(tr("&Step"), this, &MainWindow::step)->setShortcutVisibleInContextMenu(true);
-    decode->addAction(tr("Step &back"), this, &MainWindow::stepBack);
-    decode->addAction(tr("&Reset"), this, &MainWindow::reset);
+    auto keyHint = [](QAction* a) {
+        a->setShortcutVisibleInContextMenu(true);
+        return a;
+    };
+    keyHint(decode->addAction(tr("&Step one token"), QKeySequence(Qt::Key_F10), this,
+                              &MainWindow::step))
+        ->setToolTip(tr("Also Space, → or Page Down when not typing in the prompt"));
+    keyHint(
+        decode->addAction(tr("Step &back"), QKeySequence(Qt::Key_F9), this, &MainWindow::stepBack))
+        ->setToolTip(tr("Also Backspace, ← or Page Up when not typing in the prompt"));
+    keyHint(decode->addAction(tr("&Prefill the prompt"), QKeySequence(Qt::CTRL | Qt::Key_Return),
+                              this, &MainWindow::prefill));
+    keyHint(decode->addAction(tr("&Play / pause"), QKeySequence(Qt::Key_P), this,
+                              [this] { setPlaying(!playTimer_.isActive()); }));
+    keyHint(decode->addAction(tr("&Reset"), QKeySequence(Qt::CTRL | Qt::Key_R), this,
+                              &MainWindow::reset));
+    decode->addSeparator();
+    keyHint(
+        decode->addAction(tr("&Compare without cache"), this, &MainWindow::compareWithoutCache));
+
+    QMenu* inspect = menuBar()->addMenu(tr("&Inspect"));
+    auto moveQuery = [this](int delta) {
+        if (store_->count() == 0) return;
+        store_->pinQuery(std::clamp(store_->queryIndex() + delta, 0, store_->count() - 1));
+    };
+    keyHint(inspect->addAction(tr("&Earlier token"), QKeySequence(Qt::Key_BracketLeft), this,
+                               [moveQuery] { moveQuery(-1); }));
+    keyHint(inspect->addAction(tr("&Later token"), QKeySequence(Qt::Key_BracketRight), this,
+                               [moveQuery] { moveQuery(+1); }));
+    keyHint(inspect->addAction(tr("&Follow the newest token"), QKeySequence(Qt::Key_End), this,
+                               [this] { store_->pinQuery(-1); }));
+    inspect->addSeparator();
+    keyHint(inspect->addAction(tr("&Next head"), QKeySequence(Qt::Key_H), this,
+                               [this] { store_->setHead(store_->head() + 1); }));
+    keyHint(inspect->addAction(tr("&Previous head"), QKeySequence(Qt::SHIFT | Qt::Key_H), this,
+                               [this] { store_->setHead(store_->head() - 1); }));
+    keyHint(inspect->addAction(tr("Next la&yer"), QKeySequence(Qt::Key_L), this,
+                               [this] { store_->setLayer(store_->layer() + 1); }));
+    keyHint(inspect->addAction(tr("Previous l&ayer"), QKeySequence(Qt::SHIFT | Qt::Key_L), this,
+                               [this] { store_->setLayer(store_->layer() - 1); }));
+
     QMenu* view = menuBar()->addMenu(tr("&View"));
+    for (int i = 0; i < tabs_->count(); ++i) {
+        QAction* a = view->addAction(tabs_->tabText(i).replace("&&", "&"));
+        a->setShortcuts(
+            {QKeySequence(Qt::CTRL | (Qt::Key_1 + i)), QKeySequence(Qt::ALT | (Qt::Key_1 + i))});
+        a->setShortcutVisibleInContextMenu(true);
+        connect(a, &QAction::triggered, this, [this, i] {
+            tabs_->setCurrentIndex(i);
+            tabs_->currentWidget()->setFocus(Qt::ShortcutFocusReason);
+        });
+    }
+    view->addSeparator();
+    QAction* side = sideDock_->toggleViewAction();
+    side->setText(tr("Side &panel (model and sampling)"));
+    side->setShortcut(QKeySequence(Qt::Key_F8));
+    view->addAction(side);
+    view->addSeparator();
+    keyHint(view->addAction(tr("&Larger text"), QKeySequence::ZoomIn, this, [this] {
+        setTextZoom(textZoom_ * 1.15);
+    }))->setShortcuts({QKeySequence(Qt::CTRL | Qt::Key_Equal), QKeySequence::ZoomIn});
+    keyHint(view->addAction(tr("&Smaller text"), QKeySequence::ZoomOut, this,
+                            [this] { setTextZoom(textZoom_ / 1.15); }));
+    keyHint(view->addAction(tr("&Normal text size"), QKeySequence(Qt::CTRL | Qt::Key_0), this,
+                            [this] { setTextZoom(1.0); }));
+    view->addSeparator();
     auto* themes = new QActionGroup(this);
     for (const viz::Theme& t : {viz::Theme::dark(), viz::Theme::light()}) {
-        QAction* a = view->addAction(t.name == "dark" ? tr("&Dark theme") : tr("&Light theme"));
+        QAction* a = view->addAction(t.name == "dark" ? tr("&Dark theme") : tr("L&ight theme"));
         a->setCheckable(true);
         a->setChecked(viz::currentTheme().name == t.name);
         a->setData(t.name);
@@ -398,8 +504,8 @@ void MainWindow::buildMenus() {
     auto* speeds = new QActionGroup(this);
     for (const auto& [label, ms] : std::initializer_list<std::pair<QString, int>>{
              {tr("Animations &off"), 0},
-             {tr("Animations &normal"), viz::ThemeSettings::kDefaultAnimationMs},
-             {tr("Animations &slow"), 1000}}) {
+             {tr("Animations n&ormal"), viz::ThemeSettings::kDefaultAnimationMs},
+             {tr("Animations slo&w"), 1000}}) {
         QAction* a = view->addAction(label);
         a->setCheckable(true);
         a->setChecked(viz::animationMs() == ms);
@@ -408,13 +514,54 @@ void MainWindow::buildMenus() {
                 [ms] { viz::ThemeSettings::instance().setAnimationMs(ms); });
     }
     QMenu* help = menuBar()->addMenu(tr("&Help"));
-    help->addAction(tr("&Keys"), this, [this] {
-        QMessageBox::information(this, tr("Keys"),
-                                 tr("F10: step one token (from anywhere)\nF9: step back one token\n"
-                                    "Space, →, Page Down: step (when not typing in the prompt)\n"
-                                    "Backspace, ←, Page Up: step back (when not typing)\n"
-                                    "A presentation clicker sends Page Down / Page Up."));
+    help->addAction(tr("&Keys"), QKeySequence::HelpContents, this, [this] {
+        QMessageBox::information(
+            this, tr("Keys"),
+            tr("F10: step one token (from anywhere)\nF9: step back one token\n"
+               "Space, →, Page Down: step (when not typing in the prompt)\n"
+               "Backspace, ←, Page Up: step back (when not typing)\n"
+               "A presentation clicker sends Page Down / Page Up: they step even in the prompt.\n"
+               "Ctrl+Return: prefill the prompt · P: play or pause · Ctrl+R: reset\n"
+               "[ and ]: inspect the earlier or later token · End: follow the newest\n"
+               "H / Shift+H: next or previous head · L / Shift+L: next or previous layer\n"
+               "Ctrl+1…5 (or Alt+1…5): the views · F8: the side panel\n"
+               "Ctrl+= and Ctrl+-: larger and smaller text · Ctrl+0: normal size\n"
+               "Tab moves between controls; a click on a view gives the keys back to stepping."));
     });
+}
+
+QString MainWindow::viewName(int tab) {
+    static const char* names[] = {"step", "attention", "cache", "memory", "calculator"};
+    return tab >= 0 && tab < 5 ? names[tab] : "view";
+}
+
+QString MainWindow::exportDir() const {
+    if (!exportDir_.isEmpty() && QDir(exportDir_).exists()) return exportDir_;
+    const QString pictures = QStandardPaths::writableLocation(QStandardPaths::PicturesLocation);
+    return QDir(pictures).exists() ? pictures : QDir::homePath();
+}
+
+void MainWindow::rememberExportDir(const QString& path) {
+    exportDir_ = QFileInfo(path).absolutePath();
+}
+
+// Figures: the current view, or the whole window, as PNG (2×), SVG or PDF, under a name that says
+// what and when (kvscope-attention-17.png) in the folder of the last export.
+void MainWindow::exportFigure(QWidget* what, const QString& name) {
+    const QString suggested =
+        QDir(exportDir()).filePath(QString("kvscope-%1-%2.png").arg(name).arg(store_->count()));
+    const QString path = QFileDialog::getSaveFileName(
+        this, tr("Export the %1").arg(name), suggested,
+        tr("PNG image, 2× (*.png);;SVG vector (*.svg);;PDF vector (*.pdf)"));
+    if (path.isEmpty()) return;
+    rememberExportDir(path);
+    const auto format = viz::exportFormatFromName(QFileInfo(path).suffix());
+    const QString error = viz::exportWidget(what, format ? path : path + ".png",
+                                            format.value_or(viz::ExportFormat::Png), 2.0);
+    if (error.isEmpty())
+        statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
+    else
+        showError(error);
 }
 
 void MainWindow::connectController() {
@@ -426,9 +573,11 @@ void MainWindow::connectController() {
         setWindowTitle(QString("KVScope — %1").arg(QString::fromStdString(s.config.name)));
     });
     connect(controller_, &DecodeController::prefilled, this,
-            [this](const std::vector<StepTrace>& t, double ms) {
+            [this](const std::vector<StepTrace>& t, double ms, const QString& prompt) {
                 clearError();
                 lastLatencyMs_ = ms;
+                decodedPrompt_ = prompt;
+                promptTokenCount_ = static_cast<int>(t.size());
                 store_->setPrompt(t, ms);
             });
     connect(controller_, &DecodeController::stepped, this, [this](const StepTrace& t) {
@@ -459,12 +608,27 @@ void MainWindow::connectController() {
                 clearError();
                 latencyChart_->setComparison(tokens, promptLength, prefillMs, stepMs);
             });
+    connect(controller_, &DecodeController::compareProgress, this, [this](int done, int total) {
+        const bool running = done < total;
+        compareButton_->setEnabled(!running);
+        compareButton_->setText(
+            running ? tr("Comparing without cache… %1 of %2 tokens replayed").arg(done).arg(total)
+                    : tr("Compare without cache"));
+    });
     connect(controller_, &DecodeController::steppedBack, this,
-            [this](int remaining) { store_->truncate(remaining); });
-    connect(controller_, &DecodeController::wasReset, this, [this] { store_->clear(); });
+            [this](int remaining, qulonglong kvBytes) {
+                store_->truncate(remaining, static_cast<size_t>(kvBytes));
+            });
+    connect(controller_, &DecodeController::wasReset, this, [this] {
+        decodedPrompt_.clear();
+        store_->clear();
+    });
     connect(controller_, &DecodeController::failed, this, [this](const QString& m) {
         showError(m);
         setPlaying(false);
+        compareButton_->setEnabled(true);
+        compareButton_->setText(tr("Compare without cache"));
+        updateSummary();  // a failed load leaves the model that is still loaded on show
     });
     connect(controller_, &DecodeController::busyChanged, this, [this](bool busy) {
         if (busy) return;
@@ -484,6 +648,7 @@ QString MainWindow::errorText() const {
 }
 
 void MainWindow::openModel(const QString& path) {
+    if (path.isEmpty()) return;
     setPlaying(false);
     summary_->setText(tr("Loading %1…").arg(path.toHtmlEscaped()));
     request([c = controller_, path] { c->loadModel(path); });
@@ -554,6 +719,10 @@ void MainWindow::clearError() {
 }
 
 void MainWindow::updateSummary() {
+    if (!store_->hasModel()) {
+        summary_->setText(tr("No model is loaded: File › Open model… or the built-in model."));
+        return;
+    }
     const viz::ModelSummary& s = store_->model();
     const ModelConfig& c = s.config;
     const QString row("<tr><td>%1</td><td align=right><b>%2</b></td></tr>");
@@ -622,35 +791,132 @@ void MainWindow::updateStatus() {
                                 : tr("Last step %1 ms").arg(lastLatencyMs_, 0, 'f', 2));
 }
 
+// What the next step does with the prompt, when that is not the obvious "continue": the prompt
+// was edited (the step restarts from the new text), or the cache was stepped back into the prompt
+// (the step generates from there, and the prompt's later tokens are no longer in the cache).
+void MainWindow::updatePromptNote() {
+    QString note;
+    const int n = store_->count();
+    if (n > 0 && !decodedPrompt_.isNull() && prompt() != decodedPrompt_) {
+        note =
+            tr("The prompt has changed. The next step (F10) starts again from the new prompt; "
+               "the %n token(s) decoded so far will be dropped.",
+               nullptr, n);
+    } else if (n > 0 && store_->promptLength() == n && store_->trace(n - 1).prompt &&
+               n < promptTokenCount_) {
+        note = tr("Stepped back into the prompt: the cache holds %1 of its %2 tokens. The next "
+                  "step (F10) generates token %1 from there; Prefill runs the whole prompt again.")
+                   .arg(n)
+                   .arg(promptTokenCount_);
+    }
+    promptNote_->setText(note);
+    promptNote_->setVisible(!note.isEmpty());
+}
+
+namespace {
+bool takesText(const QWidget* w) {
+    return qobject_cast<const QPlainTextEdit*>(w) || qobject_cast<const QLineEdit*>(w) ||
+           qobject_cast<const QAbstractSpinBox*>(w) || qobject_cast<const QComboBox*>(w);
+}
+// The text-taking widget that w is, or is inside (a text edit's viewport, a spin box's line edit).
+bool insideTextInput(const QWidget* w) {
+    for (; w; w = w->parentWidget()) {
+        if (takesText(w)) return true;
+        if (w->isWindow()) return false;
+    }
+    return false;
+}
+}  // namespace
+
 bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
+    // A click anywhere but a text field hands the keys back to stepping: the prompt must not keep
+    // the focus (and type a clicker's Space into the prompt) after a click on a view or a chart.
+    if (event->type() == QEvent::MouseButtonPress && watched->isWidgetType()) {
+        auto* w = static_cast<QWidget*>(watched);
+        QWidget* focus = QApplication::focusWidget();
+        if (w->window() == this && insideTextInput(focus) && !insideTextInput(w)) {
+            QWidget* target = w;
+            while (target && !(target->focusPolicy() & Qt::ClickFocus) && !target->isWindow())
+                target = target->parentWidget();
+            if (!target || target->isWindow() || insideTextInput(target))
+                target = tabs_->currentWidget();
+            target->setFocus(Qt::MouseFocusReason);
+        }
+        return QMainWindow::eventFilter(watched, event);
+    }
     if (event->type() != QEvent::KeyPress || !isActiveWindow())
         return QMainWindow::eventFilter(watched, event);
     auto* key = static_cast<QKeyEvent*>(event);
-    // Keys belong to whatever takes text input; elsewhere they drive the decoding.
-    QWidget* focus = QApplication::focusWidget();
-    const bool typing = qobject_cast<QPlainTextEdit*>(focus) || qobject_cast<QLineEdit*>(focus) ||
-                        qobject_cast<QAbstractSpinBox*>(focus) || qobject_cast<QComboBox*>(focus);
-    if (typing || key->modifiers() & (Qt::ControlModifier | Qt::AltModifier))
+    if (key->modifiers() & (Qt::ControlModifier | Qt::AltModifier | Qt::MetaModifier))
         return QMainWindow::eventFilter(watched, event);
+    // A clicker's keys (Page Down, Page Up) step wherever the focus is: they never edit or scroll
+    // the prompt. The other stepping keys belong to whatever takes text, and the arrows to the
+    // tab bar (switching views) when it has the focus.
+    QWidget* focus = QApplication::focusWidget();
+    const bool typing = insideTextInput(focus);
+    const bool arrowsTaken = typing || qobject_cast<QTabBar*>(focus);
     switch (key->key()) {
-        case Qt::Key_Space:
-        case Qt::Key_Right:
         case Qt::Key_PageDown:
             step();
             return true;
-        case Qt::Key_Backspace:
-        case Qt::Key_Left:
         case Qt::Key_PageUp:
             stepBack();
             return true;
+        case Qt::Key_Space:
+            if (typing) break;
+            step();
+            return true;
+        case Qt::Key_Backspace:
+            if (typing) break;
+            stepBack();
+            return true;
+        case Qt::Key_Right:
+            if (arrowsTaken) break;
+            step();
+            return true;
+        case Qt::Key_Left:
+            if (arrowsTaken) break;
+            stepBack();
+            return true;
         default:
-            return QMainWindow::eventFilter(watched, event);
+            break;
     }
+    return QMainWindow::eventFilter(watched, event);
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
+    // Quitting loses the decoded tokens: ask first, in real use (tests and screenshots never ask).
+    if (restoreSettings_ && store_->count() > store_->promptLength()) {
+        const auto answer = QMessageBox::question(
+            this, tr("Quit KVScope?"),
+            tr("Quit KVScope? The %n generated token(s) of this run will be lost.", nullptr,
+               store_->count() - store_->promptLength()),
+            QMessageBox::Yes | QMessageBox::Cancel, QMessageBox::Cancel);
+        if (answer != QMessageBox::Yes) {
+            event->ignore();
+            return;
+        }
+    }
     if (restoreSettings_) saveSettings();
     QMainWindow::closeEvent(event);
+}
+
+// Text in the views: the user's zoom times a factor that grows with the window (1 up to a
+// 1280 × 760 window, 1.5 at 1920 × 1140), so the back row can read a token on a large screen.
+void MainWindow::setTextZoom(double zoom) {
+    textZoom_ = std::clamp(zoom, 0.6, 3.0);
+    applyTextScale();
+}
+
+void MainWindow::applyTextScale() {
+    const double fit = std::clamp(std::min(width() / 1280.0, height() / 760.0), 1.0, 1.6);
+    const double scale = std::round(textZoom_ * fit * 20) / 20;  // steps of 5%: no jitter
+    viz::ThemeSettings::instance().setTextScale(scale);
+}
+
+void MainWindow::resizeEvent(QResizeEvent* event) {
+    QMainWindow::resizeEvent(event);
+    applyTextScale();
 }
 
 void MainWindow::loadSettings() {
@@ -661,8 +927,16 @@ void MainWindow::loadSettings() {
         const QString m = s.value("model").toString();
         if (m.startsWith(":") || (!m.isEmpty() && QFile::exists(m))) modelPath_ = m;
     }
-    restoreGeometry(s.value("geometry").toByteArray());
+    if (!restoreGeometry(s.value("geometry").toByteArray())) {
+        // First launch: most of the screen, whatever its size (a 1280 × 720 projector too).
+        if (const QScreen* screen = QGuiApplication::primaryScreen()) {
+            const QRect avail = screen->availableGeometry();
+            resize(avail.width() * 9 / 10, avail.height() * 9 / 10);
+        }
+    }
     restoreState(s.value("windowState").toByteArray());
+    exportDir_ = s.value("exportDir").toString();
+    textZoom_ = std::clamp(s.value("textZoom", 1.0).toDouble(), 0.6, 3.0);
     samplingMode_->setCurrentIndex(s.value("sampling/mode", 0).toInt());
     temperature_->setValue(s.value("sampling/temperature", 0.8).toDouble());
     topK_->setValue(s.value("sampling/topK", 40).toInt());
@@ -693,6 +967,8 @@ void MainWindow::saveSettings() {
     s.setValue("backend", backendSpec_);
     s.setValue("theme", viz::currentTheme().name);
     s.setValue("animationMs", viz::animationMs());
+    s.setValue("exportDir", exportDir_);
+    s.setValue("textZoom", textZoom_);
 }
 
 }  // namespace kvscope::app

@@ -12,6 +12,7 @@
 
 class QCheckBox;
 class QComboBox;
+class QDockWidget;
 class QDoubleSpinBox;
 class QLabel;
 class QPlainTextEdit;
@@ -38,6 +39,7 @@ class MainWindow : public QMainWindow {
 
     viz::TraceStore* store() { return store_; }
     viz::LatencyChart* latencyChart() { return latencyChart_; }
+    viz::MemoryChart* memoryChart() { return memoryChart_; }
     QPlainTextEdit* promptEditor() { return prompt_; }
     QTabWidget* tabs() { return tabs_; }
     QString prompt() const;
@@ -60,9 +62,20 @@ class MainWindow : public QMainWindow {
   signals:
     void idle();  // every request sent so far has been answered
 
+  public:
+    // The views' text size: 1 is normal; the window's size multiplies it (applyTextScale).
+    void setTextZoom(double zoom);
+    double textZoom() const { return textZoom_; }
+    // What the view names in export file names and in --screenshot --tab: "step", "attention",
+    // "cache", "memory", "calculator".
+    static QString viewName(int tab);
+    QDockWidget* sidePanel() { return sideDock_; }
+    QLabel* promptNote() { return promptNote_; }
+
   protected:
     bool eventFilter(QObject* watched, QEvent* event) override;
     void closeEvent(QCloseEvent* event) override;
+    void resizeEvent(QResizeEvent* event) override;
 
   private:
     void buildUi();
@@ -74,6 +87,11 @@ class MainWindow : public QMainWindow {
     void updateSummary();
     void updateStatus();
     void updateSelectors();
+    void updatePromptNote();
+    void applyTextScale();
+    void exportFigure(QWidget* what, const QString& name);
+    QString exportDir() const;
+    void rememberExportDir(const QString& path);
     void loadSettings();
     void saveSettings();
     template <typename F>
@@ -109,6 +127,12 @@ class MainWindow : public QMainWindow {
     QPushButton* compareButton_ = nullptr;
     QTimer playTimer_;
     double lastLatencyMs_ = 0;
+    QLabel* promptNote_ = nullptr;
+    QDockWidget* sideDock_ = nullptr;
+    QString decodedPrompt_;     // the text the decoded prompt tokens came from (null: none)
+    int promptTokenCount_ = 0;  // tokens of that prompt
+    QString exportDir_;
+    double textZoom_ = 1.0;
 };
 
 }  // namespace kvscope::app

@@ -20,11 +20,11 @@ LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(pare
     cached_ = new QLineSeries;
     cached_->setName(tr("with cache"));
     recompute_ = new QLineSeries;
-    recompute_->setName(tr("no cache (recompute)"));
+    recompute_->setName(tr("no cache"));
     device_ = new QLineSeries;
     device_->setName(tr("device time"));
     prefill_ = new QScatterSeries;
-    prefill_->setName(tr("prefill = TTFT"));
+    prefill_->setName(tr("prefill"));
     recomputePrefill_ = new QScatterSeries;
     recomputePrefill_->setName(tr("prefill, no cache"));
     for (QAbstractSeries* s : std::initializer_list<QAbstractSeries*>{cached_, recompute_, device_,
@@ -85,13 +85,15 @@ void LatencyChart::applyTheme() {
         a->setLabelsFont(t.smallFont);
         a->setTitleFont(t.labelFont);
     }
-    cached_->setPen(QPen(t.accent, 3));
-    recompute_->setPen(QPen(t.fresh, 3));
-    device_->setPen(QPen(t.accent, 2, Qt::DashLine));
-    prefill_->setColor(t.accent);
+    // Every series its own colour and its own line or marker shape.
+    const SeriesStyle st = seriesStyle(t);
+    cached_->setPen(QPen(st.primary, 3));
+    recompute_->setPen(QPen(st.fifth, 3, Qt::DashLine));
+    device_->setPen(QPen(t.mutedText, 2, Qt::DotLine));
+    prefill_->setColor(st.second);
     prefill_->setBorderColor(t.text);
     prefill_->setMarkerSize(14);
-    recomputePrefill_->setColor(t.fresh);
+    recomputePrefill_->setColor(st.third);
     recomputePrefill_->setBorderColor(t.text);
     recomputePrefill_->setMarkerSize(10);
     recomputePrefill_->setMarkerShape(QScatterSeries::MarkerShapeRectangle);
@@ -146,16 +148,20 @@ void LatencyChart::rebuild() {
         }
     }
     QString title = tr("Time per token (measured)");
-    caption_ =
-        tr("Each dot and line is measured wall time on the host. The prefill runs the "
-           "%n prompt token(s) in one pass: %1 ms to the first new token (time to first token, "
-           "TTFT).",
-           nullptr, prompt)
-            .arg(store_->prefillMs(), 0, 'f', 2);
+    if (n == 0) {
+        title = tr("Time per token: nothing decoded yet");
+        caption_ =
+            tr("Press Prefill or Step (F10): the time of the prompt's one pass and of "
+               "every new token appears here, measured on the host.");
+    } else {
+        caption_ = tr("Each dot and line is measured wall time on the host. The prefill runs the "
+                      "%n prompt token(s) in one pass: %1 ms to the first new token (time to "
+                      "first token, TTFT).",
+                      nullptr, prompt)
+                       .arg(store_->prefillMs(), 0, 'f', 2);
+    }
     if (ratioPosition_ >= 0) {
-        title = tr("Time per token: %1× slower without the cache at token %2")
-                    .arg(ratio_, 0, 'f', 1)
-                    .arg(ratioPosition_);
+        title = tr("Time per token: %1× slower without the cache").arg(ratio_, 0, 'f', 1);
         caption_ += tr(" Replayed without the cache (same tokens): at token %1, %2 ms vs %3 ms "
                        "with it = %4× (measured). Without a cache every step recomputes K and V "
                        "of all earlier tokens, so its time grows with the position.")
@@ -168,7 +174,8 @@ void LatencyChart::rebuild() {
     }
     chart()->setTitle(title);
     emit captionChanged(caption_);
-    x_->setRange(0, std::max(n, 2));
+    // Whole token positions: at least 0..10, so the ticks are integers even before a step.
+    x_->setRange(0, std::max(n, 10));
     x_->applyNiceNumbers();
     y_->setRange(0, top > 0 ? top * 1.1 : 1);
     y_->applyNiceNumbers();

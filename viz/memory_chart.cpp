@@ -2,6 +2,8 @@
 #include "memory_chart.h"
 
 #include <QChart>
+#include <QLegend>
+#include <QLegendMarker>
 #include <QLineSeries>
 #include <QPen>
 #include <QValueAxis>
@@ -25,11 +27,11 @@ QLineSeries* addSeries(QChart* chart, const QString& name) {
 MemoryChart::MemoryChart(TraceStore* store, QWidget* parent) : QChartView(parent), store_(store) {
     auto* chart = new QChart;
     allocated_ = addSeries(chart, tr("allocated"));
-    formula_ = addSeries(chart, tr("formula"));
     used_ = addSeries(chart, tr("used"));
+    formula_ = addSeries(chart, tr("formula"));  // over the measurement: where they agree
     projection_ = addSeries(chart, tr("projection"));
     weights_ = addSeries(chart, tr("weights"));
-    context_ = addSeries(chart, tr("n_ctx"));
+    weights_->setVisible(false);  // on request: it would set the scale, not the cache
     x_ = new QValueAxis;
     x_->setTitleText(tr("tokens in the cache"));
     x_->setLabelFormat("%d");
@@ -43,6 +45,7 @@ MemoryChart::MemoryChart(TraceStore* store, QWidget* parent) : QChartView(parent
     }
     chart->legend()->setAlignment(Qt::AlignBottom);
     setChart(chart);
+    setShowWeights(false);
     setRenderHint(QPainter::Antialiasing);
     setMinimumSize(360, 260);
 
@@ -70,20 +73,27 @@ void MemoryChart::applyTheme() {
         a->setLabelsFont(t.smallFont);
         a->setTitleFont(t.labelFont);
     }
-    const QColor formula = QColor::fromRgb(viridis(0.3));
-    used_->setPen(QPen(t.accent, 5));
-    used_->setColor(t.accent);
-    allocated_->setPen(QPen(t.mutedText, 2, Qt::DashLine));
-    formula_->setPen(QPen(formula, 2));
-    projection_->setPen(QPen(formula, 2, Qt::DotLine));
-    weights_->setPen(QPen(QColor::fromRgb(viridis(0.75)), 2));
-    context_->setPen(QPen(t.mutedText, 1, Qt::DashDotLine));
+    // Every series its own colour and its own dash (Okabe–Ito hues: apart in colour-blind
+    // vision and in greyscale print by the dash alone).
+    const SeriesStyle st = seriesStyle(t);
+    used_->setPen(QPen(st.primary, 5));
+    used_->setColor(st.primary);
+    formula_->setPen(QPen(st.second, 2, Qt::DashLine));
+    projection_->setPen(QPen(st.third, 2, Qt::DotLine));
+    allocated_->setPen(QPen(t.mutedText, 2, Qt::DashDotLine));
+    weights_->setPen(QPen(st.fourth, 2, Qt::DashDotDotLine));
     setBackgroundBrush(t.background);
 }
 
+void MemoryChart::setShowWeights(bool show) {
+    showWeights_ = show;
+    weights_->setVisible(show);
+    for (QLegendMarker* marker : chart()->legend()->markers(weights_)) marker->setVisible(show);
+    rebuild();
+}
+
 void MemoryChart::rebuild() {
-    for (QLineSeries* s : {used_, allocated_, formula_, projection_, weights_, context_})
-        s->clear();
+    for (QLineSeries* s : {used_, allocated_, formula_, projection_, weights_}) s->clear();
     if (!store_->hasModel()) return;
     const ModelSummary& m = store_->model();
     const ModelConfig& c = m.config;
@@ -91,9 +101,11 @@ void MemoryChart::rebuild() {
     const kvmem::ModelShape shape = kvmem::fromConfig(c, static_cast<double>(m.parameters));
     const double perToken = static_cast<double>(kvmem::bytesPerToken(shape, 32));
     const double nCtx = c.nCtx;
-    const double xMax = 1.5 * nCtx;  // the full context and beyond
+    const double xMax = nCtx;  // the axis ends where the context does
+    // The scale is made for the cache: its full-context size or its allocation. The weights
+    // (often far larger) draw only on request and are stated in the caption.
     const double top = std::max({perToken * xMax, static_cast<double>(m.cacheAllocatedBytes),
-                                 static_cast<double>(m.weightBytes)});
+                                 showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
     unit_ = top >= 4.0 * (1 << 30)   ? double(1 << 30)
             : top >= 4.0 * (1 << 20) ? double(1 << 20)
                                      : 1024.0;
@@ -117,18 +129,16 @@ void MemoryChart::rebuild() {
     projection_->replace({{double(n), y(perToken * n)}, {xMax, y(perToken * xMax)}});
     weights_->replace({{0, y(static_cast<double>(m.weightBytes))},
                        {xMax, y(static_cast<double>(m.weightBytes))}});
-    context_->replace({{nCtx, 0}, {nCtx, y(top) * 1.08}});
     x_->setRange(0, xMax);
     y_->setRange(0, y(top) * 1.08);
     y_->setTitleText(tr("bytes (%1)").arg(unitName));
     y_->applyNiceNumbers();
-    x_->applyNiceNumbers();
     chart()->setTitle(tr("KV cache memory: %L1 of %L2 tokens").arg(n).arg(c.nCtx));
     const auto human = [](double b) { return QString::fromStdString(kvmem::humanBytes(b)); };
     caption_ = tr("Formula: 2 (K and V) × %1 layers × %2 kv heads × %3 head dim × 4 B (float32) = "
                   "%L4 B per token. Measured now: %5 used by %L6 tokens, %7 allocated for %L8 "
-                  "(the backend reserves the full context); weights %9. Dotted: the formula "
-                  "projected to the full context and beyond.")
+                  "(the backend reserves the full context). Dotted: the formula projected to the "
+                  "full context. The weights take %9, not drawn to this scale.")
                    .arg(c.nLayer)
                    .arg(c.nHeadKv)
                    .arg(c.headDim)

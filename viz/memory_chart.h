@@ -1,7 +1,7 @@
 // MemoryChart: the KV cache's bytes against tokens, live. Measured bytes used (each StepTrace's
 // kvBytes) and allocated (ModelSummary::cacheAllocatedBytes) beside the formula's line
-// 2 × layers × kv_heads × head_dim × 4 B × tokens, the weights' bytes, and a dashed projection
-// of the formula to the model's full context and beyond.
+// 2 × layers × kv_heads × head_dim × 4 B × tokens and a dotted projection of the formula to the
+// model's full context, where the x axis ends. The weights' bytes are drawn only on request.
 #pragma once
 
 #include <QChartView>
@@ -23,7 +23,11 @@ class MemoryChart : public QChartView {
     const QLineSeries* allocatedSeries() const { return allocated_; }  // measured, the backend
     const QLineSeries* formulaSeries() const { return formula_; }      // up to the tokens held
     const QLineSeries* projectionSeries() const { return projection_; }  // beyond them
-    const QLineSeries* weightsSeries() const { return weights_; }
+    const QLineSeries* weightsSeries() const { return weights_; }        // hidden unless asked for
+    // Draws the weights' bytes too (and lets them set the scale); off by default, so the scale
+    // is the cache's.
+    void setShowWeights(bool show);
+    bool showsWeights() const { return showWeights_; }
     double unitBytes() const { return unit_; }  // 1024 (KiB), 2^20 (MiB) or 2^30 (GiB)
     // The numbers behind the lines, in words (the window shows it under the chart).
     QString caption() const { return caption_; }
@@ -36,7 +40,8 @@ class MemoryChart : public QChartView {
     void applyTheme();
 
     TraceStore* store_;
-    QLineSeries *used_, *allocated_, *formula_, *projection_, *weights_, *context_;
+    QLineSeries *used_, *allocated_, *formula_, *projection_, *weights_;
+    bool showWeights_ = false;
     QValueAxis *x_, *y_;
     double unit_ = 1024;
     QString caption_;

@@ -53,13 +53,28 @@ void drawSeparators(QPainter& p, const QRect& r, int cols, int cellW, int rows, 
             p.drawLine(r.left(), r.top() + k * cellH, r.right(), r.top() + k * cellH);
 }
 
-// A value written inside a cell, if it fits.
+// A value written inside a cell: across where it fits, else up the cell (a narrow, tall column
+// of the score and weight rows), else not at all (the tooltip still tells it).
 void drawCellValue(QPainter& p, const QRect& cell, double value, QRgb background,
                    const QFontMetrics& fm) {
     const QString text = formatValue(value);
-    if (fm.horizontalAdvance(text) + 4 > cell.width() || fm.height() > cell.height()) return;
+    const int w = fm.horizontalAdvance(text) + 4;
     p.setPen(textColorOn(background));
-    p.drawText(cell, Qt::AlignCenter, text);
+    if (w <= cell.width() && fm.height() <= cell.height()) {
+        p.drawText(cell, Qt::AlignCenter, text);
+    } else if (w <= cell.height() && fm.height() <= cell.width()) {
+        p.save();
+        p.translate(cell.center().x() + 1, cell.center().y());
+        p.rotate(-90);
+        p.drawText(QRect(-cell.height() / 2, -cell.width() / 2, cell.height(), cell.width()),
+                   Qt::AlignCenter, text);
+        p.restore();
+    }
+}
+
+// The widest value text a score or weight cell may need ("-0.123", "1.2e-5").
+int valueTextWidth(const QFontMetrics& fm) {
+    return fm.horizontalAdvance(QStringLiteral("-0.000")) + 4;
 }
 
 // Every `step`-th of n labels counted back from the newest, so the newest is always labelled.
@@ -92,7 +107,7 @@ QSize StepView::sizeHint() const {
     return {1280, 720};
 }
 QSize StepView::minimumSizeHint() const {
-    return {720, 480};
+    return {560, 340};
 }
 
 std::span<const float> StepView::keyColumn(int j) const {
@@ -231,36 +246,57 @@ StepView::Layout StepView::computeLayout(const Snapshot& s) const {
     const QFontMetrics fmT(th.titleFont), fmL(th.labelFont), fmS(th.smallFont);
     const int W = width(), H = height();
     const int lh = fmL.height(), sh = fmS.height(), tth = fmT.height();
-    const int rowH = std::max(30, sh + 12);
+    const int baseRowH = std::max(30, sh + 12);
+    const int numberW = valueTextWidth(fmS);
     const int legendH = colorBarSize(th, 100).height();
     const int aColW = std::max(60, fmS.horizontalAdvance(QStringLiteral("0.000")) + 12);
     const int d = s.d, t = s.i + 1;
     const int minTArea = 240;
-    const int minLeftCol = std::max(150, fmL.horizontalAdvance(tr("q of token 000")) + 8);
-
-    // Cell size along head_dim: what fits vertically in the left part and horizontally twice
-    // (q on the left, V on the right).
+    // q stands as a column beside Kᵀ, row for row with the dimensions it multiplies; its column
+    // and the labels above it are all the left side needs.
+    const int qW = std::clamp(fmS.height() + 12, 22, 40);
+    const int leftCol = std::max(qW + 8, fmS.horizontalAdvance(tr("token %1").arg(s.i)) + 8);
     const int top = kMargin + tth + 4 + lh + 12;
-    const int fixedV = top + (lh + 2) + (sh + 2) + 8 + (lh + 2) + rowH + 8 + (lh + 2) + rowH + 4 +
-                       kLabelBand + lh + 8 + legendH + kMargin;
-    const int cdV = (H - fixedV) / std::max(1, d);
-    const int fixedH = 2 * kMargin + kGap + kBigGap + kTokenLabelW + 6 + aColW + 8 + minTArea;
-    const int cdH = (W - fixedH) / std::max(1, 2 * d);
-    L.cd = std::clamp(std::min(cdV, cdH), kMinCell, kMaxCellD);
-    const int dW = d * L.cd;
-    const int leftCol = std::max(dW, minLeftCol);
-    const int vPanelW = kTokenLabelW + 6 + aColW + 8 + dW;
-    const int tArea = std::max(kMinCell, W - 2 * kMargin - leftCol - kGap - kBigGap - vPanelW);
 
-    // Token columns: shrink to the minimum, then keep the last ones.
-    int shownT = t;
-    if (t * kMinCell > tArea) {
-        shownT = std::max(1, tArea / kMinCell);
-        L.ct = kMinCell;
-    } else {
-        L.ct = std::min(kMaxCellT, tArea / t);
+    // Everything for one height of the score and weight rows: cells along head_dim, the token
+    // columns of Kᵀ, the V rows, and the window of tokens both show.
+    auto place = [&](int rowH) {
+        Layout P;
+        const int fixedV = top + (lh + 2) + (sh + 2) + 8 + (lh + 2) + rowH + 8 + (lh + 2) + rowH +
+                           4 + kLabelBand + lh + 8 + legendH + kMargin;
+        const int cdV = (H - fixedV) / std::max(1, d);
+        const int fixedH =
+            2 * kMargin + leftCol + kGap + kBigGap + kTokenLabelW + 6 + aColW + 8 + minTArea;
+        const int cdH = (W - fixedH) / std::max(1, d);
+        P.cd = std::clamp(std::min(cdV, cdH), kMinCell, kMaxCellD);
+        const int dW = d * P.cd;
+        const int vPanelW = kTokenLabelW + 6 + aColW + 8 + dW;
+        const int tArea = std::max(kMinCell, W - 2 * kMargin - leftCol - kGap - kBigGap - vPanelW);
+        const int vTop = top + lh + 2 + sh + 4;
+        const int legendTop = H - kMargin - legendH;
+        const int availV = std::max(kMinCell, legendTop - 12 - vTop - (8 + lh + 2 + baseRowH));
+        // The same tokens in Kᵀ (columns) and V (rows): as many as fit in both, the newest last.
+        const int fitT = std::max(1, tArea / kMinCell), fitV = std::max(1, availV / kMinCell);
+        const int shown = std::min({t, fitT, fitV});
+        P.first = P.firstV = t - shown;
+        P.ct = std::clamp(tArea / shown, kMinCell, kMaxCellT);
+        P.rv = std::clamp(availV / shown, kMinCell, kMaxRowV);
+        return std::pair{P, tArea};
+    };
+    auto [placed, tArea] = place(baseRowH);
+    int rowH = baseRowH;
+    // Columns too narrow to write a value across, wide enough to write it upwards: taller rows.
+    if (placed.ct < numberW && placed.ct >= sh + 2) {
+        auto [taller, tArea2] = place(numberW);
+        if (taller.ct >= sh + 2 && taller.cd >= std::min(placed.cd, 6)) {
+            placed = taller;
+            tArea = tArea2;
+            rowH = numberW;
+        }
     }
-    L.first = t - shownT;
+    L = placed;
+    const int d0 = d * L.cd;
+    const int shownT = t - L.first;
     const int tW = shownT * L.ct;
     L.rotatedLabels = false;
     for (int j = L.first; j < t && !L.rotatedLabels; ++j)
@@ -271,16 +307,16 @@ StepView::Layout StepView::computeLayout(const Snapshot& s) const {
     L.subtitle = QRect(kMargin, L.title.bottom() + 4, W - 2 * kMargin, lh);
     int y = top;
     L.kCaption = QRect(x0, y, tArea + kBigGap / 2, lh);
+    L.qCaption = QRect(kMargin, y, leftCol, lh);
     y += lh + 2;
     L.kTicks = QRect(x0, y, tW, sh);
+    L.dimHint = QRect(kMargin, y, leftCol, sh);  // "token i" over the q column
     y += sh + 2;
-    L.kBlock = QRect(x0, y, tW, d * L.cd);
-    L.dimHint = QRect(kMargin, y, leftCol - 8, d * L.cd);
-    y += d * L.cd + 8;
-    L.qCaption = QRect(kMargin, y, leftCol, lh);
+    L.kBlock = QRect(x0, y, tW, d0);
+    L.qRow = QRect(x0 - kGap - qW, y, qW, d0);
+    y += d0 + 8;
     L.sCaption = QRect(x0, y, tArea + kBigGap / 2, lh);
     y += lh + 2;
-    L.qRow = QRect(kMargin + leftCol - dW, y, dW, rowH);
     L.sRow = QRect(x0, y, tW, rowH);
     y += rowH + 8;
     L.wCaption = QRect(x0, y, tArea + kBigGap / 2, lh);
@@ -296,21 +332,13 @@ StepView::Layout StepView::computeLayout(const Snapshot& s) const {
     const int vx = x0 + tArea + kBigGap;
     L.vCaption = QRect(vx, top, W - kMargin - vx, lh);
     const int vTop = top + lh + 2 + sh + 4;
-    const int availV = std::max(kMinCell, L.legends.top() - 12 - vTop - (8 + lh + 2 + rowH));
-    int shownV = t;
-    if (t * kMinCell > availV) {
-        shownV = std::max(1, availV / kMinCell);
-        L.rv = kMinCell;
-    } else {
-        L.rv = std::min(kMaxRowV, availV / t);
-    }
-    L.firstV = t - shownV;
+    const int shownV = t - L.firstV;
     L.vLabelCol = QRect(vx, vTop, kTokenLabelW, shownV * L.rv);
     L.aCol = QRect(vx + kTokenLabelW + 6, vTop, aColW, shownV * L.rv);
-    L.vBlock = QRect(L.aCol.right() + 1 + 8, vTop, dW, shownV * L.rv);
+    L.vBlock = QRect(L.aCol.right() + 1 + 8, vTop, d0, shownV * L.rv);
     L.vArea = QRect(vx, vTop, W - kMargin - vx, shownV * L.rv);
     L.oCaption = QRect(vx, L.vBlock.bottom() + 1 + 8, W - kMargin - vx, lh);
-    L.oRow = QRect(L.vBlock.left(), L.oCaption.bottom() + 1 + 2, dW, rowH);
+    L.oRow = QRect(L.vBlock.left(), L.oCaption.bottom() + 1 + 2, d0, baseRowH);
     return L;
 }
 
@@ -340,6 +368,13 @@ void StepView::paintEmpty(QPainter& p, const QString& message) {
 }
 
 void StepView::paintStep(QPainter& p) {
+    elided_.clear();
+    // Text cut to a width, with a record of what did not fit (for tests of small screens).
+    auto fit = [this](const QFontMetrics& fm, const QString& text, int width) {
+        const QString cut = fm.elidedText(text, Qt::ElideRight, width);
+        if (cut != text) elided_ << text;
+        return cut;
+    };
     const Theme& th = currentTheme();
     const Snapshot& s = shown_;
     const Layout& L = layout_;
@@ -372,7 +407,7 @@ void StepView::paintStep(QPainter& p) {
             .arg(s.head)
             .arg(who, newest ? tr("  (the newest token)") : tr("  (an earlier token)"));
     p.drawText(L.title, Qt::AlignLeft | Qt::AlignVCenter,
-               QFontMetrics(th.titleFont).elidedText(title, Qt::ElideRight, L.title.width()));
+               fit(QFontMetrics(th.titleFont), title, L.title.width()));
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
     QString kvNote;
@@ -389,8 +424,7 @@ void StepView::paintStep(QPainter& p) {
                      .arg(s.kv)
                      .arg(s.head);
     }
-    p.drawText(L.subtitle, Qt::AlignLeft | Qt::AlignVCenter,
-               fmL.elidedText(kvNote, Qt::ElideRight, L.subtitle.width()));
+    p.drawText(L.subtitle, Qt::AlignLeft | Qt::AlignVCenter, fit(fmL, kvNote, L.subtitle.width()));
 
     // -- Kᵀ: head_dim × t, one column per cached key
     // A caption: the long text where it fits, else the short one (elided if need be).
@@ -399,7 +433,7 @@ void StepView::paintStep(QPainter& p) {
         p.setFont(th.labelFont);
         p.setPen(th.text);
         const QString text = fmL.horizontalAdvance(longText) <= r.width() ? longText : shortText;
-        p.drawText(r, align | Qt::AlignVCenter, fmL.elidedText(text, Qt::ElideRight, r.width()));
+        p.drawText(r, align | Qt::AlignVCenter, fit(fmL, text, r.width()));
     };
     caption(L.kCaption,
             tr("Kᵀ (%1 × %2): keys of tokens %3–%4 from the cache; outlined: the new key k%4")
@@ -461,13 +495,11 @@ void StepView::paintStep(QPainter& p) {
         }
     }
     p.setFont(th.smallFont);
-    p.setPen(th.mutedText);
-    p.drawText(L.dimHint, Qt::AlignRight | Qt::AlignVCenter | Qt::TextWordWrap,
-               tr("head_dim %1 ↓").arg(d));
+    p.setPen(th.fresh);
+    p.drawText(L.dimHint, Qt::AlignRight | Qt::AlignVCenter, tr("token %1").arg(s.i));
 
-    // -- q, the score row and the weight row
-    caption(L.qCaption, tr("q of token %1 (1 × %2)").arg(s.i).arg(d), tr("q of token %1").arg(s.i),
-            Qt::AlignRight);
+    // -- q (as a column beside Kᵀ: q · k_j pairs each q[r] with row r), the scores, the weights
+    caption(L.qCaption, tr("q"), tr("q"), Qt::AlignRight);
     caption(L.sCaption, tr("scores = q · Kᵀ / √%1   (q times each column of Kᵀ)").arg(d),
             tr("scores = q · Kᵀ / √%1").arg(d));
     caption(L.wCaption, tr("weights = softmax(scores): the new row of the attention matrix"),
@@ -478,12 +510,12 @@ void StepView::paintStep(QPainter& p) {
     };
     p.setFont(th.smallFont);
     for (int r = 0; r < d; ++r) {
-        const QRect cell(L.qRow.left() + r * L.cd, L.qRow.top(), L.cd, L.qRow.height());
+        const QRect cell(L.qRow.left(), L.qRow.top() + r * L.cd, L.qRow.width(), L.cd);
         const QRgb c = cellColor(qk.rgb(s.q[static_cast<size_t>(r)]), anim,
                                  anim ? qkPrev.rgb(previous_.q[static_cast<size_t>(r)]) : 0);
         p.fillRect(cell, QColor::fromRgb(c));
     }
-    drawSeparators(p, L.qRow, d, L.cd, 1, L.qRow.height(), th.background);
+    drawSeparators(p, L.qRow, 1, L.qRow.width(), d, L.cd, th.background);
     for (int j = L.first; j <= s.i; ++j) {
         const auto ju = static_cast<size_t>(j);
         const bool hasPrev = anim && j < previous_.i + 1;
@@ -528,15 +560,16 @@ void StepView::paintStep(QPainter& p) {
             }
         }
     }
-    if ((L.first > 0 || L.firstV > 0) && L.note.bottom() < L.legends.top() - 4) {
+    if (L.first > 0 && L.note.bottom() < L.legends.top() - 4) {
         p.setFont(th.labelFont);
         p.setPen(th.accent);
         p.drawText(L.note, Qt::AlignLeft | Qt::AlignVCenter,
-                   fmL.elidedText(tr("Long context: the last %1 of %2 keys and the last %3 values "
-                                     "fit here.")
+                   fmL.elidedText(tr("Long context: keys and values of tokens %1–%2 (the last %3 "
+                                     "of %4) fit here; hover a cell for its value.")
+                                      .arg(L.first)
+                                      .arg(s.i)
                                       .arg(t - L.first)
-                                      .arg(t)
-                                      .arg(t - L.firstV),
+                                      .arg(t),
                                   Qt::ElideRight, L.note.width()));
     }
 
@@ -647,7 +680,7 @@ QString StepView::toolTipAt(const QPoint& pos) const {
                      formatValue(s.keys[static_cast<size_t>(j) * du + static_cast<size_t>(r)]));
     }
     if (L.qRow.contains(pos)) {
-        const int r = (pos.x() - L.qRow.left()) / L.cd;
+        const int r = (pos.y() - L.qRow.top()) / L.cd;
         if (r < s.d)
             return tr("q[%1] of %2 = %3")
                 .arg(r)

@@ -56,6 +56,8 @@ class StepView : public QWidget {
     double transitionProgress() const;
     // The tooltip text for a point in the widget; empty where there is no value.
     QString toolTipAt(const QPoint& pos) const;
+    // Texts that the last paint had to cut short ("…"): none where everything fits.
+    QStringList elidedTexts() const { return elided_; }
 
   protected:
     void paintEvent(QPaintEvent* event) override;
@@ -104,6 +106,7 @@ class StepView : public QWidget {
     Transition* transition_;
     Snapshot shown_, previous_;
     Layout layout_;
+    QStringList elided_;
 };
 
 }  // namespace kvscope::viz

@@ -57,7 +57,15 @@ Theme Theme::print() {
     return t;
 }
 
-ThemeSettings::ThemeSettings() : theme_(Theme::dark()) {}
+SeriesStyle seriesStyle(const Theme& t) {
+    if (t.name == "dark")
+        return {t.accent, QColor(0x56, 0xB4, 0xE9), QColor(0x2E, 0xC4, 0x8F),
+                QColor(0xF0, 0xE4, 0x42), t.fresh};
+    return {t.accent, QColor(0x00, 0x72, 0xB2), QColor(0x00, 0x9E, 0x73), QColor(0xE6, 0x9F, 0x00),
+            t.fresh};
+}
+
+ThemeSettings::ThemeSettings() : base_(Theme::dark()), theme_(base_) {}
 
 ThemeSettings& ThemeSettings::instance() {
     static ThemeSettings* settings = new ThemeSettings;  // never destroyed: views may outlive main
@@ -65,7 +73,21 @@ ThemeSettings& ThemeSettings::instance() {
 }
 
 void ThemeSettings::setTheme(const Theme& theme) {
-    theme_ = theme;
+    base_ = theme;
+    apply();
+}
+
+void ThemeSettings::setTextScale(double scale) {
+    scale = std::clamp(scale, 0.5, 4.0);
+    if (scale == textScale_) return;
+    textScale_ = scale;
+    apply();
+}
+
+void ThemeSettings::apply() {
+    theme_ = base_;
+    for (QFont* f : {&theme_.titleFont, &theme_.labelFont, &theme_.smallFont})
+        f->setPointSizeF(f->pointSizeF() * textScale_);
     emit changed();
 }
 

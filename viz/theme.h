@@ -28,6 +28,13 @@ struct Theme {
     static Theme print();  // white paper, black text, thicker frames' colours
 };
 
+// Colours for the series of a chart, one each, distinct in colour-blind vision (Okabe–Ito hues)
+// and readable on the theme's background; charts give each series a dash of its own too.
+struct SeriesStyle {
+    QColor primary, second, third, fourth, fifth;
+};
+SeriesStyle seriesStyle(const Theme& theme);
+
 class ThemeSettings : public QObject {
     Q_OBJECT
   public:
@@ -36,8 +43,13 @@ class ThemeSettings : public QObject {
     // The shared instance (created on first use, lives until exit).
     static ThemeSettings& instance();
 
+    // The theme in use: the one set, its fonts multiplied by textScale().
     const Theme& theme() const { return theme_; }
     void setTheme(const Theme& theme);
+    // The views' text size relative to the theme's (1 = as designed; the window's zoom and its
+    // size set it, exports keep 1).
+    double textScale() const { return textScale_; }
+    void setTextScale(double scale);
     // Length of the views' transitions in milliseconds; 0 turns them off (views jump to the
     // final state at once: tests and exports use it).
     int animationMs() const { return animationMs_; }
@@ -48,7 +60,9 @@ class ThemeSettings : public QObject {
 
   private:
     ThemeSettings();
-    Theme theme_;
+    void apply();
+    Theme base_, theme_;
+    double textScale_ = 1.0;
     int animationMs_ = kDefaultAnimationMs;
 };
 

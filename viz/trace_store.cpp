@@ -2,7 +2,8 @@
 #include "trace_store.h"
 
 #include <algorithm>
-#include <cassert>
+#include <stdexcept>
+#include <string>
 
 namespace kvscope::viz {
 
@@ -31,15 +32,22 @@ void TraceStore::setPrompt(std::vector<StepTrace> traces, double prefillMs) {
 }
 
 void TraceStore::append(StepTrace trace) {
-    assert(trace.position == count());
+    if (trace.position != count())
+        throw std::invalid_argument("TraceStore::append: trace of position " +
+                                    std::to_string(trace.position) + " after " +
+                                    std::to_string(count()) + " tokens");
     traces_.push_back(std::move(trace));
+    pinnedQuery_ = -1;
     emit tokenAppended(count() - 1);
-    if (pinnedQuery_ < 0) emit selectionChanged();
+    emit selectionChanged();
 }
 
-void TraceStore::truncate(int n) {
-    assert(n >= 0 && n <= count());
+void TraceStore::truncate(int n, size_t kvBytesHeld) {
+    if (n < 0 || n > count())
+        throw std::out_of_range("TraceStore::truncate: " + std::to_string(n) + " of " +
+                                std::to_string(count()) + " tokens");
     traces_.resize(static_cast<size_t>(n));
+    if (!traces_.empty()) traces_.back().kvBytes = kvBytesHeld;
     promptLength_ = std::min(promptLength_, n);
     if (pinnedQuery_ >= n) pinnedQuery_ = -1;
     emit truncated(n);

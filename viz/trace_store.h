@@ -44,10 +44,13 @@ class TraceStore : public QObject {
     // -- the tokens and their traces
     // Replaces everything with the prompt's traces (from a prefill).
     void setPrompt(std::vector<StepTrace> traces, double prefillMs);
-    // Appends one generated token's trace. Precondition: trace.position == count().
+    // Appends one generated token's trace. Precondition: trace.position == count(). A step
+    // follows the newest token again: an earlier token pinned for inspection is let go.
     void append(StepTrace trace);
-    // Keeps the first n tokens (the app's step back). Precondition: n <= count().
-    void truncate(int n);
+    // Keeps the first n tokens (the app's step back). kvBytesHeld: the bytes the backend's cache
+    // holds after it, measured; it becomes the last remaining trace's kvBytes (a prompt token's
+    // trace recorded the whole prompt's bytes). Throws std::out_of_range unless 0 <= n <= count().
+    void truncate(int n, size_t kvBytesHeld);
     void clear();
 
     int count() const { return static_cast<int>(traces_.size()); }
@@ -55,7 +58,8 @@ class TraceStore : public QObject {
     const StepTrace& trace(int i) const { return traces_[static_cast<size_t>(i)]; }
     const std::vector<StepTrace>& traces() const { return traces_; }
     double prefillMs() const { return prefillMs_; }
-    // Bytes of K and V the cache holds now (0 when nothing is decoded).
+    // Bytes of K and V the cache holds now, as the backend measured them (0 when nothing is
+    // decoded).
     size_t kvBytes() const;
     // Attention weights of token i over tokens 0..i, for a layer and query head.
     std::span<const float> attentionRow(int i, int layer, int head) const;

@@ -1,18 +1,32 @@
 // The window, driven as a lecturer drives it: keys with the prompt focused and not, step back,
 // errors that keep the last good state, play, settings, and a GUI thread that never blocks.
+#include <QChart>
+#include <QChartView>
+#include <QDockWidget>
+#include <QDoubleSpinBox>
+#include <QFile>
+#include <QLabel>
+#include <QLegend>
+#include <QLegendMarker>
 #include <QLineSeries>
 #include <QPlainTextEdit>
 #include <QScatterSeries>
 #include <QSignalSpy>
 #include <QStandardPaths>
+#include <QTabBar>
+#include <QTabWidget>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QTimer>
 
+#include "cache_view.h"
+#include "labels.h"
 #include "latency_chart.h"
 #include "main_window.h"
+#include "memory_chart.h"
 #include "model_fixtures.h"
 #include "opencl/device_list.h"
+#include "step_view.h"
 
 using namespace kvscope;
 using app::MainWindow;
@@ -122,14 +136,13 @@ class TstMainWindow : public QObject {
         QCOMPARE(w->prompt(), QString("the cat"));  // the keys typed nothing
     }
 
-    // Space, Right and Page Down step and Backspace, Left and Page Up step back, but only while
-    // not typing: in the prompt they edit the text.
+    // Space, Right and Page Down step and Backspace, Left and Page Up step back; Space, Backspace
+    // and the arrows only while not typing: in the prompt they edit the text.
     void presentationKeysStepOnlyWhenNotTyping_data() {
         QTest::addColumn<int>("forward");
         QTest::addColumn<int>("back");
         QTest::newRow("space/backspace") << int(Qt::Key_Space) << int(Qt::Key_Backspace);
         QTest::newRow("right/left") << int(Qt::Key_Right) << int(Qt::Key_Left);
-        QTest::newRow("pagedown/pageup (clicker)") << int(Qt::Key_PageDown) << int(Qt::Key_PageUp);
     }
     void presentationKeysStepOnlyWhenNotTyping() {
         QFETCH(int, forward);
@@ -157,6 +170,257 @@ class TstMainWindow : public QObject {
         QCOMPARE(w->store()->count(), n + 1);  // typing is not stepping
     }
 
+    // A clicker sends Page Down and Page Up: they step wherever the focus is and never edit
+    // the prompt.
+    void clickerKeysStepEvenInThePrompt() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setPrompt("hello");
+        const int n = promptTokens(*w);
+        w->promptEditor()->setFocus();
+        QTest::keyClick(w->promptEditor(), Qt::Key_PageDown);
+        QVERIFY(settle(*w));
+        QTest::keyClick(w->promptEditor(), Qt::Key_PageDown);
+        QVERIFY(settle(*w));
+        QCOMPARE(w->store()->count(), n + 2);
+        QTest::keyClick(w->promptEditor(), Qt::Key_PageUp);
+        QVERIFY(settle(*w));
+        QCOMPARE(w->store()->count(), n + 1);
+        QCOMPARE(w->prompt(), QString("hello"));
+    }
+
+    // The lecturer's defect: with the prompt focused, a click on a view (or a chart) and then the
+    // clicker's Space typed into the prompt. Now the click hands the keys to stepping.
+    void aClickOnAViewHandsTheKeysToStepping_data() {
+        QTest::addColumn<int>("tab");
+        QTest::newRow("step view") << 0;
+        QTest::newRow("attention matrix") << 1;
+        QTest::newRow("memory chart") << 3;
+    }
+    void aClickOnAViewHandsTheKeysToStepping() {
+        QFETCH(int, tab);
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setPrompt("light");
+        const int n = promptTokens(*w);
+        w->tabs()->setCurrentIndex(tab);
+        w->promptEditor()->setFocus();
+        QVERIFY(w->promptEditor()->hasFocus());
+        // the deepest widget under the middle of the view, as a real click would hit it
+        QWidget* page = w->tabs()->currentWidget();
+        QWidget* target = page->childAt(page->width() / 3, page->height() / 3);
+        QVERIFY(target);
+        QTest::mouseClick(target, Qt::LeftButton, {}, target->rect().center());
+        QVERIFY(!w->promptEditor()->hasFocus());
+        QWidget* focus = QApplication::focusWidget();
+        QVERIFY(focus);
+        QTest::keyClick(focus, Qt::Key_Space);
+        QVERIFY(settle(*w));
+        QCOMPARE(w->store()->count(), n + 1);
+        QCOMPARE(w->prompt(), QString("light"));
+    }
+
+    // Tab leaves the prompt (it types no tab character); with the tab bar focused the arrows
+    // switch views instead of stepping; Ctrl+N and Alt+N pick view N; tokens, heads and layers
+    // have keys of their own.
+    void keyboardReachesEveryView() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setPrompt("abc def");
+        const int n = promptTokens(*w);
+        QVERIFY(n >= 3);
+        w->promptEditor()->setFocus();
+        QTest::keyClick(w->promptEditor(), Qt::Key_Tab);
+        QCOMPARE(w->prompt(), QString("abc def"));
+        QVERIFY(!w->promptEditor()->hasFocus());
+
+        QTabBar* bar = w->tabs()->tabBar();
+        w->tabs()->setCurrentIndex(0);
+        bar->setFocus();
+        QTest::keyClick(bar, Qt::Key_Right);
+        QVERIFY(settle(*w));
+        QCOMPARE(w->tabs()->currentIndex(), 1);
+        QCOMPARE(w->store()->count(), n);
+
+        w->promptEditor()->setFocus();
+        QTest::keyClick(w->promptEditor(), Qt::Key_3, Qt::ControlModifier);
+        QCOMPARE(w->tabs()->currentIndex(), 2);
+        w->promptEditor()->setFocus();
+        QTest::keyClick(w->promptEditor(), Qt::Key_5, Qt::AltModifier);
+        QCOMPARE(w->tabs()->currentIndex(), 4);
+        QCOMPARE(w->prompt(), QString("abc def"));  // Alt+5 typed nothing
+        // earlier and later tokens, heads, away from the prompt
+        QWidget* page = w->tabs()->currentWidget();
+        page->setFocus();
+        QTest::keyClick(page, Qt::Key_BracketLeft);
+        QVERIFY(w->store()->queryPinned());
+        QCOMPARE(w->store()->queryIndex(), n - 2);
+        QTest::keyClick(page, Qt::Key_End);
+        QVERIFY(!w->store()->queryPinned());
+        QTest::keyClick(page, Qt::Key_H);
+        QCOMPARE(w->store()->head(), 1);
+        QTest::keyClick(page, Qt::Key_L);
+        QCOMPARE(w->store()->layer(), 1);
+    }
+
+    // Every byte count the window shows is the cache's real used bytes, tokens × bytes per token,
+    // at every position: after each step back too, into the prompt as well.
+    void bytesFollowEveryStepBackIntoThePrompt() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setPrompt("In the beginning God created the heaven");
+        const int n = promptTokens(*w);
+        QVERIFY(n >= 4);
+        for (int k = 0; k < 3; ++k) w->step();
+        QVERIFY(settle(*w));
+        const ModelConfig& c = w->store()->config();
+        const size_t perToken = 2 * size_t(c.nLayer) * size_t(c.nHeadKv) * size_t(c.headDim) * 4;
+        auto* status = w->findChild<QLabel*>("statusCache");
+        QVERIFY(status);
+        auto* cache = w->findChild<viz::CacheView*>();
+        QVERIFY(cache);
+        while (w->store()->count() > 1) {
+            w->stepBack();
+            QVERIFY(settle(*w));
+            const int count = w->store()->count();
+            const size_t expected = perToken * size_t(count);
+            QCOMPARE(w->store()->kvBytes(), expected);
+            QVERIFY2(status->text().startsWith("KV cache " + viz::formatBytes(expected) + " of"),
+                     qPrintable(status->text()));
+            QCOMPARE(cache->usedBytes(), expected);
+            QCOMPARE(cache->blockUsedBytes(), expected / size_t(c.nLayer) / 2);
+            const QList<QPointF> used = w->memoryChart()->usedSeries()->points();
+            QCOMPARE(used.last().x(), double(count));
+            QCOMPARE(used.last().y() * w->memoryChart()->unitBytes(), double(expected));
+            if (count < n) {
+                QVERIFY(w->promptNote()->isVisibleTo(w.get()));
+                QVERIFY2(w->promptNote()->text().contains("Stepped back into the prompt"),
+                         qPrintable(w->promptNote()->text()));
+            }
+        }
+        // Stepping on from inside the prompt: one point per token position, the bytes of two.
+        w->step();
+        QVERIFY(settle(*w));
+        const QList<QPointF> used = w->memoryChart()->usedSeries()->points();
+        for (int i = 1; i < used.size(); ++i) QVERIFY(used[i].x() > used[i - 1].x());
+        QCOMPARE(used.last().y() * w->memoryChart()->unitBytes(), double(perToken * 2));
+        QCOMPARE(w->store()->kvBytes(), perToken * 2);
+    }
+
+    // An edited prompt is not silently ignored: the window says the next step restarts from it,
+    // and F10 does exactly that.
+    void anEditedPromptRestartsOnTheNextStep() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setPrompt("the cat sat");
+        w->prefill();
+        w->step();
+        QVERIFY(settle(*w));
+        QVERIFY(!w->promptNote()->isVisibleTo(w.get()));
+        w->setPrompt("a dog ran far");
+        QVERIFY(w->promptNote()->isVisibleTo(w.get()));
+        QVERIFY2(w->promptNote()->text().contains("starts again from the new prompt"),
+                 qPrintable(w->promptNote()->text()));
+        QTest::keyClick(w->promptEditor(), Qt::Key_F10);
+        QVERIFY(settle(*w));
+        const viz::TraceStore& s = *w->store();
+        std::string promptText;
+        for (int i = 0; i < s.promptLength(); ++i) promptText += s.trace(i).text;
+        QCOMPARE(QString::fromStdString(promptText), QString("a dog ran far"));
+        QCOMPARE(s.count(), s.promptLength() + 1);
+        QVERIFY(!w->promptNote()->isVisibleTo(w.get()));
+    }
+
+    // A file that is not a model: the message says so first, and the side panel goes back to
+    // the model that is still loaded.
+    void aFailedOpenKeepsThePanelOfTheLoadedModel() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        const QString notModel = dir_.filePath("hostname");
+        {
+            QFile f(notModel);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("box\n");
+        }
+        auto* summary = w->findChild<QLabel*>("modelSummary");
+        QVERIFY(summary);
+        const QString before = summary->text();
+        w->openModel(notModel);
+        QVERIFY(settle(*w));
+        QVERIFY2(w->errorText().contains("is not a GGUF model file"), qPrintable(w->errorText()));
+        QCOMPARE(summary->text(), before);
+        QCOMPARE(w->store()->model().path, gpt2_);
+    }
+
+    // The play speed takes what is typed: 50 is 50 tokens per second, not 5.
+    void playSpeedTakesWhatIsTyped() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        auto* speed = w->findChild<QDoubleSpinBox*>();
+        QVERIFY(speed);
+        speed->setFocus();
+        speed->selectAll();
+        QTest::keyClicks(speed, "50");
+        QTest::keyClick(speed, Qt::Key_Enter);
+        QCOMPARE(speed->value(), 50.0);
+    }
+
+    // A 1280 × 720 projector: the window fits, nothing in the status bar is cut, the step view's
+    // titles and captions are whole, and the chart legends have room for every label.
+    void fitsA720LineProjector() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        QVERIFY2(w->minimumSizeHint().width() <= 1280 && w->minimumSizeHint().height() <= 720,
+                 qPrintable(QString("minimum %1 x %2")
+                                .arg(w->minimumSizeHint().width())
+                                .arg(w->minimumSizeHint().height())));
+        w->resize(1280, 720);
+        w->setPrompt("In the beginning God created the heaven and the earth");
+        w->prefill();
+        for (int k = 0; k < 12; ++k) w->step();
+        QVERIFY(settle(*w));
+        QCOMPARE(w->size(), QSize(1280, 720));
+        for (int tab = 0; tab < w->tabs()->count(); ++tab) {
+            w->tabs()->setCurrentIndex(tab);
+            w->grab();  // lays out and paints the tab
+            if (tab == 0) {
+                auto* step = w->findChild<viz::StepView*>();
+                QVERIFY(step);
+                QVERIFY2(step->elidedTexts().isEmpty(),
+                         qPrintable(step->elidedTexts().join(" | ")));
+            }
+            if (tab == 3) {
+                for (QChartView* view : {static_cast<QChartView*>(w->memoryChart()),
+                                         static_cast<QChartView*>(w->latencyChart())}) {
+                    const QLegend* legend = view->chart()->legend();
+                    const QFontMetrics fm(legend->font());
+                    int needed = 0;
+                    for (QLegendMarker* m : legend->markers())
+                        if (m->isVisible() && m->series()->isVisible())
+                            needed += fm.horizontalAdvance(m->label()) + 2 * fm.height();
+                    QVERIFY2(needed <= legend->geometry().width(),
+                             qPrintable(QString("legend needs %1 px, has %2")
+                                            .arg(needed)
+                                            .arg(legend->geometry().width())));
+                    const QRectF plot = view->chart()->plotArea();
+                    QVERIFY(plot.height() > 100 && plot.width() > 200);
+                }
+            }
+        }
+        QCoreApplication::processEvents();  // the status bar's layout requests
+        for (const char* name : {"statusTokens", "statusCache", "statusLatency", "statusDevice"}) {
+            auto* l = w->findChild<QLabel*>(name);
+            QVERIFY(l);
+            QVERIFY2(l->fontMetrics().horizontalAdvance(l->text()) <= l->width(),
+                     qPrintable(QString("%1: '%2' in %3 px").arg(name, l->text()).arg(l->width())));
+        }
+        // The side panel can be hidden from the View menu, and the views take its width.
+        const int before = w->tabs()->width();
+        w->sidePanel()->toggleViewAction()->trigger();
+        QVERIFY(w->sidePanel()->isHidden());
+        QTRY_VERIFY(w->tabs()->width() > before);
+    }
+
     void stepBackNeverDropsTheFirstToken() {
         auto w = open(gpt2_);
         QVERIFY(w);
@@ -182,7 +446,12 @@ class TstMainWindow : public QObject {
         QVERIFY(settle(*w));
         QVERIFY2(w->errorText().contains("context"), qPrintable(w->errorText()));
         QCOMPARE(w->store()->count(), n + 1);
-        w->step();  // still usable
+        w->step();  // the long prompt is still in the box: the step tries it again, and fails
+        QVERIFY(settle(*w));
+        QVERIFY(w->errorText().contains("context"));
+        QCOMPARE(w->store()->count(), n + 1);
+        w->setPrompt("hello");  // the decoded prompt again: the step continues the run
+        w->step();
         QVERIFY(settle(*w));
         QCOMPARE(w->store()->count(), n + 2);
         QVERIFY(w->errorText().isEmpty());

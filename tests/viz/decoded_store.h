@@ -42,7 +42,7 @@ class DecodedStore {
     }
     void stepBack() {
         session_.rewind(1);
-        store.truncate(store.count() - 1);
+        store.truncate(store.count() - 1, session_.kvBytes());
     }
     const Model& model() const { return *model_; }
 

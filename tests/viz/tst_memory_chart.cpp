@@ -1,8 +1,10 @@
 // MemoryChart on a real decode: the measured series are the trace's bytes (StepTrace::kvBytes)
 // and the backend's allocation; the formula's line has the engine's bytes per token; a step
 // back removes the last point.
+#include <QChart>
 #include <QLineSeries>
 #include <QTest>
+#include <QValueAxis>
 
 #include "decoded_store.h"
 #include "memory_chart.h"
@@ -58,12 +60,27 @@ class TstMemoryChart : public QObject {
         const QList<QPointF> formula = chart.formulaSeries()->points();
         QCOMPARE(formula.last().x(), double(s.count()));
         QCOMPARE(formula.last().y() * unit, perToken * s.count());
-        // the projection starts where the measurement ends and goes past the full context
+        // the projection starts where the measurement ends and ends with the context, as the
+        // x axis does
         const QList<QPointF> projection = chart.projectionSeries()->points();
         QCOMPARE(projection.first(), formula.last());
-        QVERIFY(projection.last().x() > c.nCtx);
+        QCOMPARE(projection.last().x(), double(c.nCtx));
         QCOMPARE(projection.last().y() * unit, perToken * projection.last().x());
-        QCOMPARE(chart.weightsSeries()->points().first().y() * unit, double(s.model().weightBytes));
+        auto* x = qobject_cast<QValueAxis*>(chart.chart()->axes(Qt::Horizontal).first());
+        auto* y = qobject_cast<QValueAxis*>(chart.chart()->axes(Qt::Vertical).first());
+        QCOMPARE(x->max(), double(c.nCtx));
+        // The scale is the cache's: its largest figure fills most of the height, and the weights
+        // (here larger than the cache) are not drawn until asked for.
+        const double cacheTop = std::max(perToken * c.nCtx, double(s.model().cacheAllocatedBytes));
+        QVERIFY(double(s.model().weightBytes) > 1.5 * cacheTop);
+        QVERIFY(!chart.weightsSeries()->isVisible());
+        QVERIFY(y->max() * unit >= cacheTop);
+        QVERIFY(y->max() * unit <= 1.5 * cacheTop);
+        chart.setShowWeights(true);
+        QVERIFY(chart.weightsSeries()->isVisible());
+        QCOMPARE(chart.weightsSeries()->points().first().y() * chart.unitBytes(),
+                 double(s.model().weightBytes));
+        QVERIFY(y->max() * chart.unitBytes() >= double(s.model().weightBytes));
         QVERIFY(chart.caption().contains(QString::number(c.nLayer) + " layers"));
     }
 

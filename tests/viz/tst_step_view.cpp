@@ -232,7 +232,9 @@ class TstStepView : public QObject {
         QVERIFY(!equal(view.keyColumn(2), k0.data(), k0.size()));
     }
 
-    void pinnedQueryStaysWhenTokensAreAppended() {
+    // An earlier token stays inspected until the next step, which shows the new token (a
+    // lecturer who inspected token 2 and pressed F10 expects to see the step).
+    void aStepFollowsTheNewestTokenAgain() {
         DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
         StepView view(&d.store);
         d.prefill(kPrompt);
@@ -240,23 +242,26 @@ class TstStepView : public QObject {
         QCOMPARE(view.queryToken(), 2);
         QCOMPARE(view.keyColumns(), 3);
         QVERIFY(equal(view.displayedWeights(), d.store.attentionRow(2, 0, 0).data(), 3));
-        d.step();
+        d.store.setHead(1);  // other selections keep the pinned token
         QCOMPARE(view.queryToken(), 2);
-        QCOMPARE(view.keyColumns(), 3);
-        d.store.pinQuery(-1);
+        d.step();
+        QVERIFY(!d.store.queryPinned());
         QCOMPARE(view.queryToken(), d.store.count() - 1);
+        QCOMPARE(view.keyColumns(), d.store.count());
     }
 
     void longContextKeepsTheLastTokens() {
         DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
         StepView view(&d.store);
-        view.resize(600, 480);  // narrower than the minimum hint: not every column fits
+        view.resize(480, 360);  // smaller than the minimum hint: not every column fits
         d.prefill(kPrompt);
         d.steps(d.store.config().nCtx - d.store.count());
         const int t = d.store.count();
         QCOMPARE(t, d.store.config().nCtx);
         QCOMPARE(view.keyColumns(), t);
         QVERIFY(view.firstShownKey() > 0);
+        // Kᵀ's columns and V's rows are the same tokens: key j stands beside value j.
+        QCOMPARE(view.firstShownValue(), view.firstShownKey());
         const QRect keys = view.blockRect(StepView::Block::Keys);
         const int shown = t - view.firstShownKey();
         QVERIFY(keys.width() / shown >= 3);  // cells at their minimum, not thinner

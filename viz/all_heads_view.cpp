@@ -167,8 +167,12 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
     p.fillRect(rect(), th.background);
     p.setFont(th.titleFont);
     p.setPen(th.text);
-    p.drawText(QRect(kMargin, kMargin, width() - 2 * kMargin, fmT.height()),
-               Qt::AlignLeft | Qt::AlignVCenter, tr("All heads: layers × heads"));
+    const QString title = tr("All heads: layers × heads");
+    const int titleW = width() - 2 * kMargin;
+    p.drawText(QRect(kMargin, kMargin, titleW, fmT.height()), Qt::AlignLeft | Qt::AlignVCenter,
+               fmT.horizontalAdvance(title) <= titleW
+                   ? title
+                   : fmT.elidedText(tr("All heads"), Qt::ElideRight, titleW));
     const QRect sub(kMargin, kMargin + fmT.height() + 4, width() - 2 * kMargin, fmL.height());
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);

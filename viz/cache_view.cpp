@@ -240,14 +240,17 @@ void CacheView::paintEvent(QPaintEvent*) {
     const size_t elem = denom > 0 ? ms.kvBytesPerToken / denom : 0;
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
+    const QString formulaOnly = tr("Per token: 2 (K and V) × %1 layers × %2 K/V heads × %3 dims "
+                                   "× %4 B = %5.")
+                                    .arg(c.nLayer)
+                                    .arg(c.nHeadKv)
+                                    .arg(c.headDim)
+                                    .arg(elem)
+                                    .arg(formatBytes(ms.kvBytesPerToken));
+    const QString withStep = formulaOnly + tr(" Every step appends one slice to each block.");
+    // The whole sentence where it fits, else the formula alone (never a cut formula).
     const QString formula =
-        tr("Per token: 2 (K and V) × %1 layers × %2 K/V heads × %3 dims × %4 B = %5. "
-           "Every step appends one slice to each block.")
-            .arg(c.nLayer)
-            .arg(c.nHeadKv)
-            .arg(c.headDim)
-            .arg(elem)
-            .arg(formatBytes(ms.kvBytesPerToken));
+        fmL.horizontalAdvance(withStep) <= W - 2 * kMargin ? withStep : formulaOnly;
     QString second;
     if (store_->count() == 0) {
         second = tr("Prefill a prompt to see the cache fill, one slice per token.");

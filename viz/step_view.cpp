@@ -651,11 +651,14 @@ void StepView::paintStep(QPainter& p) {
 
     // -- legends
     const int n = 4, lgap = 32;
-    const int lw = std::min(220, (L.legends.width() - (n - 1) * lgap) / n);
+    const QString longWeights = tr("weights (square-root scale)");
+    // As wide as the longest title needs (the fonts grow with the window), within a quarter.
+    const int lw = std::min(std::max(220, fmS.horizontalAdvance(longWeights) + 8),
+                            (L.legends.width() - (n - 1) * lgap) / n);
     const ColorScale scales[n] = {qk, sc, wt, vs};
     const QString titles[n] = {
         tr("q and Kᵀ"), tr("scores"),
-        lw >= 200 ? tr("weights (square-root scale)") : tr("weights (√ scale)"),
+        fmS.horizontalAdvance(longWeights) + 8 <= lw ? longWeights : tr("weights (√ scale)"),
         tr("V and output")};
     for (int k = 0; k < n; ++k)
         paintColorBar(

@@ -1,4 +1,5 @@
 // The kvscope command line, run as a user runs it: JSON contract, exit codes, messages.
+#include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -58,6 +59,28 @@ class TstCli : public QObject {
     QString gpt2_, llama_;
 
   private slots:
+    // --screenshot renders the window headless; --tab takes the view names that export takes.
+    void screenshotTakesViewNames() {
+        const QString png = dir_.filePath("shot.png");
+        const Run r = runKvscope({"--screenshot", png, "--model", gpt2_, "--prompt", "the cat",
+                                  "--steps", "2", "--tab", "attention", "--size", "1280x720"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        // the PNG's IHDR chunk: width and height, big-endian, at bytes 16 and 20
+        QFile f(png);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QByteArray head = f.read(24);
+        QVERIFY(head.startsWith("\x89PNG"));
+        auto be32 = [&](int at) {
+            return (uint8_t(head[at]) << 24) | (uint8_t(head[at + 1]) << 16) |
+                   (uint8_t(head[at + 2]) << 8) | uint8_t(head[at + 3]);
+        };
+        QCOMPARE(be32(16), 1280u);
+        QCOMPARE(be32(20), 720u);
+        const Run bad = runKvscope({"--screenshot", png, "--tab", "sideways"});
+        QCOMPARE(bad.code, 2);
+        QVERIFY2(bad.err.contains("--tab expects step, attention"), bad.err.constData());
+    }
+
     void initTestCase() {
         QVERIFY(dir_.isValid());
         gpt2_ = dir_.filePath("gpt2.gguf");

@@ -27,6 +27,7 @@
 #include "model_fixtures.h"
 #include "opencl/device_list.h"
 #include "step_view.h"
+#include "theme.h"
 
 using namespace kvscope;
 using app::MainWindow;
@@ -350,6 +351,29 @@ class TstMainWindow : public QObject {
         QVERIFY2(w->errorText().contains("is not a GGUF model file"), qPrintable(w->errorText()));
         QCOMPARE(summary->text(), before);
         QCOMPARE(w->store()->model().path, gpt2_);
+    }
+
+    // The views' text: Ctrl+= and Ctrl+- zoom it, Ctrl+0 resets, and a larger window scales it
+    // up (1 at 1280 × 720, 1.5 at 1920 × 1140).
+    void textGrowsWithZoomAndWindow() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        viz::ThemeSettings& theme = viz::ThemeSettings::instance();
+        w->resize(1280, 720);
+        QTRY_COMPARE(theme.textScale(), 1.0);
+        const double base = theme.theme().labelFont.pointSizeF();
+        QTest::keyClick(w.get(), Qt::Key_Equal, Qt::ControlModifier);
+        QVERIFY(theme.textScale() > 1.1);
+        QCOMPARE(theme.theme().labelFont.pointSizeF(), base * theme.textScale());
+        QTest::keyClick(w.get(), Qt::Key_Minus, Qt::ControlModifier);
+        QTest::keyClick(w.get(), Qt::Key_Minus, Qt::ControlModifier);
+        QVERIFY(theme.textScale() < 1.0);
+        QTest::keyClick(w.get(), Qt::Key_0, Qt::ControlModifier);
+        QCOMPARE(theme.textScale(), 1.0);
+        w->resize(1920, 1140);
+        QTRY_COMPARE(theme.textScale(), 1.5);
+        w->resize(1280, 720);
+        QTRY_COMPARE(theme.textScale(), 1.0);
     }
 
     // The play speed takes what is typed: 50 is 50 tokens per second, not 5.

@@ -5,10 +5,10 @@
 #include <QTimer>
 #include <cstdio>
 
-#include "cli.h"
-#include "main_window.h"
-#include "theme.h"
-#include "trace_store.h"
+#include "cli/cli.h"
+#include "common/theme.h"
+#include "common/trace_store.h"
+#include "gui/main_window.h"
 
 namespace {
 

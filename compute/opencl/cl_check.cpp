@@ -1,9 +1,9 @@
 // Status codes by name, and the throwing check behind CL_CHECK.
-#include "cl_check.h"
+#include "opencl/cl_check.h"
 
 #include <clblast.h>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace kvscope::ocl {
 

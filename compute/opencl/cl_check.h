@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "opencl_api.h"
+#include "opencl/opencl_api.h"
 
 namespace clblast {
 enum class StatusCode;  // int-based, as declared in <clblast.h>

@@ -1,5 +1,5 @@
 // ClDevice: opening a device and building the embedded kernel sources.
-#include "cl_device.h"
+#include "opencl/cl_device.h"
 
 #include "opencl_kernel_sources.h"
 

@@ -2,10 +2,14 @@
 // queue with profiling; it builds the program of our kernels (resources/kernels/*.cl, embedded).
 #pragma once
 
-#include "cl_handles.h"
-#include "device_list.h"
+#include "opencl/cl_handles.h"
+#include "opencl/device_list.h"
 
 namespace kvscope::ocl {
+
+// The device of --device `index`, checked: throws Error naming the index and the count when
+// there is no such device, and the reason when it is not usable.
+cl_device_id openDevice(int index, DeviceInfo& info);
 
 class ClDevice {
   public:

@@ -1,9 +1,9 @@
 // The OpenCL calls behind the RAII handles, each through CL_CHECK.
-#include "cl_handles.h"
+#include "opencl/cl_handles.h"
 
 #include <cassert>
 
-#include "error.h"
+#include "core/error.h"
 
 namespace kvscope::ocl {
 

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "cl_check.h"
-#include "opencl_api.h"
+#include "opencl/cl_check.h"
+#include "opencl/opencl_api.h"
 
 namespace kvscope::ocl {
 

@@ -1,5 +1,5 @@
 // MatMul: dispatch between our GEMV and GEMM kernels and CLBlast's Gemv and Gemm.
-#include "cl_matmul.h"
+#include "opencl/cl_matmul.h"
 
 #include <clblast.h>
 

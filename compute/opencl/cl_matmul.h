@@ -5,8 +5,8 @@
 
 #include <vector>
 
-#include "cl_device.h"
-#include "matmul_choice.h"
+#include "opencl/cl_device.h"
+#include "opencl/matmul_choice.h"
 
 namespace kvscope::ocl {
 

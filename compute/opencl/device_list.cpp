@@ -1,10 +1,12 @@
 // Device enumeration through clGetPlatformIDs / clGetDeviceIDs, and the usability checks.
-#include "device_list.h"
+#include "opencl/device_list.h"
+
+#include "opencl/cl_device.h"
 
 #include <cstdio>
 
-#include "cl_check.h"
-#include "error.h"
+#include "core/error.h"
+#include "opencl/cl_check.h"
 
 namespace kvscope::ocl {
 namespace {
@@ -134,6 +136,10 @@ Found enumerate() {
 
 std::string DeviceInfo::key() const {
     return platformName + " | " + name + " | " + driverVersion;
+}
+
+bool builtWithOpenCl() {
+    return true;
 }
 
 DeviceList listDevices() {

@@ -1,12 +1,11 @@
-// The OpenCL devices of this machine, as `kvscope devices` lists them and `--device N` picks
-// them: every device of every platform, numbered in that order, with whether KVScope can use it.
+// The OpenCL devices of this machine (a header without OpenCL's own: the CPU-only build has it), as
+// `kvscope devices` lists them and `--device N` picks them: every device of every platform,
+// numbered in that order, with whether KVScope can use it.
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
-
-#include "opencl_api.h"
 
 namespace kvscope::ocl {
 
@@ -37,11 +36,11 @@ struct DeviceList {
     std::string problem;  // why the list is empty or short (no runtime, a platform failing)
 };
 
-// Every platform's devices, numbered in order. Never throws: failures land in `problem`.
+// Every platform's devices, numbered in order. Never throws: failures land in `problem` (in a
+// build without OpenCL, -DKVSCOPE_OPENCL=OFF, the list is empty and `problem` says so).
 DeviceList listDevices();
 
-// The device of --device `index`, checked: throws Error naming the index and the count when
-// there is no such device, and the reason when it is not usable.
-cl_device_id openDevice(int index, DeviceInfo& info);
+// Whether this KVScope was built with the OpenCL backend.
+bool builtWithOpenCl();
 
 }  // namespace kvscope::ocl

@@ -1,5 +1,5 @@
 // MatMulChoice text form and the per-device cache file.
-#include "matmul_choice.h"
+#include "opencl/matmul_choice.h"
 
 #include <charconv>
 #include <cstdlib>

@@ -1,5 +1,5 @@
 // The matrix-product candidates, timed on this device and checked against the CPU reference.
-#include "matmul_tuner.h"
+#include "opencl/matmul_tuner.h"
 
 #include <algorithm>
 #include <chrono>
@@ -7,9 +7,9 @@
 #include <cstdio>
 #include <random>
 
-#include "cl_matmul.h"
-#include "cpu_ops.h"
-#include "error.h"
+#include "core/error.h"
+#include "cpu/cpu_ops.h"
+#include "opencl/cl_matmul.h"
 
 namespace kvscope::ocl {
 namespace {

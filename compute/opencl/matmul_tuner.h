@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "cl_device.h"
-#include "matmul_choice.h"
+#include "opencl/cl_device.h"
+#include "opencl/matmul_choice.h"
 
 namespace kvscope::ocl {
 

@@ -1,6 +1,6 @@
 // OpenClBackend: start-up (device, memory check, weights, kernels, warm-up) and one batched
 // forward pass, step by step as in CpuBackend::forward.
-#include "opencl_backend.h"
+#include "opencl/opencl_backend.h"
 
 #include <clblast.h>
 #include <algorithm>
@@ -11,12 +11,12 @@
 #include <exception>
 #include <thread>
 
-#include "cl_check.h"
-#include "cl_device.h"
-#include "cl_matmul.h"
-#include "cpu_ops.h"
-#include "error.h"
-#include "matmul_tuner.h"
+#include "core/error.h"
+#include "cpu/cpu_ops.h"
+#include "opencl/cl_check.h"
+#include "opencl/cl_device.h"
+#include "opencl/cl_matmul.h"
+#include "opencl/matmul_tuner.h"
 
 namespace kvscope {
 using namespace ocl;

@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
-#include "backend.h"
-#include "matmul_choice.h"
+#include "opencl/matmul_choice.h"
+#include "runtime/backend.h"
 
 namespace kvscope {
 

@@ -10,7 +10,7 @@
 
 #include "model_fixtures.h"
 #include "opencl/device_list.h"
-#include "tokenizer.h"
+#include "text/tokenizer.h"
 
 using namespace kvscope;
 

@@ -19,15 +19,15 @@
 #include <QTest>
 #include <QTimer>
 
-#include "cache_view.h"
-#include "labels.h"
-#include "latency_chart.h"
-#include "main_window.h"
-#include "memory_chart.h"
+#include "charts/latency_chart.h"
+#include "charts/memory_chart.h"
+#include "common/labels.h"
+#include "common/theme.h"
+#include "gui/main_window.h"
 #include "model_fixtures.h"
 #include "opencl/device_list.h"
-#include "step_view.h"
-#include "theme.h"
+#include "views/cache_view.h"
+#include "views/step_view.h"
 
 using namespace kvscope;
 using app::MainWindow;

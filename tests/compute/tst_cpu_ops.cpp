@@ -4,8 +4,8 @@
 #include <cmath>
 #include <random>
 
-#include "cpu_ops.h"
-#include "thread_pool.h"
+#include "core/thread_pool.h"
+#include "cpu/cpu_ops.h"
 
 using namespace kvscope;
 

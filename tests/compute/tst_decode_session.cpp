@@ -3,10 +3,10 @@
 #include <QTest>
 #include <cmath>
 
-#include "cpu_backend.h"
-#include "decode_session.h"
-#include "error.h"
+#include "core/error.h"
+#include "cpu/cpu_backend.h"
 #include "model_fixtures.h"
+#include "runtime/decode_session.h"
 
 using namespace kvscope;
 

@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "dequant.h"
-#include "error.h"
-#include "gguf.h"
+#include "core/error.h"
+#include "gguf/dequant.h"
+#include "gguf/gguf.h"
 
 using namespace kvscope;
 

@@ -4,12 +4,12 @@
 #include <cmath>
 #include <random>
 
-#include "bpe_trainer.h"
-#include "cpu_backend.h"
-#include "evaluate.h"
-#include "gpt2_trainer.h"
-#include "model.h"
-#include "training_run.h"
+#include "cpu/cpu_backend.h"
+#include "model/model.h"
+#include "train/bpe_trainer.h"
+#include "train/evaluate.h"
+#include "train/gpt2_trainer.h"
+#include "train/training_run.h"
 
 using namespace kvscope;
 

@@ -1,7 +1,7 @@
 // KvCache: layout, fill level, truncation and its byte counts.
 #include <QTest>
 
-#include "kv_cache.h"
+#include "runtime/kv_cache.h"
 
 using namespace kvscope;
 

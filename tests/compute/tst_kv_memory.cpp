@@ -2,8 +2,8 @@
 // worked figures of TEACHING.md §3.
 #include <QTest>
 
-#include "error.h"
-#include "kv_memory.h"
+#include "analysis/kv_memory.h"
+#include "core/error.h"
 
 using namespace kvscope;
 using namespace kvscope::kvmem;

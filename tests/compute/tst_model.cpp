@@ -1,11 +1,11 @@
 // Model loading: configuration from metadata, tensor shapes checked, weight types converted.
 #include <QTest>
 
-#include "cpu_backend.h"
-#include "decode_session.h"
-#include "error.h"
-#include "gguf.h"
+#include "core/error.h"
+#include "cpu/cpu_backend.h"
+#include "gguf/gguf.h"
 #include "model_fixtures.h"
+#include "runtime/decode_session.h"
 
 using namespace kvscope;
 

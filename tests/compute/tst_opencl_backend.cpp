@@ -9,15 +9,15 @@
 #include <cmath>
 #include <random>
 
-#include "cpu_backend.h"
-#include "cpu_ops.h"
-#include "decode_session.h"
-#include "error.h"
+#include "core/error.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/cpu_ops.h"
 #include "model_fixtures.h"
 #include "opencl/cl_check.h"
 #include "opencl/cl_matmul.h"
 #include "opencl/device_list.h"
 #include "opencl/opencl_backend.h"
+#include "runtime/decode_session.h"
 
 using namespace kvscope;
 

@@ -3,7 +3,7 @@
 #include <cmath>
 #include <set>
 
-#include "sampler.h"
+#include "runtime/sampler.h"
 
 using namespace kvscope;
 

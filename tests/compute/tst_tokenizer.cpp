@@ -1,4 +1,4 @@
-// Tests of the GPT-2 byte-level BPE tokenizer (compute/tokenizer.h): the pre-tokenizer split,
+// Tests of the GPT-2 byte-level BPE tokenizer (compute/text/tokenizer.h): the pre-tokenizer split,
 // merges applied by rank, the byte alphabet, exact round trips of any bytes, constructor
 // validation and reading a vocabulary from GGUF metadata.
 #include <QTest>
@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "error.h"
-#include "gguf.h"
-#include "tokenizer.h"
+#include "core/error.h"
+#include "gguf/gguf.h"
+#include "text/tokenizer.h"
 
 using kvscope::GgufValue;
 using kvscope::Tokenizer;

@@ -6,10 +6,10 @@
 #include <memory>
 #include <string>
 
-#include "cpu_backend.h"
-#include "decode_session.h"
-#include "model.h"
-#include "trace_store.h"
+#include "common/trace_store.h"
+#include "cpu/cpu_backend.h"
+#include "model/model.h"
+#include "runtime/decode_session.h"
 
 namespace kvscope::viz::testing {
 

@@ -7,13 +7,13 @@
 #include <QImage>
 #include <cstdio>
 
-#include "all_heads_view.h"
-#include "attention_matrix_view.h"
-#include "cache_view.h"
+#include "common/theme.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
-#include "step_view.h"
-#include "theme.h"
+#include "views/all_heads_view.h"
+#include "views/attention_matrix_view.h"
+#include "views/cache_view.h"
+#include "views/step_view.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;

@@ -4,12 +4,12 @@
 #include <QTest>
 #include <cmath>
 
-#include "all_heads_view.h"
-#include "colormap.h"
+#include "common/colormap.h"
+#include "common/theme.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
-#include "theme.h"
 #include "view_checks.h"
+#include "views/all_heads_view.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;

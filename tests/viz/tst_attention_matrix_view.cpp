@@ -5,13 +5,13 @@
 #include <QTest>
 #include <cmath>
 
-#include "attention_matrix_view.h"
-#include "colormap.h"
+#include "common/colormap.h"
+#include "common/labels.h"
+#include "common/theme.h"
 #include "decoded_store.h"
-#include "labels.h"
 #include "model_fixtures.h"
-#include "theme.h"
 #include "view_checks.h"
+#include "views/attention_matrix_view.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;

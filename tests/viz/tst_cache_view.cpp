@@ -3,11 +3,11 @@
 // nothing.
 #include <QTest>
 
-#include "cache_view.h"
+#include "common/theme.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
-#include "theme.h"
 #include "view_checks.h"
+#include "views/cache_view.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;

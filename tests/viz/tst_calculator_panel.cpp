@@ -5,9 +5,9 @@
 #include <QProcess>
 #include <QTest>
 
-#include "calculator_panel.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
+#include "views/calculator_panel.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;

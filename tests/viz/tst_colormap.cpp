@@ -4,8 +4,8 @@
 #include <QPainter>
 #include <QTest>
 
-#include "colormap.h"
-#include "theme.h"
+#include "common/colormap.h"
+#include "common/theme.h"
 
 using namespace kvscope::viz;
 

@@ -2,7 +2,7 @@
 // a few characters, bytes in binary units.
 #include <QTest>
 
-#include "labels.h"
+#include "common/labels.h"
 
 using namespace kvscope::viz;
 

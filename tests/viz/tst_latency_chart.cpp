@@ -5,10 +5,10 @@
 #include <QScatterSeries>
 #include <QTest>
 
+#include "charts/latency_chart.h"
+#include "common/theme.h"
 #include "decoded_store.h"
-#include "latency_chart.h"
 #include "model_fixtures.h"
-#include "theme.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;

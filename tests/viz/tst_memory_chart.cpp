@@ -6,10 +6,10 @@
 #include <QTest>
 #include <QValueAxis>
 
+#include "charts/memory_chart.h"
+#include "common/theme.h"
 #include "decoded_store.h"
-#include "memory_chart.h"
 #include "model_fixtures.h"
-#include "theme.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;

@@ -7,13 +7,13 @@
 #include <QTest>
 #include <cmath>
 
-#include "colormap.h"
+#include "common/colormap.h"
+#include "common/labels.h"
+#include "common/theme.h"
 #include "decoded_store.h"
-#include "labels.h"
 #include "model_fixtures.h"
-#include "step_view.h"
-#include "theme.h"
 #include "view_checks.h"
+#include "views/step_view.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;

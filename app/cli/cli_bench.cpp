@@ -1,0 +1,223 @@
+// kvscope bench: decode speed of a random-weight model of a chosen shape (GPT-2 124M by default)
+// set against this machine's measured memory read bandwidth, all in one run, as ratios; with
+// --backend opencl also the OpenCL backend beside the CPU one, and its start-up and first step.
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTemporaryDir>
+#include <chrono>
+#include <cstdio>
+#include <random>
+
+#include "analysis/memory_bandwidth.h"
+#include "cli/cli.h"
+#include "core/error.h"
+#include "cpu/cpu_backend.h"
+#include "model/random_model.h"
+#include "opencl/opencl_backend.h"
+#include "runtime/decode_session.h"
+
+namespace kvscope::app {
+namespace {
+
+struct DecodeRun {
+    double prefillMs = 0;
+    double stepMs = 0;       // sum over steps
+    double firstStepMs = 0;  // the first step alone
+    int steps = 0;
+    std::vector<int32_t> tokens;
+    size_t kvBytes = 0;
+    DeviceMs device;  // OpenCL only: device time per step, mean over the steps
+    double tokensPerSecond() const { return stepMs > 0 ? steps * 1000.0 / stepMs : 0; }
+    double laterStepMs() const { return steps > 1 ? (stepMs - firstStepMs) / (steps - 1) : 0; }
+};
+
+DecodeRun decode(std::shared_ptr<Backend> backend, const Model& model, bool cache,
+                 const std::vector<int32_t>& prompt, int steps) {
+    SessionOptions opt;
+    opt.useCache = cache;
+    opt.captureTrace = false;
+    opt.topLogits = 0;
+    auto* opencl = dynamic_cast<OpenClBackend*>(backend.get());
+    DecodeSession s(std::move(backend), model.tokenizer, opt);
+    s.prefillTokens(prompt);
+    DecodeRun r;
+    r.prefillMs = s.prefillMs();
+    r.steps = steps;
+    for (int i = 0; i < steps; ++i) {
+        StepTrace t = s.step();
+        r.stepMs += t.hostMs;
+        if (i == 0) r.firstStepMs = t.hostMs;
+        r.tokens.push_back(t.token);
+        if (opencl) {
+            const DeviceMs d = opencl->lastStepDeviceMs();
+            r.device.matmul += d.matmul / steps;
+            r.device.attention += d.attention / steps;
+            r.device.other += d.other / steps;
+        }
+    }
+    r.kvBytes = static_cast<size_t>(s.backend().cacheUsed()) * s.backend().cacheBytesPerToken();
+    return r;
+}
+
+}  // namespace
+
+int runBench(const CliArgs& args) {
+    RandomModelSpec spec;
+    spec.arch = Arch::Gpt2;
+    spec.nLayer = static_cast<int>(args.getInt("layers", 12, 1, 256));
+    spec.nEmbd = static_cast<int>(args.getInt("width", 768, 8, 16384));
+    spec.nHead = static_cast<int>(args.getInt("heads", 12, 1, 256));
+    spec.nHeadKv = spec.nHead;
+    spec.nFf = 4 * spec.nEmbd;
+    spec.nCtx = static_cast<int>(args.getInt("context", 1024, 8, 1 << 20));
+    spec.nVocab = static_cast<int>(args.getInt("vocab", 50257, 257, 1 << 20));
+    spec.weightStd = 0.02f;
+    const int promptTokens = static_cast<int>(args.getInt("prompt-tokens", 16, 1, 1 << 20));
+    const int steps = static_cast<int>(args.getInt("steps", 32, 1, 1 << 20));
+    const std::string backendName = args.get("backend").value_or("cpu");
+    if (backendName != "cpu" && backendName != "opencl")
+        throw UsageError("--backend must be cpu or opencl, got '" + backendName + "'");
+    if ((args.has("device") || args.has("no-warmup")) && backendName != "opencl")
+        throw UsageError("--device and --no-warmup go with --backend opencl");
+    if (spec.nEmbd % spec.nHead != 0) throw UsageError("--width must be a multiple of --heads");
+    if (promptTokens + steps > spec.nCtx)
+        throw UsageError("--prompt-tokens plus --steps must fit in --context");
+
+    // 1. the model, written as GGUF and loaded through the same path as any model file
+    QTemporaryDir tmp;
+    std::string path = args.get("keep-model").value_or("");
+    if (path.empty()) {
+        if (!tmp.isValid()) throw Error("cannot create a temporary folder for the model");
+        path = (tmp.path() + "/bench.gguf").toStdString();
+    }
+    std::fprintf(stderr,
+                 "writing a random gpt2 model (%d layers, width %d, %d heads, context %d, "
+                 "vocabulary %d) to %s\n",
+                 spec.nLayer, spec.nEmbd, spec.nHead, spec.nCtx, spec.nVocab, path.c_str());
+    randomModel(spec).write(path);
+    auto model = std::make_shared<const Model>(Model::load(path));
+
+    // 2. this machine's memory read bandwidth, with the same threads
+    ThreadPool& pool = ThreadPool::shared();
+    ThreadPool single(1);
+    const double bandwidth = measureReadBandwidth(pool);
+    const double bandwidth1 = measureReadBandwidth(single);
+
+    // 3. decoding: cached with all threads, cached with one, recompute with all
+    std::mt19937 rng(7);
+    std::vector<int32_t> prompt(static_cast<size_t>(promptTokens));
+    for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % static_cast<unsigned>(spec.nVocab));
+    const DecodeRun cached =
+        decode(std::make_shared<CpuBackend>(model, pool), *model, true, prompt, steps);
+    const DecodeRun cached1 =
+        decode(std::make_shared<CpuBackend>(model, single), *model, true, prompt, steps);
+    const DecodeRun recompute =
+        decode(std::make_shared<CpuBackend>(model, pool), *model, false, prompt, steps);
+
+    // 4. the OpenCL backend, cached, beside the CPU backend: its start-up and its steps
+    std::optional<DecodeRun> cl;
+    std::string clDevice;
+    OpenClStartup clStartup;
+    if (backendName == "opencl") {
+        OpenClOptions o;
+        o.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
+        o.warmUp = !args.has("no-warmup");
+        auto backend = std::make_shared<OpenClBackend>(model, o);
+        clDevice = backend->deviceName();
+        clStartup = backend->startup();
+        cl = decode(std::move(backend), *model, true, prompt, steps);
+    }
+
+    // Bytes one cached step must read: every weight but the two embedding tables (one row each
+    // is gathered; the tied output head reads the token table in full), plus the cache.
+    const ModelConfig& c = model->config;
+    const double weights =
+        static_cast<double>(model->weightBytes()) -
+        static_cast<double>(model->posEmbd.size() * sizeof(float)) -
+        (model->output.empty() ? 0.0 : static_cast<double>(model->tokEmbd.size() * sizeof(float)));
+    const double meanCache =
+        2.0 * c.nLayer * c.nHeadKv * c.headDim * 4 * (promptTokens + steps / 2.0);
+    const double bytesPerStep = weights + meanCache;
+    const double bound = bandwidth / bytesPerStep;
+    const bool sameTokens = cached.tokens == recompute.tokens && cached.tokens == cached1.tokens &&
+                            (!cl || cl->tokens == cached.tokens);
+
+    if (args.has("json")) {
+        QJsonObject o{{"threads", static_cast<int>(pool.size())},
+                      {"bandwidth_gb_s", bandwidth / 1e9},
+                      {"bandwidth_1_thread_gb_s", bandwidth1 / 1e9},
+                      {"bytes_per_step", bytesPerStep},
+                      {"bound_tokens_per_s", bound},
+                      {"cached_tokens_per_s", cached.tokensPerSecond()},
+                      {"cached_1_thread_tokens_per_s", cached1.tokensPerSecond()},
+                      {"recompute_tokens_per_s", recompute.tokensPerSecond()},
+                      {"prefill_ms", cached.prefillMs},
+                      {"same_tokens", sameTokens}};
+        if (cl)
+            o["opencl"] =
+                QJsonObject{{"device", QString::fromStdString(clDevice)},
+                            {"warm_up", !args.has("no-warmup")},
+                            {"startup_ms", clStartup.totalMs},
+                            {"startup_build_ms", clStartup.buildMs},
+                            {"startup_clblast_ms", clStartup.clblastMs},
+                            {"startup_upload_ms", clStartup.uploadMs},
+                            {"startup_matmul_ms", clStartup.matmulMs},
+                            {"startup_warm_ms", clStartup.warmMs},
+                            {"prefill_ms", cl->prefillMs},
+                            {"first_step_ms", cl->firstStepMs},
+                            {"later_step_ms", cl->laterStepMs()},
+                            {"cached_tokens_per_s", cl->tokensPerSecond()},
+                            {"ratio_to_cpu", cl->tokensPerSecond() / cached.tokensPerSecond()},
+                            {"device_matmul_ms", cl->device.matmul},
+                            {"device_attention_ms", cl->device.attention},
+                            {"device_other_ms", cl->device.other}};
+        std::fputs(QJsonDocument(o).toJson().constData(), stdout);
+        return sameTokens ? 0 : 1;
+    }
+    std::printf("memory read bandwidth   %.1f GB/s with %u threads, %.1f GB/s with 1\n",
+                bandwidth / 1e9, pool.size(), bandwidth1 / 1e9);
+    std::printf("bytes read per step     %.1f MB (weights %.1f MB + mean KV cache %.2f MB)\n",
+                bytesPerStep / 1e6, weights / 1e6, meanCache / 1e6);
+    std::printf("bandwidth bound         %.1f tokens/s\n", bound);
+    std::printf("prefill                 %d tokens in %.1f ms\n", promptTokens, cached.prefillMs);
+    std::printf("cached decode           %.2f tokens/s = %.0f%% of the bound (%.1f GB/s)\n",
+                cached.tokensPerSecond(), 100 * cached.tokensPerSecond() / bound,
+                cached.tokensPerSecond() * bytesPerStep / 1e9);
+    std::printf("cached, 1 thread        %.2f tokens/s; %u threads are %.2fx faster\n",
+                cached1.tokensPerSecond(), pool.size(),
+                cached.tokensPerSecond() / cached1.tokensPerSecond());
+    std::printf(
+        "recompute (no cache)    %.2f tokens/s; the cache is %.2fx faster over %d steps "
+        "after %d prompt tokens\n",
+        recompute.tokensPerSecond(), cached.tokensPerSecond() / recompute.tokensPerSecond(), steps,
+        promptTokens);
+    if (cl) {
+        std::printf("opencl device           %s\n", clDevice.c_str());
+        std::printf(
+            "opencl start-up         %.0f ms: kernels %.0f ms and CLBlast %.0f ms on a worker "
+            "beside the weight upload %.0f ms; matmul paths %s %.0f ms; warm-up pass %.0f ms%s\n",
+            clStartup.totalMs, clStartup.buildMs, clStartup.clblastMs, clStartup.uploadMs,
+            clStartup.matmulMeasured ? "measured" : "cached", clStartup.matmulMs, clStartup.warmMs,
+            args.has("no-warmup") ? " (--no-warmup)" : "");
+        if (clStartup.matmulMeasured)
+            std::printf("opencl matmul paths     %s\n", clStartup.matmulTrials.c_str());
+        std::printf(
+            "first token             opencl: prefill %.1f ms + first step %.1f ms (later steps "
+            "%.1f ms); cpu: %.1f + %.1f ms (later %.1f ms)\n",
+            cl->prefillMs, cl->firstStepMs, cl->laterStepMs(), cached.prefillMs, cached.firstStepMs,
+            cached.laterStepMs());
+        std::printf(
+            "opencl cached decode    %.2f tokens/s = %.2fx the CPU backend's %.2f tokens/s\n",
+            cl->tokensPerSecond(), cl->tokensPerSecond() / cached.tokensPerSecond(),
+            cached.tokensPerSecond());
+        std::printf(
+            "opencl device time      %.2f ms per step: matrix products %.2f, attention %.2f, "
+            "the rest %.2f (host wall %.2f ms)\n",
+            cl->device.total(), cl->device.matmul, cl->device.attention, cl->device.other,
+            cl->stepMs / cl->steps);
+    }
+    std::printf("same greedy tokens      %s\n", sameTokens ? "yes" : "NO");
+    return sameTokens ? 0 : 1;
+}
+
+}  // namespace kvscope::app

@@ -1,0 +1,69 @@
+// kvscope export: the options of the headless figure run (viz/export/figure_run.h), checked
+// before anything is decoded or written, then the run.
+#include <QDir>
+#include <QFileInfo>
+#include <cstdio>
+
+#include "cli/cli.h"
+#include "core/error.h"
+#include "export/figure_run.h"
+#include "model_source/model_source.h"
+
+namespace kvscope::app {
+
+int runExport(const CliArgs& args) {
+    viz::FigureRunOptions o;
+    o.prompt = args.require("prompt");
+    o.steps = static_cast<int>(args.getInt("steps", 8, 0, 100000));
+    o.outDir = QString::fromStdString(args.require("out"));
+    const auto format =
+        viz::exportFormatFromName(QString::fromStdString(args.get("format").value_or("png")));
+    if (!format) throw UsageError("--format must be png, svg or pdf");
+    o.format = *format;
+    o.scale = args.getDouble("scale", 1.0, 1.0, 4.0);
+    const std::string theme = args.get("theme").value_or("light");
+    if (theme != "light" && theme != "dark") throw UsageError("--theme must be light or dark");
+    o.dark = theme == "dark";
+    o.frames = args.has("frames");
+    if (o.frames && o.steps == 0) throw UsageError("--frames needs --steps of at least 1");
+    int width = 1200, height = 800;
+    if (auto size = args.get("size"))
+        if (std::sscanf(size->c_str(), "%dx%d", &width, &height) != 2 || width < 200 ||
+            height < 150 || width > 8000 || height > 8000)
+            throw UsageError(
+                "--size expects WIDTHxHEIGHT between 200x150 and 8000x8000, e.g. 1200x800");
+    o.size = QSize(width, height);
+    const QStringList names = viz::exportableViewNames();
+    QStringList views =
+        QString::fromStdString(args.get("views").value_or("all")).split(',', Qt::SkipEmptyParts);
+    // "trace": the run as JSON and CSV (tokens, times, cache bytes, the chosen head's rows)
+    o.trace = views.removeAll("trace") > 0 || views.contains("all");
+    if (views.contains("all")) views = names;
+    for (const QString& v : views)
+        if (!names.contains(v))
+            throw UsageError(
+                QString("unknown view '%1' in --views; the views are %2, trace and all")
+                    .arg(v, names.join(", "))
+                    .toStdString());
+    o.views = views;
+    if (!QDir().mkpath(o.outDir) || !QFileInfo(o.outDir).isDir())
+        throw Error("cannot create the output folder '" + o.outDir.toStdString() + "'");
+
+    auto model = loadModelFile(QString::fromStdString(resolveModelPath(args)));
+    o.layer = static_cast<int>(args.getInt("layer", 0, 0, model->config.nLayer - 1));
+    o.head = static_cast<int>(args.getInt("head", 0, 0, model->config.nHead - 1));
+    std::string note;
+    auto backend = makeBackend(args, model, note);
+    std::fprintf(stderr, "%s\n", note.c_str());
+    DecodeSession session(backend, model->tokenizer);
+    viz::runFigures(
+        o, session, summarize(*model, *backend, QString::fromStdString(model->path), note),
+        [&] {
+            std::string unused;
+            return makeBackend(args, model, unused);
+        },
+        [](const QString& path) { std::printf("%s\n", qPrintable(path)); });
+    return 0;
+}
+
+}  // namespace kvscope::app

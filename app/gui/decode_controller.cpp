@@ -1,0 +1,186 @@
+// DecodeController: every slot catches errors and reports them as a message; the session keeps
+// its last good state.
+#include "gui/decode_controller.h"
+
+#include <QFile>
+
+#include "core/error.h"
+#include "cpu/cpu_backend.h"
+#include "gguf/gguf.h"
+#include "opencl/device_list.h"
+
+namespace kvscope::app {
+
+// Marks the controller busy for the lifetime of one request.
+class DecodeController::Busy {
+  public:
+    explicit Busy(DecodeController& c) : c_(c) {
+        c_.busy_ = true;
+        emit c_.busyChanged(true);
+    }
+    ~Busy() {
+        c_.busy_ = false;
+        emit c_.busyChanged(false);
+    }
+
+  private:
+    DecodeController& c_;
+};
+
+DecodeController::DecodeController(QObject* parent) : QObject(parent) {
+    qRegisterMetaType<kvscope::StepTrace>();
+    qRegisterMetaType<std::vector<kvscope::StepTrace>>();
+    qRegisterMetaType<kvscope::viz::ModelSummary>();
+    qRegisterMetaType<kvscope::SamplerParams>();
+}
+
+DecodeController::~DecodeController() = default;
+
+namespace {
+// "auto", "cpu" or "opencl:N"; throws Error for anything else.
+BackendChoice parseBackend(const QString& spec) {
+    BackendChoice c;
+    if (spec == "auto") return c;
+    if (spec == "cpu") {
+        c.kind = BackendChoice::Kind::Cpu;
+        return c;
+    }
+    bool ok = false;
+    const int device = spec.startsWith("opencl:") ? spec.mid(7).toInt(&ok) : -1;
+    if (!ok || device < 0) throw Error("unknown backend '" + spec.toStdString() + "'");
+    c.kind = BackendChoice::Kind::OpenCl;
+    c.device = device;
+    return c;
+}
+}  // namespace
+
+void DecodeController::startBackend(std::shared_ptr<const Model> model, const BackendChoice& choice,
+                                    const QString& path) {
+    std::string note;
+    auto backend = createBackend(model, choice, note);
+    SessionOptions o;
+    o.sampler = sampler_;
+    auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);
+    const viz::ModelSummary s = summarize(*model, *backend, path, note);
+    session_ = std::move(session);  // the session refers to the model's tokenizer:
+    backend_ = std::move(backend);  // replace all three together
+    model_ = std::move(model);
+    choice_ = choice;
+    path_ = path;
+    emit modelLoaded(s);
+}
+
+void DecodeController::loadModel(const QString& path) {
+    Busy busy(*this);
+    try {
+        startBackend(loadModelFile(path), choice_, path);
+    } catch (const std::exception& e) {
+        emit failed(QString("Loading %1: %2").arg(path, QString::fromUtf8(e.what())));
+    }
+}
+
+void DecodeController::setBackend(const QString& spec) {
+    Busy busy(*this);
+    try {
+        const BackendChoice choice = parseBackend(spec);
+        if (model_)
+            startBackend(model_, choice, path_);
+        else
+            choice_ = choice;
+    } catch (const std::exception& e) {
+        emit failed(QString("Backend %1: %2").arg(spec, QString::fromUtf8(e.what())));
+    }
+}
+
+void DecodeController::listDevices() {
+    Busy busy(*this);
+    QStringList labels{tr("Auto (first GPU, else CPU)"), tr("CPU (Eigen)")}, specs{"auto", "cpu"},
+        problems{"", ""};
+    const ocl::DeviceList list = ocl::listDevices();
+    for (const ocl::DeviceInfo& d : list.devices) {
+        labels << tr("OpenCL %1: %2 (%3)")
+                      .arg(d.index)
+                      .arg(QString::fromStdString(d.name), QString::fromStdString(d.type));
+        specs << QString("opencl:%1").arg(d.index);
+        problems << QString::fromStdString(d.whyNot);
+    }
+    emit devicesListed(labels, specs, problems);
+}
+
+void DecodeController::setSampler(const SamplerParams& sampler) {
+    Busy busy(*this);  // every request ends with busyChanged(false): the window counts on it
+    sampler_ = sampler;
+    if (session_) session_->setSampler(sampler);
+}
+
+bool DecodeController::ensureSession(const QString& what) {
+    if (session_) return true;
+    emit failed(what + ": no model is loaded");
+    return false;
+}
+
+void DecodeController::doPrefill(const QString& prompt) {
+    const std::vector<StepTrace> traces = session_->prefill(prompt.toStdString());
+    prefilledPrompt_ = prompt;
+    emit prefilled(traces, session_->prefillMs(), prompt);
+}
+
+void DecodeController::prefill(const QString& prompt) {
+    Busy busy(*this);
+    if (!ensureSession("Prefill")) return;
+    try {
+        doPrefill(prompt);
+    } catch (const std::exception& e) {
+        emit failed(QString("Prefill: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+void DecodeController::step(const QString& prompt) {
+    Busy busy(*this);
+    if (!ensureSession("Step")) return;
+    try {
+        if (session_->tokens().empty() || prompt != prefilledPrompt_) doPrefill(prompt);
+        emit stepped(session_->step());
+    } catch (const std::exception& e) {
+        emit failed(QString("Step: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+void DecodeController::stepBack() {
+    Busy busy(*this);
+    if (!session_ || session_->tokens().size() < 2) return;
+    try {
+        session_->rewind(1);
+        emit steppedBack(static_cast<int>(session_->tokens().size()),
+                         static_cast<qulonglong>(session_->kvBytes()));
+    } catch (const std::exception& e) {
+        emit failed(QString("Step back: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+void DecodeController::reset() {
+    Busy busy(*this);
+    if (session_) session_->reset();
+    emit wasReset();
+}
+
+void DecodeController::compareWithoutCache() {
+    Busy busy(*this);
+    if (!ensureSession("Compare without cache")) return;
+    try {
+        std::string note;
+        const int total =
+            static_cast<int>(session_->tokens().size() - session_->promptLength()) + 1;
+        emit compareProgress(0, total);
+        const ReplayTimes r = session_->replayWithoutCache(
+            createBackend(model_, choice_, note),
+            [this](int done, int all) { emit compareProgress(done, all); });
+        emit comparedWithoutCache(QList<int>(r.tokens.begin(), r.tokens.end()),
+                                  static_cast<int>(r.promptLength), r.prefillMs,
+                                  QList<double>(r.stepMs.begin(), r.stepMs.end()));
+    } catch (const std::exception& e) {
+        emit failed(QString("Compare without cache: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+}  // namespace kvscope::app

@@ -1,0 +1,96 @@
+// DecodeController: owns the model, the backend and the decode session, and lives on a worker
+// QThread. Requests arrive as queued calls (one slot each); results leave as signals carrying
+// values (StepTrace copies), so the GUI thread never computes and never waits.
+#pragma once
+
+#include <QObject>
+#include <QString>
+#include <atomic>
+#include <memory>
+#include <vector>
+
+#include "common/trace_store.h"
+#include "model_source/model_source.h"
+#include "runtime/backend_factory.h"
+#include "runtime/decode_session.h"
+
+namespace kvscope::app {
+
+class DecodeController : public QObject {
+    Q_OBJECT
+  public:
+    explicit DecodeController(QObject* parent = nullptr);
+    ~DecodeController() override;
+
+    // True from a request's start to its result; read from any thread.
+    bool busy() const { return busy_.load(); }
+
+  public slots:
+    // Loads a GGUF file (":/…" for the built-in one) on the chosen backend. On failure the
+    // previous model stays loaded.
+    void loadModel(const QString& path);
+    // Moves the model to another backend ("auto", "cpu", "opencl:N"); the tokens are dropped.
+    // On failure the previous backend stays.
+    void setBackend(const QString& spec);
+    // Lists the OpenCL devices (devicesListed).
+    void listDevices();
+    void setSampler(const kvscope::SamplerParams& sampler);
+    // Resets, then runs the prompt in one pass.
+    void prefill(const QString& prompt);
+    // One token. `prompt` is prefilled first if nothing is decoded yet or if it is not the prompt
+    // that was prefilled (an edited prompt restarts the run from the new text).
+    void step(const QString& prompt);
+    // Drops the newest token (never the first one).
+    void stepBack();
+    void reset();
+    // Replays the current sequence (the same prompt tokens, then the same generated tokens,
+    // forced) in recompute mode (no cache) on a fresh backend of the same kind, and reports the
+    // time of each step (comparedWithoutCache). The cached session is left as it was.
+    void compareWithoutCache();
+
+  signals:
+    void modelLoaded(const kvscope::viz::ModelSummary& summary);
+    // prompt: the text that was prefilled.
+    void prefilled(const std::vector<kvscope::StepTrace>& traces, double prefillMs,
+                   const QString& prompt);
+    void stepped(const kvscope::StepTrace& trace);
+    // remaining tokens, and the bytes of K and V the backend's cache holds now (measured).
+    void steppedBack(int remaining, qulonglong kvBytes);
+    void wasReset();
+    void failed(const QString& message);
+    // labels[i] names a backend the window can offer, specs[i] is what setBackend takes,
+    // problems[i] is empty when it is usable.
+    void devicesListed(const QStringList& labels, const QStringList& specs,
+                       const QStringList& problems);
+    void busyChanged(bool busy);
+    // The recompute-mode replay: the token ids run (prompt, then generated), its prefill time,
+    // and stepMs[i] for the generated token at position promptLength + i.
+    void comparedWithoutCache(const QList<int>& tokens, int promptLength, double prefillMs,
+                              const QList<double>& stepMs);
+    // The replay's progress: done of total tokens (the prompt counts as one pass).
+    void compareProgress(int done, int total);
+
+  private:
+    class Busy;
+    bool ensureSession(const QString& what);
+    // A backend for model_ per spec_, the session on it, and the summary the views need.
+    void startBackend(std::shared_ptr<const Model> model, const BackendChoice& choice,
+                      const QString& path);
+    void doPrefill(const QString& prompt);
+
+    std::shared_ptr<const Model> model_;
+    std::shared_ptr<Backend> backend_;
+    std::unique_ptr<DecodeSession> session_;
+    SamplerParams sampler_;
+    BackendChoice choice_;
+    QString path_;
+    QString prefilledPrompt_;  // the text behind the session's prompt tokens
+    std::atomic<bool> busy_{false};
+};
+
+}  // namespace kvscope::app
+
+Q_DECLARE_METATYPE(kvscope::StepTrace)
+Q_DECLARE_METATYPE(std::vector<kvscope::StepTrace>)
+Q_DECLARE_METATYPE(kvscope::viz::ModelSummary)
+Q_DECLARE_METATYPE(kvscope::SamplerParams)

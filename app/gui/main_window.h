@@ -1,0 +1,138 @@
+// MainWindow: the desktop app. Prompt, step controls and their keys, sampling, the model and
+// its backend, the token strip, the views, and a status bar. Decoding happens on the
+// controller's worker thread; this window only sends requests and shows results.
+#pragma once
+
+#include <QMainWindow>
+#include <QThread>
+#include <QTimer>
+
+#include "common/trace_store.h"
+#include "gui/decode_controller.h"
+
+class QCheckBox;
+class QComboBox;
+class QDockWidget;
+class QDoubleSpinBox;
+class QLabel;
+class QPlainTextEdit;
+class QPushButton;
+class QSpinBox;
+class QTabWidget;
+class QToolButton;
+
+namespace kvscope::viz {
+class LatencyChart;
+class MemoryChart;
+}  // namespace kvscope::viz
+
+namespace kvscope::app {
+
+class MainWindow : public QMainWindow {
+    Q_OBJECT
+  public:
+    // Loads modelPath (a file, or ":/models/…"); empty: the last model opened, else the
+    // built-in one. restoreSettings: false for tests and screenshots (no settings read or written).
+    explicit MainWindow(const QString& modelPath, bool restoreSettings = true,
+                        QWidget* parent = nullptr);
+    ~MainWindow() override;
+
+    viz::TraceStore* store() { return store_; }
+    viz::LatencyChart* latencyChart() { return latencyChart_; }
+    viz::MemoryChart* memoryChart() { return memoryChart_; }
+    QPlainTextEdit* promptEditor() { return prompt_; }
+    QTabWidget* tabs() { return tabs_; }
+    QString prompt() const;
+    void setPrompt(const QString& text);
+    QString errorText() const;  // the message on show, or empty
+    bool busy() const { return pending_ > 0; }
+
+  public slots:
+    void openModel(const QString& path);
+    // "auto", "cpu" or "opencl:N" (see `kvscope devices`); the tokens so far are dropped.
+    void setBackend(const QString& spec);
+    void prefill();
+    void step();
+    void stepBack();
+    void reset();
+    void setPlaying(bool playing);
+    // Replays the current tokens without the cache; the latency chart draws both curves.
+    void compareWithoutCache();
+
+  signals:
+    void idle();  // every request sent so far has been answered
+
+  public:
+    // The views' text size: 1 is normal; the window's size multiplies it (applyTextScale).
+    void setTextZoom(double zoom);
+    double textZoom() const { return textZoom_; }
+    // What the view names in export file names and in --screenshot --tab: "step", "attention",
+    // "cache", "memory", "calculator".
+    static QString viewName(int tab);
+    QDockWidget* sidePanel() { return sideDock_; }
+    QLabel* promptNote() { return promptNote_; }
+
+  protected:
+    bool eventFilter(QObject* watched, QEvent* event) override;
+    void closeEvent(QCloseEvent* event) override;
+    void resizeEvent(QResizeEvent* event) override;
+
+  private:
+    void buildUi();
+    void buildMenus();
+    void connectController();
+    void sendSampler();
+    void showError(const QString& message);
+    void clearError();
+    void updateSummary();
+    void updateStatus();
+    void updateSelectors();
+    void updatePromptNote();
+    void applyTextScale();
+    void exportFigure(QWidget* what, const QString& name);
+    QString exportDir() const;
+    void rememberExportDir(const QString& path);
+    void loadSettings();
+    void saveSettings();
+    template <typename F>
+    void request(F&& call);
+
+    viz::TraceStore* store_;
+    QThread worker_;
+    DecodeController* controller_;  // lives on worker_
+    int pending_ = 0;
+    bool restoreSettings_;
+    QString modelPath_;
+
+    QPlainTextEdit* prompt_ = nullptr;
+    QPushButton *prefillButton_ = nullptr, *stepButton_ = nullptr, *backButton_ = nullptr,
+                *resetButton_ = nullptr;
+    QToolButton* playButton_ = nullptr;
+    QDoubleSpinBox* speed_ = nullptr;
+    QComboBox* samplingMode_ = nullptr;
+    QDoubleSpinBox *temperature_ = nullptr, *topP_ = nullptr;
+    QSpinBox *topK_ = nullptr, *seed_ = nullptr;
+    QSpinBox *layer_ = nullptr, *head_ = nullptr;
+    QLabel* kvHeadNote_ = nullptr;
+    QLabel* summary_ = nullptr;
+    QComboBox* backend_ = nullptr;
+    QLabel* backendNote_ = nullptr;
+    QString backendSpec_ = "auto";
+    QLabel* error_ = nullptr;
+    QTabWidget* tabs_ = nullptr;
+    QLabel *statusTokens_ = nullptr, *statusCache_ = nullptr, *statusLatency_ = nullptr,
+           *statusDevice_ = nullptr;
+    viz::MemoryChart* memoryChart_ = nullptr;
+    viz::LatencyChart* latencyChart_ = nullptr;
+    QPushButton* compareButton_ = nullptr;
+    QTimer playTimer_;
+    double lastLatencyMs_ = 0;
+    QLabel* promptNote_ = nullptr;
+    QDockWidget* sideDock_ = nullptr;
+    QString decodedPrompt_;     // the text the decoded prompt tokens came from (null: none)
+    int promptTokenCount_ = 0;  // tokens of that prompt
+    QString exportDir_;
+    double textZoom_ = 1.0;
+};
+
+}  // namespace kvscope::app

@@ -1,0 +1,57 @@
+// The built-in model, files, and summaries.
+#include "model_source/model_source.h"
+
+#include <QFile>
+
+#include "core/error.h"
+#include "gguf/gguf.h"
+
+namespace kvscope::app {
+
+namespace {
+// A person's first question about a file that will not load is whether it is a model at all:
+// answer that before the parser's details.
+void requireGgufMagic(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly))
+        throw Error("cannot open '" + path.toStdString() + "': " + f.errorString().toStdString());
+    const QByteArray head = f.read(4);
+    if (head != "GGUF")
+        throw Error("'" + path.toStdString() +
+                    "' is not a GGUF model file (a GGUF file begins with the bytes \"GGUF\"; this "
+                    "one is " +
+                    std::to_string(f.size()) + " bytes long and begins otherwise)");
+}
+}  // namespace
+
+std::shared_ptr<const Model> loadModelFile(const QString& path) {
+    requireGgufMagic(path);
+    if (path.startsWith(":")) {
+        QFile f(path);
+        if (!f.open(QIODevice::ReadOnly))
+            throw Error("cannot open the built-in model " + path.toStdString());
+        const QByteArray b = f.readAll();
+        std::vector<uint8_t> bytes(b.begin(), b.end());
+        return std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(std::move(bytes), path.toStdString())));
+    }
+    return std::make_shared<const Model>(Model::load(path.toStdString()));
+}
+
+viz::ModelSummary summarize(const Model& model, const Backend& backend, const QString& path,
+                            const std::string& note) {
+    viz::ModelSummary s;
+    s.config = model.config;
+    s.path = path;
+    s.parameters = model.parameterCount();
+    s.weightBytes = model.weightBytes();
+    s.kvBytesPerToken = backend.cacheBytesPerToken();
+    s.cacheAllocatedBytes = backend.cacheAllocatedBytes();
+    s.backend = QString::fromStdString(backend.name());
+    s.device = QString::fromStdString(backend.deviceName());
+    s.backendNote = QString::fromStdString(note);
+    s.deviceMemoryBytes = backend.deviceMemoryBytes().value_or(0);
+    return s;
+}
+
+}  // namespace kvscope::app

@@ -1,0 +1,79 @@
+// ThreadPool: workers sleep on a condition variable between jobs and take chunks from an
+// atomic counter while a job runs.
+#include "core/thread_pool.h"
+
+namespace kvscope {
+
+ThreadPool::ThreadPool(unsigned threads) {
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 1; i < threads; ++i) workers_.emplace_back([this] { workerLoop(); });
+}
+
+ThreadPool::~ThreadPool() {
+    {
+        std::lock_guard lock(mutex_);
+        stop_ = true;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+}
+
+ThreadPool& ThreadPool::shared() {
+    static ThreadPool pool;
+    return pool;
+}
+
+void ThreadPool::runChunks(const std::function<void(size_t)>& fn, size_t chunks) {
+    for (size_t c = next_.fetch_add(1); c < chunks; c = next_.fetch_add(1)) fn(c);
+}
+
+void ThreadPool::workerLoop() {
+    unsigned long seen = 0;
+    for (;;) {
+        const std::function<void(size_t)>* job = nullptr;
+        size_t chunks = 0;
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+            if (stop_) return;
+            seen = generation_;
+            // The job and its size are taken under the lock, together with the registration in
+            // busy_: the caller cannot finish this job (and destroy it) while this worker runs
+            // it. A worker that wakes after the job finished finds chunks_ == 0 and runs nothing.
+            job = job_;
+            chunks = chunks_;
+            ++busy_;
+        }
+        if (job) runChunks(*job, chunks);
+        {
+            std::lock_guard lock(mutex_);
+            --busy_;
+        }
+        done_.notify_one();
+    }
+}
+
+void ThreadPool::parallelFor(size_t chunks, const std::function<void(size_t)>& fn) {
+    if (chunks == 0) return;
+    if (chunks == 1 || workers_.empty()) {
+        for (size_t c = 0; c < chunks; ++c) fn(c);
+        return;
+    }
+    std::lock_guard call(callMutex_);
+    {
+        std::lock_guard lock(mutex_);
+        job_ = &fn;
+        chunks_ = chunks;
+        next_.store(0);
+        ++generation_;
+    }
+    wake_.notify_all();
+    runChunks(fn, chunks);
+    // Every chunk has been taken; wait for the workers still finishing theirs.
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [&] { return busy_ == 0; });
+    job_ = nullptr;
+    chunks_ = 0;
+}
+
+}  // namespace kvscope

@@ -1,0 +1,155 @@
+// CpuBackend::forward: one batched pass of n tokens through the model, appending to the cache.
+#include "cpu/cpu_backend.h"
+
+#include <Eigen/Core>
+
+#include <cassert>
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include "core/error.h"
+#include "cpu/cpu_ops.h"
+
+namespace kvscope {
+
+CpuBackend::CpuBackend(std::shared_ptr<const Model> model, ThreadPool& pool)
+    : model_(std::move(model)),
+      pool_(pool),
+      cache_(model_->config.nLayer, model_->config.nHeadKv, model_->config.nCtx,
+             model_->config.headDim) {}
+
+std::string CpuBackend::deviceName() const {
+    return "CPU (Eigen, " + std::to_string(pool_.size()) + " threads)";
+}
+
+void CpuBackend::forward(std::span<const int32_t> tokens, bool allLogits,
+                         std::vector<float>& logits, std::vector<StepTrace>* traces,
+                         int traceFrom) {
+    const Model& m = *model_;
+    const ModelConfig& c = m.config;
+    const int n = static_cast<int>(tokens.size());
+    const int p0 = cache_.used();
+    assert(n >= 1 && p0 + n <= c.nCtx);
+    for (int32_t id : tokens)
+        if (id < 0 || id >= c.nVocab)
+            throw Error("token id " + std::to_string(id) + " is outside the vocabulary (" +
+                        std::to_string(c.nVocab) + " tokens)");
+
+    const int E = c.nEmbd, hd = c.headDim, H = c.nHead, Hkv = c.nHeadKv, F = c.nFf;
+    const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows();
+    const bool gpt2 = c.arch == Arch::Gpt2;
+    const auto N = static_cast<size_t>(n);
+    std::vector<float> x(N * E), h(N * E), tmp(N * E), qkv(N * R), att(N * Q), up(N * F), gate;
+    if (!gpt2) gate.resize(N * F);
+
+    // Traces for tokens traceFrom..n-1.
+    const int t0 = std::clamp(traceFrom, 0, n);
+    if (traces) {
+        for (int i = t0; i < n; ++i)
+            traces->push_back(
+                StepTrace::sized(tokens[static_cast<size_t>(i)], p0 + i, c.nLayer, H, Hkv, hd));
+    }
+    StepTrace* trace0 =
+        traces ? traces->data() + (traces->size() - static_cast<size_t>(n - t0)) : nullptr;
+
+    // 1. token (and position) embeddings
+    for (int i = 0; i < n; ++i) {
+        const float* te = m.tokEmbd.data() + static_cast<size_t>(tokens[i]) * E;
+        float* xi = x.data() + static_cast<size_t>(i) * E;
+        std::memcpy(xi, te, sizeof(float) * E);
+        if (gpt2) {
+            const float* pe = m.posEmbd.data() + static_cast<size_t>(p0 + i) * E;
+            for (int j = 0; j < E; ++j) xi[j] += pe[j];
+        }
+    }
+
+    auto norm = [&](float* out, const float* in, const std::vector<float>& w,
+                    const std::vector<float>& b, int rows) {
+        if (gpt2)
+            ops::layerNorm(out, in, w.data(), b.data(), rows, E, c.normEps);
+        else
+            ops::rmsNorm(out, in, w.data(), rows, E, c.normEps);
+    };
+    auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+
+    for (int l = 0; l < c.nLayer; ++l) {
+        const LayerWeights& w = m.layers[static_cast<size_t>(l)];
+        // 2. attention input: norm, then q, k, v of the new tokens in one product
+        norm(h.data(), x.data(), w.attnNormW, w.attnNormB, n);
+        ops::matmul(qkv.data(), h.data(), w.wqkv.data(), bias(w.bqkv), n, E, R, pool_);
+        for (int i = 0; i < n; ++i) {
+            float* qi = qkv.data() + static_cast<size_t>(i) * R;
+            if (!gpt2)  // RoPE rotates queries and keys (not values) by their position
+                for (int hh = 0; hh < H + Hkv; ++hh)
+                    ops::ropeAdjacent(qi + hh * hd, hd, p0 + i, c.ropeFreqBase);
+            // 3. append the new key and value rows to the cache
+            for (int g = 0; g < Hkv; ++g) {
+                std::memcpy(cache_.keys(l, g) + static_cast<size_t>(p0 + i) * hd, qi + Q + g * hd,
+                            sizeof(float) * hd);
+                std::memcpy(cache_.values(l, g) + static_cast<size_t>(p0 + i) * hd,
+                            qi + Q + KV + g * hd, sizeof(float) * hd);
+            }
+            if (traces && i >= t0) {
+                StepTrace& s = trace0[i - t0];
+                std::memcpy(s.q.data() + static_cast<size_t>(l) * Q, qi, sizeof(float) * Q);
+                std::memcpy(s.k.data() + static_cast<size_t>(l) * KV, qi + Q, sizeof(float) * KV);
+                std::memcpy(s.v.data() + static_cast<size_t>(l) * KV, qi + Q + KV,
+                            sizeof(float) * KV);
+            }
+        }
+        // 4. causal attention of each new token and head over the cache
+        pool_.parallelFor(N * H, [&](size_t job) {
+            const int i = static_cast<int>(job / H), hh = static_cast<int>(job % H);
+            const int g = c.kvHeadOf(hh), t = p0 + i + 1;
+            thread_local std::vector<float> a;
+            a.resize(static_cast<size_t>(t));
+            ops::attendOne(att.data() + static_cast<size_t>(i) * Q + hh * hd, a.data(),
+                           qkv.data() + static_cast<size_t>(i) * R + hh * hd, cache_.keys(l, g),
+                           cache_.values(l, g), t, hd);
+            if (traces && i >= t0)
+                std::memcpy(trace0[i - t0].attn.data() + (static_cast<size_t>(l) * H + hh) * t,
+                            a.data(), sizeof(float) * t);
+        });
+        // 5. output projection and residual
+        ops::matmul(tmp.data(), att.data(), w.wo.data(), bias(w.bo), n, Q, E, pool_);
+        for (size_t j = 0; j < N * E; ++j) x[j] += tmp[j];
+        // 6. MLP and residual
+        norm(h.data(), x.data(), w.ffnNormW, w.ffnNormB, n);
+        ops::matmul(up.data(), h.data(), w.wUp.data(), bias(w.bUp), n, E, F, pool_);
+        if (gpt2) {
+            ops::geluTanh(up.data(), up.size());
+            ops::matmul(tmp.data(), up.data(), w.wDown.data(), bias(w.bDown), n, F, E, pool_);
+        } else {
+            ops::matmul(gate.data(), h.data(), w.wGate.data(), nullptr, n, E, F, pool_);
+            ops::swiglu(gate.data(), up.data(), gate.size());
+            ops::matmul(tmp.data(), gate.data(), w.wDown.data(), nullptr, n, F, E, pool_);
+        }
+        for (size_t j = 0; j < N * E; ++j) x[j] += tmp[j];
+    }
+    cache_.commit(n);
+
+    // 7. final norm and the output head, for the rows asked for
+    const int rows = allLogits ? n : 1;
+    const float* xr = x.data() + static_cast<size_t>(n - rows) * E;
+    norm(h.data(), xr, m.outNormW, m.outNormB, rows);
+    logits.resize(static_cast<size_t>(rows) * c.nVocab);
+    ops::matmul(logits.data(), h.data(), m.outputWeights(), nullptr, rows, E, c.nVocab, pool_);
+}
+
+void CpuBackend::attentionMatrix(int layer, int head, std::span<const float> queries,
+                                 std::vector<float>& out) {
+    const ModelConfig& c = config();
+    const int hd = c.headDim;
+    const int t = static_cast<int>(queries.size()) / hd;
+    assert(t >= 1 && t <= cache_.used() && queries.size() == static_cast<size_t>(t) * hd);
+    using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    out.resize(static_cast<size_t>(t) * t);
+    // 1. scores (t, t) = Q (t, hd) · Kᵀ, 2. causal softmax of each row
+    Eigen::Map<const RowMat> Q(queries.data(), t, hd),
+        K(cache_.keys(layer, c.kvHeadOf(head)), t, hd);
+    Eigen::Map<RowMat>(out.data(), t, t).noalias() = Q * K.transpose();
+    ops::causalSoftmaxRows(out.data(), t, 1.0f / std::sqrt(static_cast<float>(hd)));
+}
+
+}  // namespace kvscope

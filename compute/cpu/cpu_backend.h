@@ -1,0 +1,42 @@
+// CpuBackend: the reference backend. Weights stay in the host Model; the work of every matrix
+// product and of the attention heads is spread over a thread pool.
+#pragma once
+
+#include <memory>
+
+#include "core/thread_pool.h"
+#include "runtime/backend.h"
+#include "runtime/kv_cache.h"
+
+namespace kvscope {
+
+class CpuBackend final : public Backend {
+  public:
+    // Allocates the KV cache for the model's whole context (throws Error if it cannot).
+    explicit CpuBackend(std::shared_ptr<const Model> model,
+                        ThreadPool& pool = ThreadPool::shared());
+
+    std::string name() const override { return "cpu"; }
+    std::string deviceName() const override;
+    const ModelConfig& config() const override { return model_->config; }
+
+    void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                 std::vector<StepTrace>* traces, int traceFrom = 0) override;
+
+    void attentionMatrix(int layer, int head, std::span<const float> queries,
+                         std::vector<float>& out) override;
+
+    int cacheUsed() const override { return cache_.used(); }
+    void truncateCache(int n) override { cache_.truncate(n); }
+    size_t cacheBytesPerToken() const override { return cache_.bytesPerToken(); }
+    size_t cacheAllocatedBytes() const override { return cache_.allocatedBytes(); }
+
+    const KvCache& cache() const { return cache_; }
+
+  private:
+    std::shared_ptr<const Model> model_;
+    ThreadPool& pool_;
+    KvCache cache_;
+};
+
+}  // namespace kvscope

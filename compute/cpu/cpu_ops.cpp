@@ -1,0 +1,120 @@
+// CPU reference implementations of the transformer step's operations.
+#include "cpu/cpu_ops.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+
+namespace kvscope::ops {
+namespace {
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
+using Vec = Eigen::VectorXf;
+}  // namespace
+
+void matmul(float* out, const float* in, const float* w, const float* bias, int n, int inDim,
+            int outDim, ThreadPool& pool) {
+    // Chunks of rows of w: small enough to balance, large enough that a GEMM (n > 1) does not
+    // re-pack `in` too often.
+    int rows = 64;
+    if (n > 1) rows = std::max(64, outDim / static_cast<int>(pool.size() * 2));
+    const int chunks = (outDim + rows - 1) / rows;
+    pool.parallelFor(static_cast<size_t>(chunks), [&](size_t c) {
+        const int r0 = static_cast<int>(c) * rows;
+        const int r1 = std::min(outDim, r0 + rows);
+        Eigen::Map<const RowMat> W(w + static_cast<size_t>(r0) * inDim, r1 - r0, inDim);
+        Eigen::Map<const RowMat> X(in, n, inDim);
+        Eigen::Map<RowMat, 0, Eigen::OuterStride<>> O(out + r0, n, r1 - r0,
+                                                      Eigen::OuterStride<>(outDim));
+        if (n == 1) {
+            // y (rows) = W x: one dot product per row, read once.
+            Eigen::Map<Vec>(out + r0, r1 - r0).noalias() = W * X.row(0).transpose();
+        } else {
+            O.noalias() = X * W.transpose();
+        }
+        if (bias) O.rowwise() += Eigen::Map<const RowVec>(bias + r0, r1 - r0);
+    });
+}
+
+void layerNorm(float* out, const float* x, const float* w, const float* b, int n, int dim,
+               float eps) {
+    for (int i = 0; i < n; ++i) {
+        const float* xi = x + static_cast<size_t>(i) * dim;
+        float* oi = out + static_cast<size_t>(i) * dim;
+        double mean = 0, var = 0;
+        for (int j = 0; j < dim; ++j) mean += xi[j];
+        mean /= dim;
+        for (int j = 0; j < dim; ++j) var += (xi[j] - mean) * (xi[j] - mean);
+        var /= dim;
+        const auto inv = static_cast<float>(1.0 / std::sqrt(var + eps));
+        const auto m = static_cast<float>(mean);
+        for (int j = 0; j < dim; ++j) oi[j] = (xi[j] - m) * inv * w[j] + b[j];
+    }
+}
+
+void rmsNorm(float* out, const float* x, const float* w, int n, int dim, float eps) {
+    for (int i = 0; i < n; ++i) {
+        const float* xi = x + static_cast<size_t>(i) * dim;
+        float* oi = out + static_cast<size_t>(i) * dim;
+        double ss = 0;
+        for (int j = 0; j < dim; ++j) ss += static_cast<double>(xi[j]) * xi[j];
+        const auto inv = static_cast<float>(1.0 / std::sqrt(ss / dim + eps));
+        for (int j = 0; j < dim; ++j) oi[j] = xi[j] * inv * w[j];
+    }
+}
+
+void geluTanh(float* x, size_t count) {
+    const float k = std::sqrt(2.0f / 3.14159265358979f);
+    for (size_t i = 0; i < count; ++i) {
+        const float v = x[i];
+        x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void swiglu(float* gate, const float* up, size_t count) {
+    for (size_t i = 0; i < count; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void ropeAdjacent(float* x, int headDim, int pos, float freqBase) {
+    for (int i = 0; i < headDim / 2; ++i) {
+        const double theta =
+            pos * std::pow(static_cast<double>(freqBase), -2.0 * i / static_cast<double>(headDim));
+        const auto c = static_cast<float>(std::cos(theta)), s = static_cast<float>(std::sin(theta));
+        const float x0 = x[2 * i], x1 = x[2 * i + 1];
+        x[2 * i] = x0 * c - x1 * s;
+        x[2 * i + 1] = x0 * s + x1 * c;
+    }
+}
+
+void softmax(float* x, int n) {
+    const float mx = *std::max_element(x, x + n);
+    double sum = 0;
+    for (int i = 0; i < n; ++i) {
+        x[i] = std::exp(x[i] - mx);
+        sum += x[i];
+    }
+    const auto inv = static_cast<float>(1.0 / sum);
+    for (int i = 0; i < n; ++i) x[i] *= inv;
+}
+
+void causalSoftmaxRows(float* s, int t, float scale) {
+    for (int i = 0; i < t; ++i) {
+        float* row = s + static_cast<size_t>(i) * t;
+        for (int j = 0; j <= i; ++j) row[j] *= scale;
+        softmax(row, i + 1);
+        for (int j = i + 1; j < t; ++j) row[j] = 0.0f;
+    }
+}
+
+void attendOne(float* out, float* a, const float* q, const float* K, const float* V, int t,
+               int headDim) {
+    Eigen::Map<const RowMat> Km(K, t, headDim), Vm(V, t, headDim);
+    Eigen::Map<const Vec> qv(q, headDim);
+    Eigen::Map<Vec> av(a, t);
+    // 1. scores, 2. softmax, 3. weighted sum of values
+    av.noalias() = (Km * qv) * (1.0f / std::sqrt(static_cast<float>(headDim)));
+    softmax(a, t);
+    Eigen::Map<Vec>(out, headDim).noalias() = Vm.transpose() * av;
+}
+
+}  // namespace kvscope::ops

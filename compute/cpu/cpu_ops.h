@@ -1,0 +1,41 @@
+// The numeric building blocks of a transformer step on the CPU (Eigen + the thread pool).
+// Outputs first, then inputs and weights, then sizes. All matrices row-major, outermost first.
+// These are the reference that faster backends are held to.
+#pragma once
+
+#include "core/thread_pool.h"
+
+namespace kvscope::ops {
+
+// out (n, outDim) = in (n, inDim) · wᵀ + bias, with w (outDim, inDim) and bias (outDim) or null.
+// Rows of w are split across the pool: for n = 1 this is a memory-bound GEMV.
+void matmul(float* out, const float* in, const float* w, const float* bias, int n, int inDim,
+            int outDim, ThreadPool& pool);
+
+// out (n, dim) = LayerNorm(x) · w + b, per row.
+void layerNorm(float* out, const float* x, const float* w, const float* b, int n, int dim,
+               float eps);
+// out (n, dim) = x / rms(x) · w, per row.
+void rmsNorm(float* out, const float* x, const float* w, int n, int dim, float eps);
+
+// x (count) = GELU(x), tanh approximation as in GPT-2.
+void geluTanh(float* x, size_t count);
+// gate (count) = SiLU(gate) · up
+void swiglu(float* gate, const float* up, size_t count);
+
+// Rotates adjacent pairs (x[2i], x[2i+1]) of one head vector x (headDim) by pos · base^(-2i/d).
+void ropeAdjacent(float* x, int headDim, int pos, float freqBase);
+
+// x (n) = softmax(x), numerically stable.
+void softmax(float* x, int n);
+
+// s (t, t): each row i becomes softmax(scale · s[i][0..i]) with zeros after column i.
+void causalSoftmaxRows(float* s, int t, float scale);
+
+// One query's attention over t cached positions of one head.
+//   out (headDim) = Σ_j a_j · V_j,  a (t) = softmax(K · q / sqrt(headDim))
+//   K, V: (t, headDim) rows of the cache; q: (headDim). `a` receives the weights.
+void attendOne(float* out, float* a, const float* q, const float* K, const float* V, int t,
+               int headDim);
+
+}  // namespace kvscope::ops

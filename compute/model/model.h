@@ -1,0 +1,72 @@
+// Model: the configuration, host weights (float32) and tokenizer of a GGUF model.
+// Architectures: "gpt2" (learned positions, LayerNorm, fused QKV, GELU tanh) and "llama"
+// (RMSNorm, RoPE on adjacent pairs, grouped-query attention, SwiGLU).
+// GGUF lists dimension 0 (the contiguous one) first; here every matrix is row-major with the
+// outermost dimension first, so a GGUF weight of ne = [n_in, n_out] is (n_out, n_in) here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "text/tokenizer.h"
+
+namespace kvscope {
+
+class GgufFile;
+
+enum class Arch { Gpt2, Llama };
+
+struct ModelConfig {
+    Arch arch = Arch::Gpt2;
+    std::string archName;  // as in general.architecture
+    std::string name;      // general.name, or the file name
+    int nLayer = 0;
+    int nHead = 0;
+    int nHeadKv = 0;  // == nHead for plain multi-head attention
+    int nEmbd = 0;
+    int nFf = 0;
+    int nCtx = 0;
+    int nVocab = 0;
+    int headDim = 0;  // nEmbd / nHead
+    float normEps = 1e-5f;
+    float ropeFreqBase = 10000.0f;  // llama only
+    bool addBos = false;            // prepend the BOS token to every prompt
+
+    int qkvRows() const { return (nHead + 2 * nHeadKv) * headDim; }
+    // Which KV head query head h reads: heads are grouped in order, nHead / nHeadKv per group.
+    int kvHeadOf(int h) const { return h / (nHead / nHeadKv); }
+};
+
+struct LayerWeights {
+    std::vector<float> attnNormW, attnNormB;  // (n_embd); B only for gpt2
+    std::vector<float> wqkv;    // (n_head*hd + 2*n_head_kv*hd, n_embd): rows of Q, then K, then V
+    std::vector<float> bqkv;    // (same rows) gpt2 only
+    std::vector<float> wo, bo;  // (n_embd, n_head*hd), (n_embd) bo gpt2 only
+    std::vector<float> ffnNormW, ffnNormB;  // (n_embd)
+    std::vector<float> wUp, bUp;            // (n_ff, n_embd), (n_ff) bUp gpt2 only
+    std::vector<float> wGate;               // (n_ff, n_embd) llama only
+    std::vector<float> wDown, bDown;        // (n_embd, n_ff), (n_embd) bDown gpt2 only
+};
+
+struct Model {
+    Tokenizer tokenizer;
+    ModelConfig config;
+    std::string path;
+    std::vector<float> tokEmbd;  // (n_vocab, n_embd)
+    std::vector<float> posEmbd;  // (n_ctx, n_embd) gpt2 only
+    std::vector<LayerWeights> layers;
+    std::vector<float> outNormW, outNormB;  // (n_embd); B gpt2 only
+    std::vector<float> output;              // (n_vocab, n_embd); empty: tied to tokEmbd
+
+    // Loads and checks every tensor against the metadata. Throws Error naming the file and the
+    // tensor or key at fault ("loading blk.3.attn_qkv.weight: ...").
+    static Model load(const std::string& path);
+    static Model fromGguf(const GgufFile& file);
+
+    const float* outputWeights() const { return output.empty() ? tokEmbd.data() : output.data(); }
+    size_t parameterCount() const;
+    size_t weightBytes() const { return parameterCount() * sizeof(float); }
+};
+
+}  // namespace kvscope

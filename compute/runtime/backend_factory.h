@@ -1,0 +1,24 @@
+// createBackend: the one place that turns "auto", "cpu" or "opencl device N" into a backend,
+// for the command line and the window alike.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "runtime/backend.h"
+
+namespace kvscope {
+
+struct BackendChoice {
+    enum class Kind { Auto, Cpu, OpenCl };
+    Kind kind = Kind::Auto;
+    int device = 0;  // OpenCl: index in ocl::listDevices() (`kvscope devices`)
+};
+
+// Auto: the first usable OpenCL GPU, else the CPU backend (also when OpenCL fails there).
+// OpenCl: that device or an Error (no such device, not enough memory, a failing call).
+// `note` says which backend was made and, for Auto, why.
+std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
+                                       const BackendChoice& choice, std::string& note);
+
+}  // namespace kvscope

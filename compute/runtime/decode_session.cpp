@@ -1,0 +1,176 @@
+// DecodeSession: token bookkeeping, timing and sampling around Backend::forward.
+#include "runtime/decode_session.h"
+
+#include <cassert>
+#include <chrono>
+
+#include "core/error.h"
+#include "text/tokenizer.h"
+
+namespace kvscope {
+namespace {
+double msSince(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+}  // namespace
+
+DecodeSession::DecodeSession(std::shared_ptr<Backend> backend, const Tokenizer& tokenizer,
+                             SessionOptions options)
+    : backend_(std::move(backend)), tokenizer_(tokenizer), options_(options) {}
+
+size_t DecodeSession::kvBytes() const {
+    return options_.useCache
+               ? static_cast<size_t>(backend_->cacheUsed()) * backend_->cacheBytesPerToken()
+               : 0;
+}
+
+void DecodeSession::run(size_t from, std::vector<StepTrace>* traces) {
+    if (options_.useCache) {
+        assert(static_cast<size_t>(backend_->cacheUsed()) == from);
+        backend_->forward(std::span(tokens_).subspan(from), false, logits_, traces);
+    } else {
+        // No cache: every pass starts from an empty cache and recomputes K and V of all tokens.
+        backend_->truncateCache(0);
+        backend_->forward(tokens_, false, logits_, traces, static_cast<int>(from));
+        backend_->truncateCache(0);
+    }
+}
+
+std::vector<StepTrace> DecodeSession::prefill(std::string_view prompt) {
+    std::vector<int32_t> ids;
+    if (backend_->config().addBos) ids.push_back(*tokenizer_.bos());
+    for (int32_t id : tokenizer_.encode(prompt)) ids.push_back(id);
+    if (ids.empty() && tokenizer_.bos()) ids.push_back(*tokenizer_.bos());
+    return prefillTokens(ids);
+}
+
+std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids) {
+    const int nCtx = backend_->config().nCtx;
+    if (ids.empty())
+        throw Error("the prompt is empty and the model has no BOS token to start from");
+    if (ids.size() > static_cast<size_t>(nCtx))
+        throw Error("the prompt is " + std::to_string(ids.size()) +
+                    " tokens; the model's context holds " + std::to_string(nCtx));
+    for (int32_t id : ids)
+        if (id < 0 || static_cast<size_t>(id) >= tokenizer_.vocabSize())
+            throw Error("prompt token id " + std::to_string(id) + " is outside the vocabulary");
+    reset();
+    tokens_.assign(ids.begin(), ids.end());
+    std::vector<StepTrace> traces;
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+        run(0, options_.captureTrace ? &traces : nullptr);
+    } catch (...) {
+        reset();
+        throw;
+    }
+    prefillMs_ = msSince(t0);
+    promptLength_ = tokens_.size();
+    if (!options_.captureTrace) {  // still one value per token, without tensors
+        for (size_t i = 0; i < tokens_.size(); ++i) {
+            StepTrace s;
+            s.token = tokens_[i];
+            s.position = static_cast<int>(i);
+            traces.push_back(std::move(s));
+        }
+    }
+    for (StepTrace& s : traces) {
+        s.text = tokenizer_.tokenBytes(s.token);
+        s.prompt = true;
+        s.hostMs = prefillMs_;
+        s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
+        s.kvBytes = kvBytes();
+    }
+    return traces;
+}
+
+StepTrace DecodeSession::step() {
+    return stepImpl(nullptr);
+}
+
+StepTrace DecodeSession::stepWith(int32_t token) {
+    if (token < 0 || static_cast<size_t>(token) >= tokenizer_.vocabSize())
+        throw Error("token id " + std::to_string(token) + " is outside the vocabulary");
+    return stepImpl(&token);
+}
+
+StepTrace DecodeSession::stepImpl(const int32_t* forced) {
+    if (tokens_.empty()) throw Error("nothing to continue from: prefill a prompt first");
+    const int nCtx = backend_->config().nCtx;
+    if (tokens_.size() >= static_cast<size_t>(nCtx))
+        throw Error("the context is full (" + std::to_string(nCtx) +
+                    " tokens): step back or start again");
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t pos = tokens_.size();
+    const int32_t token = forced ? *forced : sampleToken(logits_, options_.sampler, pos);
+    std::vector<std::pair<int32_t, float>> top = topLogits(logits_, options_.topLogits);
+    std::vector<float> previous = logits_;
+    tokens_.push_back(token);
+    std::vector<StepTrace> traces;
+    try {
+        run(pos, options_.captureTrace ? &traces : nullptr);
+    } catch (...) {
+        tokens_.pop_back();
+        if (options_.useCache) backend_->truncateCache(static_cast<int>(pos));
+        logits_ = std::move(previous);
+        throw;
+    }
+    StepTrace s = traces.empty() ? StepTrace{} : std::move(traces.back());
+    s.token = token;
+    s.position = static_cast<int>(pos);
+    s.text = tokenizer_.tokenBytes(token);
+    s.top = std::move(top);
+    s.hostMs = msSince(t0);
+    s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
+    s.kvBytes = kvBytes();
+    return s;
+}
+
+void DecodeSession::rewind(size_t n) {
+    assert(n <= tokens_.size());
+    if (n == 0) return;
+    const size_t keep = tokens_.size() - n;
+    tokens_.resize(keep);
+    promptLength_ = std::min(promptLength_, keep);
+    if (keep == 0) {
+        reset();
+        return;
+    }
+    // The logits after the last kept token were not stored; run that token again (its K and V
+    // come out the same), which costs one step.
+    if (options_.useCache) backend_->truncateCache(static_cast<int>(keep - 1));
+    run(keep - 1, nullptr);
+}
+
+void DecodeSession::reset() {
+    tokens_.clear();
+    promptLength_ = 0;
+    logits_.clear();
+    prefillMs_ = 0;
+    backend_->truncateCache(0);
+}
+
+ReplayTimes DecodeSession::replayWithoutCache(std::shared_ptr<Backend> backend,
+                                              const std::function<void(int, int)>& progress) const {
+    if (tokens_.empty()) throw Error("nothing to replay: decode some tokens first");
+    SessionOptions o;
+    o.useCache = false;
+    o.captureTrace = false;
+    o.topLogits = 0;
+    DecodeSession replay(std::move(backend), tokenizer_, o);
+    ReplayTimes r;
+    r.promptLength = promptLength_;
+    const int total = static_cast<int>(tokens_.size() - promptLength_) + 1;
+    replay.prefillTokens(std::span<const int32_t>(tokens_.data(), promptLength_));
+    if (progress) progress(1, total);
+    for (size_t i = promptLength_; i < tokens_.size(); ++i) {
+        r.stepMs.push_back(replay.stepWith(tokens_[i]).hostMs);
+        if (progress) progress(static_cast<int>(r.stepMs.size()) + 1, total);
+    }
+    r.tokens = replay.tokens();
+    r.prefillMs = replay.prefillMs();
+    return r;
+}
+
+}  // namespace kvscope

@@ -1,0 +1,91 @@
+// DecodeSession: decodes one sequence token by token on a backend, in cached mode (each step
+// runs only the new token and appends its K and V) or recompute mode (no cache: each step runs
+// every token of the sequence again). Both give the same logits within float rounding.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string_view>
+#include <vector>
+
+#include "core/step_trace.h"
+#include "runtime/backend.h"
+#include "runtime/sampler.h"
+
+namespace kvscope {
+
+// What a replay without the cache measured: the same tokens, every step recomputing all of them.
+struct ReplayTimes {
+    std::vector<int32_t> tokens;  // the replayed ids (prompt, then the generated ones, forced)
+    size_t promptLength = 0;
+    double prefillMs = 0;
+    std::vector<double> stepMs;  // stepMs[i]: the token at promptLength + i
+};
+
+struct SessionOptions {
+    bool useCache = true;      // false: recompute mode
+    bool captureTrace = true;  // fill q, k, v and attention rows in each StepTrace
+    int topLogits = 10;        // how many (id, logit) pairs each step's trace keeps
+    SamplerParams sampler;
+};
+
+class DecodeSession {
+  public:
+    DecodeSession(std::shared_ptr<Backend> backend, const Tokenizer& tokenizer,
+                  SessionOptions options = {});
+
+    // Resets, then runs the prompt in one batched pass. Returns one trace per prompt token
+    // (hostMs of each is the whole prefill). Throws Error, leaving the session as it was, if
+    // the prompt is empty or longer than the context.
+    std::vector<StepTrace> prefill(std::string_view prompt);
+    std::vector<StepTrace> prefillTokens(std::span<const int32_t> ids);
+
+    // Samples the next token from the current logits and runs it through the model.
+    // Throws Error if nothing was prefilled or the context is full (the session stays usable:
+    // rewind or reset).
+    StepTrace step();
+    // The same, but runs `token` instead of sampling one (to replay a sequence exactly, e.g. in
+    // recompute mode for the latency comparison). Throws Error if token is outside the vocabulary.
+    StepTrace stepWith(int32_t token);
+
+    // Drops the last n tokens (the app's step back): the cache forgets them and the logits are
+    // those after the remaining tokens. Precondition: n <= tokens().size().
+    void rewind(size_t n);
+    void reset();  // forget everything
+
+    // Replays this session's tokens (the same prompt in one pass, then the same generated tokens,
+    // forced) in recompute mode on `backend` (a fresh one of the same model: this session and its
+    // cache are left as they are), timing each step: what "compare without cache" draws.
+    // progress(done, total) is called after the prompt and after each step, if given.
+    ReplayTimes replayWithoutCache(std::shared_ptr<Backend> backend,
+                                   const std::function<void(int, int)>& progress = {}) const;
+
+    const std::vector<int32_t>& tokens() const { return tokens_; }
+    size_t promptLength() const { return promptLength_; }
+    std::span<const float> logits() const { return logits_; }  // distribution for the next token
+    double prefillMs() const { return prefillMs_; }
+    // Bytes of K and V kept between steps (0 in recompute mode: nothing is kept).
+    size_t kvBytes() const;
+    bool usesCache() const { return options_.useCache; }
+    const Backend& backend() const { return *backend_; }
+    const SessionOptions& options() const { return options_; }
+    // Changes how the next tokens are sampled; the tokens so far stay.
+    void setSampler(const SamplerParams& sampler) { options_.sampler = sampler; }
+
+  private:
+    StepTrace stepImpl(const int32_t* forced);
+    // Runs tokens_ from `from` (cached mode) or from 0 (recompute mode); traces from `from`.
+    void run(size_t from, std::vector<StepTrace>* traces);
+
+    std::shared_ptr<Backend> backend_;
+    const Tokenizer& tokenizer_;
+    SessionOptions options_;
+    std::vector<int32_t> tokens_;
+    size_t promptLength_ = 0;
+    std::vector<float> logits_;  // (n_vocab) after the last token
+    double prefillMs_ = 0;
+};
+
+}  // namespace kvscope

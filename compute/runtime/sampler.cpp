@@ -1,0 +1,78 @@
+// Sampling: argmax, or softmax(logits / T) restricted to the top-k, then to the smallest
+// prefix whose mass reaches top-p, then one draw.
+#include "runtime/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace kvscope {
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+bool better(const std::pair<int32_t, float>& a, const std::pair<int32_t, float>& b) {
+    return a.second > b.second || (a.second == b.second && a.first < b.first);
+}
+
+}  // namespace
+
+double uniformAt(uint64_t seed, uint64_t position) {
+    const uint64_t r = splitmix64(splitmix64(seed) ^ (position * 0xd1b54a32d192ed03ULL));
+    return static_cast<double>(r >> 11) * 0x1.0p-53;
+}
+
+std::vector<std::pair<int32_t, float>> topLogits(std::span<const float> logits, int k) {
+    std::vector<std::pair<int32_t, float>> all(logits.size());
+    for (size_t i = 0; i < logits.size(); ++i) all[i] = {static_cast<int32_t>(i), logits[i]};
+    const size_t kk = std::min(all.size(), static_cast<size_t>(std::max(k, 0)));
+    std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(kk), all.end(),
+                      better);
+    all.resize(kk);
+    return all;
+}
+
+int32_t sampleToken(std::span<const float> logits, const SamplerParams& p, uint64_t position) {
+    if (p.temperature <= 0.0f || p.topK == 1) return topLogits(logits, 1).front().first;
+
+    // 1. candidates: the top-k (or all), best first
+    const int k = p.topK > 0 ? p.topK : static_cast<int>(logits.size());
+    std::vector<std::pair<int32_t, float>> cand = topLogits(logits, k);
+    // 2. probabilities of softmax(logit / T) over the candidates
+    std::vector<double> prob(cand.size());
+    double sum = 0;
+    for (size_t i = 0; i < cand.size(); ++i) {
+        prob[i] = std::exp((static_cast<double>(cand[i].second) - cand[0].second) / p.temperature);
+        sum += prob[i];
+    }
+    for (double& q : prob) q /= sum;
+    // 3. top-p: keep the smallest prefix whose mass reaches topP
+    size_t keep = cand.size();
+    if (p.topP < 1.0f) {
+        double mass = 0;
+        for (size_t i = 0; i < cand.size(); ++i) {
+            mass += prob[i];
+            if (mass >= p.topP) {
+                keep = i + 1;
+                break;
+            }
+        }
+    }
+    // 4. one draw over the kept mass
+    const double kept =
+        std::accumulate(prob.begin(), prob.begin() + static_cast<std::ptrdiff_t>(keep), 0.0);
+    const double u = uniformAt(p.seed, position) * kept;
+    double acc = 0;
+    for (size_t i = 0; i < keep; ++i) {
+        acc += prob[i];
+        if (u < acc) return cand[i].first;
+    }
+    return cand[keep - 1].first;
+}
+
+}  // namespace kvscope

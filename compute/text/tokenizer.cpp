@@ -1,0 +1,422 @@
+// GPT-2 byte-level BPE: pre-tokenizer, merges, byte alphabet. See tokenizer.h.
+#include "text/tokenizer.h"
+
+#include <algorithm>
+#include <limits>
+#include <queue>
+
+#include "core/error.h"
+#include "gguf/gguf.h"
+
+namespace kvscope {
+
+namespace {
+
+struct CodeRange {
+    char32_t first, last;
+};
+
+#include "text/unicode_tables.inc"
+
+// ---- the byte alphabet (bytes_to_unicode) ----
+
+// Bytes that stand for themselves: 33..126, 161..172, 174..255.
+constexpr bool isPrintableByte(unsigned b) {
+    return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+}
+
+constexpr int kShiftedBytes = 68;  // the others, mapped to U+0100.. in increasing byte order
+
+constexpr std::array<char32_t, 256> makeByteToCodePoint() {
+    std::array<char32_t, 256> table{};
+    char32_t next = 256;
+    for (unsigned b = 0; b < 256; ++b) table[b] = isPrintableByte(b) ? char32_t(b) : next++;
+    return table;
+}
+
+constexpr std::array<uint8_t, kShiftedBytes> makeShiftedToByte() {
+    std::array<uint8_t, kShiftedBytes> table{};
+    int next = 0;
+    for (unsigned b = 0; b < 256; ++b) {
+        if (!isPrintableByte(b)) table[next++] = uint8_t(b);
+    }
+    return table;
+}
+
+constexpr std::array<char32_t, 256> kByteToCodePoint = makeByteToCodePoint();
+constexpr std::array<uint8_t, kShiftedBytes> kShiftedToByte = makeShiftedToByte();
+static_assert(kByteToCodePoint[0x20] == 0x120 && kByteToCodePoint[0x0A] == 0x10A);
+static_assert(kByteToCodePoint[255] == 255 && kShiftedToByte[kShiftedBytes - 1] == 173);
+
+// The byte a code point of the alphabet stands for, or -1 if it is not in the alphabet.
+int symbolToByte(char32_t cp) {
+    if (cp < 256) return isPrintableByte(cp) ? int(cp) : -1;
+    if (cp < 256 + kShiftedBytes) return kShiftedToByte[cp - 256];
+    return -1;
+}
+
+void appendUtf8(std::string& out, char32_t cp) {
+    if (cp < 0x80) {
+        out += char(cp);
+    } else if (cp < 0x800) {
+        out += char(0xC0 | (cp >> 6));
+        out += char(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        out += char(0xE0 | (cp >> 12));
+        out += char(0x80 | ((cp >> 6) & 0x3F));
+        out += char(0x80 | (cp & 0x3F));
+    } else {
+        out += char(0xF0 | (cp >> 18));
+        out += char(0x80 | ((cp >> 12) & 0x3F));
+        out += char(0x80 | ((cp >> 6) & 0x3F));
+        out += char(0x80 | (cp & 0x3F));
+    }
+}
+
+// ---- UTF-8 decoding and character classes ----
+
+constexpr char32_t kInvalid = 0x110000;  // stands for one byte that is not valid UTF-8
+
+struct Decoded {
+    char32_t cp;    // kInvalid for an invalid byte
+    size_t length;  // bytes consumed: 1 for an invalid byte
+};
+
+bool isContinuation(uint8_t b) {
+    return (b & 0xC0) == 0x80;
+}
+
+// Decodes the code point starting at s[i] (strict UTF-8: no overlong forms, no surrogates,
+// nothing past U+10FFFF). An invalid or truncated sequence yields its first byte alone.
+Decoded decodeAt(std::string_view s, size_t i) {
+    const auto at = [&](size_t k) { return uint8_t(s[k]); };
+    const uint8_t b0 = at(i);
+    if (b0 < 0x80) return {b0, 1};
+    const size_t left = s.size() - i;
+    if (b0 >= 0xC2 && b0 <= 0xDF) {
+        if (left >= 2 && isContinuation(at(i + 1))) {
+            return {char32_t((b0 & 0x1F) << 6 | (at(i + 1) & 0x3F)), 2};
+        }
+    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+        if (left >= 3 && isContinuation(at(i + 1)) && isContinuation(at(i + 2))) {
+            const char32_t cp =
+                char32_t((b0 & 0x0F) << 12 | (at(i + 1) & 0x3F) << 6 | (at(i + 2) & 0x3F));
+            if (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) return {cp, 3};
+        }
+    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+        if (left >= 4 && isContinuation(at(i + 1)) && isContinuation(at(i + 2)) &&
+            isContinuation(at(i + 3))) {
+            const char32_t cp = char32_t((b0 & 0x07) << 18 | (at(i + 1) & 0x3F) << 12 |
+                                         (at(i + 2) & 0x3F) << 6 | (at(i + 3) & 0x3F));
+            if (cp >= 0x10000 && cp <= 0x10FFFF) return {cp, 4};
+        }
+    }
+    return {kInvalid, 1};
+}
+
+template <size_t N>
+bool inRanges(const CodeRange (&ranges)[N], char32_t cp) {
+    const CodeRange* end = ranges + N;
+    const CodeRange* it = std::upper_bound(
+        ranges, end, cp, [](char32_t value, const CodeRange& r) { return value < r.first; });
+    return it != ranges && cp <= (it - 1)->last;
+}
+
+enum class CharClass : uint8_t { Letter, Number, Space, Other };
+
+CharClass classify(char32_t cp) {
+    if (cp < 0x80) {
+        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return CharClass::Letter;
+        if (cp >= '0' && cp <= '9') return CharClass::Number;
+        if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x20) return CharClass::Space;
+        return CharClass::Other;
+    }
+    if (cp == kInvalid) return CharClass::Other;
+    if (inRanges(kLetterRanges, cp)) return CharClass::Letter;
+    if (inRanges(kNumberRanges, cp)) return CharClass::Number;
+    if (inRanges(kWhitespaceRanges, cp)) return CharClass::Space;
+    return CharClass::Other;
+}
+
+struct Char {
+    size_t offset;  // byte offset in the text
+    char32_t cp;    // kInvalid for an invalid byte
+    CharClass cls;
+};
+
+// The end (index into chars) of the regex match that starts at chars[i]. Alternatives in order:
+// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+size_t matchEnd(const std::vector<Char>& chars, size_t i) {
+    const size_t n = chars.size();
+    const auto cpAt = [&](size_t k) { return k < n ? chars[k].cp : kInvalid; };
+
+    // Contractions (case-sensitive, as in GPT-2).
+    if (cpAt(i) == U'\'') {
+        const char32_t c1 = cpAt(i + 1);
+        if (c1 == U's' || c1 == U't' || c1 == U'm' || c1 == U'd') return i + 2;
+        const char32_t c2 = cpAt(i + 2);
+        if ((c1 == U'r' && c2 == U'e') || (c1 == U'v' && c2 == U'e') ||
+            (c1 == U'l' && c2 == U'l')) {
+            return i + 3;
+        }
+    }
+
+    // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional space, then a run of one class.
+    size_t start = i;
+    if (chars[i].cp == U' ' && i + 1 < n && chars[i + 1].cls != CharClass::Space) start = i + 1;
+    const CharClass cls = chars[start].cls;
+    if (cls != CharClass::Space) {
+        size_t end = start + 1;
+        while (end < n && chars[end].cls == cls) ++end;
+        return end;
+    }
+
+    // `\s+(?!\S)`: a whitespace run up to the end, or all but its last character when
+    // non-whitespace follows; else `\s+` takes a single whitespace character.
+    size_t end = i;
+    while (end < n && chars[end].cls == CharClass::Space) ++end;
+    if (end == n) return end;
+    if (end - i >= 2) return end - 1;
+    return end;
+}
+
+// "0x2A"
+std::string hexByte(unsigned b) {
+    const char* digits = "0123456789ABCDEF";
+    return std::string("0x") + digits[b >> 4] + digits[b & 15];
+}
+
+std::string outOfRange(const std::string& what, int64_t id, size_t vocabSize) {
+    return what + " " + std::to_string(id) + " is out of range: the vocabulary has " +
+           std::to_string(vocabSize) + " tokens";
+}
+
+// Reads an optional token id key, which must fit in int32.
+std::optional<int32_t> readTokenId(const GgufFile& file, std::string_view key) {
+    const std::optional<uint64_t> value = file.getUint(key);
+    if (!value) return std::nullopt;
+    if (*value > uint64_t(std::numeric_limits<int32_t>::max())) {
+        throw Error(std::string(key) + " = " + std::to_string(*value) + " is not a valid token id");
+    }
+    return int32_t(*value);
+}
+
+// What kind of tokenizer a tokenizer.ggml.model value names, for the refusal message.
+std::string modelKind(const std::string& model) {
+    if (model == "llama") return " (SentencePiece)";
+    if (model == "bert") return " (WordPiece)";
+    if (model == "t5") return " (Unigram)";
+    if (model == "rwkv") return " (RWKV)";
+    return "";
+}
+
+}  // namespace
+
+// ---- Tokenizer ----
+
+Tokenizer::Tokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges,
+                     std::optional<int32_t> bos, std::optional<int32_t> eos)
+    : tokens_(std::move(tokens)), bos_(bos), eos_(eos) {
+    constexpr size_t kMaxCount = size_t(std::numeric_limits<int32_t>::max());
+    if (tokens_.size() > kMaxCount) {
+        throw Error("tokenizer vocabulary has " + std::to_string(tokens_.size()) +
+                    " tokens; at most " + std::to_string(kMaxCount) + " are supported");
+    }
+    if (merges.size() > kMaxCount) {
+        throw Error("tokenizer has " + std::to_string(merges.size()) + " merges; at most " +
+                    std::to_string(kMaxCount) + " are supported");
+    }
+
+    tokenIds_.reserve(tokens_.size());
+    for (size_t i = 0; i < tokens_.size(); ++i) {
+        const auto [it, inserted] = tokenIds_.emplace(tokens_[i], int32_t(i));
+        if (!inserted) {
+            throw Error("tokenizer vocabulary has the token '" + tokens_[i] + "' twice, at ids " +
+                        std::to_string(it->second) + " and " + std::to_string(i));
+        }
+    }
+
+    for (unsigned b = 0; b < 256; ++b) {
+        const std::string symbol = byteToSymbol(uint8_t(b));
+        const auto it = tokenIds_.find(symbol);
+        if (it == tokenIds_.end()) {
+            throw Error("tokenizer vocabulary lacks the symbol '" + symbol + "' for byte " +
+                        hexByte(b) + "; byte-level BPE needs all 256 single-byte symbols");
+        }
+        byteIds_[b] = it->second;
+    }
+
+    merges_.reserve(merges.size());
+    for (size_t r = 0; r < merges.size(); ++r) {
+        const std::string& line = merges[r];
+        const size_t space = line.find(' ');
+        if (space == std::string::npos || space == 0 || space + 1 == line.size() ||
+            line.find(' ', space + 1) != std::string::npos) {
+            throw Error("tokenizer merge " + std::to_string(r) + " ('" + line +
+                        "') is malformed: expected two non-empty symbols separated by one space");
+        }
+        const std::string left = line.substr(0, space);
+        const std::string right = line.substr(space + 1);
+        const auto leftIt = tokenIds_.find(left);
+        const auto rightIt = tokenIds_.find(right);
+        const auto resultIt = tokenIds_.find(left + right);
+        if (leftIt == tokenIds_.end() || rightIt == tokenIds_.end() ||
+            resultIt == tokenIds_.end()) {
+            continue;
+        }
+        const uint64_t key = uint64_t(uint32_t(leftIt->second)) << 32 | uint32_t(rightIt->second);
+        merges_.emplace(key, Merge{int32_t(r), resultIt->second});  // a repeat keeps its first rank
+    }
+
+    if (bos_ && (*bos_ < 0 || size_t(*bos_) >= tokens_.size())) {
+        throw Error(outOfRange("tokenizer bos token id", *bos_, tokens_.size()));
+    }
+    if (eos_ && (*eos_ < 0 || size_t(*eos_) >= tokens_.size())) {
+        throw Error(outOfRange("tokenizer eos token id", *eos_, tokens_.size()));
+    }
+}
+
+Tokenizer Tokenizer::fromGguf(const GgufFile& file) {
+    const char* expected =
+        "KVScope reads byte-level BPE tokenizers (tokenizer.ggml.model = \"gpt2\")";
+    const std::optional<std::string> model = file.getString("tokenizer.ggml.model");
+    if (!model) throw Error(std::string("tokenizer.ggml.model is missing; ") + expected);
+    if (*model != "gpt2") {
+        throw Error("tokenizer '" + *model + "'" + modelKind(*model) + " is not supported; " +
+                    expected);
+    }
+    std::optional<std::vector<std::string>> tokens = file.getStringArray("tokenizer.ggml.tokens");
+    if (!tokens) throw Error("tokenizer.ggml.tokens is missing (the vocabulary)");
+    const std::optional<std::vector<std::string>> merges =
+        file.getStringArray("tokenizer.ggml.merges");
+    if (!merges) throw Error("tokenizer.ggml.merges is missing (the BPE merges)");
+    const std::optional<int32_t> bos = readTokenId(file, "tokenizer.ggml.bos_token_id");
+    const std::optional<int32_t> eos = readTokenId(file, "tokenizer.ggml.eos_token_id");
+    return Tokenizer(std::move(*tokens), *merges, bos, eos);
+}
+
+std::vector<std::string_view> Tokenizer::preTokenize(std::string_view text) {
+    std::vector<Char> chars;
+    chars.reserve(text.size());
+    for (size_t i = 0; i < text.size();) {
+        const Decoded d = decodeAt(text, i);
+        chars.push_back({i, d.cp, classify(d.cp)});
+        i += d.length;
+    }
+
+    std::vector<std::string_view> pieces;
+    for (size_t i = 0; i < chars.size();) {
+        const size_t end = matchEnd(chars, i);
+        const size_t endOffset = end < chars.size() ? chars[end].offset : text.size();
+        pieces.push_back(text.substr(chars[i].offset, endOffset - chars[i].offset));
+        i = end;
+    }
+    return pieces;
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+    std::vector<int32_t> ids;
+    for (const std::string_view piece : preTokenize(text)) encodePiece(piece, ids);
+    return ids;
+}
+
+void Tokenizer::encodePiece(std::string_view piece, std::vector<int32_t>& out) const {
+    // Symbols form a linked list over the piece's bytes; a merge grows the left symbol and
+    // unlinks the right one. Candidate pairs wait in a queue ordered by (rank, position), so the
+    // lowest-ranked pair merges first and ties go to the leftmost; entries made stale by an
+    // earlier merge are recognised by their ids and skipped. O(n log n) in the piece length.
+    constexpr size_t kNone = std::numeric_limits<size_t>::max();
+    struct Symbol {
+        int32_t id;  // -1 once merged into its left neighbour
+        size_t prev, next;
+    };
+    struct Candidate {
+        int32_t rank;
+        size_t left;
+        int32_t leftId, rightId, result;
+    };
+    const auto later = [](const Candidate& a, const Candidate& b) {
+        return a.rank != b.rank ? a.rank > b.rank : a.left > b.left;
+    };
+
+    const size_t n = piece.size();
+    if (n == 0) return;
+    std::vector<Symbol> symbols(n);
+    for (size_t i = 0; i < n; ++i) {
+        symbols[i] = {byteIds_[uint8_t(piece[i])], i == 0 ? kNone : i - 1,
+                      i + 1 == n ? kNone : i + 1};
+    }
+
+    std::priority_queue<Candidate, std::vector<Candidate>, decltype(later)> queue(later);
+    const auto consider = [&](size_t left) {
+        if (left == kNone || symbols[left].next == kNone) return;
+        const int32_t leftId = symbols[left].id;
+        const int32_t rightId = symbols[symbols[left].next].id;
+        const auto it = merges_.find(uint64_t(uint32_t(leftId)) << 32 | uint32_t(rightId));
+        if (it != merges_.end()) {
+            queue.push({it->second.rank, left, leftId, rightId, it->second.result});
+        }
+    };
+    for (size_t i = 0; i + 1 < n; ++i) consider(i);
+
+    while (!queue.empty()) {
+        const Candidate c = queue.top();
+        queue.pop();
+        Symbol& left = symbols[c.left];
+        if (left.id != c.leftId || left.next == kNone) continue;
+        Symbol& right = symbols[left.next];
+        if (right.id != c.rightId) continue;
+        left.id = c.result;
+        right.id = -1;
+        left.next = right.next;
+        if (right.next != kNone) symbols[right.next].prev = c.left;
+        consider(left.prev);
+        consider(c.left);
+    }
+
+    for (size_t i = 0; i != kNone; i = symbols[i].next) out.push_back(symbols[i].id);
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids) const {
+    std::string text;
+    for (const int32_t id : ids) text += tokenBytes(id);
+    return text;
+}
+
+std::string Tokenizer::tokenBytes(int32_t id) const {
+    const std::string& token = tokenString(id);
+    std::string bytes;
+    bytes.reserve(token.size());
+    for (size_t i = 0; i < token.size();) {
+        const Decoded d = decodeAt(token, i);
+        const int b = d.cp == kInvalid ? -1 : symbolToByte(d.cp);
+        if (b >= 0) {
+            bytes += char(b);
+        } else {
+            bytes.append(token, i, d.length);  // not in the byte alphabet: its own UTF-8
+        }
+        i += d.length;
+    }
+    return bytes;
+}
+
+const std::string& Tokenizer::tokenString(int32_t id) const {
+    if (id < 0 || size_t(id) >= tokens_.size()) {
+        throw Error(outOfRange("token id", id, tokens_.size()));
+    }
+    return tokens_[size_t(id)];
+}
+
+std::optional<int32_t> Tokenizer::tokenId(const std::string& token) const {
+    const auto it = tokenIds_.find(token);
+    if (it == tokenIds_.end()) return std::nullopt;
+    return it->second;
+}
+
+std::string Tokenizer::byteToSymbol(uint8_t b) {
+    std::string symbol;
+    appendUtf8(symbol, kByteToCodePoint[b]);
+    return symbol;
+}
+
+}  // namespace kvscope

@@ -1,0 +1,89 @@
+// trainBpe: count pieces, then merge the most frequent pair of symbols, one merge at a time.
+#include "train/bpe_trainer.h"
+
+#include <cassert>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace kvscope {
+
+void BpeVocabulary::writeTo(GgufWriter& w) const {
+    w.set("tokenizer.ggml.model", GgufValue::str("gpt2"));
+    w.set("tokenizer.ggml.tokens", GgufValue::stringArray(tokens));
+    w.set("tokenizer.ggml.merges", GgufValue::stringArray(merges));
+    w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(static_cast<uint32_t>(endOfText)));
+    w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(endOfText)));
+}
+
+BpeVocabulary trainBpe(std::string_view text, int vocabSize) {
+    assert(vocabSize >= 257);
+    // 1. distinct pieces with their counts, as sequences of byte symbols (ids 0..255)
+    std::unordered_map<std::string_view, long> counts;
+    for (std::string_view piece : Tokenizer::preTokenize(text)) ++counts[piece];
+    struct Word {
+        std::vector<int32_t> symbols;
+        long count;
+    };
+    std::vector<Word> words;
+    words.reserve(counts.size());
+    for (const auto& [piece, count] : counts) {
+        Word w{{}, count};
+        for (unsigned char c : piece) w.symbols.push_back(c);
+        words.push_back(std::move(w));
+    }
+
+    std::vector<std::string> tokens;
+    for (int b = 0; b < 256; ++b)
+        tokens.push_back(Tokenizer::byteToSymbol(static_cast<uint8_t>(b)));
+    std::vector<std::string> merges;
+    std::unordered_map<std::string, int32_t> ids;
+    for (int32_t i = 0; i < 256; ++i) ids.emplace(tokens[static_cast<size_t>(i)], i);
+    auto key = [](int32_t a, int32_t b) {
+        return (static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b);
+    };
+
+    // 2. merge the best pair until the vocabulary is full
+    while (static_cast<int>(tokens.size()) < vocabSize - 1) {
+        std::unordered_map<uint64_t, long> pairs;
+        for (const Word& w : words)
+            for (size_t i = 0; i + 1 < w.symbols.size(); ++i)
+                pairs[key(w.symbols[i], w.symbols[i + 1])] += w.count;
+        uint64_t best = 0;
+        long bestCount = 1;  // a pair seen once is not worth a token
+        for (const auto& [k, c] : pairs)
+            if (c > bestCount || (c == bestCount && bestCount > 1 && k < best)) {
+                best = k;
+                bestCount = c;
+            }
+        if (bestCount < 2) break;
+        const auto left = static_cast<int32_t>(best >> 32),
+                   right = static_cast<int32_t>(best & 0xffffffffu);
+        // The same string can come out of two different pairs ("th"+"e", "t"+"he"): it stays
+        // one token, reached by both merges.
+        std::string joined = tokens[static_cast<size_t>(left)] + tokens[static_cast<size_t>(right)];
+        merges.push_back(tokens[static_cast<size_t>(left)] + " " +
+                         tokens[static_cast<size_t>(right)]);
+        auto [it, fresh] = ids.try_emplace(joined, static_cast<int32_t>(tokens.size()));
+        if (fresh) tokens.push_back(std::move(joined));
+        const int32_t merged = it->second;
+        for (Word& w : words) {
+            std::vector<int32_t>& s = w.symbols;
+            size_t out = 0;
+            for (size_t i = 0; i < s.size(); ++i) {
+                if (i + 1 < s.size() && s[i] == left && s[i + 1] == right) {
+                    s[out++] = merged;
+                    ++i;
+                } else {
+                    s[out++] = s[i];
+                }
+            }
+            s.resize(out);
+        }
+    }
+    tokens.push_back("<|endoftext|>");
+    const auto eot = static_cast<int32_t>(tokens.size() - 1);
+    return BpeVocabulary{std::move(tokens), std::move(merges), eot};
+}
+
+}  // namespace kvscope

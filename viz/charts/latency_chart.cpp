@@ -1,0 +1,184 @@
+// LatencyChart: series rebuilt from the TraceStore's traces and the comparison it was given.
+#include "charts/latency_chart.h"
+
+#include <QLegendMarker>
+
+#include <QChart>
+#include <QLineSeries>
+#include <QPen>
+#include <QScatterSeries>
+#include <QValueAxis>
+#include <algorithm>
+
+#include "common/theme.h"
+#include "common/trace_store.h"
+
+namespace kvscope::viz {
+
+LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(parent), store_(store) {
+    auto* chart = new QChart;
+    cached_ = new QLineSeries;
+    cached_->setName(tr("with cache"));
+    recompute_ = new QLineSeries;
+    recompute_->setName(tr("no cache"));
+    device_ = new QLineSeries;
+    device_->setName(tr("device time"));
+    prefill_ = new QScatterSeries;
+    prefill_->setName(tr("prefill"));
+    recomputePrefill_ = new QScatterSeries;
+    recomputePrefill_->setName(tr("prefill, no cache"));
+    for (QAbstractSeries* s : std::initializer_list<QAbstractSeries*>{cached_, recompute_, device_,
+                                                                      prefill_, recomputePrefill_})
+        chart->addSeries(s);
+    x_ = new QValueAxis;
+    x_->setTitleText(tr("token position"));
+    x_->setLabelFormat("%d");
+    y_ = new QValueAxis;
+    y_->setTitleText(tr("wall time on the host (ms)"));
+    chart->addAxis(x_, Qt::AlignBottom);
+    chart->addAxis(y_, Qt::AlignLeft);
+    for (QAbstractSeries* s : chart->series()) {
+        s->attachAxis(x_);
+        s->attachAxis(y_);
+    }
+    chart->legend()->setAlignment(Qt::AlignBottom);
+    setChart(chart);
+    setRenderHint(QPainter::Antialiasing);
+    setMinimumSize(360, 260);
+
+    connect(store_, &TraceStore::modelChanged, this, [this] {
+        cmpTokens_.clear();
+        rebuild();
+    });
+    connect(store_, &TraceStore::tokensReset, this, [this] {
+        cmpTokens_.clear();
+        rebuild();
+    });
+    connect(store_, &TraceStore::tokenAppended, this, &LatencyChart::rebuild);
+    connect(store_, &TraceStore::truncated, this, &LatencyChart::rebuild);
+    connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &LatencyChart::applyTheme);
+    applyTheme();
+    rebuild();
+}
+
+void LatencyChart::setComparison(const QList<int>& tokens, int promptLength, double prefillMs,
+                                 const QList<double>& stepMs) {
+    cmpTokens_ = tokens;
+    cmpPromptLength_ = promptLength;
+    cmpPrefillMs_ = prefillMs;
+    cmpStepMs_ = stepMs;
+    rebuild();
+}
+
+void LatencyChart::applyTheme() {
+    const Theme& t = currentTheme();
+    QChart* c = chart();
+    c->setBackgroundBrush(t.background);
+    c->setTitleBrush(t.text);
+    c->setTitleFont(t.labelFont);
+    c->legend()->setLabelColor(t.text);
+    c->legend()->setFont(t.smallFont);
+    for (QValueAxis* a : {x_, y_}) {
+        a->setLabelsColor(t.mutedText);
+        a->setTitleBrush(t.text);
+        a->setGridLineColor(t.grid);
+        a->setLabelsFont(t.smallFont);
+        a->setTitleFont(t.labelFont);
+    }
+    // Every series its own colour and its own line or marker shape.
+    const SeriesStyle st = seriesStyle(t);
+    cached_->setPen(QPen(st.primary, 3));
+    recompute_->setPen(QPen(st.fifth, 3, Qt::DashLine));
+    device_->setPen(QPen(t.mutedText, 2, Qt::DotLine));
+    prefill_->setColor(st.second);
+    prefill_->setBorderColor(t.text);
+    prefill_->setMarkerSize(14);
+    recomputePrefill_->setColor(st.third);
+    recomputePrefill_->setBorderColor(t.text);
+    recomputePrefill_->setMarkerSize(10);
+    recomputePrefill_->setMarkerShape(QScatterSeries::MarkerShapeRectangle);
+    setBackgroundBrush(t.background);
+}
+
+void LatencyChart::rebuild() {
+    const int n = store_->count();
+    const int prompt = store_->promptLength();
+    // The comparison counts only while it replayed the store's own tokens.
+    bool same = !cmpTokens_.isEmpty() && cmpPromptLength_ == prompt;
+    for (int i = 0; same && i < std::min(n, static_cast<int>(cmpTokens_.size())); ++i)
+        same = cmpTokens_[i] == store_->trace(i).token;
+
+    QList<QPointF> cached, recompute, device;
+    double top = 0;
+    for (int i = prompt; i < n; ++i) {
+        const double ms = store_->trace(i).hostMs;
+        cached << QPointF(i, ms);
+        if (store_->trace(i).deviceMs >= 0) device << QPointF(i, store_->trace(i).deviceMs);
+        top = std::max(top, ms);
+        const int k = i - prompt;
+        if (same && k < cmpStepMs_.size()) {
+            recompute << QPointF(i, cmpStepMs_[k]);
+            top = std::max(top, cmpStepMs_[k]);
+        }
+    }
+    cached_->replace(cached);
+    recompute_->replace(recompute);
+    device_->replace(device);
+    device_->setVisible(!device.isEmpty());  // no legend entry for a time that was not measured
+    for (QLegendMarker* marker : chart()->legend()->markers(device_))
+        marker->setVisible(!device.isEmpty());
+    prefill_->clear();
+    recomputePrefill_->clear();
+    if (prompt > 0) {
+        prefill_->append(prompt - 1, store_->prefillMs());
+        top = std::max(top, store_->prefillMs());
+        if (same) {
+            recomputePrefill_->append(prompt - 1, cmpPrefillMs_);
+            top = std::max(top, cmpPrefillMs_);
+        }
+    }
+    ratio_ = 0;
+    ratioPosition_ = -1;
+    if (!recompute.isEmpty()) {
+        const QPointF r = recompute.last();
+        const double c = store_->trace(static_cast<int>(r.x())).hostMs;
+        if (c > 0) {
+            ratio_ = r.y() / c;
+            ratioPosition_ = static_cast<int>(r.x());
+        }
+    }
+    QString title = tr("Time per token (measured)");
+    if (n == 0) {
+        title = tr("Time per token: nothing decoded yet");
+        caption_ =
+            tr("Press Prefill or Step (F10): the time of the prompt's one pass and of "
+               "every new token appears here, measured on the host.");
+    } else {
+        caption_ = tr("Each dot and line is measured wall time on the host. The prefill runs the "
+                      "%n prompt token(s) in one pass: %1 ms to the first new token (time to "
+                      "first token, TTFT).",
+                      nullptr, prompt)
+                       .arg(store_->prefillMs(), 0, 'f', 2);
+    }
+    if (ratioPosition_ >= 0) {
+        title = tr("Time per token: %1× slower without the cache").arg(ratio_, 0, 'f', 1);
+        caption_ += tr(" Replayed without the cache (same tokens): at token %1, %2 ms vs %3 ms "
+                       "with it = %4× (measured). Without a cache every step recomputes K and V "
+                       "of all earlier tokens, so its time grows with the position.")
+                        .arg(ratioPosition_)
+                        .arg(recompute.last().y(), 0, 'f', 2)
+                        .arg(store_->trace(ratioPosition_).hostMs, 0, 'f', 2)
+                        .arg(ratio_, 0, 'f', 1);
+    } else if (n > prompt) {
+        caption_ += tr(" Press “Compare without cache” to replay these tokens without it.");
+    }
+    chart()->setTitle(title);
+    emit captionChanged(caption_);
+    // Whole token positions: at least 0..10, so the ticks are integers even before a step.
+    x_->setRange(0, std::max(n, 10));
+    x_->applyNiceNumbers();
+    y_->setRange(0, top > 0 ? top * 1.1 : 1);
+    y_->applyNiceNumbers();
+}
+
+}  // namespace kvscope::viz

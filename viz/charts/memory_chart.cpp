@@ -1,0 +1,163 @@
+// MemoryChart: series rebuilt from the TraceStore on each of its signals.
+#include "charts/memory_chart.h"
+
+#include <QChart>
+#include <QLegend>
+#include <QLegendMarker>
+#include <QLineSeries>
+#include <QPen>
+#include <QValueAxis>
+#include <algorithm>
+
+#include "analysis/kv_memory.h"
+#include "common/colormap.h"
+#include "common/theme.h"
+#include "common/trace_store.h"
+
+namespace kvscope::viz {
+namespace {
+QLineSeries* addSeries(QChart* chart, const QString& name) {
+    auto* s = new QLineSeries;
+    s->setName(name);
+    chart->addSeries(s);
+    return s;
+}
+}  // namespace
+
+MemoryChart::MemoryChart(TraceStore* store, QWidget* parent) : QChartView(parent), store_(store) {
+    auto* chart = new QChart;
+    allocated_ = addSeries(chart, tr("allocated"));
+    used_ = addSeries(chart, tr("used"));
+    formula_ = addSeries(chart, tr("formula"));  // over the measurement: where they agree
+    projection_ = addSeries(chart, tr("projection"));
+    weights_ = addSeries(chart, tr("weights"));
+    weights_->setVisible(false);  // on request: it would set the scale, not the cache
+    x_ = new QValueAxis;
+    x_->setTitleText(tr("tokens in the cache"));
+    x_->setLabelFormat("%d");
+    y_ = new QValueAxis;
+    y_->setLabelFormat("%.4g");
+    chart->addAxis(x_, Qt::AlignBottom);
+    chart->addAxis(y_, Qt::AlignLeft);
+    for (QAbstractSeries* s : chart->series()) {
+        s->attachAxis(x_);
+        s->attachAxis(y_);
+    }
+    chart->legend()->setAlignment(Qt::AlignBottom);
+    setChart(chart);
+    setShowWeights(false);
+    setRenderHint(QPainter::Antialiasing);
+    setMinimumSize(360, 260);
+
+    connect(store_, &TraceStore::modelChanged, this, &MemoryChart::rebuild);
+    connect(store_, &TraceStore::tokensReset, this, &MemoryChart::rebuild);
+    connect(store_, &TraceStore::tokenAppended, this, &MemoryChart::rebuild);
+    connect(store_, &TraceStore::truncated, this, &MemoryChart::rebuild);
+    connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &MemoryChart::applyTheme);
+    applyTheme();
+    rebuild();
+}
+
+void MemoryChart::applyTheme() {
+    const Theme& t = currentTheme();
+    QChart* c = chart();
+    c->setBackgroundBrush(t.background);
+    c->setTitleBrush(t.text);
+    c->setTitleFont(t.labelFont);
+    c->legend()->setLabelColor(t.text);
+    c->legend()->setFont(t.smallFont);
+    for (QValueAxis* a : {x_, y_}) {
+        a->setLabelsColor(t.mutedText);
+        a->setTitleBrush(t.text);
+        a->setGridLineColor(t.grid);
+        a->setLabelsFont(t.smallFont);
+        a->setTitleFont(t.labelFont);
+    }
+    // Every series its own colour and its own dash (Okabe–Ito hues: apart in colour-blind
+    // vision and in greyscale print by the dash alone).
+    const SeriesStyle st = seriesStyle(t);
+    used_->setPen(QPen(st.primary, 5));
+    used_->setColor(st.primary);
+    formula_->setPen(QPen(st.second, 2, Qt::DashLine));
+    projection_->setPen(QPen(st.third, 2, Qt::DotLine));
+    allocated_->setPen(QPen(t.mutedText, 2, Qt::DashDotLine));
+    weights_->setPen(QPen(st.fourth, 2, Qt::DashDotDotLine));
+    setBackgroundBrush(t.background);
+}
+
+void MemoryChart::setShowWeights(bool show) {
+    showWeights_ = show;
+    weights_->setVisible(show);
+    for (QLegendMarker* marker : chart()->legend()->markers(weights_)) marker->setVisible(show);
+    rebuild();
+}
+
+void MemoryChart::rebuild() {
+    for (QLineSeries* s : {used_, allocated_, formula_, projection_, weights_}) s->clear();
+    if (!store_->hasModel()) return;
+    const ModelSummary& m = store_->model();
+    const ModelConfig& c = m.config;
+    // The formula for the loaded model's float32 cache: 2 × layers × kv heads × head dim × 4 B.
+    const kvmem::ModelShape shape = kvmem::fromConfig(c, static_cast<double>(m.parameters));
+    const double perToken = static_cast<double>(kvmem::bytesPerToken(shape, 32));
+    const double nCtx = c.nCtx;
+    const double xMax = nCtx;  // the axis ends where the context does
+    // The scale is made for the cache: its full-context size or its allocation. The weights
+    // (often far larger) draw only on request and are stated in the caption.
+    const double top = std::max({perToken * xMax, static_cast<double>(m.cacheAllocatedBytes),
+                                 showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
+    unit_ = top >= 4.0 * (1 << 30)   ? double(1 << 30)
+            : top >= 4.0 * (1 << 20) ? double(1 << 20)
+                                     : 1024.0;
+    const QString unitName = unit_ == double(1 << 30)   ? "GiB"
+                             : unit_ == double(1 << 20) ? "MiB"
+                                                        : "KiB";
+    const auto y = [this](double bytes) { return bytes / unit_; };
+
+    // Measured: the prompt enters the cache in one prefill, then one token per step.
+    QList<QPointF> used{{0, 0}};
+    const int n = store_->count();
+    for (int i = 0; i < n; ++i) {
+        const StepTrace& t = store_->trace(i);
+        if (t.prompt && i + 1 < store_->promptLength()) continue;
+        used << QPointF(i + 1, y(static_cast<double>(t.kvBytes)));
+    }
+    used_->replace(used);
+    allocated_->replace({{0, y(static_cast<double>(m.cacheAllocatedBytes))},
+                         {nCtx, y(static_cast<double>(m.cacheAllocatedBytes))}});
+    formula_->replace({{0, 0}, {double(n), y(perToken * n)}});
+    projection_->replace({{double(n), y(perToken * n)}, {xMax, y(perToken * xMax)}});
+    weights_->replace({{0, y(static_cast<double>(m.weightBytes))},
+                       {xMax, y(static_cast<double>(m.weightBytes))}});
+    x_->setRange(0, xMax);
+    y_->setRange(0, y(top) * 1.08);
+    y_->setTitleText(tr("bytes (%1)").arg(unitName));
+    y_->applyNiceNumbers();
+    chart()->setTitle(tr("KV cache memory: %L1 of %L2 tokens").arg(n).arg(c.nCtx));
+    const auto human = [](double b) { return QString::fromStdString(kvmem::humanBytes(b)); };
+    caption_ = tr("Formula: 2 (K and V) × %1 layers × %2 kv heads × %3 head dim × 4 B (float32) = "
+                  "%L4 B per token. Measured now: %5 used by %L6 tokens, %7 allocated for %L8 "
+                  "(the backend reserves the full context). Dotted: the formula projected to the "
+                  "full context. The weights take %9, not drawn to this scale.")
+                   .arg(c.nLayer)
+                   .arg(c.nHeadKv)
+                   .arg(c.headDim)
+                   .arg(static_cast<qulonglong>(perToken))
+                   .arg(human(static_cast<double>(store_->kvBytes())))
+                   .arg(n)
+                   .arg(human(static_cast<double>(m.cacheAllocatedBytes)))
+                   .arg(c.nCtx)
+                   .arg(human(static_cast<double>(m.weightBytes)));
+    if (m.deviceMemoryBytes > 0) {
+        // The device's memory dwarfs a small model's cache: said in words, not drawn to scale.
+        const double full = static_cast<double>(m.weightBytes + m.cacheAllocatedBytes);
+        caption_ += tr(" The device has %1 of memory; weights and full cache take %2 of it.")
+                        .arg(human(static_cast<double>(m.deviceMemoryBytes)))
+                        .arg(QString::number(
+                                 100.0 * full / static_cast<double>(m.deviceMemoryBytes), 'g', 3) +
+                             "%");
+    }
+    emit captionChanged(caption_);
+}
+
+}  // namespace kvscope::viz

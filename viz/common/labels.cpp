@@ -1,0 +1,107 @@
+// Labels: token text escaping (a small UTF-8 decoder that never throws) and number formatting.
+#include "common/labels.h"
+
+#include <cmath>
+
+namespace kvscope::viz {
+
+namespace {
+
+QString hexByte(unsigned char b) {
+    return QStringLiteral("\\x") + QString::number(static_cast<unsigned>(b), 16)
+                                       .rightJustified(2, QLatin1Char('0'))
+                                       .toUpper();
+}
+
+// Length of the valid UTF-8 sequence starting at s[i] and its code point, or 0 if invalid.
+int decodeUtf8(const std::string& s, size_t i, char32_t& cp) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    int len = 0;
+    char32_t min = 0;
+    if (b0 < 0x80) {
+        cp = b0;
+        return 1;
+    } else if ((b0 & 0xE0) == 0xC0) {
+        len = 2, cp = b0 & 0x1Fu, min = 0x80;
+    } else if ((b0 & 0xF0) == 0xE0) {
+        len = 3, cp = b0 & 0x0Fu, min = 0x800;
+    } else if ((b0 & 0xF8) == 0xF0) {
+        len = 4, cp = b0 & 0x07u, min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (i + static_cast<size_t>(len) > s.size()) return 0;
+    for (int k = 1; k < len; ++k) {
+        const auto b = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
+        if ((b & 0xC0) != 0x80) return 0;
+        cp = (cp << 6) | (b & 0x3Fu);
+    }
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    return len;
+}
+
+}  // namespace
+
+QString tokenLabel(const std::string& bytes) {
+    if (bytes.empty()) return QStringLiteral("∅");
+    QString out;
+    size_t i = 0;
+    while (i < bytes.size()) {
+        char32_t cp = 0;
+        const int len = decodeUtf8(bytes, i, cp);
+        if (len == 0) {
+            out += hexByte(static_cast<unsigned char>(bytes[i]));
+            ++i;
+            continue;
+        }
+        if (cp == U' ') {
+            out += QStringLiteral("␣");
+        } else if (cp == U'\n') {
+            out += QStringLiteral("↵");
+        } else if (cp == U'\t') {
+            out += QStringLiteral("⇥");
+        } else if (cp < 0x20 || cp == 0x7F) {
+            out += hexByte(static_cast<unsigned char>(cp));
+        } else {
+            const QString ch = QString::fromUcs4(&cp, 1);
+            const QChar first = ch.at(0);
+            const bool invisible = ch.size() == 1 && (!first.isPrint() || first.isSpace());
+            if (invisible) {
+                out += QStringLiteral("U+%1")
+                           .arg(static_cast<unsigned>(cp), 4, 16, QLatin1Char('0'))
+                           .toUpper();
+            } else {
+                out += ch;
+            }
+        }
+        i += static_cast<size_t>(len);
+    }
+    return out;
+}
+
+QString formatValue(double value) {
+    if (std::isnan(value)) return QStringLiteral("NaN");
+    if (value == 0) return QStringLiteral("0");
+    const double a = std::abs(value);
+    if (a >= 1000 || a < 0.001) {
+        // "1.23e+03" → "1.2e3", "5.24e-05" → "5.2e-5": short enough for a cell.
+        QString e = QString::number(value, 'e', 1);
+        e.replace(QLatin1String("e+0"), QLatin1String("e"))
+            .replace(QLatin1String("e+"), QLatin1String("e"));
+        e.replace(QLatin1String("e-0"), QLatin1String("e-"));
+        return e;
+    }
+    const int decimals = a >= 100 ? 0 : a >= 10 ? 1 : a >= 1 ? 2 : 3;
+    return QString::number(value, 'f', decimals);
+}
+
+QString formatBytes(size_t bytes) {
+    const double b = static_cast<double>(bytes);
+    if (bytes < 1024) return QStringLiteral("%1 B").arg(bytes);
+    if (b < 1024.0 * 1024) return QStringLiteral("%1 KiB").arg(b / 1024, 0, 'f', b < 10240 ? 2 : 1);
+    if (b < 1024.0 * 1024 * 1024)
+        return QStringLiteral("%1 MiB").arg(b / (1024.0 * 1024), 0, 'f', 2);
+    return QStringLiteral("%1 GiB").arg(b / (1024.0 * 1024 * 1024), 0, 'f', 2);
+}
+
+}  // namespace kvscope::viz

@@ -1,0 +1,131 @@
+// Exporter: QImage, QSvgGenerator and QPdfWriter behind one call, all through QSaveFile.
+#include "export/exporter.h"
+
+#include <QImage>
+#include <QPageSize>
+#include <QPainter>
+#include <QPdfWriter>
+#include <QSvgGenerator>
+
+#include "common/theme.h"
+
+namespace kvscope::viz {
+
+std::optional<ExportFormat> exportFormatFromName(const QString& name) {
+    const QString n = name.toLower();
+    if (n == "png") return ExportFormat::Png;
+    if (n == "svg") return ExportFormat::Svg;
+    if (n == "pdf") return ExportFormat::Pdf;
+    return std::nullopt;
+}
+
+QString extensionOf(ExportFormat f) {
+    switch (f) {
+        case ExportFormat::Png:
+            return "png";
+        case ExportFormat::Svg:
+            return "svg";
+        case ExportFormat::Pdf:
+            return "pdf";
+    }
+    return {};
+}
+
+namespace {
+
+QString openError(const QString& path, const QSaveFile& f) {
+    return QString("cannot write '%1': %2").arg(path, f.errorString());
+}
+
+// PDF pages in points: one widget pixel is one point (72 dpi), so text stays its screen size.
+void setupPdf(QPdfWriter& w, QSize size) {
+    w.setResolution(72);
+    w.setPageMargins(QMarginsF(0, 0, 0, 0));
+    w.setPageSize(QPageSize(QSizeF(size), QPageSize::Point, QString(), QPageSize::ExactMatch));
+    w.setCreator("KVScope");
+}
+
+}  // namespace
+
+QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, double scale) {
+    widget->ensurePolished();
+    const QSize size = widget->size();
+    QSaveFile file(path);
+    if (!file.open(QIODevice::WriteOnly)) return openError(path, file);
+    bool ok = true;
+    switch (format) {
+        case ExportFormat::Png: {
+            QImage image(QSize(qRound(size.width() * scale), qRound(size.height() * scale)),
+                         QImage::Format_ARGB32_Premultiplied);
+            image.setDevicePixelRatio(scale);
+            image.fill(currentTheme().background);
+            widget->render(&image);
+            image.setDevicePixelRatio(1.0);
+            ok = image.save(&file, "PNG");
+            break;
+        }
+        case ExportFormat::Svg: {
+            QSvgGenerator svg;
+            svg.setOutputDevice(&file);
+            svg.setSize(size);
+            svg.setViewBox(QRect(QPoint(0, 0), size));
+            svg.setTitle(widget->windowTitle().isEmpty() ? QString("KVScope")
+                                                         : widget->windowTitle());
+            svg.setDescription("Exported by KVScope");
+            QPainter p(&svg);
+            widget->render(&p);
+            ok = p.end();
+            break;
+        }
+        case ExportFormat::Pdf: {
+            QPdfWriter pdf(&file);
+            setupPdf(pdf, size);
+            QPainter p(&pdf);
+            widget->render(&p);
+            ok = p.end();
+            break;
+        }
+    }
+    if (!ok) {
+        file.cancelWriting();
+        return QString("cannot render '%1'").arg(path);
+    }
+    if (!file.commit()) return openError(path, file);
+    return {};
+}
+
+PdfPages::PdfPages(const QString& path) : path_(path), file_(path) {
+    if (!file_.open(QIODevice::WriteOnly)) error_ = openError(path, file_);
+}
+
+PdfPages::~PdfPages() {
+    if (painter_) painter_->end();
+    if (file_.isOpen()) file_.cancelWriting();
+}
+
+void PdfPages::add(QWidget* widget) {
+    if (!error_.isEmpty()) return;
+    widget->ensurePolished();
+    if (!writer_) {
+        writer_ = std::make_unique<QPdfWriter>(&file_);
+        setupPdf(*writer_, widget->size());
+        painter_ = std::make_unique<QPainter>(writer_.get());
+    } else {
+        writer_->newPage();
+    }
+    widget->render(painter_.get());
+    ++pages_;
+}
+
+QString PdfPages::finish() {
+    if (!error_.isEmpty()) return error_;
+    if (!painter_ || !painter_->end()) {
+        file_.cancelWriting();
+        return QString("cannot render '%1'").arg(path_);
+    }
+    painter_.reset();
+    if (!file_.commit()) return openError(path_, file_);
+    return {};
+}
+
+}  // namespace kvscope::viz

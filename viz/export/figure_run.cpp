@@ -1,0 +1,130 @@
+// The figure run: views built on one TraceStore, fed step by step, written by the exporter.
+#include "export/figure_run.h"
+
+#include <QDir>
+#include <QFileInfo>
+#include <QSaveFile>
+#include <QWidget>
+#include <utility>
+#include <vector>
+
+#include "charts/latency_chart.h"
+#include "charts/memory_chart.h"
+#include "common/theme.h"
+#include "core/error.h"
+#include "export/trace_export.h"
+#include "views/all_heads_view.h"
+#include "views/attention_matrix_view.h"
+#include "views/cache_view.h"
+#include "views/calculator_panel.h"
+#include "views/step_view.h"
+
+namespace kvscope::viz {
+namespace {
+
+using ViewFactory = std::function<QWidget*(TraceStore*)>;
+
+const std::vector<std::pair<QString, ViewFactory>>& exportableViews() {
+    static const std::vector<std::pair<QString, ViewFactory>> views = {
+        {"step", [](TraceStore* s) -> QWidget* { return new StepView(s); }},
+        {"attention", [](TraceStore* s) -> QWidget* { return new AttentionMatrixView(s); }},
+        {"heads", [](TraceStore* s) -> QWidget* { return new AllHeadsView(s); }},
+        {"cache", [](TraceStore* s) -> QWidget* { return new CacheView(s); }},
+        {"memory", [](TraceStore* s) -> QWidget* { return new MemoryChart(s); }},
+        {"latency", [](TraceStore* s) -> QWidget* { return new LatencyChart(s); }},
+        {"calculator", [](TraceStore* s) -> QWidget* { return new CalculatorPanel(s); }},
+    };
+    return views;
+}
+
+// Writes bytes through a temporary file renamed at the end.
+void writeFile(const QString& path, const QByteArray& bytes) {
+    QSaveFile f(path);
+    if (!f.open(QIODevice::WriteOnly) || f.write(bytes) != bytes.size() || !f.commit())
+        throw Error(QString("cannot write '%1': %2").arg(path, f.errorString()).toStdString());
+}
+
+}  // namespace
+
+QStringList exportableViewNames() {
+    QStringList names;
+    for (const auto& [name, make] : exportableViews()) names << name;
+    return names;
+}
+
+void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSummary& summary,
+                const std::function<std::shared_ptr<Backend>()>& replayBackend,
+                const std::function<void(const QString&)>& written) {
+    if (!QDir().mkpath(o.outDir) || !QFileInfo(o.outDir).isDir())
+        throw Error("cannot create the output folder '" + o.outDir.toStdString() + "'");
+    ThemeSettings::instance().setAnimationMs(0);  // the final state of each step, never between
+    ThemeSettings::instance().setTheme(o.dark ? Theme::dark() : Theme::print());
+    TraceStore store;
+    store.setModel(summary);
+    store.setLayerHead(o.layer, o.head);
+
+    std::vector<std::unique_ptr<QWidget>> widgets;
+    for (const QString& v : o.views) {
+        const size_t before = widgets.size();
+        for (const auto& [name, make] : exportableViews())
+            if (name == v) widgets.emplace_back(make(&store));
+        if (widgets.size() == before) throw Error("unknown view '" + v.toStdString() + "'");
+        widgets.back()->setAttribute(Qt::WA_DontShowOnScreen);
+        widgets.back()->resize(o.size);
+    }
+    const QDir out(o.outDir);
+    const QString ext = extensionOf(o.format);
+    auto write = [&](QWidget* w, const QString& path) {
+        const QString error = exportWidget(w, path, o.format, o.scale);
+        if (!error.isEmpty()) throw Error(error.toStdString());
+        written(path);
+    };
+
+    // decode, writing a frame per step if asked, then the final figures
+    std::vector<std::unique_ptr<PdfPages>> pdfs;
+    if (o.frames && o.format == ExportFormat::Pdf)
+        for (const QString& v : o.views)
+            pdfs.push_back(std::make_unique<PdfPages>(out.filePath(v + "-frames.pdf")));
+    std::vector<StepTrace> promptTraces = session.prefill(o.prompt);  // before prefillMs()
+    store.setPrompt(std::move(promptTraces), session.prefillMs());
+    for (int i = 1; i <= o.steps; ++i) {
+        store.append(session.step());
+        if (!o.frames) continue;
+        for (size_t k = 0; k < widgets.size(); ++k) {
+            const QString& view = o.views[static_cast<qsizetype>(k)];
+            if (o.format == ExportFormat::Pdf)
+                pdfs[k]->add(widgets[k].get());
+            else
+                write(widgets[k].get(),
+                      out.filePath(
+                          QString("%1-frame-%2.%3").arg(view).arg(i, 3, 10, QChar('0')).arg(ext)));
+        }
+    }
+    for (size_t k = 0; k < pdfs.size(); ++k) {
+        const QString error = pdfs[k]->finish();
+        if (!error.isEmpty()) throw Error(error.toStdString());
+        written(out.filePath(o.views[static_cast<qsizetype>(k)] + "-frames.pdf"));
+    }
+    // The latency chart's second curve: the same tokens replayed without a cache, measured.
+    for (size_t k = 0; k < widgets.size() && !o.frames; ++k) {
+        auto* latency = dynamic_cast<LatencyChart*>(widgets[k].get());
+        if (!latency) continue;
+        const ReplayTimes r = session.replayWithoutCache(replayBackend());
+        latency->setComparison(QList<int>(r.tokens.begin(), r.tokens.end()),
+                               static_cast<int>(r.promptLength), r.prefillMs,
+                               QList<double>(r.stepMs.begin(), r.stepMs.end()));
+    }
+    if (!o.frames)
+        for (size_t k = 0; k < widgets.size(); ++k)
+            write(widgets[k].get(), out.filePath(o.views[static_cast<qsizetype>(k)] + "." + ext));
+    if (o.trace) {
+        for (const auto& [name, bytes] :
+             {std::pair{QString("trace.json"), traceJson(store, o.layer, o.head)},
+              std::pair{QString("trace.csv"), traceCsv(store, o.layer, o.head)}}) {
+            writeFile(out.filePath(name), bytes);
+            written(out.filePath(name));
+        }
+    }
+}
+
+}  // namespace kvscope::viz

@@ -1,0 +1,291 @@
+// AllHeadsView: max-pooled thumbnails, the grid layout with layer and head labels and K/V
+// groups, clicks and tooltips.
+#include "views/all_heads_view.h"
+
+#include <QHelpEvent>
+#include <QMouseEvent>
+#include <QPainter>
+#include <QToolTip>
+#include <algorithm>
+
+#include "common/colormap.h"
+#include "common/theme.h"
+#include "common/trace_store.h"
+
+namespace kvscope::viz {
+
+namespace {
+
+constexpr int kMargin = 16;
+constexpr int kLayerLabelW = 74;
+constexpr int kMinSide = 12;
+constexpr int kMaxSide = 150;
+
+int ceilDiv(int a, int b) {
+    return (a + b - 1) / b;
+}
+
+}  // namespace
+
+AllHeadsView::AllHeadsView(TraceStore* store, QWidget* parent) : QWidget(parent), store_(store) {
+    setMouseTracking(true);
+    setAttribute(Qt::WA_OpaquePaintEvent);
+    connect(store_, &TraceStore::modelChanged, this, &AllHeadsView::rebuild);
+    connect(store_, &TraceStore::tokensReset, this, &AllHeadsView::rebuild);
+    connect(store_, &TraceStore::tokenAppended, this, &AllHeadsView::onAppended);
+    connect(store_, &TraceStore::truncated, this, &AllHeadsView::onTruncated);
+    connect(store_, &TraceStore::selectionChanged, this, qOverload<>(&QWidget::update));
+    connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &AllHeadsView::rebuild);
+    rebuild();
+}
+
+QSize AllHeadsView::sizeHint() const {
+    const int n = std::max(1, std::max(nLayer_, nHead_));
+    const int side = std::clamp(720 / n, 40, 96);
+    return {std::max(600, kMargin * 2 + kLayerLabelW + std::max(nHead_, 4) * (side + 8)),
+            kMargin * 2 + 110 + std::max(nLayer_, 4) * (side + 8)};
+}
+
+QSize AllHeadsView::minimumSizeHint() const {
+    return {kMargin * 2 + kLayerLabelW + std::max(nHead_, 4) * (kMinSide + 2),
+            kMargin * 2 + 110 + std::max(nLayer_, 4) * (kMinSide + 2)};
+}
+
+QImage AllHeadsView::thumbnail(int layer, int head) const {
+    if (rows_ == 0 || layer < 0 || layer >= nLayer_ || head < 0 || head >= nHead_) return {};
+    const int g = ceilDiv(rows_, block_);
+    return thumbs_[static_cast<size_t>(layer * nHead_ + head)].copy(0, 0, g, g);
+}
+
+void AllHeadsView::rebuild() {
+    emptyMessage_.clear();
+    nLayer_ = store_->hasModel() ? store_->config().nLayer : 0;
+    nHead_ = store_->hasModel() ? store_->config().nHead : 0;
+    rows_ = 0;
+    if (!store_->hasModel()) {
+        emptyMessage_ = tr("Load a model to see all of its heads.");
+    } else if (store_->count() == 0) {
+        emptyMessage_ = tr("Prefill a prompt to see the attention of every layer and head.");
+    } else if (!store_->trace(store_->count() - 1).hasTensors()) {
+        emptyMessage_ = tr("These tokens were decoded without traces: no attention to show.");
+    }
+    // Filled with the masked colour: cells above the diagonal never change after that.
+    thumbs_.clear();
+    for (int k = 0; k < nLayer_ * nHead_; ++k) {
+        QImage img(kThumbCells, kThumbCells, QImage::Format_RGB32);
+        img.fill(currentTheme().panel);
+        thumbs_.push_back(img);
+    }
+    if (emptyMessage_.isEmpty()) {
+        rows_ = store_->count();
+        block_ = std::max(1, ceilDiv(rows_, kThumbCells));
+        poolRowsFrom(0);
+    }
+    updateGeometry();
+    update();
+}
+
+void AllHeadsView::poolRowsFrom(int pixelRow) {
+    const ColorScale scale = ColorScale::weights();
+    const QRgb masked = currentTheme().panel.rgb();
+    const int g = ceilDiv(rows_, block_);
+    std::vector<float> pooled(static_cast<size_t>(g));
+    for (int l = 0; l < nLayer_; ++l)
+        for (int h = 0; h < nHead_; ++h) {
+            QImage& img = thumbs_[static_cast<size_t>(l * nHead_ + h)];
+            for (int py = pixelRow; py < g; ++py) {
+                std::fill(pooled.begin(), pooled.end(), -1.0f);  // -1: masked
+                for (int r = py * block_; r < std::min(rows_, (py + 1) * block_); ++r) {
+                    const std::span<const float> row = store_->attentionRow(r, l, h);
+                    for (int c = 0; c <= r; ++c) {
+                        float& cell = pooled[static_cast<size_t>(c / block_)];
+                        cell = std::max(cell, row[static_cast<size_t>(c)]);
+                    }
+                }
+                auto* line = reinterpret_cast<QRgb*>(img.scanLine(py));
+                for (int px = 0; px < g; ++px) {
+                    const float v = pooled[static_cast<size_t>(px)];
+                    line[px] = v < 0 ? masked : scale.rgb(v);
+                }
+            }
+        }
+}
+
+void AllHeadsView::onAppended(int index) {
+    if (index != rows_ || rows_ == 0 || !store_->trace(index).hasTensors()) return rebuild();
+    rows_ = index + 1;
+    const int block = std::max(1, ceilDiv(rows_, kThumbCells));
+    if (block != block_) return rebuild();
+    poolRowsFrom(index / block_);
+    update();
+}
+
+void AllHeadsView::onTruncated(int count) {
+    if (count == 0 || count > rows_) return rebuild();
+    rows_ = count;
+    const int block = std::max(1, ceilDiv(rows_, kThumbCells));
+    if (block != block_) return rebuild();
+    poolRowsFrom((count - 1) / block_);
+    update();
+}
+
+AllHeadsView::Grid AllHeadsView::grid() const {
+    Grid gr;
+    if (nLayer_ == 0 || nHead_ == 0) return gr;
+    const Theme& th = currentTheme();
+    const int titleH =
+        QFontMetrics(th.titleFont).height() + 4 + QFontMetrics(th.labelFont).height();
+    const int headLabelH = QFontMetrics(th.labelFont).height() * 2 + 10;
+    gr.top = kMargin + titleH + 14 + headLabelH;
+    gr.left = kMargin + kLayerLabelW;
+    gr.gap = 8;
+    const int byW = (width() - gr.left - kMargin - (nHead_ - 1) * gr.gap) / nHead_;
+    const int byH = (height() - gr.top - kMargin - (nLayer_ - 1) * gr.gap) / nLayer_;
+    gr.side = std::clamp(std::min(byW, byH), kMinSide, kMaxSide);
+    if (gr.side < 40) gr.gap = 4;
+    return gr;
+}
+
+QRect AllHeadsView::cellRect(int layer, int head) const {
+    const Grid gr = grid();
+    if (gr.side == 0 || layer < 0 || layer >= nLayer_ || head < 0 || head >= nHead_) return {};
+    return {gr.left + head * (gr.side + gr.gap), gr.top + layer * (gr.side + gr.gap), gr.side,
+            gr.side};
+}
+
+std::optional<std::pair<int, int>> AllHeadsView::headAt(const QPoint& pos) const {
+    for (int l = 0; l < nLayer_; ++l)
+        for (int h = 0; h < nHead_; ++h)
+            if (cellRect(l, h).contains(pos)) return std::make_pair(l, h);
+    return std::nullopt;
+}
+
+void AllHeadsView::paintEvent(QPaintEvent*) {
+    QPainter p(this);
+    const Theme& th = currentTheme();
+    const QFontMetrics fmT(th.titleFont), fmL(th.labelFont), fmS(th.smallFont);
+    p.fillRect(rect(), th.background);
+    p.setFont(th.titleFont);
+    p.setPen(th.text);
+    const QString title = tr("All heads: layers × heads");
+    const int titleW = width() - 2 * kMargin;
+    p.drawText(QRect(kMargin, kMargin, titleW, fmT.height()), Qt::AlignLeft | Qt::AlignVCenter,
+               fmT.horizontalAdvance(title) <= titleW
+                   ? title
+                   : fmT.elidedText(tr("All heads"), Qt::ElideRight, titleW));
+    const QRect sub(kMargin, kMargin + fmT.height() + 4, width() - 2 * kMargin, fmL.height());
+    p.setFont(th.labelFont);
+    p.setPen(th.mutedText);
+    if (nLayer_ == 0 || rows_ == 0) {
+        p.drawText(rect().adjusted(kMargin, sub.bottom() + 20, -kMargin, -kMargin),
+                   Qt::AlignCenter | Qt::TextWordWrap, emptyMessage_);
+        return;
+    }
+    const ModelConfig& cfg = store_->config();
+    const bool grouped = cfg.nHeadKv < cfg.nHead;
+    const QString longSub = block_ > 1
+                                ? tr("%1 tokens; a pixel is the largest weight of %2 × %2 cells. "
+                                     "Click a head to inspect it.")
+                                      .arg(rows_)
+                                      .arg(block_)
+                                : tr("%1 tokens. Click a head to inspect it.").arg(rows_);
+    const QString shortSub =
+        block_ > 1 ? tr("%1 tokens · pixel = max of %2 × %2 · click a head").arg(rows_).arg(block_)
+                   : tr("%1 tokens · click a head").arg(rows_);
+    p.drawText(sub, Qt::AlignLeft | Qt::AlignVCenter,
+               fmL.elidedText(fmL.horizontalAdvance(longSub) <= sub.width() ? longSub : shortSub,
+                              Qt::ElideRight, sub.width()));
+
+    const Grid gr = grid();
+    const int g = ceilDiv(rows_, block_);
+    const int selL = store_->layer(), selH = store_->head(), selKv = store_->kvHead();
+    // Head labels, and the K/V groups above them when heads share K/V heads.
+    p.setFont(gr.side >= 36 ? th.labelFont : th.smallFont);
+    const QFontMetrics fmH(p.font());
+    const int headLabelY = gr.top - fmH.height() - 4;
+    for (int h = 0; h < nHead_; ++h) {
+        const QRect c = cellRect(0, h);
+        const QString text = gr.side >= 36 ? tr("head %1").arg(h) : QString::number(h);
+        if (fmH.horizontalAdvance(text) > c.width() + gr.gap && h % 2 == 1) continue;
+        p.setPen(h == selH ? th.accent : th.text);
+        p.drawText(QRect(c.left() - gr.gap / 2, headLabelY, c.width() + gr.gap, fmH.height()),
+                   Qt::AlignCenter, text);
+    }
+    if (grouped) {
+        const int perGroup = cfg.nHead / cfg.nHeadKv;
+        const int y = headLabelY - fmS.height() - 6;
+        p.setFont(th.smallFont);
+        for (int kv = 0; kv < cfg.nHeadKv; ++kv) {
+            const QRect a = cellRect(0, kv * perGroup),
+                        b = cellRect(0, kv * perGroup + perGroup - 1);
+            const QRect span(a.left(), y, b.right() - a.left() + 1, fmS.height());
+            p.setPen(QPen(kv == selKv ? th.accent : th.mutedText, 2));
+            p.drawLine(span.left(), span.bottom() + 3, span.right(), span.bottom() + 3);
+            p.drawText(
+                span, Qt::AlignCenter,
+                fmS.elidedText(gr.side >= 28 ? tr("K/V head %1").arg(kv) : tr("kv%1").arg(kv),
+                               Qt::ElideRight, span.width()));
+        }
+    }
+    // Layer labels and thumbnails.
+    p.setFont(gr.side >= 36 ? th.labelFont : th.smallFont);
+    for (int l = 0; l < nLayer_; ++l) {
+        const QRect c0 = cellRect(l, 0);
+        p.setPen(l == selL ? th.accent : th.text);
+        if (fmH.height() <= c0.height() + gr.gap || l % 2 == 0)
+            p.drawText(QRect(kMargin, c0.top(), kLayerLabelW - 10, c0.height()),
+                       Qt::AlignRight | Qt::AlignVCenter,
+                       gr.side >= 36 ? tr("layer %1").arg(l) : QString::number(l));
+        for (int h = 0; h < nHead_; ++h) {
+            const QRect c = cellRect(l, h);
+            const QImage& img = thumbs_[static_cast<size_t>(l * nHead_ + h)];
+            p.setRenderHint(QPainter::SmoothPixmapTransform, g > c.width());
+            p.drawImage(c, img, QRect(0, 0, g, g));
+            p.setPen(th.grid);
+            p.setBrush(Qt::NoBrush);
+            p.drawRect(c.adjusted(-1, -1, 0, 0));
+        }
+    }
+    // The heads that read the selected K/V head (one group), then the selected head.
+    if (grouped) {
+        p.setPen(QPen(th.accent, 1, Qt::DashLine));
+        for (int h = 0; h < nHead_; ++h)
+            if (cfg.kvHeadOf(h) == selKv && h != selH)
+                p.drawRect(cellRect(selL, h).adjusted(-3, -3, 2, 2));
+    }
+    p.setPen(QPen(th.accent, 3));
+    p.drawRect(cellRect(selL, selH).adjusted(-3, -3, 2, 2));
+}
+
+void AllHeadsView::mousePressEvent(QMouseEvent* event) {
+    const auto hit = headAt(event->position().toPoint());
+    if (event->button() == Qt::LeftButton && hit) {
+        store_->setLayerHead(hit->first, hit->second);
+        event->accept();
+        return;
+    }
+    QWidget::mousePressEvent(event);
+}
+
+bool AllHeadsView::event(QEvent* event) {
+    if (event->type() == QEvent::ToolTip) {
+        auto* help = static_cast<QHelpEvent*>(event);
+        const auto hit = headAt(help->pos());
+        if (!hit || !store_->hasModel()) {
+            QToolTip::hideText();
+            event->ignore();
+            return true;
+        }
+        const int kv = store_->config().kvHeadOf(hit->second);
+        QToolTip::showText(help->globalPos(),
+                           tr("layer %1 · head %2 (reads K/V head %3): click to inspect")
+                               .arg(hit->first)
+                               .arg(hit->second)
+                               .arg(kv),
+                           this);
+        return true;
+    }
+    return QWidget::event(event);
+}
+
+}  // namespace kvscope::viz

@@ -1,0 +1,434 @@
+// CacheView: block images filled one token column at a time, the layout of layers, the byte
+// counts and the growth of the newest slice.
+#include "views/cache_view.h"
+
+#include <QHelpEvent>
+#include <QPainter>
+#include <QToolTip>
+#include <algorithm>
+#include <cmath>
+
+#include "common/colormap.h"
+#include "common/labels.h"
+#include "common/theme.h"
+#include "common/trace_store.h"
+#include "common/transition.h"
+
+namespace kvscope::viz {
+
+namespace {
+
+constexpr int kMargin = 16;
+constexpr int kLayerLabelW = 84;
+constexpr int kBytesW = 190;
+constexpr int kMinRow = 6;
+constexpr int kMaxRow = 72;
+constexpr int kLegendW = 300;
+
+}  // namespace
+
+CacheView::CacheView(TraceStore* store, QWidget* parent)
+    : QWidget(parent), store_(store), transition_(new Transition(this)) {
+    setMouseTracking(true);
+    setAttribute(Qt::WA_OpaquePaintEvent);
+    connect(transition_, &Transition::progressed, this, qOverload<>(&QWidget::update));
+    connect(store_, &TraceStore::modelChanged, this, &CacheView::rebuild);
+    connect(store_, &TraceStore::tokensReset, this, &CacheView::rebuild);
+    connect(store_, &TraceStore::tokenAppended, this, &CacheView::appendToken);
+    connect(store_, &TraceStore::truncated, this, [this](int n) {
+        if (n > used_ || n == 0) return rebuild();
+        used_ = n;
+        recompute_ = store_->kvBytes() == 0;
+        animatedToken_ = -1;
+        transition_->finish();
+        update();
+    });
+    connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &CacheView::rebuild);
+    rebuild();
+}
+
+QSize CacheView::sizeHint() const {
+    return {1100, std::clamp(180 + nLayer_ * 44, 360, 900)};
+}
+QSize CacheView::minimumSizeHint() const {
+    return {640, std::max(280, 170 + nLayer_ * (kMinRow + 2))};
+}
+
+double CacheView::transitionProgress() const {
+    return transition_->progress();
+}
+
+size_t CacheView::usedBytes() const {
+    return recompute_ ? 0 : store_->kvBytes();
+}
+size_t CacheView::allocatedBytes() const {
+    return store_->hasModel() ? store_->model().cacheAllocatedBytes : 0;
+}
+size_t CacheView::blockUsedBytes() const {
+    return nLayer_ > 0 ? usedBytes() / (2 * static_cast<size_t>(nLayer_)) : 0;
+}
+size_t CacheView::blockAllocatedBytes() const {
+    return nLayer_ > 0 ? allocatedBytes() / (2 * static_cast<size_t>(nLayer_)) : 0;
+}
+
+QImage CacheView::blockImage(int layer, bool values) const {
+    if (layer < 0 || layer >= nLayer_) return {};
+    return images_[static_cast<size_t>(2 * layer + (values ? 1 : 0))];
+}
+
+int CacheView::gqaLines() const {
+    return store_->hasModel() && store_->config().nHeadKv < store_->config().nHead ? 1 : 0;
+}
+
+int CacheView::stripeRows() const {
+    if (!store_->hasModel()) return 1;
+    const ModelConfig& c = store_->config();
+    return std::clamp(c.nHeadKv * c.headDim, 1, kStripeRows);
+}
+
+// Column `token` of every block: its key (or value) numbers of all K/V heads, sampled evenly
+// down to stripeRows() numbers.
+bool CacheView::writeColumn(int token) {
+    const StepTrace& t = store_->trace(token);
+    const ModelConfig& c = store_->config();
+    const int n = c.nHeadKv * c.headDim, rows = stripeRows();
+    for (int l = 0; l < nLayer_; ++l)
+        for (int which = 0; which < 2; ++which) {
+            const size_t b = static_cast<size_t>(2 * l + which);
+            float& limit = limits_[b];
+            const float* base = which == 0 ? t.key(l, 0) : t.value(l, 0);  // heads are adjacent
+            float m = 0;
+            for (int k = 0; k < n; ++k) m = std::max(m, std::abs(base[k]));
+            if (m > limit) {
+                if (limit > 0) return false;  // the scale grows: every column again
+                limit = m;
+            }
+            const ColorScale scale = ColorScale::symmetric(limit);
+            for (int r = 0; r < rows; ++r) {
+                const int k = static_cast<int>((static_cast<long long>(r) * n) / rows);
+                images_[b].setPixel(token, r, scale.rgb(base[k]));
+            }
+        }
+    return true;
+}
+
+void CacheView::rebuild() {
+    transition_->finish();
+    animatedToken_ = -1;
+    nLayer_ = store_->hasModel() ? store_->config().nLayer : 0;
+    capacity_ = store_->hasModel() ? store_->config().nCtx : 0;
+    used_ = 0;
+    recompute_ = false;
+    noTensors_ = false;
+    images_.clear();
+    limits_.assign(static_cast<size_t>(2 * nLayer_), 0.0f);
+    if (nLayer_ > 0) {
+        const int n = std::max(capacity_, store_->count());
+        capacity_ = n;
+        for (int b = 0; b < 2 * nLayer_; ++b) {
+            QImage img(n, stripeRows(), QImage::Format_RGB32);
+            img.fill(currentTheme().panel);
+            images_.push_back(img);
+        }
+        used_ = store_->count();
+        recompute_ = used_ > 0 && store_->kvBytes() == 0;
+        noTensors_ = used_ > 0 && !store_->trace(used_ - 1).hasTensors();
+        if (!noTensors_) {
+            // Limits first (so no column needs redrawing), then the columns.
+            for (int j = 0; j < used_; ++j) {
+                const StepTrace& t = store_->trace(j);
+                const int m = store_->config().nHeadKv * store_->config().headDim;
+                for (int l = 0; l < nLayer_; ++l)
+                    for (int which = 0; which < 2; ++which) {
+                        const float* base = which == 0 ? t.key(l, 0) : t.value(l, 0);
+                        float& limit = limits_[static_cast<size_t>(2 * l + which)];
+                        for (int k = 0; k < m; ++k) limit = std::max(limit, std::abs(base[k]));
+                    }
+            }
+            for (int j = 0; j < used_; ++j) writeColumn(j);
+        }
+    }
+    updateGeometry();
+    update();
+}
+
+void CacheView::appendToken(int index) {
+    if (index != used_ || index >= capacity_ || noTensors_ || !store_->trace(index).hasTensors())
+        return rebuild();
+    if (!writeColumn(index)) {
+        rebuild();
+    } else {
+        used_ = index + 1;
+        recompute_ = store_->kvBytes() == 0;
+    }
+    animatedToken_ = index;
+    transition_->start();
+    update();
+}
+
+CacheView::Geometry CacheView::geometry() const {
+    Geometry g;
+    const Theme& th = currentTheme();
+    const QFontMetrics fmT(th.titleFont), fmL(th.labelFont), fmS(th.smallFont);
+    g.top =
+        kMargin + fmT.height() + 4 + fmL.height() * (2 + gqaLines()) + 4 + 14 + fmL.height() + 6;
+    const int bottom = height() - kMargin - colorBarSize(th, 100).height() - 8 - fmS.height() - 6;
+    g.gap = 8;
+    g.rowH = nLayer_ > 0 ? (bottom - g.top - (nLayer_ - 1) * g.gap) / nLayer_ : 0;
+    if (g.rowH < 16) g.gap = 3;
+    g.rowH = std::clamp(nLayer_ > 0 ? (bottom - g.top - (nLayer_ - 1) * g.gap) / nLayer_ : 0,
+                        kMinRow, kMaxRow);
+    g.kLeft = kMargin + kLayerLabelW;
+    g.blockW = std::max(40, (width() - g.kLeft - kMargin - kBytesW - 24) / 2);
+    g.vLeft = g.kLeft + g.blockW + 24;
+    return g;
+}
+
+QRect CacheView::blockRect(int layer, bool values) const {
+    if (layer < 0 || layer >= nLayer_) return {};
+    const Geometry g = geometry();
+    return {values ? g.vLeft : g.kLeft, g.top + layer * (g.rowH + g.gap), g.blockW, g.rowH};
+}
+
+QRect CacheView::filledRect(int layer, bool values) const {
+    const QRect b = blockRect(layer, values);
+    if (b.isEmpty() || capacity_ == 0 || recompute_) return {};
+    const int w = static_cast<int>(std::lround(b.width() * static_cast<double>(used_) / capacity_));
+    return {b.left(), b.top(), w, b.height()};
+}
+
+void CacheView::paintEvent(QPaintEvent*) {
+    QPainter p(this);
+    const Theme& th = currentTheme();
+    const QFontMetrics fmT(th.titleFont), fmL(th.labelFont), fmS(th.smallFont);
+    p.fillRect(rect(), th.background);
+    const int W = width();
+    if (nLayer_ == 0) {
+        p.setFont(th.titleFont);
+        p.setPen(th.text);
+        p.drawText(QRect(kMargin, kMargin, W - 2 * kMargin, fmT.height()), Qt::AlignLeft,
+                   tr("KV cache"));
+        p.setFont(th.labelFont);
+        p.setPen(th.mutedText);
+        p.drawText(rect(), Qt::AlignCenter, tr("Load a model to see its KV cache."));
+        return;
+    }
+    const ModelConfig& c = store_->config();
+    const ModelSummary& ms = store_->model();
+    const Geometry g = geometry();
+    const double prog = transition_->progress();
+
+    // -- the totals and the formula
+    const size_t used = usedBytes(), alloc = allocatedBytes();
+    p.setFont(th.titleFont);
+    p.setPen(th.text);
+    const QString head =
+        recompute_
+            ? tr("KV cache · recompute mode: nothing kept between steps")
+            : tr("KV cache · %1 of %2 tokens · %3 of %4 allocated (%5%)")
+                  .arg(used_)
+                  .arg(capacity_)
+                  .arg(formatBytes(used), formatBytes(alloc))
+                  .arg(alloc > 0 ? 100.0 * static_cast<double>(used) / static_cast<double>(alloc)
+                                 : 0.0,
+                       0, 'f', 1);
+    p.drawText(QRect(kMargin, kMargin, W - 2 * kMargin, fmT.height()),
+               Qt::AlignLeft | Qt::AlignVCenter,
+               fmT.elidedText(head, Qt::ElideRight, W - 2 * kMargin));
+    const size_t denom = 2 * static_cast<size_t>(c.nLayer) * static_cast<size_t>(c.nHeadKv) *
+                         static_cast<size_t>(c.headDim);
+    const size_t elem = denom > 0 ? ms.kvBytesPerToken / denom : 0;
+    p.setFont(th.labelFont);
+    p.setPen(th.mutedText);
+    const QString formulaOnly = tr("Per token: 2 (K and V) × %1 layers × %2 K/V heads × %3 dims "
+                                   "× %4 B = %5.")
+                                    .arg(c.nLayer)
+                                    .arg(c.nHeadKv)
+                                    .arg(c.headDim)
+                                    .arg(elem)
+                                    .arg(formatBytes(ms.kvBytesPerToken));
+    const QString withStep = formulaOnly + tr(" Every step appends one slice to each block.");
+    // The whole sentence where it fits, else the formula alone (never a cut formula).
+    const QString formula =
+        fmL.horizontalAdvance(withStep) <= W - 2 * kMargin ? withStep : formulaOnly;
+    QString second;
+    if (store_->count() == 0) {
+        second = tr("Prefill a prompt to see the cache fill, one slice per token.");
+    } else if (recompute_) {
+        second = tr("Without a cache every step recomputes K and V of all %1 tokens.").arg(used_);
+    } else if (noTensors_) {
+        second = tr("Decoded without traces: the blocks show how much is held, not the numbers.");
+    } else {
+        second = tr("Blocks are allocated for the whole context (%1 slots) when the model loads; "
+                    "hatched = allocated, still empty.")
+                     .arg(capacity_);
+    }
+    const int y1 = kMargin + fmT.height() + 4;
+    p.drawText(QRect(kMargin, y1, W - 2 * kMargin, fmL.height()), Qt::AlignLeft | Qt::AlignVCenter,
+               fmL.elidedText(formula, Qt::ElideRight, W - 2 * kMargin));
+    p.drawText(QRect(kMargin, y1 + fmL.height() + 2, W - 2 * kMargin, fmL.height()),
+               Qt::AlignLeft | Qt::AlignVCenter,
+               fmL.elidedText(second, Qt::ElideRight, W - 2 * kMargin));
+    if (gqaLines() > 0) {
+        // Grouped-query attention: the cache is smaller than multi-head attention's by the group
+        // size; say both numbers and why.
+        const int group = c.nHead / c.nHeadKv;
+        p.setPen(th.text);
+        p.drawText(
+            QRect(kMargin, y1 + 2 * (fmL.height() + 2), W - 2 * kMargin, fmL.height()),
+            Qt::AlignLeft | Qt::AlignVCenter,
+            fmL.elidedText(tr("Grouped-query attention: %1 K/V heads serve %2 query heads, so "
+                              "a token costs %3 instead of %4 (%5× less).")
+                               .arg(c.nHeadKv)
+                               .arg(c.nHead)
+                               .arg(formatBytes(ms.kvBytesPerToken),
+                                    formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
+                               .arg(group),
+                           Qt::ElideRight, W - 2 * kMargin));
+    }
+
+    // -- column heads
+    const int headY = g.top - fmL.height() - 6;
+    p.setPen(th.text);
+    p.drawText(
+        QRect(g.kLeft, headY, g.blockW, fmL.height()), Qt::AlignLeft | Qt::AlignVCenter,
+        fmL.elidedText(
+            tr("K cache (%1 × %2 × %3 per layer)").arg(c.nHeadKv).arg(capacity_).arg(c.headDim),
+            Qt::ElideRight, g.blockW));
+    p.drawText(
+        QRect(g.vLeft, headY, g.blockW, fmL.height()), Qt::AlignLeft | Qt::AlignVCenter,
+        fmL.elidedText(
+            tr("V cache (%1 × %2 × %3 per layer)").arg(c.nHeadKv).arg(capacity_).arg(c.headDim),
+            Qt::ElideRight, g.blockW));
+    const int bytesLeft = g.vLeft + g.blockW + 14;
+    p.drawText(QRect(bytesLeft, headY, W - kMargin - bytesLeft, fmL.height()),
+               Qt::AlignLeft | Qt::AlignVCenter, tr("each block"));
+
+    // -- the blocks
+    const bool drawStripes = !recompute_ && !noTensors_;
+    const int labelStep = std::max(1, (fmS.height() + g.rowH + g.gap - 1) / (g.rowH + g.gap));
+    QBrush hatch(th.grid, Qt::BDiagPattern);
+    for (int l = 0; l < nLayer_; ++l) {
+        for (int which = 0; which < 2; ++which) {
+            const QRect b = blockRect(l, which == 1);
+            p.fillRect(b, th.panel);
+            p.fillRect(b, hatch);
+            const int shown = recompute_ ? 0 : used_;
+            const int animated = animatedToken_ >= 0 && prog < 1 ? 1 : 0;
+            const int steady = std::max(0, shown - animated);
+            const double slot = b.width() / static_cast<double>(capacity_);
+            if (steady > 0) {
+                const QRect f(b.left(), b.top(), static_cast<int>(std::lround(steady * slot)),
+                              b.height());
+                if (drawStripes) {
+                    p.setRenderHint(QPainter::SmoothPixmapTransform, slot < 1);
+                    p.drawImage(f, images_[static_cast<size_t>(2 * l + which)],
+                                QRect(0, 0, steady, stripeRows()));
+                } else {
+                    p.fillRect(f, th.mutedText);
+                }
+            }
+            if (shown > 0) {
+                // The newest slice: it grows in from its left edge, outlined.
+                const int last = shown - 1;
+                const double x0 = b.left() + last * slot;
+                const double w = std::max(slot, 3.0);
+                if (animated) {
+                    const QRectF grow(x0, b.top(), slot * prog, b.height());
+                    if (drawStripes) {
+                        p.drawImage(grow, images_[static_cast<size_t>(2 * l + which)],
+                                    QRectF(last, 0, 1, stripeRows()));
+                    } else {
+                        p.fillRect(grow, th.mutedText);
+                    }
+                }
+                p.setPen(QPen(th.fresh, 2));
+                p.setBrush(Qt::NoBrush);
+                p.drawRect(QRectF(x0 - 1, b.top() - 1, w + 1, b.height() + 2));
+            }
+            p.setPen(th.grid);
+            p.setBrush(Qt::NoBrush);
+            p.drawRect(b.adjusted(-1, -1, 0, 0));
+        }
+        const QRect k = blockRect(l, false);
+        if (l % labelStep == 0 || l == nLayer_ - 1) {
+            p.setFont(g.rowH >= fmL.height() ? th.labelFont : th.smallFont);
+            p.setPen(th.text);
+            p.drawText(QRect(kMargin, k.top() - 6, kLayerLabelW - 10, k.height() + 12),
+                       Qt::AlignRight | Qt::AlignVCenter, tr("layer %1").arg(l));
+            p.setPen(th.mutedText);
+            p.drawText(QRect(bytesLeft, k.top() - 6, W - kMargin - bytesLeft, k.height() + 12),
+                       Qt::AlignLeft | Qt::AlignVCenter,
+                       fmS.elidedText(tr("%1 / %2").arg(formatBytes(blockUsedBytes()),
+                                                        formatBytes(blockAllocatedBytes())),
+                                      Qt::ElideRight, W - kMargin - bytesLeft));
+        }
+    }
+
+    // -- token slot axis under the last layer, and the legend
+    const QRect lastK = blockRect(nLayer_ - 1, false), lastV = blockRect(nLayer_ - 1, true);
+    p.setFont(th.smallFont);
+    p.setPen(th.mutedText);
+    for (const QRect& b : {lastK, lastV}) {
+        const int y = b.bottom() + 4;
+        p.drawText(QRect(b.left(), y, b.width() / 2, fmS.height()), Qt::AlignLeft, tr("slot 0"));
+        p.drawText(QRect(b.left() + b.width() / 2, y, b.width() / 2, fmS.height()), Qt::AlignRight,
+                   tr("slot %1 (n_ctx)").arg(capacity_ - 1));
+        if (used_ > 0 && !recompute_) {
+            const int x =
+                b.left() +
+                static_cast<int>(std::lround(b.width() * static_cast<double>(used_) / capacity_));
+            p.setPen(th.fresh);
+            const QString t = tr("%1 used").arg(used_);
+            const int tw = fmS.horizontalAdvance(t);
+            const int slotW = fmS.horizontalAdvance(tr("slot 0")) + 8;
+            const int endW = fmS.horizontalAdvance(tr("slot %1 (n_ctx)").arg(capacity_ - 1)) + 8;
+            const int tx = std::clamp(x - tw / 2, b.left() + slotW, b.right() - endW - tw);
+            if (tx >= b.left() + slotW)
+                p.drawText(QRect(tx, y, tw + 2, fmS.height()), Qt::AlignLeft, t);
+            p.setPen(th.mutedText);
+        }
+    }
+    if (drawStripes && used_ > 0) {
+        const QSize ls = colorBarSize(th, kLegendW);
+        paintColorBar(p, QRect(kMargin, height() - kMargin - ls.height(), kLegendW, ls.height()),
+                      ColorScale::symmetric(1), tr("K and V numbers, scaled per block"), th);
+    }
+}
+
+bool CacheView::event(QEvent* event) {
+    if (event->type() == QEvent::ToolTip) {
+        auto* help = static_cast<QHelpEvent*>(event);
+        for (int l = 0; l < nLayer_; ++l)
+            for (int which = 0; which < 2; ++which) {
+                const QRect b = blockRect(l, which == 1);
+                if (!b.contains(help->pos())) continue;
+                const int slot =
+                    std::clamp(static_cast<int>((help->pos().x() - b.left()) *
+                                                static_cast<double>(capacity_) / b.width()),
+                               0, capacity_ - 1);
+                const QString what = which == 0 ? tr("K") : tr("V");
+                QString text;
+                if (slot < used_ && !recompute_) {
+                    text = tr("layer %1 %2, slot %3: token “%4” (%5 numbers, %6)")
+                               .arg(l)
+                               .arg(what)
+                               .arg(slot)
+                               .arg(tokenLabel(store_->trace(slot).text))
+                               .arg(store_->config().nHeadKv * store_->config().headDim)
+                               .arg(formatBytes(store_->model().kvBytesPerToken /
+                                                (2 * static_cast<size_t>(nLayer_))));
+                } else {
+                    text = tr("layer %1 %2, slot %3: allocated, empty").arg(l).arg(what).arg(slot);
+                }
+                QToolTip::showText(help->globalPos(), text, this);
+                return true;
+            }
+        QToolTip::hideText();
+        event->ignore();
+        return true;
+    }
+    return QWidget::event(event);
+}
+
+}  // namespace kvscope::viz

@@ -1,0 +1,200 @@
+// CalculatorPanel: widgets in, kvmem::calculate out, one row of arithmetic per result.
+#include "views/calculator_panel.h"
+
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QSpinBox>
+#include <QVBoxLayout>
+
+#include "common/trace_store.h"
+
+namespace kvscope::viz {
+
+CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
+    : QWidget(parent), store_(store) {
+    auto* outer = new QVBoxLayout(this);
+    auto* inputs = new QGroupBox(tr("Inputs"));
+    auto* form = new QFormLayout(inputs);
+    form->setFieldGrowthPolicy(QFormLayout::FieldsStayAtSizeHint);
+    model_ = new QComboBox;
+    model_->setMinimumWidth(320);
+    model_->addItem(tr("the loaded model"), "loaded");
+    for (const kvmem::ModelShape& m : kvmem::presets())
+        model_->addItem(QString::fromStdString(m.name), QString::fromStdString(m.key));
+    dtype_ = new QComboBox;
+    for (const kvmem::Dtype& d : kvmem::dtypes())
+        dtype_->addItem(QString::fromStdString(d.key), d.bits);
+    gpu_ = new QComboBox;
+    for (const kvmem::Gpu& g : kvmem::gpus())
+        gpu_->addItem(tr("%1 (%2 GB, %3 TB/s)")
+                          .arg(QString::fromStdString(g.name))
+                          .arg(g.memoryBytes / 1e9, 0, 'f', 0)
+                          .arg(g.bandwidthBytesPerS / 1e12, 0, 'f', 3),
+                      QString::fromStdString(g.key));
+    gpu_->setCurrentIndex(gpu_->findData("h100-sxm"));
+    context_ = new QSpinBox;
+    context_->setRange(1, 1 << 30);
+    context_->setGroupSeparatorShown(true);
+    batch_ = new QSpinBox;
+    batch_->setRange(1, 1 << 20);
+    window_ = new QSpinBox;
+    window_->setRange(-1, 1 << 30);
+    window_->setSpecialValueText(tr("the model's own"));
+    window_->setValue(-1);
+    window_->setToolTip(tr("Sliding window: the cache keeps only the last W tokens (0: none)"));
+    price_ = new QDoubleSpinBox;
+    price_->setRange(0, 1000);
+    price_->setDecimals(2);
+    price_->setPrefix("$");
+    price_->setSuffix(tr(" per GPU-hour"));
+    price_->setValue(2.0);
+    shape_ = new QLabel;
+    shape_->setWordWrap(true);
+    form->addRow(tr("Model"), model_);
+    form->addRow(shape_);
+    form->addRow(tr("Cache dtype"), dtype_);
+    form->addRow(tr("Context (tokens)"), context_);
+    form->addRow(tr("Batch"), batch_);
+    form->addRow(tr("Sliding window"), window_);
+    form->addRow(tr("GPU"), gpu_);
+    form->addRow(tr("Price"), price_);
+    outer->addWidget(inputs);
+
+    auto* results = new QGroupBox(tr("Results"));
+    auto* out = new QFormLayout(results);
+    const std::pair<const char*, QString> names[] = {{"per_token", tr("Bytes per token")},
+                                                     {"total", tr("Cache total")},
+                                                     {"as_if_mha", tr("As if plain MHA")},
+                                                     {"why_different", tr("Why they differ")},
+                                                     {"weights", tr("Weights")},
+                                                     {"gpu_share", tr("Share of the GPU")},
+                                                     {"decode_time", tr("Decode time (estimate)")},
+                                                     {"cost", tr("Cost (estimate)")}};
+    QFont mono("monospace");
+    mono.setStyleHint(QFont::TypeWriter);
+    for (const auto& [key, label] : names) {
+        auto* value = new QLabel;
+        value->setWordWrap(true);
+        value->setTextInteractionFlags(Qt::TextSelectableByMouse);
+        value->setFont(mono);
+        rows_.emplace_back(key, value);
+        out->addRow(label, value);
+    }
+    auto* note = new QLabel(
+        tr("Estimates assume each decode step reads every weight and the whole cache once from "
+           "memory at the GPU's peak bandwidth; real steps are slower. GPU figures: NVIDIA "
+           "datasheets."));
+    note->setWordWrap(true);
+    note->setStyleSheet("color: gray");
+    out->addRow(note);
+    outer->addWidget(results, 1);
+
+    connect(model_, &QComboBox::currentIndexChanged, this, [this] {
+        const QString key = model_->currentData().toString();
+        const std::optional<kvmem::ModelShape> m = kvmem::findPreset(key.toStdString());
+        const int maxContext = m ? m->maxContext : (store_->hasModel() ? store_->config().nCtx : 0);
+        if (maxContext > 0) {
+            const QSignalBlocker block(context_);
+            context_->setValue(maxContext);
+        }
+        const QSignalBlocker block(dtype_);  // KVScope's own model keeps its cache in fp32
+        dtype_->setCurrentIndex(dtype_->findText(key == "loaded" ? "fp32" : "fp16"));
+        recalculate();
+    });
+    for (QComboBox* c : {dtype_, gpu_})
+        connect(c, &QComboBox::currentIndexChanged, this, &CalculatorPanel::recalculate);
+    for (QSpinBox* s : {context_, batch_, window_})
+        connect(s, &QSpinBox::valueChanged, this, &CalculatorPanel::recalculate);
+    connect(price_, &QDoubleSpinBox::valueChanged, this, &CalculatorPanel::recalculate);
+    connect(store_, &TraceStore::modelChanged, this, &CalculatorPanel::refillLoaded);
+    refillLoaded();
+}
+
+void CalculatorPanel::refillLoaded() {
+    if (model_->currentData().toString() == "loaded" && store_->hasModel()) {
+        const QSignalBlocker block(context_);
+        context_->setValue(store_->config().nCtx);
+        const QSignalBlocker blockType(dtype_);
+        dtype_->setCurrentIndex(dtype_->findText("fp32"));
+    }
+    recalculate();
+}
+
+bool CalculatorPanel::selectModel(const QString& key) {
+    const int i = model_->findData(key);
+    if (i < 0) return false;
+    model_->setCurrentIndex(i);
+    return true;
+}
+void CalculatorPanel::setDtype(const QString& key) {
+    dtype_->setCurrentIndex(dtype_->findText(key));
+}
+void CalculatorPanel::setContext(int tokens) {
+    context_->setValue(tokens);
+}
+void CalculatorPanel::setBatch(int batch) {
+    batch_->setValue(batch);
+}
+void CalculatorPanel::setWindow(int tokens) {
+    window_->setValue(tokens);
+}
+void CalculatorPanel::setGpu(const QString& key) {
+    gpu_->setCurrentIndex(gpu_->findData(key));
+}
+void CalculatorPanel::setPrice(double usdPerHour) {
+    price_->setValue(usdPerHour);
+}
+
+QString CalculatorPanel::rowText(const QString& name) const {
+    for (const auto& [key, label] : rows_)
+        if (key == name) return label->text();
+    return {};
+}
+
+void CalculatorPanel::recalculate() {
+    const QString key = model_->currentData().toString();
+    std::optional<kvmem::ModelShape> m;
+    if (key == "loaded") {
+        if (store_->hasModel())
+            m = kvmem::fromConfig(store_->config(),
+                                  static_cast<double>(store_->model().parameters));
+    } else {
+        m = kvmem::findPreset(key.toStdString());
+    }
+    result_.reset();
+    if (!m) {
+        shape_->setText(tr("no model loaded yet"));
+        for (auto& row : rows_) row.second->clear();
+        return;
+    }
+    kvmem::Inputs in;
+    in.cacheBits = dtype_->currentData().toInt();
+    in.weightBits = key == "loaded" ? 32 : 16;  // KVScope keeps its weights in float32
+    in.batch = static_cast<uint64_t>(batch_->value());
+    in.context = static_cast<uint64_t>(context_->value());
+    if (window_->value() >= 0) in.window = window_->value();
+    in.gpu = gpu_->currentData().toString().toStdString();
+    in.pricePerHour = price_->value();
+    result_ = kvmem::calculate(*m, in);
+    const kvmem::Result& r = *result_;
+    shape_->setText(tr("%1 layers, %2 query heads, %3 K/V heads, head dim %4, %5 — %6")
+                        .arg(m->layers)
+                        .arg(m->heads)
+                        .arg(m->kvHeads)
+                        .arg(m->headDim)
+                        .arg(kvmem::attentionName(m->kind), QString::fromStdString(m->note)));
+    const std::pair<const char*, const std::string*> texts[] = {
+        {"per_token", &r.perTokenArithmetic}, {"total", &r.totalArithmetic},
+        {"as_if_mha", &r.mhaArithmetic},      {"why_different", &r.whyDifferent},
+        {"weights", &r.weightArithmetic},     {"gpu_share", &r.shareArithmetic},
+        {"decode_time", &r.timeArithmetic},   {"cost", &r.costArithmetic}};
+    for (const auto& [name, text] : texts)
+        for (auto& [rowKey, label] : rows_)
+            if (rowKey == name) label->setText(QString::fromStdString(*text));
+}
+
+}  // namespace kvscope::viz

@@ -1,0 +1,53 @@
+// CalculatorPanel: the KV-cache calculator (compute/analysis/kv_memory.h) behind widgets: a preset
+// or the loaded model (from the TraceStore's ModelSummary), the cache dtype, batch, context and
+// window, a GPU and a price; it shows each result with its arithmetic, estimates labelled.
+#pragma once
+
+#include <QWidget>
+#include <optional>
+
+#include "analysis/kv_memory.h"
+
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QSpinBox;
+
+namespace kvscope::viz {
+
+class TraceStore;
+
+class CalculatorPanel : public QWidget {
+    Q_OBJECT
+  public:
+    explicit CalculatorPanel(TraceStore* store, QWidget* parent = nullptr);
+
+    // Picks a preset by key ("llama-3-70b") or "loaded"; false if there is no such entry.
+    bool selectModel(const QString& key);
+    void setDtype(const QString& key);  // "fp16"
+    void setContext(int tokens);
+    void setBatch(int batch);
+    void setWindow(int tokens);  // -1: the model's own, 0: none
+    void setGpu(const QString& key);
+    void setPrice(double usdPerHour);
+
+    // The result on show (nullopt before a model is chosen) and the text of one of its rows:
+    // "per_token", "total", "as_if_mha", "why_different", "weights", "gpu_share",
+    // "decode_time", "cost" (the names of `kvscope memory --json`'s "arithmetic").
+    const std::optional<kvmem::Result>& result() const { return result_; }
+    QString rowText(const QString& name) const;
+
+  private:
+    void refillLoaded();
+    void recalculate();
+
+    TraceStore* store_;
+    QComboBox *model_, *dtype_, *gpu_;
+    QSpinBox *context_, *batch_, *window_;
+    QDoubleSpinBox* price_;
+    QLabel* shape_;
+    std::vector<std::pair<QString, QLabel*>> rows_;
+    std::optional<kvmem::Result> result_;
+};
+
+}  // namespace kvscope::viz

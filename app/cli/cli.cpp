@@ -15,7 +15,6 @@
 #include "cpu/cpu_backend.h"
 #include "model_source/model_source.h"
 #include "opencl/device_list.h"
-#include "opencl/opencl_backend.h"
 #include "runtime/backend_factory.h"
 #include "runtime/decode_session.h"
 

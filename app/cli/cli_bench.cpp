@@ -13,7 +13,10 @@
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "model/random_model.h"
+#if KVSCOPE_HAS_OPENCL
 #include "opencl/opencl_backend.h"
+#endif
+#include "opencl/device_list.h"
 #include "runtime/decode_session.h"
 
 namespace kvscope::app {
@@ -26,7 +29,11 @@ struct DecodeRun {
     int steps = 0;
     std::vector<int32_t> tokens;
     size_t kvBytes = 0;
-    DeviceMs device;  // OpenCL only: device time per step, mean over the steps
+    // device time per step by part (OpenCL profiling; zero on the CPU)
+    struct {
+        double matmul = 0, attention = 0, other = 0;
+        double total() const { return matmul + attention + other; }
+    } device;
     double tokensPerSecond() const { return stepMs > 0 ? steps * 1000.0 / stepMs : 0; }
     double laterStepMs() const { return steps > 1 ? (stepMs - firstStepMs) / (steps - 1) : 0; }
 };
@@ -37,7 +44,9 @@ DecodeRun decode(std::shared_ptr<Backend> backend, const Model& model, bool cach
     opt.useCache = cache;
     opt.captureTrace = false;
     opt.topLogits = 0;
+#if KVSCOPE_HAS_OPENCL
     auto* opencl = dynamic_cast<OpenClBackend*>(backend.get());
+#endif
     DecodeSession s(std::move(backend), model.tokenizer, opt);
     s.prefillTokens(prompt);
     DecodeRun r;
@@ -48,12 +57,14 @@ DecodeRun decode(std::shared_ptr<Backend> backend, const Model& model, bool cach
         r.stepMs += t.hostMs;
         if (i == 0) r.firstStepMs = t.hostMs;
         r.tokens.push_back(t.token);
+#if KVSCOPE_HAS_OPENCL
         if (opencl) {
             const DeviceMs d = opencl->lastStepDeviceMs();
             r.device.matmul += d.matmul / steps;
             r.device.attention += d.attention / steps;
             r.device.other += d.other / steps;
         }
+#endif
     }
     r.kvBytes = static_cast<size_t>(s.backend().cacheUsed()) * s.backend().cacheBytesPerToken();
     return r;
@@ -117,6 +128,7 @@ int runBench(const CliArgs& args) {
     // 4. the OpenCL backend, cached, beside the CPU backend: its start-up and its steps
     std::optional<DecodeRun> cl;
     std::string clDevice;
+#if KVSCOPE_HAS_OPENCL
     OpenClStartup clStartup;
     if (backendName == "opencl") {
         OpenClOptions o;
@@ -127,6 +139,14 @@ int runBench(const CliArgs& args) {
         clStartup = backend->startup();
         cl = decode(std::move(backend), *model, true, prompt, steps);
     }
+#else
+    struct {
+        double totalMs = 0, buildMs = 0, clblastMs = 0, uploadMs = 0, matmulMs = 0, warmMs = 0;
+        bool matmulMeasured = false;
+        std::string matmulTrials;
+    } clStartup;
+    if (backendName == "opencl") throw Error("--backend opencl: " + ocl::listDevices().problem);
+#endif
 
     // Bytes one cached step must read: every weight but the two embedding tables (one row each
     // is gathered; the tied output head reads the token table in full), plus the cache.
@@ -152,6 +172,7 @@ int runBench(const CliArgs& args) {
                       {"cached_1_thread_tokens_per_s", cached1.tokensPerSecond()},
                       {"recompute_tokens_per_s", recompute.tokensPerSecond()},
                       {"prefill_ms", cached.prefillMs},
+                      {"native_build", bool(KVSCOPE_NATIVE_BUILD)},
                       {"same_tokens", sameTokens}};
         if (cl)
             o["opencl"] =
@@ -174,6 +195,10 @@ int runBench(const CliArgs& args) {
         std::fputs(QJsonDocument(o).toJson().constData(), stdout);
         return sameTokens ? 0 : 1;
     }
+    std::printf("build                   %s\n",
+                KVSCOPE_NATIVE_BUILD
+                    ? "-march=native (KVSCOPE_NATIVE=ON): tuned for this CPU"
+                    : "portable x86-64 (KVSCOPE_NATIVE=OFF; ON tunes for this CPU)");
     std::printf("memory read bandwidth   %.1f GB/s with %u threads, %.1f GB/s with 1\n",
                 bandwidth / 1e9, pool.size(), bandwidth1 / 1e9);
     std::printf("bytes read per step     %.1f MB (weights %.1f MB + mean KV cache %.2f MB)\n",

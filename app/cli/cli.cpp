@@ -110,7 +110,7 @@ std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const 
 int runInfo(const CliArgs& args) {
     auto model = loadModel(args);
     const ModelConfig& c = model->config;
-    const size_t kvPerToken = 2 * static_cast<size_t>(c.nLayer) * c.nHeadKv * c.headDim * 4;
+    const size_t kvPerToken = c.kvBytesPerToken(sizeof(float));
     if (args.has("json")) {
         QJsonObject o = modelJson(*model);
         o["name"] = QString::fromStdString(c.name);

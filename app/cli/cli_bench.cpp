@@ -156,7 +156,7 @@ int runBench(const CliArgs& args) {
         static_cast<double>(model->posEmbd.size() * sizeof(float)) -
         (model->output.empty() ? 0.0 : static_cast<double>(model->tokEmbd.size() * sizeof(float)));
     const double meanCache =
-        2.0 * c.nLayer * c.nHeadKv * c.headDim * 4 * (promptTokens + steps / 2.0);
+        static_cast<double>(c.kvBytesPerToken(sizeof(float))) * (promptTokens + steps / 2.0);
     const double bytesPerStep = weights + meanCache;
     const double bound = bandwidth / bytesPerStep;
     const bool sameTokens = cached.tokens == recompute.tokens && cached.tokens == cached1.tokens &&

@@ -13,3 +13,11 @@ class Error : public std::runtime_error {
 };
 
 }  // namespace kvscope
+
+// An always-on check (never compiled out, unlike assert): throws Error(message) when cond is
+// false. For everything that guards memory or can be reached from input; the message expression
+// is only evaluated on failure.
+#define KVSCOPE_CHECK(cond, message)                  \
+    do {                                              \
+        if (!(cond)) throw ::kvscope::Error(message); \
+    } while (false)

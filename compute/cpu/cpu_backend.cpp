@@ -23,18 +23,14 @@ std::string CpuBackend::deviceName() const {
     return "CPU (Eigen, " + std::to_string(pool_.size()) + " threads)";
 }
 
-void CpuBackend::forward(std::span<const int32_t> tokens, bool allLogits,
-                         std::vector<float>& logits, std::vector<StepTrace>* traces,
-                         int traceFrom) {
+void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
+                           std::vector<float>& logits, std::vector<StepTrace>* traces,
+                           int traceFrom) {
     const Model& m = *model_;
     const ModelConfig& c = m.config;
     const int n = static_cast<int>(tokens.size());
     const int p0 = cache_.used();
-    assert(n >= 1 && p0 + n <= c.nCtx);
-    for (int32_t id : tokens)
-        if (id < 0 || id >= c.nVocab)
-            throw Error("token id " + std::to_string(id) + " is outside the vocabulary (" +
-                        std::to_string(c.nVocab) + " tokens)");
+    (void)p0;  // n, positions and ids were checked by Backend::forward
 
     const int E = c.nEmbd, hd = c.headDim, H = c.nHead, Hkv = c.nHeadKv, F = c.nFf;
     const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows();
@@ -137,12 +133,11 @@ void CpuBackend::forward(std::span<const int32_t> tokens, bool allLogits,
     ops::matmul(logits.data(), h.data(), m.outputWeights(), nullptr, rows, E, c.nVocab, pool_);
 }
 
-void CpuBackend::attentionMatrix(int layer, int head, std::span<const float> queries,
-                                 std::vector<float>& out) {
+void CpuBackend::doAttentionMatrix(int layer, int head, std::span<const float> queries,
+                                   std::vector<float>& out) {
     const ModelConfig& c = config();
     const int hd = c.headDim;
     const int t = static_cast<int>(queries.size()) / hd;
-    assert(t >= 1 && t <= cache_.used() && queries.size() == static_cast<size_t>(t) * hd);
     using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     out.resize(static_cast<size_t>(t) * t);
     // 1. scores (t, t) = Q (t, hd) · Kᵀ, 2. causal softmax of each row

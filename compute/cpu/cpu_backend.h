@@ -20,14 +20,14 @@ class CpuBackend final : public Backend {
     std::string deviceName() const override;
     const ModelConfig& config() const override { return model_->config; }
 
-    void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
-                 std::vector<StepTrace>* traces, int traceFrom = 0) override;
+    void doForward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                   std::vector<StepTrace>* traces, int traceFrom = 0) override;
 
-    void attentionMatrix(int layer, int head, std::span<const float> queries,
-                         std::vector<float>& out) override;
+    void doAttentionMatrix(int layer, int head, std::span<const float> queries,
+                           std::vector<float>& out) override;
 
     int cacheUsed() const override { return cache_.used(); }
-    void truncateCache(int n) override { cache_.truncate(n); }
+    void doTruncateCache(int n) override { cache_.truncate(n); }
     size_t cacheBytesPerToken() const override { return cache_.bytesPerToken(); }
     size_t cacheAllocatedBytes() const override { return cache_.allocatedBytes(); }
 

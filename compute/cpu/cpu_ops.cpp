@@ -1,5 +1,6 @@
 // CPU reference implementations of the transformer step's operations.
 #include "cpu/cpu_ops.h"
+#include "core/numeric.h"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -64,7 +65,7 @@ void rmsNorm(float* out, const float* x, const float* w, int n, int dim, float e
 }
 
 void geluTanh(float* x, size_t count) {
-    const float k = std::sqrt(2.0f / 3.14159265358979f);
+    const float k = static_cast<float>(std::sqrt(2.0 / kPi));
     for (size_t i = 0; i < count; ++i) {
         const float v = x[i];
         x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));

@@ -17,6 +17,13 @@ class GgufFile;
 
 enum class Arch { Gpt2, Llama };
 
+// Bytes of K and V one token adds to a cache: 2 × layers × KV heads × head_dim × bytes per
+// element. The one place the formula is written (ModelConfig::kvBytesPerToken and KvCache use it).
+inline size_t kvBytesPerToken(int nLayer, int nHeadKv, int headDim, size_t bytesPerElement) {
+    return 2 * static_cast<size_t>(nLayer) * static_cast<size_t>(nHeadKv) *
+           static_cast<size_t>(headDim) * bytesPerElement;
+}
+
 struct ModelConfig {
     Arch arch = Arch::Gpt2;
     std::string archName;  // as in general.architecture
@@ -34,6 +41,9 @@ struct ModelConfig {
     bool addBos = false;            // prepend the BOS token to every prompt
 
     int qkvRows() const { return (nHead + 2 * nHeadKv) * headDim; }
+    size_t kvBytesPerToken(size_t bytesPerElement) const {
+        return kvscope::kvBytesPerToken(nLayer, nHeadKv, headDim, bytesPerElement);
+    }
     // Which KV head query head h reads: heads are grouped in order, nHead / nHeadKv per group.
     int kvHeadOf(int h) const { return h / (nHead / nHeadKv); }
 };

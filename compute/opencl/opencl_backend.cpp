@@ -85,10 +85,7 @@ struct OpenClBackend::Impl {
     Impl(std::shared_ptr<const Model> m, OpenClOptions o);
 
     const ModelConfig& cfg() const { return model->config; }
-    size_t bytesPerToken() const {
-        return 2 * static_cast<size_t>(cfg().nLayer) * cfg().nHeadKv * cfg().headDim *
-               sizeof(float);
-    }
+    size_t bytesPerToken() const { return cfg().kvBytesPerToken(sizeof(float)); }
     const Buffer& outputWeights() const { return output ? output : tokEmbd; }
 
     void checkMemory() const;
@@ -281,11 +278,7 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
     const ModelConfig& c = cfg();
     const int n = static_cast<int>(tokens.size());
     const int p0 = used;
-    assert(n >= 1 && p0 + n <= c.nCtx);
-    for (int32_t id : tokens)
-        if (id < 0 || id >= c.nVocab)
-            throw Error("token id " + std::to_string(id) + " is outside the vocabulary (" +
-                        std::to_string(c.nVocab) + " tokens)");
+    // n, positions and ids were checked by Backend::forward
 
     const int E = c.nEmbd, hd = c.headDim, H = c.nHead, Hkv = c.nHeadKv, F = c.nFf;
     const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows(), T = p0 + n;
@@ -495,9 +488,9 @@ const ModelConfig& OpenClBackend::config() const {
     return impl_->cfg();
 }
 
-void OpenClBackend::forward(std::span<const int32_t> tokens, bool allLogits,
-                            std::vector<float>& logits, std::vector<StepTrace>* traces,
-                            int traceFrom) {
+void OpenClBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
+                              std::vector<float>& logits, std::vector<StepTrace>* traces,
+                              int traceFrom) {
     impl_->forward(tokens, allLogits, logits, traces, traceFrom);
 }
 
@@ -505,8 +498,7 @@ int OpenClBackend::cacheUsed() const {
     return impl_->used;
 }
 
-void OpenClBackend::truncateCache(int n) {
-    assert(n >= 0 && n <= impl_->used);
+void OpenClBackend::doTruncateCache(int n) {
     impl_->used = n;
 }
 
@@ -534,13 +526,12 @@ int OpenClBackend::deviceIndex() const {
     return impl_->dev.info().index;
 }
 
-void OpenClBackend::attentionMatrix(int layer, int head, std::span<const float> queries,
-                                    std::vector<float>& out) {
+void OpenClBackend::doAttentionMatrix(int layer, int head, std::span<const float> queries,
+                                      std::vector<float>& out) {
     Impl& m = *impl_;
     const ModelConfig& c = m.cfg();
     const size_t hd = static_cast<size_t>(c.headDim);
     const size_t t = queries.size() / hd;
-    assert(t >= 1 && t <= static_cast<size_t>(m.used) && queries.size() == t * hd);
     // scores (t, t) = Q (t, hd) · Kᵀ, K = rows 0..t-1 of the cached keys of this head's KV head
     Buffer q(m.dev.context(), queries.size() * sizeof(float),
              CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, queries.data());
@@ -563,12 +554,16 @@ std::optional<uint64_t> OpenClBackend::deviceMemoryBytes() const {
 }
 
 std::vector<float> OpenClBackend::readKeys(int layer, int kvHead) const {
-    assert(layer >= 0 && layer < impl_->cfg().nLayer);
+    KVSCOPE_CHECK(
+        layer >= 0 && layer < impl_->cfg().nLayer && kvHead >= 0 && kvHead < impl_->cfg().nHeadKv,
+        "no K cache of layer " + std::to_string(layer) + ", KV head " + std::to_string(kvHead));
     return impl_->readCache(impl_->layers[static_cast<size_t>(layer)].k, kvHead);
 }
 
 std::vector<float> OpenClBackend::readValues(int layer, int kvHead) const {
-    assert(layer >= 0 && layer < impl_->cfg().nLayer);
+    KVSCOPE_CHECK(
+        layer >= 0 && layer < impl_->cfg().nLayer && kvHead >= 0 && kvHead < impl_->cfg().nHeadKv,
+        "no V cache of layer " + std::to_string(layer) + ", KV head " + std::to_string(kvHead));
     return impl_->readCache(impl_->layers[static_cast<size_t>(layer)].v, kvHead);
 }
 

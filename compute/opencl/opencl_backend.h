@@ -68,16 +68,16 @@ class OpenClBackend final : public Backend {
     std::string deviceName() const override;
     const ModelConfig& config() const override;
 
-    void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
-                 std::vector<StepTrace>* traces, int traceFrom = 0) override;
+    void doForward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                   std::vector<StepTrace>* traces, int traceFrom = 0) override;
 
     // The GEMM runs on the device through CLBlast against the cached keys; the causal softmax
     // of the (t, t) scores runs on the host.
-    void attentionMatrix(int layer, int head, std::span<const float> queries,
-                         std::vector<float>& out) override;
+    void doAttentionMatrix(int layer, int head, std::span<const float> queries,
+                           std::vector<float>& out) override;
 
     int cacheUsed() const override;
-    void truncateCache(int n) override;
+    void doTruncateCache(int n) override;
     size_t cacheBytesPerToken() const override;
     size_t cacheAllocatedBytes() const override;
 

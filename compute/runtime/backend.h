@@ -13,6 +13,8 @@
 
 namespace kvscope {
 
+// The public operations check their arguments once, here, always (not assert: these checks guard
+// the cache's memory), then call the backend's own implementation (doForward, ...).
 class Backend {
   public:
     virtual ~Backend() = default;
@@ -27,30 +29,39 @@ class Backend {
     //   logits: (n, n_vocab) if allLogits, else (1, n_vocab) for the last token only.
     //   traces: if not null, gets one StepTrace (token, position, q, k, v, attention row) for
     //           each token whose index in `tokens` is >= traceFrom.
-    // Precondition: cacheUsed() + n <= config().nCtx, n >= 1.
-    virtual void forward(std::span<const int32_t> tokens, bool allLogits,
-                         std::vector<float>& logits, std::vector<StepTrace>* traces,
-                         int traceFrom = 0) = 0;
+    // Throws Error unless n >= 1, cacheUsed() + n <= config().nCtx, every id is in the
+    // vocabulary and 0 <= traceFrom <= n; the cache is unchanged then.
+    void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                 std::vector<StepTrace>* traces, int traceFrom = 0);
 
     // The full causal attention matrix of one query head over the cache, in one matrix product
     // (ARCHITECTURE.md decision 4): the stored queries against the cached keys.
     //   queries: (t, head_dim), the queries of tokens 0..t-1 for `head` (StepTrace::query).
     //   out:     (t, t), row i = softmax_j<=i(q_i · k_j / sqrt(head_dim)), zero above the diagonal.
-    // Precondition: 1 <= t <= cacheUsed().
-    virtual void attentionMatrix(int layer, int head, std::span<const float> queries,
-                                 std::vector<float>& out) = 0;
+    // Throws Error unless layer and head exist and queries hold t whole rows, 1 <= t <=
+    // cacheUsed().
+    void attentionMatrix(int layer, int head, std::span<const float> queries,
+                         std::vector<float>& out);
 
-    virtual int cacheUsed() const = 0;      // tokens the cache holds
-    virtual void truncateCache(int n) = 0;  // keep the first n; n <= cacheUsed()
+    virtual int cacheUsed() const = 0;  // tokens the cache holds
+    // Keeps the first n tokens; throws Error unless 0 <= n <= cacheUsed().
+    void truncateCache(int n);
     virtual size_t cacheBytesPerToken() const = 0;
     virtual size_t cacheAllocatedBytes() const = 0;
     // Device time of the last forward() from the device's own timers; nullopt where there are
     // none (the CPU backend: its time is the host's wall time).
     virtual std::optional<double> lastForwardDeviceMs() const { return std::nullopt; }
     // The memory of the device the backend runs on, when it is known.
-    virtual std::optional<uint64_t> deviceMemoryBytes() const {
-        return std::nullopt;
-    }  // what the backend really allocated
+    virtual std::optional<uint64_t> deviceMemoryBytes() const { return std::nullopt; }
+
+  protected:
+    // The backends' own work, called with arguments already checked.
+    virtual void doForward(std::span<const int32_t> tokens, bool allLogits,
+                           std::vector<float>& logits, std::vector<StepTrace>* traces,
+                           int traceFrom) = 0;
+    virtual void doAttentionMatrix(int layer, int head, std::span<const float> queries,
+                                   std::vector<float>& out) = 0;
+    virtual void doTruncateCache(int n) = 0;
 };
 
 }  // namespace kvscope

@@ -1,17 +1,18 @@
 // KvCache: flat K and V arrays with a fill level.
 #include "runtime/kv_cache.h"
 
-#include <cassert>
 #include <new>
 #include <string>
 
 #include "core/error.h"
+#include "model/model.h"
 
 namespace kvscope {
 
 KvCache::KvCache(int nLayer, int nHeadKv, int nCtx, int headDim)
     : nLayer_(nLayer), nHeadKv_(nHeadKv), nCtx_(nCtx), headDim_(headDim) {
-    assert(nLayer > 0 && nHeadKv > 0 && nCtx > 0 && headDim > 0);
+    KVSCOPE_CHECK(nLayer > 0 && nHeadKv > 0 && nCtx > 0 && headDim > 0,
+                  "KV cache: every dimension must be positive");
     const size_t n = static_cast<size_t>(nLayer) * nHeadKv * nCtx * headDim;
     try {
         k_.assign(n, 0.0f);
@@ -23,7 +24,9 @@ KvCache::KvCache(int nLayer, int nHeadKv, int nCtx, int headDim)
 }
 
 size_t KvCache::offset(int layer, int kvHead) const {
-    assert(layer >= 0 && layer < nLayer_ && kvHead >= 0 && kvHead < nHeadKv_);
+    KVSCOPE_CHECK(
+        layer >= 0 && layer < nLayer_ && kvHead >= 0 && kvHead < nHeadKv_,
+        "KV cache: no layer " + std::to_string(layer) + ", KV head " + std::to_string(kvHead));
     return (static_cast<size_t>(layer) * nHeadKv_ + kvHead) * nCtx_ * headDim_;
 }
 
@@ -41,17 +44,20 @@ const float* KvCache::values(int layer, int kvHead) const {
 }
 
 void KvCache::commit(int n) {
-    assert(n >= 0 && used_ + n <= nCtx_);
+    KVSCOPE_CHECK(n >= 0 && used_ + n <= nCtx_, "KV cache: " + std::to_string(used_) + " + " +
+                                                    std::to_string(n) + " tokens exceed the " +
+                                                    std::to_string(nCtx_) + " slots");
     used_ += n;
 }
 
 void KvCache::truncate(int n) {
-    assert(n >= 0 && n <= used_);
+    KVSCOPE_CHECK(n >= 0 && n <= used_, "KV cache: cannot keep " + std::to_string(n) + " of " +
+                                            std::to_string(used_) + " tokens");
     used_ = n;
 }
 
 size_t KvCache::bytesPerToken() const {
-    return 2 * static_cast<size_t>(nLayer_) * nHeadKv_ * headDim_ * sizeof(float);
+    return kvBytesPerToken(nLayer_, nHeadKv_, headDim_, sizeof(float));
 }
 
 }  // namespace kvscope

@@ -6,6 +6,7 @@
 #include <queue>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "gguf/gguf.h"
 
 namespace kvscope {
@@ -55,64 +56,11 @@ int symbolToByte(char32_t cp) {
     return -1;
 }
 
-void appendUtf8(std::string& out, char32_t cp) {
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
-}
-
 // ---- UTF-8 decoding and character classes ----
 
-constexpr char32_t kInvalid = 0x110000;  // stands for one byte that is not valid UTF-8
-
-struct Decoded {
-    char32_t cp;    // kInvalid for an invalid byte
-    size_t length;  // bytes consumed: 1 for an invalid byte
-};
-
-bool isContinuation(uint8_t b) {
-    return (b & 0xC0) == 0x80;
-}
-
-// Decodes the code point starting at s[i] (strict UTF-8: no overlong forms, no surrogates,
-// nothing past U+10FFFF). An invalid or truncated sequence yields its first byte alone.
-Decoded decodeAt(std::string_view s, size_t i) {
-    const auto at = [&](size_t k) { return uint8_t(s[k]); };
-    const uint8_t b0 = at(i);
-    if (b0 < 0x80) return {b0, 1};
-    const size_t left = s.size() - i;
-    if (b0 >= 0xC2 && b0 <= 0xDF) {
-        if (left >= 2 && isContinuation(at(i + 1))) {
-            return {char32_t((b0 & 0x1F) << 6 | (at(i + 1) & 0x3F)), 2};
-        }
-    } else if (b0 >= 0xE0 && b0 <= 0xEF) {
-        if (left >= 3 && isContinuation(at(i + 1)) && isContinuation(at(i + 2))) {
-            const char32_t cp =
-                char32_t((b0 & 0x0F) << 12 | (at(i + 1) & 0x3F) << 6 | (at(i + 2) & 0x3F));
-            if (cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF)) return {cp, 3};
-        }
-    } else if (b0 >= 0xF0 && b0 <= 0xF4) {
-        if (left >= 4 && isContinuation(at(i + 1)) && isContinuation(at(i + 2)) &&
-            isContinuation(at(i + 3))) {
-            const char32_t cp = char32_t((b0 & 0x07) << 18 | (at(i + 1) & 0x3F) << 12 |
-                                         (at(i + 2) & 0x3F) << 6 | (at(i + 3) & 0x3F));
-            if (cp >= 0x10000 && cp <= 0x10FFFF) return {cp, 4};
-        }
-    }
-    return {kInvalid, 1};
-}
+using utf8::decodeAt;
+using utf8::Decoded;
+using utf8::kInvalid;
 
 template <size_t N>
 bool inRanges(const CodeRange (&ranges)[N], char32_t cp) {
@@ -415,7 +363,7 @@ std::optional<int32_t> Tokenizer::tokenId(const std::string& token) const {
 
 std::string Tokenizer::byteToSymbol(uint8_t b) {
     std::string symbol;
-    appendUtf8(symbol, kByteToCodePoint[b]);
+    utf8::append(symbol, kByteToCodePoint[b]);
     return symbol;
 }
 

@@ -2,6 +2,7 @@
 // train_gpt2.c (our own code): free functions with outputs first and shapes on top, the big
 // matrix products through Eigen and split over the thread pool.
 #include "train/gpt2_trainer.h"
+#include "core/numeric.h"
 
 #include <Eigen/Core>
 #include <cassert>
@@ -36,7 +37,7 @@ enum : int {
 };
 
 constexpr float kEps = 1e-5f;
-const float kGeluScale = std::sqrt(2.0f / 3.14159265358979f);
+const float kGeluScale = static_cast<float>(std::sqrt(2.0 / kPi));
 
 // Splits [0, n) into chunks of at least `grain` and runs fn(begin, end) on the pool.
 template <typename F>

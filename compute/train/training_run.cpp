@@ -1,5 +1,6 @@
 // trainModel: data split, BPE, the loop of forward, backward, clip and AdamW, held-out losses.
 #include "train/training_run.h"
+#include "core/numeric.h"
 
 #include <chrono>
 #include <random>
@@ -12,7 +13,7 @@ float scheduledLr(const TrainOptions& o, int step) {
     if (step <= o.warmup)
         return o.lr * static_cast<float>(step) / static_cast<float>(std::max(1, o.warmup));
     const double progress = static_cast<double>(step - o.warmup) / std::max(1, o.steps - o.warmup);
-    const double cosine = 0.5 * (1 + std::cos(3.14159265358979 * std::min(1.0, progress)));
+    const double cosine = 0.5 * (1 + std::cos(kPi * std::min(1.0, progress)));
     return static_cast<float>(o.minLr + (o.lr - o.minLr) * cosine);
 }
 

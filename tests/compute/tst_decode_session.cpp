@@ -6,22 +6,15 @@
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "model_fixtures.h"
+#include "numeric_checks.h"
 #include "runtime/decode_session.h"
 
 using namespace kvscope;
 
 namespace {
 
-// Max |a - b| relative to max |b|: the tolerance for float32 results of different summation
-// orders (batched GEMM vs GEMV).
-double maxRelError(std::span<const float> a, std::span<const float> b) {
-    double diff = 0, scale = 1e-30;
-    for (size_t i = 0; i < b.size(); ++i) {
-        diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
-        scale = std::max(scale, std::abs(static_cast<double>(b[i])));
-    }
-    return diff / scale;
-}
+// The tolerance for float32 results of different summation orders (batched GEMM vs GEMV).
+using testing::maxRelError;
 constexpr double kTol = 1e-4;
 
 RandomModelSpec specFor(const QString& name) {
@@ -43,6 +36,43 @@ const char* kPrompt = "the cat sat on the mat";
 class TstDecodeSession : public QObject {
     Q_OBJECT
   private slots:
+    // The shared comparison cannot pass a NaN, an Inf or a size mismatch.
+    void maxRelErrorFailsOnNanAndSizeMismatch() {
+        const std::vector<float> b{1.0f, 2.0f, 3.0f};
+        QCOMPARE(maxRelError(b, b), 0.0);
+        QVERIFY(std::abs(maxRelError(std::vector<float>{1.0f, 2.0f, 3.3f}, b) - 0.1) < 1e-6);
+        QVERIFY(!(maxRelError(std::vector<float>{1.0f, NAN, 3.0f}, b) < kTol));
+        QVERIFY(!(maxRelError(b, std::vector<float>{1.0f, INFINITY, 3.0f}) < kTol));
+        QVERIFY(!(maxRelError(std::vector<float>{1.0f, 2.0f}, b) < kTol));
+    }
+
+    // The backend's checks are always on (Release too) and leave the cache as it was.
+    void backendChecksItsArgumentsAlways() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        CpuBackend backend(m);
+        std::vector<float> logits;
+        const std::vector<int32_t> two{1, 2};
+        backend.forward(two, false, logits, nullptr);
+        QCOMPARE(backend.cacheUsed(), 2);
+        const std::vector<int32_t> tooMany(static_cast<size_t>(m->config.nCtx), 1);
+        QVERIFY_THROWS_EXCEPTION(Error, backend.forward(tooMany, false, logits, nullptr));
+        QVERIFY_THROWS_EXCEPTION(Error,
+                                 backend.forward(std::vector<int32_t>{}, false, logits, nullptr));
+        QVERIFY_THROWS_EXCEPTION(
+            Error, backend.forward(std::vector<int32_t>{m->config.nVocab}, false, logits, nullptr));
+        QVERIFY_THROWS_EXCEPTION(Error, backend.truncateCache(3));
+        QVERIFY_THROWS_EXCEPTION(Error, backend.truncateCache(-1));
+        std::vector<float> out;
+        const std::vector<float> q(static_cast<size_t>(m->config.headDim) * 3, 0.5f);  // 3 > used
+        QVERIFY_THROWS_EXCEPTION(Error, backend.attentionMatrix(0, 0, q, out));
+        QVERIFY_THROWS_EXCEPTION(
+            Error,
+            backend.attentionMatrix(m->config.nLayer, 0, std::span(q).first(q.size() / 3), out));
+        QCOMPARE(backend.cacheUsed(), 2);  // nothing above touched the cache
+        backend.forward(std::vector<int32_t>{3}, false, logits, nullptr);
+        QCOMPARE(backend.cacheUsed(), 3);
+    }
+
     void models_data() {
         QTest::addColumn<QString>("model");
         QTest::newRow("gpt2") << "gpt2";

@@ -13,6 +13,7 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_ops.h"
 #include "model_fixtures.h"
+#include "numeric_checks.h"
 #include "opencl/cl_check.h"
 #include "opencl/cl_matmul.h"
 #include "opencl/device_list.h"
@@ -25,17 +26,7 @@ Q_DECLARE_METATYPE(std::optional<ocl::MatMulChoice>)
 
 namespace {
 
-// Max |a - b| relative to max |b|, as in tst_decode_session; infinite if a holds NaN or Inf.
-double maxRelError(std::span<const float> a, std::span<const float> b) {
-    if (a.size() != b.size()) return INFINITY;
-    double diff = 0, scale = 1e-30;
-    for (size_t i = 0; i < b.size(); ++i) {
-        if (!std::isfinite(a[i])) return INFINITY;  // NaN would slip through std::max
-        diff = std::max(diff, std::abs(static_cast<double>(a[i]) - b[i]));
-        scale = std::max(scale, std::abs(static_cast<double>(b[i])));
-    }
-    return diff / scale;
-}
+using testing::maxRelError;  // infinite on NaN, Inf or a size mismatch
 constexpr double kTol = 1e-4;
 
 #define VERIFY_CLOSE(what, a, b)                                                                 \

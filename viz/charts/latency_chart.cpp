@@ -10,6 +10,7 @@
 #include <QValueAxis>
 #include <algorithm>
 
+#include "charts/chart_theme.h"
 #include "common/theme.h"
 #include "common/trace_store.h"
 
@@ -72,19 +73,7 @@ void LatencyChart::setComparison(const QList<int>& tokens, int promptLength, dou
 
 void LatencyChart::applyTheme() {
     const Theme& t = currentTheme();
-    QChart* c = chart();
-    c->setBackgroundBrush(t.background);
-    c->setTitleBrush(t.text);
-    c->setTitleFont(t.labelFont);
-    c->legend()->setLabelColor(t.text);
-    c->legend()->setFont(t.smallFont);
-    for (QValueAxis* a : {x_, y_}) {
-        a->setLabelsColor(t.mutedText);
-        a->setTitleBrush(t.text);
-        a->setGridLineColor(t.grid);
-        a->setLabelsFont(t.smallFont);
-        a->setTitleFont(t.labelFont);
-    }
+    applyChartTheme(this, {x_, y_});
     // Every series its own colour and its own line or marker shape.
     const SeriesStyle st = seriesStyle(t);
     cached_->setPen(QPen(st.primary, 3));
@@ -97,7 +86,6 @@ void LatencyChart::applyTheme() {
     recomputePrefill_->setBorderColor(t.text);
     recomputePrefill_->setMarkerSize(10);
     recomputePrefill_->setMarkerShape(QScatterSeries::MarkerShapeRectangle);
-    setBackgroundBrush(t.background);
 }
 
 void LatencyChart::rebuild() {

@@ -10,6 +10,7 @@
 #include <algorithm>
 
 #include "analysis/kv_memory.h"
+#include "charts/chart_theme.h"
 #include "common/colormap.h"
 #include "common/theme.h"
 #include "common/trace_store.h"
@@ -60,19 +61,7 @@ MemoryChart::MemoryChart(TraceStore* store, QWidget* parent) : QChartView(parent
 
 void MemoryChart::applyTheme() {
     const Theme& t = currentTheme();
-    QChart* c = chart();
-    c->setBackgroundBrush(t.background);
-    c->setTitleBrush(t.text);
-    c->setTitleFont(t.labelFont);
-    c->legend()->setLabelColor(t.text);
-    c->legend()->setFont(t.smallFont);
-    for (QValueAxis* a : {x_, y_}) {
-        a->setLabelsColor(t.mutedText);
-        a->setTitleBrush(t.text);
-        a->setGridLineColor(t.grid);
-        a->setLabelsFont(t.smallFont);
-        a->setTitleFont(t.labelFont);
-    }
+    applyChartTheme(this, {x_, y_});
     // Every series its own colour and its own dash (Okabe–Ito hues: apart in colour-blind
     // vision and in greyscale print by the dash alone).
     const SeriesStyle st = seriesStyle(t);
@@ -82,7 +71,6 @@ void MemoryChart::applyTheme() {
     projection_->setPen(QPen(st.third, 2, Qt::DotLine));
     allocated_->setPen(QPen(t.mutedText, 2, Qt::DashDotLine));
     weights_->setPen(QPen(st.fourth, 2, Qt::DashDotDotLine));
-    setBackgroundBrush(t.background);
 }
 
 void MemoryChart::setShowWeights(bool show) {

@@ -1,5 +1,7 @@
-// Labels: token text escaping (a small UTF-8 decoder that never throws) and number formatting.
+// Labels: token text escaping (with the core's UTF-8 decoder) and number formatting.
 #include "common/labels.h"
+
+#include "core/utf8.h"
 
 #include <cmath>
 
@@ -15,29 +17,10 @@ QString hexByte(unsigned char b) {
 
 // Length of the valid UTF-8 sequence starting at s[i] and its code point, or 0 if invalid.
 int decodeUtf8(const std::string& s, size_t i, char32_t& cp) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    int len = 0;
-    char32_t min = 0;
-    if (b0 < 0x80) {
-        cp = b0;
-        return 1;
-    } else if ((b0 & 0xE0) == 0xC0) {
-        len = 2, cp = b0 & 0x1Fu, min = 0x80;
-    } else if ((b0 & 0xF0) == 0xE0) {
-        len = 3, cp = b0 & 0x0Fu, min = 0x800;
-    } else if ((b0 & 0xF8) == 0xF0) {
-        len = 4, cp = b0 & 0x07u, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (i + static_cast<size_t>(len) > s.size()) return 0;
-    for (int k = 1; k < len; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + static_cast<size_t>(k)]);
-        if ((b & 0xC0) != 0x80) return 0;
-        cp = (cp << 6) | (b & 0x3Fu);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    return len;
+    const utf8::Decoded d = utf8::decodeAt(s, i);
+    if (d.cp == utf8::kInvalid) return 0;
+    cp = d.cp;
+    return static_cast<int>(d.length);
 }
 
 }  // namespace

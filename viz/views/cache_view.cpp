@@ -235,8 +235,7 @@ void CacheView::paintEvent(QPaintEvent*) {
     p.drawText(QRect(kMargin, kMargin, W - 2 * kMargin, fmT.height()),
                Qt::AlignLeft | Qt::AlignVCenter,
                fmT.elidedText(head, Qt::ElideRight, W - 2 * kMargin));
-    const size_t denom = 2 * static_cast<size_t>(c.nLayer) * static_cast<size_t>(c.nHeadKv) *
-                         static_cast<size_t>(c.headDim);
+    const size_t denom = c.kvBytesPerToken(1);  // elements per token
     const size_t elem = denom > 0 ? ms.kvBytesPerToken / denom : 0;
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);

@@ -1,0 +1,31 @@
+// applyChartTheme: the shared part of the charts' looks.
+#include "charts/chart_theme.h"
+
+#include <QChart>
+#include <QChartView>
+#include <QLegend>
+#include <QValueAxis>
+
+#include "common/theme.h"
+
+namespace kvscope::viz {
+
+void applyChartTheme(QChartView* view, std::initializer_list<QValueAxis*> axes) {
+    const Theme& t = currentTheme();
+    QChart* c = view->chart();
+    c->setBackgroundBrush(t.background);
+    c->setTitleBrush(t.text);
+    c->setTitleFont(t.labelFont);
+    c->legend()->setLabelColor(t.text);
+    c->legend()->setFont(t.smallFont);
+    for (QValueAxis* a : axes) {
+        a->setLabelsColor(t.mutedText);
+        a->setTitleBrush(t.text);
+        a->setGridLineColor(t.grid);
+        a->setLabelsFont(t.smallFont);
+        a->setTitleFont(t.labelFont);
+    }
+    view->setBackgroundBrush(t.background);
+}
+
+}  // namespace kvscope::viz

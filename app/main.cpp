@@ -80,9 +80,7 @@ int main(int argc, char** argv) {
     QCoreApplication::setApplicationName("KVScope");
     QCoreApplication::setApplicationVersion(KVSCOPE_VERSION);
     try {
-        const kvscope::app::CliArgs opts(
-            args, {"model", "screenshot", "prompt", "steps", "tab", "size", "layer", "head"},
-            {"compare"});
+        const kvscope::app::CliArgs opts = kvscope::app::parseAppArgs(args);
         const QString model = QString::fromStdString(opts.get("model").value_or(""));
         const std::optional<std::string> shot = opts.get("screenshot");
         if (shot)

@@ -1,278 +1,336 @@
-// The kvscope command line: dispatch, help, `info` and `decode` (ARCHITECTURE.md is the contract).
+// The kvscope command line: one table of commands and their options. The table builds each
+// command's QCommandLineParser and every help text, so help cannot drift from what is accepted.
 #include "cli/cli.h"
 
-#include <QCoreApplication>
-#include <QFile>
-#include <QJsonArray>
-#include <QJsonDocument>
-#include <QJsonObject>
-#include <QSaveFile>
+#include <QCommandLineParser>
+#include <QStringList>
+#include <algorithm>
 #include <cstdio>
-#include <filesystem>
-#include <iostream>
+#include <functional>
+#include <new>
+#include <optional>
 
 #include "core/error.h"
-#include "cpu/cpu_backend.h"
-#include "model_source/model_source.h"
-#include "opencl/device_list.h"
-#include "runtime/backend_factory.h"
-#include "runtime/decode_session.h"
+#include "export/figure_run.h"
 
 namespace kvscope::app {
 namespace {
 
-const char* kHelp =
-    R"(kvscope: watch a transformer decode, one token at a time, and see its KV cache.
+struct Option {
+    const char* name;
+    const char* value;  // the value's name in help ("N", "PATH"); nullptr for a flag
+    std::string help;
+    bool required = false;
+    bool repeatable = false;
+};
 
-usage:
-  kvscope info    [--model PATH] [--json]
-  kvscope devices [--json]
-  kvscope decode  [--model PATH] --prompt TEXT [--steps N] [--backend auto|cpu|opencl]
-                  [--device N] [--no-cache] [--temperature T] [--top-k K] [--top-p P]
-                  [--seed S] [--top-logits K] [--json FILE|-]
-  kvscope memory  --preset NAME | --model PATH | --list  [--dtype fp32|fp16|bf16|fp8|int8|int4]
-                  [--weight-dtype T] [--context N] [--batch B] [--window W] [--gpu NAME]
-                  [--price USD_PER_GPU_HOUR] [--json]      the KV-cache calculator
-  kvscope bench   [--layers N] [--width N] [--heads N] [--context N] [--vocab N]
-                  [--prompt-tokens N] [--steps N] [--keep-model PATH] [--json]
-                  [--backend cpu|opencl] [--device N] [--no-warmup]
+struct Command {
+    const char* name;
+    const char* summary;
+    std::vector<Option> options;
+    std::function<int(const CliArgs&)> run;
+    const char* note = nullptr;  // a line of usage that options cannot say ("one of ...")
+};
 
-  kvscope train   --text FILE [--text FILE ...] --out MODEL.gguf [--log LOSS.csv]
-                  [--layers 4] [--heads 4] [--width 128] [--context 256] [--vocab 1024]
-                  [--batch 8] [--steps 2000] [--lr 1e-3] [--warmup 100] [--seed 1337]
-                  [--held-out 0.05] [--held-out-text FILE] [--eval-every 100] [--name NAME]
-  kvscope eval    [--model PATH] --text FILE [--backend ...]
-  kvscope heads   [--model PATH] --prompt TEXT [--json]   what each attention head looks at
-  kvscope export  [--model PATH] --prompt TEXT --out DIR [--steps 8] [--views all|step,attention,heads,cache]
-                  [--layer L] [--head H] [--format png|svg|pdf] [--scale 1..4] [--theme light|dark]
-                  [--size 1200x800] [--frames]
+const Option kModel{"model", "PATH", "a GGUF model file (default: the built-in model)"};
+const Option kJson{"json", nullptr, "print JSON instead of text"};
+const Option kBackend{"backend", "auto|cpu|opencl",
+                      "where the model runs (default auto: the first usable GPU, else the CPU)"};
+const Option kDevice{"device", "N",
+                     "the OpenCL device of `kvscope devices` (with --backend opencl)"};
 
-Without --model, commands use the built-in model.
-Exit status: 0 success, 1 failure, 2 usage error.
-)";
-
-QJsonObject modelJson(const Model& m) {
-    const ModelConfig& c = m.config;
-    return QJsonObject{{"path", QString::fromStdString(m.path)},
-                       {"arch", QString::fromStdString(c.archName)},
-                       {"n_layer", c.nLayer},
-                       {"n_head", c.nHead},
-                       {"n_head_kv", c.nHeadKv},
-                       {"n_embd", c.nEmbd},
-                       {"n_ctx", c.nCtx},
-                       {"n_vocab", c.nVocab}};
+const std::vector<Command>& commands() {
+    static const std::vector<Command> table = {
+        {"info",
+         "the model's shape, parameters, weights and KV bytes per token",
+         {kModel, kJson},
+         runInfo},
+        {"devices",
+         "every OpenCL platform and device, and whether KVScope can use it",
+         {kJson},
+         runDevices},
+        {"decode",
+         "decode a prompt token by token and print the tokens (or the JSON contract)",
+         {kModel,
+          {"prompt", "TEXT", "the prompt (any text, even one that starts with '-')", true},
+          {"steps", "N", "tokens to generate (default 16)"},
+          kBackend,
+          kDevice,
+          {"no-cache", nullptr, "recompute mode: no KV cache, every step runs every token"},
+          {"temperature", "T", "0 (default) is greedy; above 0 samples"},
+          {"top-k", "K", "sample among the K most likely tokens"},
+          {"top-p", "P", "sample among the most likely tokens that make up probability P"},
+          {"seed", "S", "the sampler's seed"},
+          {"top-logits", "K", "how many (id, logit) pairs each step's JSON keeps (default 10)"},
+          {"json", "FILE|-", "write the run as JSON (ARCHITECTURE.md) to FILE or stdout"}},
+         runDecode},
+        {"memory",
+         "the KV-cache calculator: bytes per token, totals, GPU share, estimates",
+         {{"preset", "NAME", "a real model's shape (--list shows them)"},
+          kModel,
+          {"list", nullptr, "list the presets"},
+          {"dtype", "fp32|fp16|bf16|fp8|int8|int4", "the cache's element type (default fp16)"},
+          {"weight-dtype", "T", "the weights' element type"},
+          {"context", "N", "tokens of context"},
+          {"batch", "B", "sequences at once"},
+          {"window", "W", "a sliding window of W tokens"},
+          {"gpu", "NAME", "a GPU from the datasheet list"},
+          {"price", "USD_PER_GPU_HOUR", "for the cost estimate"},
+          kJson},
+         runMemory,
+         "one of --preset, --model or --list"},
+        {"export",
+         "the views as PNG, SVG or PDF figures for lecture notes (no display needed)",
+         {kModel,
+          {"prompt", "TEXT", "the prompt", true},
+          {"out", "DIR", "the folder the figures go to", true},
+          {"steps", "N", "tokens to generate (default 8)"},
+          {"views", "LIST",
+           "all (default), or some of " +
+               (viz::exportableViewNames() << "trace").join(",").toStdString()},
+          {"layer", "L", "the layer the views show"},
+          {"head", "H", "the head the views show"},
+          {"format", "png|svg|pdf", "the file type (default png)"},
+          {"scale", "1..4", "PNG pixels per point (default 1)"},
+          {"theme", "light|dark", "light print theme (default) or dark"},
+          {"size", "WxH", "the figure's size in points (default 1200x800)"},
+          {"frames", nullptr, "a figure per step (PDF: a page per step)"},
+          kBackend,
+          kDevice},
+         runExport},
+        {"heads",
+         "what every attention head looks at: previous token, first token, itself, copies",
+         {kModel, {"prompt", "TEXT", "the prompt", true}, kBackend, kDevice, kJson},
+         runHeads},
+        {"eval",
+         "cross-entropy of the model on a text, in bits per byte",
+         {kModel, {"text", "FILE", "the text", true}, kBackend, kDevice},
+         runEval},
+        {"train",
+         "learn a BPE vocabulary and train a small GPT-2 on your own text",
+         {{"text", "FILE", "training text (repeat for more files)", true, true},
+          {"out", "MODEL.gguf", "the model to write", true},
+          {"log", "LOSS.csv", "the loss log"},
+          {"layers", "N", "layers (default 4)"},
+          {"heads", "N", "attention heads (default 4)"},
+          {"width", "N", "model width (default 128)"},
+          {"context", "N", "context length (default 256)"},
+          {"vocab", "N", "vocabulary size (default 1024)"},
+          {"batch", "N", "sequences per step (default 8)"},
+          {"steps", "N", "optimizer steps (default 2000)"},
+          {"lr", "RATE", "peak learning rate (default 1e-3)"},
+          {"warmup", "N", "warm-up steps (default 100)"},
+          {"seed", "S", "random seed (default 1337)"},
+          {"held-out", "FRACTION", "share of the text held out (default 0.05)"},
+          {"held-out-text", "FILE", "a held-out text of its own"},
+          {"eval-every", "N", "steps between held-out evaluations (default 100)"},
+          {"name", "NAME", "the model's general.name"}},
+         runTrain},
+        {"bench",
+         "decode speed of a random model of a chosen shape, against memory bandwidth",
+         {{"layers", "N", "layers (default 12)"},
+          {"width", "N", "width (default 768)"},
+          {"heads", "N", "heads (default 12)"},
+          {"context", "N", "context (default 1024)"},
+          {"vocab", "N", "vocabulary (default 50257)"},
+          {"prompt-tokens", "N", "prompt length"},
+          {"steps", "N", "decode steps (default 32)"},
+          {"keep-model", "PATH", "keep the model file it writes"},
+          {"backend", "cpu|opencl", "also decode on an OpenCL device beside the CPU"},
+          kDevice,
+          {"no-warmup", nullptr, "show OpenCL's start-up without the warm-up pass"},
+          kJson},
+         runBench},
+    };
+    return table;
 }
 
-// Writes text to path ("-": stdout) through a temporary file, so a failure loses nothing.
-void writeOutput(const std::string& path, const QByteArray& bytes) {
-    if (path == "-") {
-        std::fwrite(bytes.constData(), 1, static_cast<size_t>(bytes.size()), stdout);
-        std::fflush(stdout);
-        return;
+// The desktop app itself: `kvscope [options]` (no command).
+const Command& appCommand() {
+    static const Command app{
+        "",
+        "the desktop app",
+        {kModel,
+         {"screenshot", "PNG", "render the window to PNG headless and quit"},
+         {"prompt", "TEXT", "the prompt"},
+         {"steps", "N", "with --screenshot: tokens to step (default 6)"},
+         {"tab", "VIEW", "step, attention, cache, memory or calculator"},
+         {"size", "WxH", "the window's size (default: most of the screen)"},
+         {"layer", "L", "the layer the views show"},
+         {"head", "H", "the head the views show"},
+         {"compare", nullptr, "with --screenshot: replay the tokens without the cache too"}},
+        nullptr};
+    return app;
+}
+
+const Command* findCommand(const std::string& name) {
+    for (const Command& c : commands())
+        if (name == c.name) return &c;
+    return nullptr;
+}
+
+std::string optionUsage(const Option& o) {
+    std::string s = std::string("--") + o.name + (o.value ? std::string(" ") + o.value : "");
+    if (o.repeatable) s += " ...";
+    return o.required ? s : "[" + s + "]";
+}
+
+// "kvscope NAME [--a A] --b B ...", wrapped to `width` with the options aligned after the
+// longest command name.
+std::string usageLine(const Command& c, size_t width = 100) {
+    std::string out = std::string("kvscope") + (*c.name ? std::string(" ") + c.name : "");
+    const size_t indent = 16;  // "kvscope " + the longest name ("devices") + a space
+    out.resize(std::max(out.size() + 1, indent), ' ');
+    size_t lineStart = 0;
+    bool first = true;
+    for (const Option& o : c.options) {
+        const std::string u = optionUsage(o);
+        if (!first && out.size() - lineStart + 1 + u.size() > width) {
+            out += "\n";
+            lineStart = out.size();
+            out += std::string(indent, ' ');
+        } else if (!first) {
+            out += " ";
+        }
+        out += u;
+        first = false;
     }
-    QSaveFile f(QString::fromStdString(path));
-    if (!f.open(QIODevice::WriteOnly) || f.write(bytes) != bytes.size() || !f.commit())
-        throw Error("cannot write '" + path + "': " + f.errorString().toStdString());
+    return out;
 }
 
-std::shared_ptr<const Model> loadModel(const CliArgs& args) {
-    return loadModelFile(QString::fromStdString(resolveModelPath(args)));
+// Every line of text after the first indented by n spaces.
+std::string indentLines(std::string text, size_t n) {
+    for (size_t at = text.find('\n'); at != std::string::npos; at = text.find('\n', at + 1))
+        text.insert(at + 1, n, ' ');
+    return text;
+}
+
+// A command's parser, built from its options; "--help" and "-h" are its own.
+void buildParser(const Command& c, QCommandLineParser& p) {
+    p.setOptionsAfterPositionalArgumentsMode(QCommandLineParser::ParseAsOptions);
+    p.setSingleDashWordOptionMode(QCommandLineParser::ParseAsLongOptions);
+    for (const Option& o : c.options)
+        p.addOption(o.value ? QCommandLineOption(o.name, QString::fromStdString(o.help), o.value)
+                            : QCommandLineOption(o.name, QString::fromStdString(o.help)));
+    p.addOption(QCommandLineOption(QStringList{"h", "help"}, "this help"));
+}
+
+// The parser's own words, in ours (one line naming the option).
+std::string usageErrorOf(const QString& parserError) {
+    const QString e = parserError;
+    auto quoted = [&] {
+        const qsizetype a = e.indexOf('\''), b = e.lastIndexOf('\'');
+        QString name = a >= 0 && b > a ? e.mid(a + 1, b - a - 1) : e;
+        while (name.startsWith('-')) name.remove(0, 1);
+        return name.toStdString();
+    };
+    if (e.startsWith("Unknown option")) return "unknown option --" + quoted();
+    if (e.startsWith("Missing value after")) return "option --" + quoted() + " needs a value";
+    if (e.startsWith("Unexpected value after")) return "option --" + quoted() + " takes no value";
+    return e.toStdString();
+}
+
+// Parses rest against c's options; help (nullopt) when --help or -h was asked for.
+std::optional<CliArgs> parseArgs(const Command& c, const std::vector<std::string>& rest) {
+    QCommandLineParser p;
+    buildParser(c, p);
+    QStringList argv{QString("kvscope ") + c.name};
+    for (const std::string& a : rest) argv << QString::fromStdString(a);
+    if (!p.parse(argv)) throw UsageError(usageErrorOf(p.errorText()));
+    if (p.isSet("help")) return std::nullopt;
+    if (!p.positionalArguments().isEmpty())
+        throw UsageError("unexpected argument '" + p.positionalArguments().first().toStdString() +
+                         "'");
+    std::map<std::string, std::vector<std::string>> values;
+    for (const Option& o : c.options) {
+        if (!p.isSet(o.name)) continue;
+        auto& v = values[o.name];
+        if (o.value)
+            for (const QString& s : p.values(o.name)) v.push_back(s.toStdString());
+        else
+            v.emplace_back();
+    }
+    for (const Option& o : c.options)
+        if (o.required && !values.count(o.name))
+            throw UsageError(std::string("option --") + o.name + " is required");
+    return CliArgs(std::move(values));
+}
+
+int runCommand(const Command& c, const std::vector<std::string>& rest) {
+    const std::optional<CliArgs> args = parseArgs(c, rest);
+    if (!args) {
+        std::fputs(commandHelpText(c.name).c_str(), stdout);
+        return 0;
+    }
+    return c.run(*args);
 }
 
 }  // namespace
 
-std::string resolveModelPath(const CliArgs& args) {
-    if (auto m = args.get("model")) {
-        if (m->empty()) throw UsageError("--model needs a path");
-        return *m;
-    }
-    if (!QFile::exists(kBuiltinModel))
-        throw Error("no --model given and this binary has no built-in model; pass --model PATH");
-    return kBuiltinModel;
+CliArgs parseAppArgs(const std::vector<std::string>& args) {
+    std::optional<CliArgs> parsed = parseArgs(appCommand(), args);
+    if (!parsed) throw UsageError("the desktop app's options are in kvscope --help");
+    return *parsed;
 }
 
-std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const Model> model,
-                                     std::string& note) {
-    const std::string which = args.get("backend").value_or("auto");
-    if (which != "auto" && which != "cpu" && which != "opencl")
-        throw UsageError("--backend must be auto, cpu or opencl, got '" + which + "'");
-    if (args.has("device") && which != "opencl")
-        throw UsageError("--device selects an OpenCL device: use it with --backend opencl");
-    BackendChoice choice;
-    if (which == "cpu") choice.kind = BackendChoice::Kind::Cpu;
-    if (which == "opencl") {
-        choice.kind = BackendChoice::Kind::OpenCl;
-        choice.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
+std::string helpText() {
+    std::string s =
+        "kvscope: watch a transformer decode, one token at a time, and see its KV cache.\n\n"
+        "usage: kvscope COMMAND [options]    a command (kvscope COMMAND --help for one)\n"
+        "       " +
+        indentLines(usageLine(appCommand()), 7) +
+        "\n"
+        "                                    the desktop app\n\n"
+        "commands:\n";
+    for (const Command& c : commands())
+        s += "  " + std::string(c.name) + std::string(10 - std::string(c.name).size(), ' ') +
+             c.summary + "\n";
+    s += "\n";
+    for (const Command& c : commands()) {
+        s += "  " + indentLines(usageLine(c), 2) + "\n";
+        if (c.note) s += std::string(18, ' ') + "(" + c.note + ")\n";
     }
-    return createBackend(std::move(model), choice, note);
+    s += "\nWithout --model, commands use the built-in model.\n"
+         "Exit status: 0 success, 1 failure, 2 usage error.\n";
+    return s;
 }
 
-int runInfo(const CliArgs& args) {
-    auto model = loadModel(args);
-    const ModelConfig& c = model->config;
-    const size_t kvPerToken = c.kvBytesPerToken(sizeof(float));
-    if (args.has("json")) {
-        QJsonObject o = modelJson(*model);
-        o["name"] = QString::fromStdString(c.name);
-        o["n_ff"] = c.nFf;
-        o["head_dim"] = c.headDim;
-        o["parameters"] = static_cast<double>(model->parameterCount());
-        o["weight_bytes"] = static_cast<double>(model->weightBytes());
-        o["kv_bytes_per_token"] = static_cast<double>(kvPerToken);
-        o["kv_bytes_full_context"] = static_cast<double>(kvPerToken * c.nCtx);
-        o["tied_output"] = model->output.empty();
-        writeOutput("-", QJsonDocument(o).toJson(QJsonDocument::Indented));
-        return 0;
+std::string commandHelpText(const std::string& command) {
+    const Command* c = findCommand(command);
+    if (!c) return {};
+    std::string s = std::string("kvscope ") + c->name + ": " + c->summary +
+                    "\n\nusage: " + indentLines(usageLine(*c), 7) + "\n";
+    if (c->note) s += std::string("       (") + c->note + ")\n";
+    s += "\noptions:\n";
+    size_t width = 0;
+    std::vector<std::string> heads;
+    for (const Option& o : c->options) {
+        heads.push_back(std::string("--") + o.name + (o.value ? std::string(" ") + o.value : ""));
+        width = std::max(width, heads.back().size());
     }
-    std::printf("model          %s\n", model->path.c_str());
-    std::printf("name           %s\n", c.name.c_str());
-    std::printf("architecture   %s\n", c.archName.c_str());
-    std::printf("layers         %d\n", c.nLayer);
-    std::printf("heads          %d query, %d key/value (head dim %d)%s\n", c.nHead, c.nHeadKv,
-                c.headDim, c.nHeadKv < c.nHead ? ", grouped-query" : "");
-    std::printf("width          %d (feed-forward %d)\n", c.nEmbd, c.nFf);
-    std::printf("context        %d tokens\n", c.nCtx);
-    std::printf("vocabulary     %d tokens\n", c.nVocab);
-    std::printf("parameters     %zu (%.1f MiB as float32)\n", model->parameterCount(),
-                static_cast<double>(model->weightBytes()) / (1 << 20));
-    std::printf(
-        "KV cache       %zu bytes per token = 2 x %d layers x %d kv heads x %d x 4 B;"
-        " %.1f MiB for the full context\n",
-        kvPerToken, c.nLayer, c.nHeadKv, c.headDim,
-        static_cast<double>(kvPerToken * c.nCtx) / (1 << 20));
-    return 0;
+    for (size_t i = 0; i < heads.size(); ++i)
+        s += "  " + heads[i] + std::string(width - heads[i].size() + 2, ' ') + c->options[i].help +
+             (c->options[i].required ? " (required)" : "") + "\n";
+    s += "  --help" + std::string(width - 6 + 2, ' ') + "this help\n";
+    return s;
 }
-
-int runDecode(const CliArgs& args) {
-    const std::string prompt = args.require("prompt");
-    const int steps = static_cast<int>(args.getInt("steps", 16, 0, 1 << 20));
-    SessionOptions opt;
-    opt.useCache = !args.has("no-cache");
-    opt.captureTrace = false;
-    opt.topLogits = static_cast<int>(args.getInt("top-logits", 5, 0, 1000));
-    opt.sampler.temperature = static_cast<float>(args.getDouble("temperature", 0, 0, 100));
-    opt.sampler.topK = static_cast<int>(args.getInt("top-k", 0, 0, 1 << 24));
-    opt.sampler.topP = static_cast<float>(args.getDouble("top-p", 1, 1e-6, 1));
-    opt.sampler.seed = static_cast<uint64_t>(args.getInt("seed", 0, 0, INT64_MAX));
-    const std::optional<std::string> jsonPath = args.get("json");
-    if (jsonPath && jsonPath->empty()) throw UsageError("--json needs a file name or -");
-    const bool streamText = !jsonPath || *jsonPath != "-";
-
-    auto model = loadModel(args);
-    std::string note;
-    auto backend = makeBackend(args, model, note);
-    std::fprintf(stderr, "%s\n", note.c_str());
-    DecodeSession session(backend, model->tokenizer, opt);
-
-    std::vector<StepTrace> promptTraces = session.prefill(prompt);
-    if (streamText) {
-        std::fputs(prompt.c_str(), stdout);
-        std::fflush(stdout);
-    }
-    std::vector<StepTrace> generated;
-    std::vector<int32_t> generatedIds;
-    double stepMs = 0;
-    for (int i = 0; i < steps; ++i) {
-        generated.push_back(session.step());
-        const StepTrace& s = generated.back();
-        generatedIds.push_back(s.token);
-        stepMs += s.hostMs;
-        if (streamText) {
-            std::fwrite(s.text.data(), 1, s.text.size(), stdout);
-            std::fflush(stdout);
-        }
-    }
-    if (streamText) std::fputc('\n', stdout);
-    std::fprintf(stderr,
-                 "%zu prompt tokens in %.1f ms; %d tokens in %.1f ms (%.2f tokens/s), %s; "
-                 "KV cache holds %zu bytes\n",
-                 promptTraces.size(), session.prefillMs(), steps, stepMs,
-                 stepMs > 0 ? steps * 1000.0 / stepMs : 0.0,
-                 opt.useCache ? "cached" : "no cache (recompute)", session.kvBytes());
-
-    if (jsonPath) {
-        QJsonArray promptIds;
-        for (const StepTrace& s : promptTraces) promptIds.append(s.token);
-        QJsonArray stepArray;
-        for (const StepTrace& s : generated) {
-            QJsonArray top;
-            for (const auto& [id, logit] : s.top)
-                top.append(QJsonArray{id, static_cast<double>(logit)});
-            stepArray.append(QJsonObject{{"token", s.token},
-                                         {"text", QString::fromUtf8(s.text)},
-                                         {"latency_ms", s.hostMs},
-                                         {"kv_bytes", static_cast<double>(s.kvBytes)},
-                                         {"top", top}});
-        }
-        const std::string text = model->tokenizer.decode(generatedIds);
-        QJsonObject o{
-            {"model", modelJson(*model)},
-            {"backend", QJsonObject{{"name", QString::fromStdString(backend->name())},
-                                    {"device", QString::fromStdString(backend->deviceName())}}},
-            {"cache", opt.useCache},
-            {"prompt_tokens", promptIds},
-            {"prefill_ms", session.prefillMs()},
-            {"steps", stepArray},
-            {"text", QString::fromUtf8(text)}};
-        writeOutput(*jsonPath, QJsonDocument(o).toJson(QJsonDocument::Indented));
-    }
-    return 0;
-}
-
-int runDevices(const CliArgs& args);  // app/cli/cli_devices.cpp
 
 int runCli(const std::vector<std::string>& argv) {
     try {
         if (argv.empty() || argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
-            std::fputs(kHelp, argv.empty() ? stderr : stdout);
+            const std::string text =
+                argv.size() >= 2 && argv[0] == "help" ? commandHelpText(argv[1]) : helpText();
+            if (text.empty()) throw UsageError("unknown command '" + argv[1] + "'");
+            std::fputs(text.c_str(), argv.empty() ? stderr : stdout);
             return 0;
         }
         if (argv[0] == "--version") {
             std::printf("kvscope %s\n", KVSCOPE_VERSION);
             return 0;
         }
-        const std::string cmd = argv[0];
-        const std::vector<std::string> rest(argv.begin() + 1, argv.end());
-        for (const std::string& a : rest)
-            if (a == "--help" || a == "-h") {
-                std::fputs(kHelp, stdout);
-                return 0;
-            }
-        if (cmd == "info") return runInfo(CliArgs(rest, {"model"}, {"json"}));
-        if (cmd == "devices") return runDevices(CliArgs(rest, {}, {"json"}));
-        if (cmd == "decode")
-            return runDecode(
-                CliArgs(rest,
-                        {"model", "prompt", "steps", "backend", "device", "temperature", "top-k",
-                         "top-p", "seed", "top-logits", "json"},
-                        {"no-cache"}));
-        if (cmd == "train")
-            return runTrain(CliArgs(rest,
-                                    {"text", "out", "log", "layers", "heads", "width", "context",
-                                     "vocab", "batch", "steps", "lr", "warmup", "seed", "held-out",
-                                     "eval-every", "name", "held-out-text"},
-                                    {}));
-        if (cmd == "export")
-            return runExport(
-                CliArgs(rest,
-                        {"model", "prompt", "steps", "views", "layer", "head", "format", "scale",
-                         "theme", "out", "size", "backend", "device"},
-                        {"frames"}));
-        if (cmd == "heads")
-            return runHeads(CliArgs(rest, {"model", "prompt", "backend", "device"}, {"json"}));
-        if (cmd == "memory")
-            return runMemory(CliArgs(rest,
-                                     {"preset", "model", "dtype", "weight-dtype", "context",
-                                      "batch", "window", "gpu", "price"},
-                                     {"list", "json"}));
-        if (cmd == "eval")
-            return runEval(CliArgs(rest, {"model", "text", "backend", "device"}, {}));
-        if (cmd == "bench")
-            return runBench(CliArgs(rest,
-                                    {"layers", "width", "heads", "context", "vocab",
-                                     "prompt-tokens", "steps", "keep-model", "backend", "device"},
-                                    {"json", "no-warmup"}));
-        throw UsageError("unknown command '" + cmd + "'");
+        const Command* c = findCommand(argv[0]);
+        if (!c) throw UsageError("unknown command '" + argv[0] + "'");
+        return runCommand(*c, std::vector<std::string>(argv.begin() + 1, argv.end()));
     } catch (const UsageError& e) {
         std::fprintf(stderr, "kvscope: %s (see kvscope --help)\n", e.what());
         return 2;

@@ -1,4 +1,4 @@
-// CliArgs: "--name value", "--name=value" and "--flag"; nothing positional.
+// CliArgs: typed access to the parsed options.
 #include "cli/cli_args.h"
 
 #include <cerrno>
@@ -7,42 +7,6 @@
 #include <string_view>
 
 namespace kvscope::app {
-namespace {
-// Joins message parts (GCC 12 warns falsely about "literal" + std::string chains: PR 105651).
-std::string join(std::initializer_list<std::string_view> parts) {
-    std::string s;
-    for (std::string_view p : parts) s += p;
-    return s;
-}
-}  // namespace
-
-CliArgs::CliArgs(const std::vector<std::string>& args, const std::set<std::string>& withValue,
-                 const std::set<std::string>& flags) {
-    for (size_t i = 0; i < args.size(); ++i) {
-        std::string a = args[i];
-        if (a.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + a + "'");
-        std::optional<std::string> inlineValue;
-        if (const size_t eq = a.find('='); eq != std::string::npos) {
-            inlineValue = a.substr(eq + 1);
-            a = a.substr(0, eq);
-        }
-        const std::string name = a.substr(2);
-        if (flags.count(name)) {
-            if (inlineValue) throw UsageError(join({"option --", name, " takes no value"}));
-            values_[name].push_back(std::string{"1"});
-        } else if (withValue.count(name)) {
-            if (inlineValue) {
-                values_[name].push_back(*inlineValue);
-            } else {
-                if (i + 1 >= args.size())
-                    throw UsageError(join({"option --", name, " needs a value"}));
-                values_[name].push_back(args[++i]);
-            }
-        } else {
-            throw UsageError(join({"unknown option --", name}));
-        }
-    }
-}
 
 std::optional<std::string> CliArgs::get(const std::string& name) const {
     auto it = values_.find(name);

@@ -1,5 +1,5 @@
-// CliArgs: the options of one kvscope subcommand, parsed against the list it accepts.
-// A wrong option or value throws UsageError (exit status 2); the message names it.
+// CliArgs: the options of one kvscope subcommand as parsed, with typed access. A missing,
+// malformed or out-of-range value throws UsageError (exit status 2); the message names it.
 #pragma once
 
 #include <map>
@@ -17,9 +17,10 @@ struct UsageError : std::runtime_error {
 
 class CliArgs {
   public:
-    // withValue: options followed by a value ("--steps 4" or "--steps=4"); flags: options without.
-    CliArgs(const std::vector<std::string>& args, const std::set<std::string>& withValue,
-            const std::set<std::string>& flags);
+    // The values given, by option name (a flag given has one empty value); cli.cpp fills it
+    // from the command's QCommandLineParser.
+    explicit CliArgs(std::map<std::string, std::vector<std::string>> values)
+        : values_(std::move(values)) {}
 
     bool has(const std::string& name) const { return values_.count(name) != 0; }
     std::optional<std::string> get(const std::string& name) const;   // the last one given

@@ -4,6 +4,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QSet>
 #include <QTemporaryDir>
 #include <QTest>
@@ -59,6 +60,56 @@ class TstCli : public QObject {
     QString gpt2_, llama_;
 
   private slots:
+    // The help comes from the parsers: every option a command's help names is one it accepts
+    // (an unknown option would exit 2 naming it), the overview names every command, and the
+    // export views listed are the ones export takes.
+    void helpComesFromTheParsers() {
+        const Run top = runKvscope({"--help"});
+        QCOMPARE(top.code, 0);
+        const QStringList commands{"info",  "devices", "decode", "memory", "export",
+                                   "heads", "eval",    "train",  "bench"};
+        for (const QString& c : commands) {
+            QVERIFY2(top.out.contains(("kvscope " + c + " ").toUtf8()), qPrintable(c));
+            const Run help = runKvscope({c, "--help"});
+            QCOMPARE(help.code, 0);
+            QVERIFY(help.out.startsWith(("kvscope " + c + ": ").toUtf8()));
+            // each "--name" of the options list is accepted by the parser: with a bogus value
+            // the error, if any, is about the value, never an unknown option
+            static const QRegularExpression optionLine("^  (--[a-z-]+)",
+                                                       QRegularExpression::MultilineOption);
+            int options = 0;
+            for (auto m = optionLine.globalMatch(QString::fromUtf8(help.out)); m.hasNext();) {
+                const QString option = m.next().captured(1);
+                if (option == "--help") continue;
+                ++options;
+                const Run r = runKvscope({c, option + "=?", "--help"});
+                QVERIFY2(!r.err.contains("unknown option"),
+                         qPrintable(c + " " + option + ": " + r.err));
+                QVERIFY2(top.out.contains(option.toUtf8()), qPrintable(option));
+            }
+            QVERIFY(options > 0 || c == "devices");
+        }
+        const Run ex = runKvscope({"export", "--help"});
+        for (const char* v :
+             {"step", "attention", "heads", "cache", "memory", "latency", "calculator", "trace"})
+            QVERIFY2(ex.out.contains(v), v);
+        QCOMPARE(runKvscope({"decode", "--model", gpt2_, "--prompt", "a", "--speed", "1"}).code, 2);
+    }
+
+    // A prompt that looks like an option is a prompt: --prompt takes the next argument whole.
+    void aPromptMayLookLikeAnOption() {
+        const QString json = dir_.filePath("h.json");
+        const Run r = runKvscope(
+            {"decode", "--model", gpt2_, "--prompt", "-h", "--steps", "1", "--json", json});
+        QVERIFY2(r.code == 0, r.err.constData());
+        QVERIFY(!r.out.contains("usage"));
+        QFile f(json);
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        const QJsonObject o = QJsonDocument::fromJson(f.readAll()).object();
+        QVERIFY(!o["prompt_tokens"].toArray().isEmpty());
+        QCOMPARE(o["steps"].toArray().size(), 1);
+    }
+
     // --screenshot renders the window headless; --tab takes the view names that export takes.
     void screenshotTakesViewNames() {
         const QString png = dir_.filePath("shot.png");

@@ -1,0 +1,69 @@
+// What the subcommands share: the model a command runs, the backend it asks for, the model as
+// JSON, and writing output without losing what was there.
+#include <QFile>
+#include <QJsonObject>
+#include <QSaveFile>
+#include <cstdio>
+
+#include "cli/cli.h"
+#include "core/error.h"
+#include "model_source/model_source.h"
+#include "runtime/backend_factory.h"
+
+namespace kvscope::app {
+
+QJsonObject modelJson(const Model& m) {
+    const ModelConfig& c = m.config;
+    return QJsonObject{{"path", QString::fromStdString(m.path)},
+                       {"arch", QString::fromStdString(c.archName)},
+                       {"n_layer", c.nLayer},
+                       {"n_head", c.nHead},
+                       {"n_head_kv", c.nHeadKv},
+                       {"n_embd", c.nEmbd},
+                       {"n_ctx", c.nCtx},
+                       {"n_vocab", c.nVocab}};
+}
+
+// Writes text to path ("-": stdout) through a temporary file, so a failure loses nothing.
+void writeOutput(const std::string& path, const QByteArray& bytes) {
+    if (path == "-") {
+        std::fwrite(bytes.constData(), 1, static_cast<size_t>(bytes.size()), stdout);
+        std::fflush(stdout);
+        return;
+    }
+    QSaveFile f(QString::fromStdString(path));
+    if (!f.open(QIODevice::WriteOnly) || f.write(bytes) != bytes.size() || !f.commit())
+        throw Error("cannot write '" + path + "': " + f.errorString().toStdString());
+}
+
+std::shared_ptr<const Model> loadModel(const CliArgs& args) {
+    return loadModelFile(QString::fromStdString(resolveModelPath(args)));
+}
+
+std::string resolveModelPath(const CliArgs& args) {
+    if (auto m = args.get("model")) {
+        if (m->empty()) throw UsageError("--model needs a path");
+        return *m;
+    }
+    if (!QFile::exists(kBuiltinModel))
+        throw Error("no --model given and this binary has no built-in model; pass --model PATH");
+    return kBuiltinModel;
+}
+
+std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const Model> model,
+                                     std::string& note) {
+    const std::string which = args.get("backend").value_or("auto");
+    if (which != "auto" && which != "cpu" && which != "opencl")
+        throw UsageError("--backend must be auto, cpu or opencl, got '" + which + "'");
+    if (args.has("device") && which != "opencl")
+        throw UsageError("--device selects an OpenCL device: use it with --backend opencl");
+    BackendChoice choice;
+    if (which == "cpu") choice.kind = BackendChoice::Kind::Cpu;
+    if (which == "opencl") {
+        choice.kind = BackendChoice::Kind::OpenCl;
+        choice.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
+    }
+    return createBackend(std::move(model), choice, note);
+}
+
+}  // namespace kvscope::app

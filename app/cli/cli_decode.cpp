@@ -1,0 +1,88 @@
+// kvscope decode: prompt in, tokens out, with the JSON of ARCHITECTURE.md's contract.
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <cstdio>
+
+#include "cli/cli.h"
+#include "runtime/decode_session.h"
+
+namespace kvscope::app {
+
+int runDecode(const CliArgs& args) {
+    const std::string prompt = args.require("prompt");
+    const int steps = static_cast<int>(args.getInt("steps", 16, 0, 1 << 20));
+    SessionOptions opt;
+    opt.useCache = !args.has("no-cache");
+    opt.captureTrace = false;
+    opt.topLogits = static_cast<int>(args.getInt("top-logits", 5, 0, 1000));
+    opt.sampler.temperature = static_cast<float>(args.getDouble("temperature", 0, 0, 100));
+    opt.sampler.topK = static_cast<int>(args.getInt("top-k", 0, 0, 1 << 24));
+    opt.sampler.topP = static_cast<float>(args.getDouble("top-p", 1, 1e-6, 1));
+    opt.sampler.seed = static_cast<uint64_t>(args.getInt("seed", 0, 0, INT64_MAX));
+    const std::optional<std::string> jsonPath = args.get("json");
+    if (jsonPath && jsonPath->empty()) throw UsageError("--json needs a file name or -");
+    const bool streamText = !jsonPath || *jsonPath != "-";
+
+    auto model = loadModel(args);
+    std::string note;
+    auto backend = makeBackend(args, model, note);
+    std::fprintf(stderr, "%s\n", note.c_str());
+    DecodeSession session(backend, model->tokenizer, opt);
+
+    std::vector<StepTrace> promptTraces = session.prefill(prompt);
+    if (streamText) {
+        std::fputs(prompt.c_str(), stdout);
+        std::fflush(stdout);
+    }
+    std::vector<StepTrace> generated;
+    std::vector<int32_t> generatedIds;
+    double stepMs = 0;
+    for (int i = 0; i < steps; ++i) {
+        generated.push_back(session.step());
+        const StepTrace& s = generated.back();
+        generatedIds.push_back(s.token);
+        stepMs += s.hostMs;
+        if (streamText) {
+            std::fwrite(s.text.data(), 1, s.text.size(), stdout);
+            std::fflush(stdout);
+        }
+    }
+    if (streamText) std::fputc('\n', stdout);
+    std::fprintf(stderr,
+                 "%zu prompt tokens in %.1f ms; %d tokens in %.1f ms (%.2f tokens/s), %s; "
+                 "KV cache holds %zu bytes\n",
+                 promptTraces.size(), session.prefillMs(), steps, stepMs,
+                 stepMs > 0 ? steps * 1000.0 / stepMs : 0.0,
+                 opt.useCache ? "cached" : "no cache (recompute)", session.kvBytes());
+
+    if (jsonPath) {
+        QJsonArray promptIds;
+        for (const StepTrace& s : promptTraces) promptIds.append(s.token);
+        QJsonArray stepArray;
+        for (const StepTrace& s : generated) {
+            QJsonArray top;
+            for (const auto& [id, logit] : s.top)
+                top.append(QJsonArray{id, static_cast<double>(logit)});
+            stepArray.append(QJsonObject{{"token", s.token},
+                                         {"text", QString::fromUtf8(s.text)},
+                                         {"latency_ms", s.hostMs},
+                                         {"kv_bytes", static_cast<double>(s.kvBytes)},
+                                         {"top", top}});
+        }
+        const std::string text = model->tokenizer.decode(generatedIds);
+        QJsonObject o{
+            {"model", modelJson(*model)},
+            {"backend", QJsonObject{{"name", QString::fromStdString(backend->name())},
+                                    {"device", QString::fromStdString(backend->deviceName())}}},
+            {"cache", opt.useCache},
+            {"prompt_tokens", promptIds},
+            {"prefill_ms", session.prefillMs()},
+            {"steps", stepArray},
+            {"text", QString::fromUtf8(text)}};
+        writeOutput(*jsonPath, QJsonDocument(o).toJson(QJsonDocument::Indented));
+    }
+    return 0;
+}
+
+}  // namespace kvscope::app

@@ -1,0 +1,47 @@
+// kvscope info: the model's shape, parameters, weights and KV bytes per token.
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <cstdio>
+
+#include "cli/cli.h"
+#include "model/model.h"
+
+namespace kvscope::app {
+
+int runInfo(const CliArgs& args) {
+    auto model = loadModel(args);
+    const ModelConfig& c = model->config;
+    const size_t kvPerToken = c.kvBytesPerToken(sizeof(float));
+    if (args.has("json")) {
+        QJsonObject o = modelJson(*model);
+        o["name"] = QString::fromStdString(c.name);
+        o["n_ff"] = c.nFf;
+        o["head_dim"] = c.headDim;
+        o["parameters"] = static_cast<double>(model->parameterCount());
+        o["weight_bytes"] = static_cast<double>(model->weightBytes());
+        o["kv_bytes_per_token"] = static_cast<double>(kvPerToken);
+        o["kv_bytes_full_context"] = static_cast<double>(kvPerToken * c.nCtx);
+        o["tied_output"] = model->output.empty();
+        writeOutput("-", QJsonDocument(o).toJson(QJsonDocument::Indented));
+        return 0;
+    }
+    std::printf("model          %s\n", model->path.c_str());
+    std::printf("name           %s\n", c.name.c_str());
+    std::printf("architecture   %s\n", c.archName.c_str());
+    std::printf("layers         %d\n", c.nLayer);
+    std::printf("heads          %d query, %d key/value (head dim %d)%s\n", c.nHead, c.nHeadKv,
+                c.headDim, c.nHeadKv < c.nHead ? ", grouped-query" : "");
+    std::printf("width          %d (feed-forward %d)\n", c.nEmbd, c.nFf);
+    std::printf("context        %d tokens\n", c.nCtx);
+    std::printf("vocabulary     %d tokens\n", c.nVocab);
+    std::printf("parameters     %zu (%.1f MiB as float32)\n", model->parameterCount(),
+                static_cast<double>(model->weightBytes()) / (1 << 20));
+    std::printf(
+        "KV cache       %zu bytes per token = 2 x %d layers x %d kv heads x %d x 4 B;"
+        " %.1f MiB for the full context\n",
+        kvPerToken, c.nLayer, c.nHeadKv, c.headDim,
+        static_cast<double>(kvPerToken * c.nCtx) / (1 << 20));
+    return 0;
+}
+
+}  // namespace kvscope::app

@@ -1,43 +1,25 @@
-// MainWindow: widgets, keys, settings, and the queued requests to the decoding thread.
+// MainWindow: construction of the widgets, the controller's signals, the requests it sends, and
+// the status bar. Menus and file actions: window_menus.cpp; keys, focus and text size:
+// window_input.cpp; the side panel and settings: window_panel.cpp.
 #include "gui/main_window.h"
 
-#include <QActionGroup>
 #include <QApplication>
 #include <QChartView>
 #include <QCheckBox>
-#include <QClipboard>
-#include <QCloseEvent>
 #include <QComboBox>
-#include <QDir>
-#include <QDockWidget>
 #include <QDoubleSpinBox>
-#include <QFile>
-#include <QFileDialog>
-#include <QFileInfo>
-#include <QFormLayout>
 #include <QFrame>
-#include <QGroupBox>
-#include <QGuiApplication>
 #include <QHBoxLayout>
-#include <QKeyEvent>
 #include <QLabel>
-#include <QLineEdit>
 #include <QLocale>
-#include <QMenuBar>
-#include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QPushButton>
-#include <QSaveFile>
-#include <QScreen>
 #include <QScrollArea>
 #include <QScrollBar>
-#include <QSettings>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStandardItemModel>
-#include <QStandardPaths>
 #include <QStatusBar>
-#include <QTabBar>
 #include <QTabWidget>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -45,9 +27,7 @@
 #include "charts/latency_chart.h"
 #include "charts/memory_chart.h"
 #include "common/labels.h"
-#include "common/theme.h"
-#include "export/exporter.h"
-#include "export/trace_export.h"
+#include "gui/window_helpers.h"
 #include "views/all_heads_view.h"
 #include "views/attention_matrix_view.h"
 #include "views/cache_view.h"
@@ -56,7 +36,6 @@
 #include "views/token_strip.h"
 
 namespace kvscope::app {
-namespace {
 
 // A tab's page: the view inside a frame that takes the focus on a click or Tab and shows a focus
 // ring, so the keyboard's place is always visible and a click on a view leaves the prompt.
@@ -81,8 +60,6 @@ QString bytesText(double bytes) {
 QString thousands(size_t n) {
     return QLocale(QLocale::English).toString(static_cast<qulonglong>(n));
 }
-
-}  // namespace
 
 MainWindow::MainWindow(const QString& modelPath, bool restoreSettings, QWidget* parent)
     : QMainWindow(parent),
@@ -271,65 +248,7 @@ void MainWindow::buildUi() {
     outer->addWidget(split, 1);
     setCentralWidget(central);
 
-    // 4. side panel: model, backend, sampling
-    auto* side = new QWidget;
-    auto* sideLayout = new QVBoxLayout(side);
-    auto* modelBox = new QGroupBox(tr("Model"));
-    auto* modelLayout = new QVBoxLayout(modelBox);
-    summary_ = new QLabel(tr("Loading…"));
-    summary_->setObjectName("modelSummary");
-    summary_->setTextFormat(Qt::RichText);
-    summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    summary_->setWordWrap(true);
-    modelLayout->addWidget(summary_);
-    backend_ = new QComboBox;
-    backend_->addItem(tr("Auto (first GPU, else CPU)"), "auto");
-    backend_->addItem(tr("CPU (Eigen)"), "cpu");
-    backend_->setToolTip(tr("Where the model runs. The OpenCL devices appear once listed."));
-    backendNote_ = new QLabel;
-    backendNote_->setWordWrap(true);
-    backendNote_->setStyleSheet("color: gray");
-    modelLayout->addWidget(new QLabel(tr("Backend")));
-    modelLayout->addWidget(backend_);
-    modelLayout->addWidget(backendNote_);
-    sideLayout->addWidget(modelBox);
-
-    auto* samplingBox = new QGroupBox(tr("Sampling"));
-    auto* form = new QFormLayout(samplingBox);
-    samplingMode_ = new QComboBox;
-    samplingMode_->addItem(tr("Greedy (argmax)"));
-    samplingMode_->addItem(tr("Sample"));
-    temperature_ = new QDoubleSpinBox;
-    temperature_->setRange(0.05, 5);
-    temperature_->setSingleStep(0.1);
-    temperature_->setValue(0.8);
-    topK_ = new QSpinBox;
-    topK_->setRange(0, 100000);
-    topK_->setSpecialValueText(tr("off"));
-    topK_->setValue(40);
-    topP_ = new QDoubleSpinBox;
-    topP_->setRange(0.01, 1);
-    topP_->setSingleStep(0.05);
-    topP_->setValue(0.95);
-    seed_ = new QSpinBox;
-    seed_->setRange(0, 1 << 30);
-    form->addRow(tr("Mode"), samplingMode_);
-    form->addRow(tr("Temperature"), temperature_);
-    form->addRow(tr("Top-k"), topK_);
-    form->addRow(tr("Top-p"), topP_);
-    form->addRow(tr("Seed"), seed_);
-    sideLayout->addWidget(samplingBox);
-    sideLayout->addStretch(1);
-    auto* sideScroll = new QScrollArea;
-    sideScroll->setWidget(side);
-    sideScroll->setWidgetResizable(true);
-    sideScroll->setMinimumWidth(260);
-    sideDock_ = new QDockWidget(tr("Model and sampling"), this);
-    sideDock_->setObjectName("sideDock");
-    sideDock_->setWidget(sideScroll);
-    sideDock_->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable |
-                           QDockWidget::DockWidgetClosable);
-    addDockWidget(Qt::RightDockWidgetArea, sideDock_);
+    buildSidePanel();
 
     // 5. status bar
     statusTokens_ = new QLabel;
@@ -384,184 +303,6 @@ void MainWindow::buildUi() {
     qApp->installEventFilter(this);
     updateSelectors();
     updateStatus();
-}
-
-void MainWindow::buildMenus() {
-    QMenu* file = menuBar()->addMenu(tr("&File"));
-    file->addAction(tr("&Open model…"), QKeySequence::Open, this, [this] {
-        const QString path = QFileDialog::getOpenFileName(
-            this, tr("Open a GGUF model"), QString(), tr("GGUF models (*.gguf);;All files (*)"));
-        if (!path.isEmpty()) openModel(path);
-    });
-    file->addAction(tr("Open the &built-in model"), this, [this] { openModel(kBuiltinModel); });
-    file->addSeparator();
-    file->addAction(tr("&Export view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
-        exportFigure(tabs_->currentWidget(), viewName(tabs_->currentIndex()));
-    });
-    file->addAction(tr("Export &window…"), this, [this] { exportFigure(this, "window"); });
-    file->addAction(tr("&Copy view"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C), this, [this] {
-        QApplication::clipboard()->setPixmap(tabs_->currentWidget()->grab());
-        statusBar()->showMessage(tr("The view is on the clipboard"), 3000);
-    });
-    file->addAction(tr("Export &trace (JSON or CSV)…"), this, [this] {
-        const QString path = QFileDialog::getSaveFileName(
-            this, tr("Export the trace"),
-            QDir(exportDir()).filePath(QString("kvscope-trace-%1.json").arg(store_->count())),
-            tr("JSON (*.json);;CSV (*.csv)"));
-        if (path.isEmpty()) return;
-        rememberExportDir(path);
-        const QByteArray bytes = path.endsWith(".csv", Qt::CaseInsensitive)
-                                     ? viz::traceCsv(*store_, store_->layer(), store_->head())
-                                     : viz::traceJson(*store_, store_->layer(), store_->head());
-        QSaveFile f(path);
-        if (!f.open(QIODevice::WriteOnly) || f.write(bytes) != bytes.size() || !f.commit())
-            showError(tr("Cannot write '%1': %2").arg(path, f.errorString()));
-        else
-            statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
-    });
-    // Quit far from the export items, and it asks first when tokens would be lost (closeEvent).
-    file->addSeparator();
-    file->addSeparator();
-    file->addAction(tr("&Quit KVScope"), QKeySequence::Quit, this, &QWidget::close);
-
-    QMenu* decode = menuBar()->addMenu(tr("&Decode"));
-    auto keyHint = [](QAction* a) {
-        a->setShortcutVisibleInContextMenu(true);
-        return a;
-    };
-    keyHint(decode->addAction(tr("&Step one token"), QKeySequence(Qt::Key_F10), this,
-                              &MainWindow::step))
-        ->setToolTip(tr("Also Space, → or Page Down when not typing in the prompt"));
-    keyHint(
-        decode->addAction(tr("Step &back"), QKeySequence(Qt::Key_F9), this, &MainWindow::stepBack))
-        ->setToolTip(tr("Also Backspace, ← or Page Up when not typing in the prompt"));
-    keyHint(decode->addAction(tr("&Prefill the prompt"), QKeySequence(Qt::CTRL | Qt::Key_Return),
-                              this, &MainWindow::prefill));
-    keyHint(decode->addAction(tr("&Play / pause"), QKeySequence(Qt::Key_P), this,
-                              [this] { setPlaying(!playTimer_.isActive()); }));
-    keyHint(decode->addAction(tr("&Reset"), QKeySequence(Qt::CTRL | Qt::Key_R), this,
-                              &MainWindow::reset));
-    decode->addSeparator();
-    keyHint(
-        decode->addAction(tr("&Compare without cache"), this, &MainWindow::compareWithoutCache));
-
-    QMenu* inspect = menuBar()->addMenu(tr("&Inspect"));
-    auto moveQuery = [this](int delta) {
-        if (store_->count() == 0) return;
-        store_->pinQuery(std::clamp(store_->queryIndex() + delta, 0, store_->count() - 1));
-    };
-    keyHint(inspect->addAction(tr("&Earlier token"), QKeySequence(Qt::Key_BracketLeft), this,
-                               [moveQuery] { moveQuery(-1); }));
-    keyHint(inspect->addAction(tr("&Later token"), QKeySequence(Qt::Key_BracketRight), this,
-                               [moveQuery] { moveQuery(+1); }));
-    keyHint(inspect->addAction(tr("&Follow the newest token"), QKeySequence(Qt::Key_End), this,
-                               [this] { store_->pinQuery(-1); }));
-    inspect->addSeparator();
-    keyHint(inspect->addAction(tr("&Next head"), QKeySequence(Qt::Key_H), this,
-                               [this] { store_->setHead(store_->head() + 1); }));
-    keyHint(inspect->addAction(tr("&Previous head"), QKeySequence(Qt::SHIFT | Qt::Key_H), this,
-                               [this] { store_->setHead(store_->head() - 1); }));
-    keyHint(inspect->addAction(tr("Next la&yer"), QKeySequence(Qt::Key_L), this,
-                               [this] { store_->setLayer(store_->layer() + 1); }));
-    keyHint(inspect->addAction(tr("Previous l&ayer"), QKeySequence(Qt::SHIFT | Qt::Key_L), this,
-                               [this] { store_->setLayer(store_->layer() - 1); }));
-
-    QMenu* view = menuBar()->addMenu(tr("&View"));
-    for (int i = 0; i < tabs_->count(); ++i) {
-        QAction* a = view->addAction(tabs_->tabText(i).replace("&&", "&"));
-        a->setShortcuts(
-            {QKeySequence(Qt::CTRL | (Qt::Key_1 + i)), QKeySequence(Qt::ALT | (Qt::Key_1 + i))});
-        a->setShortcutVisibleInContextMenu(true);
-        connect(a, &QAction::triggered, this, [this, i] {
-            tabs_->setCurrentIndex(i);
-            tabs_->currentWidget()->setFocus(Qt::ShortcutFocusReason);
-        });
-    }
-    view->addSeparator();
-    QAction* side = sideDock_->toggleViewAction();
-    side->setText(tr("Side &panel (model and sampling)"));
-    side->setShortcut(QKeySequence(Qt::Key_F8));
-    view->addAction(side);
-    view->addSeparator();
-    keyHint(view->addAction(tr("&Larger text"), QKeySequence::ZoomIn, this, [this] {
-        setTextZoom(textZoom_ * 1.15);
-    }))->setShortcuts({QKeySequence(Qt::CTRL | Qt::Key_Equal), QKeySequence::ZoomIn});
-    keyHint(view->addAction(tr("&Smaller text"), QKeySequence::ZoomOut, this,
-                            [this] { setTextZoom(textZoom_ / 1.15); }));
-    keyHint(view->addAction(tr("&Normal text size"), QKeySequence(Qt::CTRL | Qt::Key_0), this,
-                            [this] { setTextZoom(1.0); }));
-    view->addSeparator();
-    auto* themes = new QActionGroup(this);
-    for (const viz::Theme& t : {viz::Theme::dark(), viz::Theme::light()}) {
-        QAction* a = view->addAction(t.name == "dark" ? tr("&Dark theme") : tr("L&ight theme"));
-        a->setCheckable(true);
-        a->setChecked(viz::currentTheme().name == t.name);
-        a->setData(t.name);
-        themes->addAction(a);
-        connect(a, &QAction::triggered, this, [t] { viz::ThemeSettings::instance().setTheme(t); });
-    }
-    view->addSeparator();
-    auto* speeds = new QActionGroup(this);
-    for (const auto& [label, ms] : std::initializer_list<std::pair<QString, int>>{
-             {tr("Animations &off"), 0},
-             {tr("Animations n&ormal"), viz::ThemeSettings::kDefaultAnimationMs},
-             {tr("Animations slo&w"), 1000}}) {
-        QAction* a = view->addAction(label);
-        a->setCheckable(true);
-        a->setChecked(viz::animationMs() == ms);
-        speeds->addAction(a);
-        connect(a, &QAction::triggered, this,
-                [ms] { viz::ThemeSettings::instance().setAnimationMs(ms); });
-    }
-    QMenu* help = menuBar()->addMenu(tr("&Help"));
-    help->addAction(tr("&Keys"), QKeySequence::HelpContents, this, [this] {
-        QMessageBox::information(
-            this, tr("Keys"),
-            tr("F10: step one token (from anywhere)\nF9: step back one token\n"
-               "Space, →, Page Down: step (when not typing in the prompt)\n"
-               "Backspace, ←, Page Up: step back (when not typing)\n"
-               "A presentation clicker sends Page Down / Page Up: they step even in the prompt.\n"
-               "Ctrl+Return: prefill the prompt · P: play or pause · Ctrl+R: reset\n"
-               "[ and ]: inspect the earlier or later token · End: follow the newest\n"
-               "H / Shift+H: next or previous head · L / Shift+L: next or previous layer\n"
-               "Ctrl+1…5 (or Alt+1…5): the views · F8: the side panel\n"
-               "Ctrl+= and Ctrl+-: larger and smaller text · Ctrl+0: normal size\n"
-               "Tab moves between controls; a click on a view gives the keys back to stepping."));
-    });
-}
-
-QString MainWindow::viewName(int tab) {
-    static const char* names[] = {"step", "attention", "cache", "memory", "calculator"};
-    return tab >= 0 && tab < 5 ? names[tab] : "view";
-}
-
-QString MainWindow::exportDir() const {
-    if (!exportDir_.isEmpty() && QDir(exportDir_).exists()) return exportDir_;
-    const QString pictures = QStandardPaths::writableLocation(QStandardPaths::PicturesLocation);
-    return QDir(pictures).exists() ? pictures : QDir::homePath();
-}
-
-void MainWindow::rememberExportDir(const QString& path) {
-    exportDir_ = QFileInfo(path).absolutePath();
-}
-
-// Figures: the current view, or the whole window, as PNG (2×), SVG or PDF, under a name that says
-// what and when (kvscope-attention-17.png) in the folder of the last export.
-void MainWindow::exportFigure(QWidget* what, const QString& name) {
-    const QString suggested =
-        QDir(exportDir()).filePath(QString("kvscope-%1-%2.png").arg(name).arg(store_->count()));
-    const QString path = QFileDialog::getSaveFileName(
-        this, tr("Export the %1").arg(name), suggested,
-        tr("PNG image, 2× (*.png);;SVG vector (*.svg);;PDF vector (*.pdf)"));
-    if (path.isEmpty()) return;
-    rememberExportDir(path);
-    const auto format = viz::exportFormatFromName(QFileInfo(path).suffix());
-    const QString error = viz::exportWidget(what, format ? path : path + ".png",
-                                            format.value_or(viz::ExportFormat::Png), 2.0);
-    if (error.isEmpty())
-        statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
-    else
-        showError(error);
 }
 
 void MainWindow::connectController() {
@@ -718,43 +459,6 @@ void MainWindow::clearError() {
     error_->hide();
 }
 
-void MainWindow::updateSummary() {
-    if (!store_->hasModel()) {
-        summary_->setText(tr("No model is loaded: File › Open model… or the built-in model."));
-        return;
-    }
-    const viz::ModelSummary& s = store_->model();
-    const ModelConfig& c = s.config;
-    const QString row("<tr><td>%1</td><td align=right><b>%2</b></td></tr>");
-    QString html = "<table cellspacing=2>";
-    html += row.arg(tr("Name"), QString::fromStdString(c.name).toHtmlEscaped());
-    html += row.arg(tr("Architecture"), QString::fromStdString(c.archName));
-    html += row.arg(tr("Layers")).arg(c.nLayer);
-    html += row.arg(tr("Heads")).arg(c.nHead);
-    html += row.arg(tr("KV heads")).arg(c.nHeadKv);
-    html += row.arg(tr("Head dim")).arg(c.headDim);
-    html += row.arg(tr("Width")).arg(c.nEmbd);
-    html += row.arg(tr("Context")).arg(c.nCtx);
-    html += row.arg(tr("Vocabulary")).arg(c.nVocab);
-    html += row.arg(tr("Parameters"), thousands(s.parameters));
-    html += row.arg(tr("Weights"), bytesText(static_cast<double>(s.weightBytes)));
-    html += row.arg(tr("KV per token"), thousands(s.kvBytesPerToken) + " B");
-    html += row.arg(tr("KV allocated"), bytesText(static_cast<double>(s.cacheAllocatedBytes)));
-    html += "</table>";
-    html += tr("<p style='color:gray'>KV per token = 2 × %1 layers × %2 KV heads × %3 × 4 B</p>")
-                .arg(c.nLayer)
-                .arg(c.nHeadKv)
-                .arg(c.headDim);
-    summary_->setText(html);
-    statusDevice_->setText(tr("%1 · %2").arg(s.backend, s.device));
-    {
-        const QSignalBlocker a(layer_), b(head_);
-        layer_->setRange(0, c.nLayer - 1);
-        head_->setRange(0, c.nHead - 1);
-    }
-    updateSelectors();
-}
-
 void MainWindow::updateSelectors() {
     const QSignalBlocker a(layer_), b(head_);
     layer_->setValue(store_->layer());
@@ -789,186 +493,6 @@ void MainWindow::updateStatus() {
                             : store_->count() == store_->promptLength()
                                 ? tr("Prefill %1 ms").arg(lastLatencyMs_, 0, 'f', 2)
                                 : tr("Last step %1 ms").arg(lastLatencyMs_, 0, 'f', 2));
-}
-
-// What the next step does with the prompt, when that is not the obvious "continue": the prompt
-// was edited (the step restarts from the new text), or the cache was stepped back into the prompt
-// (the step generates from there, and the prompt's later tokens are no longer in the cache).
-void MainWindow::updatePromptNote() {
-    QString note;
-    const int n = store_->count();
-    if (n > 0 && !decodedPrompt_.isNull() && prompt() != decodedPrompt_) {
-        note =
-            tr("The prompt has changed. The next step (F10) starts again from the new prompt; "
-               "the %n token(s) decoded so far will be dropped.",
-               nullptr, n);
-    } else if (n > 0 && store_->promptLength() == n && store_->trace(n - 1).prompt &&
-               n < promptTokenCount_) {
-        note = tr("Stepped back into the prompt: the cache holds %1 of its %2 tokens. The next "
-                  "step (F10) generates token %1 from there; Prefill runs the whole prompt again.")
-                   .arg(n)
-                   .arg(promptTokenCount_);
-    }
-    promptNote_->setText(note);
-    promptNote_->setVisible(!note.isEmpty());
-}
-
-namespace {
-bool takesText(const QWidget* w) {
-    return qobject_cast<const QPlainTextEdit*>(w) || qobject_cast<const QLineEdit*>(w) ||
-           qobject_cast<const QAbstractSpinBox*>(w) || qobject_cast<const QComboBox*>(w);
-}
-// The text-taking widget that w is, or is inside (a text edit's viewport, a spin box's line edit).
-bool insideTextInput(const QWidget* w) {
-    for (; w; w = w->parentWidget()) {
-        if (takesText(w)) return true;
-        if (w->isWindow()) return false;
-    }
-    return false;
-}
-}  // namespace
-
-bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
-    // A click anywhere but a text field hands the keys back to stepping: the prompt must not keep
-    // the focus (and type a clicker's Space into the prompt) after a click on a view or a chart.
-    if (event->type() == QEvent::MouseButtonPress && watched->isWidgetType()) {
-        auto* w = static_cast<QWidget*>(watched);
-        QWidget* focus = QApplication::focusWidget();
-        if (w->window() == this && insideTextInput(focus) && !insideTextInput(w)) {
-            QWidget* target = w;
-            while (target && !(target->focusPolicy() & Qt::ClickFocus) && !target->isWindow())
-                target = target->parentWidget();
-            if (!target || target->isWindow() || insideTextInput(target))
-                target = tabs_->currentWidget();
-            target->setFocus(Qt::MouseFocusReason);
-        }
-        return QMainWindow::eventFilter(watched, event);
-    }
-    if (event->type() != QEvent::KeyPress || !isActiveWindow())
-        return QMainWindow::eventFilter(watched, event);
-    auto* key = static_cast<QKeyEvent*>(event);
-    if (key->modifiers() & (Qt::ControlModifier | Qt::AltModifier | Qt::MetaModifier))
-        return QMainWindow::eventFilter(watched, event);
-    // A clicker's keys (Page Down, Page Up) step wherever the focus is: they never edit or scroll
-    // the prompt. The other stepping keys belong to whatever takes text, and the arrows to the
-    // tab bar (switching views) when it has the focus.
-    QWidget* focus = QApplication::focusWidget();
-    const bool typing = insideTextInput(focus);
-    const bool arrowsTaken = typing || qobject_cast<QTabBar*>(focus);
-    switch (key->key()) {
-        case Qt::Key_PageDown:
-            step();
-            return true;
-        case Qt::Key_PageUp:
-            stepBack();
-            return true;
-        case Qt::Key_Space:
-            if (typing) break;
-            step();
-            return true;
-        case Qt::Key_Backspace:
-            if (typing) break;
-            stepBack();
-            return true;
-        case Qt::Key_Right:
-            if (arrowsTaken) break;
-            step();
-            return true;
-        case Qt::Key_Left:
-            if (arrowsTaken) break;
-            stepBack();
-            return true;
-        default:
-            break;
-    }
-    return QMainWindow::eventFilter(watched, event);
-}
-
-void MainWindow::closeEvent(QCloseEvent* event) {
-    // Quitting loses the decoded tokens: ask first, in real use (tests and screenshots never ask).
-    if (restoreSettings_ && store_->count() > store_->promptLength()) {
-        const auto answer = QMessageBox::question(
-            this, tr("Quit KVScope?"),
-            tr("Quit KVScope? The %n generated token(s) of this run will be lost.", nullptr,
-               store_->count() - store_->promptLength()),
-            QMessageBox::Yes | QMessageBox::Cancel, QMessageBox::Cancel);
-        if (answer != QMessageBox::Yes) {
-            event->ignore();
-            return;
-        }
-    }
-    if (restoreSettings_) saveSettings();
-    QMainWindow::closeEvent(event);
-}
-
-// Text in the views: the user's zoom times a factor that grows with the window (1 up to a
-// 1280 × 760 window, 1.5 at 1920 × 1140), so the back row can read a token on a large screen.
-void MainWindow::setTextZoom(double zoom) {
-    textZoom_ = std::clamp(zoom, 0.6, 3.0);
-    applyTextScale();
-}
-
-void MainWindow::applyTextScale() {
-    const double fit = std::clamp(std::min(width() / 1280.0, height() / 760.0), 1.0, 1.6);
-    const double scale = std::round(textZoom_ * fit * 20) / 20;  // steps of 5%: no jitter
-    viz::ThemeSettings::instance().setTextScale(scale);
-}
-
-void MainWindow::resizeEvent(QResizeEvent* event) {
-    QMainWindow::resizeEvent(event);
-    applyTextScale();
-}
-
-void MainWindow::loadSettings() {
-    QSettings s;
-    if (s.contains("prompt")) prompt_->setPlainText(s.value("prompt").toString());
-    // No model named on the command line: the last one opened, if it is still there.
-    if (modelPath_.isEmpty()) {
-        const QString m = s.value("model").toString();
-        if (m.startsWith(":") || (!m.isEmpty() && QFile::exists(m))) modelPath_ = m;
-    }
-    if (!restoreGeometry(s.value("geometry").toByteArray())) {
-        // First launch: most of the screen, whatever its size (a 1280 × 720 projector too).
-        if (const QScreen* screen = QGuiApplication::primaryScreen()) {
-            const QRect avail = screen->availableGeometry();
-            resize(avail.width() * 9 / 10, avail.height() * 9 / 10);
-        }
-    }
-    restoreState(s.value("windowState").toByteArray());
-    exportDir_ = s.value("exportDir").toString();
-    textZoom_ = std::clamp(s.value("textZoom", 1.0).toDouble(), 0.6, 3.0);
-    samplingMode_->setCurrentIndex(s.value("sampling/mode", 0).toInt());
-    temperature_->setValue(s.value("sampling/temperature", 0.8).toDouble());
-    topK_->setValue(s.value("sampling/topK", 40).toInt());
-    topP_->setValue(s.value("sampling/topP", 0.95).toDouble());
-    seed_->setValue(s.value("sampling/seed", 0).toInt());
-    speed_->setValue(s.value("playSpeed", 2.0).toDouble());
-    tabs_->setCurrentIndex(s.value("tab", 0).toInt());
-    backendSpec_ = s.value("backend", "auto").toString();
-    viz::ThemeSettings& theme = viz::ThemeSettings::instance();
-    theme.setTheme(s.value("theme", "dark").toString() == "light" ? viz::Theme::light()
-                                                                  : viz::Theme::dark());
-    theme.setAnimationMs(s.value("animationMs", viz::ThemeSettings::kDefaultAnimationMs).toInt());
-}
-
-void MainWindow::saveSettings() {
-    QSettings s;
-    s.setValue("prompt", prompt());
-    s.setValue("model", modelPath_);
-    s.setValue("geometry", saveGeometry());
-    s.setValue("windowState", saveState());
-    s.setValue("sampling/mode", samplingMode_->currentIndex());
-    s.setValue("sampling/temperature", temperature_->value());
-    s.setValue("sampling/topK", topK_->value());
-    s.setValue("sampling/topP", topP_->value());
-    s.setValue("sampling/seed", seed_->value());
-    s.setValue("playSpeed", speed_->value());
-    s.setValue("tab", tabs_->currentIndex());
-    s.setValue("backend", backendSpec_);
-    s.setValue("theme", viz::currentTheme().name);
-    s.setValue("animationMs", viz::animationMs());
-    s.setValue("exportDir", exportDir_);
-    s.setValue("textZoom", textZoom_);
 }
 
 }  // namespace kvscope::app

@@ -79,6 +79,7 @@ class MainWindow : public QMainWindow {
 
   private:
     void buildUi();
+    void buildSidePanel();
     void buildMenus();
     void connectController();
     void sendSampler();

@@ -1,0 +1,205 @@
+// MainWindow's menus and the file actions behind them (export, copy, trace).
+#include "gui/main_window.h"
+
+#include <QClipboard>
+#include <QDockWidget>
+#include <QMenu>
+#include <QMenuBar>
+#include <QStatusBar>
+#include <QTabWidget>
+
+#include <QActionGroup>
+#include <QApplication>
+#include <QCloseEvent>
+#include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QMessageBox>
+#include <QSaveFile>
+#include <QStandardPaths>
+
+#include "common/theme.h"
+#include "export/exporter.h"
+#include "export/trace_export.h"
+
+namespace kvscope::app {
+
+void MainWindow::buildMenus() {
+    QMenu* file = menuBar()->addMenu(tr("&File"));
+    file->addAction(tr("&Open model…"), QKeySequence::Open, this, [this] {
+        const QString path = QFileDialog::getOpenFileName(
+            this, tr("Open a GGUF model"), QString(), tr("GGUF models (*.gguf);;All files (*)"));
+        if (!path.isEmpty()) openModel(path);
+    });
+    file->addAction(tr("Open the &built-in model"), this, [this] { openModel(kBuiltinModel); });
+    file->addSeparator();
+    file->addAction(tr("&Export view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
+        exportFigure(tabs_->currentWidget(), viewName(tabs_->currentIndex()));
+    });
+    file->addAction(tr("Export &window…"), this, [this] { exportFigure(this, "window"); });
+    file->addAction(tr("&Copy view"), QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_C), this, [this] {
+        QApplication::clipboard()->setPixmap(tabs_->currentWidget()->grab());
+        statusBar()->showMessage(tr("The view is on the clipboard"), 3000);
+    });
+    file->addAction(tr("Export &trace (JSON or CSV)…"), this, [this] {
+        const QString path = QFileDialog::getSaveFileName(
+            this, tr("Export the trace"),
+            QDir(exportDir()).filePath(QString("kvscope-trace-%1.json").arg(store_->count())),
+            tr("JSON (*.json);;CSV (*.csv)"));
+        if (path.isEmpty()) return;
+        rememberExportDir(path);
+        const QByteArray bytes = path.endsWith(".csv", Qt::CaseInsensitive)
+                                     ? viz::traceCsv(*store_, store_->layer(), store_->head())
+                                     : viz::traceJson(*store_, store_->layer(), store_->head());
+        QSaveFile f(path);
+        if (!f.open(QIODevice::WriteOnly) || f.write(bytes) != bytes.size() || !f.commit())
+            showError(tr("Cannot write '%1': %2").arg(path, f.errorString()));
+        else
+            statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
+    });
+    // Quit far from the export items, and it asks first when tokens would be lost (closeEvent).
+    file->addSeparator();
+    file->addSeparator();
+    file->addAction(tr("&Quit KVScope"), QKeySequence::Quit, this, &QWidget::close);
+
+    QMenu* decode = menuBar()->addMenu(tr("&Decode"));
+    auto keyHint = [](QAction* a) {
+        a->setShortcutVisibleInContextMenu(true);
+        return a;
+    };
+    keyHint(decode->addAction(tr("&Step one token"), QKeySequence(Qt::Key_F10), this,
+                              &MainWindow::step))
+        ->setToolTip(tr("Also Space, → or Page Down when not typing in the prompt"));
+    keyHint(
+        decode->addAction(tr("Step &back"), QKeySequence(Qt::Key_F9), this, &MainWindow::stepBack))
+        ->setToolTip(tr("Also Backspace, ← or Page Up when not typing in the prompt"));
+    keyHint(decode->addAction(tr("&Prefill the prompt"), QKeySequence(Qt::CTRL | Qt::Key_Return),
+                              this, &MainWindow::prefill));
+    keyHint(decode->addAction(tr("&Play / pause"), QKeySequence(Qt::Key_P), this,
+                              [this] { setPlaying(!playTimer_.isActive()); }));
+    keyHint(decode->addAction(tr("&Reset"), QKeySequence(Qt::CTRL | Qt::Key_R), this,
+                              &MainWindow::reset));
+    decode->addSeparator();
+    keyHint(
+        decode->addAction(tr("&Compare without cache"), this, &MainWindow::compareWithoutCache));
+
+    QMenu* inspect = menuBar()->addMenu(tr("&Inspect"));
+    auto moveQuery = [this](int delta) {
+        if (store_->count() == 0) return;
+        store_->pinQuery(std::clamp(store_->queryIndex() + delta, 0, store_->count() - 1));
+    };
+    keyHint(inspect->addAction(tr("&Earlier token"), QKeySequence(Qt::Key_BracketLeft), this,
+                               [moveQuery] { moveQuery(-1); }));
+    keyHint(inspect->addAction(tr("&Later token"), QKeySequence(Qt::Key_BracketRight), this,
+                               [moveQuery] { moveQuery(+1); }));
+    keyHint(inspect->addAction(tr("&Follow the newest token"), QKeySequence(Qt::Key_End), this,
+                               [this] { store_->pinQuery(-1); }));
+    inspect->addSeparator();
+    keyHint(inspect->addAction(tr("&Next head"), QKeySequence(Qt::Key_H), this,
+                               [this] { store_->setHead(store_->head() + 1); }));
+    keyHint(inspect->addAction(tr("&Previous head"), QKeySequence(Qt::SHIFT | Qt::Key_H), this,
+                               [this] { store_->setHead(store_->head() - 1); }));
+    keyHint(inspect->addAction(tr("Next la&yer"), QKeySequence(Qt::Key_L), this,
+                               [this] { store_->setLayer(store_->layer() + 1); }));
+    keyHint(inspect->addAction(tr("Previous l&ayer"), QKeySequence(Qt::SHIFT | Qt::Key_L), this,
+                               [this] { store_->setLayer(store_->layer() - 1); }));
+
+    QMenu* view = menuBar()->addMenu(tr("&View"));
+    for (int i = 0; i < tabs_->count(); ++i) {
+        QAction* a = view->addAction(tabs_->tabText(i).replace("&&", "&"));
+        a->setShortcuts(
+            {QKeySequence(Qt::CTRL | (Qt::Key_1 + i)), QKeySequence(Qt::ALT | (Qt::Key_1 + i))});
+        a->setShortcutVisibleInContextMenu(true);
+        connect(a, &QAction::triggered, this, [this, i] {
+            tabs_->setCurrentIndex(i);
+            tabs_->currentWidget()->setFocus(Qt::ShortcutFocusReason);
+        });
+    }
+    view->addSeparator();
+    QAction* side = sideDock_->toggleViewAction();
+    side->setText(tr("Side &panel (model and sampling)"));
+    side->setShortcut(QKeySequence(Qt::Key_F8));
+    view->addAction(side);
+    view->addSeparator();
+    keyHint(view->addAction(tr("&Larger text"), QKeySequence::ZoomIn, this, [this] {
+        setTextZoom(textZoom_ * 1.15);
+    }))->setShortcuts({QKeySequence(Qt::CTRL | Qt::Key_Equal), QKeySequence::ZoomIn});
+    keyHint(view->addAction(tr("&Smaller text"), QKeySequence::ZoomOut, this,
+                            [this] { setTextZoom(textZoom_ / 1.15); }));
+    keyHint(view->addAction(tr("&Normal text size"), QKeySequence(Qt::CTRL | Qt::Key_0), this,
+                            [this] { setTextZoom(1.0); }));
+    view->addSeparator();
+    auto* themes = new QActionGroup(this);
+    for (const viz::Theme& t : {viz::Theme::dark(), viz::Theme::light()}) {
+        QAction* a = view->addAction(t.name == "dark" ? tr("&Dark theme") : tr("L&ight theme"));
+        a->setCheckable(true);
+        a->setChecked(viz::currentTheme().name == t.name);
+        a->setData(t.name);
+        themes->addAction(a);
+        connect(a, &QAction::triggered, this, [t] { viz::ThemeSettings::instance().setTheme(t); });
+    }
+    view->addSeparator();
+    auto* speeds = new QActionGroup(this);
+    for (const auto& [label, ms] : std::initializer_list<std::pair<QString, int>>{
+             {tr("Animations &off"), 0},
+             {tr("Animations n&ormal"), viz::ThemeSettings::kDefaultAnimationMs},
+             {tr("Animations slo&w"), 1000}}) {
+        QAction* a = view->addAction(label);
+        a->setCheckable(true);
+        a->setChecked(viz::animationMs() == ms);
+        speeds->addAction(a);
+        connect(a, &QAction::triggered, this,
+                [ms] { viz::ThemeSettings::instance().setAnimationMs(ms); });
+    }
+    QMenu* help = menuBar()->addMenu(tr("&Help"));
+    help->addAction(tr("&Keys"), QKeySequence::HelpContents, this, [this] {
+        QMessageBox::information(
+            this, tr("Keys"),
+            tr("F10: step one token (from anywhere)\nF9: step back one token\n"
+               "Space, →, Page Down: step (when not typing in the prompt)\n"
+               "Backspace, ←, Page Up: step back (when not typing)\n"
+               "A presentation clicker sends Page Down / Page Up: they step even in the prompt.\n"
+               "Ctrl+Return: prefill the prompt · P: play or pause · Ctrl+R: reset\n"
+               "[ and ]: inspect the earlier or later token · End: follow the newest\n"
+               "H / Shift+H: next or previous head · L / Shift+L: next or previous layer\n"
+               "Ctrl+1…5 (or Alt+1…5): the views · F8: the side panel\n"
+               "Ctrl+= and Ctrl+-: larger and smaller text · Ctrl+0: normal size\n"
+               "Tab moves between controls; a click on a view gives the keys back to stepping."));
+    });
+}
+
+QString MainWindow::viewName(int tab) {
+    static const char* names[] = {"step", "attention", "cache", "memory", "calculator"};
+    return tab >= 0 && tab < 5 ? names[tab] : "view";
+}
+
+QString MainWindow::exportDir() const {
+    if (!exportDir_.isEmpty() && QDir(exportDir_).exists()) return exportDir_;
+    const QString pictures = QStandardPaths::writableLocation(QStandardPaths::PicturesLocation);
+    return QDir(pictures).exists() ? pictures : QDir::homePath();
+}
+
+void MainWindow::rememberExportDir(const QString& path) {
+    exportDir_ = QFileInfo(path).absolutePath();
+}
+
+// Figures: the current view, or the whole window, as PNG (2×), SVG or PDF, under a name that says
+// what and when (kvscope-attention-17.png) in the folder of the last export.
+void MainWindow::exportFigure(QWidget* what, const QString& name) {
+    const QString suggested =
+        QDir(exportDir()).filePath(QString("kvscope-%1-%2.png").arg(name).arg(store_->count()));
+    const QString path = QFileDialog::getSaveFileName(
+        this, tr("Export the %1").arg(name), suggested,
+        tr("PNG image, 2× (*.png);;SVG vector (*.svg);;PDF vector (*.pdf)"));
+    if (path.isEmpty()) return;
+    rememberExportDir(path);
+    const auto format = viz::exportFormatFromName(QFileInfo(path).suffix());
+    const QString error = viz::exportWidget(what, format ? path : path + ".png",
+                                            format.value_or(viz::ExportFormat::Png), 2.0);
+    if (error.isEmpty())
+        statusBar()->showMessage(tr("Wrote %1").arg(path), 5000);
+    else
+        showError(error);
+}
+
+}  // namespace kvscope::app

@@ -1,0 +1,176 @@
+// MainWindow's side panel (the model, its backend, the sampling) and the settings it keeps.
+#include "gui/main_window.h"
+
+#include <QComboBox>
+#include <QDockWidget>
+#include <QDoubleSpinBox>
+#include <QFile>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QGuiApplication>
+#include <QLabel>
+#include <QPlainTextEdit>
+#include <QScreen>
+#include <QScrollArea>
+#include <QSettings>
+#include <QSpinBox>
+#include <QStatusBar>
+#include <QVBoxLayout>
+
+#include "common/theme.h"
+#include "gui/window_helpers.h"
+
+namespace kvscope::app {
+
+void MainWindow::buildSidePanel() {
+    // 4. side panel: model, backend, sampling
+    auto* side = new QWidget;
+    auto* sideLayout = new QVBoxLayout(side);
+    auto* modelBox = new QGroupBox(tr("Model"));
+    auto* modelLayout = new QVBoxLayout(modelBox);
+    summary_ = new QLabel(tr("Loading…"));
+    summary_->setObjectName("modelSummary");
+    summary_->setTextFormat(Qt::RichText);
+    summary_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    summary_->setWordWrap(true);
+    modelLayout->addWidget(summary_);
+    backend_ = new QComboBox;
+    backend_->addItem(tr("Auto (first GPU, else CPU)"), "auto");
+    backend_->addItem(tr("CPU (Eigen)"), "cpu");
+    backend_->setToolTip(tr("Where the model runs. The OpenCL devices appear once listed."));
+    backendNote_ = new QLabel;
+    backendNote_->setWordWrap(true);
+    backendNote_->setStyleSheet("color: gray");
+    modelLayout->addWidget(new QLabel(tr("Backend")));
+    modelLayout->addWidget(backend_);
+    modelLayout->addWidget(backendNote_);
+    sideLayout->addWidget(modelBox);
+
+    auto* samplingBox = new QGroupBox(tr("Sampling"));
+    auto* form = new QFormLayout(samplingBox);
+    samplingMode_ = new QComboBox;
+    samplingMode_->addItem(tr("Greedy (argmax)"));
+    samplingMode_->addItem(tr("Sample"));
+    temperature_ = new QDoubleSpinBox;
+    temperature_->setRange(0.05, 5);
+    temperature_->setSingleStep(0.1);
+    temperature_->setValue(0.8);
+    topK_ = new QSpinBox;
+    topK_->setRange(0, 100000);
+    topK_->setSpecialValueText(tr("off"));
+    topK_->setValue(40);
+    topP_ = new QDoubleSpinBox;
+    topP_->setRange(0.01, 1);
+    topP_->setSingleStep(0.05);
+    topP_->setValue(0.95);
+    seed_ = new QSpinBox;
+    seed_->setRange(0, 1 << 30);
+    form->addRow(tr("Mode"), samplingMode_);
+    form->addRow(tr("Temperature"), temperature_);
+    form->addRow(tr("Top-k"), topK_);
+    form->addRow(tr("Top-p"), topP_);
+    form->addRow(tr("Seed"), seed_);
+    sideLayout->addWidget(samplingBox);
+    sideLayout->addStretch(1);
+    auto* sideScroll = new QScrollArea;
+    sideScroll->setWidget(side);
+    sideScroll->setWidgetResizable(true);
+    sideScroll->setMinimumWidth(260);
+    sideDock_ = new QDockWidget(tr("Model and sampling"), this);
+    sideDock_->setObjectName("sideDock");
+    sideDock_->setWidget(sideScroll);
+    sideDock_->setFeatures(QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable |
+                           QDockWidget::DockWidgetClosable);
+    addDockWidget(Qt::RightDockWidgetArea, sideDock_);
+}
+
+void MainWindow::updateSummary() {
+    if (!store_->hasModel()) {
+        summary_->setText(tr("No model is loaded: File › Open model… or the built-in model."));
+        return;
+    }
+    const viz::ModelSummary& s = store_->model();
+    const ModelConfig& c = s.config;
+    const QString row("<tr><td>%1</td><td align=right><b>%2</b></td></tr>");
+    QString html = "<table cellspacing=2>";
+    html += row.arg(tr("Name"), QString::fromStdString(c.name).toHtmlEscaped());
+    html += row.arg(tr("Architecture"), QString::fromStdString(c.archName));
+    html += row.arg(tr("Layers")).arg(c.nLayer);
+    html += row.arg(tr("Heads")).arg(c.nHead);
+    html += row.arg(tr("KV heads")).arg(c.nHeadKv);
+    html += row.arg(tr("Head dim")).arg(c.headDim);
+    html += row.arg(tr("Width")).arg(c.nEmbd);
+    html += row.arg(tr("Context")).arg(c.nCtx);
+    html += row.arg(tr("Vocabulary")).arg(c.nVocab);
+    html += row.arg(tr("Parameters"), thousands(s.parameters));
+    html += row.arg(tr("Weights"), bytesText(static_cast<double>(s.weightBytes)));
+    html += row.arg(tr("KV per token"), thousands(s.kvBytesPerToken) + " B");
+    html += row.arg(tr("KV allocated"), bytesText(static_cast<double>(s.cacheAllocatedBytes)));
+    html += "</table>";
+    html += tr("<p style='color:gray'>KV per token = 2 × %1 layers × %2 KV heads × %3 × 4 B</p>")
+                .arg(c.nLayer)
+                .arg(c.nHeadKv)
+                .arg(c.headDim);
+    summary_->setText(html);
+    statusDevice_->setText(tr("%1 · %2").arg(s.backend, s.device));
+    {
+        const QSignalBlocker a(layer_), b(head_);
+        layer_->setRange(0, c.nLayer - 1);
+        head_->setRange(0, c.nHead - 1);
+    }
+    updateSelectors();
+}
+
+void MainWindow::loadSettings() {
+    QSettings s;
+    if (s.contains("prompt")) prompt_->setPlainText(s.value("prompt").toString());
+    // No model named on the command line: the last one opened, if it is still there.
+    if (modelPath_.isEmpty()) {
+        const QString m = s.value("model").toString();
+        if (m.startsWith(":") || (!m.isEmpty() && QFile::exists(m))) modelPath_ = m;
+    }
+    if (!restoreGeometry(s.value("geometry").toByteArray())) {
+        // First launch: most of the screen, whatever its size (a 1280 × 720 projector too).
+        if (const QScreen* screen = QGuiApplication::primaryScreen()) {
+            const QRect avail = screen->availableGeometry();
+            resize(avail.width() * 9 / 10, avail.height() * 9 / 10);
+        }
+    }
+    restoreState(s.value("windowState").toByteArray());
+    exportDir_ = s.value("exportDir").toString();
+    textZoom_ = std::clamp(s.value("textZoom", 1.0).toDouble(), 0.6, 3.0);
+    samplingMode_->setCurrentIndex(s.value("sampling/mode", 0).toInt());
+    temperature_->setValue(s.value("sampling/temperature", 0.8).toDouble());
+    topK_->setValue(s.value("sampling/topK", 40).toInt());
+    topP_->setValue(s.value("sampling/topP", 0.95).toDouble());
+    seed_->setValue(s.value("sampling/seed", 0).toInt());
+    speed_->setValue(s.value("playSpeed", 2.0).toDouble());
+    tabs_->setCurrentIndex(s.value("tab", 0).toInt());
+    backendSpec_ = s.value("backend", "auto").toString();
+    viz::ThemeSettings& theme = viz::ThemeSettings::instance();
+    theme.setTheme(s.value("theme", "dark").toString() == "light" ? viz::Theme::light()
+                                                                  : viz::Theme::dark());
+    theme.setAnimationMs(s.value("animationMs", viz::ThemeSettings::kDefaultAnimationMs).toInt());
+}
+
+void MainWindow::saveSettings() {
+    QSettings s;
+    s.setValue("prompt", prompt());
+    s.setValue("model", modelPath_);
+    s.setValue("geometry", saveGeometry());
+    s.setValue("windowState", saveState());
+    s.setValue("sampling/mode", samplingMode_->currentIndex());
+    s.setValue("sampling/temperature", temperature_->value());
+    s.setValue("sampling/topK", topK_->value());
+    s.setValue("sampling/topP", topP_->value());
+    s.setValue("sampling/seed", seed_->value());
+    s.setValue("playSpeed", speed_->value());
+    s.setValue("tab", tabs_->currentIndex());
+    s.setValue("backend", backendSpec_);
+    s.setValue("theme", viz::currentTheme().name);
+    s.setValue("animationMs", viz::animationMs());
+    s.setValue("exportDir", exportDir_);
+    s.setValue("textZoom", textZoom_);
+}
+
+}  // namespace kvscope::app

@@ -17,10 +17,6 @@ namespace {
 using testing::maxRelError;
 constexpr double kTol = 1e-4;
 
-RandomModelSpec specFor(const QString& name) {
-    return name == "llama_gqa" ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
-}
-
 DecodeSession makeSession(const std::shared_ptr<const Model>& m, bool cache,
                           SamplerParams sampler = {}) {
     SessionOptions o;
@@ -73,16 +69,12 @@ class TstDecodeSession : public QObject {
         QCOMPARE(backend.cacheUsed(), 3);
     }
 
-    void models_data() {
-        QTest::addColumn<QString>("model");
-        QTest::newRow("gpt2") << "gpt2";
-        QTest::newRow("llama_gqa") << "llama_gqa";
-    }
+    void models_data() { fixtures::addModelRows(); }
 
     void prefillThenStepsEqualOneFullForward_data() { models_data(); }
     void prefillThenStepsEqualOneFullForward() {
         QFETCH(QString, model);
-        auto m = fixtures::makeModel(specFor(model));
+        auto m = fixtures::makeModel(fixtures::specFor(model.toStdString()));
         DecodeSession s = makeSession(m, true);
         s.prefill(kPrompt);
         std::vector<std::vector<float>> stepLogits{
@@ -109,7 +101,7 @@ class TstDecodeSession : public QObject {
     void cachedEqualsRecompute_data() { models_data(); }
     void cachedEqualsRecompute() {
         QFETCH(QString, model);
-        auto m = fixtures::makeModel(specFor(model));
+        auto m = fixtures::makeModel(fixtures::specFor(model.toStdString()));
         DecodeSession cached = makeSession(m, true), recompute = makeSession(m, false);
         cached.prefill(kPrompt);
         recompute.prefill(kPrompt);
@@ -207,7 +199,7 @@ class TstDecodeSession : public QObject {
     void attentionMatrixOnRequestEqualsTheTracedRows_data() { models_data(); }
     void attentionMatrixOnRequestEqualsTheTracedRows() {
         QFETCH(QString, model);
-        auto m = fixtures::makeModel(specFor(model));
+        auto m = fixtures::makeModel(fixtures::specFor(model.toStdString()));
         auto backend = std::make_shared<CpuBackend>(m);
         DecodeSession s(backend, m->tokenizer);
         std::vector<StepTrace> traces = s.prefill(kPrompt);
@@ -265,7 +257,7 @@ class TstDecodeSession : public QObject {
         QFETCH(QString, model);
         QFETCH(bool, cache);
         QFETCH(float, temperature);
-        auto m = fixtures::makeModel(specFor(model));
+        auto m = fixtures::makeModel(fixtures::specFor(model.toStdString()));
         SamplerParams sp;
         sp.temperature = temperature;
         sp.seed = 5;

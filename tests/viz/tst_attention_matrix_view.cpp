@@ -19,10 +19,6 @@ using testing::DecodedStore;
 
 namespace {
 
-RandomModelSpec specFor(const QString& name) {
-    return name == "llama_gqa" ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
-}
-
 const char* kPrompt = "the cat sat on the mat";
 
 // Every drawn cell equals the trace's weight (and is painted in its colour); the future is NaN.
@@ -55,11 +51,7 @@ class TstAttentionMatrixView : public QObject {
   private slots:
     void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
 
-    void models_data() {
-        QTest::addColumn<QString>("model");
-        QTest::newRow("gpt2") << "gpt2";
-        QTest::newRow("llama_gqa") << "llama_gqa";
-    }
+    void models_data() { fixtures::addModelRows(); }
 
     void emptyStateBeforePrefill() {
         DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
@@ -74,7 +66,7 @@ class TstAttentionMatrixView : public QObject {
     void rowsEqualTheTrace_data() { models_data(); }
     void rowsEqualTheTrace() {
         QFETCH(QString, model);
-        DecodedStore d(fixtures::makeModel(specFor(model)));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         AttentionMatrixView view(&d.store);
         view.resize(860, 860);
         d.prefill(kPrompt);
@@ -87,7 +79,7 @@ class TstAttentionMatrixView : public QObject {
     void stepAddsOneRowAndStepBackRemovesIt_data() { models_data(); }
     void stepAddsOneRowAndStepBackRemovesIt() {
         QFETCH(QString, model);
-        DecodedStore d(fixtures::makeModel(specFor(model)));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         AttentionMatrixView view(&d.store);
         view.resize(860, 860);
         d.prefill(kPrompt);
@@ -184,7 +176,7 @@ class TstAttentionMatrixView : public QObject {
     void rendersReadably_data() { models_data(); }
     void rendersReadably() {
         QFETCH(QString, model);
-        DecodedStore d(fixtures::makeModel(specFor(model)));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         AttentionMatrixView view(&d.store);
         view.resize(860, 860);
         d.prefill(kPrompt);

@@ -17,10 +17,6 @@ namespace {
 
 const char* kPrompt = "the cat sat on the mat";
 
-RandomModelSpec specFor(const QString& name) {
-    return name == "llama_gqa" ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
-}
-
 }  // namespace
 
 class TstCacheView : public QObject {
@@ -28,11 +24,7 @@ class TstCacheView : public QObject {
   private slots:
     void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
 
-    void models_data() {
-        QTest::addColumn<QString>("model");
-        QTest::newRow("gpt2") << "gpt2";
-        QTest::newRow("llama_gqa") << "llama_gqa";
-    }
+    void models_data() { fixtures::addModelRows(); }
 
     void emptyCacheIsAllocatedButUnused() {
         DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
@@ -51,7 +43,7 @@ class TstCacheView : public QObject {
     void bytesEqualTheSession_data() { models_data(); }
     void bytesEqualTheSession() {
         QFETCH(QString, model);
-        DecodedStore d(fixtures::makeModel(specFor(model)));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         CacheView view(&d.store);
         view.resize(view.sizeHint());
         d.prefill(kPrompt);
@@ -126,7 +118,7 @@ class TstCacheView : public QObject {
     void rendersReadably_data() { models_data(); }
     void rendersReadably() {
         QFETCH(QString, model);
-        DecodedStore d(fixtures::makeModel(specFor(model)));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         CacheView view(&d.store);
         view.resize(1100, 520);
         d.prefill(kPrompt);

@@ -20,17 +20,12 @@ class TstMemoryChart : public QObject {
   private slots:
     void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
 
-    void models_data() {
-        QTest::addColumn<QString>("model");
-        QTest::newRow("gpt2") << "gpt2";
-        QTest::newRow("llama_gqa") << "llama_gqa";
-    }
+    void models_data() { fixtures::addModelRows(); }
 
     void usedEqualsTheTraceBytes_data() { models_data(); }
     void usedEqualsTheTraceBytes() {
         QFETCH(QString, model);
-        DecodedStore d(fixtures::makeModel(model == "llama_gqa" ? fixtures::llamaGqaSpec()
-                                                                : fixtures::gpt2Spec()));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         MemoryChart chart(&d.store);
         d.prefill("the cat sat");
         d.steps(5);

@@ -23,10 +23,6 @@ namespace {
 
 constexpr double kSoftmaxTol = 1e-5;
 
-RandomModelSpec specFor(const QString& name) {
-    return name == "llama_gqa" ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
-}
-
 bool equal(std::span<const float> a, const float* b, size_t n) {
     if (a.size() != n) return false;
     for (size_t k = 0; k < n; ++k)
@@ -53,11 +49,7 @@ class TstStepView : public QObject {
   private slots:
     void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
 
-    void models_data() {
-        QTest::addColumn<QString>("model");
-        QTest::newRow("gpt2") << "gpt2";
-        QTest::newRow("llama_gqa") << "llama_gqa";
-    }
+    void models_data() { fixtures::addModelRows(); }
 
     void emptyStateBeforePrefill() {
         DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
@@ -85,7 +77,7 @@ class TstStepView : public QObject {
         QFETCH(QString, model);
         QFETCH(int, layer);
         QFETCH(int, head);
-        DecodedStore d(fixtures::makeModel(specFor(model)));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         StepView view(&d.store);
         view.resize(1280, 720);
         d.prefill(kPrompt);
@@ -138,7 +130,7 @@ class TstStepView : public QObject {
     void stepAppendsOneColumnAndOneRow_data() { models_data(); }
     void stepAppendsOneColumnAndOneRow() {
         QFETCH(QString, model);
-        DecodedStore d(fixtures::makeModel(specFor(model)));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         StepView view(&d.store);
         view.resize(1280, 720);
         d.prefill(kPrompt);
@@ -210,7 +202,7 @@ class TstStepView : public QObject {
         QFETCH(int, head);
         QFETCH(int, kvHead);
         QFETCH(QList<int>, shared);
-        DecodedStore d(fixtures::makeModel(specFor(model)));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         StepView view(&d.store);
         d.prefill(kPrompt);
         d.store.setHead(head);
@@ -323,7 +315,7 @@ class TstStepView : public QObject {
     void rendersAStepReadably_data() { models_data(); }
     void rendersAStepReadably() {
         QFETCH(QString, model);
-        DecodedStore d(fixtures::makeModel(specFor(model)));
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         StepView view(&d.store);
         view.resize(1280, 720);
         d.prefill(kPrompt);

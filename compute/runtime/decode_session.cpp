@@ -1,7 +1,6 @@
 // DecodeSession: token bookkeeping, timing and sampling around Backend::forward.
 #include "runtime/decode_session.h"
 
-#include <cassert>
 #include <chrono>
 
 #include "core/error.h"
@@ -26,7 +25,9 @@ size_t DecodeSession::kvBytes() const {
 
 void DecodeSession::run(size_t from, std::vector<StepTrace>* traces) {
     if (options_.useCache) {
-        assert(static_cast<size_t>(backend_->cacheUsed()) == from);
+        KVSCOPE_CHECK(static_cast<size_t>(backend_->cacheUsed()) == from,
+                      "the cache holds " + std::to_string(backend_->cacheUsed()) +
+                          " tokens where the session expects " + std::to_string(from));
         backend_->forward(std::span(tokens_).subspan(from), false, logits_, traces);
     } else {
         // No cache: every pass starts from an empty cache and recomputes K and V of all tokens.
@@ -54,15 +55,15 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
     for (int32_t id : ids)
         if (id < 0 || static_cast<size_t>(id) >= tokenizer_.vocabSize())
             throw Error("prompt token id " + std::to_string(id) + " is outside the vocabulary");
+    const Saved before = save();
     reset();
     tokens_.assign(ids.begin(), ids.end());
     std::vector<StepTrace> traces;
     const auto t0 = std::chrono::steady_clock::now();
     try {
         run(0, options_.captureTrace ? &traces : nullptr);
-    } catch (...) {
-        reset();
-        throw;
+    } catch (const std::exception& e) {
+        restore(before, e);
     }
     prefillMs_ = msSince(t0);
     promptLength_ = tokens_.size();
@@ -128,19 +129,48 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
 }
 
 void DecodeSession::rewind(size_t n) {
-    assert(n <= tokens_.size());
+    KVSCOPE_CHECK(n <= tokens_.size(), "cannot step back " + std::to_string(n) + " of " +
+                                           std::to_string(tokens_.size()) + " tokens");
     if (n == 0) return;
     const size_t keep = tokens_.size() - n;
-    tokens_.resize(keep);
-    promptLength_ = std::min(promptLength_, keep);
     if (keep == 0) {
         reset();
         return;
     }
+    const Saved before = save();
+    tokens_.resize(keep);
+    promptLength_ = std::min(promptLength_, keep);
     // The logits after the last kept token were not stored; run that token again (its K and V
     // come out the same), which costs one step.
-    if (options_.useCache) backend_->truncateCache(static_cast<int>(keep - 1));
-    run(keep - 1, nullptr);
+    try {
+        if (options_.useCache) backend_->truncateCache(static_cast<int>(keep - 1));
+        run(keep - 1, nullptr);
+    } catch (const std::exception& e) {
+        restore(before, e);
+    }
+}
+
+DecodeSession::Saved DecodeSession::save() const {
+    return {tokens_, promptLength_, logits_, prefillMs_};
+}
+
+void DecodeSession::restore(const Saved& saved, const std::exception& cause) {
+    // Put tokens, cache and logits back as they were: the cache by running the saved tokens
+    // again in one pass (the same keys and values, within float rounding).
+    try {
+        tokens_ = saved.tokens;
+        promptLength_ = saved.promptLength;
+        prefillMs_ = saved.prefillMs;
+        backend_->truncateCache(0);
+        if (!tokens_.empty()) run(0, nullptr);
+        logits_ = saved.logits;
+    } catch (const std::exception& again) {
+        reset();
+        throw Error(std::string(cause.what()) +
+                    "; the tokens before it could not be restored either (" + again.what() +
+                    "), so the session was reset");
+    }
+    throw Error(cause.what());
 }
 
 void DecodeSession::reset() {

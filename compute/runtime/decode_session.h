@@ -38,7 +38,7 @@ class DecodeSession {
 
     // Resets, then runs the prompt in one batched pass. Returns one trace per prompt token
     // (hostMs of each is the whole prefill). Throws Error, leaving the session as it was, if
-    // the prompt is empty or longer than the context.
+    // the prompt is empty or longer than the context, or if the backend fails.
     std::vector<StepTrace> prefill(std::string_view prompt);
     std::vector<StepTrace> prefillTokens(std::span<const int32_t> ids);
 
@@ -51,7 +51,8 @@ class DecodeSession {
     StepTrace stepWith(int32_t token);
 
     // Drops the last n tokens (the app's step back): the cache forgets them and the logits are
-    // those after the remaining tokens. Precondition: n <= tokens().size().
+    // those after the remaining tokens. Throws Error if n > tokens().size() or the backend
+    // fails; the session is then as it was.
     void rewind(size_t n);
     void reset();  // forget everything
 
@@ -75,6 +76,16 @@ class DecodeSession {
     void setSampler(const SamplerParams& sampler) { options_.sampler = sampler; }
 
   private:
+    // What a failed operation restores (strong exception safety: every public operation either
+    // completes or leaves tokens, cache and logits as they were).
+    struct Saved {
+        std::vector<int32_t> tokens;
+        size_t promptLength = 0;
+        std::vector<float> logits;
+        double prefillMs = 0;
+    };
+    Saved save() const;
+    [[noreturn]] void restore(const Saved& saved, const std::exception& cause);
     StepTrace stepImpl(const int32_t* forced);
     // Runs tokens_ from `from` (cached mode) or from 0 (recompute mode); traces from `from`.
     void run(size_t from, std::vector<StepTrace>* traces);

@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <string>
+
+#include "core/error.h"
 
 namespace kvscope {
 namespace {
@@ -27,7 +30,20 @@ double uniformAt(uint64_t seed, uint64_t position) {
     return static_cast<double>(r >> 11) * 0x1.0p-53;
 }
 
+namespace {
+// A NaN logit has no place in an ordering (the sort's comparison would be undefined behaviour):
+// a model that produces one is reported, not sampled. +-Inf are ordered as usual.
+void requireNoNan(std::span<const float> logits) {
+    for (size_t i = 0; i < logits.size(); ++i)
+        if (std::isnan(logits[i]))
+            throw Error("the model produced NaN for the logit of token " + std::to_string(i) +
+                        ": its weights or the computation are broken, so there is nothing to "
+                        "sample from");
+}
+}  // namespace
+
 std::vector<std::pair<int32_t, float>> topLogits(std::span<const float> logits, int k) {
+    requireNoNan(logits);
     std::vector<std::pair<int32_t, float>> all(logits.size());
     for (size_t i = 0; i < logits.size(); ++i) all[i] = {static_cast<int32_t>(i), logits[i]};
     const size_t kk = std::min(all.size(), static_cast<size_t>(std::max(k, 0)));
@@ -38,6 +54,7 @@ std::vector<std::pair<int32_t, float>> topLogits(std::span<const float> logits, 
 }
 
 int32_t sampleToken(std::span<const float> logits, const SamplerParams& p, uint64_t position) {
+    KVSCOPE_CHECK(!logits.empty(), "nothing to sample from: no logits");
     if (p.temperature <= 0.0f || p.topK == 1) return topLogits(logits, 1).front().first;
 
     // 1. candidates: the top-k (or all), best first

@@ -17,10 +17,11 @@ struct SamplerParams {
     uint64_t seed = 0;
 };
 
-// The token to emit at sequence position `position` from `logits` (n_vocab).
+// The token to emit at sequence position `position` from `logits` (n_vocab). Throws Error when a
+// logit is NaN (a broken model is reported, never sampled) or there are none.
 int32_t sampleToken(std::span<const float> logits, const SamplerParams& params, uint64_t position);
 
-// The k largest logits as (id, logit), largest first (ties: lower id first).
+// The k largest logits as (id, logit), largest first (ties: lower id first). Throws Error on NaN.
 std::vector<std::pair<int32_t, float>> topLogits(std::span<const float> logits, int k);
 
 // A uniform double in [0, 1) from (seed, position): splitmix64 of both.

@@ -7,6 +7,7 @@
 #include "cpu/cpu_backend.h"
 #include "model_fixtures.h"
 #include "numeric_checks.h"
+#include "runtime/backend.h"
 #include "runtime/decode_session.h"
 
 using namespace kvscope;
@@ -26,6 +27,46 @@ DecodeSession makeSession(const std::shared_ptr<const Model>& m, bool cache,
 }
 
 const char* kPrompt = "the cat sat on the mat";
+
+// A CPU backend whose forward fails once, on a chosen call (an OpenCL error, an allocation that
+// fails): every other call is the real thing.
+class FailingBackend : public Backend {
+  public:
+    explicit FailingBackend(std::shared_ptr<const Model> m) : inner_(std::move(m)) {}
+    // The n-th call from now fails, and the `count` - 1 calls after it too.
+    void failOnCall(int n, int count = 1) {
+        failAt_ = calls_ + n;
+        failUntil_ = failAt_ + count - 1;
+    }
+
+    std::string name() const override { return "failing cpu"; }
+    std::string deviceName() const override { return inner_.deviceName(); }
+    const ModelConfig& config() const override { return inner_.config(); }
+    int cacheUsed() const override { return inner_.cacheUsed(); }
+    size_t cacheBytesPerToken() const override { return inner_.cacheBytesPerToken(); }
+    size_t cacheAllocatedBytes() const override { return inner_.cacheAllocatedBytes(); }
+
+  protected:
+    void doForward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                   std::vector<StepTrace>* traces, int traceFrom) override {
+        ++calls_;
+        if (calls_ >= failAt_ && calls_ <= failUntil_) {
+            // fail half way, as a device would: the cache already written in part
+            inner_.forward(tokens.first(1), allLogits, logits, nullptr);
+            throw Error("simulated device failure");
+        }
+        inner_.forward(tokens, allLogits, logits, traces, traceFrom);
+    }
+    void doAttentionMatrix(int layer, int head, std::span<const float> queries,
+                           std::vector<float>& out) override {
+        inner_.attentionMatrix(layer, head, queries, out);
+    }
+    void doTruncateCache(int n) override { inner_.truncateCache(n); }
+
+  private:
+    CpuBackend inner_;
+    int calls_ = 0, failAt_ = -1, failUntil_ = -1;
+};
 
 }  // namespace
 
@@ -70,6 +111,71 @@ class TstDecodeSession : public QObject {
     }
 
     void models_data() { fixtures::addModelRows(); }
+
+    // Strong exception safety: a prefill, a step or a step back whose backend call fails leaves
+    // tokens, cache and logits as they were, and the session goes on exactly as an untouched one.
+    void aFailingBackendLeavesTheSessionAsItWas_data() {
+        QTest::addColumn<QString>("operation");
+        QTest::newRow("prefill") << "prefill";
+        QTest::newRow("step") << "step";
+        QTest::newRow("rewind") << "rewind";
+    }
+    void aFailingBackendLeavesTheSessionAsItWas() {
+        QFETCH(QString, operation);
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        auto failing = std::make_shared<FailingBackend>(m);
+        DecodeSession s(failing, m->tokenizer);
+        DecodeSession control = makeSession(m, true);
+        s.prefill(kPrompt);
+        control.prefill(kPrompt);
+        for (int i = 0; i < 3; ++i) QCOMPARE(s.step().token, control.step().token);
+        const std::vector<int32_t> tokens = s.tokens();
+        const size_t prompt = s.promptLength();
+        const std::vector<float> logits(s.logits().begin(), s.logits().end());
+
+        failing->failOnCall(1);
+        if (operation == "prefill")
+            QVERIFY_THROWS_EXCEPTION(Error, s.prefill("a different prompt"));
+        else if (operation == "step")
+            QVERIFY_THROWS_EXCEPTION(Error, s.step());
+        else
+            QVERIFY_THROWS_EXCEPTION(Error, s.rewind(2));
+        QCOMPARE(s.tokens(), tokens);
+        QCOMPARE(s.promptLength(), prompt);
+        QCOMPARE(failing->cacheUsed(), static_cast<int>(tokens.size()));
+        QVERIFY(maxRelError(s.logits(), logits) < kTol);
+        // and it goes on as the session that never failed
+        for (int i = 0; i < 3; ++i) {
+            const StepTrace a = s.step(), b = control.step();
+            QCOMPARE(a.token, b.token);
+            QVERIFY(maxRelError(a.q, b.q) < kTol);
+            QVERIFY(maxRelError(a.k, b.k) < kTol);
+        }
+    }
+
+    // A backend that fails again while the session restores itself: the session is reset (never
+    // half-restored: tokens and cache agree) and the error says so.
+    void aRestoreThatFailsResetsAndSaysSo() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        auto failing = std::make_shared<FailingBackend>(m);
+        DecodeSession s(failing, m->tokenizer);
+        s.prefill(kPrompt);
+        s.step();
+        failing->failOnCall(1, 2);  // the prefill's run, then the restore's run
+        try {
+            s.prefill("another");
+            QFAIL("the prefill did not fail");
+        } catch (const Error& e) {
+            const std::string what = e.what();
+            QVERIFY2(what.find("simulated device failure") == 0, e.what());
+            QVERIFY2(what.find("could not be restored") != std::string::npos, e.what());
+            QVERIFY2(what.find("reset") != std::string::npos, e.what());
+        }
+        QVERIFY(s.tokens().empty());
+        QCOMPARE(failing->cacheUsed(), 0);
+        s.prefill(kPrompt);  // usable again
+        QVERIFY(!s.tokens().empty());
+    }
 
     void prefillThenStepsEqualOneFullForward_data() { models_data(); }
     void prefillThenStepsEqualOneFullForward() {

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "core/error.h"
 #include "runtime/sampler.h"
 
 using namespace kvscope;
@@ -10,6 +11,26 @@ using namespace kvscope;
 class TstSampler : public QObject {
     Q_OBJECT
   private slots:
+    // A NaN logit is reported, never sampled (it has no place in the ordering); infinities are
+    // ordered as usual.
+    void nanLogitsAreAnError() {
+        std::vector<float> logits{0.5f, NAN, 2.0f};
+        SamplerParams greedy;
+        QVERIFY_THROWS_EXCEPTION(Error, sampleToken(logits, greedy, 0));
+        SamplerParams sample;
+        sample.temperature = 0.8f;
+        QVERIFY_THROWS_EXCEPTION(Error, sampleToken(logits, sample, 0));
+        QVERIFY_THROWS_EXCEPTION(Error, topLogits(logits, 2));
+        try {
+            sampleToken(logits, greedy, 0);
+        } catch (const Error& e) {
+            QVERIFY2(std::string(e.what()).find("NaN") != std::string::npos, e.what());
+            QVERIFY2(std::string(e.what()).find("token 1") != std::string::npos, e.what());
+        }
+        logits[1] = INFINITY;
+        QCOMPARE(sampleToken(logits, greedy, 0), 1);
+    }
+
     void greedyPicksTheLargestLogit() {
         const std::vector<float> logits{0.5f, 3.0f, -1.0f, 2.9f};
         QCOMPARE(sampleToken(logits, {}, 0), 1);

@@ -44,8 +44,10 @@ class MainWindow : public QMainWindow {
     QTabWidget* tabs() { return tabs_; }
     QString prompt() const;
     void setPrompt(const QString& text);
-    QString errorText() const;  // the message on show, or empty
-    bool busy() const { return pending_ > 0; }
+    QString errorText() const;                  // the message on show, or empty
+    bool busy() const { return pending_ > 0; }  // requests sent and not yet answered
+    // The decoding controller (on its worker thread): for tests that watch it work.
+    const DecodeController* controller() const { return controller_; }
 
   public slots:
     void openModel(const QString& path);

@@ -2,7 +2,13 @@
 // atomic counter while a job runs.
 #include "core/thread_pool.h"
 
+#include <limits>
+
 namespace kvscope {
+namespace {
+// True on a thread while it runs chunks of a job: a parallelFor there is nested.
+thread_local bool tInsideJob = false;
+}  // namespace
 
 ThreadPool::ThreadPool(unsigned threads) {
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -24,7 +30,16 @@ ThreadPool& ThreadPool::shared() {
 }
 
 void ThreadPool::runChunks(const std::function<void(size_t)>& fn, size_t chunks) {
-    for (size_t c = next_.fetch_add(1); c < chunks; c = next_.fetch_add(1)) fn(c);
+    tInsideJob = true;
+    try {
+        for (size_t c = next_.fetch_add(1); c < chunks; c = next_.fetch_add(1)) fn(c);
+    } catch (...) {
+        // No further chunk starts; the first exception is kept for the caller.
+        next_.store(std::numeric_limits<size_t>::max() / 2);
+        std::lock_guard lock(errorMutex_);
+        if (!error_) error_ = std::current_exception();
+    }
+    tInsideJob = false;
 }
 
 void ThreadPool::workerLoop() {
@@ -44,6 +59,7 @@ void ThreadPool::workerLoop() {
             chunks = chunks_;
             ++busy_;
         }
+        if (delayHook_) delayHook_();
         if (job) runChunks(*job, chunks);
         {
             std::lock_guard lock(mutex_);
@@ -55,7 +71,9 @@ void ThreadPool::workerLoop() {
 
 void ThreadPool::parallelFor(size_t chunks, const std::function<void(size_t)>& fn) {
     if (chunks == 0) return;
-    if (chunks == 1 || workers_.empty()) {
+    if (chunks == 1 || workers_.empty() || tInsideJob) {
+        // Serial: one chunk, no workers, or nested inside a chunk (the pool is busy with the
+        // outer job; waiting for it here would deadlock). Exceptions pass straight through.
         for (size_t c = 0; c < chunks; ++c) fn(c);
         return;
     }
@@ -65,15 +83,22 @@ void ThreadPool::parallelFor(size_t chunks, const std::function<void(size_t)>& f
         job_ = &fn;
         chunks_ = chunks;
         next_.store(0);
+        error_ = nullptr;
         ++generation_;
     }
     wake_.notify_all();
     runChunks(fn, chunks);
-    // Every chunk has been taken; wait for the workers still finishing theirs.
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [&] { return busy_ == 0; });
-    job_ = nullptr;
-    chunks_ = 0;
+    // Every chunk has been taken (or the job stopped); wait for the workers still in it.
+    std::exception_ptr error;
+    {
+        std::unique_lock lock(mutex_);
+        done_.wait(lock, [&] { return busy_ == 0; });
+        job_ = nullptr;
+        chunks_ = 0;
+        std::lock_guard errorLock(errorMutex_);
+        std::swap(error, error_);
+    }
+    if (error) std::rethrow_exception(error);
 }
 
 }  // namespace kvscope

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -25,15 +26,22 @@ class ThreadPool {
     unsigned size() const { return static_cast<unsigned>(workers_.size()) + 1; }
 
     // Calls fn(chunk) for every chunk in [0, chunks), spread over the threads; returns when all
-    // are done. fn must not throw. Calls from several threads at once are serialised.
+    // threads have left the job. If fn throws, no further chunks start and the first exception
+    // is rethrown here (on the calling thread) once every thread has left the job. Calls from
+    // several threads at once are serialised. A parallelFor from inside a chunk (nested use)
+    // runs its chunks on the calling thread, in order: supported, never a deadlock.
     void parallelFor(size_t chunks, const std::function<void(size_t)>& fn);
 
     // The process-wide pool used by the CPU backend.
     static ThreadPool& shared();
 
+    // For tests: called by a worker after it has taken a job and before it runs any chunk of it
+    // (a delay here is a worker that woke late). Set it while no job runs.
+    void setWorkerDelayHookForTesting(std::function<void()> hook) { delayHook_ = std::move(hook); }
+
   private:
     void workerLoop();
-    // Takes chunks from next_ until none of [0, chunks) is left.
+    // Takes chunks from next_ until none of [0, chunks) is left; an exception stops the job.
     void runChunks(const std::function<void(size_t)>& fn, size_t chunks);
 
     std::vector<std::thread> workers_;
@@ -47,6 +55,9 @@ class ThreadPool {
     size_t busy_ = 0;  // workers inside the current job
     unsigned long generation_ = 0;
     bool stop_ = false;
+    std::mutex errorMutex_;
+    std::exception_ptr error_;  // the first exception of the current job
+    std::function<void()> delayHook_;
 };
 
 }  // namespace kvscope

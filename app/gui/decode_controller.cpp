@@ -164,6 +164,10 @@ void DecodeController::reset() {
     emit wasReset();
 }
 
+namespace {
+struct Stopped {};  // the replay was asked to stop
+}  // namespace
+
 void DecodeController::compareWithoutCache() {
     Busy busy(*this);
     if (!ensureSession("Compare without cache")) return;
@@ -171,13 +175,19 @@ void DecodeController::compareWithoutCache() {
         std::string note;
         const int total =
             static_cast<int>(session_->tokens().size() - session_->promptLength()) + 1;
+        stop_.store(false);
         emit compareProgress(0, total);
-        const ReplayTimes r = session_->replayWithoutCache(
-            createBackend(model_, choice_, note),
-            [this](int done, int all) { emit compareProgress(done, all); });
+        const ReplayTimes r = session_->replayWithoutCache(createBackend(model_, choice_, note),
+                                                           [this](int done, int all) {
+                                                               emit compareProgress(done, all);
+                                                               if (stop_.load() && done < all)
+                                                                   throw Stopped{};
+                                                           });
         emit comparedWithoutCache(QList<int>(r.tokens.begin(), r.tokens.end()),
                                   static_cast<int>(r.promptLength), r.prefillMs,
                                   QList<double>(r.stepMs.begin(), r.stepMs.end()));
+    } catch (const Stopped&) {
+        emit compareStopped();
     } catch (const std::exception& e) {
         emit failed(QString("Compare without cache: ") + QString::fromUtf8(e.what()));
     }

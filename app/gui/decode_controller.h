@@ -24,6 +24,9 @@ class DecodeController : public QObject {
 
     // True from a request's start to its result; read from any thread.
     bool busy() const { return busy_.load(); }
+    // Asks long work (the replay without the cache) to stop at its next step; callable from any
+    // thread. The window calls it for "Stop comparing" and before it closes.
+    void requestStop() { stop_.store(true); }
 
   public slots:
     // Loads a GGUF file (":/…" for the built-in one) on the chosen backend. On failure the
@@ -69,6 +72,7 @@ class DecodeController : public QObject {
                               const QList<double>& stepMs);
     // The replay's progress: done of total tokens (the prompt counts as one pass).
     void compareProgress(int done, int total);
+    void compareStopped();  // requestStop() ended the replay early; nothing was drawn
 
   private:
     class Busy;
@@ -86,6 +90,7 @@ class DecodeController : public QObject {
     QString path_;
     QString prefilledPrompt_;  // the text behind the session's prompt tokens
     std::atomic<bool> busy_{false};
+    std::atomic<bool> stop_{false};
 };
 
 }  // namespace kvscope::app

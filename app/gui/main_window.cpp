@@ -83,7 +83,10 @@ MainWindow::MainWindow(const QString& modelPath, bool restoreSettings, QWidget* 
 }
 
 MainWindow::~MainWindow() {
+    // Closing never waits for long work: the replay without the cache stops at its next step,
+    // and requests still queued are dropped with the worker's event loop.
     playTimer_.stop();
+    controller_->requestStop();
     worker_.quit();
     worker_.wait();
 }
@@ -230,7 +233,12 @@ void MainWindow::buildUi() {
     compareButton_->setToolTip(
         tr("Replay the same prompt and the same tokens with no KV cache (every step recomputes "
            "all tokens) and draw its time per token beside the cached one"));
-    connect(compareButton_, &QPushButton::clicked, this, &MainWindow::compareWithoutCache);
+    connect(compareButton_, &QPushButton::clicked, this, [this] {
+        if (comparing_)
+            controller_->requestStop();  // "Stop comparing": thread-safe, not queued
+        else
+            compareWithoutCache();
+    });
     compareRow->addWidget(compareButton_);
     auto* showWeights = new QCheckBox(tr("Draw the weights too"));
     showWeights->setObjectName("showWeights");
@@ -350,11 +358,15 @@ void MainWindow::connectController() {
                 latencyChart_->setComparison(tokens, promptLength, prefillMs, stepMs);
             });
     connect(controller_, &DecodeController::compareProgress, this, [this](int done, int total) {
-        const bool running = done < total;
-        compareButton_->setEnabled(!running);
+        comparing_ = done < total;
         compareButton_->setText(
-            running ? tr("Comparing without cache… %1 of %2 tokens replayed").arg(done).arg(total)
-                    : tr("Compare without cache"));
+            comparing_ ? tr("Stop comparing (%1 of %2 tokens replayed)").arg(done).arg(total)
+                       : tr("Compare without cache"));
+    });
+    connect(controller_, &DecodeController::compareStopped, this, [this] {
+        comparing_ = false;
+        compareButton_->setText(tr("Compare without cache"));
+        statusBar()->showMessage(tr("Comparison stopped: nothing was drawn"), 5000);
     });
     connect(controller_, &DecodeController::steppedBack, this,
             [this](int remaining, qulonglong kvBytes) {
@@ -367,7 +379,7 @@ void MainWindow::connectController() {
     connect(controller_, &DecodeController::failed, this, [this](const QString& m) {
         showError(m);
         setPlaying(false);
-        compareButton_->setEnabled(true);
+        comparing_ = false;
         compareButton_->setText(tr("Compare without cache"));
         updateSummary();  // a failed load leaves the model that is still loaded on show
     });

@@ -136,6 +136,7 @@ class MainWindow : public QMainWindow {
     int promptTokenCount_ = 0;  // tokens of that prompt
     QString exportDir_;
     double textZoom_ = 1.0;
+    bool comparing_ = false;  // a replay without the cache runs (the button stops it)
 };
 
 }  // namespace kvscope::app

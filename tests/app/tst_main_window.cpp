@@ -4,12 +4,14 @@
 #include <QChartView>
 #include <QDockWidget>
 #include <QDoubleSpinBox>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QLabel>
 #include <QLegend>
 #include <QLegendMarker>
 #include <QLineSeries>
 #include <QPlainTextEdit>
+#include <QPushButton>
 #include <QScatterSeries>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -24,6 +26,7 @@
 #include "charts/memory_chart.h"
 #include "common/labels.h"
 #include "common/theme.h"
+#include "gui/decode_controller.h"
 #include "gui/main_window.h"
 #include "model_fixtures.h"
 #include "opencl/device_list.h"
@@ -375,6 +378,40 @@ class TstMainWindow : public QObject {
         QTRY_COMPARE(theme.textScale(), 1.5);
         w->resize(1280, 720);
         QTRY_COMPARE(theme.textScale(), 1.0);
+    }
+
+    // "Compare without cache" can be stopped from its button, and closing the window stops it:
+    // the window is gone within a second, whatever the replay had left to do.
+    void aLongReplayStopsOnRequestAndOnClose() {
+        auto w = open(big_);
+        QVERIFY(w);
+        w->setPrompt(QString("one two three four five six seven eight nine ten ").repeated(2));
+        w->prefill();
+        QVERIFY(settle(*w));
+        for (int i = 0; i < 300; ++i) {  // a replay of these takes seconds (checked by hand)
+            w->step();
+            if (i % 3 == 2) QVERIFY(settle(*w));  // at most 3 requests pending: a step each
+        }
+        QVERIFY(settle(*w));
+        QCOMPARE(w->store()->count(), w->store()->promptLength() + 300);
+        auto* button = w->findChild<QPushButton*>("compare");
+        QVERIFY(button);
+        QSignalSpy progress(w->controller(), &app::DecodeController::compareProgress);
+        button->click();
+        QVERIFY(QTest::qWaitFor([&] { return progress.count() >= 2; }, 20000));
+        QVERIFY2(button->text().startsWith("Stop comparing"), qPrintable(button->text()));
+        button->click();  // stop
+        QVERIFY(settle(*w));
+        QVERIFY(!w->latencyChart()->hasComparison());
+        QCOMPARE(button->text(), QString("Compare without cache"));
+        QVERIFY(w->errorText().isEmpty());
+
+        button->click();  // again, and close the window while it runs
+        QVERIFY(QTest::qWaitFor([&] { return w->controller()->busy(); }, 20000));
+        QElapsedTimer t;
+        t.start();
+        w.reset();
+        QVERIFY2(t.elapsed() < 1000, qPrintable(QString("closing took %1 ms").arg(t.elapsed())));
     }
 
     // The play speed takes what is typed: 50 is 50 tokens per second, not 5.

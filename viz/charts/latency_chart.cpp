@@ -35,7 +35,7 @@ LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(pare
     x_->setTitleText(tr("token position"));
     x_->setLabelFormat("%d");
     y_ = new QValueAxis;
-    y_->setTitleText(tr("wall time on the host (ms)"));
+    y_->setTitleText(tr("host time (ms)"));
     chart->addAxis(x_, Qt::AlignBottom);
     chart->addAxis(y_, Qt::AlignLeft);
     for (QAbstractSeries* s : chart->series()) {

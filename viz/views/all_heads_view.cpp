@@ -17,7 +17,12 @@ namespace kvscope::viz {
 namespace {
 
 constexpr int kMargin = 16;
-constexpr int kLayerLabelW = 74;
+// Room for "layer 00" at the label font in use (it grows with the window's text size).
+int layerLabelWidth() {
+    return std::max(
+        74,
+        QFontMetrics(currentTheme().labelFont).horizontalAdvance(QStringLiteral("layer 00")) + 14);
+}
 constexpr int kMinSide = 12;
 constexpr int kMaxSide = 150;
 
@@ -42,12 +47,12 @@ AllHeadsView::AllHeadsView(TraceStore* store, QWidget* parent) : QWidget(parent)
 QSize AllHeadsView::sizeHint() const {
     const int n = std::max(1, std::max(nLayer_, nHead_));
     const int side = std::clamp(720 / n, 40, 96);
-    return {std::max(600, kMargin * 2 + kLayerLabelW + std::max(nHead_, 4) * (side + 8)),
+    return {std::max(600, kMargin * 2 + layerLabelWidth() + std::max(nHead_, 4) * (side + 8)),
             kMargin * 2 + 110 + std::max(nLayer_, 4) * (side + 8)};
 }
 
 QSize AllHeadsView::minimumSizeHint() const {
-    return {kMargin * 2 + kLayerLabelW + std::max(nHead_, 4) * (kMinSide + 2),
+    return {kMargin * 2 + layerLabelWidth() + std::max(nHead_, 4) * (kMinSide + 2),
             kMargin * 2 + 110 + std::max(nLayer_, 4) * (kMinSide + 2)};
 }
 
@@ -137,7 +142,7 @@ AllHeadsView::Grid AllHeadsView::grid() const {
         QFontMetrics(th.titleFont).height() + 4 + QFontMetrics(th.labelFont).height();
     const int headLabelH = QFontMetrics(th.labelFont).height() * 2 + 10;
     gr.top = kMargin + titleH + 14 + headLabelH;
-    gr.left = kMargin + kLayerLabelW;
+    gr.left = kMargin + layerLabelWidth();
     gr.gap = 8;
     const int byW = (width() - gr.left - kMargin - (nHead_ - 1) * gr.gap) / nHead_;
     const int byH = (height() - gr.top - kMargin - (nLayer_ - 1) * gr.gap) / nLayer_;
@@ -233,7 +238,7 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
         const QRect c0 = cellRect(l, 0);
         p.setPen(l == selL ? th.accent : th.text);
         if (fmH.height() <= c0.height() + gr.gap || l % 2 == 0)
-            p.drawText(QRect(kMargin, c0.top(), kLayerLabelW - 10, c0.height()),
+            p.drawText(QRect(kMargin, c0.top(), layerLabelWidth() - 10, c0.height()),
                        Qt::AlignRight | Qt::AlignVCenter,
                        gr.side >= 36 ? tr("layer %1").arg(l) : QString::number(l));
         for (int h = 0; h < nHead_; ++h) {

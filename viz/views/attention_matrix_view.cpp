@@ -24,7 +24,12 @@ namespace {
 constexpr int kMargin = 16;
 constexpr int kRowLabelW = 118;  // query token labels left of the matrix
 constexpr int kColLabelH = 84;   // rotated key token labels above the matrix
-constexpr int kLegendW = 220;
+// The colour bar: wide enough for its title at the small font in use.
+int legendWidth() {
+    return std::max(220, QFontMetrics(currentTheme().smallFont)
+                                 .horizontalAdvance(QStringLiteral("weight (square-root scale)")) +
+                             8);
+}
 
 // Every `step`-th of n labels counted back from the newest, so the newest is always labelled.
 bool labelled(int j, int n, int step) {
@@ -195,11 +200,11 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     p.setFont(th.titleFont);
     p.setPen(th.text);
     const int titleH = QFontMetrics(th.titleFont).height();
-    p.drawText(QRect(title.left(), title.top(), title.width() - kLegendW - 16, titleH),
+    p.drawText(QRect(title.left(), title.top(), title.width() - legendWidth() - 16, titleH),
                Qt::AlignLeft | Qt::AlignVCenter,
                QFontMetrics(th.titleFont)
                    .elidedText(tr("Attention matrix · layer %1 · head %2").arg(layer_).arg(head_),
-                               Qt::ElideRight, title.width() - kLegendW - 16));
+                               Qt::ElideRight, title.width() - legendWidth() - 16));
     if (rows_ == 0) {
         p.setFont(th.labelFont);
         p.setPen(th.mutedText);
@@ -209,7 +214,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     }
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
-    const QRect sub(title.left(), title.top() + titleH + 4, title.width() - kLegendW - 16,
+    const QRect sub(title.left(), title.top() + titleH + 4, title.width() - legendWidth() - 16,
                     fmL.height());
     const QString longSub =
         tr("Row = query token, column = key token; later tokens are masked. "
@@ -218,7 +223,8 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     p.drawText(sub, Qt::AlignLeft | Qt::AlignVCenter,
                fmL.elidedText(fmL.horizontalAdvance(longSub) <= sub.width() ? longSub : shortSub,
                               Qt::ElideRight, sub.width()));
-    paintColorBar(p, QRect(title.right() - kLegendW, title.top(), kLegendW, title.height()),
+    paintColorBar(p,
+                  QRect(title.right() - legendWidth(), title.top(), legendWidth(), title.height()),
                   ColorScale::weights(), tr("weight (square-root scale)"), th);
 
     const QRect m = matrixRect();

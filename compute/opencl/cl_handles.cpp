@@ -1,11 +1,21 @@
 // The OpenCL calls behind the RAII handles, each through CL_CHECK.
 #include "opencl/cl_handles.h"
 
-#include <cassert>
-
 #include "core/error.h"
 
 namespace kvscope::ocl {
+
+namespace {
+// Drivers often allocate a buffer's memory on its first use, so running out of device memory shows
+// up here: say so with the bytes, not just the status.
+void checkAllocation(cl_int status, const char* call, size_t bufferBytes) {
+    if (status == CL_MEM_OBJECT_ALLOCATION_FAILURE || status == CL_OUT_OF_RESOURCES)
+        throw Error(std::string("the OpenCL device ran out of memory for a buffer of ") +
+                    std::to_string(bufferBytes) + " bytes (" + call + ": " + statusName(status) +
+                    "); choose a smaller context or model, or the CPU backend");
+    check(status, call);
+}
+}  // namespace
 
 void Event::wait() const {
     const cl_event e = e_.get();
@@ -30,7 +40,7 @@ Context::Context(cl_device_id device) {
 
 Buffer::Buffer(const Context& context, size_t bytes, cl_mem_flags flags, const void* host)
     : bytes_(bytes) {
-    assert(bytes > 0);
+    KVSCOPE_CHECK(bytes > 0, "an OpenCL buffer of 0 bytes");
     if (host) flags |= CL_MEM_COPY_HOST_PTR;
     cl_int status = CL_SUCCESS;
     m_ = Handle<cl_mem, clReleaseMemObject>(
@@ -104,7 +114,8 @@ Queue::Queue(const Context& context, cl_device_id device) {
 }
 
 Event Queue::run(const Kernel& kernel, const Range& global, const Range& local) {
-    assert(local.size[0] == 0 || local.dims == global.dims);
+    KVSCOPE_CHECK(local.size[0] == 0 || local.dims == global.dims,
+                  "a kernel's local size has other dimensions than its global size");
     cl_event e = nullptr;
     const cl_int status = clEnqueueNDRangeKernel(
         q_.get(), kernel.get(), static_cast<cl_uint>(global.dims), nullptr, global.size,
@@ -118,21 +129,28 @@ Event Queue::run(const Kernel& kernel, const Range& global, const Range& local) 
 }
 
 void Queue::write(const Buffer& dst, size_t offsetBytes, const void* src, size_t bytes) {
-    assert(offsetBytes + bytes <= dst.bytes());
-    CL_CHECK(clEnqueueWriteBuffer(q_.get(), dst.get(), CL_TRUE, offsetBytes, bytes, src, 0, nullptr,
-                                  nullptr));
+    KVSCOPE_CHECK(offsetBytes + bytes <= dst.bytes(),
+                  "write of " + std::to_string(bytes) + " bytes at " + std::to_string(offsetBytes) +
+                      " past the end of a buffer of " + std::to_string(dst.bytes()));
+    checkAllocation(clEnqueueWriteBuffer(q_.get(), dst.get(), CL_TRUE, offsetBytes, bytes, src, 0,
+                                         nullptr, nullptr),
+                    "clEnqueueWriteBuffer", dst.bytes());
 }
 
 void Queue::read(const Buffer& src, size_t offsetBytes, void* dst, size_t bytes) {
-    assert(offsetBytes + bytes <= src.bytes());
-    CL_CHECK(clEnqueueReadBuffer(q_.get(), src.get(), CL_TRUE, offsetBytes, bytes, dst, 0, nullptr,
-                                 nullptr));
+    KVSCOPE_CHECK(offsetBytes + bytes <= src.bytes(),
+                  "read of " + std::to_string(bytes) + " bytes at " + std::to_string(offsetBytes) +
+                      " past the end of a buffer of " + std::to_string(src.bytes()));
+    checkAllocation(clEnqueueReadBuffer(q_.get(), src.get(), CL_TRUE, offsetBytes, bytes, dst, 0,
+                                        nullptr, nullptr),
+                    "clEnqueueReadBuffer", src.bytes());
 }
 
 Event Queue::fillAsync(const Buffer& b, float value) {
     cl_event e = nullptr;
-    CL_CHECK(
-        clEnqueueFillBuffer(q_.get(), b.get(), &value, sizeof value, 0, b.bytes(), 0, nullptr, &e));
+    checkAllocation(
+        clEnqueueFillBuffer(q_.get(), b.get(), &value, sizeof value, 0, b.bytes(), 0, nullptr, &e),
+        "clEnqueueFillBuffer", b.bytes());
     return Event(e);
 }
 

@@ -1,10 +1,11 @@
 // MatMul: dispatch between our GEMV and GEMM kernels and CLBlast's Gemv and Gemm.
 #include "opencl/cl_matmul.h"
 
+#include "core/error.h"
+
 #include <clblast.h>
 
 #include <algorithm>
-#include <cassert>
 
 namespace kvscope::ocl {
 
@@ -22,10 +23,12 @@ MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice)
 void MatMul::run(const Buffer& out, size_t outOff, const Buffer& in, size_t inOff, const Buffer& w,
                  const Buffer* bias, int n, int inDim, int outDim, bool accumulate,
                  std::vector<Event>& events) {
-    assert(n >= 1 && inDim >= 1 && outDim >= 1);
-    assert(outOff + static_cast<size_t>(n) * outDim <= out.floats());
-    assert(inOff + static_cast<size_t>(n) * inDim <= in.floats());
-    assert(w.floats() >= static_cast<size_t>(outDim) * inDim);
+    KVSCOPE_CHECK(n >= 1 && inDim >= 1 && outDim >= 1, "matmul: empty shape");
+    KVSCOPE_CHECK(outOff + static_cast<size_t>(n) * outDim <= out.floats() &&
+                      inOff + static_cast<size_t>(n) * inDim <= in.floats() &&
+                      w.floats() >= static_cast<size_t>(outDim) * inDim,
+                  "matmul: " + std::to_string(n) + " x " + std::to_string(inDim) + " -> " +
+                      std::to_string(outDim) + " runs past its buffers");
     const auto I = static_cast<size_t>(inDim), O = static_cast<size_t>(outDim);
     const float beta = accumulate ? 1.0f : 0.0f;
     if ((n == 1 && choice_.gemv != GemvPath::ClBlast) ||

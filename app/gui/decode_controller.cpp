@@ -57,7 +57,10 @@ BackendChoice parseBackend(const QString& spec) {
 void DecodeController::startBackend(std::shared_ptr<const Model> model, const BackendChoice& choice,
                                     const QString& path) {
     std::string note;
-    auto backend = createBackend(model, choice, note);
+    BackendChoice c = choice;
+    c.stop = &stop_;  // closing the window stops a tuning
+    stop_.store(false);
+    auto backend = createBackend(model, c, note);
     SessionOptions o;
     o.sampler = sampler_;
     auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);

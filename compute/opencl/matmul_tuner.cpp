@@ -62,8 +62,8 @@ std::vector<Candidate> candidates(const ClDevice& device, const Program& program
 
 }  // namespace
 
-std::vector<MatMulTrial> measureMatMul(ClDevice& device, const Program& program,
-                                       MatMulChoice& best) {
+std::vector<MatMulTrial> measureMatMul(ClDevice& device, const Program& program, MatMulChoice& best,
+                                       const std::atomic<bool>* stop) {
     // 1. inputs (kBatch rows; GEMV candidates use the first) and the CPU references
     std::mt19937 rng(2024);
     std::uniform_real_distribution<float> uni(-1.0f, 1.0f);
@@ -100,6 +100,7 @@ std::vector<MatMulTrial> measureMatMul(ClDevice& device, const Program& program,
     std::vector<Event> events;
     const std::vector<Candidate> all = candidates(device, program);
     for (const Candidate& cand : all) {
+        if (stop && stop->load()) throw Error("stopped");
         MatMulTrial t;
         t.path = cand.path;
         const int n = cand.batched ? kBatch : 1;

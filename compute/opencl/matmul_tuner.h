@@ -3,6 +3,7 @@
 // correct one for one row and for a batch. The result is what matmul_choice.h caches on disk.
 #pragma once
 
+#include <atomic>
 #include <string>
 #include <vector>
 
@@ -22,8 +23,9 @@ struct MatMulTrial {
 // Times every candidate on GPT-2-sized products (3072 x 768 and 768 x 3072): GEMV candidates
 // on one row, GEMM candidates on 16 rows, a few passes each. Returns the trials; `best` gets
 // the fastest correct GEMV and GEMM. Throws Error if no candidate of a kind is correct.
-std::vector<MatMulTrial> measureMatMul(ClDevice& device, const Program& program,
-                                       MatMulChoice& best);
+// stop: when set and true, throws Error("stopped") before the next candidate.
+std::vector<MatMulTrial> measureMatMul(ClDevice& device, const Program& program, MatMulChoice& best,
+                                       const std::atomic<bool>* stop = nullptr);
 
 // One line for the cache file and the logs: "gemv kvscope-rows/64 0.61 ms, ...".
 std::string describeTrials(const std::vector<MatMulTrial>& trials);

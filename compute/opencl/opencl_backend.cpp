@@ -447,12 +447,16 @@ OpenClBackend::OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions o
         s.uploadMs = msSince(t0);
     }
     if (workerError) std::rethrow_exception(workerError);
+    auto stopRequested = [&o] {
+        if (o.stop && o.stop->load()) throw Error("stopped");
+    };
+    stopRequested();
 
     // 2. the matrix-product paths, measured once per device and remembered
     if (!choice) {
         const auto t0 = Clock::now();
         MatMulChoice best;
-        const std::vector<MatMulTrial> trials = measureMatMul(m.dev, m.program, best);
+        const std::vector<MatMulTrial> trials = measureMatMul(m.dev, m.program, best, o.stop);
         s.matmulMs = msSince(t0);
         s.matmulMeasured = true;
         s.matmulTrials = describeTrials(trials);
@@ -461,6 +465,7 @@ OpenClBackend::OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions o
     }
     m.mm.emplace(m.dev, m.program, *choice);
     m.makeKernels();
+    stopRequested();
 
     // 3. one pass of two tokens (the batched path) and one of one token (the GEMV path), so
     //    that drivers that compile kernels at their first launch (PoCL) do it now

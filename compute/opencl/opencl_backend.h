@@ -5,6 +5,7 @@
 // our kernels in resources/kernels/*.cl. CpuBackend is the reference it is held to.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -27,6 +28,9 @@ struct OpenClOptions {
     bool warmUp = true;
     // Test hook: act as if the device had only this many bytes of memory (0: its real size).
     uint64_t deviceMemoryLimit = 0;
+    // When set and true, the start-up stops between its phases (upload, measuring the matmul
+    // paths, warm-up) with Error("stopped"): closing the window does not wait for a tuning.
+    const std::atomic<bool>* stop = nullptr;
 };
 
 // Device time of one forward(), from OpenCL profiling events, in milliseconds. A CLBlast call

@@ -20,6 +20,7 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
     if (choice.kind == BackendChoice::Kind::OpenCl) {
         OpenClOptions o;
         o.device = choice.device;
+        o.stop = choice.stop;
         auto backend = std::make_shared<OpenClBackend>(std::move(model), o);
         note = "backend: opencl, device " + std::to_string(o.device) + ": " + backend->deviceName();
         return backend;
@@ -36,6 +37,7 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
             try {
                 OpenClOptions o;
                 o.device = gpu->index;
+                o.stop = choice.stop;
                 auto backend = std::make_shared<OpenClBackend>(model, o);
                 note = "backend: opencl, device " + std::to_string(gpu->index) + ": " +
                        backend->deviceName() + " (auto: the first GPU)";

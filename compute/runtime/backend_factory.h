@@ -2,6 +2,7 @@
 // for the command line and the window alike.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -13,6 +14,8 @@ struct BackendChoice {
     enum class Kind { Auto, Cpu, OpenCl };
     Kind kind = Kind::Auto;
     int device = 0;  // OpenCl: index in ocl::listDevices() (`kvscope devices`)
+    // When set and true, a long OpenCL start-up (tuning) stops with Error("stopped").
+    const std::atomic<bool>* stop = nullptr;
 };
 
 // Auto: the first usable OpenCL GPU, else the CPU backend (also when OpenCL fails there).

@@ -414,6 +414,27 @@ class TstMainWindow : public QObject {
         QVERIFY2(t.elapsed() < 1000, qPrintable(QString("closing took %1 ms").arg(t.elapsed())));
     }
 
+    // The first use of an OpenCL device measures its matrix-product paths (seconds on PoCL):
+    // closing the window during it returns within a second.
+    void closingDuringAnOpenClTuningIsQuick() {
+        if (ocl::listDevices().devices.empty()) QSKIP("no OpenCL device on this machine");
+        QTemporaryDir cache;  // nothing measured yet for this device
+        qputenv("XDG_CACHE_HOME", cache.path().toUtf8());
+        qputenv("POCL_CACHE_DIR", cache.filePath("pocl").toUtf8());
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setBackend("opencl:0");
+        QVERIFY(QTest::qWaitFor([&] { return w->controller()->busy(); }, 20000));
+        QTest::qWait(300);  // well into the start-up
+        QElapsedTimer t;
+        t.start();
+        w.reset();
+        const qint64 ms = t.elapsed();
+        qunsetenv("XDG_CACHE_HOME");
+        qunsetenv("POCL_CACHE_DIR");
+        QVERIFY2(ms < 1000, qPrintable(QString("closing took %1 ms").arg(ms)));
+    }
+
     // The play speed takes what is typed: 50 is 50 tokens per second, not 5.
     void playSpeedTakesWhatIsTyped() {
         auto w = open(gpt2_);

@@ -2,8 +2,8 @@
 // backs, resets, prefills, layer and head changes, tab switches, backend and model switches), each
 // answered before the next. Checked throughout: no error shown, the store and the cache agree on
 // the bytes held, the views paint; at the end, the resident memory is flat within 10% of what it
-// was after the warm-up. Run under AddressSanitizer as well (CTest: soak_asan), which also checks
-// for leaks at exit.
+// was after the warm-up. Run under AddressSanitizer as well (CTest: soak_asan), which checks every
+// access and, at exit, for leaks (there the RSS bound does not apply: see the end of the test).
 #include <QApplication>
 #include <QFile>
 #include <QTabWidget>
@@ -55,6 +55,7 @@ class TstSoak : public QObject {
         const int kActions = 2000, kWarmUp = 300;
         double warmRss = 0;
         QMap<QString, int> done;
+        QList<double> rssSamples;  // MiB every 250 actions, for the log
         for (int a = 0; a < kActions; ++a) {
             const int r = static_cast<int>(rng() % 100);
             const viz::TraceStore& s = *w.store();
@@ -100,8 +101,12 @@ class TstSoak : public QObject {
                 QCOMPARE(s.kvBytes(), s.model().kvBytesPerToken * static_cast<size_t>(s.count()));
             if (a % 100 == 0) w.grab();
             if (a == kWarmUp) warmRss = residentBytes();
+            if (a % 250 == 0) rssSamples << residentBytes() / (1 << 20);
         }
         const double endRss = residentBytes();
+        QStringList samples;
+        for (double m : rssSamples) samples << QString::number(m, 'f', 1);
+        qInfo("soak: RSS every 250 actions (MiB): %s", qPrintable(samples.join(" ")));
         qInfo("soak: %d actions (%s); RSS %.1f MiB after warm-up, %.1f MiB at the end", kActions,
               qPrintable([&] {
                   QStringList parts;
@@ -111,6 +116,12 @@ class TstSoak : public QObject {
               }()),
               warmRss / (1 << 20), endRss / (1 << 20));
         QVERIFY(warmRss > 0);
+#if defined(__SANITIZE_ADDRESS__)
+        // Under ASan the allocator's own bookkeeping (the stack depot of every new allocation
+        // site, size-class caches) grows slowly and levels off (92 -> 104 MiB here, in shrinking
+        // steps): the bound is for the real allocator; here LeakSanitizer checks at exit.
+        return;
+#endif
         QVERIFY2(endRss <= 1.10 * warmRss, qPrintable(QString("RSS grew from %1 to %2 MiB")
                                                           .arg(warmRss / (1 << 20))
                                                           .arg(endRss / (1 << 20))));

@@ -115,6 +115,7 @@ std::vector<MatMulTrial> measureMatMul(ClDevice& device, const Program& program,
             }
             t.ms = 1e30;
             for (int pass = 0; pass < kPasses; ++pass) {
+                if (stop && stop->load()) break;  // between passes too: a pass can be slow
                 const auto t0 = std::chrono::steady_clock::now();
                 for (int r = 0; r < kReps; ++r)
                     for (Case& c : cases)
@@ -130,6 +131,7 @@ std::vector<MatMulTrial> measureMatMul(ClDevice& device, const Program& program,
             t.error = e.what();
         }
         events.clear();
+        if (stop && stop->load()) throw Error("stopped");
         trials.push_back(t);
     }
 

@@ -24,97 +24,23 @@
 #include "core/error.h"
 #include "gguf/dequant.h"
 #include "gguf/gguf.h"
+#include "gguf_images.h"
 
 using namespace kvscope;
 
 Q_DECLARE_METATYPE(kvscope::GgufValue)
 
+using namespace gguf_testing;
+
 namespace {
-
-using Bytes = std::vector<uint8_t>;
-
-constexpr uint64_t k2p60 = uint64_t{1} << 60;
-constexpr uint64_t kU64Max = std::numeric_limits<uint64_t>::max();
-
-// The message of the kvscope::Error that f throws, or nullopt if it returns normally.
-std::optional<std::string> errorOf(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return std::string(e.what());
-    }
-    return std::nullopt;
-}
-
-bool contains(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
-
-template <typename T>
-T readAt(const Bytes& b, size_t off) {
-    T v{};
-    std::memcpy(&v, b.data() + off, sizeof v);
-    return v;
-}
-
-template <typename T>
-Bytes patched(Bytes b, size_t off, T v) {
-    std::memcpy(b.data() + off, &v, sizeof v);
-    return b;
-}
-
-QByteArray toQ(const Bytes& b) {
-    return QByteArray(reinterpret_cast<const char*>(b.data()), static_cast<qsizetype>(b.size()));
-}
-
-Bytes fromQ(const QByteArray& q) {
-    return Bytes(q.begin(), q.end());
-}
-
-// Offsets in baseImage(), verified by the test baseLayout.
-namespace off {
-constexpr size_t version = 4, tensorCount = 8, kvCount = 16;
-constexpr size_t alignKeyLen = 24, alignType = 49, alignValue = 53;  // key 0: general.alignment
-constexpr size_t keyA = 65, typeA = 66, valueA = 70;                 // key 1: a = u32 7
-constexpr size_t keyS = 82, typeS = 83, strLenS = 87;                // key 2: s = "xy"
-constexpr size_t kvS = 74;
-constexpr size_t elemR = 110, countR = 114;                    // key 3: r = i32 [1, 2]
-constexpr size_t elemN = 143, countN = 147, inner0Elem = 155,  // key 4: n = [[1], [2, 3]]
-    inner0Count = 159;
-constexpr size_t nameLenT = 191, nDimsT = 200, ne0T = 204, ne1T = 212, typeT = 220,
-                 offsetT = 224;  // tensor t: F32 [4, 2] at 0
-constexpr size_t nameLenU = 232, nameU = 240, ne0U = 245, typeU = 253,
-                 offsetU = 257;  // tensor u: Q8_0 [32] at 32
-constexpr size_t infosEnd = 265, dataStart = 288, dataU = 320, dataUEnd = 354, fileSize = 384;
-}  // namespace off
-
-std::vector<float> rampValues(size_t n, float scale) {
-    std::vector<float> v(n);
-    for (size_t i = 0; i < n; ++i)
-        v[i] = scale * (static_cast<float>(i) - static_cast<float>(n) / 2);
-    return v;
-}
-
-Bytes baseImage() {
-    GgufWriter w(3);
-    w.setAlignment(32);
-    w.set("a", GgufValue::u32(7));
-    w.set("s", GgufValue::str("xy"));
-    w.set("r", GgufValue::i32Array({1, 2}));
-    w.set("n", GgufValue::array(GgufType::ARRAY,
-                                {GgufValue::i32Array({1}), GgufValue::i32Array({2, 3})}));
-    w.addTensorF32("t", {4, 2}, rampValues(8, 0.25f));
-    const std::vector<float> u = rampValues(32, 0.5f);
-    w.addTensor("u", TensorType::Q8_0, {32}, fromFloat(TensorType::Q8_0, u));
-    return w.toBytes();
-}
 
 // A file with one key "deep" holding `depth` arrays nested in each other around one int32 42.
 Bytes nestedImage(int depth) {
-    Bytes b{'G', 'G', 'U', 'F'};  // (not insert into an empty vector: GCC 12 warns falsely)
-    auto put = [&b](const auto& v) {
-        const auto* p = reinterpret_cast<const uint8_t*>(&v);
-        b.insert(b.end(), p, p + sizeof v);
+    Bytes b{'G', 'G', 'U', 'F'};
+    auto put = [&b](const auto& v) {  // resize + memcpy: GCC 12 warns falsely on a small insert
+        const size_t at = b.size();
+        b.resize(at + sizeof v);
+        std::memcpy(b.data() + at, &v, sizeof v);
     };
     put(uint32_t{3});
     put(uint64_t{0});  // tensor_count
@@ -131,13 +57,6 @@ Bytes nestedImage(int depth) {
     put(int32_t{42});
     return b;
 }
-
-struct TensorCase {
-    std::string name;
-    TensorType type;
-    std::vector<uint64_t> ne;
-    std::vector<float> values;  // as written (before encoding)
-};
 
 }  // namespace
 

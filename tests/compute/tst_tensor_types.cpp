@@ -16,33 +16,12 @@
 #include "core/error.h"
 #include "gguf/dequant.h"
 #include "gguf/gguf.h"
+#include "gguf_images.h"
 
 using namespace kvscope;
+using namespace kvscope::gguf_testing;
 
 namespace {
-
-using Bytes = std::vector<uint8_t>;
-
-template <typename T>
-T readAt(const Bytes& b, size_t off) {
-    T v{};
-    std::memcpy(&v, b.data() + off, sizeof v);
-    return v;
-}
-
-// The message of the kvscope::Error that f throws, or nullopt if it returns normally.
-std::optional<std::string> errorOf(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const Error& e) {
-        return std::string(e.what());
-    }
-    return std::nullopt;
-}
-
-bool contains(const std::string& s, const std::string& part) {
-    return s.find(part) != std::string::npos;
-}
 
 uint32_t bitsOf(float f) {
     return std::bit_cast<uint32_t>(f);

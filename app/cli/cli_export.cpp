@@ -56,13 +56,9 @@ int runExport(const CliArgs& args) {
     auto backend = makeBackend(args, model, note);
     std::fprintf(stderr, "%s\n", note.c_str());
     DecodeSession session(backend, model->tokenizer);
-    viz::runFigures(
-        o, session, summarize(*model, *backend, QString::fromStdString(model->path), note),
-        [&] {
-            std::string unused;
-            return makeBackend(args, model, unused);
-        },
-        [](const QString& path) { std::printf("%s\n", qPrintable(path)); });
+    viz::runFigures(o, session,
+                    summarize(*model, *backend, QString::fromStdString(model->path), note),
+                    [](const QString& path) { std::printf("%s\n", qPrintable(path)); });
     return 0;
 }
 

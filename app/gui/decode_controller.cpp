@@ -175,17 +175,14 @@ void DecodeController::compareWithoutCache() {
     Busy busy(*this);
     if (!ensureSession("Compare without cache")) return;
     try {
-        std::string note;
         const int total =
             static_cast<int>(session_->tokens().size() - session_->promptLength()) + 1;
         stop_.store(false);
         emit compareProgress(0, total);
-        const ReplayTimes r = session_->replayWithoutCache(createBackend(model_, choice_, note),
-                                                           [this](int done, int all) {
-                                                               emit compareProgress(done, all);
-                                                               if (stop_.load() && done < all)
-                                                                   throw Stopped{};
-                                                           });
+        const ReplayTimes r = session_->replayWithoutCache([this](int done, int all) {
+            emit compareProgress(done, all);
+            if (stop_.load() && done < all) throw Stopped{};
+        });
         emit comparedWithoutCache(QList<int>(r.tokens.begin(), r.tokens.end()),
                                   static_cast<int>(r.promptLength), r.prefillMs,
                                   QList<double>(r.stepMs.begin(), r.stepMs.end()));

@@ -181,25 +181,43 @@ void DecodeSession::reset() {
     backend_->truncateCache(0);
 }
 
-ReplayTimes DecodeSession::replayWithoutCache(std::shared_ptr<Backend> backend,
-                                              const std::function<void(int, int)>& progress) const {
+ReplayTimes DecodeSession::replayWithoutCache(const std::function<void(int, int)>& progress) {
     if (tokens_.empty()) throw Error("nothing to replay: decode some tokens first");
-    SessionOptions o;
-    o.useCache = false;
-    o.captureTrace = false;
-    o.topLogits = 0;
-    DecodeSession replay(std::move(backend), tokenizer_, o);
     ReplayTimes r;
+    r.tokens = tokens_;
     r.promptLength = promptLength_;
     const int total = static_cast<int>(tokens_.size() - promptLength_) + 1;
-    replay.prefillTokens(std::span<const int32_t>(tokens_.data(), promptLength_));
-    if (progress) progress(1, total);
-    for (size_t i = promptLength_; i < tokens_.size(); ++i) {
-        r.stepMs.push_back(replay.stepWith(tokens_[i]).hostMs);
-        if (progress) progress(static_cast<int>(r.stepMs.size()) + 1, total);
+    std::vector<float> scratch;
+    // Each pass starts from an empty cache and recomputes K and V of every token so far, on this
+    // session's own backend (one copy of the weights). The last pass leaves the cache holding all
+    // the tokens, as a cached session has it; a failure or a stop (progress may throw) rebuilds
+    // it in one pass.
+    auto pass = [&](size_t n) {
+        const auto t0 = std::chrono::steady_clock::now();
+        backend_->truncateCache(0);
+        backend_->forward(std::span<const int32_t>(tokens_.data(), n), false, scratch, nullptr);
+        return msSince(t0);
+    };
+    try {
+        r.prefillMs = pass(promptLength_);
+        if (progress) progress(1, total);
+        for (size_t i = promptLength_; i < tokens_.size(); ++i) {
+            r.stepMs.push_back(pass(i + 1));
+            if (progress) progress(static_cast<int>(r.stepMs.size()) + 1, total);
+        }
+        if (!options_.useCache) backend_->truncateCache(0);  // a recompute session keeps none
+    } catch (...) {
+        try {
+            backend_->truncateCache(0);
+            if (options_.useCache) backend_->forward(tokens_, false, scratch, nullptr);
+        } catch (const std::exception& again) {
+            reset();
+            throw Error(std::string("compare without cache failed and the cache could not be "
+                                    "rebuilt (") +
+                        again.what() + "), so the session was reset");
+        }
+        throw;
     }
-    r.tokens = replay.tokens();
-    r.prefillMs = replay.prefillMs();
     return r;
 }
 

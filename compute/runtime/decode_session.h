@@ -56,12 +56,12 @@ class DecodeSession {
     void rewind(size_t n);
     void reset();  // forget everything
 
-    // Replays this session's tokens (the same prompt in one pass, then the same generated tokens,
-    // forced) in recompute mode on `backend` (a fresh one of the same model: this session and its
-    // cache are left as they are), timing each step: what "compare without cache" draws.
-    // progress(done, total) is called after the prompt and after each step, if given.
-    ReplayTimes replayWithoutCache(std::shared_ptr<Backend> backend,
-                                   const std::function<void(int, int)>& progress = {}) const;
+    // Replays this session's tokens without the cache (the prompt in one pass, then each generated
+    // token by running the whole sequence so far again), timing each pass: what "compare without
+    // cache" draws. Runs on this session's own backend, so the weights are held once; afterwards
+    // tokens, cache and logits are as they were, also when a pass fails or progress throws (to
+    // stop it). progress(done, total) is called after the prompt and after each step, if given.
+    ReplayTimes replayWithoutCache(const std::function<void(int, int)>& progress = {});
 
     const std::vector<int32_t>& tokens() const { return tokens_; }
     size_t promptLength() const { return promptLength_; }

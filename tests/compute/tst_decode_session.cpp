@@ -119,6 +119,8 @@ class TstDecodeSession : public QObject {
         QTest::newRow("prefill") << "prefill";
         QTest::newRow("step") << "step";
         QTest::newRow("rewind") << "rewind";
+        QTest::newRow("compare without cache") << "compare";
+        QTest::newRow("compare, stopped") << "compare stopped";
     }
     void aFailingBackendLeavesTheSessionAsItWas() {
         QFETCH(QString, operation);
@@ -138,8 +140,24 @@ class TstDecodeSession : public QObject {
             QVERIFY_THROWS_EXCEPTION(Error, s.prefill("a different prompt"));
         else if (operation == "step")
             QVERIFY_THROWS_EXCEPTION(Error, s.step());
-        else
+        else if (operation == "rewind")
             QVERIFY_THROWS_EXCEPTION(Error, s.rewind(2));
+        else if (operation == "compare") {
+            failing->failOnCall(3);  // the second step's pass, after the prompt's and the first
+            QVERIFY_THROWS_EXCEPTION(Error, s.replayWithoutCache());
+        } else {
+            failing->failOnCall(1000);
+            struct Stop {};
+            bool stopped = false;
+            try {
+                s.replayWithoutCache([](int done, int) {
+                    if (done == 2) throw Stop{};
+                });
+            } catch (const Stop&) {
+                stopped = true;
+            }
+            QVERIFY(stopped);
+        }
         QCOMPARE(s.tokens(), tokens);
         QCOMPARE(s.promptLength(), prompt);
         QCOMPARE(failing->cacheUsed(), static_cast<int>(tokens.size()));
@@ -175,6 +193,39 @@ class TstDecodeSession : public QObject {
         QCOMPARE(failing->cacheUsed(), 0);
         s.prefill(kPrompt);  // usable again
         QVERIFY(!s.tokens().empty());
+    }
+
+    // Compare without cache runs on the session's own backend (the weights held once): every
+    // pass recomputes the whole sequence so far, and the session goes on afterwards as if it had
+    // not run, in both modes.
+    void replayWithoutCacheLeavesTheSessionAsItWas_data() {
+        QTest::addColumn<bool>("cache");
+        QTest::newRow("cached session") << true;
+        QTest::newRow("recompute session") << false;
+    }
+    void replayWithoutCacheLeavesTheSessionAsItWas() {
+        QFETCH(bool, cache);
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        DecodeSession s = makeSession(m, cache), control = makeSession(m, cache);
+        s.prefill(kPrompt);
+        control.prefill(kPrompt);
+        for (int i = 0; i < 4; ++i) QCOMPARE(s.step().token, control.step().token);
+        std::vector<std::pair<int, int>> calls;
+        const ReplayTimes r =
+            s.replayWithoutCache([&](int done, int total) { calls.emplace_back(done, total); });
+        QCOMPARE(r.tokens, s.tokens());
+        QCOMPARE(r.promptLength, s.promptLength());
+        QCOMPARE(r.stepMs.size(), size_t{4});
+        QCOMPARE(calls.size(), size_t{5});
+        QCOMPARE(calls.back(), std::make_pair(5, 5));
+        QCOMPARE(s.backend().cacheUsed(), cache ? static_cast<int>(s.tokens().size()) : 0);
+        QVERIFY(maxRelError(s.logits(), control.logits()) < kTol);
+        for (int i = 0; i < 3; ++i) {
+            const StepTrace a = s.step(), b = control.step();
+            QCOMPARE(a.token, b.token);
+            QVERIFY(maxRelError(a.k, b.k) < kTol);
+            QVERIFY(maxRelError(a.attn, b.attn) < kTol);
+        }
     }
 
     void prefillThenStepsEqualOneFullForward_data() { models_data(); }

@@ -53,7 +53,6 @@ QStringList exportableViewNames() {
 }
 
 void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSummary& summary,
-                const std::function<std::shared_ptr<Backend>()>& replayBackend,
                 const std::function<void(const QString&)>& written) {
     if (!QDir().mkpath(o.outDir) || !QFileInfo(o.outDir).isDir())
         throw Error("cannot create the output folder '" + o.outDir.toStdString() + "'");
@@ -109,7 +108,7 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
     for (size_t k = 0; k < widgets.size() && !o.frames; ++k) {
         auto* latency = dynamic_cast<LatencyChart*>(widgets[k].get());
         if (!latency) continue;
-        const ReplayTimes r = session.replayWithoutCache(replayBackend());
+        const ReplayTimes r = session.replayWithoutCache();
         latency->setComparison(QList<int>(r.tokens.begin(), r.tokens.end()),
                                static_cast<int>(r.promptLength), r.prefillMs,
                                QList<double>(r.stepMs.begin(), r.stepMs.end()));

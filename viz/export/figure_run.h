@@ -34,12 +34,10 @@ struct FigureRunOptions {
 // The views a figure run can write, in the order "all" writes them.
 QStringList exportableViewNames();
 
-// Runs it. `session` is fresh (nothing decoded); `replayBackend` makes a second backend for the
-// latency chart's replay without the cache. `written` is told each file as it is written.
+// Runs it. `session` is fresh (nothing decoded); the latency chart's replay without the cache
+// runs on its backend too. `written` is told each file as it is written.
 // Throws Error naming the file or folder at fault; files already there are never half-written.
 void runFigures(const FigureRunOptions& options, DecodeSession& session,
-                const ModelSummary& summary,
-                const std::function<std::shared_ptr<Backend>()>& replayBackend,
-                const std::function<void(const QString&)>& written);
+                const ModelSummary& summary, const std::function<void(const QString&)>& written);
 
 }  // namespace kvscope::viz

@@ -154,7 +154,7 @@ int runBench(const CliArgs& args) {
     const double weights =
         static_cast<double>(model->weightBytes()) -
         static_cast<double>(model->posEmbd.size() * sizeof(float)) -
-        (model->output.empty() ? 0.0 : static_cast<double>(model->tokEmbd.size() * sizeof(float)));
+        (model->output.empty() ? 0.0 : static_cast<double>(model->tokEmbd.bytes()));
     const double meanCache =
         static_cast<double>(c.kvBytesPerToken(sizeof(float))) * (promptTokens + steps / 2.0);
     const double bytesPerStep = weights + meanCache;

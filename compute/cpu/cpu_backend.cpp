@@ -51,9 +51,8 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
 
     // 1. token (and position) embeddings
     for (int i = 0; i < n; ++i) {
-        const float* te = m.tokEmbd.data() + static_cast<size_t>(tokens[i]) * E;
         float* xi = x.data() + static_cast<size_t>(i) * E;
-        std::memcpy(xi, te, sizeof(float) * E);
+        m.tokEmbd.dequantizeRows(tokens[static_cast<size_t>(i)], 1, xi);
         if (gpt2) {
             const float* pe = m.posEmbd.data() + static_cast<size_t>(p0 + i) * E;
             for (int j = 0; j < E; ++j) xi[j] += pe[j];
@@ -73,7 +72,12 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
         const LayerWeights& w = m.layers[static_cast<size_t>(l)];
         // 2. attention input: norm, then q, k, v of the new tokens in one product
         norm(h.data(), x.data(), w.attnNormW, w.attnNormB, n);
-        ops::matmul(qkv.data(), h.data(), w.wqkv.data(), bias(w.bqkv), n, E, R, pool_);
+        for (int part = 0, col = 0; part < static_cast<int>(w.qkv.size()); ++part) {
+            const WeightMatrix& wp = w.qkv[static_cast<size_t>(part)];
+            ops::matmul(qkv.data() + col, R, h.data(), wp, w.bqkv.empty() ? nullptr : w.bqkv.data() + col,
+                        n, pool_);
+            col += wp.rows();
+        }
         for (int i = 0; i < n; ++i) {
             float* qi = qkv.data() + static_cast<size_t>(i) * R;
             if (!gpt2)  // RoPE rotates queries and keys (not values) by their position
@@ -108,18 +112,18 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
                             a.data(), sizeof(float) * t);
         });
         // 5. output projection and residual
-        ops::matmul(tmp.data(), att.data(), w.wo.data(), bias(w.bo), n, Q, E, pool_);
+        ops::matmul(tmp.data(), E, att.data(), w.wo, bias(w.bo), n, pool_);
         for (size_t j = 0; j < N * E; ++j) x[j] += tmp[j];
         // 6. MLP and residual
         norm(h.data(), x.data(), w.ffnNormW, w.ffnNormB, n);
-        ops::matmul(up.data(), h.data(), w.wUp.data(), bias(w.bUp), n, E, F, pool_);
+        ops::matmul(up.data(), F, h.data(), w.wUp, bias(w.bUp), n, pool_);
         if (gpt2) {
             ops::geluTanh(up.data(), up.size());
-            ops::matmul(tmp.data(), up.data(), w.wDown.data(), bias(w.bDown), n, F, E, pool_);
+            ops::matmul(tmp.data(), E, up.data(), w.wDown, bias(w.bDown), n, pool_);
         } else {
-            ops::matmul(gate.data(), h.data(), w.wGate.data(), nullptr, n, E, F, pool_);
+            ops::matmul(gate.data(), F, h.data(), w.wGate, nullptr, n, pool_);
             ops::swiglu(gate.data(), up.data(), gate.size());
-            ops::matmul(tmp.data(), gate.data(), w.wDown.data(), nullptr, n, F, E, pool_);
+            ops::matmul(tmp.data(), E, gate.data(), w.wDown, nullptr, n, pool_);
         }
         for (size_t j = 0; j < N * E; ++j) x[j] += tmp[j];
     }
@@ -130,7 +134,7 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
     const float* xr = x.data() + static_cast<size_t>(n - rows) * E;
     norm(h.data(), xr, m.outNormW, m.outNormB, rows);
     logits.resize(static_cast<size_t>(rows) * c.nVocab);
-    ops::matmul(logits.data(), h.data(), m.outputWeights(), nullptr, rows, E, c.nVocab, pool_);
+    ops::matmul(logits.data(), c.nVocab, h.data(), m.outputWeights(), nullptr, rows, pool_);
 }
 
 void CpuBackend::doAttentionMatrix(int layer, int head, std::span<const float> queries,

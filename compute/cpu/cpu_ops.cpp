@@ -5,6 +5,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace kvscope::ops {
 namespace {
@@ -33,6 +34,37 @@ void matmul(float* out, const float* in, const float* w, const float* bias, int 
         } else {
             O.noalias() = X * W.transpose();
         }
+        if (bias) O.rowwise() += Eigen::Map<const RowVec>(bias + r0, r1 - r0);
+    });
+}
+
+void matmul(float* out, int ldOut, const float* in, const WeightMatrix& w, const float* bias,
+            int n, ThreadPool& pool) {
+    const int outDim = w.rows(), inDim = w.cols();
+    if (const float* f = w.f32(); f && ldOut == outDim) {
+        matmul(out, in, f, bias, n, inDim, outDim, pool);
+        return;
+    }
+    int rows = 64;
+    if (n > 1) rows = std::max(64, outDim / static_cast<int>(pool.size() * 2));
+    const int chunks = (outDim + rows - 1) / rows;
+    pool.parallelFor(static_cast<size_t>(chunks), [&](size_t c) {
+        const int r0 = static_cast<int>(c) * rows;
+        const int r1 = std::min(outDim, r0 + rows);
+        thread_local std::vector<float> buffer;
+        const float* wf = w.f32();
+        if (wf) {
+            wf += static_cast<size_t>(r0) * inDim;
+        } else {
+            buffer.resize(static_cast<size_t>(r1 - r0) * inDim);
+            w.dequantizeRows(r0, r1 - r0, buffer.data());
+            wf = buffer.data();
+        }
+        Eigen::Map<const RowMat> W(wf, r1 - r0, inDim);
+        Eigen::Map<const RowMat> X(in, n, inDim);
+        Eigen::Map<RowMat, 0, Eigen::OuterStride<>> O(out + r0, n, r1 - r0,
+                                                      Eigen::OuterStride<>(ldOut));
+        O.noalias() = X * W.transpose();
         if (bias) O.rowwise() += Eigen::Map<const RowVec>(bias + r0, r1 - r0);
     });
 }

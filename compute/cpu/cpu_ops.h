@@ -4,6 +4,7 @@
 #pragma once
 
 #include "core/thread_pool.h"
+#include "model/weights.h"
 
 namespace kvscope::ops {
 
@@ -11,6 +12,13 @@ namespace kvscope::ops {
 // Rows of w are split across the pool: for n = 1 this is a memory-bound GEMV.
 void matmul(float* out, const float* in, const float* w, const float* bias, int n, int inDim,
             int outDim, ThreadPool& pool);
+
+// The same for a weight matrix in any of the file's types: out (n, ldOut) gets w.rows() columns
+// from column 0, out[i][r] = in[i] · row r of w + bias[r]. F32 goes through Eigen; other types
+// are dequantized inside the dot product for n = 1 (the memory-bound decode step) and a chunk of
+// rows at a time into float32 for a batch (prefill), never the whole matrix.
+void matmul(float* out, int ldOut, const float* in, const WeightMatrix& w, const float* bias,
+            int n, ThreadPool& pool);
 
 // out (n, dim) = LayerNorm(x) · w + b, per row.
 void layerNorm(float* out, const float* x, const float* w, const float* b, int n, int dim,

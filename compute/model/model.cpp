@@ -1,7 +1,10 @@
 // Model loading: metadata to ModelConfig, tensors to float32 with their shapes checked.
 #include "model/model.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <map>
 
 #include "core/error.h"
 #include "gguf/dequant.h"
@@ -26,34 +29,71 @@ int hyper(const GgufFile& f, const std::string& arch, const std::string& key, ui
     return static_cast<int>(v);
 }
 
+// The types a weight matrix may have. (Interim: the four that gguf/dequant.h converts today.)
+bool readableWeightType(TensorType t) {
+    return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16 ||
+           t == TensorType::Q8_0;
+}
+std::string supportedWeightTypesText() {
+    std::string s;
+    for (uint32_t i = 0; i < 64; ++i)
+        if (readableWeightType(static_cast<TensorType>(i)))
+        {
+            if (!s.empty()) s += ", ";
+            s += typeName(static_cast<TensorType>(i));
+        }
+    return s;
+}
+
 class Loader {
   public:
-    explicit Loader(const GgufFile& f) : f_(f) {}
+    explicit Loader(std::shared_ptr<const GgufFile> f) : f_(std::move(f)) {}
 
-    // The tensor `name` as float32; its ne must equal `ne` (ggml order).
-    std::vector<float> tensor(const std::string& name, std::vector<uint64_t> ne) const {
-        const GgufTensorInfo* t = f_.findTensor(name);
-        if (!t) throw Error(f_.path() + ": tensor '" + name + "' is missing");
+    // The tensor `name`, whose ne must equal `ne` (ggml order), checked and found.
+    const GgufTensorInfo& find(const std::string& name, const std::vector<uint64_t>& ne) const {
+        const GgufTensorInfo* t = f_->findTensor(name);
+        if (!t) throw Error(f_->path() + ": tensor '" + name + "' is missing");
         if (t->ne != ne)
-            throw Error(f_.path() + ": tensor '" + name + "' has shape " + shapeText(t->ne) +
+            throw Error(f_->path() + ": tensor '" + name + "' has shape " + shapeText(t->ne) +
                         ", expected " + shapeText(ne) + " from the metadata");
+        return *t;
+    }
+
+    // A small tensor (norm weights, biases, positions) as float32.
+    std::vector<float> floats(const std::string& name, std::vector<uint64_t> ne) const {
+        const GgufTensorInfo& t = find(name, ne);
         try {
-            return toFloat(t->type, f_.tensorData(*t), t->elements(), name);
+            return toFloat(t.type, f_->tensorData(t), t.elements(), name);
         } catch (const Error& e) {
-            throw Error(f_.path() + ": loading " + name + ": " + e.what());
+            throw Error(f_->path() + ": loading " + name + ": " + e.what());
         }
     }
-    std::vector<float> optional(const std::string& name, std::vector<uint64_t> ne) const {
-        return f_.findTensor(name) ? tensor(name, std::move(ne)) : std::vector<float>{};
+
+    // A matrix of ne = [cols, rows], kept in the file's type as a view into the file.
+    WeightMatrix matrix(const std::string& name, std::vector<uint64_t> ne) const {
+        const GgufTensorInfo& t = find(name, ne);
+        if (!readableWeightType(t.type))
+            throw Error(f_->path() + ": loading " + name + ": tensor '" + name + "' has type " +
+                        typeName(t.type) + "; KVScope reads " + supportedWeightTypesText());
+        try {
+            WeightMatrix w(t.type, static_cast<int>(ne[1]), static_cast<int>(ne[0]),
+                           f_->tensorData(t).data(), f_);
+            // A float32 tensor at an offset that is not a multiple of 4 (general.alignment
+            // 1 or 2) cannot be read in place: copy it.
+            if (t.type == TensorType::F32 && !w.f32())
+                return WeightMatrix::fromFloats(w.toFloats(), w.rows(), w.cols());
+            return w;
+        } catch (const Error& e) {
+            throw Error(f_->path() + ": loading " + name + ": " + e.what());
+        }
+    }
+    WeightMatrix optionalMatrix(const std::string& name, std::vector<uint64_t> ne) const {
+        return f_->findTensor(name) ? matrix(name, std::move(ne)) : WeightMatrix{};
     }
 
   private:
-    const GgufFile& f_;
+    std::shared_ptr<const GgufFile> f_;
 };
-
-void append(std::vector<float>& dst, const std::vector<float>& src) {
-    dst.insert(dst.end(), src.begin(), src.end());
-}
 
 }  // namespace
 
@@ -61,7 +101,9 @@ Model Model::load(const std::string& path) {
     return fromGguf(GgufFile::open(path));
 }
 
-Model Model::fromGguf(const GgufFile& f) {
+Model Model::fromGguf(GgufFile file) {
+    auto shared = std::make_shared<const GgufFile>(std::move(file));
+    const GgufFile& f = *shared;
     const std::string arch = f.requireString("general.architecture");
     ModelConfig c;
     c.archName = arch;
@@ -109,53 +151,109 @@ Model Model::fromGguf(const GgufFile& f) {
     if (c.addBos && !tok.bos())
         throw Error(f.path() + ": tokenizer.ggml.add_bos_token is set but there is no BOS token");
 
-    Model m{std::move(tok), c, f.path(), {}, {}, {}, {}, {}, {}};
-    const Loader L(f);
+    Model m{.tokenizer = std::move(tok),
+            .config = c,
+            .path = f.path(),
+            .file = shared,
+            .tokEmbd = {},
+            .posEmbd = {},
+            .layers = {},
+            .outNormW = {},
+            .outNormB = {},
+            .output = {}};
+    const Loader L(shared);
     const auto E = static_cast<uint64_t>(c.nEmbd), V = static_cast<uint64_t>(c.nVocab),
                F = static_cast<uint64_t>(c.nFf), Q = static_cast<uint64_t>(c.nHead * c.headDim),
                KV = static_cast<uint64_t>(c.nHeadKv * c.headDim);
     const bool gpt2 = c.arch == Arch::Gpt2;
 
-    m.tokEmbd = L.tensor("token_embd.weight", {E, V});
-    if (gpt2) m.posEmbd = L.tensor("position_embd.weight", {E, static_cast<uint64_t>(c.nCtx)});
-    m.outNormW = L.tensor("output_norm.weight", {E});
-    if (gpt2) m.outNormB = L.tensor("output_norm.bias", {E});
-    m.output = L.optional("output.weight", {E, V});
+    m.tokEmbd = L.matrix("token_embd.weight", {E, V});
+    if (gpt2) m.posEmbd = L.floats("position_embd.weight", {E, static_cast<uint64_t>(c.nCtx)});
+    m.outNormW = L.floats("output_norm.weight", {E});
+    if (gpt2) m.outNormB = L.floats("output_norm.bias", {E});
+    m.output = L.optionalMatrix("output.weight", {E, V});
 
     m.layers.resize(static_cast<size_t>(c.nLayer));
     for (int i = 0; i < c.nLayer; ++i) {
         const std::string p = "blk." + std::to_string(i) + ".";
         LayerWeights& w = m.layers[static_cast<size_t>(i)];
-        w.attnNormW = L.tensor(p + "attn_norm.weight", {E});
-        w.ffnNormW = L.tensor(p + "ffn_norm.weight", {E});
-        w.wo = L.tensor(p + "attn_output.weight", {Q, E});
-        w.wUp = L.tensor(p + "ffn_up.weight", {E, F});
-        w.wDown = L.tensor(p + "ffn_down.weight", {F, E});
+        w.attnNormW = L.floats(p + "attn_norm.weight", {E});
+        w.ffnNormW = L.floats(p + "ffn_norm.weight", {E});
+        w.wo = L.matrix(p + "attn_output.weight", {Q, E});
+        w.wUp = L.matrix(p + "ffn_up.weight", {E, F});
+        w.wDown = L.matrix(p + "ffn_down.weight", {F, E});
         if (gpt2) {
-            w.attnNormB = L.tensor(p + "attn_norm.bias", {E});
-            w.ffnNormB = L.tensor(p + "ffn_norm.bias", {E});
-            w.wqkv = L.tensor(p + "attn_qkv.weight", {E, Q + 2 * KV});
-            w.bqkv = L.tensor(p + "attn_qkv.bias", {Q + 2 * KV});
-            w.bo = L.tensor(p + "attn_output.bias", {E});
-            w.bUp = L.tensor(p + "ffn_up.bias", {F});
-            w.bDown = L.tensor(p + "ffn_down.bias", {E});
+            w.attnNormB = L.floats(p + "attn_norm.bias", {E});
+            w.ffnNormB = L.floats(p + "ffn_norm.bias", {E});
+            w.qkv.push_back(L.matrix(p + "attn_qkv.weight", {E, Q + 2 * KV}));
+            w.bqkv = L.floats(p + "attn_qkv.bias", {Q + 2 * KV});
+            w.bo = L.floats(p + "attn_output.bias", {E});
+            w.bUp = L.floats(p + "ffn_up.bias", {F});
+            w.bDown = L.floats(p + "ffn_down.bias", {E});
         } else {
-            w.wqkv = L.tensor(p + "attn_q.weight", {E, Q});
-            append(w.wqkv, L.tensor(p + "attn_k.weight", {E, KV}));
-            append(w.wqkv, L.tensor(p + "attn_v.weight", {E, KV}));
-            w.wGate = L.tensor(p + "ffn_gate.weight", {E, F});
+            w.qkv.push_back(L.matrix(p + "attn_q.weight", {E, Q}));
+            w.qkv.push_back(L.matrix(p + "attn_k.weight", {E, KV}));
+            w.qkv.push_back(L.matrix(p + "attn_v.weight", {E, KV}));
+            w.wGate = L.matrix(p + "ffn_gate.weight", {E, F});
         }
     }
     return m;
 }
 
+namespace {
+// Calls f(matrix) for every weight matrix of the model.
+template <typename F>
+void forEachMatrix(const Model& m, F f) {
+    f(m.tokEmbd);
+    f(m.output);
+    for (const LayerWeights& w : m.layers) {
+        for (const WeightMatrix& part : w.qkv) f(part);
+        f(w.wo);
+        f(w.wUp);
+        f(w.wGate);
+        f(w.wDown);
+    }
+}
+}  // namespace
+
 size_t Model::parameterCount() const {
-    size_t n = tokEmbd.size() + posEmbd.size() + outNormW.size() + outNormB.size() + output.size();
+    size_t n = posEmbd.size() + outNormW.size() + outNormB.size();
+    forEachMatrix(*this, [&](const WeightMatrix& w) { n += w.elements(); });
     for (const LayerWeights& w : layers)
-        n += w.attnNormW.size() + w.attnNormB.size() + w.wqkv.size() + w.bqkv.size() + w.wo.size() +
-             w.bo.size() + w.ffnNormW.size() + w.ffnNormB.size() + w.wUp.size() + w.bUp.size() +
-             w.wGate.size() + w.wDown.size() + w.bDown.size();
+        n += w.attnNormW.size() + w.attnNormB.size() + w.bqkv.size() + w.bo.size() +
+             w.ffnNormW.size() + w.ffnNormB.size() + w.bUp.size() + w.bDown.size();
     return n;
+}
+
+size_t Model::weightBytes() const {
+    size_t n = (parameterCount()) * sizeof(float);
+    forEachMatrix(*this, [&](const WeightMatrix& w) { n += w.bytes() - w.elements() * sizeof(float); });
+    return n;
+}
+
+std::string Model::weightTypesSummary() const {
+    std::map<std::string, size_t> bytes;
+    size_t total = 0;
+    forEachMatrix(*this, [&](const WeightMatrix& w) {
+        if (w.empty()) return;
+        bytes[typeName(w.type())] += w.bytes();
+        total += w.bytes();
+    });
+    std::vector<std::pair<size_t, std::string>> order;
+    for (const auto& [name, b] : bytes) order.emplace_back(b, name);
+    std::sort(order.rbegin(), order.rend());
+    std::string s;
+    for (const auto& [b, name] : order) {
+        if (!s.empty()) s += ", ";
+        s += name;
+        if (order.size() > 1) {
+            const double percent = 100.0 * static_cast<double>(b) / static_cast<double>(total);
+            s += ' ';
+            s += std::to_string(std::lround(percent));
+            s += '%';
+        }
+    }
+    return s;
 }
 
 }  // namespace kvscope

@@ -1,4 +1,4 @@
-// Model: the configuration, host weights (float32) and tokenizer of a GGUF model.
+// Model: the configuration, weights (in the file's types) and tokenizer of a GGUF model.
 // Architectures: "gpt2" (learned positions, LayerNorm, fused QKV, GELU tanh) and "llama"
 // (RMSNorm, RoPE on adjacent pairs, grouped-query attention, SwiGLU).
 // GGUF lists dimension 0 (the contiguous one) first; here every matrix is row-major with the
@@ -6,9 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "model/weights.h"
 #include "text/tokenizer.h"
 
 namespace kvscope {
@@ -48,35 +50,46 @@ struct ModelConfig {
     int kvHeadOf(int h) const { return h / (nHead / nHeadKv); }
 };
 
+// Matrices stay in the file's type (WeightMatrix); norm weights and biases are small and float32.
 struct LayerWeights {
     std::vector<float> attnNormW, attnNormB;  // (n_embd); B only for gpt2
-    std::vector<float> wqkv;    // (n_head*hd + 2*n_head_kv*hd, n_embd): rows of Q, then K, then V
-    std::vector<float> bqkv;    // (same rows) gpt2 only
-    std::vector<float> wo, bo;  // (n_embd, n_head*hd), (n_embd) bo gpt2 only
+    // Q, K and V rows stacked in this order: (n_head*hd + 2*n_head_kv*hd, n_embd) in all. gpt2
+    // stores them fused (one matrix); llama in three tensors that may differ in type.
+    std::vector<WeightMatrix> qkv;
+    std::vector<float> bqkv;  // (qkv rows) gpt2 only
+    WeightMatrix wo;          // (n_embd, n_head*hd)
+    std::vector<float> bo;    // (n_embd) gpt2 only
     std::vector<float> ffnNormW, ffnNormB;  // (n_embd)
-    std::vector<float> wUp, bUp;            // (n_ff, n_embd), (n_ff) bUp gpt2 only
-    std::vector<float> wGate;               // (n_ff, n_embd) llama only
-    std::vector<float> wDown, bDown;        // (n_embd, n_ff), (n_embd) bDown gpt2 only
+    WeightMatrix wUp;                       // (n_ff, n_embd)
+    std::vector<float> bUp;                 // (n_ff) gpt2 only
+    WeightMatrix wGate;                     // (n_ff, n_embd) llama only
+    WeightMatrix wDown;                     // (n_embd, n_ff)
+    std::vector<float> bDown;               // (n_embd) gpt2 only
 };
 
 struct Model {
     Tokenizer tokenizer;
     ModelConfig config;
     std::string path;
-    std::vector<float> tokEmbd;  // (n_vocab, n_embd)
-    std::vector<float> posEmbd;  // (n_ctx, n_embd) gpt2 only
+    std::shared_ptr<const GgufFile> file;  // the mapped file the weight views point into
+    WeightMatrix tokEmbd;                  // (n_vocab, n_embd)
+    std::vector<float> posEmbd;            // (n_ctx, n_embd) gpt2 only
     std::vector<LayerWeights> layers;
     std::vector<float> outNormW, outNormB;  // (n_embd); B gpt2 only
-    std::vector<float> output;              // (n_vocab, n_embd); empty: tied to tokEmbd
+    WeightMatrix output;                    // (n_vocab, n_embd); empty: tied to tokEmbd
 
     // Loads and checks every tensor against the metadata. Throws Error naming the file and the
-    // tensor or key at fault ("loading blk.3.attn_qkv.weight: ...").
+    // tensor or key at fault ("loading blk.3.attn_qkv.weight: ..."). The matrices stay views into
+    // the mapped file: loading reads the header, not the weights.
     static Model load(const std::string& path);
-    static Model fromGguf(const GgufFile& file);
+    static Model fromGguf(GgufFile file);
 
-    const float* outputWeights() const { return output.empty() ? tokEmbd.data() : output.data(); }
+    const WeightMatrix& outputWeights() const { return output.empty() ? tokEmbd : output; }
     size_t parameterCount() const;
-    size_t weightBytes() const { return parameterCount() * sizeof(float); }
+    // Bytes the weights take as stored (quantized matrices at their block size).
+    size_t weightBytes() const;
+    // The tensor types of the matrices, most bytes first ("Q4_K 71%, Q6_K 29%").
+    std::string weightTypesSummary() const;
 };
 
 }  // namespace kvscope

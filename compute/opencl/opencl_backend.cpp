@@ -90,6 +90,8 @@ struct OpenClBackend::Impl {
 
     void checkMemory() const;
     Buffer upload(const std::vector<float>& v, const char* what) const;
+    // A weight matrix (or Q, K and V stacked) converted once to float32 on the way up.
+    Buffer upload(std::span<const WeightMatrix> parts, const char* what) const;
     void uploadWeights();
     void makeKernels();
     void ensureScratch(int n, size_t attnFloats, int logitRows);
@@ -149,14 +151,27 @@ Buffer OpenClBackend::Impl::upload(const std::vector<float>& v, const char* what
     return Buffer(dev.context(), bytes, CL_MEM_READ_ONLY, v.data());
 }
 
+Buffer OpenClBackend::Impl::upload(std::span<const WeightMatrix> parts, const char* what) const {
+    size_t count = 0;
+    for (const WeightMatrix& w : parts) count += w.elements();
+    if (count == 0) return {};
+    std::vector<float> v(count);
+    size_t at = 0;
+    for (const WeightMatrix& w : parts) {
+        w.dequantizeRows(0, w.rows(), v.data() + at);
+        at += w.elements();
+    }
+    return upload(v, what);
+}
+
 void OpenClBackend::Impl::uploadWeights() {
     const Model& m = *model;
     const ModelConfig& c = cfg();
-    tokEmbd = upload(m.tokEmbd, "token_embd");
+    tokEmbd = upload(std::span(&m.tokEmbd, 1), "token_embd");
     posEmbd = upload(m.posEmbd, "position_embd");
     outNormW = upload(m.outNormW, "output_norm");
     outNormB = upload(m.outNormB, "output_norm bias");
-    output = upload(m.output, "output");
+    output = upload(std::span(&m.output, 1), "output");
     layers.resize(static_cast<size_t>(c.nLayer));
     const size_t cacheBytes = static_cast<size_t>(c.nHeadKv) * c.nCtx * c.headDim * sizeof(float);
     for (size_t l = 0; l < layers.size(); ++l) {
@@ -164,16 +179,16 @@ void OpenClBackend::Impl::uploadWeights() {
         LayerBuffers& b = layers[l];
         b.attnNormW = upload(w.attnNormW, "attn_norm");
         b.attnNormB = upload(w.attnNormB, "attn_norm bias");
-        b.wqkv = upload(w.wqkv, "attn_qkv");
+        b.wqkv = upload(w.qkv, "attn_qkv");
         b.bqkv = upload(w.bqkv, "attn_qkv bias");
-        b.wo = upload(w.wo, "attn_output");
+        b.wo = upload(std::span(&w.wo, 1), "attn_output");
         b.bo = upload(w.bo, "attn_output bias");
         b.ffnNormW = upload(w.ffnNormW, "ffn_norm");
         b.ffnNormB = upload(w.ffnNormB, "ffn_norm bias");
-        b.wUp = upload(w.wUp, "ffn_up");
+        b.wUp = upload(std::span(&w.wUp, 1), "ffn_up");
         b.bUp = upload(w.bUp, "ffn_up bias");
-        b.wGate = upload(w.wGate, "ffn_gate");
-        b.wDown = upload(w.wDown, "ffn_down");
+        b.wGate = upload(std::span(&w.wGate, 1), "ffn_gate");
+        b.wDown = upload(std::span(&w.wDown, 1), "ffn_down");
         b.bDown = upload(w.bDown, "ffn_down bias");
         b.k = Buffer(dev.context(), cacheBytes, CL_MEM_READ_WRITE);
         b.v = Buffer(dev.context(), cacheBytes, CL_MEM_READ_WRITE);

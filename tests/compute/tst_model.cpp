@@ -38,18 +38,23 @@ class TstModel : public QObject {
         // grouped heads in order: 0,1 -> 0 and 2,3 -> 1
         QCOMPARE(m.config.kvHeadOf(1), 0);
         QCOMPARE(m.config.kvHeadOf(2), 1);
-        // fused rows: 4 query heads + 2 key heads + 2 value heads of 8
-        QCOMPARE(m.layers[0].wqkv.size(), size_t{(4 + 2 + 2) * 8 * 32});
+        // stacked rows: 4 query heads, then 2 key heads, then 2 value heads of 8
+        const std::vector<WeightMatrix>& qkv = m.layers[0].qkv;
+        QCOMPARE(qkv.size(), size_t{3});
+        QCOMPARE(qkv[0].rows(), 4 * 8);
+        QCOMPARE(qkv[1].rows(), 2 * 8);
+        QCOMPARE(qkv[2].rows(), 2 * 8);
+        for (const WeightMatrix& w : qkv) QCOMPARE(w.cols(), 32);
         QVERIFY(m.output.empty());
-        QCOMPARE(m.outputWeights(), m.tokEmbd.data());
+        QCOMPARE(m.outputWeights().data(), m.tokEmbd.data());
     }
 
     void untiedOutputIsUsed() {
         RandomModelSpec s = fixtures::gpt2Spec();
         s.tiedOutput = false;
         const Model m = load(randomModel(s));
-        QCOMPARE(m.output.size(), m.tokEmbd.size());
-        QCOMPARE(m.outputWeights(), m.output.data());
+        QCOMPARE(m.output.elements(), m.tokEmbd.elements());
+        QCOMPARE(m.outputWeights().data(), m.output.data());
     }
 
     void badModelsAreRefusedWithTheirFault_data() {

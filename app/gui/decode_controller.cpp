@@ -155,7 +155,8 @@ void DecodeController::stepBack() {
     try {
         session_->rewind(1);
         emit steppedBack(static_cast<int>(session_->tokens().size()),
-                         static_cast<qulonglong>(session_->kvBytes()));
+                         static_cast<qulonglong>(session_->kvBytes()),
+                         static_cast<qulonglong>(session_->kvAllocatedBytes()));
     } catch (const std::exception& e) {
         emit failed(QString("Step back: ") + QString::fromUtf8(e.what()));
     }

@@ -58,7 +58,7 @@ class DecodeController : public QObject {
                    const QString& prompt);
     void stepped(const kvscope::StepTrace& trace);
     // remaining tokens, and the bytes of K and V the backend's cache holds now (measured).
-    void steppedBack(int remaining, qulonglong kvBytes);
+    void steppedBack(int remaining, qulonglong kvBytes, qulonglong kvAllocatedBytes);
     void wasReset();
     void failed(const QString& message);
     // labels[i] names a backend the window can offer, specs[i] is what setBackend takes,

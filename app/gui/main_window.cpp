@@ -369,8 +369,9 @@ void MainWindow::connectController() {
         statusBar()->showMessage(tr("Comparison stopped: nothing was drawn"), 5000);
     });
     connect(controller_, &DecodeController::steppedBack, this,
-            [this](int remaining, qulonglong kvBytes) {
-                store_->truncate(remaining, static_cast<size_t>(kvBytes));
+            [this](int remaining, qulonglong kvBytes, qulonglong kvAllocated) {
+                store_->truncate(remaining, static_cast<size_t>(kvBytes),
+                                 static_cast<size_t>(kvAllocated));
             });
     connect(controller_, &DecodeController::wasReset, this, [this] {
         decodedPrompt_.clear();

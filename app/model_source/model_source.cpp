@@ -47,6 +47,7 @@ viz::ModelSummary summarize(const Model& model, const Backend& backend, const QS
     s.weightBytes = model.weightBytes();
     s.kvBytesPerToken = backend.cacheBytesPerToken();
     s.cacheAllocatedBytes = backend.cacheAllocatedBytes();
+    s.cacheBlockTokens = backend.cacheBlockTokens();
     s.backend = QString::fromStdString(backend.name());
     s.device = QString::fromStdString(backend.deviceName());
     s.backendNote = QString::fromStdString(note);

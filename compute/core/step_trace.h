@@ -28,8 +28,9 @@ struct StepTrace {
     // Empty for prompt tokens.
     std::vector<std::pair<int32_t, float>> top;
 
-    double hostMs = 0;     // wall time of this step (for prompt tokens: the whole prefill)
-    size_t kvBytes = 0;    // bytes of K and V the cache holds after this step
+    double hostMs = 0;            // wall time of this step (for prompt tokens: the whole prefill)
+    size_t kvBytes = 0;           // bytes of K and V the cache holds after this step
+    size_t kvAllocatedBytes = 0;  // bytes the cache has allocated after it (whole blocks)
     double deviceMs = -1;  // the device's own time for it (OpenCL profiling); < 0: not measured
 
     // A trace for `token` at `position` with q, k, v and attention rows sized for the shapes

@@ -3,7 +3,7 @@
 
 #include <Eigen/Core>
 
-#include <cassert>
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <thread>
@@ -13,11 +13,43 @@
 
 namespace kvscope {
 
-CpuBackend::CpuBackend(std::shared_ptr<const Model> model, ThreadPool& pool)
+CpuBackend::CpuBackend(std::shared_ptr<const Model> model, ThreadPool& pool, KvCacheOptions cache)
     : model_(std::move(model)),
       pool_(pool),
       cache_(model_->config.nLayer, model_->config.nHeadKv, model_->config.nCtx,
-             model_->config.headDim) {}
+             model_->config.headDim, cache) {}
+
+namespace {
+
+// One query's attention over the first t cached positions of (layer, kvHead), block by block:
+//   a (t) = softmax(K · q / sqrt(head_dim)),  out (head_dim) = Σ_j a_j · V_j
+void attendCached(float* out, float* a, const float* q, const KvCache& cache, int layer, int kvHead,
+                  int t) {
+    using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const int hd = cache.headDim(), B = cache.blockTokens();
+    thread_local std::vector<float> scratch;
+    scratch.resize(static_cast<size_t>(B) * hd);
+    Eigen::Map<const Eigen::VectorXf> qv(q, hd);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+    const int blocks = (t + B - 1) / B;
+    for (int b = 0; b < blocks; ++b) {
+        const int rows = std::min(B, t - b * B);
+        Eigen::Map<const RowMat> K(cache.keyBlock(layer, kvHead, b, scratch.data()), rows, hd);
+        Eigen::Map<Eigen::VectorXf>(a + static_cast<size_t>(b) * B, rows).noalias() =
+            (K * qv) * scale;
+    }
+    ops::softmax(a, t);
+    Eigen::Map<Eigen::VectorXf> o(out, hd);
+    o.setZero();
+    for (int b = 0; b < blocks; ++b) {
+        const int rows = std::min(B, t - b * B);
+        Eigen::Map<const RowMat> V(cache.valueBlock(layer, kvHead, b, scratch.data()), rows, hd);
+        o.noalias() +=
+            V.transpose() * Eigen::Map<const Eigen::VectorXf>(a + static_cast<size_t>(b) * B, rows);
+    }
+}
+
+}  // namespace
 
 std::string CpuBackend::deviceName() const {
     return "CPU (Eigen, " + std::to_string(pool_.size()) + " threads)";
@@ -30,7 +62,9 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
     const ModelConfig& c = m.config;
     const int n = static_cast<int>(tokens.size());
     const int p0 = cache_.used();
-    (void)p0;  // n, positions and ids were checked by Backend::forward
+    // n, positions and ids were checked by Backend::forward; room for the new rows comes first,
+    // so that a cache that cannot grow fails before anything changed.
+    cache_.reserve(p0 + n);
 
     const int E = c.nEmbd, hd = c.headDim, H = c.nHead, Hkv = c.nHeadKv, F = c.nFf;
     const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows();
@@ -74,8 +108,8 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
         norm(h.data(), x.data(), w.attnNormW, w.attnNormB, n);
         for (int part = 0, col = 0; part < static_cast<int>(w.qkv.size()); ++part) {
             const WeightMatrix& wp = w.qkv[static_cast<size_t>(part)];
-            ops::matmul(qkv.data() + col, R, h.data(), wp, w.bqkv.empty() ? nullptr : w.bqkv.data() + col,
-                        n, pool_);
+            ops::matmul(qkv.data() + col, R, h.data(), wp,
+                        w.bqkv.empty() ? nullptr : w.bqkv.data() + col, n, pool_);
             col += wp.rows();
         }
         for (int i = 0; i < n; ++i) {
@@ -84,12 +118,8 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
                 for (int hh = 0; hh < H + Hkv; ++hh)
                     ops::ropeAdjacent(qi + hh * hd, hd, p0 + i, c.ropeFreqBase);
             // 3. append the new key and value rows to the cache
-            for (int g = 0; g < Hkv; ++g) {
-                std::memcpy(cache_.keys(l, g) + static_cast<size_t>(p0 + i) * hd, qi + Q + g * hd,
-                            sizeof(float) * hd);
-                std::memcpy(cache_.values(l, g) + static_cast<size_t>(p0 + i) * hd,
-                            qi + Q + KV + g * hd, sizeof(float) * hd);
-            }
+            for (int g = 0; g < Hkv; ++g)
+                cache_.write(l, g, p0 + i, qi + Q + g * hd, qi + Q + KV + g * hd);
             if (traces && i >= t0) {
                 StepTrace& s = trace0[i - t0];
                 std::memcpy(s.q.data() + static_cast<size_t>(l) * Q, qi, sizeof(float) * Q);
@@ -104,9 +134,8 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
             const int g = c.kvHeadOf(hh), t = p0 + i + 1;
             thread_local std::vector<float> a;
             a.resize(static_cast<size_t>(t));
-            ops::attendOne(att.data() + static_cast<size_t>(i) * Q + hh * hd, a.data(),
-                           qkv.data() + static_cast<size_t>(i) * R + hh * hd, cache_.keys(l, g),
-                           cache_.values(l, g), t, hd);
+            attendCached(att.data() + static_cast<size_t>(i) * Q + hh * hd, a.data(),
+                         qkv.data() + static_cast<size_t>(i) * R + hh * hd, cache_, l, g, t);
             if (traces && i >= t0)
                 std::memcpy(trace0[i - t0].attn.data() + (static_cast<size_t>(l) * H + hh) * t,
                             a.data(), sizeof(float) * t);
@@ -144,10 +173,17 @@ void CpuBackend::doAttentionMatrix(int layer, int head, std::span<const float> q
     const int t = static_cast<int>(queries.size()) / hd;
     using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     out.resize(static_cast<size_t>(t) * t);
-    // 1. scores (t, t) = Q (t, hd) · Kᵀ, 2. causal softmax of each row
-    Eigen::Map<const RowMat> Q(queries.data(), t, hd),
-        K(cache_.keys(layer, c.kvHeadOf(head)), t, hd);
-    Eigen::Map<RowMat>(out.data(), t, t).noalias() = Q * K.transpose();
+    // 1. scores (t, t) = Q (t, hd) · Kᵀ, block by block of the cache, 2. causal softmax of rows
+    Eigen::Map<const RowMat> Q(queries.data(), t, hd);
+    Eigen::Map<RowMat> S(out.data(), t, t);
+    const int B = cache_.blockTokens();
+    std::vector<float> scratch(static_cast<size_t>(B) * hd);
+    for (int b = 0; b * B < t; ++b) {
+        const int rows = std::min(B, t - b * B);
+        Eigen::Map<const RowMat> K(cache_.keyBlock(layer, c.kvHeadOf(head), b, scratch.data()),
+                                   rows, hd);
+        S.middleCols(b * B, rows).noalias() = Q * K.transpose();
+    }
     ops::causalSoftmaxRows(out.data(), t, 1.0f / std::sqrt(static_cast<float>(hd)));
 }
 

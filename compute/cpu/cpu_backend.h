@@ -12,9 +12,9 @@ namespace kvscope {
 
 class CpuBackend final : public Backend {
   public:
-    // Allocates the KV cache for the model's whole context (throws Error if it cannot).
-    explicit CpuBackend(std::shared_ptr<const Model> model,
-                        ThreadPool& pool = ThreadPool::shared());
+    // The KV cache grows in blocks as tokens arrive, up to the model's context (config().nCtx).
+    explicit CpuBackend(std::shared_ptr<const Model> model, ThreadPool& pool = ThreadPool::shared(),
+                        KvCacheOptions cache = {});
 
     std::string name() const override { return "cpu"; }
     std::string deviceName() const override;
@@ -30,6 +30,7 @@ class CpuBackend final : public Backend {
     void doTruncateCache(int n) override { cache_.truncate(n); }
     size_t cacheBytesPerToken() const override { return cache_.bytesPerToken(); }
     size_t cacheAllocatedBytes() const override { return cache_.allocatedBytes(); }
+    int cacheBlockTokens() const override { return cache_.blockTokens(); }
 
     const KvCache& cache() const { return cache_; }
 

@@ -146,6 +146,15 @@ void Queue::read(const Buffer& src, size_t offsetBytes, void* dst, size_t bytes)
                     "clEnqueueReadBuffer", src.bytes());
 }
 
+void Queue::copyAsync(const Buffer& src, size_t srcOffset, const Buffer& dst, size_t dstOffset,
+                      size_t bytes) {
+    KVSCOPE_CHECK(srcOffset + bytes <= src.bytes() && dstOffset + bytes <= dst.bytes(),
+                  "copy of " + std::to_string(bytes) + " bytes past the end of a buffer");
+    checkAllocation(clEnqueueCopyBuffer(q_.get(), src.get(), dst.get(), srcOffset, dstOffset, bytes,
+                                        0, nullptr, nullptr),
+                    "clEnqueueCopyBuffer", dst.bytes());
+}
+
 Event Queue::fillAsync(const Buffer& b, float value) {
     cl_event e = nullptr;
     checkAllocation(

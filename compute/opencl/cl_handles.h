@@ -152,6 +152,9 @@ class Queue {
     void write(const Buffer& dst, size_t offsetBytes, const void* src, size_t bytes);
     // Copies bytes from device to host and returns when done.
     void read(const Buffer& src, size_t offsetBytes, void* dst, size_t bytes);
+    // Enqueues a copy of bytes between two device buffers and returns at once.
+    void copyAsync(const Buffer& src, size_t srcOffset, const Buffer& dst, size_t dstOffset,
+                   size_t bytes);
     // Enqueues setting every float of `b` to `value` and returns at once.
     Event fillAsync(const Buffer& b, float value);
     void finish();

@@ -65,6 +65,10 @@ struct OpenClBackend::Impl {
     Buffer tokEmbd, posEmbd, outNormW, outNormB, output, ropeTable;
     std::vector<LayerBuffers> layers;
     int used = 0;
+    // The KV cache of each layer is (n_head_kv, cacheCap, head_dim): it grows in blocks of
+    // kCacheBlock tokens as they arrive (moving the rows held to the larger buffers).
+    static constexpr int kCacheBlock = 256;
+    int cacheCap = 0;
 
     // activations of up to rowsCap tokens (row-major, one row per token)
     int rowsCap = 0, logitRowsCap = 0;
@@ -95,6 +99,7 @@ struct OpenClBackend::Impl {
     void uploadWeights();
     void makeKernels();
     void ensureScratch(int n, size_t attnFloats, int logitRows);
+    void ensureCache(int tokens);
     Buffer scratch(size_t bytes, const char* what);
 
     void track(Cat c, Event e) { events.emplace_back(c, std::move(e)); }
@@ -173,7 +178,6 @@ void OpenClBackend::Impl::uploadWeights() {
     outNormB = upload(m.outNormB, "output_norm bias");
     output = upload(std::span(&m.output, 1), "output");
     layers.resize(static_cast<size_t>(c.nLayer));
-    const size_t cacheBytes = static_cast<size_t>(c.nHeadKv) * c.nCtx * c.headDim * sizeof(float);
     for (size_t l = 0; l < layers.size(); ++l) {
         const LayerWeights& w = m.layers[l];
         LayerBuffers& b = layers[l];
@@ -190,8 +194,6 @@ void OpenClBackend::Impl::uploadWeights() {
         b.wGate = upload(std::span(&w.wGate, 1), "ffn_gate");
         b.wDown = upload(std::span(&w.wDown, 1), "ffn_down");
         b.bDown = upload(w.bDown, "ffn_down bias");
-        b.k = Buffer(dev.context(), cacheBytes, CL_MEM_READ_WRITE);
-        b.v = Buffer(dev.context(), cacheBytes, CL_MEM_READ_WRITE);
     }
     if (c.arch == Arch::Llama) {
         // cos and sin of pos · base^(-2i/d), in double as ops::ropeAdjacent computes them
@@ -236,6 +238,32 @@ Buffer OpenClBackend::Impl::scratch(size_t bytes, const char* what) {
     // Zeros, never stale bytes: a product with beta = 0 may still read its output (0 · NaN).
     dev.queue().fillAsync(b, 0.0f);
     return b;
+}
+
+void OpenClBackend::Impl::ensureCache(int tokens) {
+    if (tokens <= cacheCap) return;
+    const ModelConfig& c = cfg();
+    const int cap = std::min(c.nCtx, (tokens + kCacheBlock - 1) / kCacheBlock * kCacheBlock);
+    const size_t row = static_cast<size_t>(c.headDim) * sizeof(float);
+    const size_t bytes = static_cast<size_t>(c.nHeadKv) * static_cast<size_t>(cap) * row;
+    // Allocate all of it first: a device that runs out leaves the cache as it was.
+    std::vector<std::pair<Buffer, Buffer>> grown;
+    for (size_t l = 0; l < layers.size(); ++l)
+        grown.emplace_back(scratch(bytes, "the KV cache"), scratch(bytes, "the KV cache"));
+    for (size_t l = 0; l < layers.size(); ++l) {
+        for (int g = 0; g < c.nHeadKv && used > 0; ++g) {
+            const size_t from = static_cast<size_t>(g) * cacheCap * row;
+            const size_t to = static_cast<size_t>(g) * cap * row;
+            dev.queue().copyAsync(layers[l].k, from, grown[l].first, to, used * row);
+            dev.queue().copyAsync(layers[l].v, from, grown[l].second, to, used * row);
+        }
+    }
+    dev.queue().finish();
+    for (size_t l = 0; l < layers.size(); ++l) {
+        layers[l].k = std::move(grown[l].first);
+        layers[l].v = std::move(grown[l].second);
+    }
+    cacheCap = cap;
 }
 
 void OpenClBackend::Impl::ensureScratch(int n, size_t attnFloats, int logitRows) {
@@ -300,6 +328,7 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
     const bool gpt2 = c.arch == Arch::Gpt2;
     const auto N = static_cast<size_t>(n);
     const int rows = allLogits ? n : 1;
+    ensureCache(p0 + n);
     ensureScratch(n, N * H * T, rows);
     events.clear();
 
@@ -328,7 +357,7 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
             runItems(Cat::Other, rope, N * (H + Hkv) * (hd / 2));
         }
         // 3. append the new key and value rows to the cache
-        kvAppend.setArgs(w.k, w.v, qkv, p0, R, Q, KV, c.nCtx, hd, n);
+        kvAppend.setArgs(w.k, w.v, qkv, p0, R, Q, KV, cacheCap, hd, n);
         runItems(Cat::Other, kvAppend, N * KV);
         if (traces && t0 < n) {
             staging.resize((N - t0) * R);
@@ -344,7 +373,7 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
             }
         }
         // 4. causal attention of each new token and head over the cache
-        attend.setArgs(att, attn, qkv, w.k, w.v, p0, T, R, H, H / Hkv, c.nCtx, hd,
+        attend.setArgs(att, attn, qkv, w.k, w.v, p0, T, R, H, H / Hkv, cacheCap, hd,
                        1.0f / std::sqrt(static_cast<float>(hd)),
                        Kernel::Local{attendLocal * sizeof(float)});
         track(Cat::Attention, q.run(attend, Range(attendLocal * H, N), Range(attendLocal, 1)));
@@ -404,7 +433,7 @@ std::vector<float> OpenClBackend::Impl::readCache(const Buffer& b, int kvHead) {
     const ModelConfig& c = cfg();
     std::vector<float> out(static_cast<size_t>(used) * c.headDim);
     if (!out.empty())
-        dev.queue().read(b, static_cast<size_t>(kvHead) * c.nCtx * c.headDim * sizeof(float),
+        dev.queue().read(b, static_cast<size_t>(kvHead) * cacheCap * c.headDim * sizeof(float),
                          out.data(), out.size() * sizeof(float));
     return out;
 }
@@ -522,12 +551,16 @@ void OpenClBackend::doTruncateCache(int n) {
     impl_->used = n;
 }
 
+int OpenClBackend::cacheBlockTokens() const {
+    return std::min(Impl::kCacheBlock, impl_->cfg().nCtx);
+}
+
 size_t OpenClBackend::cacheBytesPerToken() const {
     return impl_->bytesPerToken();
 }
 
 size_t OpenClBackend::cacheAllocatedBytes() const {
-    return impl_->bytesPerToken() * static_cast<size_t>(impl_->cfg().nCtx);
+    return impl_->bytesPerToken() * static_cast<size_t>(impl_->cacheCap);
 }
 
 DeviceMs OpenClBackend::lastStepDeviceMs() const {

@@ -84,6 +84,7 @@ class OpenClBackend final : public Backend {
     void doTruncateCache(int n) override;
     size_t cacheBytesPerToken() const override;
     size_t cacheAllocatedBytes() const override;
+    int cacheBlockTokens() const override;
 
     DeviceMs lastStepDeviceMs() const;  // of the last forward()
     std::optional<double> lastForwardDeviceMs() const override {

@@ -48,6 +48,10 @@ class Backend {
     void truncateCache(int n);
     virtual size_t cacheBytesPerToken() const = 0;
     virtual size_t cacheAllocatedBytes() const = 0;
+    // The cache grows in blocks of this many tokens; 0 when it is allocated for the whole
+    // context at once. (After a truncation the CPU frees the blocks it no longer needs; OpenCL
+    // keeps its buffers.)
+    virtual int cacheBlockTokens() const { return 0; }
     // Device time of the last forward() from the device's own timers; nullopt where there are
     // none (the CPU backend: its time is the host's wall time).
     virtual std::optional<double> lastForwardDeviceMs() const { return std::nullopt; }

@@ -23,6 +23,10 @@ size_t DecodeSession::kvBytes() const {
                : 0;
 }
 
+size_t DecodeSession::kvAllocatedBytes() const {
+    return options_.useCache ? backend_->cacheAllocatedBytes() : 0;
+}
+
 void DecodeSession::run(size_t from, std::vector<StepTrace>* traces) {
     if (options_.useCache) {
         KVSCOPE_CHECK(static_cast<size_t>(backend_->cacheUsed()) == from,
@@ -81,6 +85,7 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
         s.hostMs = prefillMs_;
         s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
         s.kvBytes = kvBytes();
+        s.kvAllocatedBytes = kvAllocatedBytes();
     }
     return traces;
 }
@@ -125,6 +130,7 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     s.hostMs = msSince(t0);
     s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
     s.kvBytes = kvBytes();
+    s.kvAllocatedBytes = kvAllocatedBytes();
     return s;
 }
 

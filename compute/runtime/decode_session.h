@@ -69,6 +69,8 @@ class DecodeSession {
     double prefillMs() const { return prefillMs_; }
     // Bytes of K and V kept between steps (0 in recompute mode: nothing is kept).
     size_t kvBytes() const;
+    // Bytes the cache has allocated (whole blocks; 0 in recompute mode).
+    size_t kvAllocatedBytes() const;
     bool usesCache() const { return options_.useCache; }
     const Backend& backend() const { return *backend_; }
     const SessionOptions& options() const { return options_; }

@@ -340,14 +340,17 @@ class TstDecodeSession : public QObject {
         QVERIFY(wrongMappingDiffers > 0);  // the check can tell the mappings apart
         // The cache holds exactly the traced keys and values, row by row.
         const auto& backend = dynamic_cast<const CpuBackend&>(s.backend());
+        std::vector<float> key(static_cast<size_t>(c.headDim)), value(key.size());
         for (const StepTrace& t : traces)
             for (int l = 0; l < c.nLayer; ++l)
-                for (int g = 0; g < c.nHeadKv; ++g)
+                for (int g = 0; g < c.nHeadKv; ++g) {
+                    backend.cache().readKey(l, g, t.position, key.data());
+                    backend.cache().readValue(l, g, t.position, value.data());
                     for (int d = 0; d < c.headDim; ++d) {
-                        const size_t at = static_cast<size_t>(t.position) * c.headDim + d;
-                        QCOMPARE(backend.cache().keys(l, g)[at], t.key(l, g)[d]);
-                        QCOMPARE(backend.cache().values(l, g)[at], t.value(l, g)[d]);
+                        QCOMPARE(key[static_cast<size_t>(d)], t.key(l, g)[d]);
+                        QCOMPARE(value[static_cast<size_t>(d)], t.value(l, g)[d]);
                     }
+                }
     }
 
     // The whole matrix of a head on request, from the traced queries and the cached keys in one

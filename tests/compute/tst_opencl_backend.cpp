@@ -257,8 +257,13 @@ class TstOpenClBackend : public QObject {
             QCOMPARE(a.kvBytes, b.kvBytes);
         }
         QCOMPARE(cl.tokens(), cpu.tokens());
-        QCOMPARE(gpu->cacheAllocatedBytes(),
-                 dynamic_cast<const CpuBackend&>(cpu.backend()).cacheAllocatedBytes());
+        // Both caches grow in the same blocks (recompute mode empties them after each pass; the
+        // CPU frees its blocks then, OpenCL keeps its buffers for the next pass).
+        if (cpu.usesCache()) {
+            QCOMPARE(gpu->cacheAllocatedBytes(),
+                     dynamic_cast<const CpuBackend&>(cpu.backend()).cacheAllocatedBytes());
+            QCOMPARE(gpu->cacheBlockTokens(), cpu.backend().cacheBlockTokens());
+        }
         // device time was measured, by part
         const DeviceMs t = gpu->lastStepDeviceMs();
         QVERIFY(t.matmul > 0 && t.attention > 0 && t.other > 0);
@@ -407,7 +412,9 @@ class TstOpenClBackend : public QObject {
         }
         o.deviceMemoryLimit = needed;  // exactly enough
         OpenClBackend fits(m, o);
-        QCOMPARE(fits.cacheAllocatedBytes(), static_cast<size_t>(cache));
+        // what fits is checked for the whole context; what is allocated is one block of 256
+        // tokens (the warm-up pass ran a token)
+        QCOMPARE(fits.cacheAllocatedBytes(), static_cast<size_t>(cache / c.nCtx * 256));
     }
 
     // The matrix-product paths are measured once per device, kept in the cache folder and

@@ -16,9 +16,10 @@ namespace kvscope::viz::testing {
 class DecodedStore {
   public:
     explicit DecodedStore(std::shared_ptr<const Model> model,
-                          QString path = QStringLiteral("fixture"), SessionOptions options = {})
+                          QString path = QStringLiteral("fixture"), SessionOptions options = {},
+                          KvCacheOptions cache = {})
         : model_(std::move(model)),
-          backend_(std::make_shared<CpuBackend>(model_)),
+          backend_(std::make_shared<CpuBackend>(model_, ThreadPool::shared(), cache)),
           session_(backend_, model_->tokenizer, options) {
         ModelSummary s;
         s.config = model_->config;
@@ -27,6 +28,7 @@ class DecodedStore {
         s.weightBytes = model_->weightBytes();
         s.kvBytesPerToken = backend_->cacheBytesPerToken();
         s.cacheAllocatedBytes = backend_->cacheAllocatedBytes();
+        s.cacheBlockTokens = backend_->cacheBlockTokens();
         s.backend = QString::fromStdString(backend_->name());
         s.device = QString::fromStdString(backend_->deviceName());
         store.setModel(s);
@@ -42,7 +44,7 @@ class DecodedStore {
     }
     void stepBack() {
         session_.rewind(1);
-        store.truncate(store.count() - 1, session_.kvBytes());
+        store.truncate(store.count() - 1, session_.kvBytes(), session_.kvAllocatedBytes());
     }
     const Model& model() const { return *model_; }
 

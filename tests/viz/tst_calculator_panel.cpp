@@ -17,7 +17,8 @@ class TstCalculatorPanel : public QObject {
     Q_OBJECT
   private slots:
     // The loaded model: fp32 like KVScope's own cache, so the panel's bytes per token are
-    // the backend's (2 × layers × kv heads × head dim × 4 B) and its total the allocation.
+    // the backend's (2 × layers × kv heads × head dim × 4 B) and its total what a full context
+    // holds.
     void loadedModelMatchesTheEngine() {
         DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
         CalculatorPanel panel(&d.store);
@@ -25,7 +26,8 @@ class TstCalculatorPanel : public QObject {
         const kvmem::Result& r = *panel.result();
         QCOMPARE(r.bytesPerToken, uint64_t(d.store.model().kvBytesPerToken));
         QCOMPARE(r.context, uint64_t(d.store.config().nCtx));
-        QCOMPARE(r.totalBytes, uint64_t(d.store.model().cacheAllocatedBytes));
+        QCOMPARE(r.totalBytes,
+                 uint64_t(d.store.model().kvBytesPerToken) * uint64_t(d.store.config().nCtx));
         QCOMPARE(r.model.kind, kvmem::Attention::Gqa);
         QVERIFY(panel.rowText("per_token").contains("2 (K and V) x 2 layers x 2 kv heads"));
     }

@@ -6,6 +6,8 @@
 #include <QTest>
 #include <QValueAxis>
 
+#include <cmath>
+
 #include "charts/memory_chart.h"
 #include "common/theme.h"
 #include "decoded_store.h"
@@ -21,6 +23,38 @@ class TstMemoryChart : public QObject {
     void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
 
     void models_data() { fixtures::addModelRows(); }
+
+    // With blocks of 4 tokens the allocated line is a staircase: after x tokens it stands at
+    // ceil(x / 4) × 4 tokens' bytes, each step where the block's first token enters.
+    void allocatedGrowsInBlocks() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()), "fixture", {}, {KvType::F32, 4});
+        MemoryChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(9);
+        const double unit = chart.unitBytes(), perToken = double(d.store.model().kvBytesPerToken);
+        const QList<QPointF> alloc = chart.allocatedSeries()->points();
+        const auto expected = [&](double x) { return std::ceil(x / 4) * 4 * perToken; };
+        const int prompt = d.store.promptLength(), count = d.store.count();
+        int steps = 0;
+        for (qsizetype i = 1; i < alloc.size(); ++i) {
+            if (alloc[i].x() != alloc[i - 1].x()) continue;
+            ++steps;  // a vertical step: the prompt's blocks at 0, then one block at a time
+            if (alloc[i].x() == 0) {
+                QCOMPARE(alloc[i].y() * unit, expected(prompt));
+            } else {
+                QCOMPARE(std::fmod(alloc[i].x(), 4.0), 0.0);
+                QCOMPARE(alloc[i].y() * unit, expected(alloc[i].x() + 1));
+            }
+        }
+        int boundaries = 0;  // decoded tokens that begin a block
+        for (int x = prompt; x < count; ++x) boundaries += x % 4 == 0 ? 1 : 0;
+        QVERIFY(boundaries >= 2);
+        QCOMPARE(steps, 1 + boundaries);
+        QCOMPARE(alloc.last().x(), double(d.store.count()));
+        QCOMPARE(alloc.last().y() * unit, expected(d.store.count()));
+        QCOMPARE(double(d.store.kvAllocatedBytes()), expected(d.store.count()));
+        QVERIFY(chart.caption().contains("in blocks of 4 tokens"));
+    }
 
     void usedEqualsTheTraceBytes_data() { models_data(); }
     void usedEqualsTheTraceBytes() {
@@ -43,11 +77,13 @@ class TstMemoryChart : public QObject {
             QCOMPARE(used[2 + k].y() * unit, double(s.trace(prompt + k).kvBytes));
         }
         QCOMPARE(used.last().y() * unit, double(s.kvBytes()));
-        // allocated: the backend's bytes, flat to the full context
+        // allocated: the fixture's context (64) is one block, taken when the prompt arrives
         const QList<QPointF> alloc = chart.allocatedSeries()->points();
-        QCOMPARE(alloc.size(), 2);
-        QCOMPARE(alloc[0].y() * unit, double(s.model().cacheAllocatedBytes));
-        QCOMPARE(alloc[1].x(), double(s.config().nCtx));
+        QCOMPARE(alloc.size(), 3);
+        QCOMPARE(alloc[0], QPointF(0, 0));
+        QCOMPARE(alloc[1].x(), 0.0);
+        QCOMPARE(alloc[1].y() * unit, double(s.model().kvBytesPerToken) * s.config().nCtx);
+        QCOMPARE(alloc[2].x(), double(s.count()));
         // the formula's slope is the engine's bytes per token: 2 × layers × kv heads × hd × 4
         const ModelConfig& c = s.config();
         const double perToken = 2.0 * c.nLayer * c.nHeadKv * c.headDim * 4;

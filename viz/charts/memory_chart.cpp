@@ -92,7 +92,7 @@ void MemoryChart::rebuild() {
     const double xMax = nCtx;  // the axis ends where the context does
     // The scale is made for the cache: its full-context size or its allocation. The weights
     // (often far larger) draw only on request and are stated in the caption.
-    const double top = std::max({perToken * xMax, static_cast<double>(m.cacheAllocatedBytes),
+    const double top = std::max({perToken * xMax, static_cast<double>(store_->kvAllocatedBytes()),
                                  showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
     unit_ = top >= 4.0 * (1 << 30)   ? double(1 << 30)
             : top >= 4.0 * (1 << 20) ? double(1 << 20)
@@ -103,16 +103,27 @@ void MemoryChart::rebuild() {
     const auto y = [this](double bytes) { return bytes / unit_; };
 
     // Measured: the prompt enters the cache in one prefill, then one token per step.
+    // Allocated, measured too: a step up each time the cache takes another block (or one level
+    // line when the backend reserves the whole context).
     QList<QPointF> used{{0, 0}};
+    QList<QPointF> allocated{{0, y(static_cast<double>(m.cacheAllocatedBytes))}};
     const int n = store_->count();
+    double lastX = 0;
     for (int i = 0; i < n; ++i) {
         const StepTrace& t = store_->trace(i);
         if (t.prompt && i + 1 < store_->promptLength()) continue;
         used << QPointF(i + 1, y(static_cast<double>(t.kvBytes)));
+        // the tokens from lastX to i + 1 took the new blocks: the step stands where they begin
+        const double a = y(static_cast<double>(t.kvAllocatedBytes));
+        if (allocated.back().y() != a) {
+            if (allocated.back().x() != lastX) allocated << QPointF(lastX, allocated.back().y());
+            allocated << QPointF(lastX, a);
+        }
+        lastX = i + 1;
     }
+    allocated << QPointF(m.cacheBlockTokens > 0 ? double(n) : nCtx, allocated.back().y());
     used_->replace(used);
-    allocated_->replace({{0, y(static_cast<double>(m.cacheAllocatedBytes))},
-                         {nCtx, y(static_cast<double>(m.cacheAllocatedBytes))}});
+    allocated_->replace(allocated);
     formula_->replace({{0, 0}, {double(n), y(perToken * n)}});
     projection_->replace({{double(n), y(perToken * n)}, {xMax, y(perToken * xMax)}});
     weights_->replace({{0, y(static_cast<double>(m.weightBytes))},
@@ -123,22 +134,25 @@ void MemoryChart::rebuild() {
     y_->applyNiceNumbers();
     chart()->setTitle(tr("KV cache memory: %L1 of %L2 tokens").arg(n).arg(c.nCtx));
     const auto human = [](double b) { return QString::fromStdString(kvmem::humanBytes(b)); };
-    caption_ = tr("Formula: 2 (K and V) × %1 layers × %2 kv heads × %3 head dim × 4 B (float32) = "
-                  "%L4 B per token. Measured now: %5 used by %L6 tokens, %7 allocated for %L8 "
-                  "(the backend reserves the full context). Dotted: the formula projected to the "
-                  "full context. The weights take %9, not drawn to this scale.")
-                   .arg(c.nLayer)
-                   .arg(c.nHeadKv)
-                   .arg(c.headDim)
-                   .arg(static_cast<qulonglong>(perToken))
-                   .arg(human(static_cast<double>(store_->kvBytes())))
-                   .arg(n)
-                   .arg(human(static_cast<double>(m.cacheAllocatedBytes)))
-                   .arg(c.nCtx)
-                   .arg(human(static_cast<double>(m.weightBytes)));
+    caption_ =
+        tr("Formula: 2 (K and V) × %1 layers × %2 kv heads × %3 head dim × 4 B (float32) = "
+           "%L4 B per token. Measured now: %5 used by %L6 tokens, %7 allocated %8. "
+           "Dotted: the formula projected to the full context. The weights take %9, not "
+           "drawn to this scale.")
+            .arg(c.nLayer)
+            .arg(c.nHeadKv)
+            .arg(c.headDim)
+            .arg(static_cast<qulonglong>(perToken))
+            .arg(human(static_cast<double>(store_->kvBytes())))
+            .arg(n)
+            .arg(human(static_cast<double>(store_->kvAllocatedBytes())))
+            .arg(m.cacheBlockTokens > 0
+                     ? tr("in blocks of %L1 tokens, as tokens arrive").arg(m.cacheBlockTokens)
+                     : tr("for all %L1 tokens of the context at once").arg(c.nCtx))
+            .arg(human(static_cast<double>(m.weightBytes)));
     if (m.deviceMemoryBytes > 0) {
         // The device's memory dwarfs a small model's cache: said in words, not drawn to scale.
-        const double full = static_cast<double>(m.weightBytes + m.cacheAllocatedBytes);
+        const double full = static_cast<double>(m.weightBytes) + perToken * nCtx;
         caption_ += tr(" The device has %1 of memory; weights and full cache take %2 of it.")
                         .arg(human(static_cast<double>(m.deviceMemoryBytes)))
                         .arg(QString::number(

@@ -42,12 +42,15 @@ void TraceStore::append(StepTrace trace) {
     emit selectionChanged();
 }
 
-void TraceStore::truncate(int n, size_t kvBytesHeld) {
+void TraceStore::truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
     if (n < 0 || n > count())
         throw std::out_of_range("TraceStore::truncate: " + std::to_string(n) + " of " +
                                 std::to_string(count()) + " tokens");
     traces_.resize(static_cast<size_t>(n));
-    if (!traces_.empty()) traces_.back().kvBytes = kvBytesHeld;
+    if (!traces_.empty()) {
+        traces_.back().kvBytes = kvBytesHeld;
+        traces_.back().kvAllocatedBytes = kvAllocatedHeld;
+    }
     promptLength_ = std::min(promptLength_, n);
     if (pinnedQuery_ >= n) pinnedQuery_ = -1;
     emit truncated(n);
@@ -61,6 +64,10 @@ void TraceStore::clear() {
     pinnedQuery_ = -1;
     emit tokensReset();
     emit selectionChanged();
+}
+
+size_t TraceStore::kvAllocatedBytes() const {
+    return traces_.empty() ? model_.cacheAllocatedBytes : traces_.back().kvAllocatedBytes;
 }
 
 size_t TraceStore::kvBytes() const {

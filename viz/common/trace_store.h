@@ -23,7 +23,8 @@ struct ModelSummary {
     size_t parameters = 0;
     size_t weightBytes = 0;
     size_t kvBytesPerToken = 0;      // 2 × layers × kv heads × head dim × bytes per element
-    size_t cacheAllocatedBytes = 0;  // what the backend really allocated for the context
+    size_t cacheAllocatedBytes = 0;  // what the backend allocated before the first token
+    int cacheBlockTokens = 0;        // the cache grows in blocks of this many tokens (0: at once)
     QString backend;                 // "cpu", "opencl"
     QString device;                  // in words
     QString backendNote;             // which backend was chosen and why (auto)
@@ -50,7 +51,7 @@ class TraceStore : public QObject {
     // Keeps the first n tokens (the app's step back). kvBytesHeld: the bytes the backend's cache
     // holds after it, measured; it becomes the last remaining trace's kvBytes (a prompt token's
     // trace recorded the whole prompt's bytes). Throws std::out_of_range unless 0 <= n <= count().
-    void truncate(int n, size_t kvBytesHeld);
+    void truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld);
     void clear();
 
     int count() const { return static_cast<int>(traces_.size()); }
@@ -61,6 +62,8 @@ class TraceStore : public QObject {
     // Bytes of K and V the cache holds now, as the backend measured them (0 when nothing is
     // decoded).
     size_t kvBytes() const;
+    // Bytes the cache has allocated now: the last trace's, else the allocation at load.
+    size_t kvAllocatedBytes() const;
     // Attention weights of token i over tokens 0..i, for a layer and query head.
     std::span<const float> attentionRow(int i, int layer, int head) const;
 

@@ -62,7 +62,7 @@ size_t CacheView::usedBytes() const {
     return recompute_ ? 0 : store_->kvBytes();
 }
 size_t CacheView::allocatedBytes() const {
-    return store_->hasModel() ? store_->model().cacheAllocatedBytes : 0;
+    return store_->hasModel() && !recompute_ ? store_->kvAllocatedBytes() : 0;
 }
 size_t CacheView::blockUsedBytes() const {
     return nLayer_ > 0 ? usedBytes() / (2 * static_cast<size_t>(nLayer_)) : 0;

@@ -40,16 +40,18 @@ bool isSupportedWeightType(TensorType t);
 // blockLayout.
 void dequantizeRow(TensorType t, const uint8_t* src, float* dst, int64_t n);
 
-// Quantizes n floats (a whole number of blocks) into dst (tensorBytes(t, n) bytes). The error
-// each type guarantees for finite inputs whose scales fit in f16 is stated at its encoder in
-// gguf/quant_blocks.cpp; in short, with D the step that the block stores for the element:
-//   F16/BF16: round to nearest even.  Q8_0, Q4_0, Q5_0, Q4_1, Q5_1: |x - deq| <= D/2.
-//   K-quants: |x - deq| <= D/2 with D the stored sub-block step d*sc (d*|sc - 32| for Q3_K,
-//   d*|sc| for Q6_K), which the quantized 4/6/8-bit scales make a little coarser than the
-//   ideal step; relative to the super-block's data that is at most
-//   Q2_K 0.19 R, Q3_K 0.148 A, Q4_K 0.034 R, Q5_K 0.0165 R, Q6_K 0.0158 A
+// Quantizes n floats (a whole number of blocks) into dst (tensorBytes(t, n) bytes). Scales come
+// from each block's min/max (no search); every value is rounded with the scales as stored, so
+// for finite inputs whose scales fit in f16 (up to the f16 rounding of the scales, < 2^-10):
+//   F16/BF16: round to nearest even.
+//   Q8_0, Q4_0, Q5_0: |x - deq| <= |d|/2 <= A/254, A/15, A/31 (A = max |x| of the block).
+//   Q4_1, Q5_1: |x - deq| <= d/2 <= (max x - min x)/31, /63 (+ float rounding of q*d + m).
+//   K-quants: |x - deq| <= |D|/2 with D the stored sub-block step (d*sc, d*(s - 32) for Q3_K,
+//   d*scale for Q6_K), which the quantized scales make coarser than the ideal step; over a
+//   super-block: Q2_K 0.163 R, Q3_K 0.148 A, Q4_K 0.0333 R, Q5_K 0.0164 R, Q6_K 0.0161 A
 //   (R = max(0, max x) - min(0, min x), A = max |x| over the 256 values).
-// Throws Error for a type without a blockLayout.
+// Details at each encoder in gguf/quant_blocks.cpp. Throws Error for a type without a
+// blockLayout.
 void quantizeRow(TensorType t, const float* src, uint8_t* dst, int64_t n);
 
 // Converts `count` elements stored as `type` in `data` to float32.

@@ -29,16 +29,10 @@ int hyper(const GgufFile& f, const std::string& arch, const std::string& key, ui
     return static_cast<int>(v);
 }
 
-// The types a weight matrix may have. (Interim: the four that gguf/dequant.h converts today.)
-bool readableWeightType(TensorType t) {
-    return t == TensorType::F32 || t == TensorType::F16 || t == TensorType::BF16 ||
-           t == TensorType::Q8_0;
-}
 std::string supportedWeightTypesText() {
     std::string s;
     for (uint32_t i = 0; i < 64; ++i)
-        if (readableWeightType(static_cast<TensorType>(i)))
-        {
+        if (isSupportedWeightType(static_cast<TensorType>(i))) {
             if (!s.empty()) s += ", ";
             s += typeName(static_cast<TensorType>(i));
         }
@@ -72,7 +66,7 @@ class Loader {
     // A matrix of ne = [cols, rows], kept in the file's type as a view into the file.
     WeightMatrix matrix(const std::string& name, std::vector<uint64_t> ne) const {
         const GgufTensorInfo& t = find(name, ne);
-        if (!readableWeightType(t.type))
+        if (!isSupportedWeightType(t.type))
             throw Error(f_->path() + ": loading " + name + ": tensor '" + name + "' has type " +
                         typeName(t.type) + "; KVScope reads " + supportedWeightTypesText());
         try {
@@ -227,7 +221,8 @@ size_t Model::parameterCount() const {
 
 size_t Model::weightBytes() const {
     size_t n = (parameterCount()) * sizeof(float);
-    forEachMatrix(*this, [&](const WeightMatrix& w) { n += w.bytes() - w.elements() * sizeof(float); });
+    forEachMatrix(*this,
+                  [&](const WeightMatrix& w) { n += w.bytes() - w.elements() * sizeof(float); });
     return n;
 }
 

@@ -56,9 +56,9 @@ struct LayerWeights {
     // Q, K and V rows stacked in this order: (n_head*hd + 2*n_head_kv*hd, n_embd) in all. gpt2
     // stores them fused (one matrix); llama in three tensors that may differ in type.
     std::vector<WeightMatrix> qkv;
-    std::vector<float> bqkv;  // (qkv rows) gpt2 only
-    WeightMatrix wo;          // (n_embd, n_head*hd)
-    std::vector<float> bo;    // (n_embd) gpt2 only
+    std::vector<float> bqkv;                // (qkv rows) gpt2 only
+    WeightMatrix wo;                        // (n_embd, n_head*hd)
+    std::vector<float> bo;                  // (n_embd) gpt2 only
     std::vector<float> ffnNormW, ffnNormB;  // (n_embd)
     WeightMatrix wUp;                       // (n_ff, n_embd)
     std::vector<float> bUp;                 // (n_ff) gpt2 only

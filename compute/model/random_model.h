@@ -22,7 +22,7 @@ struct RandomModelSpec {
     int nVocab = 300;  // at least 257
     float weightStd = 0.2f;
     uint64_t seed = 1;
-    TensorType weightType = TensorType::F32;  // of the 2-D matrices: F32, F16, BF16 or Q8_0
+    TensorType weightType = TensorType::F32;  // of the 2-D matrices: any supported weight type
     bool tiedOutput = true;                   // false: write a separate output.weight
 };
 

@@ -37,18 +37,16 @@ const float* WeightMatrix::f32() const {
 }
 
 void WeightMatrix::dequantizeRows(int r0, int n, float* dst) const {
-    KVSCOPE_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows_,
-                  "rows " + std::to_string(r0) + ".." + std::to_string(r0 + n) + " of " +
-                      std::to_string(rows_));
+    KVSCOPE_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows_, "rows " + std::to_string(r0) + ".." +
+                                                            std::to_string(r0 + n) + " of " +
+                                                            std::to_string(rows_));
     if (n == 0) return;
     const size_t count = static_cast<size_t>(n) * static_cast<size_t>(cols_);
     if (type_ == TensorType::F32) {
         std::memcpy(dst, row(r0), count * sizeof(float));
         return;
     }
-    const std::vector<float> v =
-        toFloat(type_, std::span(row(r0), rowBytes_ * static_cast<size_t>(n)), count, "weights");
-    std::memcpy(dst, v.data(), count * sizeof(float));
+    dequantizeRow(type_, row(r0), dst, static_cast<int64_t>(count));
 }
 
 std::vector<float> WeightMatrix::toFloats() const {

@@ -3,8 +3,10 @@
 
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "gguf/dequant.h"
 #include "gguf/gguf.h"
 #include "model_fixtures.h"
+#include "numeric_checks.h"
 #include "runtime/decode_session.h"
 
 using namespace kvscope;
@@ -12,6 +14,21 @@ using namespace kvscope;
 namespace {
 Model load(const GgufWriter& w) {
     return Model::fromGguf(GgufFile::fromBytes(w.toBytes(), "m.gguf"));
+}
+
+// Logits of a native model against its dequantized float32 copy: only the order of the sums
+// differs.
+constexpr double kQuantTol = 1e-4;
+
+// The same GGUF image with every tensor that is not F32 converted to F32 by the scalar
+// reference (toFloat).
+std::vector<uint8_t> dequantizedCopy(const std::vector<uint8_t>& image) {
+    const GgufFile f = GgufFile::fromBytes(image, "q.gguf");
+    GgufWriter w;
+    for (const std::string& key : f.keyOrder()) w.set(key, *f.find(key));
+    for (const GgufTensorInfo& t : f.tensors())
+        w.addTensorF32(t.name, t.ne, toFloat(t.type, f.tensorData(t), t.elements(), t.name));
+    return w.toBytes();
 }
 
 std::vector<float> logitsAfter(const std::shared_ptr<const Model>& m, const char* prompt) {
@@ -97,15 +114,67 @@ class TstModel : public QObject {
     void unsupportedTensorTypeNamesTensorAndType() {
         RandomModelSpec s = fixtures::gpt2Spec();
         GgufWriter w = randomModel(s);
-        // output.weight (32 x 300) as Q4_0: 300 blocks of 18 bytes
-        w.addTensor("output.weight", TensorType::Q4_0, {32, 300}, std::vector<uint8_t>(300 * 18));
+        // output.weight (32 x 300) as Q8_1 (ggml's activation type, never a weight's): 300
+        // blocks of 36 bytes
+        w.addTensor("output.weight", TensorType::Q8_1, {32, 300}, std::vector<uint8_t>(300 * 36));
         try {
             load(w);
             QFAIL("loaded");
         } catch (const Error& e) {
             QVERIFY2(
-                QString(e.what()).contains("output.weight") && QString(e.what()).contains("Q4_0"),
+                QString(e.what()).contains("output.weight") && QString(e.what()).contains("Q8_1"),
                 e.what());
+        }
+    }
+
+    // Every weight type is kept native and computes what its own values computed in float32
+    // do: a model of each type against the same file with every matrix dequantized to F32 (the
+    // scalar reference), in cached and recompute mode, gpt2 and llama (width 256: whole
+    // K-quant blocks). Same greedy tokens, logits within the tolerance.
+    void eachWeightTypeComputesItsDequantizedValues_data() {
+        QTest::addColumn<int>("type");
+        QTest::addColumn<bool>("llama");
+        for (TensorType t :
+             {TensorType::F16, TensorType::BF16, TensorType::Q8_0, TensorType::Q4_0,
+              TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q2_K,
+              TensorType::Q3_K, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K})
+            for (bool llama : {false, true})
+                QTest::newRow((typeName(t) + (llama ? " llama" : " gpt2")).c_str())
+                    << int(t) << llama;
+    }
+    void eachWeightTypeComputesItsDequantizedValues() {
+        QFETCH(int, type);
+        QFETCH(bool, llama);
+        RandomModelSpec s = llama ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
+        s.nEmbd = 256;
+        s.nHead = 4;
+        s.nFf = 512;
+        s.tiedOutput = llama;  // both the tied table and a separate head
+        s.weightType = static_cast<TensorType>(type);
+        const std::vector<uint8_t> image = randomModel(s).toBytes();
+        auto native = std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(image, "native.gguf")));
+        auto reference = std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(dequantizedCopy(image), "f32.gguf")));
+        QCOMPARE(native->tokEmbd.type(), s.weightType);
+        QCOMPARE(native->layers[0].wDown.type(), s.weightType);
+        QCOMPARE(reference->layers[0].wDown.type(), TensorType::F32);
+        // held at the type's size, not expanded: the matrices' bytes are the file's
+        QVERIFY(native->weightBytes() < reference->weightBytes() ||
+                s.weightType == TensorType::F32);
+        for (bool cache : {true, false}) {
+            SessionOptions o;
+            o.useCache = cache;
+            o.captureTrace = false;
+            DecodeSession a(std::make_shared<CpuBackend>(native), native->tokenizer, o);
+            DecodeSession b(std::make_shared<CpuBackend>(reference), reference->tokenizer, o);
+            a.prefill("the cat sat on");
+            b.prefill("the cat sat on");
+            for (int i = 0; i < 6; ++i) {
+                QVERIFY2(testing::maxRelError(a.logits(), b.logits()) < kQuantTol,
+                         qPrintable(QString::number(testing::maxRelError(a.logits(), b.logits()))));
+                QCOMPARE(a.step().token, b.step().token);
+            }
         }
     }
 

@@ -15,9 +15,9 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
-        const kvscope::GgufFile f =
+        kvscope::GgufFile f =
             kvscope::GgufFile::fromBytes(std::vector<uint8_t>(data, data + size), "fuzz");
-        auto model = std::make_shared<const kvscope::Model>(kvscope::Model::fromGguf(f));
+        auto model = std::make_shared<const kvscope::Model>(kvscope::Model::fromGguf(std::move(f)));
         // Keep each run cheap: the fuzzer looks for crashes, not for big models.
         const kvscope::ModelConfig& c = model->config;
         if (static_cast<uint64_t>(c.nLayer) * c.nEmbd * (c.nFf + 4 * c.nEmbd) > 4'000'000 ||

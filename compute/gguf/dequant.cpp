@@ -1,4 +1,5 @@
-// F16 / BF16 / Q8_0 <-> float32. Bit-exact conversions (no reliance on the compiler's _Float16),
+// F16 / BF16 <-> float32 and the tensor-level toFloat / fromFloat (the block codecs are in
+// gguf/quant_blocks.cpp). Bit-exact conversions (no reliance on the compiler's _Float16),
 // round to nearest even, NaN kept as a quiet NaN.
 #include "gguf/dequant.h"
 
@@ -14,12 +15,12 @@ namespace kvscope {
 
 namespace {
 
-constexpr size_t kQ8Block = 32;           // values per Q8_0 block
-constexpr size_t kQ8BlockBytes = 2 + 32;  // f16 scale + 32 int8
+constexpr char kSupportedList[] =
+    "F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K";
 
 std::string supportedMessage(TensorType type, std::string_view tensorName) {
     return "tensor '" + std::string(tensorName) + "' has type " + typeName(type) +
-           "; KVScope reads F32, F16, BF16 and Q8_0";
+           "; KVScope reads " + kSupportedList;
 }
 
 }  // namespace
@@ -79,10 +80,7 @@ uint16_t f32ToBf16(float f) {
 
 std::vector<float> toFloat(TensorType type, std::span<const uint8_t> data, uint64_t count,
                            std::string_view tensorName) {
-    if (type != TensorType::F32 && type != TensorType::F16 && type != TensorType::BF16 &&
-        type != TensorType::Q8_0) {
-        throw Error(supportedMessage(type, tensorName));
-    }
+    if (!isSupportedWeightType(type)) throw Error(supportedMessage(type, tensorName));
     const auto bytes = tensorBytes(type, count);
     if (!bytes || *bytes > data.size()) {
         throw Error("tensor '" + std::string(tensorName) + "' of type " + typeName(type) + ": " +
@@ -91,87 +89,25 @@ std::vector<float> toFloat(TensorType type, std::span<const uint8_t> data, uint6
                     ", the data holds " + std::to_string(data.size()));
     }
     std::vector<float> out(static_cast<size_t>(count));
-    const uint8_t* p = data.data();
-    switch (type) {
-        case TensorType::F32:
-            if (count > 0) std::memcpy(out.data(), p, out.size() * sizeof(float));
-            break;
-        case TensorType::F16:
-        case TensorType::BF16: {
-            const bool half = type == TensorType::F16;
-            for (size_t i = 0; i < out.size(); ++i) {
-                uint16_t v;
-                std::memcpy(&v, p + 2 * i, 2);
-                out[i] = half ? f16ToF32(v) : bf16ToF32(v);
-            }
-            break;
-        }
-        case TensorType::Q8_0:
-            for (size_t b = 0; b < out.size() / kQ8Block; ++b) {
-                const uint8_t* block = p + b * kQ8BlockBytes;
-                uint16_t d16;
-                std::memcpy(&d16, block, 2);
-                const float d = f16ToF32(d16);
-                for (size_t i = 0; i < kQ8Block; ++i) {
-                    const auto q = static_cast<int8_t>(block[2 + i]);
-                    out[b * kQ8Block + i] = d * static_cast<float>(q);
-                }
-            }
-            break;
-        default:
-            break;  // refused above
-    }
+    dequantizeRow(type, data.data(), out.data(), static_cast<int64_t>(count));
     return out;
 }
 
 std::vector<uint8_t> fromFloat(TensorType type, std::span<const float> values) {
-    std::vector<uint8_t> out;
-    switch (type) {
-        case TensorType::F32:
-            out.resize(values.size() * sizeof(float));
-            if (!values.empty()) std::memcpy(out.data(), values.data(), out.size());
-            return out;
-        case TensorType::F16:
-        case TensorType::BF16: {
-            out.resize(values.size() * 2);
-            const bool half = type == TensorType::F16;
-            for (size_t i = 0; i < values.size(); ++i) {
-                const uint16_t v = half ? f32ToF16(values[i]) : f32ToBf16(values[i]);
-                std::memcpy(out.data() + 2 * i, &v, 2);
-            }
-            return out;
-        }
-        case TensorType::Q8_0: {
-            if (values.size() % kQ8Block != 0) {
-                throw Error("fromFloat: Q8_0 needs a multiple of 32 values, got " +
-                            std::to_string(values.size()));
-            }
-            out.resize(values.size() / kQ8Block * kQ8BlockBytes);
-            for (size_t b = 0; b < values.size() / kQ8Block; ++b) {
-                const float* x = values.data() + b * kQ8Block;
-                uint8_t* block = out.data() + b * kQ8BlockBytes;
-                float amax = 0.0f;
-                for (size_t i = 0; i < kQ8Block; ++i) amax = std::max(amax, std::fabs(x[i]));
-                // Quantise against the scale as stored (f16), so |x - d*q| <= d/2. Where f16
-                // rounding (coarse for subnormal scales) left d too small for amax to reach
-                // 127.5 * d, take the next f16 up so that no value is clamped.
-                uint16_t d16 = f32ToF16(amax / 127.0f);
-                if (f16ToF32(d16) * 127.5f < amax && d16 < 0x7C00u) ++d16;
-                const float d = f16ToF32(d16);
-                const float id = d > 0.0f && std::isfinite(d) ? 1.0f / d : 0.0f;
-                std::memcpy(block, &d16, 2);
-                for (size_t i = 0; i < kQ8Block; ++i) {
-                    const float q = std::round(x[i] * id);
-                    const float clamped = std::isnan(q) ? 0.0f : std::clamp(q, -127.0f, 127.0f);
-                    block[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(clamped));
-                }
-            }
-            return out;
-        }
-        default:
-            throw Error("fromFloat: cannot encode type " + typeName(type) +
-                        "; KVScope writes F32, F16, BF16 and Q8_0");
+    const auto layout = blockLayout(type);
+    if (!layout) {
+        throw Error("fromFloat: cannot encode type " + typeName(type) + "; KVScope writes " +
+                    kSupportedList);
     }
+    if (values.size() % static_cast<size_t>(layout->elems) != 0) {
+        throw Error("fromFloat: " + typeName(type) + " needs a multiple of " +
+                    std::to_string(layout->elems) + " values, got " +
+                    std::to_string(values.size()));
+    }
+    std::vector<uint8_t> out(values.size() / static_cast<size_t>(layout->elems) *
+                             static_cast<size_t>(layout->bytes));
+    quantizeRow(type, values.data(), out.data(), static_cast<int64_t>(values.size()));
+    return out;
 }
 
 }  // namespace kvscope

@@ -252,10 +252,13 @@ void TstTensorTypes::q8_0RejectsPartialBlocks() {
 void TstTensorTypes::toFloatRefusesUnsupported_data() {
     QTest::addColumn<int>("type");
     QTest::addColumn<QString>("name");
-    QTest::newRow("Q4_K") << static_cast<int>(TensorType::Q4_K) << "Q4_K";
-    QTest::newRow("Q4_0") << static_cast<int>(TensorType::Q4_0) << "Q4_0";
-    QTest::newRow("Q6_K") << static_cast<int>(TensorType::Q6_K) << "Q6_K";
     QTest::newRow("Q8_1") << static_cast<int>(TensorType::Q8_1) << "Q8_1";
+    QTest::newRow("Q8_K") << static_cast<int>(TensorType::Q8_K) << "Q8_K";
+    for (int t = 16; t <= 29; ++t) {  // IQ2_XXS .. the IQ and ternary types: no layout here
+        const std::string name = "type " + std::to_string(t);
+        QTest::newRow(name.c_str()) << t << QString::fromStdString(name);
+    }
+    QTest::newRow("type 4 (removed Q4_2)") << 4 << "type 4";
     QTest::newRow("type 99") << 99 << "type 99";
 }
 
@@ -268,7 +271,7 @@ void TstTensorTypes::toFloatRefusesUnsupported() {
     QVERIFY(message.has_value());
     QCOMPARE(QString::fromStdString(*message),
              QStringLiteral("tensor 'blk.0.attn_q.weight' has type %1; KVScope reads F32, F16, "
-                            "BF16 and Q8_0")
+                            "BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K")
                  .arg(name));
 }
 

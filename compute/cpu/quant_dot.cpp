@@ -118,67 +118,92 @@ void decodeBlock(Kind kind, const uint8_t* b, float* y) {
             break;
         }
         case Kind::Q2_K: {
+            // Group k = 4h + j of 32 values: bits 2j of qs[32h ..]; scales per 16 values.
             const uint8_t* sc = b;
             const uint8_t* qs = b + 16;
             const float d = h(b + 80), dmin = h(b + 82);
-            for (int e = 0; e < 256; ++e) {
-                const int half = e / 128, j = (e % 128) / 32, l = e % 32;
-                const uint8_t s = sc[e / 16];
-                const int q = (qs[32 * half + l] >> (2 * j)) & 3;
-                y[e] = d * static_cast<float>(s & 0xF) * static_cast<float>(q) -
-                       dmin * static_cast<float>(s >> 4);
+            for (int k = 0; k < 8; ++k) {
+                const uint8_t* q = qs + 32 * (k / 4);
+                const int shift = 2 * (k % 4);
+                for (int half = 0; half < 2; ++half) {
+                    const uint8_t s = sc[2 * k + half];
+                    const float dl = d * static_cast<float>(s & 0xF);
+                    const float ml = dmin * static_cast<float>(s >> 4);
+                    for (int l = 16 * half; l < 16 * half + 16; ++l) {
+                        y[32 * k + l] = dl * static_cast<float>((q[l] >> shift) & 3) - ml;
+                    }
+                }
             }
             break;
         }
         case Kind::Q3_K: {
+            // Group k = 4h + j: bits 2j of qs[32h ..], bit k of hmask; scales per 16 values.
             const uint8_t* hm = b;
             const uint8_t* qs = b + 32;
             const uint8_t* s = b + 96;
             const float d = h(b + 108);
-            int8_t sc[16];
+            float dl[16];
             for (int g = 0; g < 16; ++g) {
                 // Low 4 bits: bytes 0..7 (groups 0..7 low nibbles, 8..15 high nibbles);
                 // high 2 bits: bytes 8..11, two bits per group.
                 const int lo = g < 8 ? (s[g] & 0xF) : (s[g - 8] >> 4);
                 const int hi = (s[8 + g % 4] >> (2 * (g / 4))) & 3;
-                sc[g] = static_cast<int8_t>((lo | (hi << 4)) - 32);
+                dl[g] = d * static_cast<float>((lo | (hi << 4)) - 32);
             }
-            for (int e = 0; e < 256; ++e) {
-                const int half = e / 128, j = (e % 128) / 32, l = e % 32;
-                const int q = (qs[32 * half + l] >> (2 * j)) & 3;
-                const int hbit = (hm[l] >> (4 * half + j)) & 1;
-                y[e] = d * static_cast<float>(sc[e / 16]) * static_cast<float>(q - (hbit ? 0 : 4));
+            for (int k = 0; k < 8; ++k) {
+                const uint8_t* q = qs + 32 * (k / 4);
+                const int shift = 2 * (k % 4);
+                for (int half = 0; half < 2; ++half) {
+                    const float scale = dl[2 * k + half];
+                    for (int l = 16 * half; l < 16 * half + 16; ++l) {
+                        const int v = ((q[l] >> shift) & 3) | (((hm[l] >> k) & 1) << 2);
+                        y[32 * k + l] = scale * static_cast<float>(v - 4);
+                    }
+                }
             }
             break;
         }
         case Kind::Q4_K:
         case Kind::Q5_K: {
+            // Group k: the low (k even) or high nibbles of qs[32·(k/2) ..], for Q5_K bit k of qh.
             const bool five = kind == Kind::Q5_K;
             const float d = h(b), dmin = h(b + 2);
             uint8_t sc[8], m[8];
             scaleMinK4(b + 4, sc, m);
             const uint8_t* qh = b + 16;
             const uint8_t* qs = b + (five ? 48 : 16);
-            for (int e = 0; e < 256; ++e) {
-                const int sub = e / 32, l = e % 32;
-                int q = (qs[32 * (sub / 2) + l] >> (4 * (sub % 2))) & 0xF;
-                if (five) q |= ((qh[l] >> sub) & 1) << 4;
-                y[e] = d * static_cast<float>(sc[sub]) * static_cast<float>(q) -
-                       dmin * static_cast<float>(m[sub]);
+            for (int k = 0; k < 8; ++k) {
+                const float dl = d * static_cast<float>(sc[k]);
+                const float ml = dmin * static_cast<float>(m[k]);
+                const uint8_t* q = qs + 32 * (k / 2);
+                const int shift = 4 * (k % 2);
+                for (int l = 0; l < 32; ++l) {
+                    int v = (q[l] >> shift) & 0xF;
+                    if (five) v |= ((qh[l] >> k) & 1) << 4;
+                    y[32 * k + l] = dl * static_cast<float>(v) - ml;
+                }
             }
             break;
         }
         case Kind::Q6_K: {
+            // In half h, group 4h + k: the low (k < 2) or high nibbles of ql[64h + 32·(k%2) ..]
+            // with bits 2k of qh[32h ..] as bits 4-5; scales per 16 values.
             const uint8_t* ql = b;
             const uint8_t* qh = b + 128;
             const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
             const float d = h(b + 208);
-            for (int e = 0; e < 256; ++e) {
-                const int half = e / 128, k = (e % 128) / 32, l = e % 32;
-                const int lo = (ql[64 * half + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF;
-                const int hi = (qh[32 * half + l] >> (2 * k)) & 3;
-                y[e] =
-                    d * static_cast<float>(sc[e / 16]) * static_cast<float>((lo | (hi << 4)) - 32);
+            for (int g = 0; g < 8; ++g) {
+                const int half = g / 4, k = g % 4;
+                const uint8_t* lo = ql + 64 * half + 32 * (k % 2);
+                const uint8_t* hi = qh + 32 * half;
+                const int shift = 4 * (k / 2);
+                for (int part = 0; part < 2; ++part) {
+                    const float scale = d * static_cast<float>(sc[2 * g + part]);
+                    for (int l = 16 * part; l < 16 * part + 16; ++l) {
+                        const int v = ((lo[l] >> shift) & 0xF) | (((hi[l] >> (2 * k)) & 3) << 4);
+                        y[32 * g + l] = scale * static_cast<float>(v - 32);
+                    }
+                }
             }
             break;
         }

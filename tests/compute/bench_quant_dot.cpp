@@ -34,9 +34,16 @@ double seconds(Clock::time_point a, Clock::time_point b) {
 }
 
 #if defined(__x86_64__)
+// With prefetch: 4 KiB ahead, as the kernels do.
+bool gPrefetch = false;
+
 __attribute__((target("avx2"))) float sumAvx2(const float* a, size_t n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
     for (size_t i = 0; i + 32 <= n; i += 32) {
+        if (gPrefetch) {
+            _mm_prefetch(reinterpret_cast<const char*>(a + i) + 4096, _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(a + i) + 4096 + 64, _MM_HINT_T0);
+        }
         s0 = _mm256_add_ps(s0, _mm256_loadu_ps(a + i));
         s1 = _mm256_add_ps(s1, _mm256_loadu_ps(a + i + 8));
         s2 = _mm256_add_ps(s2, _mm256_loadu_ps(a + i + 16));
@@ -106,9 +113,17 @@ int main(int argc, char** argv) {
     if (qdot::isaSupported(qdot::Isa::Avx512)) isas.push_back(qdot::Isa::Avx512);
     std::printf("best ISA: %s; 1 thread; best of %.2f s per cell\n", qdot::isaName(best).c_str(),
                 budget);
-    std::printf("read bandwidth (sum floats): 8 MiB %.1f GB/s, 64 MiB %.1f GB/s, 1 GiB %.1f GB/s\n",
-                readBandwidth(size_t(8) << 20, budget), readBandwidth(size_t(64) << 20, budget),
-                readBandwidth(size_t(1) << 30, 2 * budget));
+    for (bool prefetch : {false, true}) {
+#if defined(__x86_64__)
+        gPrefetch = prefetch;
+#else
+        if (prefetch) break;
+#endif
+        std::printf(
+            "read bandwidth (sum floats%s): 8 MiB %.1f GB/s, 64 MiB %.1f GB/s, 1 GiB %.1f GB/s\n",
+            prefetch ? ", sw prefetch 4 KiB ahead" : "", readBandwidth(size_t(8) << 20, budget),
+            readBandwidth(size_t(64) << 20, budget), readBandwidth(size_t(1) << 30, 2 * budget));
+    }
     std::printf("\n%-5s %-10s %6s", "type", "shape", "B/row");
     for (auto isa : isas) {
         std::printf(" | %-13s hot GB/s cold GB/s ns/row", qdot::isaName(isa).c_str());

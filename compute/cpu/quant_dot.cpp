@@ -365,4 +365,32 @@ void gemv(TensorType type, const uint8_t* w, size_t rowBytes, int rows, const fl
 #endif
 }
 
+void detail::gemvDequantFma(TensorType type, const uint8_t* w, size_t rowBytes, int rows,
+                            const float* x, int64_t n, float* out, Isa isa) {
+    const auto ti = info(type);
+    const bool ok =
+        (type == TensorType::Q8_0 || type == TensorType::Q4_0 || type == TensorType::Q4_K) &&
+        isa != Isa::Scalar && isaSupported(isa) && n % ti->elems == 0 &&
+        rowBytes >= static_cast<size_t>(n / ti->elems * ti->bytes);
+    if (!ok)
+        throw Error("qdot::detail::gemvDequantFma: not for " + typeName(type) + " on " +
+                    isaName(isa));
+    std::vector<float> sums(static_cast<size_t>(n / 32));
+    for (size_t k = 0; k < sums.size(); ++k) {
+        float s = 0.0f;
+        for (int i = 0; i < 32; ++i) s += x[32 * k + i];
+        sums[k] = s;
+    }
+    detail::Args a{ti->kind, w, rowBytes, rows, x, {}, n, out};
+    a.dequantFma = true;
+    a.xSum32 = sums.data();
+#if defined(__x86_64__)
+    if (isa == Isa::Avx512) {
+        detail::gemvAvx512(a);
+    } else {
+        detail::gemvAvx2(a);
+    }
+#endif
+}
+
 }  // namespace kvscope::qdot

@@ -30,6 +30,10 @@ struct Args {
     QuantX xq;       // quantized x (block types)
     int64_t n;
     float* out;
+    // Strategy (a) instead (Q8_0, Q4_0, Q4_K only; bench_quant_dot's comparison): weights to
+    // float32 in registers, FMA with the float x; xSum32[k] = Σ x over block k (for Q4_K's mins).
+    bool dequantFma = false;
+    const float* xSum32 = nullptr;
 };
 
 void gemvAvx2(const Args& a);

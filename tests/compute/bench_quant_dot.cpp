@@ -84,17 +84,26 @@ struct Timing {
 };
 
 // Median-free best-of: repeated passes of gemv over the matrices (one per call, round robin).
+// With dequantFma: strategy (a), qdot::detail::gemvDequantFma.
 Timing timeGemv(TensorType t, const std::vector<std::vector<uint8_t>>& mats, size_t rowBytes,
-                int rows, const std::vector<float>& x, int64_t n, qdot::Isa isa, double budget) {
+                int rows, const std::vector<float>& x, int64_t n, qdot::Isa isa, double budget,
+                bool dequantFma = false) {
     std::vector<float> out(rows);
-    qdot::gemv(t, mats[0].data(), rowBytes, rows, x.data(), n, out.data(), isa);  // warm-up
+    const auto call = [&](const uint8_t* w) {
+        if (dequantFma) {
+            qdot::detail::gemvDequantFma(t, w, rowBytes, rows, x.data(), n, out.data(), isa);
+        } else {
+            qdot::gemv(t, w, rowBytes, rows, x.data(), n, out.data(), isa);
+        }
+    };
+    call(mats[0].data());  // warm-up
     double best = 1e30;
     size_t k = 0;
     const auto start = Clock::now();
     int calls = 0;
     do {
         const auto t0 = Clock::now();
-        qdot::gemv(t, mats[k].data(), rowBytes, rows, x.data(), n, out.data(), isa);
+        call(mats[k].data());
         best = std::min(best, seconds(t0, Clock::now()));
         k = (k + 1) % mats.size();
         ++calls;
@@ -164,6 +173,16 @@ int main(int argc, char** argv) {
                 esum += e;
             }
             std::printf(" | %16.1fx | %.2e, %.2e\n", coldBest / coldScalar, emax, esum / er);
+            if (best != qdot::Isa::Scalar &&
+                (t == TensorType::Q8_0 || t == TensorType::Q4_0 || t == TensorType::Q4_K)) {
+                const std::vector<std::vector<uint8_t>> hot(mats.begin(), mats.begin() + 1);
+                const Timing h = timeGemv(t, hot, rowBytes, rows, x, n, best, budget, true);
+                const Timing c = timeGemv(t, mats, rowBytes, rows, x, n, best, budget, true);
+                std::printf(
+                    "  ^ strategy (a) dequantize to float + FMA, %s: hot %.2f GB/s, cold "
+                    "%.2f GB/s, %.1f ns/row\n",
+                    qdot::isaName(best).c_str(), h.gbps, c.gbps, c.nsPerRow);
+            }
             std::fflush(stdout);
         }
     }

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -261,9 +262,15 @@ void quantizeX(const float* x, int64_t n, int8_t* q, float* d, float* s16, float
     for (int64_t b = 0; b < n / 32; ++b) {
         const float* xb = x + 32 * b;
         float amax = 0.0f;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(xb[i]));
-        const float db = amax / 127.0f;
-        const float id = db > 0.0f ? 127.0f / amax : 0.0f;
+        bool finite = true;
+        for (int i = 0; i < 32; ++i) {
+            amax = std::max(amax, std::fabs(xb[i]));
+            finite = finite && std::isfinite(xb[i]);
+        }
+        // A NaN or infinity in x makes the block's scale NaN, so that it reaches the output
+        // (as it does on the scalar path) instead of vanishing in the rounding to 8 bits.
+        const float db = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+        const float id = finite && db > 0.0f ? 127.0f / amax : 0.0f;
         int sums[2] = {0, 0};
         for (int i = 0; i < 32; ++i) {
             const int v = static_cast<int>(std::nearbyint(xb[i] * id));

@@ -311,6 +311,27 @@ class TestQuantDot : public QObject {
         }
     }
 
+    // A NaN or an infinity in x gives a non-finite result on every path (the 8-bit x must not
+    // round it away).
+    void nonFiniteXPropagates() {
+        std::mt19937 rng(9);
+        for (TensorType t : allTypes()) {
+            const int64_t n = 512;
+            const size_t rowBytes = *tensorBytes(t, n);
+            const auto w = makeRows(t, 2, n, rowBytes, Source::Quantized, rng);
+            for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+                auto x = makeX(n, 1.0f, rng);
+                x[300] = bad;
+                for (Isa isa : availableIsas()) {
+                    float out[2] = {0, 0};
+                    qdot::gemv(t, w.data(), rowBytes, 2, x.data(), n, out, isa);
+                    QVERIFY2(!std::isfinite(out[0]) && !std::isfinite(out[1]),
+                             label(t, isa, n, "non-finite x").c_str());
+                }
+            }
+        }
+    }
+
     void refusals() {
         const std::vector<uint8_t> w(1024, 0);
         const std::vector<float> x(512, 1.0f);

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cpu/quant_dot.h"
@@ -84,10 +85,14 @@ struct Timing {
 };
 
 // Median-free best-of: repeated passes of gemv over the matrices (one per call, round robin).
+template <class Call>
+Timing timeCalls(const std::vector<std::vector<uint8_t>>& mats, size_t bytes, int rows,
+                 double budget, Call call);
+
 // With dequantFma: strategy (a), qdot::detail::gemvDequantFma.
 Timing timeGemv(TensorType t, const std::vector<std::vector<uint8_t>>& mats, size_t rowBytes,
                 int rows, const std::vector<float>& x, int64_t n, qdot::Isa isa, double budget,
-                bool dequantFma = false) {
+                bool dequantFma = false, bool threads2 = false) {
     std::vector<float> out(rows);
     const auto call = [&](const uint8_t* w) {
         if (dequantFma) {
@@ -96,6 +101,25 @@ Timing timeGemv(TensorType t, const std::vector<std::vector<uint8_t>>& mats, siz
             qdot::gemv(t, w, rowBytes, rows, x.data(), n, out.data(), isa);
         }
     };
+    if (threads2) {
+        // Two threads, half the rows each (a thread started per call: ~tens of µs of a
+        // millisecond call, included).
+        const int half = rows / 2;
+        return timeCalls(mats, rowBytes * rows, rows, budget, [&](const uint8_t* w) {
+            std::thread other([&] {
+                qdot::gemv(t, w + rowBytes * half, rowBytes, rows - half, x.data(), n,
+                           out.data() + half, isa);
+            });
+            qdot::gemv(t, w, rowBytes, half, x.data(), n, out.data(), isa);
+            other.join();
+        });
+    }
+    return timeCalls(mats, rowBytes * rows, rows, budget, call);
+}
+
+template <class Call>
+Timing timeCalls(const std::vector<std::vector<uint8_t>>& mats, size_t bytes, int rows,
+                 double budget, Call call) {
     call(mats[0].data());  // warm-up
     double best = 1e30;
     size_t k = 0;
@@ -108,7 +132,7 @@ Timing timeGemv(TensorType t, const std::vector<std::vector<uint8_t>>& mats, siz
         k = (k + 1) % mats.size();
         ++calls;
     } while (seconds(start, Clock::now()) < budget || calls < 3);
-    return {double(rowBytes) * rows / best / 1e9, best * 1e9 / rows};
+    return {double(bytes) / best / 1e9, best * 1e9 / rows};
 }
 
 }  // namespace
@@ -137,7 +161,7 @@ int main(int argc, char** argv) {
     for (auto isa : isas) {
         std::printf(" | %-13s hot GB/s cold GB/s ns/row", qdot::isaName(isa).c_str());
     }
-    std::printf(" | cold best/scalar | x8 err max, mean (of sum|wx|)\n");
+    std::printf(" | cold best/scalar | 2 thr cold GB/s | x8 err max, mean (of sum|wx|)\n");
     std::mt19937 rng(42);
     const int shapes[2][2] = {{4096, 4096}, {2048, 8192}};
     for (TensorType t : allTypes()) {
@@ -172,7 +196,9 @@ int main(int argc, char** argv) {
                 emax = std::max(emax, e);
                 esum += e;
             }
-            std::printf(" | %16.1fx | %.2e, %.2e\n", coldBest / coldScalar, emax, esum / er);
+            const Timing two = timeGemv(t, mats, rowBytes, rows, x, n, best, budget, false, true);
+            std::printf(" | %16.1fx | %8.2f | %.2e, %.2e\n", coldBest / coldScalar, two.gbps, emax,
+                        esum / er);
             if (best != qdot::Isa::Scalar &&
                 (t == TensorType::Q8_0 || t == TensorType::Q4_0 || t == TensorType::Q4_K)) {
                 const std::vector<std::vector<uint8_t>> hot(mats.begin(), mats.begin() + 1);

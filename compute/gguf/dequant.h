@@ -42,7 +42,8 @@ void dequantizeRow(TensorType t, const uint8_t* src, float* dst, int64_t n);
 
 // Quantizes n floats (a whole number of blocks) into dst (tensorBytes(t, n) bytes). Scales come
 // from each block's min/max (no search); every value is rounded with the scales as stored, so
-// for finite inputs whose scales fit in f16 (up to the f16 rounding of the scales, < 2^-10):
+// for finite inputs whose scales are normal f16 numbers (up to their rounding, < 2^-10; the
+// per-step bounds D/2 hold for subnormal scales too):
 //   F16/BF16: round to nearest even.
 //   Q8_0, Q4_0, Q5_0: |x - deq| <= |d|/2 <= A/254, A/15, A/31 (A = max |x| of the block).
 //   Q4_1, Q5_1: |x - deq| <= d/2 <= (max x - min x)/31, /63 (+ float rounding of q*d + m).

@@ -45,8 +45,8 @@ enum class GgufType : uint32_t {
     FLOAT64 = 12,
 };
 
-// ggml tensor types. Only F32, F16, BF16 and Q8_0 can be converted to float; the others are
-// named here so that a refusal can say which type a file holds.
+// ggml tensor types. F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K..Q6_K convert to float
+// (gguf/dequant.h); the others are named here so that a refusal can say which type a file holds.
 enum class TensorType : uint32_t {
     F32 = 0,
     F16 = 1,

@@ -1,6 +1,7 @@
 // The AVX-512 kernels (this file alone is compiled with AVX-512 F/BW/VL/VNNI on top of AVX2, FMA
+// and F16C): VNNI integer dots for the block types (512-bit for Q4_K/Q5_K/Q6_K), 512-bit loops for
+// F32/F16/BF16.
 #if defined(__x86_64__)
-// and F16C): VNNI integer dots for the block types, 512-bit loops for F32/F16/BF16.
 #define QDOT_NS avx512
 #define QDOT_VNNI 1
 #define QDOT_512 1

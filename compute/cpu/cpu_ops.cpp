@@ -1,6 +1,7 @@
 // CPU reference implementations of the transformer step's operations.
 #include "cpu/cpu_ops.h"
 #include "core/numeric.h"
+#include "cpu/quant_dot.h"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -38,15 +39,38 @@ void matmul(float* out, const float* in, const float* w, const float* bias, int 
     });
 }
 
-void matmul(float* out, int ldOut, const float* in, const WeightMatrix& w, const float* bias,
-            int n, ThreadPool& pool) {
+void matmul(float* out, int ldOut, const float* in, const WeightMatrix& w, const float* bias, int n,
+            ThreadPool& pool) {
     const int outDim = w.rows(), inDim = w.cols();
     if (const float* f = w.f32(); f && ldOut == outDim) {
         matmul(out, in, f, bias, n, inDim, outDim, pool);
         return;
     }
-    int rows = 64;
-    if (n > 1) rows = std::max(64, outDim / static_cast<int>(pool.size() * 2));
+    // Block types always go through qdot::gemv, which rounds the activations to 8 bits per block
+    // (as llama.cpp does): a batch runs the same per-token products as a decode step, so
+    // recompute mode and the cache give the same numbers. F16 and BF16 decode steps use it too
+    // (exact float); their batches are a GEMM on dequantized chunks of rows below.
+    const bool blocks = w.type() != TensorType::F16 && w.type() != TensorType::BF16;
+    if (n == 1 || blocks) {
+        // A decode step is memory-bound: chunks large enough that preparing x once per chunk
+        // costs little. A batch: chunks that stay in cache while every token passes over them.
+        const int rows = n == 1 ? std::max(64, outDim / static_cast<int>(pool.size() * 8)) : 64;
+        const int chunks = (outDim + rows - 1) / rows;
+        pool.parallelFor(static_cast<size_t>(chunks), [&](size_t c) {
+            const int r0 = static_cast<int>(c) * rows;
+            const int r1 = std::min(outDim, r0 + rows);
+            for (int i = 0; i < n; ++i) {
+                float* o = out + static_cast<size_t>(i) * ldOut;
+                qdot::gemv(w.type(), w.row(r0), w.rowBytes(), r1 - r0,
+                           in + static_cast<size_t>(i) * inDim, inDim, o + r0);
+                if (bias)
+                    for (int r = r0; r < r1; ++r) o[r] += bias[r];
+            }
+        });
+        return;
+    }
+    // A batch (prefill): a chunk of rows dequantized to float32, then one GEMM.
+    const int rows = std::max(64, outDim / static_cast<int>(pool.size() * 2));
     const int chunks = (outDim + rows - 1) / rows;
     pool.parallelFor(static_cast<size_t>(chunks), [&](size_t c) {
         const int r0 = static_cast<int>(c) * rows;

@@ -16,9 +16,15 @@ Model load(const GgufWriter& w) {
     return Model::fromGguf(GgufFile::fromBytes(w.toBytes(), "m.gguf"));
 }
 
-// Logits of a native model against its dequantized float32 copy: only the order of the sums
-// differs.
-constexpr double kQuantTol = 1e-4;
+// Logits of a native model against its dequantized float32 copy, relative to the largest
+// logit. F16 and BF16: only the order of the sums differs (measured ~1e-6). Block types: qdot::gemv
+// rounds the activations to 8 bits per block of 32 as llama.cpp does, which adds up to 5e-4 of
+// Σ|w·x| to each dot product (tst_quant_dot); a sum of random-signed terms is ~sqrt(n) times
+// smaller than Σ|w·x|, so through this model the logits moved by up to 2.2% of the largest one
+// (mean 0.5%).
+double quantTolerance(TensorType t) {
+    return t == TensorType::F16 || t == TensorType::BF16 ? 1e-4 : 4e-2;
+}
 
 // The same GGUF image with every tensor that is not F32 converted to F32 by the scalar
 // reference (toFloat).
@@ -149,6 +155,9 @@ class TstModel : public QObject {
         s.nEmbd = 256;
         s.nHead = 4;
         s.nFf = 512;
+        // 0.05 × sqrt(256) = 0.8: each product keeps the scale of its input, as trained models'
+        // layers do (the fixtures' 0.2 would amplify every rounding threefold per product)
+        s.weightStd = 0.05f;
         s.tiedOutput = llama;  // both the tied table and a separate head
         s.weightType = static_cast<TensorType>(type);
         const std::vector<uint8_t> image = randomModel(s).toBytes();
@@ -162,19 +171,21 @@ class TstModel : public QObject {
         // held at the type's size, not expanded: the matrices' bytes are the file's
         QVERIFY(native->weightBytes() < reference->weightBytes() ||
                 s.weightType == TensorType::F32);
-        for (bool cache : {true, false}) {
-            SessionOptions o;
-            o.useCache = cache;
-            o.captureTrace = false;
-            DecodeSession a(std::make_shared<CpuBackend>(native), native->tokenizer, o);
-            DecodeSession b(std::make_shared<CpuBackend>(reference), reference->tokenizer, o);
-            a.prefill("the cat sat on");
-            b.prefill("the cat sat on");
-            for (int i = 0; i < 6; ++i) {
-                QVERIFY2(testing::maxRelError(a.logits(), b.logits()) < kQuantTol,
-                         qPrintable(QString::number(testing::maxRelError(a.logits(), b.logits()))));
-                QCOMPARE(a.step().token, b.step().token);
-            }
+        SessionOptions o;
+        o.captureTrace = false;
+        DecodeSession cached(std::make_shared<CpuBackend>(native), native->tokenizer, o);
+        DecodeSession ref(std::make_shared<CpuBackend>(reference), reference->tokenizer, o);
+        o.useCache = false;
+        DecodeSession recompute(std::make_shared<CpuBackend>(native), native->tokenizer, o);
+        for (DecodeSession* x : {&cached, &ref, &recompute}) x->prefill("the cat sat on");
+        for (int i = 0; i < 6; ++i) {
+            const double err = testing::maxRelError(cached.logits(), ref.logits());
+            QVERIFY2(err < quantTolerance(s.weightType), qPrintable(QString::number(err)));
+            // the cache and recompute mode run the same per-token products: the same numbers
+            QVERIFY(testing::maxRelError(cached.logits(), recompute.logits()) < 1e-5);
+            const int32_t token = cached.step().token;
+            QCOMPARE(recompute.step().token, token);
+            ref.stepWith(token);  // the reference follows, whatever it would have chosen
         }
     }
 

@@ -33,6 +33,9 @@ struct Command {
 };
 
 const Option kModel{"model", "PATH", "a GGUF model file (default: the built-in model)"};
+const Option kContext{"context", "N",
+                      "tokens of context to run with (default: the model's, at most 4,096); the "
+                      "KV cache grows in blocks up to it"};
 const Option kJson{"json", nullptr, "print JSON instead of text"};
 const Option kBackend{"backend", "auto|cpu|opencl",
                       "where the model runs (default auto: the first usable GPU, else the CPU)"};
@@ -43,7 +46,7 @@ const std::vector<Command>& commands() {
     static const std::vector<Command> table = {
         {"info",
          "the model's shape, parameters, weights and KV bytes per token",
-         {kModel, kJson},
+         {kModel, kContext, kJson},
          runInfo},
         {"devices",
          "every OpenCL platform and device, and whether KVScope can use it",
@@ -54,6 +57,7 @@ const std::vector<Command>& commands() {
          {kModel,
           {"prompt", "TEXT", "the prompt (any text, even one that starts with '-')", true},
           {"steps", "N", "tokens to generate (default 16)"},
+          kContext,
           kBackend,
           kDevice,
           {"no-cache", nullptr, "recompute mode: no KV cache, every step runs every token"},
@@ -95,6 +99,7 @@ const std::vector<Command>& commands() {
           {"theme", "light|dark", "light print theme (default) or dark"},
           {"size", "WxH", "the figure's size in points (default 1200x800)"},
           {"frames", nullptr, "a figure per step (PDF: a page per step)"},
+          kContext,
           kBackend,
           kDevice},
          runExport},
@@ -128,9 +133,15 @@ const std::vector<Command>& commands() {
          runTrain},
         {"bench",
          "decode speed of a random model of a chosen shape, against memory bandwidth",
-         {{"layers", "N", "layers (default 12)"},
+         {{"arch", "gpt2|llama", "architecture of the random model (default gpt2)"},
+          {"type", "T",
+           "weight type of the matrices: f32 (default), f16, bf16, q8_0, q4_0, q4_1, q5_0, "
+           "q5_1, q2_k, q3_k, q4_k, q5_k, q6_k"},
+          {"layers", "N", "layers (default 12)"},
           {"width", "N", "width (default 768)"},
           {"heads", "N", "heads (default 12)"},
+          {"kv-heads", "N", "KV heads, llama only (default: as many as heads)"},
+          {"ff", "N", "feed-forward width (default 4 × width)"},
           {"context", "N", "context (default 1024)"},
           {"vocab", "N", "vocabulary (default 50257)"},
           {"prompt-tokens", "N", "prompt length"},

@@ -4,14 +4,17 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QTemporaryDir>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 
 #include "analysis/memory_bandwidth.h"
 #include "cli/cli.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "gguf/dequant.h"
 #include "model/random_model.h"
 #if KVSCOPE_HAS_OPENCL
 #include "opencl/opencl_backend.h"
@@ -70,16 +73,54 @@ DecodeRun decode(std::shared_ptr<Backend> backend, const Model& model, bool cach
     return r;
 }
 
+// The resident set of this process (VmRSS), in bytes; 0 where /proc is not there.
+double residentBytes() {
+    std::FILE* f = std::fopen("/proc/self/status", "r");
+    if (!f) return 0;
+    char line[256];
+    double kb = 0;
+    while (std::fgets(line, sizeof line, f))
+        if (std::sscanf(line, "VmRSS: %lf kB", &kb) == 1) break;
+    std::fclose(f);
+    return kb * 1024;
+}
+
+// "q4_k" -> Q4_K: the weight types a matrix may have, by their lower-case names.
+TensorType parseWeightType(const std::string& name) {
+    for (uint32_t i = 0; i < 64; ++i) {
+        const auto t = static_cast<TensorType>(i);
+        if (!isSupportedWeightType(t)) continue;
+        std::string lower = typeName(t);
+        for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (lower == name) return t;
+    }
+    throw UsageError("--type: '" + name +
+                     "' is not a weight type (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
+                     "q3_k, q4_k, q5_k, q6_k)");
+}
+
 }  // namespace
 
 int runBench(const CliArgs& args) {
     RandomModelSpec spec;
-    spec.arch = Arch::Gpt2;
+    const std::string arch = args.get("arch").value_or("gpt2");
+    if (arch != "gpt2" && arch != "llama")
+        throw UsageError("--arch must be gpt2 or llama, got '" + arch + "'");
+    spec.arch = arch == "llama" ? Arch::Llama : Arch::Gpt2;
+    spec.weightType = parseWeightType(args.get("type").value_or("f32"));
     spec.nLayer = static_cast<int>(args.getInt("layers", 12, 1, 256));
     spec.nEmbd = static_cast<int>(args.getInt("width", 768, 8, 16384));
     spec.nHead = static_cast<int>(args.getInt("heads", 12, 1, 256));
-    spec.nHeadKv = spec.nHead;
-    spec.nFf = 4 * spec.nEmbd;
+    spec.nHeadKv = static_cast<int>(args.getInt("kv-heads", spec.nHead, 1, spec.nHead));
+    if (spec.arch == Arch::Gpt2 && spec.nHeadKv != spec.nHead)
+        throw UsageError("--kv-heads goes with --arch llama");
+    if (spec.nHead % spec.nHeadKv != 0)
+        throw UsageError("--heads must be a multiple of --kv-heads");
+    spec.nFf = static_cast<int>(args.getInt("ff", 4 * spec.nEmbd, 8, 1 << 18));
+    const std::optional<BlockLayout> layout = blockLayout(spec.weightType);
+    if (spec.nEmbd % layout->elems != 0 || spec.nFf % layout->elems != 0)
+        throw UsageError("--width and --ff must be multiples of " + std::to_string(layout->elems) +
+                         " for " + typeName(spec.weightType));
     spec.nCtx = static_cast<int>(args.getInt("context", 1024, 8, 1 << 20));
     spec.nVocab = static_cast<int>(args.getInt("vocab", 50257, 257, 1 << 20));
     spec.weightStd = 0.02f;
@@ -102,11 +143,15 @@ int runBench(const CliArgs& args) {
         path = (tmp.path() + "/bench.gguf").toStdString();
     }
     std::fprintf(stderr,
-                 "writing a random gpt2 model (%d layers, width %d, %d heads, context %d, "
-                 "vocabulary %d) to %s\n",
-                 spec.nLayer, spec.nEmbd, spec.nHead, spec.nCtx, spec.nVocab, path.c_str());
+                 "writing a random %s model (%s, %d layers, width %d, %d heads, %d KV heads, FF "
+                 "%d, context %d, vocabulary %d) to %s\n",
+                 arch.c_str(), typeName(spec.weightType).c_str(), spec.nLayer, spec.nEmbd,
+                 spec.nHead, spec.nHeadKv, spec.nFf, spec.nCtx, spec.nVocab, path.c_str());
     randomModel(spec).write(path);
+    const double rssBefore = residentBytes();
     auto model = std::make_shared<const Model>(Model::load(path));
+    const double rssLoaded = residentBytes();
+    const double fileBytes = static_cast<double>(std::filesystem::file_size(path));
 
     // 2. this machine's memory read bandwidth, with the same threads
     ThreadPool& pool = ThreadPool::shared();
@@ -159,11 +204,18 @@ int runBench(const CliArgs& args) {
         static_cast<double>(c.kvBytesPerToken(sizeof(float))) * (promptTokens + steps / 2.0);
     const double bytesPerStep = weights + meanCache;
     const double bound = bandwidth / bytesPerStep;
+    const double rssDecoded = residentBytes();
     const bool sameTokens = cached.tokens == recompute.tokens && cached.tokens == cached1.tokens &&
                             (!cl || cl->tokens == cached.tokens);
 
     if (args.has("json")) {
         QJsonObject o{{"threads", static_cast<int>(pool.size())},
+                      {"arch", QString::fromStdString(arch)},
+                      {"weight_type", QString::fromStdString(typeName(spec.weightType))},
+                      {"file_bytes", fileBytes},
+                      {"rss_before_load_bytes", rssBefore},
+                      {"rss_after_load_bytes", rssLoaded},
+                      {"rss_after_decode_bytes", rssDecoded},
                       {"bandwidth_gb_s", bandwidth / 1e9},
                       {"bandwidth_1_thread_gb_s", bandwidth1 / 1e9},
                       {"bytes_per_step", bytesPerStep},
@@ -199,6 +251,11 @@ int runBench(const CliArgs& args) {
                 KVSCOPE_NATIVE_BUILD
                     ? "-march=native (KVSCOPE_NATIVE=ON): tuned for this CPU"
                     : "portable x86-64 (KVSCOPE_NATIVE=OFF; ON tunes for this CPU)");
+    std::printf(
+        "weights                 %s, file %.1f MB; RSS %.1f MB before loading, %.1f MB "
+        "loaded, %.1f MB after decoding\n",
+        typeName(spec.weightType).c_str(), fileBytes / 1e6, rssBefore / 1e6, rssLoaded / 1e6,
+        rssDecoded / 1e6);
     std::printf("memory read bandwidth   %.1f GB/s with %u threads, %.1f GB/s with 1\n",
                 bandwidth / 1e9, pool.size(), bandwidth1 / 1e9);
     std::printf("bytes read per step     %.1f MB (weights %.1f MB + mean KV cache %.2f MB)\n",

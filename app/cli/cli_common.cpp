@@ -37,7 +37,8 @@ void writeOutput(const std::string& path, const QByteArray& bytes) {
 }
 
 std::shared_ptr<const Model> loadModel(const CliArgs& args) {
-    return loadModelFile(QString::fromStdString(resolveModelPath(args)));
+    const int context = static_cast<int>(args.getInt("context", 0, 1, 1 << 24));
+    return loadModelFile(QString::fromStdString(resolveModelPath(args)), context);
 }
 
 std::string resolveModelPath(const CliArgs& args) {

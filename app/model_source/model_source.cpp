@@ -24,7 +24,7 @@ void requireGgufMagic(const QString& path) {
 }
 }  // namespace
 
-std::shared_ptr<const Model> loadModelFile(const QString& path) {
+std::shared_ptr<const Model> loadModelFile(const QString& path, int context) {
     requireGgufMagic(path);
     if (path.startsWith(":")) {
         QFile f(path);
@@ -33,9 +33,9 @@ std::shared_ptr<const Model> loadModelFile(const QString& path) {
         const QByteArray b = f.readAll();
         std::vector<uint8_t> bytes(b.begin(), b.end());
         return std::make_shared<const Model>(
-            Model::fromGguf(GgufFile::fromBytes(std::move(bytes), path.toStdString())));
+            Model::fromGguf(GgufFile::fromBytes(std::move(bytes), path.toStdString()), context));
     }
-    return std::make_shared<const Model>(Model::load(path.toStdString()));
+    return std::make_shared<const Model>(Model::load(path.toStdString(), context));
 }
 
 viz::ModelSummary summarize(const Model& model, const Backend& backend, const QString& path,

@@ -21,6 +21,6 @@ viz::ModelSummary summarize(const Model& model, const Backend& backend, const QS
                             const std::string& note);
 
 // Reads a GGUF model from a file or a Qt resource path (":/models/…").
-std::shared_ptr<const Model> loadModelFile(const QString& path);
+std::shared_ptr<const Model> loadModelFile(const QString& path, int context = 0);
 
 }  // namespace kvscope::app

@@ -52,8 +52,15 @@ void matmul(float* out, int ldOut, const float* in, const WeightMatrix& w, const
     // (exact float); their batches are a GEMM on dequantized chunks of rows below.
     const bool blocks = w.type() != TensorType::F16 && w.type() != TensorType::BF16;
     if (n == 1 || blocks) {
-        // A decode step is memory-bound: chunks large enough that preparing x once per chunk
-        // costs little. A batch: chunks that stay in cache while every token passes over them.
+        // x of each token prepared once (rounded to 8 bits for the block types), then chunks of
+        // rows: for a decode step (memory-bound) large enough to spread over the threads, for a
+        // batch small enough to stay in cache while every token passes over them.
+        thread_local std::vector<qdot::PreparedX> xs;
+        if (xs.size() < static_cast<size_t>(n)) xs.resize(static_cast<size_t>(n));
+        for (int i = 0; i < n; ++i)
+            xs[static_cast<size_t>(i)].prepare(w.type(), in + static_cast<size_t>(i) * inDim,
+                                               inDim);
+        const std::vector<qdot::PreparedX>& prepared = xs;  // the workers read the caller's
         const int rows = n == 1 ? std::max(64, outDim / static_cast<int>(pool.size() * 8)) : 64;
         const int chunks = (outDim + rows - 1) / rows;
         pool.parallelFor(static_cast<size_t>(chunks), [&](size_t c) {
@@ -61,8 +68,8 @@ void matmul(float* out, int ldOut, const float* in, const WeightMatrix& w, const
             const int r1 = std::min(outDim, r0 + rows);
             for (int i = 0; i < n; ++i) {
                 float* o = out + static_cast<size_t>(i) * ldOut;
-                qdot::gemv(w.type(), w.row(r0), w.rowBytes(), r1 - r0,
-                           in + static_cast<size_t>(i) * inDim, inDim, o + r0);
+                qdot::gemv(prepared[static_cast<size_t>(i)], w.row(r0), w.rowBytes(), r1 - r0,
+                           o + r0);
                 if (bias)
                     for (int r = r0; r < r1; ++r) o[r] += bias[r];
             }

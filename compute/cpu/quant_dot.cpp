@@ -273,7 +273,9 @@ void quantizeX(const float* x, int64_t n, int8_t* q, float* d, float* s16, float
         const float id = finite && db > 0.0f ? 127.0f / amax : 0.0f;
         int sums[2] = {0, 0};
         for (int i = 0; i < 32; ++i) {
-            const int v = static_cast<int>(std::nearbyint(xb[i] * id));
+            // round half away from zero, as llama.cpp's roundf (no library call per value)
+            const float t = xb[i] * id;
+            const int v = static_cast<int>(t + (t >= 0.0f ? 0.5f : -0.5f));
             const int c = std::clamp(v, -127, 127);
             q[32 * b + i] = static_cast<int8_t>(c);
             sums[i / 16] += c;
@@ -331,45 +333,60 @@ bool gemvSupports(TensorType type) {
     return info(type).has_value();
 }
 
-void gemv(TensorType type, const uint8_t* w, size_t rowBytes, int rows, const float* x, int64_t n,
-          float* out, Isa isa) {
+void PreparedX::prepare(TensorType type, const float* x, int64_t n, Isa isa) {
     const auto ti = info(type);
     if (!ti) throw Error("qdot::gemv: no kernel for type " + typeName(type));
     if (n < 0 || n % ti->elems != 0) {
         throw Error("qdot::gemv: " + typeName(type) + " rows of " + std::to_string(n) +
                     " values are not whole blocks of " + std::to_string(ti->elems));
     }
+    if (!isaSupported(isa)) throw Error("qdot::gemv: this CPU cannot run " + isaName(isa));
+    type_ = type;
+    isa_ = isa;
+    x_ = x;
+    n_ = n;
+    if (isa != Isa::Scalar && ti->elems > 1) {
+        const auto un = static_cast<size_t>(n);
+        if (q_.size() < un) {
+            q_.resize(un);
+            d_.resize(un / 32);
+            s16_.resize(un / 16);
+            s32_.resize(un / 32);
+        }
+        quantizeX(x, n, q_.data(), d_.data(), s16_.data(), s32_.data());
+    }
+}
+
+void gemv(const PreparedX& x, const uint8_t* w, size_t rowBytes, int rows, float* out) {
+    const auto ti = info(x.type_);
+    KVSCOPE_CHECK(ti && x.x_, "qdot::gemv: x was not prepared");
+    const int64_t n = x.n_;
     if (rowBytes < static_cast<size_t>(n / ti->elems * ti->bytes)) {
         throw Error("qdot::gemv: rows " + std::to_string(rowBytes) +
-                    " bytes apart are shorter than a " + typeName(type) + " row of " +
+                    " bytes apart are shorter than a " + typeName(x.type_) + " row of " +
                     std::to_string(n) + " values");
     }
-    if (!isaSupported(isa)) throw Error("qdot::gemv: this CPU cannot run " + isaName(isa));
     if (rows <= 0) return;
-    if (isa == Isa::Scalar) {
-        gemvScalar(*ti, w, rowBytes, rows, x, n, out);
+    if (x.isa_ == Isa::Scalar) {
+        gemvScalar(*ti, w, rowBytes, rows, x.x_, n, out);
         return;
     }
-    detail::Args a{ti->kind, w, rowBytes, rows, x, {}, n, out};
-    if (ti->elems > 1) {
-        thread_local Scratch s;
-        const auto un = static_cast<size_t>(n);
-        if (s.q.size() < un) {
-            s.q.resize(un);
-            s.d.resize(un / 32);
-            s.s16.resize(un / 16);
-            s.s32.resize(un / 32);
-        }
-        quantizeX(x, n, s.q.data(), s.d.data(), s.s16.data(), s.s32.data());
-        a.xq = {s.q.data(), s.d.data(), s.s16.data(), s.s32.data()};
-    }
+    detail::Args a{ti->kind, w, rowBytes, rows, x.x_, {}, n, out};
+    if (ti->elems > 1) a.xq = {x.q_.data(), x.d_.data(), x.s16_.data(), x.s32_.data()};
 #if defined(__x86_64__)
-    if (isa == Isa::Avx512) {
+    if (x.isa_ == Isa::Avx512) {
         detail::gemvAvx512(a);
     } else {
         detail::gemvAvx2(a);
     }
 #endif
+}
+
+void gemv(TensorType type, const uint8_t* w, size_t rowBytes, int rows, const float* x, int64_t n,
+          float* out, Isa isa) {
+    thread_local PreparedX prepared;
+    prepared.prepare(type, x, n, isa);
+    gemv(prepared, w, rowBytes, rows, out);
 }
 
 void detail::gemvDequantFma(TensorType type, const uint8_t* w, size_t rowBytes, int rows,

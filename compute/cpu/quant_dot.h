@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "gguf/gguf.h"
 
@@ -48,6 +49,30 @@ bool gemvSupports(TensorType type);
 // than a row, or an isa this CPU cannot run.
 void gemv(TensorType type, const uint8_t* w, size_t rowBytes, int rows, const float* x, int64_t n,
           float* out, Isa isa = bestIsa());
+
+// x made ready once for many gemv calls on rows of one type (the caller's chunks of rows): for
+// the block types, x rounded to 8 bits per 32 values as gemv does (the same numbers); for F32,
+// F16 and BF16 just x. Reusable: prepare() overwrites it and keeps its buffers.
+class PreparedX {
+  public:
+    // Prepares x (n values; n a whole number of `type`'s blocks) for `isa`'s kernels. x must
+    // outlive the gemv calls that use it. Throws Error like gemv.
+    void prepare(TensorType type, const float* x, int64_t n, Isa isa = bestIsa());
+    TensorType type() const { return type_; }
+    int64_t size() const { return n_; }
+
+  private:
+    friend void gemv(const PreparedX& x, const uint8_t* w, size_t rowBytes, int rows, float* out);
+    TensorType type_ = TensorType::F32;
+    Isa isa_ = Isa::Scalar;
+    const float* x_ = nullptr;
+    int64_t n_ = 0;
+    std::vector<int8_t> q_;
+    std::vector<float> d_, s16_, s32_;
+};
+
+// gemv on a prepared x: rows of x.type(), each x.size() values.
+void gemv(const PreparedX& x, const uint8_t* w, size_t rowBytes, int rows, float* out);
 
 namespace detail {
 // gemv through the other strategy: the weights dequantized to float32 in registers and FMA'd with

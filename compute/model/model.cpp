@@ -91,11 +91,11 @@ class Loader {
 
 }  // namespace
 
-Model Model::load(const std::string& path) {
-    return fromGguf(GgufFile::open(path));
+Model Model::load(const std::string& path, int context) {
+    return fromGguf(GgufFile::open(path), context);
 }
 
-Model Model::fromGguf(GgufFile file) {
+Model Model::fromGguf(GgufFile file, int context) {
     auto shared = std::make_shared<const GgufFile>(std::move(file));
     const GgufFile& f = *shared;
     const std::string arch = f.requireString("general.architecture");
@@ -114,7 +114,12 @@ Model Model::fromGguf(GgufFile file) {
     c.nLayer = hyper(f, arch, "block_count", 1024);
     c.nEmbd = hyper(f, arch, "embedding_length", 1 << 16);
     c.nFf = hyper(f, arch, "feed_forward_length", 1 << 18);
-    c.nCtx = hyper(f, arch, "context_length", 1 << 20);
+    c.nCtxTrain = hyper(f, arch, "context_length", 1 << 24);
+    if (context < 0 || context > c.nCtxTrain)
+        throw Error("a context of " + std::to_string(context) + " tokens was asked for; " +
+                    f.path() + " was trained for " + std::to_string(c.nCtxTrain) +
+                    " (" + arch + ".context_length), the most it can run with");
+    c.nCtx = context > 0 ? context : std::min(c.nCtxTrain, kDefaultContext);
     c.nHead = hyper(f, arch, "attention.head_count", 4096);
     c.nHeadKv = f.find(arch + ".attention.head_count_kv")
                     ? hyper(f, arch, "attention.head_count_kv", 4096)
@@ -162,7 +167,10 @@ Model Model::fromGguf(GgufFile file) {
     const bool gpt2 = c.arch == Arch::Gpt2;
 
     m.tokEmbd = L.matrix("token_embd.weight", {E, V});
-    if (gpt2) m.posEmbd = L.floats("position_embd.weight", {E, static_cast<uint64_t>(c.nCtx)});
+    if (gpt2) {  // positions beyond the context are never used: keep only those within it
+        m.posEmbd = L.floats("position_embd.weight", {E, static_cast<uint64_t>(c.nCtxTrain)});
+        m.posEmbd.resize(static_cast<size_t>(c.nCtx) * c.nEmbd);
+    }
     m.outNormW = L.floats("output_norm.weight", {E});
     if (gpt2) m.outNormB = L.floats("output_norm.bias", {E});
     m.output = L.optionalMatrix("output.weight", {E, V});

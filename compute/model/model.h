@@ -35,7 +35,8 @@ struct ModelConfig {
     int nHeadKv = 0;  // == nHead for plain multi-head attention
     int nEmbd = 0;
     int nFf = 0;
-    int nCtx = 0;
+    int nCtx = 0;       // the context this load runs with: at most nCtxTrain
+    int nCtxTrain = 0;  // <arch>.context_length, what the model was trained for
     int nVocab = 0;
     int headDim = 0;  // nEmbd / nHead
     float normEps = 1e-5f;
@@ -81,8 +82,11 @@ struct Model {
     // Loads and checks every tensor against the metadata. Throws Error naming the file and the
     // tensor or key at fault ("loading blk.3.attn_qkv.weight: ..."). The matrices stay views into
     // the mapped file: loading reads the header, not the weights.
-    static Model load(const std::string& path);
-    static Model fromGguf(GgufFile file);
+    //   context: the context to run with (nCtx); 0 = the smaller of the model's and
+    //   kDefaultContext. More than the model's context_length is an Error.
+    static constexpr int kDefaultContext = 4096;
+    static Model load(const std::string& path, int context = 0);
+    static Model fromGguf(GgufFile file, int context = 0);
 
     const WeightMatrix& outputWeights() const { return output.empty() ? tokEmbd : output; }
     size_t parameterCount() const;

@@ -54,8 +54,9 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
     if (ids.empty())
         throw Error("the prompt is empty and the model has no BOS token to start from");
     if (ids.size() > static_cast<size_t>(nCtx))
-        throw Error("the prompt is " + std::to_string(ids.size()) +
-                    " tokens; the model's context holds " + std::to_string(nCtx));
+        throw Error("the prompt is " + std::to_string(ids.size()) + " tokens; the context holds " +
+                    std::to_string(nCtx) + " (the model was trained for " +
+                    std::to_string(backend_->config().nCtxTrain) + "; --context sets it)");
     for (int32_t id : ids)
         if (id < 0 || static_cast<size_t>(id) >= tokenizer_.vocabSize())
             throw Error("prompt token id " + std::to_string(id) + " is outside the vocabulary");

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/system_memory.h"
 #include "cpu/cpu_ops.h"
 
 namespace kvscope {
@@ -17,7 +18,31 @@ CpuBackend::CpuBackend(std::shared_ptr<const Model> model, ThreadPool& pool, KvC
     : model_(std::move(model)),
       pool_(pool),
       cache_(model_->config.nLayer, model_->config.nHeadKv, model_->config.nCtx,
-             model_->config.headDim, cache) {}
+             model_->config.headDim, cache) {
+    checkHostMemory();
+}
+
+void CpuBackend::checkHostMemory() const {
+    const std::optional<uint64_t> available = availableHostMemory();
+    if (!available) return;
+    const ModelConfig& c = model_->config;
+    const uint64_t weights = model_->weightBytes();
+    const uint64_t perToken = cache_.bytesPerToken();
+    const uint64_t kv = perToken * static_cast<uint64_t>(c.nCtx);
+    if (weights + kv <= *available) return;
+    std::string fit;
+    if (weights < *available) {
+        const uint64_t tokens = (*available - weights) / perToken;
+        fit = tokens >= 1 ? "; a context of " + std::to_string(tokens) +
+                                " tokens would fit (--context " + std::to_string(tokens) + ")"
+                          : "";
+    }
+    throw Error("not enough memory for " + c.name + ": the weights (" + memoryText(weights) + ", " +
+                std::to_string(weights) + " bytes) and a KV cache of " + std::to_string(c.nCtx) +
+                " tokens (" + memoryText(kv) + ", " + std::to_string(kv) + " bytes) need " +
+                memoryText(weights + kv) + "; this machine has " + memoryText(*available) +
+                " available" + fit);
+}
 
 namespace {
 

@@ -13,6 +13,8 @@ namespace kvscope {
 class CpuBackend final : public Backend {
   public:
     // The KV cache grows in blocks as tokens arrive, up to the model's context (config().nCtx).
+    // Throws Error, allocating nothing, if the weights and a full cache would not fit the host's
+    // available memory.
     explicit CpuBackend(std::shared_ptr<const Model> model, ThreadPool& pool = ThreadPool::shared(),
                         KvCacheOptions cache = {});
 
@@ -35,6 +37,9 @@ class CpuBackend final : public Backend {
     const KvCache& cache() const { return cache_; }
 
   private:
+    // Before anything is allocated: the weights and a full cache against the host's available
+    // memory (availableHostMemory); Error with the figures, and the context that would fit.
+    void checkHostMemory() const;
     std::shared_ptr<const Model> model_;
     ThreadPool& pool_;
     KvCache cache_;

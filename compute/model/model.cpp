@@ -117,8 +117,8 @@ Model Model::fromGguf(GgufFile file, int context) {
     c.nCtxTrain = hyper(f, arch, "context_length", 1 << 24);
     if (context < 0 || context > c.nCtxTrain)
         throw Error("a context of " + std::to_string(context) + " tokens was asked for; " +
-                    f.path() + " was trained for " + std::to_string(c.nCtxTrain) +
-                    " (" + arch + ".context_length), the most it can run with");
+                    f.path() + " was trained for " + std::to_string(c.nCtxTrain) + " (" + arch +
+                    ".context_length), the most it can run with");
     c.nCtx = context > 0 ? context : std::min(c.nCtxTrain, kDefaultContext);
     c.nHead = hyper(f, arch, "attention.head_count", 4096);
     c.nHeadKv = f.find(arch + ".attention.head_count_kv")

@@ -395,6 +395,16 @@ class TstCli : public QObject {
             << QStringList{"info", "--model", "/nonexistent/m.gguf"} << "/nonexistent/m.gguf";
         QTest::newRow("prompt longer than context")
             << QStringList{"decode", "--prompt", QString(100, '!')} << "context holds 64";
+        QTest::newRow("prompt longer than --context")
+            << QStringList{"decode", "--prompt", QString(40, '!'), "--context", "20"}
+            << "the prompt is 40 tokens; the context holds 20 (the model was trained for 64; "
+               "--context sets it)";
+        QTest::newRow("--context past the model's")
+            << QStringList{"decode", "--prompt", "a", "--context", "65"}
+            << "a context of 65 tokens was asked for";
+        QTest::newRow("steps past --context")
+            << QStringList{"decode", "--prompt", "!!", "--steps", "30", "--context", "16"}
+            << "context is full (16 tokens)";
         QTest::newRow("steps past the context")
             << QStringList{"decode", "--prompt", "!!", "--steps", "70"} << "context is full";
         QTest::newRow("no such opencl device")

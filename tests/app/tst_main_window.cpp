@@ -26,6 +26,7 @@
 #include "charts/memory_chart.h"
 #include "common/labels.h"
 #include "common/theme.h"
+#include "core/system_memory.h"
 #include "gui/decode_controller.h"
 #include "gui/main_window.h"
 #include "model_fixtures.h"
@@ -354,6 +355,22 @@ class TstMainWindow : public QObject {
         QVERIFY(settle(*w));
         QVERIFY2(w->errorText().contains("is not a GGUF model file"), qPrintable(w->errorText()));
         QCOMPARE(summary->text(), before);
+        QCOMPARE(w->store()->model().path, gpt2_);
+    }
+
+    // A model that does not fit the machine's memory is refused before anything is allocated,
+    // with the figures; the window keeps the model it has.
+    void aModelTooBigForMemoryIsRefusedAndTheLoadedOneStays() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        const QString before = w->findChild<QLabel*>("modelSummary")->text();
+        setAvailableHostMemoryForTesting(20'000);  // less than the llama fixture's weights
+        w->openModel(llama_);
+        QVERIFY(settle(*w));
+        setAvailableHostMemoryForTesting(std::nullopt);
+        QVERIFY2(w->errorText().contains("not enough memory"), qPrintable(w->errorText()));
+        QVERIFY2(w->errorText().contains("available"), qPrintable(w->errorText()));
+        QCOMPARE(w->findChild<QLabel*>("modelSummary")->text(), before);
         QCOMPARE(w->store()->model().path, gpt2_);
     }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/system_memory.h"
 #include "cpu/cpu_backend.h"
 #include "model_fixtures.h"
 #include "numeric_checks.h"
@@ -108,6 +109,33 @@ class TstDecodeSession : public QObject {
         QCOMPARE(backend.cacheUsed(), 2);  // nothing above touched the cache
         backend.forward(std::vector<int32_t>{3}, false, logits, nullptr);
         QCOMPARE(backend.cacheUsed(), 3);
+    }
+
+    // Weights and a full cache that do not fit the host's available memory: refused in the
+    // constructor, before the cache takes a byte, with the figures and the context that fits.
+    void aModelTooBigForMemoryIsRefusedWithTheFigures() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        const uint64_t weights = m->weightBytes();
+        const uint64_t perToken =
+            2ull * m->config.nLayer * m->config.nHeadKv * m->config.headDim * sizeof(float);
+        const uint64_t full = weights + perToken * static_cast<uint64_t>(m->config.nCtx);
+        setAvailableHostMemoryForTesting(full - 1);
+        try {
+            CpuBackend b(m);
+            setAvailableHostMemoryForTesting(std::nullopt);
+            QFAIL("a model larger than the available memory was accepted");
+        } catch (const Error& e) {
+            setAvailableHostMemoryForTesting(std::nullopt);
+            const QString msg = e.what();
+            QVERIFY2(msg.contains(QString::number(weights) + " bytes"), e.what());
+            QVERIFY2(msg.contains(QString::number(perToken * m->config.nCtx) + " bytes"), e.what());
+            // (full - 1 - weights) / perToken tokens fit: one fewer than the context
+            QVERIFY2(msg.contains(QString("--context %1").arg(m->config.nCtx - 1)), e.what());
+        }
+        setAvailableHostMemoryForTesting(full);  // exactly enough
+        CpuBackend fits(m);
+        setAvailableHostMemoryForTesting(std::nullopt);
+        QCOMPARE(fits.cacheAllocatedBytes(), size_t{0});
     }
 
     void models_data() { fixtures::addModelRows(); }

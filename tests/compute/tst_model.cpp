@@ -72,6 +72,34 @@ class TstModel : public QObject {
         QCOMPARE(m.outputWeights().data(), m.tokEmbd.data());
     }
 
+    // A header that declares a Llama-3.1-sized context (131,072 tokens) costs nothing for it:
+    // the context runs at 4,096 unless asked, the cache takes blocks as tokens arrive, and the
+    // whole context can be asked for without allocating it.
+    void aHugeDeclaredContextAllocatesOnlyWhatIsUsed() {
+        RandomModelSpec s = fixtures::llamaGqaSpec();
+        s.nCtx = 131072;
+        const std::vector<uint8_t> image = randomModel(s).toBytes();
+        const Model m = Model::fromGguf(GgufFile::fromBytes(image, "long.gguf"));
+        QCOMPARE(m.config.nCtxTrain, 131072);
+        QCOMPARE(m.config.nCtx, Model::kDefaultContext);
+        auto full = std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(image, "long.gguf"), 131072));
+        QCOMPARE(full->config.nCtx, 131072);
+        auto backend = std::make_shared<CpuBackend>(full);
+        QCOMPARE(backend->cacheAllocatedBytes(), size_t{0});
+        DecodeSession session(backend, full->tokenizer);
+        session.prefill("the cat sat");
+        session.step();
+        // one block of 256 tokens of 2 (K, V) × 2 layers × 2 KV heads × 8 dims × 4 bytes
+        QCOMPARE(backend->cacheAllocatedBytes(), size_t{256} * 2 * 2 * 2 * 8 * 4);
+        try {
+            Model::fromGguf(GgufFile::fromBytes(image, "long.gguf"), 131073);
+            QFAIL("a context past the model's was accepted");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("trained for 131072"), e.what());
+        }
+    }
+
     void untiedOutputIsUsed() {
         RandomModelSpec s = fixtures::gpt2Spec();
         s.tiedOutput = false;

@@ -36,6 +36,8 @@ const Option kModel{"model", "PATH", "a GGUF model file (default: the built-in m
 const Option kContext{"context", "N",
                       "tokens of context to run with (default: the model's, at most 4,096); the "
                       "KV cache grows in blocks up to it"};
+const Option kKvType{"kv-type", "f32|f16",
+                     "the KV cache's element type (default f32; f16 halves it, CPU backend)"};
 const Option kJson{"json", nullptr, "print JSON instead of text"};
 const Option kBackend{"backend", "auto|cpu|opencl",
                       "where the model runs (default auto: the first usable GPU, else the CPU)"};
@@ -58,6 +60,7 @@ const std::vector<Command>& commands() {
           {"prompt", "TEXT", "the prompt (any text, even one that starts with '-')", true},
           {"steps", "N", "tokens to generate (default 16)"},
           kContext,
+          kKvType,
           kBackend,
           kDevice,
           {"no-cache", nullptr, "recompute mode: no KV cache, every step runs every token"},
@@ -100,6 +103,7 @@ const std::vector<Command>& commands() {
           {"size", "WxH", "the figure's size in points (default 1200x800)"},
           {"frames", nullptr, "a figure per step (PDF: a page per step)"},
           kContext,
+          kKvType,
           kBackend,
           kDevice},
          runExport},

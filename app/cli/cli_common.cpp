@@ -64,6 +64,11 @@ std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const 
         choice.kind = BackendChoice::Kind::OpenCl;
         choice.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
     }
+    if (auto t = args.get("kv-type")) {
+        const std::optional<KvType> kv = parseKvType(*t);
+        if (!kv) throw UsageError("--kv-type must be f32 or f16, got '" + *t + "'");
+        choice.kvType = *kv;
+    }
     return createBackend(std::move(model), choice, note);
 }
 

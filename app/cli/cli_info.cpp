@@ -19,6 +19,8 @@ int runInfo(const CliArgs& args) {
         o["head_dim"] = c.headDim;
         o["parameters"] = static_cast<double>(model->parameterCount());
         o["weight_bytes"] = static_cast<double>(model->weightBytes());
+        o["weight_types"] = QString::fromStdString(model->weightTypesSummary());
+        o["n_ctx_train"] = c.nCtxTrain;
         o["kv_bytes_per_token"] = static_cast<double>(kvPerToken);
         o["kv_bytes_full_context"] = static_cast<double>(kvPerToken * c.nCtx);
         o["tied_output"] = model->output.empty();
@@ -32,10 +34,14 @@ int runInfo(const CliArgs& args) {
     std::printf("heads          %d query, %d key/value (head dim %d)%s\n", c.nHead, c.nHeadKv,
                 c.headDim, c.nHeadKv < c.nHead ? ", grouped-query" : "");
     std::printf("width          %d (feed-forward %d)\n", c.nEmbd, c.nFf);
-    std::printf("context        %d tokens\n", c.nCtx);
+    std::printf("context        %d tokens (trained for %d; --context sets it)\n", c.nCtx,
+                c.nCtxTrain);
     std::printf("vocabulary     %d tokens\n", c.nVocab);
-    std::printf("parameters     %zu (%.1f MiB as float32)\n", model->parameterCount(),
-                static_cast<double>(model->weightBytes()) / (1 << 20));
+    std::printf("parameters     %zu\n", model->parameterCount());
+    std::printf(
+        "weights        %.1f MiB as stored: %s (kept in these types on the CPU; the "
+        "OpenCL backend converts them to F32 at upload)\n",
+        static_cast<double>(model->weightBytes()) / (1 << 20), model->weightTypesSummary().c_str());
     std::printf(
         "KV cache       %zu bytes per token = 2 x %d layers x %d kv heads x %d x 4 B;"
         " %.1f MiB for the full context\n",

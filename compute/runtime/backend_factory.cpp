@@ -17,6 +17,9 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
         throw Error("OpenCL device " + std::to_string(choice.device) + ": " +
                     ocl::listDevices().problem);
 #else
+    if (choice.kind == BackendChoice::Kind::OpenCl && choice.kvType != KvType::F32)
+        throw Error("the OpenCL backend keeps its KV cache in f32; --kv-type " +
+                    kvTypeName(choice.kvType) + " runs on the CPU backend (--backend cpu)");
     if (choice.kind == BackendChoice::Kind::OpenCl) {
         OpenClOptions o;
         o.device = choice.device;
@@ -27,7 +30,9 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
     }
 #endif
     std::string why;  // auto: the first usable GPU, else the CPU backend
-    if (choice.kind == BackendChoice::Kind::Auto) {
+    if (choice.kind == BackendChoice::Kind::Auto && choice.kvType != KvType::F32) {
+        why = "a " + kvTypeName(choice.kvType) + " KV cache runs on the CPU backend";
+    } else if (choice.kind == BackendChoice::Kind::Auto) {
         const ocl::DeviceList list = ocl::listDevices();
         const ocl::DeviceInfo* gpu = nullptr;
         for (const ocl::DeviceInfo& d : list.devices)
@@ -54,8 +59,10 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
                   " OpenCL device(s)";
         }
     }
-    auto backend = std::make_shared<CpuBackend>(std::move(model));
+    auto backend = std::make_shared<CpuBackend>(std::move(model), ThreadPool::shared(),
+                                                KvCacheOptions{choice.kvType});
     note = "backend: cpu, " + backend->deviceName();
+    if (choice.kvType != KvType::F32) note += ", KV cache " + kvTypeName(choice.kvType);
     if (choice.kind == BackendChoice::Kind::Auto) note += " (auto: " + why + ")";
     return backend;
 }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include "runtime/kv_cache.h"
 
 #include "runtime/backend.h"
 
@@ -16,6 +17,9 @@ struct BackendChoice {
     int device = 0;  // OpenCl: index in ocl::listDevices() (`kvscope devices`)
     // When set and true, a long OpenCL start-up (tuning) stops with Error("stopped").
     const std::atomic<bool>* stop = nullptr;
+    // The KV cache's element type. OpenCL keeps f32 only: f16 with OpenCl is an Error, with
+    // Auto it picks the CPU backend (and says so).
+    KvType kvType = KvType::F32;
 };
 
 // Auto: the first usable OpenCL GPU, else the CPU backend (also when OpenCL fails there).

@@ -221,6 +221,24 @@ class TstCli : public QObject {
         QCOMPARE(tokens(false), a);
     }
 
+    // --kv-type f16: the JSON's kv_bytes (measured from the cache) are half of f32's, and
+    // --context caps the run (the model's 64 tokens, asked for 32).
+    void kvTypeAndContextReachTheCache() {
+        auto run = [&](const QStringList& extra) {
+            QStringList a{"decode", "--model",   llama_, "--prompt", "hello", "--steps",
+                          "4",      "--backend", "cpu",  "--json",   "-"};
+            const Run r = runKvscope(a + extra);
+            return QJsonDocument::fromJson(r.out).object();
+        };
+        const QJsonObject f32 = run({}), f16 = run({"--kv-type", "f16"});
+        const double b32 = f32["steps"].toArray().last().toObject()["kv_bytes"].toDouble();
+        const double b16 = f16["steps"].toArray().last().toObject()["kv_bytes"].toDouble();
+        QVERIFY(b32 > 0);
+        QCOMPARE(b16 * 2, b32);
+        QCOMPARE(run({"--context", "32"})["model"].toObject()["n_ctx"].toInt(), 32);
+        QCOMPARE(f32["model"].toObject()["n_ctx"].toInt(), 64);
+    }
+
     void sameSeedSameText() {
         const QStringList a{"decode", "--model",       llama_, "--prompt", "abc", "--steps",
                             "10",     "--temperature", "1.5",  "--top-p",  "0.9", "--seed",
@@ -405,6 +423,9 @@ class TstCli : public QObject {
         QTest::newRow("steps past --context")
             << QStringList{"decode", "--prompt", "!!", "--steps", "30", "--context", "16"}
             << "context is full (16 tokens)";
+        QTest::newRow("f16 cache on opencl")
+            << QStringList{"decode", "--prompt", "a", "--backend", "opencl", "--kv-type", "f16"}
+            << "keeps its KV cache in f32";
         QTest::newRow("steps past the context")
             << QStringList{"decode", "--prompt", "!!", "--steps", "70"} << "context is full";
         QTest::newRow("no such opencl device")

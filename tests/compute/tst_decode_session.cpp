@@ -138,6 +138,26 @@ class TstDecodeSession : public QObject {
         QCOMPARE(fits.cacheAllocatedBytes(), size_t{0});
     }
 
+    // An f16 cache holds half the bytes and gives the f32 cache's numbers within f16's rounding
+    // of K and V (11 significant bits).
+    void anF16CacheHalvesTheBytes() {
+        auto m = fixtures::makeModel(fixtures::llamaGqaSpec());
+        DecodeSession f32(std::make_shared<CpuBackend>(m), m->tokenizer);
+        DecodeSession f16(
+            std::make_shared<CpuBackend>(m, ThreadPool::shared(), KvCacheOptions{KvType::F16}),
+            m->tokenizer);
+        f32.prefill(kPrompt);
+        f16.prefill(kPrompt);
+        for (int i = 0; i < 4; ++i) {
+            QVERIFY(maxRelError(f16.logits(), f32.logits()) < 1e-2);
+            const int32_t t = f32.step().token;
+            f16.stepWith(t);
+        }
+        QCOMPARE(f16.kvBytes() * 2, f32.kvBytes());
+        QCOMPARE(f16.backend().cacheBytesPerToken(),
+                 size_t{2} * m->config.nLayer * m->config.nHeadKv * m->config.headDim * 2);
+    }
+
     void models_data() { fixtures::addModelRows(); }
 
     // Strong exception safety: a prefill, a step or a step back whose backend call fails leaves

@@ -151,6 +151,7 @@ const std::vector<Command>& commands() {
           {"prompt-tokens", "N", "prompt length"},
           {"steps", "N", "decode steps (default 32)"},
           {"keep-model", "PATH", "keep the model file it writes"},
+          {"cached-only", nullptr, "only the cached decode with all threads (no recompute run)"},
           {"backend", "cpu|opencl", "also decode on an OpenCL device beside the CPU"},
           kDevice,
           {"no-warmup", nullptr, "show OpenCL's start-up without the warm-up pass"},

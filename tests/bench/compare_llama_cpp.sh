@@ -34,7 +34,7 @@ for shape in "${shapes[@]}"; do
     *) echo "unknown shape $shape" >&2; exit 2 ;;
   esac
   model="$work/$arch-$type.gguf"
-  "$kvscope" bench "${geometry[@]}" --type "$type" --steps $steps --keep-model "$model" --json \
+  "$kvscope" bench "${geometry[@]}" --type "$type" --steps $steps --cached-only --keep-model "$model" --json \
     > "$work/bench.json" 2>/dev/null || true
   ours=() theirs=()
   for ((r = 0; r < rounds; ++r)); do

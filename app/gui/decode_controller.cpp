@@ -76,16 +76,30 @@ void DecodeController::startBackend(std::shared_ptr<const Model> model, const Ba
 void DecodeController::loadModel(const QString& path) {
     Busy busy(*this);
     try {
-        startBackend(loadModelFile(path), choice_, path);
+        startBackend(loadModelFile(path, context_), choice_, path);
     } catch (const std::exception& e) {
         emit failed(QString("Loading %1: %2").arg(path, QString::fromUtf8(e.what())));
+    }
+}
+
+void DecodeController::setCacheOptions(int context, KvType kvType) {
+    Busy busy(*this);
+    try {
+        BackendChoice choice = choice_;
+        choice.kvType = kvType;
+        if (model_) startBackend(loadModelFile(path_, context), choice, path_);
+        context_ = context;
+        choice_ = choice;
+    } catch (const std::exception& e) {
+        emit failed(QString("Context and KV cache: ") + QString::fromUtf8(e.what()));
     }
 }
 
 void DecodeController::setBackend(const QString& spec) {
     Busy busy(*this);
     try {
-        const BackendChoice choice = parseBackend(spec);
+        BackendChoice choice = parseBackend(spec);
+        choice.kvType = choice_.kvType;
         if (model_)
             startBackend(model_, choice, path_);
         else

@@ -35,6 +35,9 @@ class DecodeController : public QObject {
     // Moves the model to another backend ("auto", "cpu", "opencl:N"); the tokens are dropped.
     // On failure the previous backend stays.
     void setBackend(const QString& spec);
+    // The context to run with (0: the model's, at most 4,096) and the KV cache's element type;
+    // the loaded model starts again with them (its tokens are cleared).
+    void setCacheOptions(int context, kvscope::KvType kvType);
     // Lists the OpenCL devices (devicesListed).
     void listDevices();
     void setSampler(const kvscope::SamplerParams& sampler);
@@ -87,6 +90,7 @@ class DecodeController : public QObject {
     std::unique_ptr<DecodeSession> session_;
     SamplerParams sampler_;
     BackendChoice choice_;
+    int context_ = 0;
     QString path_;
     QString prefilledPrompt_;  // the text behind the session's prompt tokens
     std::atomic<bool> busy_{false};

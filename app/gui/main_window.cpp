@@ -16,6 +16,7 @@
 #include <QPushButton>
 #include <QScrollArea>
 #include <QScrollBar>
+#include <QSignalBlocker>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStandardItemModel>
@@ -293,6 +294,13 @@ void MainWindow::buildUi() {
     }
     connect(backend_, &QComboBox::activated, this,
             [this](int i) { setBackend(backend_->itemData(i).toString()); });
+    const auto sendCache = [this] {
+        setCacheOptions(
+            context_->value(),
+            parseKvType(kvType_->currentData().toString().toStdString()).value_or(KvType::F32));
+    };
+    connect(context_, &QSpinBox::editingFinished, this, sendCache);
+    connect(kvType_, &QComboBox::activated, this, sendCache);
     connect(layer_, &QSpinBox::valueChanged, store_, &viz::TraceStore::setLayer);
     connect(head_, &QSpinBox::valueChanged, store_, &viz::TraceStore::setHead);
     connect(store_, &viz::TraceStore::selectionChanged, this, &MainWindow::updateSelectors);
@@ -416,6 +424,16 @@ void MainWindow::setBackend(const QString& spec) {
     request([c = controller_, spec] { c->setBackend(spec); });
 }
 
+void MainWindow::setCacheOptions(int context, KvType kvType) {
+    setPlaying(false);
+    {
+        const QSignalBlocker a(context_), b(kvType_);
+        context_->setValue(context);
+        kvType_->setCurrentIndex(kvType_->findData(QString::fromStdString(kvTypeName(kvType))));
+    }
+    request([c = controller_, context, kvType] { c->setCacheOptions(context, kvType); });
+}
+
 void MainWindow::prefill() {
     request([c = controller_, p = prompt()] { c->prefill(p); });
 }
@@ -498,10 +516,9 @@ void MainWindow::updateStatus() {
     }
     const ModelConfig& c = store_->config();
     statusTokens_->setText(tr("Tokens %1 / %2").arg(store_->count()).arg(c.nCtx));
-    statusCache_->setText(
-        tr("KV cache %1 of %2")
-            .arg(bytesText(static_cast<double>(store_->kvBytes())),
-                 bytesText(static_cast<double>(store_->model().cacheAllocatedBytes))));
+    statusCache_->setText(tr("KV cache %1 used, %2 allocated")
+                              .arg(bytesText(static_cast<double>(store_->kvBytes())),
+                                   bytesText(static_cast<double>(store_->kvAllocatedBytes()))));
     statusLatency_->setText(store_->count() == 0 ? QString()
                             : store_->count() == store_->promptLength()
                                 ? tr("Prefill %1 ms").arg(lastLatencyMs_, 0, 'f', 2)

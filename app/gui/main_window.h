@@ -53,6 +53,8 @@ class MainWindow : public QMainWindow {
     void openModel(const QString& path);
     // "auto", "cpu" or "opencl:N" (see `kvscope devices`); the tokens so far are dropped.
     void setBackend(const QString& spec);
+    // Context (0: the model's, at most 4,096) and KV element type: the model starts again.
+    void setCacheOptions(int context, kvscope::KvType kvType);
     void prefill();
     void step();
     void stepBack();
@@ -119,6 +121,8 @@ class MainWindow : public QMainWindow {
     QLabel* kvHeadNote_ = nullptr;
     QLabel* summary_ = nullptr;
     QComboBox* backend_ = nullptr;
+    QSpinBox* context_ = nullptr;
+    QComboBox* kvType_ = nullptr;
     QLabel* backendNote_ = nullptr;
     QString backendSpec_ = "auto";
     QLabel* error_ = nullptr;

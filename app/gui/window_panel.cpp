@@ -44,6 +44,25 @@ void MainWindow::buildSidePanel() {
     modelLayout->addWidget(new QLabel(tr("Backend")));
     modelLayout->addWidget(backend_);
     modelLayout->addWidget(backendNote_);
+    auto* cacheForm = new QFormLayout;
+    context_ = new QSpinBox;
+    context_->setObjectName("context");
+    context_->setRange(0, 1 << 24);
+    context_->setSpecialValueText(tr("model's (≤ 4,096)"));
+    context_->setSuffix(tr(" tokens"));
+    context_->setToolTip(
+        tr("The context to run with: the KV cache grows in blocks up to it. "
+           "At most what the model was trained for."));
+    context_->setAccessibleName(tr("Context"));
+    kvType_ = new QComboBox;
+    kvType_->setObjectName("kvType");
+    kvType_->addItem(tr("f32 (exact)"), "f32");
+    kvType_->addItem(tr("f16 (half the bytes)"), "f16");
+    kvType_->setToolTip(tr("The KV cache's element type. f16 runs on the CPU backend."));
+    kvType_->setAccessibleName(tr("KV cache type"));
+    cacheForm->addRow(tr("Context"), context_);
+    cacheForm->addRow(tr("KV cache"), kvType_);
+    modelLayout->addLayout(cacheForm);
     sideLayout->addWidget(modelBox);
 
     auto* samplingBox = new QGroupBox(tr("Sampling"));
@@ -100,12 +119,13 @@ void MainWindow::updateSummary() {
     html += row.arg(tr("KV heads")).arg(c.nHeadKv);
     html += row.arg(tr("Head dim")).arg(c.headDim);
     html += row.arg(tr("Width")).arg(c.nEmbd);
-    html += row.arg(tr("Context")).arg(c.nCtx);
+    html += row.arg(tr("Context"), tr("%L1 of %L2").arg(c.nCtx).arg(c.nCtxTrain));
     html += row.arg(tr("Vocabulary")).arg(c.nVocab);
     html += row.arg(tr("Parameters"), thousands(s.parameters));
     html += row.arg(tr("Weights"), bytesText(static_cast<double>(s.weightBytes)));
     html += row.arg(tr("KV per token"), thousands(s.kvBytesPerToken) + " B");
-    html += row.arg(tr("KV allocated"), bytesText(static_cast<double>(s.cacheAllocatedBytes)));
+    html += row.arg(tr("KV at full context"),
+                    bytesText(static_cast<double>(s.kvBytesPerToken) * c.nCtx));
     html += "</table>";
     html += tr("<p style='color:gray'>KV per token = 2 × %1 layers × %2 KV heads × %3 × 4 B</p>")
                 .arg(c.nLayer)
@@ -116,6 +136,7 @@ void MainWindow::updateSummary() {
     {
         const QSignalBlocker a(layer_), b(head_);
         layer_->setRange(0, c.nLayer - 1);
+        context_->setRange(0, c.nCtxTrain);
         head_->setRange(0, c.nHead - 1);
     }
     updateSelectors();

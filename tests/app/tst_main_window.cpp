@@ -291,8 +291,10 @@ class TstMainWindow : public QObject {
             const int count = w->store()->count();
             const size_t expected = perToken * size_t(count);
             QCOMPARE(w->store()->kvBytes(), expected);
-            QVERIFY2(status->text().startsWith("KV cache " + viz::formatBytes(expected) + " of"),
-                     qPrintable(status->text()));
+            // the fixture's 64-token context is one block, held while any token is
+            const QString text = "KV cache " + viz::formatBytes(expected) + " used, " +
+                                 viz::formatBytes(perToken * size_t(c.nCtx)) + " allocated";
+            QVERIFY2(status->text() == text, qPrintable(status->text()));
             QCOMPARE(cache->usedBytes(), expected);
             QCOMPARE(cache->blockUsedBytes(), expected / size_t(c.nLayer) / 2);
             const QList<QPointF> used = w->memoryChart()->usedSeries()->points();
@@ -356,6 +358,27 @@ class TstMainWindow : public QObject {
         QVERIFY2(w->errorText().contains("is not a GGUF model file"), qPrintable(w->errorText()));
         QCOMPARE(summary->text(), before);
         QCOMPARE(w->store()->model().path, gpt2_);
+    }
+
+    // The side panel's context and KV type reach the engine: the model starts again with them,
+    // the summary and the views follow, and a context past the model's is refused.
+    void contextAndKvTypeComeFromThePanel() {
+        auto w = open(llama_);
+        QVERIFY(w);
+        const size_t f32PerToken = w->store()->model().kvBytesPerToken;
+        w->setCacheOptions(32, KvType::F16);
+        QVERIFY(settle(*w));
+        QCOMPARE(w->store()->config().nCtx, 32);
+        QCOMPARE(w->store()->model().kvBytesPerToken * 2, f32PerToken);
+        QVERIFY(w->errorText().isEmpty());
+        w->setCacheOptions(65, KvType::F16);  // the fixture was trained for 64
+        QVERIFY(settle(*w));
+        QVERIFY2(w->errorText().contains("trained for 64"), qPrintable(w->errorText()));
+        QCOMPARE(w->store()->config().nCtx, 32);  // the running model stays
+        w->setCacheOptions(0, KvType::F32);
+        QVERIFY(settle(*w));
+        QCOMPARE(w->store()->config().nCtx, 64);
+        QCOMPARE(w->store()->model().kvBytesPerToken, f32PerToken);
     }
 
     // A model that does not fit the machine's memory is refused before anything is allocated,

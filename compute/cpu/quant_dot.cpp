@@ -1,6 +1,10 @@
 // Dispatch, the scalar kernels, and the quantization of x for the SIMD kernels.
 #include "cpu/quant_dot.h"
 
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -273,10 +277,13 @@ void quantizeX(const float* x, int64_t n, int8_t* q, float* d, float* s16, float
         const float id = finite && db > 0.0f ? 127.0f / amax : 0.0f;
         int sums[2] = {0, 0};
         for (int i = 0; i < 32; ++i) {
-            // round half away from zero, as llama.cpp's roundf (no library call per value)
-            const float t = xb[i] * id;
-            const int v = static_cast<int>(t + (t >= 0.0f ? 0.5f : -0.5f));
-            const int c = std::clamp(v, -127, 127);
+            // round half away from zero, as llama.cpp's roundf (no library call per value);
+            // clamped as a float first: a block of subnormals makes id infinite (x·id is then
+            // ±inf, or NaN for a zero), and a float past int's range must not reach the cast
+            float t = xb[i] * id;
+            t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t;
+            if (t != t) t = 0.0f;  // NaN
+            const int c = static_cast<int>(t + (t >= 0.0f ? 0.5f : -0.5f));
             q[32 * b + i] = static_cast<int8_t>(c);
             sums[i / 16] += c;
         }
@@ -287,18 +294,15 @@ void quantizeX(const float* x, int64_t n, int8_t* q, float* d, float* s16, float
     }
 }
 
-struct Scratch {
-    std::vector<int8_t> q;
-    std::vector<float> d, s16, s32;
-};
-
 Isa detect() {
 #if !defined(__x86_64__)
     return Isa::Scalar;
 #else
     __builtin_cpu_init();
-    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                      __builtin_cpu_supports("f16c");
+    // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports has no "f16c".
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & (1u << 29)) != 0;
+    const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     if (!avx2) return Isa::Scalar;
     const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");

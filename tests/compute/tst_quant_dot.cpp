@@ -113,6 +113,25 @@ class TestQuantDot : public QObject {
         }
     }
 
+    // x of subnormal magnitude (found by the session fuzzer: 127 / max|x| overflows to
+    // infinity, and the rounding to 8 bits must neither overflow an int nor lose the block): every
+    // path stays finite and within the tolerance of the reference.
+    void subnormalXStaysFinite() {
+        std::mt19937 rng(5);
+        for (TensorType t : allTypes()) {
+            const int64_t n = 256;
+            const size_t rowBytes = *tensorBytes(t, static_cast<uint64_t>(n));
+            const auto w = makeRows(t, 2, n, rowBytes, Source::Quantized, rng);
+            std::vector<float> x = makeX(n, 1.0f, rng);
+            for (float& v : x) v *= 1e-39f;  // below FLT_MIN: subnormal
+            x[3] = 0.0f;
+            for (Isa isa : availableIsas()) {
+                const std::string e = check(t, isa, w, rowBytes, 2, x, n, "subnormal x");
+                QVERIFY2(e.empty(), e.c_str());
+            }
+        }
+    }
+
     // Random bytes (finite scales of any magnitude and sign), x with a large mean so that the
     // offsets and mins carry much of the sum.
     void randomBytesMatchReference() {

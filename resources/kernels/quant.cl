@@ -2,49 +2,59 @@
 // type (F16, Q8_0, Q4_0, Q4_K, Q6_K; F32 too, for a Q/K/V stack whose parts differ in type).
 // Bit layouts as compute/gguf/quant_blocks.cpp writes them out (ggml's). Each weight row is a
 // whole number of blocks, rowBytes apart. Every kernel works in units of 32 consecutive values
-// of a row: deq_<type>(row, u, v) writes values 32u .. 32u + 31 of the row as float32, computed
-// as the scalar reference dequantizeRow computes them; products then accumulate in float with
-// float activations, so they are exact with respect to the stored weights (up to the order of
-// the sums).
+// of a row: deq_<type>(row, u, lo, hi) writes values 32u .. 32u + 31 of the row as float32
+// (two float16 vectors), computed as the scalar reference dequantizeRow computes them; products
+// then accumulate in float with float activations, so they are exact with respect to the stored
+// weights (up to the order of the sums).
 
 inline float half_at(__global const uchar* p) {
     return vload_half(0, (__global const half*)p);
 }
 
-inline void deq_f32(__global const uchar* row, const int u, float* v) {
-    __global const float* p = (__global const float*)row + 32 * u;
-    for (int j = 0; j < 32; ++j) v[j] = p[j];
+inline float hsum16(const float16 a) {
+    const float8 b = a.lo + a.hi;
+    const float4 c = b.lo + b.hi;
+    const float2 d = c.lo + c.hi;
+    return d.x + d.y;
 }
 
-inline void deq_f16(__global const uchar* row, const int u, float* v) {
+// Each deq_T(row, u, lo, hi) writes values 32u .. 32u + 15 of the row to lo, the next 16 to hi.
+
+inline void deq_f32(__global const uchar* row, const int u, float16* lo, float16* hi) {
+    __global const float* p = (__global const float*)row + 32 * u;
+    *lo = vload16(0, p);
+    *hi = vload16(1, p);
+}
+
+inline void deq_f16(__global const uchar* row, const int u, float16* lo, float16* hi) {
     __global const half* p = (__global const half*)row + 32 * u;
-    for (int j = 0; j < 32; ++j) v[j] = vload_half(j, p);
+    *lo = vload_half16(0, p);
+    *hi = vload_half16(1, p);
 }
 
 // Q8_0 (34 B / 32): h d | int8 qs[32]; value q * d.
-inline void deq_q8_0(__global const uchar* row, const int u, float* v) {
+inline void deq_q8_0(__global const uchar* row, const int u, float16* lo, float16* hi) {
     __global const uchar* b = row + 34 * u;
     const float d = half_at(b);
     __global const char* q = (__global const char*)(b + 2);
-    for (int j = 0; j < 32; ++j) v[j] = d * (float)q[j];
+    *lo = d * convert_float16(vload16(0, q));
+    *hi = d * convert_float16(vload16(1, q));
 }
 
 // Q4_0 (18 B / 32): h d | qs[16]; element j < 16 the low nibble of qs[j], j + 16 the high one;
 // value (q - 8) * d.
-inline void deq_q4_0(__global const uchar* row, const int u, float* v) {
+inline void deq_q4_0(__global const uchar* row, const int u, float16* lo, float16* hi) {
     __global const uchar* b = row + 18 * u;
     const float d = half_at(b);
-    __global const uchar* qs = b + 2;
-    for (int j = 0; j < 16; ++j) {
-        v[j] = (float)((int)(qs[j] & 15) - 8) * d;
-        v[j + 16] = (float)((int)(qs[j] >> 4) - 8) * d;
-    }
+    const int16 qs = convert_int16(vload16(0, b + 2));
+    *lo = convert_float16((qs & 15) - 8) * d;
+    *hi = convert_float16((qs >> 4) - 8) * d;
 }
 
 // Q4_K (144 B / 256): h d | h dmin | scales[12] | qs[128]. Unit u is sub-block b = u % 8 of
 // super-block u / 8: nibbles of qs[32 * (b / 2) + l] (low for even b), value
 // d * sc[b] * q - dmin * m[b] with the 6-bit sc, m packed as ggml's get_scale_min_k4.
-inline void deq_q4_k(__global const uchar* row, const int u, float* v) {
+inline void deq_q4_k(__global const uchar* row, const int u, float16* lo, float16* hi) {
     __global const uchar* s = row + 144 * (u >> 3);
     const int b = u & 7;
     const float d = half_at(s), dmin = half_at(s + 2);
@@ -60,14 +70,15 @@ inline void deq_q4_k(__global const uchar* row, const int u, float* v) {
     const float dl = d * (float)sc, ml = dmin * (float)m;
     __global const uchar* qs = s + 16 + 32 * (b >> 1);
     const int shift = 4 * (b & 1);
-    for (int l = 0; l < 32; ++l) v[l] = dl * (float)((qs[l] >> shift) & 15) - ml;
+    *lo = dl * convert_float16((convert_int16(vload16(0, qs)) >> shift) & 15) - ml;
+    *hi = dl * convert_float16((convert_int16(vload16(1, qs)) >> shift) & 15) - ml;
 }
 
 // Q6_K (210 B / 256): ql[128] | qh[64] | int8 scales[16] | h d. Unit u covers values
 // 32k .. 32k + 31 of half nh of super-block u / 8 (k = u % 4, nh = (u / 4) % 2): low 4 bits
 // from ql[64 nh + 32 (k & 1) + l] (low nibble for k < 2), high 2 bits from qh[32 nh + l] at
 // shift 2k; value d * scales[8 nh + 2k + l / 16] * (q - 32).
-inline void deq_q6_k(__global const uchar* row, const int u, float* v) {
+inline void deq_q6_k(__global const uchar* row, const int u, float16* lo, float16* hi) {
     __global const uchar* s = row + 210 * (u >> 3);
     const int nh = (u >> 2) & 1, k = u & 3;
     const float d = half_at(s + 208);
@@ -75,11 +86,12 @@ inline void deq_q6_k(__global const uchar* row, const int u, float* v) {
     __global const uchar* qh = s + 128 + 32 * nh;
     __global const char* sc = (__global const char*)(s + 192) + 8 * nh + 2 * k;
     const int loShift = k < 2 ? 0 : 4, hiShift = 2 * k;
-    const float d0 = d * (float)sc[0], d1 = d * (float)sc[1];
-    for (int l = 0; l < 32; ++l) {
-        const int q = ((ql[l] >> loShift) & 15) | (((qh[l] >> hiShift) & 3) << 4);
-        v[l] = (l < 16 ? d0 : d1) * (float)(q - 32);
-    }
+    const int16 q0 = ((convert_int16(vload16(0, ql)) >> loShift) & 15) |
+                     (((convert_int16(vload16(0, qh)) >> hiShift) & 3) << 4);
+    const int16 q1 = ((convert_int16(vload16(1, ql)) >> loShift) & 15) |
+                     (((convert_int16(vload16(1, qh)) >> hiShift) & 3) << 4);
+    *lo = (d * (float)sc[0]) * convert_float16(q0 - 32);
+    *hi = (d * (float)sc[1]) * convert_float16(q1 - 32);
 }
 
 // For each type T:
@@ -103,38 +115,35 @@ inline void deq_q6_k(__global const uchar* row, const int u, float* v) {
         if (r >= rows) return;                                                                    \
         __global const uchar* w = W + (size_t)r * rowBytes;                                       \
         const int units = cols / 32;                                                              \
-        float v[32];                                                                              \
+        float16 lo, hi;                                                                           \
         for (int i0 = 0; i0 < n; i0 += 4) {                                                       \
             const int m = min(4, n - i0);                                                         \
             __global const float* x0 = x + xOff + (size_t)i0 * cols;                              \
             __global const float* x1 = m > 1 ? x0 + cols : x0;                                    \
             __global const float* x2 = m > 2 ? x0 + 2 * cols : x0;                                \
             __global const float* x3 = m > 3 ? x0 + 3 * cols : x0;                                \
-            float s[4] = {0.0f, 0.0f, 0.0f, 0.0f};                                                \
+            float s[4];                                                                           \
             if (m == 1) {                                                                         \
+                float16 a = (float16)(0.0f);                                                      \
                 for (int u = 0; u < units; ++u) {                                                 \
-                    deq_##T(w, u, v);                                                             \
-                    __global const float* xa = x0 + 32 * u;                                       \
-                    float a = 0.0f;                                                               \
-                    for (int j = 0; j < 32; ++j) a = fma(v[j], xa[j], a);                         \
-                    s[0] += a;                                                                    \
+                    deq_##T(w, u, &lo, &hi);                                                      \
+                    a = fma(lo, vload16(2 * u, x0), a);                                           \
+                    a = fma(hi, vload16(2 * u + 1, x0), a);                                       \
                 }                                                                                 \
+                s[0] = hsum16(a);                                                                 \
             } else {                                                                              \
+                float16 a0 = (float16)(0.0f), a1 = a0, a2 = a0, a3 = a0;                          \
                 for (int u = 0; u < units; ++u) {                                                 \
-                    deq_##T(w, u, v);                                                             \
-                    const int c = 32 * u;                                                         \
-                    float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;                             \
-                    for (int j = 0; j < 32; ++j) {                                                \
-                        a0 = fma(v[j], x0[c + j], a0);                                            \
-                        a1 = fma(v[j], x1[c + j], a1);                                            \
-                        a2 = fma(v[j], x2[c + j], a2);                                            \
-                        a3 = fma(v[j], x3[c + j], a3);                                            \
-                    }                                                                             \
-                    s[0] += a0;                                                                   \
-                    s[1] += a1;                                                                   \
-                    s[2] += a2;                                                                   \
-                    s[3] += a3;                                                                   \
+                    deq_##T(w, u, &lo, &hi);                                                      \
+                    a0 = fma(lo, vload16(2 * u, x0), fma(hi, vload16(2 * u + 1, x0), a0));        \
+                    a1 = fma(lo, vload16(2 * u, x1), fma(hi, vload16(2 * u + 1, x1), a1));        \
+                    a2 = fma(lo, vload16(2 * u, x2), fma(hi, vload16(2 * u + 1, x2), a2));        \
+                    a3 = fma(lo, vload16(2 * u, x3), fma(hi, vload16(2 * u + 1, x3), a3));        \
                 }                                                                                 \
+                s[0] = hsum16(a0);                                                                \
+                s[1] = hsum16(a1);                                                                \
+                s[2] = hsum16(a2);                                                                \
+                s[3] = hsum16(a3);                                                                \
             }                                                                                     \
             for (int k = 0; k < m; ++k) {                                                         \
                 float val = s[k];                                                                 \
@@ -156,16 +165,12 @@ inline void deq_q6_k(__global const uchar* row, const int u, float* v) {
         __global const uchar* w = W + (size_t)r * rowBytes;                                       \
         __global const float* xv = x + xOff;                                                      \
         const int units = cols / 32;                                                              \
-        float v[32];                                                                              \
-        float s = 0.0f;                                                                           \
+        float16 lo, hi, a = (float16)(0.0f);                                                      \
         for (int u = lid; u < units; u += ls) {                                                   \
-            deq_##T(w, u, v);                                                                     \
-            __global const float* xa = xv + 32 * u;                                               \
-            float a = 0.0f;                                                                       \
-            for (int j = 0; j < 32; ++j) a = fma(v[j], xa[j], a);                                 \
-            s += a;                                                                               \
+            deq_##T(w, u, &lo, &hi);                                                              \
+            a = fma(lo, vload16(2 * u, xv), fma(hi, vload16(2 * u + 1, xv), a));                  \
         }                                                                                         \
-        part[lid] = s;                                                                            \
+        part[lid] = hsum16(a);                                                                    \
         barrier(CLK_LOCAL_MEM_FENCE);                                                             \
         for (int stride = ls / 2; stride > 0; stride /= 2) {                                      \
             if (lid < stride) part[lid] += part[lid + stride];                                    \
@@ -186,11 +191,16 @@ inline void deq_q6_k(__global const uchar* row, const int u, float* v) {
         const size_t at = get_global_id(0);                                                       \
         if (at >= (size_t)n * units) return;                                                      \
         const int i = (int)(at / units), u = (int)(at % units);                                   \
-        float v[32];                                                                              \
-        deq_##T(W + (size_t)ids[i] * rowBytes, u, v);                                             \
+        float16 lo, hi;                                                                           \
+        deq_##T(W + (size_t)ids[i] * rowBytes, u, &lo, &hi);                                      \
         __global float* xi = x + (size_t)i * cols + 32 * u;                                       \
-        __global const float* pi = pos + (size_t)(p0 + i) * cols + 32 * u;                        \
-        for (int j = 0; j < 32; ++j) xi[j] = hasPos ? v[j] + pi[j] : v[j];                        \
+        if (hasPos) {                                                                             \
+            __global const float* pi = pos + (size_t)(p0 + i) * cols + 32 * u;                    \
+            lo += vload16(0, pi);                                                                 \
+            hi += vload16(1, pi);                                                                 \
+        }                                                                                         \
+        vstore16(lo, 0, xi);                                                                      \
+        vstore16(hi, 1, xi);                                                                      \
     }
 
 KVSCOPE_QUANT_KERNELS(f32)

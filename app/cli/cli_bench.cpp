@@ -176,7 +176,7 @@ int runBench(const CliArgs& args) {
 
     // 4. the OpenCL backend, cached, beside the CPU backend: its start-up and its steps
     std::optional<DecodeRun> cl;
-    std::string clDevice;
+    std::string clDevice, clWeights;
 #if KVSCOPE_HAS_OPENCL
     OpenClStartup clStartup;
     if (backendName == "opencl") {
@@ -185,6 +185,7 @@ int runBench(const CliArgs& args) {
         o.warmUp = !args.has("no-warmup");
         auto backend = std::make_shared<OpenClBackend>(model, o);
         clDevice = backend->deviceName();
+        clWeights = backend->weightNote();
         clStartup = backend->startup();
         cl = decode(std::move(backend), *model, true, prompt, steps);
     }
@@ -233,6 +234,7 @@ int runBench(const CliArgs& args) {
         if (cl)
             o["opencl"] =
                 QJsonObject{{"device", QString::fromStdString(clDevice)},
+                            {"weights", QString::fromStdString(clWeights)},
                             {"warm_up", !args.has("no-warmup")},
                             {"startup_ms", clStartup.totalMs},
                             {"startup_build_ms", clStartup.buildMs},
@@ -281,6 +283,7 @@ int runBench(const CliArgs& args) {
             steps, promptTokens);
     if (cl) {
         std::printf("opencl device           %s\n", clDevice.c_str());
+        std::printf("opencl weights          %s\n", clWeights.c_str());
         std::printf(
             "opencl start-up         %.0f ms: kernels %.0f ms and CLBlast %.0f ms on a worker "
             "beside the weight upload %.0f ms; matmul paths %s %.0f ms; warm-up pass %.0f ms%s\n",

@@ -7,6 +7,7 @@
 
 #include "cli/cli.h"
 #include "opencl/device_list.h"
+#include "opencl/device_weights.h"
 #include "opencl/matmul_choice.h"
 
 namespace kvscope::app {
@@ -51,7 +52,8 @@ int runDevices(const CliArgs& args) {
             });
         }
         const QJsonObject o{{"devices", devices},
-                            {"problem", QString::fromStdString(list.problem)}};
+                            {"problem", QString::fromStdString(list.problem)},
+                            {"weight_types", QString::fromStdString(ocl::deviceWeightRules())}};
         const QByteArray bytes = QJsonDocument(o).toJson(QJsonDocument::Indented);
         std::fwrite(bytes.constData(), 1, static_cast<size_t>(bytes.size()), stdout);
         return 0;
@@ -82,6 +84,7 @@ int runDevices(const CliArgs& args) {
         else
             std::printf("     not usable: %s\n", d.whyNot.c_str());
     }
+    std::printf("\nweight types on the device: %s\n", ocl::deviceWeightRules().c_str());
     if (!list.problem.empty()) std::printf("\nnote: %s\n", list.problem.c_str());
     if (!cacheDir.empty())
         std::printf("\nmeasured gemv/gemm paths are cached in %s/matmul.txt\n", cacheDir.c_str());

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "model/model.h"
+#include "opencl/device_weights.h"
 
 namespace kvscope::app {
 
@@ -20,6 +21,8 @@ int runInfo(const CliArgs& args) {
         o["parameters"] = static_cast<double>(model->parameterCount());
         o["weight_bytes"] = static_cast<double>(model->weightBytes());
         o["weight_types"] = QString::fromStdString(model->weightTypesSummary());
+        o["opencl_weights"] = QString::fromStdString(ocl::deviceWeightNote(*model));
+        o["opencl_weight_bytes"] = static_cast<double>(ocl::deviceWeightBytes(*model));
         o["n_ctx_train"] = c.nCtxTrain;
         o["kv_bytes_per_token"] = static_cast<double>(kvPerToken);
         o["kv_bytes_full_context"] = static_cast<double>(kvPerToken * c.nCtx);
@@ -38,10 +41,10 @@ int runInfo(const CliArgs& args) {
                 c.nCtxTrain);
     std::printf("vocabulary     %d tokens\n", c.nVocab);
     std::printf("parameters     %zu\n", model->parameterCount());
-    std::printf(
-        "weights        %.1f MiB as stored: %s (kept in these types on the CPU; the "
-        "OpenCL backend converts them to F32 at upload)\n",
-        static_cast<double>(model->weightBytes()) / (1 << 20), model->weightTypesSummary().c_str());
+    std::printf("weights        %.1f MiB as stored: %s (kept in these types on the CPU)\n",
+                static_cast<double>(model->weightBytes()) / (1 << 20),
+                model->weightTypesSummary().c_str());
+    std::printf("OpenCL         %s\n", ocl::deviceWeightNote(*model).c_str());
     std::printf(
         "KV cache       %zu bytes per token = 2 x %d layers x %d kv heads x %d x 4 B;"
         " %.1f MiB for the full context\n",

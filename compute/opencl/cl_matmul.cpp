@@ -18,6 +18,69 @@ MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice)
       addBias_(program, "add_bias"),
       none_(device.context(), sizeof(float), CL_MEM_READ_ONLY) {
     biasLocal_ = std::min<size_t>(64, addBias_.maxWorkGroupSize(device.id()));
+    for (const auto& [type, suffix] :
+         {std::pair{TensorType::F32, "f32"}, std::pair{TensorType::F16, "f16"},
+          std::pair{TensorType::Q8_0, "q8_0"}, std::pair{TensorType::Q4_0, "q4_0"},
+          std::pair{TensorType::Q4_K, "q4_k"}, std::pair{TensorType::Q6_K, "q6_k"}}) {
+        QuantKernels k{Kernel(program, (std::string("qgemm_") + suffix).c_str()),
+                       Kernel(program, (std::string("qgemv_") + suffix).c_str()),
+                       Kernel(program, (std::string("qembed_") + suffix).c_str())};
+        // a work group per row; the measured size of gemv_groups where that path was chosen
+        size_t ls = choice_.gemv == GemvPath::Groups && choice_.gemvLocal > 0
+                        ? static_cast<size_t>(choice_.gemvLocal)
+                        : 64;
+        while (ls > 1 && ls > k.gemv.maxWorkGroupSize(device.id())) ls /= 2;
+        k.gemvLocal = ls;
+        quant_.emplace(type, std::move(k));
+    }
+}
+
+MatMul::QuantKernels& MatMul::quantKernels(TensorType type) {
+    const auto it = quant_.find(type);
+    KVSCOPE_CHECK(it != quant_.end(), "no OpenCL kernels for weights of type " + typeName(type));
+    return it->second;
+}
+
+void MatMul::runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& in, size_t inOff,
+                      const Buffer& w, TensorType type, size_t rowBytes, const Buffer* bias,
+                      size_t biasOff, int n, int inDim, int outDim, bool accumulate,
+                      std::vector<Event>& events) {
+    KVSCOPE_CHECK(n >= 1 && inDim >= 1 && outDim >= 1 && inDim % 32 == 0,
+                  "matmul: empty shape or rows not whole 32-value units");
+    KVSCOPE_CHECK(outOff + static_cast<size_t>(n - 1) * ldy + outDim <= out.floats() &&
+                      inOff + static_cast<size_t>(n) * inDim <= in.floats() &&
+                      w.bytes() >= static_cast<size_t>(outDim) * rowBytes &&
+                      (!bias || biasOff + outDim <= bias->floats()),
+                  "matmul: " + std::to_string(n) + " x " + std::to_string(inDim) + " -> " +
+                      std::to_string(outDim) + " (" + typeName(type) + ") runs past its buffers");
+    QuantKernels& k = quantKernels(type);
+    const Buffer& b = bias ? *bias : none_;
+    const int hasBias = bias ? 1 : 0, acc = accumulate ? 1 : 0;
+    const int yOff = static_cast<int>(outOff), xOff = static_cast<int>(inOff);
+    const int rb = static_cast<int>(rowBytes), bOff = static_cast<int>(biasOff);
+    const auto rows = static_cast<size_t>(outDim);
+    auto roundUp = [](size_t x, size_t to) { return to == 0 ? x : (x + to - 1) / to * to; };
+    if (n == 1 && choice_.gemv != GemvPath::Rows) {
+        const size_t ls = k.gemvLocal;
+        k.gemv.setArgs(out, yOff, w, rb, in, xOff, b, bOff, hasBias, acc, outDim, inDim,
+                       Kernel::Local{ls * sizeof(float)});
+        events.push_back(device_.queue().run(k.gemv, Range(rows * ls), Range(ls)));
+        return;
+    }
+    const auto ls = static_cast<size_t>(n == 1 ? choice_.gemvLocal : choice_.gemmLocal);
+    k.gemm.setArgs(out, yOff, ldy, w, rb, in, xOff, b, bOff, hasBias, acc, outDim, inDim, n);
+    events.push_back(device_.queue().run(k.gemm, Range(roundUp(rows, ls)), Range(ls)));
+}
+
+void MatMul::embedQuant(const Buffer& x, const Buffer& ids, const Buffer& w, TensorType type,
+                        size_t rowBytes, const Buffer* pos, int p0, int cols, int n,
+                        std::vector<Event>& events) {
+    KVSCOPE_CHECK(cols % 32 == 0, "embedding: rows not whole 32-value units");
+    QuantKernels& k = quantKernels(type);
+    k.embed.setArgs(x, ids, w, static_cast<int>(rowBytes), pos ? *pos : none_, pos ? 1 : 0, p0,
+                    cols, n);
+    const size_t count = static_cast<size_t>(n) * (cols / 32), ls = biasLocal_;
+    events.push_back(device_.queue().run(k.embed, Range((count + ls - 1) / ls * ls), Range(ls)));
 }
 
 void MatMul::run(const Buffer& out, size_t outOff, const Buffer& in, size_t inOff, const Buffer& w,

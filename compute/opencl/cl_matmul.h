@@ -3,8 +3,10 @@
 // recompute): our gemm_rows kernel or CLBlast Gemm. Row-major, outermost first.
 #pragma once
 
+#include <map>
 #include <vector>
 
+#include "gguf/gguf.h"
 #include "opencl/cl_device.h"
 #include "opencl/matmul_choice.h"
 
@@ -21,6 +23,22 @@ class MatMul {
              const Buffer* bias, int n, int inDim, int outDim, bool accumulate,
              std::vector<Event>& events);
 
+    // The same product on a weight held in a block type (compute/opencl/device_weights.h: F16,
+    // Q8_0, Q4_0, Q4_K, Q6_K, or F32), rows of rowBytes bytes, through our quant.cl kernels:
+    // CLBlast has no quantized GEMM, so the measured choice only picks among ours (GEMV: Rows
+    // takes qgemm with one row of x, Groups and ClBlast take qgemv, a work group per row;
+    // GEMM: qgemm, whatever the choice). out's rows are ldy floats apart and the product fills
+    // columns outOff .. outOff + outDim of them (one part of a Q/K/V stack); bias from biasOff.
+    void runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& in, size_t inOff,
+                  const Buffer& w, TensorType type, size_t rowBytes, const Buffer* bias,
+                  size_t biasOff, int n, int inDim, int outDim, bool accumulate,
+                  std::vector<Event>& events);
+    // x (n, cols) = rows ids[0..n) of w (a block type, as in runQuant) dequantized, plus rows
+    // p0 .. p0 + n of pos (n_ctx, cols) when pos is not null (GPT-2's positions).
+    void embedQuant(const Buffer& x, const Buffer& ids, const Buffer& w, TensorType type,
+                    size_t rowBytes, const Buffer* pos, int p0, int cols, int n,
+                    std::vector<Event>& events);
+
     const MatMulChoice& choice() const { return choice_; }
 
   private:
@@ -33,6 +51,12 @@ class MatMul {
     ClDevice& device_;
     MatMulChoice choice_;
     Kernel rows_, groups_, gemmRows_, addBias_;
+    struct QuantKernels {
+        Kernel gemm, gemv, embed;
+        size_t gemvLocal = 64;
+    };
+    std::map<TensorType, QuantKernels> quant_;
+    QuantKernels& quantKernels(TensorType type);
     size_t biasLocal_ = 64;
     Buffer none_;  // bound where a kernel's bias is absent
 };

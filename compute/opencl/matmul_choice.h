@@ -10,6 +10,11 @@
 
 namespace kvscope::ocl {
 
+// The choice is measured on float32 weights and applies as such to F32 matrices. Matrices held
+// in a block type (device_weights.h) always take our quant.cl kernels, CLBlast having no
+// quantized GEMM: Rows runs qgemm on one row of x, Groups and ClBlast run qgemv (a work group
+// per row, of gemvLocal items when Groups); several rows run qgemm in groups of gemmLocal,
+// whatever the GEMM path. So every choice, cached or measured, stays valid for them.
 enum class GemvPath {
     Rows,     // our gemv_rows kernel: one row per work item, float8 loads (fast on CPUs)
     Groups,   // our gemv_groups kernel: one work group per row, local-memory sum (for GPUs)

@@ -16,6 +16,7 @@
 #include "opencl/cl_check.h"
 #include "opencl/cl_device.h"
 #include "opencl/cl_matmul.h"
+#include "opencl/device_weights.h"
 #include "opencl/matmul_tuner.h"
 
 namespace kvscope {
@@ -45,9 +46,24 @@ enum class Cat { MatMul, Attention, Other };
 }  // namespace
 
 struct OpenClBackend::Impl {
+    // A weight matrix on the device, in the types of device_weights.h: one buffer per run of
+    // consecutive parts (Q, K, V) of the same device type, rows contiguous, as the kernels read.
+    struct DeviceWeight {
+        struct Part {
+            Buffer buf;
+            TensorType type = TensorType::F32;
+            size_t rowBytes = 0;
+            int row0 = 0, rows = 0;  // its rows within the stack
+        };
+        std::vector<Part> parts;
+        explicit operator bool() const { return !parts.empty(); }
+        // The float paths (CLBlast or gemv_rows/gemm_rows) take a single F32 part.
+        bool isFloat() const { return parts.size() == 1 && parts[0].type == TensorType::F32; }
+    };
     struct LayerBuffers {
-        Buffer attnNormW, attnNormB, wqkv, bqkv, wo, bo, ffnNormW, ffnNormB;
-        Buffer wUp, bUp, wGate, wDown, bDown;
+        Buffer attnNormW, attnNormB, bqkv, bo, ffnNormW, ffnNormB;
+        Buffer bUp, bDown;
+        DeviceWeight wqkv, wo, wUp, wGate, wDown;
         Buffer k, v;  // the cache: (n_head_kv, n_ctx, head_dim) each
     };
 
@@ -62,7 +78,9 @@ struct OpenClBackend::Impl {
     size_t normLocal = 64, attendLocal = 64, itemLocal = 64;
 
     // weights, one buffer each; output empty when tied to tokEmbd
-    Buffer tokEmbd, posEmbd, outNormW, outNormB, output, ropeTable;
+    DeviceWeight tokEmbd, output;
+    Buffer posEmbd, outNormW, outNormB, ropeTable;
+    uint64_t uploadedBytes = 0;  // of the weights' buffers (the RoPE table not counted)
     std::vector<LayerBuffers> layers;
     int used = 0;
     // The KV cache of each layer is (n_head_kv, cacheCap, head_dim): it grows in blocks of
@@ -90,12 +108,14 @@ struct OpenClBackend::Impl {
 
     const ModelConfig& cfg() const { return model->config; }
     size_t bytesPerToken() const { return cfg().kvBytesPerToken(sizeof(float)); }
-    const Buffer& outputWeights() const { return output ? output : tokEmbd; }
+    const DeviceWeight& outputWeights() const { return output ? output : tokEmbd; }
 
     void checkMemory() const;
-    Buffer upload(const std::vector<float>& v, const char* what) const;
-    // A weight matrix (or Q, K and V stacked) converted once to float32 on the way up.
-    Buffer upload(std::span<const WeightMatrix> parts, const char* what) const;
+    Buffer upload(const std::vector<float>& v, const char* what);
+    Buffer uploadBytes(const void* data, size_t bytes, const char* what);
+    // A weight matrix (or Q, K and V stacked) in its device types (device_weights.h): the bytes
+    // as stored for the types our kernels read, else converted once on the way up.
+    DeviceWeight upload(std::span<const WeightMatrix> parts, const char* what);
     void uploadWeights();
     void makeKernels();
     void ensureScratch(int n, size_t attnFloats, int logitRows);
@@ -111,8 +131,8 @@ struct OpenClBackend::Impl {
     void norm(const Buffer& out, int outOff, const Buffer& in, int inOff, const Buffer& w,
               const Buffer& b, int rows);
     // out (n, outDim) = in (n, inDim) · wᵀ + bias (+ out when accumulate), from row 0.
-    void matmul(const Buffer& out, const Buffer& in, const Buffer& w, const Buffer& bias, int n,
-                int inDim, int outDim, bool accumulate);
+    void matmul(const Buffer& out, const Buffer& in, const DeviceWeight& w, const Buffer& bias,
+                int n, int inDim, int outDim, bool accumulate);
     void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
                  std::vector<StepTrace>* traces, int traceFrom);
     void collectDeviceTimes();
@@ -126,14 +146,14 @@ void OpenClBackend::Impl::checkMemory() const {
     const ModelConfig& c = cfg();
     const DeviceInfo& d = dev.info();
     const uint64_t cache = bytesPerToken() * static_cast<uint64_t>(c.nCtx);
-    const uint64_t weights = model->weightBytes();
+    const uint64_t weights = deviceWeightBytes(*model);  // as uploaded: block types stay small
     const uint64_t ropeTableBytes =
         c.arch == Arch::Llama ? static_cast<uint64_t>(c.nCtx) * c.headDim * sizeof(float) : 0;
     const uint64_t needed = weights + cache + ropeTableBytes;
     const std::string device = "OpenCL device " + std::to_string(d.index) + " (" + d.name + ")";
     if (needed > memLimit)
         throw Error("not enough memory on " + device + ": the weights (" + std::to_string(weights) +
-                    " bytes) and the KV cache for " + std::to_string(c.nCtx) +
+                    " bytes as uploaded) and the KV cache for " + std::to_string(c.nCtx) +
                     " tokens of context (" + std::to_string(cache) + " bytes) need " +
                     std::to_string(needed) + " bytes (" + mib(needed) + "), the device has " +
                     std::to_string(memLimit) + " bytes (" + mib(memLimit) + ") of global memory");
@@ -145,28 +165,47 @@ void OpenClBackend::Impl::checkMemory() const {
                     std::to_string(allocLimit) + " bytes per buffer");
 }
 
-Buffer OpenClBackend::Impl::upload(const std::vector<float>& v, const char* what) const {
-    if (v.empty()) return {};
-    const size_t bytes = v.size() * sizeof(float);
+Buffer OpenClBackend::Impl::upload(const std::vector<float>& v, const char* what) {
+    return uploadBytes(v.data(), v.size() * sizeof(float), what);
+}
+
+Buffer OpenClBackend::Impl::uploadBytes(const void* data, size_t bytes, const char* what) {
+    if (bytes == 0) return {};
     if (bytes > allocLimit)
         throw Error(std::string("weight ") + what + " needs " + std::to_string(bytes) +
                     " bytes in one buffer, and OpenCL device " + std::to_string(dev.info().index) +
                     " (" + dev.info().name + ") allocates at most " + std::to_string(allocLimit) +
                     " bytes per buffer");
-    return Buffer(dev.context(), bytes, CL_MEM_READ_ONLY, v.data());
+    uploadedBytes += bytes;
+    return Buffer(dev.context(), bytes, CL_MEM_READ_ONLY, data);
 }
 
-Buffer OpenClBackend::Impl::upload(std::span<const WeightMatrix> parts, const char* what) const {
-    size_t count = 0;
-    for (const WeightMatrix& w : parts) count += w.elements();
-    if (count == 0) return {};
-    std::vector<float> v(count);
-    size_t at = 0;
-    for (const WeightMatrix& w : parts) {
-        w.dequantizeRows(0, w.rows(), v.data() + at);
-        at += w.elements();
+OpenClBackend::Impl::DeviceWeight OpenClBackend::Impl::upload(std::span<const WeightMatrix> parts,
+                                                              const char* what) {
+    DeviceWeight out;
+    int row0 = 0;
+    for (size_t i = 0; i < parts.size();) {
+        if (parts[i].empty()) {
+            ++i;
+            continue;
+        }
+        // a run of parts with the same device type goes up as one buffer
+        const TensorType type = deviceWeightType(parts[i]);
+        std::vector<uint8_t> bytes;
+        DeviceWeight::Part p;
+        p.type = type;
+        p.row0 = row0;
+        for (; i < parts.size() && !parts[i].empty() && deviceWeightType(parts[i]) == type; ++i) {
+            const std::vector<uint8_t> rows = convertRows(parts[i], type);
+            bytes.insert(bytes.end(), rows.begin(), rows.end());
+            p.rowBytes = rows.size() / static_cast<size_t>(parts[i].rows());
+            p.rows += parts[i].rows();
+        }
+        row0 += p.rows;
+        p.buf = uploadBytes(bytes.data(), bytes.size(), what);
+        out.parts.push_back(std::move(p));
     }
-    return upload(v, what);
+    return out;
 }
 
 void OpenClBackend::Impl::uploadWeights() {
@@ -207,7 +246,9 @@ void OpenClBackend::Impl::uploadWeights() {
                 cs[at] = static_cast<float>(std::cos(theta));
                 cs[at + 1] = static_cast<float>(std::sin(theta));
             }
+        const uint64_t weightsOnly = uploadedBytes;
         ropeTable = upload(cs, "RoPE table");
+        uploadedBytes = weightsOnly;
     }
 }
 
@@ -307,11 +348,21 @@ void OpenClBackend::Impl::norm(const Buffer& out, int outOff, const Buffer& in, 
           dev.queue().run(k, Range(static_cast<size_t>(rows) * normLocal), Range(normLocal)));
 }
 
-void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const Buffer& w,
+void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const DeviceWeight& w,
                                  const Buffer& bias, int n, int inDim, int outDim,
                                  bool accumulate) {
     mmEvents.clear();
-    mm->run(out, 0, in, 0, w, bias ? &bias : nullptr, n, inDim, outDim, accumulate, mmEvents);
+    if (w.isFloat()) {
+        mm->run(out, 0, in, 0, w.parts[0].buf, bias ? &bias : nullptr, n, inDim, outDim, accumulate,
+                mmEvents);
+    } else {
+        // block types (or a Q/K/V stack of mixed types): our quant.cl kernels, one per part,
+        // each filling its columns of out's rows
+        for (const DeviceWeight::Part& p : w.parts)
+            mm->runQuant(out, static_cast<size_t>(p.row0), outDim, in, 0, p.buf, p.type, p.rowBytes,
+                         bias ? &bias : nullptr, static_cast<size_t>(p.row0), n, inDim, p.rows,
+                         accumulate, mmEvents);
+    }
     for (Event& e : mmEvents) track(Cat::MatMul, std::move(e));
 }
 
@@ -344,8 +395,16 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
 
     // 1. token (and position) embeddings
     q.write(ids, 0, tokens.data(), N * sizeof(int32_t));
-    embed.setArgs(x, ids, tokEmbd, gpt2 ? posEmbd : tokEmbd, gpt2 ? 1 : 0, p0, E, n);
-    runItems(Cat::Other, embed, N * E);
+    const DeviceWeight::Part& te = tokEmbd.parts[0];
+    if (tokEmbd.isFloat()) {
+        embed.setArgs(x, ids, te.buf, gpt2 ? posEmbd : te.buf, gpt2 ? 1 : 0, p0, E, n);
+        runItems(Cat::Other, embed, N * E);
+    } else {  // the rows asked for, dequantized on the device
+        mmEvents.clear();
+        mm->embedQuant(x, ids, te.buf, te.type, te.rowBytes, gpt2 ? &posEmbd : nullptr, p0, E, n,
+                       mmEvents);
+        for (Event& e : mmEvents) track(Cat::Other, std::move(e));
+    }
 
     for (int l = 0; l < c.nLayer; ++l) {
         const LayerBuffers& w = layers[static_cast<size_t>(l)];
@@ -600,6 +659,22 @@ void OpenClBackend::doAttentionMatrix(int layer, int head, std::span<const float
     m.dev.queue().read(scores, 0, out.data(), out.size() * sizeof(float));
     ops::causalSoftmaxRows(out.data(), static_cast<int>(t),
                            1.0f / std::sqrt(static_cast<float>(hd)));
+}
+
+std::string OpenClBackend::weightNote() const {
+    return deviceWeightNote(*impl_->model);
+}
+
+uint64_t OpenClBackend::uploadedWeightBytes() const {
+    return impl_->uploadedBytes;
+}
+
+std::pair<TensorType, std::vector<uint8_t>> OpenClBackend::readFfnDown(int layer) const {
+    KVSCOPE_CHECK(layer >= 0 && layer < impl_->cfg().nLayer, "no layer " + std::to_string(layer));
+    const Impl::DeviceWeight::Part& p = impl_->layers[static_cast<size_t>(layer)].wDown.parts[0];
+    std::vector<uint8_t> bytes(p.buf.bytes());
+    impl_->dev.queue().read(p.buf, 0, bytes.data(), bytes.size());
+    return {p.type, std::move(bytes)};
 }
 
 std::optional<uint64_t> OpenClBackend::deviceMemoryBytes() const {

@@ -10,6 +10,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "opencl/matmul_choice.h"
 #include "runtime/backend.h"
@@ -94,6 +96,14 @@ class OpenClBackend final : public Backend {
     const OpenClStartup& startup() const;    // the constructor's time, by part
     ocl::MatMulChoice matmulChoice() const;  // the paths matrix products take
     int deviceIndex() const;
+    // The types the weights are held in on the device and which were converted at upload
+    // (ocl::deviceWeightNote: "weights on the device: Q4_K, Q6_K native; Q5_K converted to Q8_0
+    // at upload (… MiB as uploaded)").
+    std::string weightNote() const;
+    // Bytes of the weights' device buffers (matrices in their device types, vectors float32).
+    uint64_t uploadedWeightBytes() const;
+    // Reads back layer's ffn_down weight as it sits on the device: its type and raw rows.
+    std::pair<TensorType, std::vector<uint8_t>> readFfnDown(int layer) const;
 
     // Reads back the cached keys (or values) of one layer and KV head: (cacheUsed(), head_dim).
     std::vector<float> readKeys(int layer, int kvHead) const;

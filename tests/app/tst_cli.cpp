@@ -270,6 +270,10 @@ class TstCli : public QObject {
         QCOMPARE(o["n_head_kv"].toInt(), 2);
         QCOMPARE(o["kv_bytes_per_token"].toInteger(), 2 * 2 * 2 * 8 * 4);
         QCOMPARE(o["kv_bytes_full_context"].toInteger(), 2 * 2 * 2 * 8 * 4 * 64);
+        // the fixture is float32: kept so on an OpenCL device, at the same size
+        QVERIFY2(o["opencl_weights"].toString().startsWith("weights on the device: F32 native"),
+                 qPrintable(o["opencl_weights"].toString()));
+        QCOMPARE(o["opencl_weight_bytes"].toInteger(), o["weight_bytes"].toInteger());
     }
 
     // `memory --json` holds TEACHING.md's worked figures (arithmetic by hand in each row).
@@ -448,7 +452,11 @@ class TstCli : public QObject {
         QJsonParseError perr;
         const QJsonObject o = QJsonDocument::fromJson(r.out, &perr).object();
         QVERIFY2(perr.error == QJsonParseError::NoError, qPrintable(perr.errorString()));
-        QCOMPARE(keysOf(o), (QSet<QString>{"devices", "problem"}));
+        QCOMPARE(keysOf(o), (QSet<QString>{"devices", "problem", "weight_types"}));
+        // the weight types kept on a device and the conversions at upload
+        QVERIFY2(o["weight_types"].toString().contains("Q4_K, Q6_K native") &&
+                     o["weight_types"].toString().contains("Q5_K -> Q8_0"),
+                 qPrintable(o["weight_types"].toString()));
         const ocl::DeviceList list = ocl::listDevices();
         const QJsonArray devices = o["devices"].toArray();
         QCOMPARE(devices.size(), static_cast<qsizetype>(list.devices.size()));

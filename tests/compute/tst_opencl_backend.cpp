@@ -12,11 +12,14 @@
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/cpu_ops.h"
+#include "gguf/dequant.h"
+#include "gguf/gguf.h"
 #include "model_fixtures.h"
 #include "numeric_checks.h"
 #include "opencl/cl_check.h"
 #include "opencl/cl_matmul.h"
 #include "opencl/device_list.h"
+#include "opencl/device_weights.h"
 #include "opencl/opencl_backend.h"
 #include "runtime/decode_session.h"
 
@@ -43,6 +46,42 @@ RandomModelSpec specFor(const QString& name) {
 }
 
 const char* kPrompt = "the cat sat on the mat";
+
+// A copy of a GGUF image whose matrices are re-encoded: `typeOf(name, type)` names the new type
+// of each tensor (F32 tensors stay F32).
+template <typename F>
+std::vector<uint8_t> reencoded(const std::vector<uint8_t>& image, F typeOf) {
+    const GgufFile f = GgufFile::fromBytes(image, "in.gguf");
+    GgufWriter w;
+    for (const std::string& key : f.keyOrder()) w.set(key, *f.find(key));
+    for (const GgufTensorInfo& t : f.tensors()) {
+        const std::vector<float> v = toFloat(t.type, f.tensorData(t), t.elements(), t.name);
+        const TensorType to = t.ne.size() == 2 ? typeOf(t.name, t.type) : TensorType::F32;
+        if (to == TensorType::F32)
+            w.addTensorF32(t.name, t.ne, v);
+        else
+            w.addTensor(t.name, to, t.ne, fromFloat(to, v));
+    }
+    return w.toBytes();
+}
+
+// The weights the OpenCL device holds, as float32: each matrix converted as the upload converts
+// it (ocl::deviceWeightType), then dequantized. The device's products are exact w.r.t. these.
+std::vector<uint8_t> deviceValuesCopy(const std::vector<uint8_t>& image) {
+    const GgufFile f = GgufFile::fromBytes(image, "q.gguf");
+    GgufWriter w;
+    for (const std::string& key : f.keyOrder()) w.set(key, *f.find(key));
+    for (const GgufTensorInfo& t : f.tensors()) {
+        std::vector<float> v = toFloat(t.type, f.tensorData(t), t.elements(), t.name);
+        const TensorType to = ocl::deviceWeightType(t.type, static_cast<int>(t.ne[0]));
+        if (to != t.type && to != TensorType::F32) {
+            const std::vector<uint8_t> q = fromFloat(to, v);
+            dequantizeRow(to, q.data(), v.data(), static_cast<int64_t>(v.size()));
+        }
+        w.addTensorF32(t.name, t.ne, v);
+    }
+    return w.toBytes();
+}
 
 }  // namespace
 
@@ -267,6 +306,103 @@ class TstOpenClBackend : public QObject {
         // device time was measured, by part
         const DeviceMs t = gpu->lastStepDeviceMs();
         QVERIFY(t.matmul > 0 && t.attention > 0 && t.other > 0);
+    }
+
+    // Weights kept in their block types on the device: for each type our kernels read (and Q5_K
+    // and Q3_K, converted at upload), gpt2 and llama (tied head: the table's rows are also
+    // gathered by the embedding), cached and recompute, prefill and 6 steps. The logits match
+    // the CPU backend run on float32 copies of the values the device holds to 1e-4 of the
+    // largest (a wrong bit in a kernel's layout moves them by far more), and the CPU backend on
+    // the blocks themselves (which rounds activations to 8 bits) loosely, on the same tokens.
+    void quantizedWeightsComputeTheirValues_data() {
+        QTest::addColumn<int>("type");
+        QTest::addColumn<bool>("llama");
+        QTest::addColumn<bool>("cache");
+        for (TensorType t :
+             {TensorType::F16, TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
+              TensorType::Q6_K, TensorType::Q5_K, TensorType::Q3_K, TensorType::Q4_1})
+            for (bool llama : {false, true})
+                for (bool cache : {true, false})
+                    QTest::addRow("%s %s %s", typeName(t).c_str(), llama ? "llama" : "gpt2",
+                                  cache ? "cached" : "recompute")
+                        << int(t) << llama << cache;
+        // Q, K and V of different types (three device buffers filling one product), Q8_0 table
+        QTest::newRow("mixed llama cached") << -1 << true << true;
+        QTest::newRow("mixed llama recompute") << -1 << true << false;
+    }
+    void quantizedWeightsComputeTheirValues() {
+        QFETCH(int, type);
+        QFETCH(bool, llama);
+        QFETCH(bool, cache);
+        RandomModelSpec s = llama ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
+        s.nEmbd = 256;
+        s.nHead = 4;
+        s.nFf = 512;
+        s.weightStd = 0.05f;
+        s.tiedOutput = llama;
+        std::vector<uint8_t> image;
+        if (type >= 0) {
+            s.weightType = static_cast<TensorType>(type);
+            image = randomModel(s).toBytes();
+        } else {
+            image = reencoded(randomModel(s).toBytes(), [](const std::string& name, TensorType) {
+                auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
+                return has("token_embd") ? TensorType::Q8_0
+                       : has("attn_q")   ? TensorType::Q4_K
+                       : has("attn_k")   ? TensorType::Q5_K
+                       : has("attn_v")   ? TensorType::Q6_K
+                       : has("ffn_down") ? TensorType::F16
+                       : has("ffn_gate") ? TensorType::Q4_0
+                                         : TensorType::Q4_K;
+            });
+        }
+        auto native = std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(image, "native.gguf")));
+        auto reference = std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(deviceValuesCopy(image), "f32.gguf")));
+        if (type >= 0) QCOMPARE(native->tokEmbd.type(), s.weightType);
+        QCOMPARE(reference->layers[0].wDown.type(), TensorType::F32);
+
+        // gpt2 rows: one row per work item for the decode step; llama: a work group per row
+        const auto matmul =
+            ocl::MatMulChoice::parse(llama ? "gemv kvscope-groups/64, gemm kvscope-rows/16"
+                                           : "gemv kvscope-rows/auto, gemm kvscope-rows/64");
+        auto gpu = std::make_shared<OpenClBackend>(native, options(matmul));
+        // the device holds the blocks, not float32: its buffers as the rules size them, and the
+        // stored rows themselves where the type has a kernel
+        QCOMPARE(gpu->uploadedWeightBytes(), ocl::deviceWeightBytes(*native));
+        QVERIFY(gpu->uploadedWeightBytes() < reference->weightBytes());
+        const auto [downType, downBytes] = gpu->readFfnDown(0);
+        const WeightMatrix& down = native->layers[0].wDown;
+        QCOMPARE(downType, ocl::deviceWeightType(down));
+        QVERIFY(downBytes == ocl::convertRows(down, downType));
+        if (ocl::hasDeviceKernel(down.type()))
+            QVERIFY(std::equal(downBytes.begin(), downBytes.end(), down.data(),
+                               down.data() + down.bytes()));
+        const QString note = QString::fromStdString(gpu->weightNote());
+        QVERIFY2(note.startsWith("weights on the device: "), qPrintable(note));
+        if (type >= 0 && !ocl::hasDeviceKernel(s.weightType))
+            QVERIFY2(
+                note.contains(QString::fromStdString(typeName(s.weightType)) + " converted to " +
+                              QString::fromStdString(typeName(downType)) + " at upload"),
+                qPrintable(note));
+
+        SessionOptions o;
+        o.captureTrace = false;
+        o.useCache = cache;
+        DecodeSession cl(gpu, native->tokenizer, o);
+        DecodeSession ref(std::make_shared<CpuBackend>(reference), reference->tokenizer, o);
+        DecodeSession cpu(std::make_shared<CpuBackend>(native), native->tokenizer, o);
+        for (DecodeSession* x : {&cl, &ref, &cpu}) x->prefill("the cat sat on");
+        for (int i = 0; i < 7; ++i) {
+            VERIFY_CLOSE("logits vs the device's values on the CPU", cl.logits(), ref.logits());
+            const double loose = maxRelError(cl.logits(), cpu.logits());
+            QVERIFY2(loose < 5e-2, qPrintable(QString("vs the CPU on the blocks: %1").arg(loose)));
+            if (i == 6) break;
+            const int32_t token = cl.step().token;
+            ref.stepWith(token);
+            cpu.stepWith(token);
+        }
     }
 
     void rewindMatchesCpu_data() {

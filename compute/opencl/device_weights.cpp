@@ -1,0 +1,148 @@
+// The weight types of the OpenCL backend's device buffers and the conversions at upload.
+#include "opencl/device_weights.h"
+
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "gguf/dequant.h"
+#include "model/model.h"
+
+namespace kvscope::ocl {
+
+namespace {
+
+template <typename F>
+void forEachMatrix(const Model& m, F f) {
+    f(m.tokEmbd);
+    f(m.output);
+    for (const LayerWeights& w : m.layers) {
+        for (const WeightMatrix& part : w.qkv) f(part);
+        f(w.wo);
+        f(w.wUp);
+        f(w.wGate);
+        f(w.wDown);
+    }
+}
+
+// The conversion rule for a type without a kernel (the table in device_weights.h).
+TensorType convertedType(TensorType t) {
+    switch (t) {
+        case TensorType::Q4_1:
+        case TensorType::Q5_0:
+        case TensorType::Q5_1:
+        case TensorType::Q5_K:
+            return TensorType::Q8_0;
+        case TensorType::Q2_K:
+            return TensorType::Q4_K;
+        case TensorType::Q3_K:
+            return TensorType::Q6_K;
+        case TensorType::BF16:
+            return TensorType::F16;
+        default:
+            return t;
+    }
+}
+
+}  // namespace
+
+bool hasDeviceKernel(TensorType t) {
+    switch (t) {
+        case TensorType::F32:
+        case TensorType::F16:
+        case TensorType::Q8_0:
+        case TensorType::Q4_0:
+        case TensorType::Q4_K:
+        case TensorType::Q6_K:
+            return true;
+        default:
+            return false;
+    }
+}
+
+TensorType deviceWeightType(TensorType t, int cols) {
+    const TensorType d = convertedType(t);
+    // the kernels work in units of 32 values; block types are whole units already
+    if (d == TensorType::F16 && cols % 32 != 0) return TensorType::F32;
+    return d;
+}
+
+uint64_t deviceBytes(const WeightMatrix& w) {
+    if (w.empty()) return 0;
+    const auto row = tensorBytes(deviceWeightType(w), static_cast<uint64_t>(w.cols()));
+    KVSCOPE_CHECK(row.has_value(), "no device layout for " + typeName(w.type()));
+    return *row * static_cast<uint64_t>(w.rows());
+}
+
+std::vector<uint8_t> convertRows(const WeightMatrix& w, TensorType to) {
+    if (w.empty()) return {};
+    if (to == w.type()) return {w.data(), w.data() + w.bytes()};
+    const auto rowBytes = tensorBytes(to, static_cast<uint64_t>(w.cols()));
+    KVSCOPE_CHECK(rowBytes.has_value(), "cannot convert rows of " + std::to_string(w.cols()) +
+                                            " values to " + typeName(to));
+    std::vector<uint8_t> out(*rowBytes * static_cast<size_t>(w.rows()));
+    std::vector<float> row(static_cast<size_t>(w.cols()));
+    for (int r = 0; r < w.rows(); ++r) {
+        w.dequantizeRows(r, 1, row.data());
+        if (to == TensorType::F32)
+            std::memcpy(out.data() + *rowBytes * r, row.data(), *rowBytes);
+        else
+            quantizeRow(to, row.data(), out.data() + *rowBytes * r, w.cols());
+    }
+    return out;
+}
+
+std::string deviceWeightRules() {
+    std::string native, converted;
+    for (TensorType t : {TensorType::F32, TensorType::F16, TensorType::Q8_0, TensorType::Q4_0,
+                         TensorType::Q4_K, TensorType::Q6_K})
+        native += (native.empty() ? "" : ", ") + typeName(t);
+    std::map<TensorType, std::vector<TensorType>> to;
+    for (TensorType t : {TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1, TensorType::Q5_K,
+                         TensorType::Q2_K, TensorType::Q3_K, TensorType::BF16})
+        to[convertedType(t)].push_back(t);
+    for (TensorType target :
+         {TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K, TensorType::F16}) {
+        std::string from;
+        for (TensorType t : to[target]) from += (from.empty() ? "" : ", ") + typeName(t);
+        converted += (converted.empty() ? "" : "; ") + from + " -> " + typeName(target);
+    }
+    return native + " native; converted at upload: " + converted;
+}
+
+std::string deviceWeightNote(const Model& m) {
+    std::set<std::string> native;
+    std::map<std::string, std::set<std::string>> converted;  // to -> from
+    forEachMatrix(m, [&](const WeightMatrix& w) {
+        if (w.empty()) return;
+        const TensorType d = deviceWeightType(w);
+        if (d == w.type())
+            native.insert(typeName(d));
+        else
+            converted[typeName(d)].insert(typeName(w.type()));
+    });
+    auto join = [](const std::set<std::string>& s) {
+        std::string out;
+        for (const std::string& x : s) out += (out.empty() ? "" : ", ") + x;
+        return out;
+    };
+    std::string note = "weights on the device: ";
+    if (!native.empty()) note += join(native) + " native";
+    for (const auto& [to, from] : converted)
+        note +=
+            (note.back() == ' ' ? "" : "; ") + join(from) + " converted to " + to + " at upload";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " (%.1f MiB as uploaded)",
+                  static_cast<double>(deviceWeightBytes(m)) / (1 << 20));
+    return note + buf;
+}
+
+uint64_t deviceWeightBytes(const Model& m) {
+    uint64_t n = m.weightBytes();
+    forEachMatrix(m, [&](const WeightMatrix& w) { n += deviceBytes(w) - w.bytes(); });
+    return n;
+}
+
+}  // namespace kvscope::ocl

@@ -97,7 +97,10 @@ struct OpenClBackend::Impl {
     Buffer att;        // (rowsCap, n_head * head_dim)
     Buffer up, gate;   // (rowsCap, n_ff)
     Buffer logitsBuf;  // (logitRowsCap, n_vocab)
-    Buffer attn;       // (n, n_head, p0 + n) attention rows of the current layer
+    Buffer attn;       // (slice, n_head, p0 + n) attention rows of the current layer
+    // A decode step's traces gathered on the device, layer by layer, then read once:
+    // (n_layer, traced, qkvRows) and (n_layer, traced, n_head, p0 + n).
+    Buffer traceQkv, traceAttn;
     std::vector<float> staging;
 
     std::vector<std::pair<Cat, Event>> events;
@@ -136,6 +139,11 @@ struct OpenClBackend::Impl {
     void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
                  std::vector<StepTrace>* traces, int traceFrom);
     void collectDeviceTimes();
+    // Layer l's traced rows (tokens t0..n-1, as the device holds them) into the StepTraces.
+    void copyQkvTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0, int n,
+                       const float* rows) const;
+    void copyAttnTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0, int n, int p0,
+                        const float* rows) const;
     std::vector<float> readCache(const Buffer& b, int kvHead);
 };
 
@@ -380,11 +388,28 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
     const auto N = static_cast<size_t>(n);
     const int rows = allLogits ? n : 1;
     ensureCache(p0 + n);
-    ensureScratch(n, N * H * T, rows);
+    // Attention rows: every new token's when traced (the host takes them all), else a slice of
+    // tokens at a time in a bounded scratch (a long prompt needs no T² buffer).
+    const int t0 = std::clamp(traceFrom, 0, n);
+    const bool traced = traces && t0 < n;
+    const size_t rowFloats = static_cast<size_t>(H) * T;
+    const int slice =
+        traced ? n : std::clamp(static_cast<int>(options.attentionScratchFloats / rowFloats), 1, n);
+    ensureScratch(n, static_cast<size_t>(slice) * rowFloats, rows);
+    // A small trace (a decode step's) is gathered on the device and read once at the end; a
+    // large one (a long prompt's) is read layer by layer rather than held twice on the device.
+    const auto NT = static_cast<size_t>(n - t0);
+    const size_t gatherFloats = static_cast<size_t>(c.nLayer) * NT * (R + rowFloats);
+    const bool gather = traced && gatherFloats * sizeof(float) <= options.traceGatherBytes;
+    if (gather) {
+        const size_t qkvBytes = static_cast<size_t>(c.nLayer) * NT * R * sizeof(float);
+        const size_t attnBytes = static_cast<size_t>(c.nLayer) * NT * rowFloats * sizeof(float);
+        if (traceQkv.bytes() < qkvBytes) traceQkv = scratch(qkvBytes, "the traced q, k and v");
+        if (traceAttn.bytes() < attnBytes) traceAttn = scratch(attnBytes, "the traced attention");
+    }
     events.clear();
 
-    // Traces for tokens t0..n-1, filled from device reads after each layer.
-    const int t0 = std::clamp(traceFrom, 0, n);
+    // Traces for tokens t0..n-1, filled from device reads.
     const size_t firstTrace = traces ? traces->size() : 0;
     if (traces) {
         for (int i = t0; i < n; ++i)
@@ -418,37 +443,32 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
         // 3. append the new key and value rows to the cache
         kvAppend.setArgs(w.k, w.v, qkv, p0, R, Q, KV, cacheCap, hd, n);
         runItems(Cat::Other, kvAppend, N * KV);
-        if (traces && t0 < n) {
-            staging.resize((N - t0) * R);
-            q.read(qkv, static_cast<size_t>(t0) * R * sizeof(float), staging.data(),
-                   staging.size() * sizeof(float));
-            for (int i = t0; i < n; ++i) {
-                StepTrace& s = (*traces)[firstTrace + static_cast<size_t>(i - t0)];
-                const float* row = staging.data() + static_cast<size_t>(i - t0) * R;
-                std::copy(row, row + Q, s.q.begin() + static_cast<ptrdiff_t>(l) * Q);
-                std::copy(row + Q, row + Q + KV, s.k.begin() + static_cast<ptrdiff_t>(l) * KV);
-                std::copy(row + Q + KV, row + Q + 2 * KV,
-                          s.v.begin() + static_cast<ptrdiff_t>(l) * KV);
-            }
+        const size_t qkvAt = static_cast<size_t>(t0) * R * sizeof(float);
+        const size_t qkvBytes = NT * R * sizeof(float);
+        if (gather) {
+            q.copyAsync(qkv, qkvAt, traceQkv, static_cast<size_t>(l) * qkvBytes, qkvBytes);
+        } else if (traced) {
+            staging.resize(NT * R);
+            q.read(qkv, qkvAt, staging.data(), qkvBytes);
+            copyQkvTraces(*traces, firstTrace, l, t0, n, staging.data());
         }
-        // 4. causal attention of each new token and head over the cache
-        attend.setArgs(att, attn, qkv, w.k, w.v, p0, T, R, H, H / Hkv, cacheCap, hd,
-                       1.0f / std::sqrt(static_cast<float>(hd)),
-                       Kernel::Local{attendLocal * sizeof(float)});
-        track(Cat::Attention, q.run(attend, Range(attendLocal * H, N), Range(attendLocal, 1)));
-        if (traces && t0 < n) {
-            staging.resize((N - t0) * H * T);
-            q.read(attn, static_cast<size_t>(t0) * H * T * sizeof(float), staging.data(),
-                   staging.size() * sizeof(float));
-            for (int i = t0; i < n; ++i) {
-                StepTrace& s = (*traces)[firstTrace + static_cast<size_t>(i - t0)];
-                const int t = p0 + i + 1;
-                for (int hh = 0; hh < H; ++hh) {
-                    const float* row = staging.data() + (static_cast<size_t>(i - t0) * H + hh) * T;
-                    std::copy(row, row + t,
-                              s.attn.begin() + (static_cast<ptrdiff_t>(l) * H + hh) * t);
-                }
-            }
+        // 4. causal attention of each new token and head over the cache, a slice at a time
+        for (int i0 = 0; i0 < n; i0 += slice) {
+            const int count = std::min(slice, n - i0);
+            attend.setArgs(att, attn, qkv, w.k, w.v, p0, T, R, H, H / Hkv, cacheCap, hd,
+                           1.0f / std::sqrt(static_cast<float>(hd)), i0,
+                           Kernel::Local{attendLocal * sizeof(float)});
+            track(Cat::Attention, q.run(attend, Range(attendLocal * H, static_cast<size_t>(count)),
+                                        Range(attendLocal, 1)));
+        }
+        const size_t attnAt = static_cast<size_t>(t0) * rowFloats * sizeof(float);
+        const size_t attnBytes = NT * rowFloats * sizeof(float);
+        if (gather) {
+            q.copyAsync(attn, attnAt, traceAttn, static_cast<size_t>(l) * attnBytes, attnBytes);
+        } else if (traced) {
+            staging.resize(NT * rowFloats);
+            q.read(attn, attnAt, staging.data(), attnBytes);
+            copyAttnTraces(*traces, firstTrace, l, t0, n, p0, staging.data());
         }
         // 5. output projection, added to the residual stream
         matmul(x, att, w.wo, w.bo, n, Q, E, true);
@@ -473,8 +493,46 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
     matmul(logitsBuf, h, outputWeights(), Buffer{}, rows, E, c.nVocab, false);
     logits.resize(static_cast<size_t>(rows) * c.nVocab);
     q.read(logitsBuf, 0, logits.data(), logits.size() * sizeof(float));
+    if (gather) {  // the step's traces: two reads for all layers
+        const size_t qkvFloats = NT * R, attnFloats = NT * rowFloats;
+        staging.resize(static_cast<size_t>(c.nLayer) * (qkvFloats + attnFloats));
+        float* qkvHost = staging.data();
+        float* attnHost = qkvHost + static_cast<size_t>(c.nLayer) * qkvFloats;
+        q.read(traceQkv, 0, qkvHost, static_cast<size_t>(c.nLayer) * qkvFloats * sizeof(float));
+        q.read(traceAttn, 0, attnHost, static_cast<size_t>(c.nLayer) * attnFloats * sizeof(float));
+        for (int l = 0; l < c.nLayer; ++l) {
+            copyQkvTraces(*traces, firstTrace, l, t0, n, qkvHost + l * qkvFloats);
+            copyAttnTraces(*traces, firstTrace, l, t0, n, p0, attnHost + l * attnFloats);
+        }
+    }
     used = p0 + n;
     collectDeviceTimes();
+}
+
+void OpenClBackend::Impl::copyQkvTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0,
+                                        int n, const float* rows) const {
+    const ModelConfig& c = cfg();
+    const int Q = c.nHead * c.headDim, KV = c.nHeadKv * c.headDim, R = c.qkvRows();
+    for (int i = t0; i < n; ++i) {
+        StepTrace& s = traces[first + static_cast<size_t>(i - t0)];
+        const float* row = rows + static_cast<size_t>(i - t0) * R;
+        std::copy(row, row + Q, s.q.begin() + static_cast<ptrdiff_t>(l) * Q);
+        std::copy(row + Q, row + Q + KV, s.k.begin() + static_cast<ptrdiff_t>(l) * KV);
+        std::copy(row + Q + KV, row + Q + 2 * KV, s.v.begin() + static_cast<ptrdiff_t>(l) * KV);
+    }
+}
+
+void OpenClBackend::Impl::copyAttnTraces(std::vector<StepTrace>& traces, size_t first, int l,
+                                         int t0, int n, int p0, const float* rows) const {
+    const int H = cfg().nHead, T = p0 + n;
+    for (int i = t0; i < n; ++i) {
+        StepTrace& s = traces[first + static_cast<size_t>(i - t0)];
+        const int t = p0 + i + 1;
+        for (int hh = 0; hh < H; ++hh) {
+            const float* row = rows + (static_cast<size_t>(i - t0) * H + hh) * T;
+            std::copy(row, row + t, s.attn.begin() + (static_cast<ptrdiff_t>(l) * H + hh) * t);
+        }
+    }
 }
 
 void OpenClBackend::Impl::collectDeviceTimes() {

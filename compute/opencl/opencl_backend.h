@@ -33,6 +33,12 @@ struct OpenClOptions {
     // When set and true, the start-up stops between its phases (upload, measuring the matmul
     // paths, warm-up) with Error("stopped"): closing the window does not wait for a tuning.
     const std::atomic<bool>* stop = nullptr;
+    // A forward's traces up to this many bytes (a decode step's) are gathered on the device and
+    // read in two reads after the last layer; larger ones (a long prompt's) are read per layer.
+    size_t traceGatherBytes = size_t{64} << 20;
+    // Without traces the attention rows are scratch: at most this many floats of them, a slice
+    // of the new tokens at a time (a long prompt needs no n_head × T² buffer).
+    size_t attentionScratchFloats = size_t{16} << 20;
 };
 
 // Device time of one forward(), from OpenCL profiling events, in milliseconds. A CLBlast call

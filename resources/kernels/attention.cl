@@ -1,7 +1,8 @@
 // Causal attention of n new tokens over one layer's KV cache, one work group per (head, token).
+// Group (h, j) runs new token i = i0 + j: a call may cover a slice of the new tokens.
 //   out (n, n_head * headDim): the attended values, written at column head * headDim.
-//   a (n, n_head, rowStride): the attention rows (token i's row holds p0 + i + 1 weights);
-//                             kept for the traces.
+//   a (slice, n_head, rowStride): the attention rows of the slice's tokens (token i's row holds
+//                             p0 + i + 1 weights): scratch, kept for the traces.
 //   qkv (n, rowLen): the new queries from column 0 (after RoPE).
 //   K, V (n_head_kv, n_ctx, headDim): the cache, already holding the new tokens' rows.
 // Query head h reads KV head h / groupSize (grouped-query attention shares KV heads).
@@ -9,15 +10,16 @@
 __kernel void attend(__global float* out, __global float* a, __global const float* qkv,
                      __global const float* K, __global const float* V, const int p0,
                      const int rowStride, const int rowLen, const int nHead, const int groupSize,
-                     const int nCtx, const int headDim, const float scale, __local float* red) {
-    const int h = get_group_id(0), i = get_group_id(1);
+                     const int nCtx, const int headDim, const float scale, const int i0,
+                     __local float* red) {
+    const int h = get_group_id(0), i = i0 + get_group_id(1);
     const int lid = get_local_id(0), ls = get_local_size(0);
     const int t = p0 + i + 1;
     const int g = h / groupSize;
     __global const float* q = qkv + (size_t)i * rowLen + h * headDim;
     __global const float* Kg = K + (size_t)g * nCtx * headDim;
     __global const float* Vg = V + (size_t)g * nCtx * headDim;
-    __global float* row = a + ((size_t)i * nHead + h) * rowStride;
+    __global float* row = a + ((size_t)(i - i0) * nHead + h) * rowStride;
 
     // 1. scores K·q / sqrt(headDim), and their maximum
     float mx = -INFINITY;

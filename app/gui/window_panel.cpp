@@ -127,10 +127,12 @@ void MainWindow::updateSummary() {
     html += row.arg(tr("KV at full context"),
                     bytesText(static_cast<double>(s.kvBytesPerToken) * c.nCtx));
     html += "</table>";
-    html += tr("<p style='color:gray'>KV per token = 2 × %1 layers × %2 KV heads × %3 × 4 B</p>")
+    const size_t elements = c.kvBytesPerToken(1);
+    html += tr("<p style='color:gray'>KV per token = 2 × %1 layers × %2 KV heads × %3 × %4 B</p>")
                 .arg(c.nLayer)
                 .arg(c.nHeadKv)
-                .arg(c.headDim);
+                .arg(c.headDim)
+                .arg(elements > 0 ? s.kvBytesPerToken / elements : 4);
     summary_->setText(html);
     statusDevice_->setText(tr("%1 · %2").arg(s.backend, s.device));
     {

@@ -56,6 +56,21 @@ class TstMemoryChart : public QObject {
         QVERIFY(chart.caption().contains("in blocks of 4 tokens"));
     }
 
+    // An f16 cache: the formula's element is 2 bytes, its line runs through the measured bytes.
+    void theFormulaFollowsTheCachesElementType() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()), "fixture", {},
+                       {KvType::F16, 256});
+        MemoryChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(3);
+        const ModelConfig& c = d.store.config();
+        const double perToken = 2.0 * c.nLayer * c.nHeadKv * c.headDim * 2;
+        const QList<QPointF> formula = chart.formulaSeries()->points();
+        QCOMPARE(formula.last().y() * chart.unitBytes(), perToken * d.store.count());
+        QCOMPARE(double(d.store.kvBytes()), perToken * d.store.count());
+        QVERIFY2(chart.caption().contains("× 2 B (f16)"), qPrintable(chart.caption()));
+    }
+
     void usedEqualsTheTraceBytes_data() { models_data(); }
     void usedEqualsTheTraceBytes() {
         QFETCH(QString, model);

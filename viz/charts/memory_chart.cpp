@@ -85,9 +85,12 @@ void MemoryChart::rebuild() {
     if (!store_->hasModel()) return;
     const ModelSummary& m = store_->model();
     const ModelConfig& c = m.config;
-    // The formula for the loaded model's float32 cache: 2 × layers × kv heads × head dim × 4 B.
+    // The formula for the loaded model's cache: 2 × layers × kv heads × head dim × the bytes of
+    // the element type the backend stores (4 for f32, 2 for f16).
+    const size_t elements = c.kvBytesPerToken(1);
+    const int elementBytes = elements > 0 ? static_cast<int>(m.kvBytesPerToken / elements) : 4;
     const kvmem::ModelShape shape = kvmem::fromConfig(c, static_cast<double>(m.parameters));
-    const double perToken = static_cast<double>(kvmem::bytesPerToken(shape, 32));
+    const double perToken = static_cast<double>(kvmem::bytesPerToken(shape, 8 * elementBytes));
     const double nCtx = c.nCtx;
     const double xMax = nCtx;  // the axis ends where the context does
     // The scale is made for the cache: its full-context size or its allocation. The weights
@@ -135,7 +138,7 @@ void MemoryChart::rebuild() {
     chart()->setTitle(tr("KV cache memory: %L1 of %L2 tokens").arg(n).arg(c.nCtx));
     const auto human = [](double b) { return QString::fromStdString(kvmem::humanBytes(b)); };
     caption_ =
-        tr("Formula: 2 (K and V) × %1 layers × %2 kv heads × %3 head dim × 4 B (float32) = "
+        tr("Formula: 2 (K and V) × %1 layers × %2 kv heads × %3 head dim × %10 B (%11) = "
            "%L4 B per token. Measured now: %5 used by %L6 tokens, %7 allocated %8. "
            "Dotted: the formula projected to the full context. The weights take %9, not "
            "drawn to this scale.")
@@ -149,7 +152,9 @@ void MemoryChart::rebuild() {
             .arg(m.cacheBlockTokens > 0
                      ? tr("in blocks of %L1 tokens, as tokens arrive").arg(m.cacheBlockTokens)
                      : tr("for all %L1 tokens of the context at once").arg(c.nCtx))
-            .arg(human(static_cast<double>(m.weightBytes)));
+            .arg(human(static_cast<double>(m.weightBytes)))
+            .arg(elementBytes)
+            .arg(elementBytes == 2 ? QStringLiteral("f16") : QStringLiteral("float32"));
     if (m.deviceMemoryBytes > 0) {
         // The device's memory dwarfs a small model's cache: said in words, not drawn to scale.
         const double full = static_cast<double>(m.weightBytes) + perToken * nCtx;

@@ -37,6 +37,7 @@
 
 #include "core/error.h"
 #include "gguf/dequant.h"
+#include "gguf/gguf_detail.h"
 
 namespace kvscope {
 
@@ -549,37 +550,12 @@ void quantQ6_K(const float* x, uint8_t* block, int64_t nb) {
 }  // namespace
 
 std::optional<BlockLayout> blockLayout(TensorType t) {
-    switch (t) {
-        case TensorType::F32:
-            return BlockLayout{1, 4};
-        case TensorType::F16:
-        case TensorType::BF16:
-            return BlockLayout{1, 2};
-        case TensorType::Q4_0:
-            return BlockLayout{32, 18};
-        case TensorType::Q4_1:
-            return BlockLayout{32, 20};
-        case TensorType::Q5_0:
-            return BlockLayout{32, 22};
-        case TensorType::Q5_1:
-            return BlockLayout{32, 24};
-        case TensorType::Q8_0:
-            return BlockLayout{32, 34};
-        case TensorType::Q2_K:
-            return BlockLayout{256, 84};
-        case TensorType::Q3_K:
-            return BlockLayout{256, 110};
-        case TensorType::Q4_K:
-            return BlockLayout{256, 144};
-        case TensorType::Q5_K:
-            return BlockLayout{256, 176};
-        case TensorType::Q6_K:
-            return BlockLayout{256, 210};
-        case TensorType::Q8_1:
-        case TensorType::Q8_K:
-            break;
-    }
-    return std::nullopt;
+    // The file format's table (gguf_detail) also sizes ggml's activation types Q8_1 and Q8_K,
+    // which no weight has.
+    if (t == TensorType::Q8_1 || t == TensorType::Q8_K) return std::nullopt;
+    const std::optional<gguf_detail::BlockLayout> b = gguf_detail::blockLayout(t);
+    if (!b) return std::nullopt;
+    return BlockLayout{static_cast<int>(b->elements), static_cast<int>(b->bytes)};
 }
 
 bool isSupportedWeightType(TensorType t) {

@@ -202,25 +202,9 @@ Model Model::fromGguf(GgufFile file, int context) {
     return m;
 }
 
-namespace {
-// Calls f(matrix) for every weight matrix of the model.
-template <typename F>
-void forEachMatrix(const Model& m, F f) {
-    f(m.tokEmbd);
-    f(m.output);
-    for (const LayerWeights& w : m.layers) {
-        for (const WeightMatrix& part : w.qkv) f(part);
-        f(w.wo);
-        f(w.wUp);
-        f(w.wGate);
-        f(w.wDown);
-    }
-}
-}  // namespace
-
 size_t Model::parameterCount() const {
     size_t n = posEmbd.size() + outNormW.size() + outNormB.size();
-    forEachMatrix(*this, [&](const WeightMatrix& w) { n += w.elements(); });
+    forEachMatrix([&](const WeightMatrix& w) { n += w.elements(); });
     for (const LayerWeights& w : layers)
         n += w.attnNormW.size() + w.attnNormB.size() + w.bqkv.size() + w.bo.size() +
              w.ffnNormW.size() + w.ffnNormB.size() + w.bUp.size() + w.bDown.size();
@@ -228,16 +212,16 @@ size_t Model::parameterCount() const {
 }
 
 size_t Model::weightBytes() const {
-    size_t n = (parameterCount()) * sizeof(float);
-    forEachMatrix(*this,
-                  [&](const WeightMatrix& w) { n += w.bytes() - w.elements() * sizeof(float); });
+    // Every parameter as float32, then each matrix at its stored size instead.
+    size_t n = parameterCount() * sizeof(float);
+    forEachMatrix([&](const WeightMatrix& w) { n += w.bytes() - w.elements() * sizeof(float); });
     return n;
 }
 
 std::string Model::weightTypesSummary() const {
     std::map<std::string, size_t> bytes;
     size_t total = 0;
-    forEachMatrix(*this, [&](const WeightMatrix& w) {
+    forEachMatrix([&](const WeightMatrix& w) {
         if (w.empty()) return;
         bytes[typeName(w.type())] += w.bytes();
         total += w.bytes();

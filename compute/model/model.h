@@ -88,6 +88,20 @@ struct Model {
     static Model load(const std::string& path, int context = 0);
     static Model fromGguf(GgufFile file, int context = 0);
 
+    // Calls f(matrix) for every weight matrix (an absent one too: empty()).
+    template <typename F>
+    void forEachMatrix(F f) const {
+        f(tokEmbd);
+        f(output);
+        for (const LayerWeights& w : layers) {
+            for (const WeightMatrix& part : w.qkv) f(part);
+            f(w.wo);
+            f(w.wUp);
+            f(w.wGate);
+            f(w.wDown);
+        }
+    }
+
     const WeightMatrix& outputWeights() const { return output.empty() ? tokEmbd : output; }
     size_t parameterCount() const;
     // Bytes the weights take as stored (quantized matrices at their block size).

@@ -14,19 +14,6 @@ namespace kvscope::ocl {
 
 namespace {
 
-template <typename F>
-void forEachMatrix(const Model& m, F f) {
-    f(m.tokEmbd);
-    f(m.output);
-    for (const LayerWeights& w : m.layers) {
-        for (const WeightMatrix& part : w.qkv) f(part);
-        f(w.wo);
-        f(w.wUp);
-        f(w.wGate);
-        f(w.wDown);
-    }
-}
-
 // The conversion rule for a type without a kernel (the table in device_weights.h).
 TensorType convertedType(TensorType t) {
     switch (t) {
@@ -115,7 +102,7 @@ std::string deviceWeightRules() {
 std::string deviceWeightNote(const Model& m) {
     std::set<std::string> native;
     std::map<std::string, std::set<std::string>> converted;  // to -> from
-    forEachMatrix(m, [&](const WeightMatrix& w) {
+    m.forEachMatrix([&](const WeightMatrix& w) {
         if (w.empty()) return;
         const TensorType d = deviceWeightType(w);
         if (d == w.type())
@@ -141,7 +128,7 @@ std::string deviceWeightNote(const Model& m) {
 
 uint64_t deviceWeightBytes(const Model& m) {
     uint64_t n = m.weightBytes();
-    forEachMatrix(m, [&](const WeightMatrix& w) { n += deviceBytes(w) - w.bytes(); });
+    m.forEachMatrix([&](const WeightMatrix& w) { n += deviceBytes(w) - w.bytes(); });
     return n;
 }
 

@@ -18,6 +18,8 @@ CpuBackend::CpuBackend(std::shared_ptr<const Model> model, ThreadPool& pool, KvC
     : model_(std::move(model)),
       pool_(pool),
       cache_(model_->config.nLayer, model_->config.nHeadKv, model_->config.nCtx,
+             model_->config.headDim, cache),
+      spare_(model_->config.nLayer, model_->config.nHeadKv, model_->config.nCtx,
              model_->config.headDim, cache) {
     checkHostMemory();
 }

@@ -33,6 +33,10 @@ class CpuBackend final : public Backend {
     size_t cacheBytesPerToken() const override { return cache_.bytesPerToken(); }
     size_t cacheAllocatedBytes() const override { return cache_.allocatedBytes(); }
     int cacheBlockTokens() const override { return cache_.blockTokens(); }
+    bool swapSpareCache() override {
+        std::swap(cache_, spare_);
+        return true;
+    }
 
     const KvCache& cache() const { return cache_; }
 
@@ -43,6 +47,7 @@ class CpuBackend final : public Backend {
     std::shared_ptr<const Model> model_;
     ThreadPool& pool_;
     KvCache cache_;
+    KvCache spare_;  // swapSpareCache's other cache (allocates only when used)
 };
 
 }  // namespace kvscope

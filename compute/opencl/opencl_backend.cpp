@@ -87,6 +87,11 @@ struct OpenClBackend::Impl {
     // kCacheBlock tokens as they arrive (moving the rows held to the larger buffers).
     static constexpr int kCacheBlock = 256;
     int cacheCap = 0;
+    // swapSpareCache's other cache: its buffers, capacity and fill (empty until first used).
+    struct {
+        std::vector<std::pair<Buffer, Buffer>> kv;
+        int cap = 0, used = 0;
+    } spare;
 
     // activations of up to rowsCap tokens (row-major, one row per token)
     int rowsCap = 0, logitRowsCap = 0;
@@ -666,6 +671,18 @@ int OpenClBackend::cacheUsed() const {
 
 void OpenClBackend::doTruncateCache(int n) {
     impl_->used = n;
+}
+
+bool OpenClBackend::swapSpareCache() {
+    Impl& m = *impl_;
+    m.spare.kv.resize(m.layers.size());
+    for (size_t l = 0; l < m.layers.size(); ++l) {
+        std::swap(m.layers[l].k, m.spare.kv[l].first);
+        std::swap(m.layers[l].v, m.spare.kv[l].second);
+    }
+    std::swap(m.cacheCap, m.spare.cap);
+    std::swap(m.used, m.spare.used);
+    return true;
 }
 
 int OpenClBackend::cacheBlockTokens() const {

@@ -93,6 +93,7 @@ class OpenClBackend final : public Backend {
     size_t cacheBytesPerToken() const override;
     size_t cacheAllocatedBytes() const override;
     int cacheBlockTokens() const override;
+    bool swapSpareCache() override;
 
     DeviceMs lastStepDeviceMs() const;  // of the last forward()
     std::optional<double> lastForwardDeviceMs() const override {

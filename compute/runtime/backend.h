@@ -52,6 +52,10 @@ class Backend {
     // context at once. (After a truncation the CPU frees the blocks it no longer needs; OpenCL
     // keeps its buffers.)
     virtual int cacheBlockTokens() const { return 0; }
+    // Exchanges the live KV cache with a spare one (empty at first) and returns true; false where
+    // the backend has none. "Compare without cache" runs its passes on the spare, so the live
+    // cache is back as it was, without recomputing, after a pass fails or is stopped.
+    virtual bool swapSpareCache() { return false; }
     // Device time of the last forward() from the device's own timers; nullopt where there are
     // none (the CPU backend: its time is the host's wall time).
     virtual std::optional<double> lastForwardDeviceMs() const { return std::nullopt; }

@@ -196,9 +196,11 @@ ReplayTimes DecodeSession::replayWithoutCache(const std::function<void(int, int)
     const int total = static_cast<int>(tokens_.size() - promptLength_) + 1;
     std::vector<float> scratch;
     // Each pass starts from an empty cache and recomputes K and V of every token so far, on this
-    // session's own backend (one copy of the weights). The last pass leaves the cache holding all
-    // the tokens, as a cached session has it; a failure or a stop (progress may throw) rebuilds
-    // it in one pass.
+    // session's own backend (one copy of the weights). Where the backend has a spare cache the
+    // passes run on it and the live one is swapped back afterwards, untouched; elsewhere the last
+    // pass leaves the cache holding all the tokens, and a failure or a stop (progress may throw)
+    // rebuilds it in one pass.
+    const bool spare = backend_->swapSpareCache();
     auto pass = [&](size_t n) {
         const auto t0 = std::chrono::steady_clock::now();
         backend_->truncateCache(0);
@@ -212,8 +214,18 @@ ReplayTimes DecodeSession::replayWithoutCache(const std::function<void(int, int)
             r.stepMs.push_back(pass(i + 1));
             if (progress) progress(static_cast<int>(r.stepMs.size()) + 1, total);
         }
-        if (!options_.useCache) backend_->truncateCache(0);  // a recompute session keeps none
+        if (spare) {
+            backend_->truncateCache(0);
+            backend_->swapSpareCache();
+        } else if (!options_.useCache) {
+            backend_->truncateCache(0);  // a recompute session keeps none
+        }
     } catch (...) {
+        if (spare) {
+            backend_->truncateCache(0);
+            backend_->swapSpareCache();
+            throw;
+        }
         try {
             backend_->truncateCache(0);
             if (options_.useCache) backend_->forward(tokens_, false, scratch, nullptr);

@@ -258,6 +258,16 @@ class TstDecodeSession : public QObject {
         s.prefill(kPrompt);
         control.prefill(kPrompt);
         for (int i = 0; i < 4; ++i) QCOMPARE(s.step().token, control.step().token);
+        // a replay stopped half way (progress throws) leaves the cache as it was too
+        struct Stop {};
+        try {
+            s.replayWithoutCache([](int done, int) {
+                if (done == 3) throw Stop{};
+            });
+            QFAIL("the replay was not stopped");
+        } catch (const Stop&) {
+        }
+        QCOMPARE(s.backend().cacheUsed(), cache ? static_cast<int>(s.tokens().size()) : 0);
         std::vector<std::pair<int, int>> calls;
         const ReplayTimes r =
             s.replayWithoutCache([&](int done, int total) { calls.emplace_back(done, total); });

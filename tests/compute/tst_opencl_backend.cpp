@@ -298,6 +298,25 @@ class TstOpenClBackend : public QObject {
         }
     }
 
+    // Compare without cache runs on a spare cache: the live one comes back untouched, and the
+    // session goes on exactly as the CPU's.
+    void replayWithoutCacheKeepsTheCache() {
+        auto m = fixtures::makeModel(fixtures::llamaGqaSpec());
+        DecodeSession cl = session(std::make_shared<OpenClBackend>(m, options()), m, true),
+                      cpu = session(std::make_shared<CpuBackend>(m), m, true);
+        cl.prefill(kPrompt);
+        cpu.prefill(kPrompt);
+        for (int i = 0; i < 4; ++i) QCOMPARE(cl.step().token, cpu.step().token);
+        const ReplayTimes r = cl.replayWithoutCache();
+        QCOMPARE(r.tokens, cl.tokens());
+        QCOMPARE(cl.backend().cacheUsed(), static_cast<int>(cl.tokens().size()));
+        for (int i = 0; i < 4; ++i) {
+            const StepTrace a = cl.step(), b = cpu.step();
+            QCOMPARE(a.token, b.token);
+            VERIFY_CLOSE("attention after the replay", a.attn, b.attn);
+        }
+    }
+
     void decodingMatchesCpu() {
         QFETCH(QString, model);
         QFETCH(bool, cache);

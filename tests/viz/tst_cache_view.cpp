@@ -41,6 +41,22 @@ class TstCacheView : public QObject {
         QVERIFY(view.minimumSizeHint().height() <= view.sizeHint().height());
     }
 
+    // With blocks of 4 slots the view hatches only what the backend allocated: ceil(tokens / 4)
+    // × 4 slots, fewer than the context's.
+    void onlyAllocatedSlotsAreHatched() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()), "fixture", {}, {KvType::F32, 4});
+        CacheView view(&d.store);
+        view.resize(view.sizeHint());
+        QCOMPARE(view.allocatedTokens(), 0);
+        d.prefill(kPrompt);
+        d.steps(2);
+        const int count = d.store.count();
+        QCOMPARE(view.allocatedTokens(), (count + 3) / 4 * 4);
+        QVERIFY(view.allocatedTokens() < view.capacityTokens());
+        QCOMPARE(view.allocatedBytes(),
+                 size_t(view.allocatedTokens()) * d.store.model().kvBytesPerToken);
+    }
+
     void bytesEqualTheSession_data() { models_data(); }
     void bytesEqualTheSession() {
         QFETCH(QString, model);

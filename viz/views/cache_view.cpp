@@ -64,6 +64,13 @@ size_t CacheView::usedBytes() const {
 size_t CacheView::allocatedBytes() const {
     return store_->hasModel() && !recompute_ ? store_->kvAllocatedBytes() : 0;
 }
+int CacheView::allocatedTokens() const {
+    const size_t perToken = store_->hasModel() ? store_->model().kvBytesPerToken : 0;
+    if (perToken == 0) return 0;
+    return static_cast<int>(
+        std::min<size_t>(allocatedBytes() / perToken, static_cast<size_t>(capacity_)));
+}
+
 size_t CacheView::blockUsedBytes() const {
     return nLayer_ > 0 ? usedBytes() / (2 * static_cast<size_t>(nLayer_)) : 0;
 }
@@ -258,9 +265,16 @@ void CacheView::paintEvent(QPaintEvent*) {
     } else if (noTensors_) {
         second = tr("Decoded without traces: the blocks show how much is held, not the numbers.");
     } else {
-        second = tr("Blocks are allocated for the whole context (%1 slots) when the model loads; "
-                    "hatched = allocated, still empty.")
-                     .arg(capacity_);
+        const int block = store_->model().cacheBlockTokens;
+        second = block > 0
+                     ? tr("The cache takes %1 slots at a time as tokens arrive (%2 of %3 "
+                          "allocated now); hatched = allocated, still empty.")
+                           .arg(block)
+                           .arg(allocatedTokens())
+                           .arg(capacity_)
+                     : tr("Blocks are allocated for the whole context (%1 slots) when the model "
+                          "loads; hatched = allocated, still empty.")
+                           .arg(capacity_);
     }
     const int y1 = kMargin + fmT.height() + 4;
     p.drawText(QRect(kMargin, y1, W - 2 * kMargin, fmL.height()), Qt::AlignLeft | Qt::AlignVCenter,
@@ -311,7 +325,9 @@ void CacheView::paintEvent(QPaintEvent*) {
         for (int which = 0; which < 2; ++which) {
             const QRect b = blockRect(l, which == 1);
             p.fillRect(b, th.panel);
-            p.fillRect(b, hatch);
+            const int hatched = static_cast<int>(
+                std::lround(b.width() * static_cast<double>(allocatedTokens()) / capacity_));
+            p.fillRect(QRect(b.left(), b.top(), hatched, b.height()), hatch);
             const int shown = recompute_ ? 0 : used_;
             const int animated = animatedToken_ >= 0 && prog < 1 ? 1 : 0;
             const int steady = std::max(0, shown - animated);
@@ -418,7 +434,14 @@ bool CacheView::event(QEvent* event) {
                                .arg(formatBytes(store_->model().kvBytesPerToken /
                                                 (2 * static_cast<size_t>(nLayer_))));
                 } else {
-                    text = tr("layer %1 %2, slot %3: allocated, empty").arg(l).arg(what).arg(slot);
+                    text = slot < allocatedTokens() ? tr("layer %1 %2, slot %3: allocated, empty")
+                                                          .arg(l)
+                                                          .arg(what)
+                                                          .arg(slot)
+                                                    : tr("layer %1 %2, slot %3: not allocated yet")
+                                                          .arg(l)
+                                                          .arg(what)
+                                                          .arg(slot);
                 }
                 QToolTip::showText(help->globalPos(), text, this);
                 return true;

@@ -30,10 +30,13 @@ class CacheView : public QWidget {
     bool recomputeMode() const { return recompute_; }  // tokens exist but no cache is kept
     size_t usedBytes() const;                          // K and V of all layers now
     size_t allocatedBytes() const;                     // what the backend allocated
-    size_t blockUsedBytes() const;                     // one layer's K (or V) block, used
-    size_t blockAllocatedBytes() const;                // one layer's K (or V) block, allocated
-    QRect blockRect(int layer, bool values) const;     // the capacity of one block
-    QRect filledRect(int layer, bool values) const;    // its part that holds tokens
+    // Slots the backend has allocated (whole blocks), at most capacityTokens(): hatched when
+    // empty; the slots past them are not allocated yet.
+    int allocatedTokens() const;
+    size_t blockUsedBytes() const;                   // one layer's K (or V) block, used
+    size_t blockAllocatedBytes() const;              // one layer's K (or V) block, allocated
+    QRect blockRect(int layer, bool values) const;   // the capacity of one block
+    QRect filledRect(int layer, bool values) const;  // its part that holds tokens
     // One block's stripes (capacity × stripe rows; columns >= usedTokens() are not drawn).
     QImage blockImage(int layer, bool values) const;
     double transitionProgress() const;

@@ -13,12 +13,6 @@ namespace kvscope {
 
 namespace {
 
-struct CodeRange {
-    char32_t first, last;
-};
-
-#include "text/unicode_tables.inc"
-
 // ---- the byte alphabet (bytes_to_unicode) ----
 
 // Bytes that stand for themselves: 33..126, 161..172, 174..255.
@@ -56,78 +50,6 @@ int symbolToByte(char32_t cp) {
     return -1;
 }
 
-// ---- UTF-8 decoding and character classes ----
-
-using utf8::decodeAt;
-using utf8::Decoded;
-using utf8::kInvalid;
-
-template <size_t N>
-bool inRanges(const CodeRange (&ranges)[N], char32_t cp) {
-    const CodeRange* end = ranges + N;
-    const CodeRange* it = std::upper_bound(
-        ranges, end, cp, [](char32_t value, const CodeRange& r) { return value < r.first; });
-    return it != ranges && cp <= (it - 1)->last;
-}
-
-enum class CharClass : uint8_t { Letter, Number, Space, Other };
-
-CharClass classify(char32_t cp) {
-    if (cp < 0x80) {
-        if ((cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z')) return CharClass::Letter;
-        if (cp >= '0' && cp <= '9') return CharClass::Number;
-        if ((cp >= 0x09 && cp <= 0x0D) || cp == 0x20) return CharClass::Space;
-        return CharClass::Other;
-    }
-    if (cp == kInvalid) return CharClass::Other;
-    if (inRanges(kLetterRanges, cp)) return CharClass::Letter;
-    if (inRanges(kNumberRanges, cp)) return CharClass::Number;
-    if (inRanges(kWhitespaceRanges, cp)) return CharClass::Space;
-    return CharClass::Other;
-}
-
-struct Char {
-    size_t offset;  // byte offset in the text
-    char32_t cp;    // kInvalid for an invalid byte
-    CharClass cls;
-};
-
-// The end (index into chars) of the regex match that starts at chars[i]. Alternatives in order:
-// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-size_t matchEnd(const std::vector<Char>& chars, size_t i) {
-    const size_t n = chars.size();
-    const auto cpAt = [&](size_t k) { return k < n ? chars[k].cp : kInvalid; };
-
-    // Contractions (case-sensitive, as in GPT-2).
-    if (cpAt(i) == U'\'') {
-        const char32_t c1 = cpAt(i + 1);
-        if (c1 == U's' || c1 == U't' || c1 == U'm' || c1 == U'd') return i + 2;
-        const char32_t c2 = cpAt(i + 2);
-        if ((c1 == U'r' && c2 == U'e') || (c1 == U'v' && c2 == U'e') ||
-            (c1 == U'l' && c2 == U'l')) {
-            return i + 3;
-        }
-    }
-
-    // ` ?\p{L}+`, ` ?\p{N}+`, ` ?[^\s\p{L}\p{N}]+`: an optional space, then a run of one class.
-    size_t start = i;
-    if (chars[i].cp == U' ' && i + 1 < n && chars[i + 1].cls != CharClass::Space) start = i + 1;
-    const CharClass cls = chars[start].cls;
-    if (cls != CharClass::Space) {
-        size_t end = start + 1;
-        while (end < n && chars[end].cls == cls) ++end;
-        return end;
-    }
-
-    // `\s+(?!\S)`: a whitespace run up to the end, or all but its last character when
-    // non-whitespace follows; else `\s+` takes a single whitespace character.
-    size_t end = i;
-    while (end < n && chars[end].cls == CharClass::Space) ++end;
-    if (end == n) return end;
-    if (end - i >= 2) return end - 1;
-    return end;
-}
-
 // "0x2A"
 std::string hexByte(unsigned b) {
     const char* digits = "0123456789ABCDEF";
@@ -163,8 +85,8 @@ std::string modelKind(const std::string& model) {
 // ---- Tokenizer ----
 
 Tokenizer::Tokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges,
-                     std::optional<int32_t> bos, std::optional<int32_t> eos)
-    : tokens_(std::move(tokens)), bos_(bos), eos_(eos) {
+                     std::optional<int32_t> bos, std::optional<int32_t> eos, PreTokenizer pre)
+    : tokens_(std::move(tokens)), bos_(bos), eos_(eos), pre_(pre) {
     constexpr size_t kMaxCount = size_t(std::numeric_limits<int32_t>::max());
     if (tokens_.size() > kMaxCount) {
         throw Error("tokenizer vocabulary has " + std::to_string(tokens_.size()) +
@@ -233,6 +155,8 @@ Tokenizer Tokenizer::fromGguf(const GgufFile& file) {
         throw Error("tokenizer '" + *model + "'" + modelKind(*model) + " is not supported; " +
                     expected);
     }
+    const std::optional<std::string> preName = file.getString("tokenizer.ggml.pre");
+    const PreTokenizer pre = preName ? preTokenizerFromName(*preName) : PreTokenizer::Gpt2;
     std::optional<std::vector<std::string>> tokens = file.getStringArray("tokenizer.ggml.tokens");
     if (!tokens) throw Error("tokenizer.ggml.tokens is missing (the vocabulary)");
     const std::optional<std::vector<std::string>> merges =
@@ -240,31 +164,12 @@ Tokenizer Tokenizer::fromGguf(const GgufFile& file) {
     if (!merges) throw Error("tokenizer.ggml.merges is missing (the BPE merges)");
     const std::optional<int32_t> bos = readTokenId(file, "tokenizer.ggml.bos_token_id");
     const std::optional<int32_t> eos = readTokenId(file, "tokenizer.ggml.eos_token_id");
-    return Tokenizer(std::move(*tokens), *merges, bos, eos);
-}
-
-std::vector<std::string_view> Tokenizer::preTokenize(std::string_view text) {
-    std::vector<Char> chars;
-    chars.reserve(text.size());
-    for (size_t i = 0; i < text.size();) {
-        const Decoded d = decodeAt(text, i);
-        chars.push_back({i, d.cp, classify(d.cp)});
-        i += d.length;
-    }
-
-    std::vector<std::string_view> pieces;
-    for (size_t i = 0; i < chars.size();) {
-        const size_t end = matchEnd(chars, i);
-        const size_t endOffset = end < chars.size() ? chars[end].offset : text.size();
-        pieces.push_back(text.substr(chars[i].offset, endOffset - chars[i].offset));
-        i = end;
-    }
-    return pieces;
+    return Tokenizer(std::move(*tokens), *merges, bos, eos, pre);
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
     std::vector<int32_t> ids;
-    for (const std::string_view piece : preTokenize(text)) encodePiece(piece, ids);
+    for (const std::string_view piece : kvscope::preTokenize(pre_, text)) encodePiece(piece, ids);
     return ids;
 }
 
@@ -336,8 +241,8 @@ std::string Tokenizer::tokenBytes(int32_t id) const {
     std::string bytes;
     bytes.reserve(token.size());
     for (size_t i = 0; i < token.size();) {
-        const Decoded d = decodeAt(token, i);
-        const int b = d.cp == kInvalid ? -1 : symbolToByte(d.cp);
+        const utf8::Decoded d = utf8::decodeAt(token, i);
+        const int b = d.cp == utf8::kInvalid ? -1 : symbolToByte(d.cp);
         if (b >= 0) {
             bytes += char(b);
         } else {

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "text/pretokenizer.h"
+
 namespace kvscope {
 
 class GgufFile;
@@ -23,10 +25,12 @@ class Tokenizer {
     // merges: "a b" pairs in rank order. Every one of the 256 single-byte symbols must be a
     // token, so that any input encodes; throws Error naming what is missing otherwise.
     Tokenizer(std::vector<std::string> tokens, const std::vector<std::string>& merges,
-              std::optional<int32_t> bos = std::nullopt, std::optional<int32_t> eos = std::nullopt);
+              std::optional<int32_t> bos = std::nullopt, std::optional<int32_t> eos = std::nullopt,
+              PreTokenizer pre = PreTokenizer::Gpt2);
 
-    // Reads tokenizer.ggml.{model,tokens,merges,bos_token_id,eos_token_id}. Throws Error if the
-    // model is not "gpt2" (naming what it is) or if tokens/merges are missing or malformed.
+    // Reads tokenizer.ggml.{model,pre,tokens,merges,bos_token_id,eos_token_id}. Throws Error if
+    // the model is not "gpt2" or the pre-tokenizer is unknown (naming what it is) or if
+    // tokens/merges are missing or malformed. No tokenizer.ggml.pre means GPT-2's split.
     static Tokenizer fromGguf(const GgufFile& file);
 
     std::vector<int32_t> encode(std::string_view text) const;
@@ -39,9 +43,11 @@ class Tokenizer {
     std::optional<int32_t> bos() const { return bos_; }
     std::optional<int32_t> eos() const { return eos_; }
 
-    // The GPT-2 pre-tokenizer split of text into pieces (exposed for tests):
-    // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-    static std::vector<std::string_view> preTokenize(std::string_view text);
+    PreTokenizer preTokenizer() const { return pre_; }
+    // The GPT-2 pre-tokenizer split of text into pieces (the BPE trainer's split).
+    static std::vector<std::string_view> preTokenize(std::string_view text) {
+        return kvscope::preTokenize(PreTokenizer::Gpt2, text);
+    }
 
     // The printable code point (as UTF-8) that byte b maps to in the token alphabet.
     static std::string byteToSymbol(uint8_t b);
@@ -61,6 +67,7 @@ class Tokenizer {
     std::unordered_map<uint64_t, Merge> merges_;
     std::array<int32_t, 256> byteIds_{};  // the token of each single-byte symbol
     std::optional<int32_t> bos_, eos_;
+    PreTokenizer pre_ = PreTokenizer::Gpt2;
 };
 
 }  // namespace kvscope

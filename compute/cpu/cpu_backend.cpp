@@ -48,31 +48,36 @@ void CpuBackend::checkHostMemory() const {
 
 namespace {
 
-// One query's attention over the first t cached positions of (layer, kvHead), block by block:
-//   a (t) = softmax(K · q / sqrt(head_dim)),  out (head_dim) = Σ_j a_j · V_j
+// One query's attention over the first t cached positions of (layer, kvHead), block by block,
+// over the positions its window lets it see ([j0, t); a[0, j0) = 0):
+//   a (t) = softmax(softcap(scale · K · q)),  out (head_dim) = Σ_j a_j · V_j
 void attendCached(float* out, float* a, const float* q, const KvCache& cache, int layer, int kvHead,
-                  int t) {
+                  int t, const ops::AttentionShape& shape) {
     using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     const int hd = cache.headDim(), B = cache.blockTokens();
     thread_local std::vector<float> scratch;
     scratch.resize(static_cast<size_t>(B) * hd);
     Eigen::Map<const Eigen::VectorXf> qv(q, hd);
-    const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    const int blocks = (t + B - 1) / B;
-    for (int b = 0; b < blocks; ++b) {
+    const int j0 = shape.first(t - 1);
+    const int b0 = j0 / B, blocks = (t + B - 1) / B;
+    for (int b = b0; b < blocks; ++b) {
         const int rows = std::min(B, t - b * B);
         Eigen::Map<const RowMat> K(cache.keyBlock(layer, kvHead, b, scratch.data()), rows, hd);
         Eigen::Map<Eigen::VectorXf>(a + static_cast<size_t>(b) * B, rows).noalias() =
-            (K * qv) * scale;
+            (K * qv) * shape.scale;
     }
-    ops::softmax(a, t);
+    std::fill(a, a + j0, 0.0f);
+    if (shape.softcap > 0) ops::softcap(a + j0, static_cast<size_t>(t - j0), shape.softcap);
+    ops::softmax(a + j0, t - j0);
     Eigen::Map<Eigen::VectorXf> o(out, hd);
     o.setZero();
-    for (int b = 0; b < blocks; ++b) {
-        const int rows = std::min(B, t - b * B);
-        Eigen::Map<const RowMat> V(cache.valueBlock(layer, kvHead, b, scratch.data()), rows, hd);
-        o.noalias() +=
-            V.transpose() * Eigen::Map<const Eigen::VectorXf>(a + static_cast<size_t>(b) * B, rows);
+    for (int b = b0; b < blocks; ++b) {
+        const int r0 = std::max(b * B, j0) - b * B;  // rows of this block inside the window
+        const int rows = std::min(B, t - b * B) - r0;
+        Eigen::Map<const RowMat> V(cache.valueBlock(layer, kvHead, b, scratch.data()), r0 + rows,
+                                   hd);
+        o.noalias() += V.bottomRows(rows).transpose() *
+                       Eigen::Map<const Eigen::VectorXf>(a + static_cast<size_t>(b) * B + r0, rows);
     }
 }
 
@@ -95,10 +100,10 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
 
     const int E = c.nEmbd, hd = c.headDim, H = c.nHead, Hkv = c.nHeadKv, F = c.nFf;
     const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows();
-    const bool gpt2 = c.arch == Arch::Gpt2;
+    const bool gated = c.ffn != FfnType::Gelu;
     const auto N = static_cast<size_t>(n);
     std::vector<float> x(N * E), h(N * E), tmp(N * E), qkv(N * R), att(N * Q), up(N * F), gate;
-    if (!gpt2) gate.resize(N * F);
+    if (gated) gate.resize(N * F);
 
     // Traces for tokens traceFrom..n-1.
     const int t0 = std::clamp(traceFrom, 0, n);
@@ -110,28 +115,38 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
     StepTrace* trace0 =
         traces ? traces->data() + (traces->size() - static_cast<size_t>(n - t0)) : nullptr;
 
-    // 1. token (and position) embeddings
+    // 1. token embeddings (scaled for gemma), plus learned positions (gpt2)
     for (int i = 0; i < n; ++i) {
         float* xi = x.data() + static_cast<size_t>(i) * E;
         m.tokEmbd.dequantizeRows(tokens[static_cast<size_t>(i)], 1, xi);
-        if (gpt2) {
+        if (c.embedScale != 1.0f)
+            for (int j = 0; j < E; ++j) xi[j] *= c.embedScale;
+        if (!m.posEmbd.empty()) {
             const float* pe = m.posEmbd.data() + static_cast<size_t>(p0 + i) * E;
             for (int j = 0; j < E; ++j) xi[j] += pe[j];
         }
     }
+    // RoPE angles of the new positions, shared by every layer and head
+    const int pairs = c.rope.nRot / 2;
+    std::vector<float> ropeCos(N * pairs), ropeSin(N * pairs);
+    if (c.rope.type != RopeType::None)
+        for (int i = 0; i < n; ++i)
+            ropeCosSin(c.rope, p0 + i, ropeCos.data() + static_cast<size_t>(i) * pairs,
+                       ropeSin.data() + static_cast<size_t>(i) * pairs);
 
     auto norm = [&](float* out, const float* in, const std::vector<float>& w,
                     const std::vector<float>& b, int rows) {
-        if (gpt2)
+        if (c.norm == NormType::Layer)
             ops::layerNorm(out, in, w.data(), b.data(), rows, E, c.normEps);
         else
             ops::rmsNorm(out, in, w.data(), rows, E, c.normEps);
     };
     auto bias = [](const std::vector<float>& b) { return b.empty() ? nullptr : b.data(); };
+    const std::vector<float> noBias;
 
     for (int l = 0; l < c.nLayer; ++l) {
         const LayerWeights& w = m.layers[static_cast<size_t>(l)];
-        // 2. attention input: norm, then q, k, v of the new tokens in one product
+        // 2. attention input: norm, then q, k, v of the new tokens
         norm(h.data(), x.data(), w.attnNormW, w.attnNormB, n);
         for (int part = 0, col = 0; part < static_cast<int>(w.qkv.size()); ++part) {
             const WeightMatrix& wp = w.qkv[static_cast<size_t>(part)];
@@ -141,9 +156,10 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
         }
         for (int i = 0; i < n; ++i) {
             float* qi = qkv.data() + static_cast<size_t>(i) * R;
-            if (!gpt2)  // RoPE rotates queries and keys (not values) by their position
+            if (c.rope.type != RopeType::None)  // rotates queries and keys (not values)
                 for (int hh = 0; hh < H + Hkv; ++hh)
-                    ops::ropeAdjacent(qi + hh * hd, hd, p0 + i, c.ropeFreqBase);
+                    ropeApply(c.rope, qi + hh * hd, ropeCos.data() + static_cast<size_t>(i) * pairs,
+                              ropeSin.data() + static_cast<size_t>(i) * pairs);
             // 3. append the new key and value rows to the cache
             for (int g = 0; g < Hkv; ++g)
                 cache_.write(l, g, p0 + i, qi + Q + g * hd, qi + Q + KV + g * hd);
@@ -155,42 +171,49 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
                             sizeof(float) * KV);
             }
         }
-        // 4. causal attention of each new token and head over the cache
+        // 4. causal attention of each new token and head over the cache (its window of it)
+        const ops::AttentionShape shape{c.attnScale, c.attnSoftcap, c.windowOf(l)};
         pool_.parallelFor(N * H, [&](size_t job) {
             const int i = static_cast<int>(job / H), hh = static_cast<int>(job % H);
             const int g = c.kvHeadOf(hh), t = p0 + i + 1;
             thread_local std::vector<float> a;
             a.resize(static_cast<size_t>(t));
             attendCached(att.data() + static_cast<size_t>(i) * Q + hh * hd, a.data(),
-                         qkv.data() + static_cast<size_t>(i) * R + hh * hd, cache_, l, g, t);
+                         qkv.data() + static_cast<size_t>(i) * R + hh * hd, cache_, l, g, t, shape);
             if (traces && i >= t0)
                 std::memcpy(trace0[i - t0].attn.data() + (static_cast<size_t>(l) * H + hh) * t,
                             a.data(), sizeof(float) * t);
         });
-        // 5. output projection and residual
+        // 5. output projection (and gemma2's norm of it) and residual
         ops::matmul(tmp.data(), E, att.data(), w.wo, bias(w.bo), n, pool_);
+        if (c.postNorms) norm(tmp.data(), tmp.data(), w.attnPostNormW, noBias, n);
         for (size_t j = 0; j < N * E; ++j) x[j] += tmp[j];
-        // 6. MLP and residual
+        // 6. MLP (and gemma2's norm of it) and residual
         norm(h.data(), x.data(), w.ffnNormW, w.ffnNormB, n);
         ops::matmul(up.data(), F, h.data(), w.wUp, bias(w.bUp), n, pool_);
-        if (gpt2) {
+        if (!gated) {
             ops::geluTanh(up.data(), up.size());
             ops::matmul(tmp.data(), E, up.data(), w.wDown, bias(w.bDown), n, pool_);
         } else {
             ops::matmul(gate.data(), F, h.data(), w.wGate, nullptr, n, pool_);
-            ops::swiglu(gate.data(), up.data(), gate.size());
+            if (c.ffn == FfnType::SiluGate)
+                ops::swiglu(gate.data(), up.data(), gate.size());
+            else
+                ops::geglu(gate.data(), up.data(), gate.size());
             ops::matmul(tmp.data(), E, gate.data(), w.wDown, nullptr, n, pool_);
         }
+        if (c.postNorms) norm(tmp.data(), tmp.data(), w.ffnPostNormW, noBias, n);
         for (size_t j = 0; j < N * E; ++j) x[j] += tmp[j];
     }
     cache_.commit(n);
 
-    // 7. final norm and the output head, for the rows asked for
+    // 7. final norm and the output head (soft-capped for gemma2), for the rows asked for
     const int rows = allLogits ? n : 1;
     const float* xr = x.data() + static_cast<size_t>(n - rows) * E;
     norm(h.data(), xr, m.outNormW, m.outNormB, rows);
     logits.resize(static_cast<size_t>(rows) * c.nVocab);
     ops::matmul(logits.data(), c.nVocab, h.data(), m.outputWeights(), nullptr, rows, pool_);
+    if (c.finalSoftcap > 0) ops::softcap(logits.data(), logits.size(), c.finalSoftcap);
 }
 
 void CpuBackend::doAttentionMatrix(int layer, int head, std::span<const float> queries,
@@ -211,7 +234,7 @@ void CpuBackend::doAttentionMatrix(int layer, int head, std::span<const float> q
                                    rows, hd);
         S.middleCols(b * B, rows).noalias() = Q * K.transpose();
     }
-    ops::causalSoftmaxRows(out.data(), t, 1.0f / std::sqrt(static_cast<float>(hd)));
+    ops::attentionRows(out.data(), t, {c.attnScale, c.attnSoftcap, c.windowOf(layer)});
 }
 
 }  // namespace kvscope

@@ -139,6 +139,16 @@ void swiglu(float* gate, const float* up, size_t count) {
     for (size_t i = 0; i < count; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
 }
 
+void geglu(float* gate, const float* up, size_t count) {
+    geluTanh(gate, count);
+    for (size_t i = 0; i < count; ++i) gate[i] *= up[i];
+}
+
+void softcap(float* x, size_t count, float cap) {
+    const float inv = 1.0f / cap;
+    for (size_t i = 0; i < count; ++i) x[i] = cap * std::tanh(x[i] * inv);
+}
+
 void ropeAdjacent(float* x, int headDim, int pos, float freqBase) {
     for (int i = 0; i < headDim / 2; ++i) {
         const double theta =
@@ -166,6 +176,18 @@ void causalSoftmaxRows(float* s, int t, float scale) {
         float* row = s + static_cast<size_t>(i) * t;
         for (int j = 0; j <= i; ++j) row[j] *= scale;
         softmax(row, i + 1);
+        for (int j = i + 1; j < t; ++j) row[j] = 0.0f;
+    }
+}
+
+void attentionRows(float* s, int t, const AttentionShape& shape) {
+    for (int i = 0; i < t; ++i) {
+        float* row = s + static_cast<size_t>(i) * t;
+        const int j0 = shape.first(i);
+        for (int j = j0; j <= i; ++j) row[j] *= shape.scale;
+        if (shape.softcap > 0) softcap(row + j0, static_cast<size_t>(i + 1 - j0), shape.softcap);
+        softmax(row + j0, i + 1 - j0);
+        for (int j = 0; j < j0; ++j) row[j] = 0.0f;
         for (int j = i + 1; j < t; ++j) row[j] = 0.0f;
     }
 }

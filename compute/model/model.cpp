@@ -95,20 +95,104 @@ Model Model::load(const std::string& path, int context) {
     return fromGguf(GgufFile::open(path), context);
 }
 
+namespace {
+
+struct Family {
+    const char* name;
+    Arch arch;
+};
+constexpr Family kFamilies[] = {{"gpt2", Arch::Gpt2},   {"llama", Arch::Llama},
+                                {"qwen2", Arch::Qwen2}, {"phi3", Arch::Phi3},
+                                {"gemma", Arch::Gemma}, {"gemma2", Arch::Gemma2}};
+
+std::string familiesText() {
+    std::string s;
+    for (const Family& f : kFamilies) {
+        if (!s.empty()) s += ", ";
+        s += std::string("'") + f.name + "'";
+    }
+    return s;
+}
+
+float optionalFloat(const GgufFile& f, const std::string& key, float dflt) {
+    return static_cast<float>(f.getFloat(key).value_or(dflt));
+}
+
+// RoPE: type by family, rope.* keys as llama.cpp reads them (rope.h).
+void readRope(const GgufFile& f, const std::string& a, ModelConfig& c) {
+    RopeConfig& r = c.rope;
+    r.type = c.arch == Arch::Llama ? RopeType::Adjacent : RopeType::Neox;
+    r.nRot = c.headDim;
+    if (f.find(a + ".rope.dimension_count")) r.nRot = hyper(f, a, "rope.dimension_count", 1 << 16);
+    if (r.nRot > c.headDim || r.nRot % 2 != 0)
+        throw Error(f.path() + ": " + a + ".rope.dimension_count = " + std::to_string(r.nRot) +
+                    ": RoPE needs an even number of dimensions, at most the head size " +
+                    std::to_string(c.headDim));
+    if (c.arch == Arch::Llama && r.nRot != c.headDim)
+        throw Error(f.path() + ": " + a + ".rope.dimension_count = " + std::to_string(r.nRot) +
+                    ", expected the head size " + std::to_string(c.headDim) + " for llama");
+    r.freqBase = optionalFloat(f, a + ".rope.freq_base", 10000.0f);
+    if (!(r.freqBase > 1.0f))
+        throw Error(f.path() + ": " + a + ".rope.freq_base = " + std::to_string(r.freqBase) +
+                    ", expected more than 1");
+    const std::string scaling = f.getString(a + ".rope.scaling.type").value_or("linear");
+    float factor = optionalFloat(f, a + ".rope.scaling.factor", 0.0f);
+    if (factor == 0.0f) factor = optionalFloat(f, a + ".rope.scale_linear", 0.0f);
+    if (factor < 0.0f || !std::isfinite(factor))
+        throw Error(f.path() + ": " + a + ".rope.scaling.factor = " + std::to_string(factor) +
+                    ", expected a positive number");
+    r.nCtxOrig = c.nCtxTrain;
+    if (f.find(a + ".rope.scaling.original_context_length"))
+        r.nCtxOrig = hyper(f, a, "rope.scaling.original_context_length", 1 << 24);
+    r.attnFactor = optionalFloat(f, a + ".rope.scaling.attn_factor", 1.0f);
+    if (scaling == "none") {
+        r.freqScale = 1.0f;
+    } else if (scaling == "linear" || scaling == "yarn" || scaling == "longrope") {
+        r.freqScale = factor == 0.0f ? 1.0f : 1.0f / factor;
+        r.yarn = scaling == "yarn";
+    } else {
+        throw Error(f.path() + ": " + a + ".rope.scaling.type = '" + scaling +
+                    "' is not supported; KVScope reads none, linear, yarn and longrope");
+    }
+}
+
+}  // namespace
+
+std::string ModelConfig::familyText() const {
+    std::string s = archName;
+    s += norm == NormType::Layer ? ", LayerNorm" : ", RMSNorm";
+    s += rope.type == RopeType::None ? ", learned positions" : ", RoPE " + rope.describe();
+    s += ffn == FfnType::Gelu ? ", GELU MLP" : ffn == FfnType::SiluGate ? ", SwiGLU" : ", GeGLU";
+    if (nHeadKv == 1 && nHead > 1)
+        s += ", MQA " + std::to_string(nHead) + "/1";
+    else if (nHeadKv < nHead)
+        s += ", GQA " + std::to_string(nHead) + "/" + std::to_string(nHeadKv);
+    if (slidingWindow > 0) {
+        int n = 0;
+        for (uint8_t v : swaLayers) n += v;
+        s += ", window " + std::to_string(slidingWindow) + " on " + std::to_string(n) + " of " +
+             std::to_string(nLayer) + " layers";
+    }
+    if (attnSoftcap > 0) s += ", soft-capped scores";
+    if (finalSoftcap > 0) s += ", soft-capped logits";
+    return s;
+}
+
 Model Model::fromGguf(GgufFile file, int context) {
     auto shared = std::make_shared<const GgufFile>(std::move(file));
     const GgufFile& f = *shared;
     const std::string arch = f.requireString("general.architecture");
     ModelConfig c;
     c.archName = arch;
-    if (arch == "gpt2") {
-        c.arch = Arch::Gpt2;
-    } else if (arch == "llama") {
-        c.arch = Arch::Llama;
-    } else {
-        throw Error(f.path() + ": architecture '" + arch +
-                    "' is not supported; KVScope runs 'gpt2' and 'llama'");
-    }
+    const Family* family = nullptr;
+    for (const Family& fam : kFamilies)
+        if (arch == fam.name) family = &fam;
+    if (!family)
+        throw Error(f.path() + ": general.architecture = '" + arch +
+                    "' is not supported; KVScope runs " + familiesText());
+    c.arch = family->arch;
+    const bool gpt2 = c.arch == Arch::Gpt2;
+    const bool gemma = c.arch == Arch::Gemma || c.arch == Arch::Gemma2;
     c.name =
         f.getString("general.name").value_or(std::filesystem::path(f.path()).filename().string());
     c.nLayer = hyper(f, arch, "block_count", 1024);
@@ -124,23 +208,47 @@ Model Model::fromGguf(GgufFile file, int context) {
     c.nHeadKv = f.find(arch + ".attention.head_count_kv")
                     ? hyper(f, arch, "attention.head_count_kv", 4096)
                     : c.nHead;
-    if (c.nEmbd % c.nHead != 0)
-        throw Error(f.path() + ": embedding_length " + std::to_string(c.nEmbd) +
-                    " is not a multiple of head_count " + std::to_string(c.nHead));
     if (c.nHead % c.nHeadKv != 0)
         throw Error(f.path() + ": head_count " + std::to_string(c.nHead) +
                     " is not a multiple of head_count_kv " + std::to_string(c.nHeadKv));
-    c.headDim = c.nEmbd / c.nHead;
-    if (c.arch == Arch::Gpt2) {
+    if (f.find(arch + ".attention.key_length")) {
+        c.headDim = hyper(f, arch, "attention.key_length", 1 << 14);
+    } else {
+        if (c.nEmbd % c.nHead != 0)
+            throw Error(f.path() + ": embedding_length " + std::to_string(c.nEmbd) +
+                        " is not a multiple of head_count " + std::to_string(c.nHead));
+        c.headDim = c.nEmbd / c.nHead;
+    }
+    if (f.find(arch + ".attention.value_length") &&
+        hyper(f, arch, "attention.value_length", 1 << 14) != c.headDim)
+        throw Error(f.path() + ": " + arch + ".attention.value_length differs from key_length " +
+                    std::to_string(c.headDim) + "; KVScope needs keys and values of one size");
+    c.attnScale = 1.0f / std::sqrt(static_cast<float>(c.headDim));
+    if (gpt2) {
+        c.norm = NormType::Layer;
+        c.ffn = FfnType::Gelu;
         c.normEps = static_cast<float>(f.requireFloat("gpt2.attention.layer_norm_epsilon"));
         if (c.nHeadKv != c.nHead)
             throw Error(f.path() + ": gpt2 models have head_count_kv == head_count");
     } else {
-        c.normEps = static_cast<float>(f.requireFloat("llama.attention.layer_norm_rms_epsilon"));
-        c.ropeFreqBase = static_cast<float>(f.getFloat("llama.rope.freq_base").value_or(10000.0));
-        if (c.headDim % 2 != 0)
-            throw Error(f.path() + ": RoPE needs an even head dimension, found " +
-                        std::to_string(c.headDim));
+        c.norm = NormType::Rms;
+        c.ffn = gemma ? FfnType::GeluGate : FfnType::SiluGate;
+        c.normEps = static_cast<float>(f.requireFloat(arch + ".attention.layer_norm_rms_epsilon"));
+        readRope(f, arch, c);
+    }
+    if (gemma) c.embedScale = std::sqrt(static_cast<float>(c.nEmbd));
+    if (c.arch == Arch::Gemma2) {
+        c.postNorms = true;
+        c.attnSoftcap = optionalFloat(f, arch + ".attn_logit_softcapping", 50.0f);
+        c.finalSoftcap = optionalFloat(f, arch + ".final_logit_softcapping", 30.0f);
+        c.slidingWindow = 4096;
+        if (f.find(arch + ".attention.sliding_window"))
+            c.slidingWindow = hyper(f, arch, "attention.sliding_window", 1 << 24);
+        // even layers slide, odd layers see everything (llama.cpp's pattern 2)
+        c.swaLayers.resize(static_cast<size_t>(c.nLayer));
+        for (int l = 0; l < c.nLayer; ++l) c.swaLayers[static_cast<size_t>(l)] = l % 2 == 0;
+        // Gemma 2 27B scales by n_embd / n_head rather than the head size (as llama.cpp does)
+        if (c.nLayer == 46) c.attnScale = 1.0f / std::sqrt(static_cast<float>(c.nEmbd / c.nHead));
     }
     if (const GgufValue* v = f.find("tokenizer.ggml.add_bos_token"); v && v->asUint())
         c.addBos = *v->asUint() != 0;
@@ -164,7 +272,6 @@ Model Model::fromGguf(GgufFile file, int context) {
     const auto E = static_cast<uint64_t>(c.nEmbd), V = static_cast<uint64_t>(c.nVocab),
                F = static_cast<uint64_t>(c.nFf), Q = static_cast<uint64_t>(c.nHead * c.headDim),
                KV = static_cast<uint64_t>(c.nHeadKv * c.headDim);
-    const bool gpt2 = c.arch == Arch::Gpt2;
 
     m.tokEmbd = L.matrix("token_embd.weight", {E, V});
     if (gpt2) {  // positions beyond the context are never used: keep only those within it
@@ -173,7 +280,22 @@ Model Model::fromGguf(GgufFile file, int context) {
     }
     m.outNormW = L.floats("output_norm.weight", {E});
     if (gpt2) m.outNormB = L.floats("output_norm.bias", {E});
-    m.output = L.optionalMatrix("output.weight", {E, V});
+    if (!gemma) m.output = L.optionalMatrix("output.weight", {E, V});  // gemma: always tied
+
+    // RoPE frequency factors: Llama 3.1+'s rope_freqs, phi3's short or long factors (long when
+    // the context runs past the original one, as llama.cpp chooses)
+    if (!gpt2) {
+        const uint64_t half = static_cast<uint64_t>(m.config.rope.nRot / 2);
+        std::string factors = "rope_freqs.weight";
+        if (!f.findTensor(factors))
+            factors = m.config.nCtx > m.config.rope.nCtxOrig ? "rope_factors_long.weight"
+                                                             : "rope_factors_short.weight";
+        if (f.findTensor(factors)) m.config.rope.freqFactors = L.floats(factors, {half});
+        for (float ff : m.config.rope.freqFactors)
+            if (!(ff > 0.0f) || !std::isfinite(ff))
+                throw Error(f.path() + ": " + factors + " holds " + std::to_string(ff) +
+                            "; RoPE frequency factors must be positive");
+    }
 
     m.layers.resize(static_cast<size_t>(c.nLayer));
     for (int i = 0; i < c.nLayer; ++i) {
@@ -182,7 +304,6 @@ Model Model::fromGguf(GgufFile file, int context) {
         w.attnNormW = L.floats(p + "attn_norm.weight", {E});
         w.ffnNormW = L.floats(p + "ffn_norm.weight", {E});
         w.wo = L.matrix(p + "attn_output.weight", {Q, E});
-        w.wUp = L.matrix(p + "ffn_up.weight", {E, F});
         w.wDown = L.matrix(p + "ffn_down.weight", {F, E});
         if (gpt2) {
             w.attnNormB = L.floats(p + "attn_norm.bias", {E});
@@ -190,13 +311,47 @@ Model Model::fromGguf(GgufFile file, int context) {
             w.qkv.push_back(L.matrix(p + "attn_qkv.weight", {E, Q + 2 * KV}));
             w.bqkv = L.floats(p + "attn_qkv.bias", {Q + 2 * KV});
             w.bo = L.floats(p + "attn_output.bias", {E});
+            w.wUp = L.matrix(p + "ffn_up.weight", {E, F});
             w.bUp = L.floats(p + "ffn_up.bias", {F});
             w.bDown = L.floats(p + "ffn_down.bias", {E});
+            continue;
+        }
+        // Q, K, V: fused or three tensors (any family, as llama.cpp accepts), biases optional
+        if (f.findTensor(p + "attn_qkv.weight")) {
+            w.qkv.push_back(L.matrix(p + "attn_qkv.weight", {E, Q + 2 * KV}));
+            if (f.findTensor(p + "attn_qkv.bias"))
+                w.bqkv = L.floats(p + "attn_qkv.bias", {Q + 2 * KV});
         } else {
             w.qkv.push_back(L.matrix(p + "attn_q.weight", {E, Q}));
             w.qkv.push_back(L.matrix(p + "attn_k.weight", {E, KV}));
             w.qkv.push_back(L.matrix(p + "attn_v.weight", {E, KV}));
+        }
+        if (w.bqkv.empty() && (f.findTensor(p + "attn_q.bias") || f.findTensor(p + "attn_k.bias") ||
+                               f.findTensor(p + "attn_v.bias"))) {
+            w.bqkv.assign(Q + 2 * KV, 0.0f);  // an absent one adds nothing
+            const std::pair<const char*, uint64_t> parts[] = {
+                {"attn_q.bias", Q}, {"attn_k.bias", KV}, {"attn_v.bias", KV}};
+            uint64_t at = 0;
+            for (const auto& [name, n] : parts) {
+                if (f.findTensor(p + name)) {
+                    const std::vector<float> b = L.floats(p + name, {n});
+                    std::copy(b.begin(), b.end(), w.bqkv.begin() + static_cast<ptrdiff_t>(at));
+                }
+                at += n;
+            }
+        }
+        if (f.findTensor(p + "attn_output.bias")) w.bo = L.floats(p + "attn_output.bias", {E});
+        if (c.arch == Arch::Phi3) {  // gate and up fused: the gate's rows first
+            const WeightMatrix up = L.matrix(p + "ffn_up.weight", {E, 2 * F});
+            w.wGate = up.rowsView(0, c.nFf);
+            w.wUp = up.rowsView(c.nFf, c.nFf);
+        } else {
             w.wGate = L.matrix(p + "ffn_gate.weight", {E, F});
+            w.wUp = L.matrix(p + "ffn_up.weight", {E, F});
+        }
+        if (c.postNorms) {
+            w.attnPostNormW = L.floats(p + "post_attention_norm.weight", {E});
+            w.ffnPostNormW = L.floats(p + "post_ffw_norm.weight", {E});
         }
     }
     return m;
@@ -207,7 +362,8 @@ size_t Model::parameterCount() const {
     forEachMatrix([&](const WeightMatrix& w) { n += w.elements(); });
     for (const LayerWeights& w : layers)
         n += w.attnNormW.size() + w.attnNormB.size() + w.bqkv.size() + w.bo.size() +
-             w.ffnNormW.size() + w.ffnNormB.size() + w.bUp.size() + w.bDown.size();
+             w.attnPostNormW.size() + w.ffnNormW.size() + w.ffnNormB.size() + w.bUp.size() +
+             w.bDown.size() + w.ffnPostNormW.size();
     return n;
 }
 

@@ -1,6 +1,15 @@
 // Model: the configuration, weights (in the file's types) and tokenizer of a GGUF model.
-// Architectures: "gpt2" (learned positions, LayerNorm, fused QKV, GELU tanh) and "llama"
-// (RMSNorm, RoPE on adjacent pairs, grouped-query attention, SwiGLU).
+// Families (general.architecture), as llama.cpp runs them:
+//   gpt2    learned positions, LayerNorm with biases, fused QKV, GELU MLP
+//   llama   RMSNorm, RoPE on adjacent pairs (rope_freqs factors, linear/YaRN scaling), GQA,
+//           SwiGLU; optional Q/K/V/output biases (Llama 2/3, TinyLlama, Mistral, SmolLM)
+//   qwen2   llama with Q/K/V biases and NEOX RoPE (rotating halves)
+//   phi3    fused QKV and fused gate+up, NEOX RoPE over the first rope.dimension_count dims,
+//           short/long RoPE factors
+//   gemma   embeddings × sqrt(n_embd), GELU-gated MLP, head size from attention.key_length,
+//           NEOX RoPE, output tied to the embeddings
+//   gemma2  gemma with norms after attention and MLP, attention and final logit soft-capping,
+//           a sliding window on alternate layers
 // GGUF lists dimension 0 (the contiguous one) first; here every matrix is row-major with the
 // outermost dimension first, so a GGUF weight of ne = [n_in, n_out] is (n_out, n_in) here.
 #pragma once
@@ -10,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "model/rope.h"
 #include "model/weights.h"
 #include "text/tokenizer.h"
 
@@ -17,7 +27,10 @@ namespace kvscope {
 
 class GgufFile;
 
-enum class Arch { Gpt2, Llama };
+enum class Arch { Gpt2, Llama, Qwen2, Phi3, Gemma, Gemma2 };
+enum class NormType { Layer, Rms };  // LayerNorm with bias (gpt2) or RMSNorm
+// The MLP: GELU(up·x) (gpt2), SiLU(gate·x) ⊙ up·x (llama, qwen2, phi3), GELU(gate·x) ⊙ up·x (gemma)
+enum class FfnType { Gelu, SiluGate, GeluGate };
 
 // Bytes of K and V one token adds to a cache: 2 × layers × KV heads × head_dim × bytes per
 // element. The one place the formula is written (ModelConfig::kvBytesPerToken and KvCache use it).
@@ -38,10 +51,19 @@ struct ModelConfig {
     int nCtx = 0;       // the context this load runs with: at most nCtxTrain
     int nCtxTrain = 0;  // <arch>.context_length, what the model was trained for
     int nVocab = 0;
-    int headDim = 0;  // nEmbd / nHead
+    int headDim = 0;  // attention.key_length, else nEmbd / nHead
+    NormType norm = NormType::Layer;
+    FfnType ffn = FfnType::Gelu;
     float normEps = 1e-5f;
-    float ropeFreqBase = 10000.0f;  // llama only
-    bool addBos = false;            // prepend the BOS token to every prompt
+    RopeConfig rope;            // type None for gpt2 (learned positions)
+    float attnScale = 0.0f;     // scores = scale · q·k (1 / sqrt(headDim) unless the family says)
+    float attnSoftcap = 0.0f;   // > 0: scores = cap · tanh(scores / cap) before softmax
+    float finalSoftcap = 0.0f;  // > 0: logits = cap · tanh(logits / cap)
+    float embedScale = 1.0f;    // token embeddings are multiplied by it (gemma: sqrt(n_embd))
+    bool postNorms = false;     // gemma2: RMSNorm of the attention and MLP outputs
+    int slidingWindow = 0;      // > 0: the window of the layers in swaLayers
+    std::vector<uint8_t> swaLayers;  // per layer: 1 = attends to the last slidingWindow tokens only
+    bool addBos = false;             // prepend the BOS token to every prompt
 
     int qkvRows() const { return (nHead + 2 * nHeadKv) * headDim; }
     size_t kvBytesPerToken(size_t bytesPerElement) const {
@@ -49,23 +71,39 @@ struct ModelConfig {
     }
     // Which KV head query head h reads: heads are grouped in order, nHead / nHeadKv per group.
     int kvHeadOf(int h) const { return h / (nHead / nHeadKv); }
+    // How many of the latest positions layer l attends to; 0 = all of them.
+    int windowOf(int layer) const {
+        return slidingWindow > 0 && static_cast<size_t>(layer) < swaLayers.size() &&
+                       swaLayers[static_cast<size_t>(layer)]
+                   ? slidingWindow
+                   : 0;
+    }
+    // The first position a query at position pos attends to in layer l.
+    int firstAttended(int layer, int pos) const {
+        const int w = windowOf(layer);
+        return w > 0 && pos + 1 > w ? pos + 1 - w : 0;
+    }
+    // "llama, RoPE (adjacent pairs), RMSNorm, SwiGLU, GQA 32/8": the family's traits in a line.
+    std::string familyText() const;
 };
 
 // Matrices stay in the file's type (WeightMatrix); norm weights and biases are small and float32.
 struct LayerWeights {
-    std::vector<float> attnNormW, attnNormB;  // (n_embd); B only for gpt2
-    // Q, K and V rows stacked in this order: (n_head*hd + 2*n_head_kv*hd, n_embd) in all. gpt2
-    // stores them fused (one matrix); llama in three tensors that may differ in type.
+    std::vector<float> attnNormW, attnNormB;  // (n_embd); B only for LayerNorm
+    // Q, K and V rows stacked in this order: (n_head*hd + 2*n_head_kv*hd, n_embd) in all: one
+    // fused tensor (gpt2, phi3) or three that may differ in type.
     std::vector<WeightMatrix> qkv;
-    std::vector<float> bqkv;                // (qkv rows) gpt2 only
+    std::vector<float> bqkv;                // (qkv rows) or empty: gpt2, qwen2, some llama
     WeightMatrix wo;                        // (n_embd, n_head*hd)
-    std::vector<float> bo;                  // (n_embd) gpt2 only
+    std::vector<float> bo;                  // (n_embd) or empty
+    std::vector<float> attnPostNormW;       // (n_embd) gemma2 only
     std::vector<float> ffnNormW, ffnNormB;  // (n_embd)
     WeightMatrix wUp;                       // (n_ff, n_embd)
     std::vector<float> bUp;                 // (n_ff) gpt2 only
-    WeightMatrix wGate;                     // (n_ff, n_embd) llama only
+    WeightMatrix wGate;                     // (n_ff, n_embd) gated MLPs; phi3: rows of ffn_up
     WeightMatrix wDown;                     // (n_embd, n_ff)
     std::vector<float> bDown;               // (n_embd) gpt2 only
+    std::vector<float> ffnPostNormW;        // (n_embd) gemma2 only
 };
 
 struct Model {

@@ -34,29 +34,65 @@ class Filler {
 
 }  // namespace
 
+const char* archName(Arch arch) {
+    switch (arch) {
+        case Arch::Gpt2:
+            return "gpt2";
+        case Arch::Llama:
+            return "llama";
+        case Arch::Qwen2:
+            return "qwen2";
+        case Arch::Phi3:
+            return "phi3";
+        case Arch::Gemma:
+            return "gemma";
+        case Arch::Gemma2:
+            return "gemma2";
+    }
+    return "?";
+}
+
 GgufWriter randomModel(const RandomModelSpec& s) {
     if (s.nVocab < 257) throw Error("randomModel: nVocab must be at least 257");
-    if (s.nEmbd % s.nHead != 0 || s.nHead % s.nHeadKv != 0)
+    if (s.nHead % s.nHeadKv != 0 || (s.headDim == 0 && s.nEmbd % s.nHead != 0))
         throw Error("randomModel: nEmbd must divide by nHead and nHead by nHeadKv");
     const bool gpt2 = s.arch == Arch::Gpt2;
-    const std::string a = gpt2 ? "gpt2" : "llama";
+    const bool gemma = s.arch == Arch::Gemma || s.arch == Arch::Gemma2;
+    const bool phi3 = s.arch == Arch::Phi3;
+    const std::string a = archName(s.arch);
+    const auto u32 = [](int v) { return GgufValue::u32(static_cast<uint32_t>(v)); };
 
     GgufWriter w;
     w.set("general.architecture", GgufValue::str(a));
     w.set("general.name", GgufValue::str("random " + a));
-    w.set(a + ".block_count", GgufValue::u32(static_cast<uint32_t>(s.nLayer)));
-    w.set(a + ".context_length", GgufValue::u32(static_cast<uint32_t>(s.nCtx)));
-    w.set(a + ".embedding_length", GgufValue::u32(static_cast<uint32_t>(s.nEmbd)));
-    w.set(a + ".feed_forward_length", GgufValue::u32(static_cast<uint32_t>(s.nFf)));
-    w.set(a + ".attention.head_count", GgufValue::u32(static_cast<uint32_t>(s.nHead)));
+    w.set(a + ".block_count", u32(s.nLayer));
+    w.set(a + ".context_length", u32(s.nCtx));
+    w.set(a + ".embedding_length", u32(s.nEmbd));
+    w.set(a + ".feed_forward_length", u32(s.nFf));
+    w.set(a + ".attention.head_count", u32(s.nHead));
     if (gpt2) {
         w.set("gpt2.attention.layer_norm_epsilon", GgufValue::f32(1e-5f));
     } else {
-        w.set("llama.attention.head_count_kv", GgufValue::u32(static_cast<uint32_t>(s.nHeadKv)));
-        w.set("llama.attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
-        w.set("llama.rope.freq_base", GgufValue::f32(10000.0f));
+        w.set(a + ".attention.head_count_kv", u32(s.nHeadKv));
+        w.set(a + ".attention.layer_norm_rms_epsilon", GgufValue::f32(1e-5f));
+        w.set(a + ".rope.freq_base", GgufValue::f32(s.ropeFreqBase));
+        if (s.headDim > 0) {
+            w.set(a + ".attention.key_length", u32(s.headDim));
+            w.set(a + ".attention.value_length", u32(s.headDim));
+        }
+        if (s.nRot > 0) w.set(a + ".rope.dimension_count", u32(s.nRot));
+        if (!s.ropeScaling.empty()) {
+            w.set(a + ".rope.scaling.type", GgufValue::str(s.ropeScaling));
+            w.set(a + ".rope.scaling.factor", GgufValue::f32(s.ropeScaleFactor));
+        }
+        if (s.ropeOrigContext > 0)
+            w.set(a + ".rope.scaling.original_context_length", u32(s.ropeOrigContext));
     }
-
+    if (s.arch == Arch::Gemma2) {
+        w.set(a + ".attn_logit_softcapping", GgufValue::f32(s.attnSoftcap));
+        w.set(a + ".final_logit_softcapping", GgufValue::f32(s.finalSoftcap));
+        if (s.slidingWindow > 0) w.set(a + ".attention.sliding_window", u32(s.slidingWindow));
+    }
     // Tokenizer: byte symbols, then merged letter pairs "ab", then fillers, then <|endoftext|>.
     std::vector<std::string> tokens, merges;
     for (int b = 0; b < 256; ++b)
@@ -77,13 +113,21 @@ GgufWriter randomModel(const RandomModelSpec& s) {
     w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(static_cast<uint32_t>(s.nVocab - 1)));
     w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(s.nVocab - 1)));
 
+    const uint64_t hd = static_cast<uint64_t>(s.headDim > 0 ? s.headDim : s.nEmbd / s.nHead);
     const auto E = static_cast<uint64_t>(s.nEmbd), V = static_cast<uint64_t>(s.nVocab),
-               F = static_cast<uint64_t>(s.nFf), hd = E / static_cast<uint64_t>(s.nHead),
+               F = static_cast<uint64_t>(s.nFf), Q = hd * static_cast<uint64_t>(s.nHead),
                KV = hd * static_cast<uint64_t>(s.nHeadKv);
     const float sd = s.weightStd;
     Filler f(w, s);
     f.add("token_embd.weight", {E, V}, 0, sd, true);
     if (gpt2) f.add("position_embd.weight", {E, static_cast<uint64_t>(s.nCtx)}, 0, sd, false);
+    if (s.ropeFreqs) {  // divisors of each pair's angle, growing like Llama 3.1's
+        const uint64_t pairs =
+            static_cast<uint64_t>(s.nRot > 0 ? s.nRot : static_cast<int>(hd)) / 2;
+        std::vector<float> factors(pairs);
+        for (uint64_t i = 0; i < pairs; ++i) factors[i] = 1.0f + 3.0f * float(i) / float(pairs);
+        w.addTensorF32("rope_freqs.weight", {pairs}, factors);
+    }
     for (int l = 0; l < s.nLayer; ++l) {
         const std::string p = "blk." + std::to_string(l) + ".";
         f.add(p + "attn_norm.weight", {E}, 1, 0.1f, false);
@@ -99,20 +143,35 @@ GgufWriter randomModel(const RandomModelSpec& s) {
             f.add(p + "ffn_up.bias", {F}, 0, 0.1f, false);
             f.add(p + "ffn_down.weight", {F, E}, 0, sd, true);
             f.add(p + "ffn_down.bias", {E}, 0, 0.1f, false);
+            continue;
+        }
+        if (phi3 || s.fusedQkv) {
+            f.add(p + "attn_qkv.weight", {E, Q + 2 * KV}, 0, sd, true);
         } else {
-            f.add(p + "attn_q.weight", {E, E}, 0, sd, true);
+            f.add(p + "attn_q.weight", {E, Q}, 0, sd, true);
             f.add(p + "attn_k.weight", {E, KV}, 0, sd, true);
             f.add(p + "attn_v.weight", {E, KV}, 0, sd, true);
-            f.add(p + "attn_output.weight", {E, E}, 0, sd, true);
-            f.add(p + "ffn_norm.weight", {E}, 1, 0.1f, false);
+        }
+        if (s.arch == Arch::Qwen2 || s.qkvBias) {
+            f.add(p + "attn_q.bias", {Q}, 0, 0.1f, false);
+            f.add(p + "attn_k.bias", {KV}, 0, 0.1f, false);
+            f.add(p + "attn_v.bias", {KV}, 0, 0.1f, false);
+        }
+        f.add(p + "attn_output.weight", {Q, E}, 0, sd, true);
+        if (s.arch == Arch::Gemma2) f.add(p + "post_attention_norm.weight", {E}, 1, 0.1f, false);
+        f.add(p + "ffn_norm.weight", {E}, 1, 0.1f, false);
+        if (phi3) {
+            f.add(p + "ffn_up.weight", {E, 2 * F}, 0, sd, true);  // gate rows, then up rows
+        } else {
             f.add(p + "ffn_gate.weight", {E, F}, 0, sd, true);
             f.add(p + "ffn_up.weight", {E, F}, 0, sd, true);
-            f.add(p + "ffn_down.weight", {F, E}, 0, sd, true);
         }
+        f.add(p + "ffn_down.weight", {F, E}, 0, sd, true);
+        if (s.arch == Arch::Gemma2) f.add(p + "post_ffw_norm.weight", {E}, 1, 0.1f, false);
     }
     f.add("output_norm.weight", {E}, 1, 0.1f, false);
     if (gpt2) f.add("output_norm.bias", {E}, 0, 0.1f, false);
-    if (!s.tiedOutput) f.add("output.weight", {E, V}, 0, sd, true);
+    if (!s.tiedOutput && !gemma) f.add("output.weight", {E, V}, 0, sd, true);
     return w;
 }
 

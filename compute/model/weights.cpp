@@ -36,6 +36,13 @@ const float* WeightMatrix::f32() const {
     return reinterpret_cast<const float*>(data_);
 }
 
+WeightMatrix WeightMatrix::rowsView(int r0, int n) const {
+    KVSCOPE_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows_, "rows " + std::to_string(r0) + ".." +
+                                                            std::to_string(r0 + n) + " of " +
+                                                            std::to_string(rows_));
+    return WeightMatrix(type_, n, cols_, row(r0), owner_);
+}
+
 void WeightMatrix::dequantizeRows(int r0, int n, float* dst) const {
     KVSCOPE_CHECK(r0 >= 0 && n >= 0 && r0 + n <= rows_, "rows " + std::to_string(r0) + ".." +
                                                             std::to_string(r0 + n) + " of " +

@@ -36,6 +36,9 @@ class WeightMatrix {
     // The values as float32 in place when the type is F32 (4-byte aligned), else nullptr.
     const float* f32() const;
 
+    // A view of rows [r0, r0 + n) sharing this matrix's memory (phi3's fused gate and up).
+    WeightMatrix rowsView(int r0, int n) const;
+
     // Rows [r0, r0 + n) as float32 into dst (n × cols floats).
     void dequantizeRows(int r0, int n, float* dst) const;
     std::vector<float> toFloats() const;

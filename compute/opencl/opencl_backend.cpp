@@ -61,7 +61,7 @@ struct OpenClBackend::Impl {
         bool isFloat() const { return parts.size() == 1 && parts[0].type == TensorType::F32; }
     };
     struct LayerBuffers {
-        Buffer attnNormW, attnNormB, bqkv, bo, ffnNormW, ffnNormB;
+        Buffer attnNormW, attnNormB, bqkv, bo, attnPostNormW, ffnNormW, ffnNormB, ffnPostNormW;
         Buffer bUp, bDown;
         DeviceWeight wqkv, wo, wUp, wGate, wDown;
         Buffer k, v;  // the cache: (n_head_kv, n_ctx, head_dim) each
@@ -74,7 +74,8 @@ struct OpenClBackend::Impl {
     uint64_t memLimit = 0, allocLimit = 0;  // the device's (or the test hook's) limits
     Program program;
     std::optional<MatMul> mm;
-    Kernel embed, layerNorm, rmsNorm, gelu, swiglu, rope, kvAppend, attend;
+    Kernel embed, layerNorm, rmsNorm, gelu, swiglu, geglu, scaleK, addTo, softcapK, rope, kvAppend,
+        attend;
     size_t normLocal = 64, attendLocal = 64, itemLocal = 64;
 
     // weights, one buffer each; output empty when tied to tokEmbd
@@ -161,7 +162,8 @@ void OpenClBackend::Impl::checkMemory() const {
     const uint64_t cache = bytesPerToken() * static_cast<uint64_t>(c.nCtx);
     const uint64_t weights = deviceWeightBytes(*model);  // as uploaded: block types stay small
     const uint64_t ropeTableBytes =
-        c.arch == Arch::Llama ? static_cast<uint64_t>(c.nCtx) * c.headDim * sizeof(float) : 0;
+        c.rope.type != RopeType::None ? static_cast<uint64_t>(c.nCtx) * c.rope.nRot * sizeof(float)
+                                      : 0;
     const uint64_t needed = weights + cache + ropeTableBytes;
     const std::string device = "OpenCL device " + std::to_string(d.index) + " (" + d.name + ")";
     if (needed > memLimit)
@@ -239,6 +241,8 @@ void OpenClBackend::Impl::uploadWeights() {
         b.bqkv = upload(w.bqkv, "attn_qkv bias");
         b.wo = upload(std::span(&w.wo, 1), "attn_output");
         b.bo = upload(w.bo, "attn_output bias");
+        b.attnPostNormW = upload(w.attnPostNormW, "post_attention_norm");
+        b.ffnPostNormW = upload(w.ffnPostNormW, "post_ffw_norm");
         b.ffnNormW = upload(w.ffnNormW, "ffn_norm");
         b.ffnNormB = upload(w.ffnNormB, "ffn_norm bias");
         b.wUp = upload(std::span(&w.wUp, 1), "ffn_up");
@@ -247,18 +251,19 @@ void OpenClBackend::Impl::uploadWeights() {
         b.wDown = upload(std::span(&w.wDown, 1), "ffn_down");
         b.bDown = upload(w.bDown, "ffn_down bias");
     }
-    if (c.arch == Arch::Llama) {
-        // cos and sin of pos · base^(-2i/d), in double as ops::ropeAdjacent computes them
-        const int half = c.headDim / 2;
-        std::vector<float> cs(static_cast<size_t>(c.nCtx) * half * 2);
-        for (int pos = 0; pos < c.nCtx; ++pos)
-            for (int i = 0; i < half; ++i) {
-                const double theta = pos * std::pow(static_cast<double>(c.ropeFreqBase),
-                                                    -2.0 * i / static_cast<double>(c.headDim));
-                const size_t at = (static_cast<size_t>(pos) * half + i) * 2;
-                cs[at] = static_cast<float>(std::cos(theta));
-                cs[at + 1] = static_cast<float>(std::sin(theta));
+    if (c.rope.type != RopeType::None) {
+        // cos and sin of every position and pair, as the CPU backend computes them (rope.h)
+        const int pairs = c.rope.nRot / 2;
+        std::vector<float> cosv(static_cast<size_t>(pairs)), sinv(static_cast<size_t>(pairs));
+        std::vector<float> cs(static_cast<size_t>(c.nCtx) * pairs * 2);
+        for (int pos = 0; pos < c.nCtx; ++pos) {
+            ropeCosSin(c.rope, pos, cosv.data(), sinv.data());
+            for (int i = 0; i < pairs; ++i) {
+                const size_t at = (static_cast<size_t>(pos) * pairs + i) * 2;
+                cs[at] = cosv[static_cast<size_t>(i)];
+                cs[at + 1] = sinv[static_cast<size_t>(i)];
             }
+        }
         const uint64_t weightsOnly = uploadedBytes;
         ropeTable = upload(cs, "RoPE table");
         uploadedBytes = weightsOnly;
@@ -271,14 +276,19 @@ void OpenClBackend::Impl::makeKernels() {
     rmsNorm = Kernel(program, "rms_norm");
     gelu = Kernel(program, "gelu_tanh");
     swiglu = Kernel(program, "swiglu");
+    geglu = Kernel(program, "geglu");
+    scaleK = Kernel(program, "scale");
+    addTo = Kernel(program, "add_to");
+    softcapK = Kernel(program, "softcap");
     rope = Kernel(program, "rope");
     kvAppend = Kernel(program, "kv_append");
     attend = Kernel(program, "attend");
-    const Kernel& nk = cfg().arch == Arch::Gpt2 ? layerNorm : rmsNorm;
+    const Kernel& nk = cfg().norm == NormType::Layer ? layerNorm : rmsNorm;
     normLocal = floorPow2(std::min<size_t>(128, nk.maxWorkGroupSize(dev.id())));
     attendLocal = floorPow2(std::min<size_t>(64, attend.maxWorkGroupSize(dev.id())));
     itemLocal = 64;
-    for (const Kernel* k : {&embed, &gelu, &swiglu, &rope, &kvAppend})
+    for (const Kernel* k :
+         {&embed, &gelu, &swiglu, &geglu, &scaleK, &addTo, &softcapK, &rope, &kvAppend})
         itemLocal = std::min(itemLocal, floorPow2(k->maxWorkGroupSize(dev.id())));
 }
 
@@ -332,7 +342,7 @@ void OpenClBackend::Impl::ensureScratch(int n, size_t attnFloats, int logitRows)
         qkv = scratch(N * c.qkvRows() * F, "the queries, keys and values");
         att = scratch(N * c.nHead * c.headDim * F, "the attention outputs");
         up = scratch(N * c.nFf * F, "the MLP activations");
-        if (c.arch == Arch::Llama) gate = scratch(N * c.nFf * F, "the MLP activations");
+        if (c.ffn != FfnType::Gelu) gate = scratch(N * c.nFf * F, "the MLP activations");
         rowsCap = cap;
     }
     if (attnFloats > attnCap) {
@@ -352,8 +362,8 @@ void OpenClBackend::Impl::norm(const Buffer& out, int outOff, const Buffer& in, 
                                const Buffer& w, const Buffer& b, int rows) {
     const ModelConfig& c = cfg();
     const Kernel::Local red{normLocal * sizeof(float)};
-    Kernel& k = c.arch == Arch::Gpt2 ? layerNorm : rmsNorm;
-    if (c.arch == Arch::Gpt2)
+    Kernel& k = c.norm == NormType::Layer ? layerNorm : rmsNorm;
+    if (c.norm == NormType::Layer)
         k.setArgs(out, outOff, in, inOff, w, b, c.nEmbd, c.normEps, red);
     else
         k.setArgs(out, outOff, in, inOff, w, c.nEmbd, c.normEps, red);
@@ -389,7 +399,7 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
 
     const int E = c.nEmbd, hd = c.headDim, H = c.nHead, Hkv = c.nHeadKv, F = c.nFf;
     const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows(), T = p0 + n;
-    const bool gpt2 = c.arch == Arch::Gpt2;
+    const bool positions = !model->posEmbd.empty();  // gpt2's learned positions
     const auto N = static_cast<size_t>(n);
     const int rows = allLogits ? n : 1;
     ensureCache(p0 + n);
@@ -423,17 +433,21 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
     }
     Queue& q = dev.queue();
 
-    // 1. token (and position) embeddings
+    // 1. token embeddings (scaled for gemma) and learned positions (gpt2)
     q.write(ids, 0, tokens.data(), N * sizeof(int32_t));
     const DeviceWeight::Part& te = tokEmbd.parts[0];
     if (tokEmbd.isFloat()) {
-        embed.setArgs(x, ids, te.buf, gpt2 ? posEmbd : te.buf, gpt2 ? 1 : 0, p0, E, n);
+        embed.setArgs(x, ids, te.buf, positions ? posEmbd : te.buf, positions ? 1 : 0, p0, E, n);
         runItems(Cat::Other, embed, N * E);
     } else {  // the rows asked for, dequantized on the device
         mmEvents.clear();
-        mm->embedQuant(x, ids, te.buf, te.type, te.rowBytes, gpt2 ? &posEmbd : nullptr, p0, E, n,
-                       mmEvents);
+        mm->embedQuant(x, ids, te.buf, te.type, te.rowBytes, positions ? &posEmbd : nullptr, p0, E,
+                       n, mmEvents);
         for (Event& e : mmEvents) track(Cat::Other, std::move(e));
+    }
+    if (c.embedScale != 1.0f) {
+        scaleK.setArgs(x, c.embedScale, static_cast<int>(N * E));
+        runItems(Cat::Other, scaleK, N * E);
     }
 
     for (int l = 0; l < c.nLayer; ++l) {
@@ -441,9 +455,11 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
         // 2. attention input: norm, then q, k, v of the new tokens in one product
         norm(h, 0, x, 0, w.attnNormW, w.attnNormB, n);
         matmul(qkv, h, w.wqkv, w.bqkv, n, E, R, false);
-        if (!gpt2) {  // RoPE rotates queries and keys (not values) by their position
-            rope.setArgs(qkv, ropeTable, p0, R, hd, H + Hkv, n);
-            runItems(Cat::Other, rope, N * (H + Hkv) * (hd / 2));
+        if (c.rope.type != RopeType::None) {  // rotates queries and keys (not values)
+            const int pairs = c.rope.nRot / 2;
+            rope.setArgs(qkv, ropeTable, p0, R, hd, pairs, c.rope.type == RopeType::Neox ? 1 : 0,
+                         H + Hkv, n);
+            runItems(Cat::Other, rope, N * (H + Hkv) * static_cast<size_t>(pairs));
         }
         // 3. append the new key and value rows to the cache
         kvAppend.setArgs(w.k, w.v, qkv, p0, R, Q, KV, cacheCap, hd, n);
@@ -461,7 +477,7 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
         for (int i0 = 0; i0 < n; i0 += slice) {
             const int count = std::min(slice, n - i0);
             attend.setArgs(att, attn, qkv, w.k, w.v, p0, T, R, H, H / Hkv, cacheCap, hd,
-                           1.0f / std::sqrt(static_cast<float>(hd)), i0,
+                           c.attnScale, c.attnSoftcap, c.windowOf(l), i0,
                            Kernel::Local{attendLocal * sizeof(float)});
             track(Cat::Attention, q.run(attend, Range(attendLocal * H, static_cast<size_t>(count)),
                                         Range(attendLocal, 1)));
@@ -475,27 +491,49 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
             q.read(attn, attnAt, staging.data(), attnBytes);
             copyAttnTraces(*traces, firstTrace, l, t0, n, p0, staging.data());
         }
-        // 5. output projection, added to the residual stream
-        matmul(x, att, w.wo, w.bo, n, Q, E, true);
+        // 5. output projection, added to the residual stream (gemma2: its norm added)
+        const auto residual = [&](const Buffer& postNorm) {
+            norm(h, 0, h, 0, postNorm, Buffer{}, n);
+            addTo.setArgs(x, h, static_cast<int>(N * E));
+            runItems(Cat::Other, addTo, N * E);
+        };
+        if (c.postNorms) {
+            matmul(h, att, w.wo, w.bo, n, Q, E, false);
+            residual(w.attnPostNormW);
+        } else {
+            matmul(x, att, w.wo, w.bo, n, Q, E, true);
+        }
         // 6. MLP, added to the residual stream
         norm(h, 0, x, 0, w.ffnNormW, w.ffnNormB, n);
         matmul(up, h, w.wUp, w.bUp, n, E, F, false);
         const size_t count = N * F;
-        if (gpt2) {
+        const Buffer* hidden = &up;
+        if (c.ffn == FfnType::Gelu) {
             gelu.setArgs(up, static_cast<int>(count));
             runItems(Cat::Other, gelu, count);
-            matmul(x, up, w.wDown, w.bDown, n, F, E, true);
         } else {
             matmul(gate, h, w.wGate, Buffer{}, n, E, F, false);
-            swiglu.setArgs(gate, up, static_cast<int>(count));
-            runItems(Cat::Other, swiglu, count);
-            matmul(x, gate, w.wDown, Buffer{}, n, F, E, true);
+            Kernel& act = c.ffn == FfnType::SiluGate ? swiglu : geglu;
+            act.setArgs(gate, up, static_cast<int>(count));
+            runItems(Cat::Other, act, count);
+            hidden = &gate;
+        }
+        if (c.postNorms) {
+            matmul(h, *hidden, w.wDown, w.bDown, n, F, E, false);
+            residual(w.ffnPostNormW);
+        } else {
+            matmul(x, *hidden, w.wDown, w.bDown, n, F, E, true);
         }
     }
 
     // 7. final norm and the output head, for the rows asked for
     norm(h, 0, x, (n - rows) * E, outNormW, outNormB, rows);
     matmul(logitsBuf, h, outputWeights(), Buffer{}, rows, E, c.nVocab, false);
+    if (c.finalSoftcap > 0) {
+        const size_t count = static_cast<size_t>(rows) * c.nVocab;
+        softcapK.setArgs(logitsBuf, c.finalSoftcap, static_cast<int>(count));
+        runItems(Cat::Other, softcapK, count);
+    }
     logits.resize(static_cast<size_t>(rows) * c.nVocab);
     q.read(logitsBuf, 0, logits.data(), logits.size() * sizeof(float));
     if (gather) {  // the step's traces: two reads for all layers
@@ -723,7 +761,7 @@ void OpenClBackend::doAttentionMatrix(int layer, int head, std::span<const float
     Buffer q(m.dev.context(), queries.size() * sizeof(float),
              CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, queries.data());
     Buffer scores(m.dev.context(), t * t * sizeof(float), CL_MEM_READ_WRITE);
-    const size_t kOffset = static_cast<size_t>(c.kvHeadOf(head)) * c.nCtx * hd;
+    const size_t kOffset = static_cast<size_t>(c.kvHeadOf(head)) * m.cacheCap * hd;
     cl_event e = nullptr;
     CL_CHECK(clblast::Gemm<float>(clblast::Layout::kRowMajor, clblast::Transpose::kNo,
                                   clblast::Transpose::kYes, t, t, hd, 1.0f, q.get(), 0, hd,
@@ -732,8 +770,8 @@ void OpenClBackend::doAttentionMatrix(int layer, int head, std::span<const float
     Event done(e);
     out.resize(t * t);
     m.dev.queue().read(scores, 0, out.data(), out.size() * sizeof(float));
-    ops::causalSoftmaxRows(out.data(), static_cast<int>(t),
-                           1.0f / std::sqrt(static_cast<float>(hd)));
+    ops::attentionRows(out.data(), static_cast<int>(t),
+                       {c.attnScale, c.attnSoftcap, c.windowOf(layer)});
 }
 
 std::string OpenClBackend::weightNote() const {

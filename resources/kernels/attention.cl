@@ -6,28 +6,33 @@
 //   qkv (n, rowLen): the new queries from column 0 (after RoPE).
 //   K, V (n_head_kv, n_ctx, headDim): the cache, already holding the new tokens' rows.
 // Query head h reads KV head h / groupSize (grouped-query attention shares KV heads).
+// Scores are scale · k·q, then cap · tanh(score / cap) when softcap > 0 (Gemma 2); with a
+// window > 0 a query sees only the last `window` positions (its row is zero before them).
 // red: local size floats (a power of two). Global size: (localSize * n_head, n).
 __kernel void attend(__global float* out, __global float* a, __global const float* qkv,
                      __global const float* K, __global const float* V, const int p0,
                      const int rowStride, const int rowLen, const int nHead, const int groupSize,
-                     const int nCtx, const int headDim, const float scale, const int i0,
-                     __local float* red) {
+                     const int nCtx, const int headDim, const float scale, const float softcap,
+                     const int window, const int i0, __local float* red) {
     const int h = get_group_id(0), i = i0 + get_group_id(1);
     const int lid = get_local_id(0), ls = get_local_size(0);
     const int t = p0 + i + 1;
+    const int j0 = window > 0 && t > window ? t - window : 0;
     const int g = h / groupSize;
     __global const float* q = qkv + (size_t)i * rowLen + h * headDim;
     __global const float* Kg = K + (size_t)g * nCtx * headDim;
     __global const float* Vg = V + (size_t)g * nCtx * headDim;
     __global float* row = a + ((size_t)(i - i0) * nHead + h) * rowStride;
 
-    // 1. scores K·q / sqrt(headDim), and their maximum
+    // 1. scores K·q · scale (soft-capped), and their maximum
     float mx = -INFINITY;
-    for (int j = lid; j < t; j += ls) {
+    for (int j = lid; j < j0; j += ls) row[j] = 0.0f;
+    for (int j = j0 + lid; j < t; j += ls) {
         __global const float* k = Kg + (size_t)j * headDim;
         float s = 0.0f;
         for (int d = 0; d < headDim; ++d) s = fma(k[d], q[d], s);
         s *= scale;
+        if (softcap > 0.0f) s = softcap * tanh(s / softcap);
         row[j] = s;
         mx = fmax(mx, s);
     }
@@ -42,7 +47,7 @@ __kernel void attend(__global float* out, __global float* a, __global const floa
 
     // 2. softmax: exponentials, their sum, then the division
     float sum = 0.0f;
-    for (int j = lid; j < t; j += ls) {
+    for (int j = j0 + lid; j < t; j += ls) {
         const float e = exp(row[j] - mx);
         row[j] = e;
         sum += e;
@@ -54,13 +59,13 @@ __kernel void attend(__global float* out, __global float* a, __global const floa
         barrier(CLK_LOCAL_MEM_FENCE);
     }
     const float inv = 1.0f / red[0];
-    for (int j = lid; j < t; j += ls) row[j] *= inv;
+    for (int j = j0 + lid; j < t; j += ls) row[j] *= inv;
     barrier(CLK_GLOBAL_MEM_FENCE);  // every item reads every weight below
 
     // 3. weighted sum of the cached values
     for (int d = lid; d < headDim; d += ls) {
         float acc = 0.0f;
-        for (int j = 0; j < t; ++j) acc = fma(row[j], Vg[(size_t)j * headDim + d], acc);
+        for (int j = j0; j < t; ++j) acc = fma(row[j], Vg[(size_t)j * headDim + d], acc);
         out[(size_t)i * nHead * headDim + h * headDim + d] = acc;
     }
 }

@@ -33,23 +33,55 @@ __kernel void swiglu(__global float* gate, __global const float* up, const int c
     gate[i] = g / (1.0f + exp(-g)) * up[i];
 }
 
-// Rotates adjacent pairs (x[2p], x[2p+1]) of every query and key head in the rows of qkv
-// (n, rowLen), heads of headDim from column 0, by the angle of position p0 + i.
-// cs: (n_ctx, headDim / 2, 2) cos and sin per position and pair (made on the host in double).
-// Items: n · heads · headDim / 2, with heads = n_head + n_head_kv.
+// gate (count) = GELU(gate) · up (Gemma's GELU-gated MLP, tanh approximation).
+__kernel void geglu(__global float* gate, __global const float* up, const int count) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)count) return;
+    const float k = 0.7978845608f;  // sqrt(2 / pi)
+    const float v = gate[i];
+    gate[i] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v))) * up[i];
+}
+
+// x (count) *= s (Gemma's embedding scale).
+__kernel void scale(__global float* x, const float s, const int count) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)count) return;
+    x[i] *= s;
+}
+
+// x (count) += y (a residual added after a norm of the sublayer's output: Gemma 2).
+__kernel void add_to(__global float* x, __global const float* y, const int count) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)count) return;
+    x[i] += y[i];
+}
+
+// x (count) = cap · tanh(x / cap) (Gemma 2's soft-capped logits).
+__kernel void softcap(__global float* x, const float cap, const int count) {
+    const size_t i = get_global_id(0);
+    if (i >= (size_t)count) return;
+    x[i] = cap * tanh(x[i] / cap);
+}
+
+// Rotates pairs of the first 2 · pairs dimensions of every query and key head in the rows of
+// qkv (n, rowLen), heads of headDim from column 0, by the angles of position p0 + i: adjacent
+// pairs (x[2p], x[2p+1]) or, when neox, halves (x[p], x[p + pairs]).
+// cs: (n_ctx, pairs, 2) cos and sin per position and pair (made on the host, model/rope.h).
+// Items: n · heads · pairs, with heads = n_head + n_head_kv.
 __kernel void rope(__global float* qkv, __global const float* cs, const int p0, const int rowLen,
-                   const int headDim, const int heads, const int n) {
+                   const int headDim, const int pairs, const int neox, const int heads,
+                   const int n) {
     const size_t at = get_global_id(0);
-    const int pairs = headDim / 2;
     if (at >= (size_t)n * heads * pairs) return;
     const int pair = (int)(at % pairs), head = (int)(at / pairs % heads);
     const int i = (int)(at / pairs / heads);
     __global float* xh = qkv + (size_t)i * rowLen + head * headDim;
     const size_t angle = ((size_t)(p0 + i) * pairs + pair) * 2;
     const float c = cs[angle], s = cs[angle + 1];
-    const float x0 = xh[2 * pair], x1 = xh[2 * pair + 1];
-    xh[2 * pair] = x0 * c - x1 * s;
-    xh[2 * pair + 1] = x0 * s + x1 * c;
+    const int a = neox ? pair : 2 * pair, b = neox ? pair + pairs : 2 * pair + 1;
+    const float x0 = xh[a], x1 = xh[b];
+    xh[a] = x0 * c - x1 * s;
+    xh[b] = x0 * s + x1 * c;
 }
 
 // Appends the keys and values of n new tokens to one layer's cache.

@@ -6,6 +6,7 @@
 
 #include "core/thread_pool.h"
 #include "cpu/cpu_ops.h"
+#include "model/rope.h"
 
 using namespace kvscope;
 
@@ -105,6 +106,90 @@ class TstCpuOps : public QObject {
         std::vector<float> gate{1.0f}, up{3.0f};
         ops::swiglu(gate.data(), up.data(), 1);
         QVERIFY(std::abs(gate[0] - 3.0f / (1.0f + std::exp(-1.0f))) < 1e-6);
+    }
+
+    // NEOX RoPE pairs x[i] with x[i + nRot/2]; dimensions past nRot stay. Head of 6, nRot 4:
+    // pairs (0,2) by p radians and (1,3) by p · 10000^(-2/4) = p / 100; x[4], x[5] untouched.
+    void ropeNeoxRotatesHalvesOfTheRotatedPart() {
+        RopeConfig r;
+        r.type = RopeType::Neox;
+        r.nRot = 4;
+        std::vector<float> cs(2), sn(2);
+        ropeCosSin(r, 3, cs.data(), sn.data());
+        QVERIFY(std::abs(cs[0] - std::cos(3.0f)) < 1e-6 &&
+                std::abs(sn[1] - std::sin(0.03f)) < 1e-6);
+        std::vector<float> x{1, 1, 0, 0, 5, 7};
+        ropeApply(r, x.data(), cs.data(), sn.data());
+        QVERIFY(std::abs(x[0] - std::cos(3.0f)) < 1e-6 && std::abs(x[2] - std::sin(3.0f)) < 1e-6);
+        QVERIFY(std::abs(x[1] - std::cos(0.03f)) < 1e-6 && std::abs(x[3] - std::sin(0.03f)) < 1e-6);
+        QCOMPARE(x[4], 5.0f);
+        QCOMPARE(x[5], 7.0f);
+        // adjacent pairs from the same angles: (x0, x1) turn by p, (x2, x3) by p / 100
+        r.type = RopeType::Adjacent;
+        std::vector<float> y{1, 0, 1, 0};
+        ropeApply(r, y.data(), cs.data(), sn.data());
+        QVERIFY(std::abs(y[1] - std::sin(3.0f)) < 1e-6 && std::abs(y[3] - std::sin(0.03f)) < 1e-6);
+    }
+
+    // Angle of pair i at position p: p · base^(-2i/nRot) / factor_i · freqScale, as llama.cpp's
+    // rope_yarn without the ramp; cos and sin scaled by attnFactor.
+    void ropeAnglesTakeFactorsScaleAndAttnFactor() {
+        RopeConfig r;
+        r.type = RopeType::Adjacent;
+        r.nRot = 4;
+        r.freqScale = 0.5f;
+        r.freqFactors = {1.0f, 4.0f};
+        r.attnFactor = 2.0f;
+        std::vector<float> cs(2), sn(2);
+        ropeCosSin(r, 10, cs.data(), sn.data());
+        QVERIFY(std::abs(cs[0] - 2 * std::cos(5.0f)) < 1e-5);     // 10 · 1 / 1 · 0.5
+        QVERIFY(std::abs(sn[1] - 2 * std::sin(0.0125f)) < 1e-6);  // 10 / 100 / 4 · 0.5
+    }
+
+    // YaRN (Peng et al. 2023, as ggml's rope_yarn): pairs that turn more than beta_fast = 32 times
+    // over the original context keep their angle, pairs that turn less than beta_slow = 1 time
+    // are interpolated (× freqScale), and cos/sin grow by 1 + 0.1 ln(1/freqScale).
+    // nRot 64, base 10000, original context 4096: the correction dims are
+    // 64 · ln(4096 / (32 · 2π)) / (2 ln 10000) = 10.47 → floor 10, and
+    // 64 · ln(4096 / (1 · 2π)) / (2 ln 10000) = 22.5 → ceil 23.
+    void yarnKeepsFastPairsAndInterpolatesSlowOnes() {
+        RopeConfig r;
+        r.type = RopeType::Neox;
+        r.nRot = 64;
+        r.yarn = true;
+        r.freqScale = 0.25f;
+        r.nCtxOrig = 4096;
+        std::vector<float> cs(32), sn(32);
+        const int p = 100;
+        ropeCosSin(r, p, cs.data(), sn.data());
+        const double m = 1 + 0.1 * std::log(4.0);
+        const auto angle = [&](int i) { return p * std::pow(10000.0, -2.0 * i / 64); };
+        QVERIFY(std::abs(sn[1] - m * std::sin(angle(1))) < 1e-5);           // i < 10: kept
+        QVERIFY(std::abs(sn[30] - m * std::sin(0.25 * angle(30))) < 1e-5);  // i > 23: scaled
+        // between: pair 12 mixes by 1 - (12 - 10) / (23 - 10)
+        const double mix = 1 - 2.0 / 13.0;
+        const double theta = 0.25 * angle(12) * (1 - mix) + angle(12) * mix;
+        QVERIFY(std::abs(sn[12] - m * std::sin(theta)) < 1e-5);
+    }
+
+    // Scores scaled, capped by cap · tanh(s / cap), softmaxed inside the window, zero outside.
+    void attentionRowsApplyScaleSoftcapAndWindow() {
+        // t = 3, window 2: row 2 sees columns 1 and 2 only; row 0 sees itself.
+        std::vector<float> s{1, 9, 9, 2, 4, 9, 7, 0, 2};
+        ops::attentionRows(s.data(), 3, {0.5f, 1.0f, 2});
+        QCOMPARE(s[0], 1.0f);
+        QCOMPARE(s[1], 0.0f);
+        // row 1: capped scores tanh(1), tanh(2)
+        const double a = std::exp(std::tanh(1.0)), b = std::exp(std::tanh(2.0));
+        QVERIFY(std::abs(s[3] - a / (a + b)) < 1e-6 && std::abs(s[4] - b / (a + b)) < 1e-6);
+        // row 2: column 0 is outside the window; columns 1, 2: tanh(0), tanh(1)
+        const double c0 = 1.0, c1 = std::exp(std::tanh(1.0));
+        QCOMPARE(s[6], 0.0f);
+        QVERIFY(std::abs(s[7] - c0 / (c0 + c1)) < 1e-6 && std::abs(s[8] - c1 / (c0 + c1)) < 1e-6);
+        std::vector<float> g{2.0f}, up{3.0f};
+        ops::geglu(g.data(), up.data(), 1);
+        // GELU(2) = 0.5 · 2 · (1 + tanh(sqrt(2/pi) (2 + 0.044715 · 8))) = 1.954598
+        QVERIFY(std::abs(g[0] - 3 * 1.954598f) < 1e-5);
     }
 
     void attendOneIsSoftmaxWeightedValues() {

@@ -141,7 +141,53 @@ class TstModel : public QObject {
             load(w);
             QFAIL("loaded");
         } catch (const Error& e) {
-            QVERIFY2(QString(e.what()).contains("'mamba'"), e.what());
+            QVERIFY2(QString(e.what()).contains("general.architecture = 'mamba'"), e.what());
+        }
+    }
+
+    // Each family's traits come from its metadata and tensors, as llama.cpp reads them.
+    void familiesReadTheirTraits() {
+        const Model qwen = load(randomModel(fixtures::familySpec("qwen2")));
+        QCOMPARE(qwen.config.rope.type, RopeType::Neox);
+        QCOMPARE(qwen.config.rope.freqBase, 1e6f);
+        QVERIFY(!qwen.layers[0].bqkv.empty());
+        const Model phi = load(randomModel(fixtures::familySpec("phi3")));
+        QCOMPARE(phi.config.rope.nRot, 4);
+        QCOMPARE(phi.layers[0].qkv.size(), size_t{1});
+        // the fused ffn_up: the gate's 96 rows, then up's 96, views into one tensor
+        QCOMPARE(phi.layers[0].wUp.data(), phi.layers[0].wGate.row(96));
+        const Model gemma = load(randomModel(fixtures::familySpec("gemma")));
+        QCOMPARE(gemma.config.headDim, 16);
+        QCOMPARE(gemma.config.embedScale, std::sqrt(32.0f));
+        QCOMPARE(gemma.config.ffn, FfnType::GeluGate);
+        QCOMPARE(gemma.config.attnScale, 0.25f);
+        QVERIFY(gemma.output.empty());
+        const Model g2 = load(randomModel(fixtures::familySpec("gemma2")));
+        QCOMPARE(g2.config.windowOf(0), 4);
+        QCOMPARE(g2.config.windowOf(1), 0);
+        QCOMPARE(g2.config.firstAttended(0, 10), 7);
+        QCOMPARE(g2.config.attnSoftcap, 5.0f);
+        QCOMPARE(g2.config.finalSoftcap, 3.0f);
+        QVERIFY(g2.config.postNorms && !g2.layers[1].ffnPostNormW.empty());
+        const Model lr = load(randomModel(fixtures::familySpec("llama_rope")));
+        QCOMPARE(lr.config.rope.type, RopeType::Adjacent);
+        QVERIFY(lr.config.rope.yarn);
+        QCOMPARE(lr.config.rope.freqScale, 0.25f);
+        QCOMPARE(lr.config.rope.nCtxOrig, 16);
+        QCOMPARE(lr.config.rope.freqFactors.size(), size_t{4});
+        QVERIFY(QString::fromStdString(g2.config.familyText()).contains("window 4 on 1 of 2"));
+    }
+
+    void unsupportedRopeScalingIsNamed() {
+        GgufWriter w = randomModel(fixtures::familySpec("qwen2"));
+        w.set("qwen2.rope.scaling.type", GgufValue::str("dynamic"));
+        try {
+            load(w);
+            QFAIL("loaded");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("qwen2.rope.scaling.type") &&
+                         QString(e.what()).contains("'dynamic'"),
+                     e.what());
         }
     }
 

@@ -42,7 +42,7 @@ constexpr double kTol = 1e-4;
     } while (0)
 
 RandomModelSpec specFor(const QString& name) {
-    return name == "llama_gqa" ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
+    return fixtures::specFor(name.toStdString());
 }
 
 const char* kPrompt = "the cat sat on the mat";
@@ -264,6 +264,11 @@ class TstOpenClBackend : public QObject {
         QTest::newRow("gpt2 recompute, kvscope rows") << "gpt2" << false << rows;
         QTest::newRow("llama_gqa cached, kvscope groups") << "llama_gqa" << true << groups;
         QTest::newRow("llama_gqa recompute, kvscope rows") << "llama_gqa" << false << rows;
+        for (const std::string& family : fixtures::familyNames()) {
+            const QString name = QString::fromStdString(family);
+            QTest::newRow(qPrintable(name + " cached")) << name << true << measured;
+            QTest::newRow(qPrintable(name + " recompute")) << name << false << measured;
+        }
     }
     // How the rows come back does not change them: traces gathered on the device and read once
     // (the default for these small runs) or read after each layer, and attention computed one
@@ -511,8 +516,10 @@ class TstOpenClBackend : public QObject {
 
     // The full attention matrix of a head on request (one GEMM on the device) equals the CPU's
     // and the rows the steps traced, for every head of the grouped-query model.
+    void attentionMatrixOnRequestMatchesCpuAndTheTracedRows_data() { fixtures::addModelRows(); }
     void attentionMatrixOnRequestMatchesCpuAndTheTracedRows() {
-        auto m = fixtures::makeModel(fixtures::llamaGqaSpec());
+        QFETCH(QString, model);
+        auto m = fixtures::makeModel(specFor(model));
         const ModelConfig& c = m->config;
         auto gpu = std::make_shared<OpenClBackend>(m, options());
         auto cpu = std::make_shared<CpuBackend>(m);

@@ -13,7 +13,9 @@ build=${1:?usage: check_packages.sh BUILD_DIR}
 cache=$build/CMakeCache.txt
 [ -f "$cache" ] || { echo "check_packages: no $cache (configure first)" >&2; exit 2; }
 
-# run.sh's package list, read from run.sh itself so the two cannot drift.
+# run.sh's package list, read from run.sh itself so the two cannot drift. (test.sh's
+# llamacpp_packages, nodejs and npm for the llama.cpp parity test alone, stay outside it: the
+# configure step finds node without a cache entry, so no file checked here comes from them.)
 eval "$(sed -n '/^packages=(/,/)/p' "$root/run.sh")"
 ((${#packages[@]})) || { echo "check_packages: no packages=(...) list in run.sh" >&2; exit 2; }
 

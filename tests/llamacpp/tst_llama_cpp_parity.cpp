@@ -73,9 +73,16 @@ const std::vector<std::string>& hardStrings() {
         " ", "  ", "   ", " leading", "   three leading", "trailing ", "trailing   ",
         "a  b   c    d", "\t", "\ttab\tseparated\t", "\t\t double tab", "\n", "\n\n", "\n\n\n",
         "line\nbreak", "windows\r\nline", " \n \n ", "x \t\n y", "end\n", "  \n  spaces around",
+        // other whitespace: CR, VT, FF, long runs, NBSP, em space, line separator
+        "\r", "\r\n\r\n", "\v\f", "tab\t\t\tend", "          ten spaces",
+        "a\xc2\xa0"
+        "b",
+        "x\xe2\x80\x83y", "\xe2\x80\xa8",
         // digits in runs of 1 to 7, and numbers with separators
         "1", "12", "123", "1234", "12345", "123456", "1234567", "a1b22c333d4444", " 7 77 777 7777",
         "3.14159", "1,000,000", "2026-11-28", "0x1F",
+        // other numbers: Arabic-Indic digits, circled numbers, a Roman numeral, a superscript
+        "\xd9\xa3\xd9\xa4\xd9\xa5", "\xe2\x91\xa0\xe2\x91\xa1", "\xe2\x85\xab", "x\xc2\xb2",
         // contractions, in both cases
         "don't", "I'm", "we'll", "they've", "she'd", "it's", "you're", "DON'T", "IT'S", "O'Neil's",
         "'s", "rock 'n' roll",

@@ -41,7 +41,8 @@ const requestText = process.argv[2] ? fs.readFileSync(process.argv[2], "utf8") :
 const request = JSON.parse(requestText);
 const threads = request.threads ?? 1;
 
-const require = createRequire(path.join(process.env.NODE_PATH ?? ".", "x.js"));
+// (require.resolve searches NODE_PATH, a list like PATH; ESM's import alone would not.)
+const require = createRequire(import.meta.url);
 const modulePath = require.resolve("node-llama-cpp");
 const { getLlama, LlamaLogLevel } = await import(modulePath);
 // (package.json is not among node-llama-cpp's exports: read it beside dist/index.js)

@@ -30,6 +30,7 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "model/random_model.h"
+#include "model_fixtures.h"
 #include "opencl/device_list.h"
 #if KVSCOPE_HAS_OPENCL
 #include "opencl/opencl_backend.h"
@@ -214,10 +215,10 @@ struct LogitBound {
 // about 1e-5 of the logits (measured 4.5e-6 on logits of 3-5). 1e-4 absolute leaves room
 // for other shapes, and the greedy tokens must be equal.
 constexpr LogitBound kF32{1e-4, 0, true};
-// F32 weights, gpt2: llama.cpp's GELU reads a table indexed by its input rounded to f16 and
-// keeps its output as f16 (GGML_GELU_FP16, ggml-cpu/vec.h): up to 2^-11 relative each, so
-// about 1e-3 of the FFN's contribution per layer, 2e-3 of the logits over two layers
-// (measured 4e-4 of max|logit|). Greedy tokens must be equal.
+// F32 weights, gpt2 (and gemma's GELU gate): llama.cpp's GELU reads a table indexed by its input
+// rounded to f16 and keeps its output as f16 (GGML_GELU_FP16, ggml-cpu/vec.h): up to 2^-11 relative
+// each, so about 1e-3 of the FFN's contribution per layer, 2e-3 of the logits over two layers
+// (measured 4e-4 of max|logit| on gpt2, 6e-4 on gemma). Greedy tokens must be equal.
 constexpr LogitBound kF32Gelu{1e-4, 2e-3, true};
 // Q8_0 weights (the same bytes on both sides): both round the matrix products' inputs to
 // 8 bits per 32 values, but KVScope keeps the scale in float32 where llama.cpp stores it in f16
@@ -282,6 +283,16 @@ std::vector<FamilyCase> familyCases() {
         {"gpt2 q8_0", [] { return small(Arch::Gpt2, TensorType::Q8_0, 13); }, kQ8_0},
         {"llama gqa q8_0", [] { return small(Arch::Llama, TensorType::Q8_0, 14); }, kQ8_0},
         {"llama gqa q4_k", [] { return wide(Arch::Llama, TensorType::Q4_K, 15); }, kKQuant},
+        // the other families, as tests/fixtures makes them (each trait shows in a few tokens):
+        // gemma and gemma2 gate with GELU, which llama.cpp reads from its f16 table
+        {"llama rope f32", [] { return fixtures::familySpec("llama_rope"); }, kF32},
+        {"qwen2 f32", [] { return fixtures::familySpec("qwen2"); }, kF32},
+        // (llama.cpp keys Phi-3's token attributes on general.name: a name holding "phi3" makes it
+        // look up </s>, <unk> and <s>, which randomModel's vocabulary lacks, and fail the load)
+        {"phi3 f32", [] { return fixtures::familySpec("phi3"); }, kF32,
+         [](GgufWriter& w) { w.set("general.name", GgufValue::str("random model")); }},
+        {"gemma f32", [] { return fixtures::familySpec("gemma"); }, kF32Gelu},
+        {"gemma2 f32", [] { return fixtures::familySpec("gemma2"); }, kF32Gelu},
     };
 }
 

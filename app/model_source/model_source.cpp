@@ -43,6 +43,9 @@ viz::ModelSummary summarize(const Model& model, const Backend& backend, const QS
     viz::ModelSummary s;
     s.config = model.config;
     s.path = path;
+    s.tokenizer = "byte-level BPE (pre-tokenizer " +
+                  std::string(preTokenizerName(model.tokenizer.preTokenizer())) + "), " +
+                  std::to_string(model.tokenizer.vocabSize()) + " tokens";
     s.parameters = model.parameterCount();
     s.weightBytes = model.weightBytes();
     s.kvBytesPerToken = backend.cacheBytesPerToken();

@@ -115,8 +115,8 @@ struct Named {
 
 // tokenizer.ggml.pre values, as llama.cpp's llama-vocab names them.
 constexpr std::array kNames{
-    Named{"default", PreTokenizer::Gpt2},
     Named{"gpt-2", PreTokenizer::Gpt2},
+    Named{"default", PreTokenizer::Gpt2},
     Named{"phi-2", PreTokenizer::Gpt2},
 };
 

@@ -20,6 +20,7 @@ namespace kvscope::viz {
 struct ModelSummary {
     ModelConfig config;
     QString path;
+    std::string tokenizer;  // its kind, pre-tokenizer and size, in words
     size_t parameters = 0;
     size_t weightBytes = 0;
     size_t kvBytesPerToken = 0;      // 2 × layers × kv heads × head dim × bytes per element

@@ -191,6 +191,10 @@ void AttentionMatrixView::resizeEvent(QResizeEvent* event) {
     scaledDirty_ = true;
 }
 
+QString AttentionMatrixView::titleText() const {
+    return tr("Attention matrix · layer %1 · head %2").arg(layer_).arg(head_);
+}
+
 void AttentionMatrixView::paintEvent(QPaintEvent*) {
     QPainter p(this);
     const Theme& th = currentTheme();
@@ -203,8 +207,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     p.drawText(QRect(title.left(), title.top(), title.width() - legendWidth() - 16, titleH),
                Qt::AlignLeft | Qt::AlignVCenter,
                QFontMetrics(th.titleFont)
-                   .elidedText(tr("Attention matrix · layer %1 · head %2").arg(layer_).arg(head_),
-                               Qt::ElideRight, title.width() - legendWidth() - 16));
+                   .elidedText(titleText(), Qt::ElideRight, title.width() - legendWidth() - 16));
     if (rows_ == 0) {
         p.setFont(th.labelFont);
         p.setPen(th.mutedText);
@@ -216,10 +219,17 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     p.setPen(th.mutedText);
     const QRect sub(title.left(), title.top() + titleH + 4, title.width() - legendWidth() - 16,
                     fmL.height());
-    const QString longSub =
+    const int window = store_->hasModel() ? store_->config().windowOf(layer_) : 0;
+    QString longSub =
         tr("Row = query token, column = key token; later tokens are masked. "
            "Click a row to inspect it.");
-    const QString shortSub = tr("Rows: queries · columns: keys · click a row");
+    QString shortSub = tr("Rows: queries · columns: keys · click a row");
+    if (window > 0) {  // a sliding-window layer says so first
+        longSub = tr("Sliding window: each query sees the last %1 keys · rows: queries · "
+                     "columns: keys")
+                      .arg(window);
+        shortSub = tr("Sliding window of %1 keys · rows: queries").arg(window);
+    }
     p.drawText(sub, Qt::AlignLeft | Qt::AlignVCenter,
                fmL.elidedText(fmL.horizontalAdvance(longSub) <= sub.width() ? longSub : shortSub,
                               Qt::ElideRight, sub.width()));
@@ -277,6 +287,22 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         p.drawText(QRect(m.left() + m.width() / 2, m.top(), m.width() / 2 - 8, m.height() / 3),
                    Qt::AlignRight | Qt::AlignVCenter | Qt::TextWordWrap,
                    tr("masked:\nlater tokens"));
+    }
+    // A sliding-window layer (Mistral, Gemma 2's even layers): the band's lower edge. Keys left
+    // of it are older than the window and get no weight.
+    if (window > 0 && window < rows_) {
+        QPen edge(th.text, 2, Qt::DashLine);
+        p.setPen(edge);
+        p.drawLine(QPointF(m.left(), m.top() + window * cell),
+                   QPointF(m.left() + (rows_ - window) * cell, m.top() + rows_ * cell));
+        if (m.width() >= 240) {
+            p.setFont(th.labelFont);
+            p.setPen(th.mutedText);
+            p.drawText(QRect(m.left() + 8, m.top() + m.height() * 2 / 3, m.width() / 2 - 8,
+                             m.height() / 3 - 8),
+                       Qt::AlignLeft | Qt::AlignBottom | Qt::TextWordWrap,
+                       tr("outside the window:\nolder than %1 tokens").arg(window));
+        }
     }
     // Numbers in the cells when they are large enough to read.
     if (cell >= fmS.horizontalAdvance(QStringLiteral("0.00")) + 6 && cell >= fmS.height() + 4) {

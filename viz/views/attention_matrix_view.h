@@ -49,6 +49,7 @@ class AttentionMatrixView : public QWidget {
     void appendRow(int index);  // one new row at the end
     void writeImageRow(int r);  // colours of row r into image_
     QRect titleRect() const;
+    QString titleText() const;
 
     TraceStore* store_;
     Transition* transition_;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/cli.h"
+#include "model_source/model_source.h"
 #include "model/model.h"
 #include "opencl/device_weights.h"
 
@@ -16,6 +17,8 @@ int runInfo(const CliArgs& args) {
     if (args.has("json")) {
         QJsonObject o = modelJson(*model);
         o["name"] = QString::fromStdString(c.name);
+        o["family"] = QString::fromStdString(c.familyText());
+        o["tokenizer"] = QString::fromStdString(app::tokenizerText(*model));
         o["n_ff"] = c.nFf;
         o["head_dim"] = c.headDim;
         o["parameters"] = static_cast<double>(model->parameterCount());
@@ -32,7 +35,8 @@ int runInfo(const CliArgs& args) {
     }
     std::printf("model          %s\n", model->path.c_str());
     std::printf("name           %s\n", c.name.c_str());
-    std::printf("architecture   %s\n", c.archName.c_str());
+    std::printf("architecture   %s\n", c.familyText().c_str());
+    std::printf("tokenizer      %s\n", app::tokenizerText(*model).c_str());
     std::printf("layers         %d\n", c.nLayer);
     std::printf("heads          %d query, %d key/value (head dim %d)%s\n", c.nHead, c.nHeadKv,
                 c.headDim, c.nHeadKv < c.nHead ? ", grouped-query" : "");

@@ -38,14 +38,18 @@ std::shared_ptr<const Model> loadModelFile(const QString& path, int context) {
     return std::make_shared<const Model>(Model::load(path.toStdString(), context));
 }
 
+std::string tokenizerText(const Model& model) {
+    return "byte-level BPE (pre-tokenizer " +
+           std::string(preTokenizerName(model.tokenizer.preTokenizer())) + "), " +
+           std::to_string(model.tokenizer.vocabSize()) + " tokens";
+}
+
 viz::ModelSummary summarize(const Model& model, const Backend& backend, const QString& path,
                             const std::string& note) {
     viz::ModelSummary s;
     s.config = model.config;
     s.path = path;
-    s.tokenizer = "byte-level BPE (pre-tokenizer " +
-                  std::string(preTokenizerName(model.tokenizer.preTokenizer())) + "), " +
-                  std::to_string(model.tokenizer.vocabSize()) + " tokens";
+    s.tokenizer = tokenizerText(model);
     s.parameters = model.parameterCount();
     s.weightBytes = model.weightBytes();
     s.kvBytesPerToken = backend.cacheBytesPerToken();

@@ -17,6 +17,9 @@ namespace kvscope::app {
 inline constexpr const char* kBuiltinModel = ":/models/kvscope-tiny.gguf";
 
 // What the views need to know about a model running on a backend.
+// The tokenizer in words: its kind, pre-tokenizer and size.
+std::string tokenizerText(const Model& model);
+
 viz::ModelSummary summarize(const Model& model, const Backend& backend, const QString& path,
                             const std::string& note);
 

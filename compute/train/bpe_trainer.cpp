@@ -10,6 +10,9 @@ namespace kvscope {
 
 void BpeVocabulary::writeTo(GgufWriter& w) const {
     w.set("tokenizer.ggml.model", GgufValue::str("gpt2"));
+    // The split it was learned with, named as llama.cpp names it (a file without the key means
+    // llama.cpp's "default" split, which differs)
+    w.set("tokenizer.ggml.pre", GgufValue::str("gpt-2"));
     w.set("tokenizer.ggml.tokens", GgufValue::stringArray(tokens));
     w.set("tokenizer.ggml.merges", GgufValue::stringArray(merges));
     w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(static_cast<uint32_t>(endOfText)));

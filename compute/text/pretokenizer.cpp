@@ -123,11 +123,10 @@ struct Span {
         while (k < end && pred(k)) ++k;
         return k;
     }
-    // The same, stopping after at most `most` characters.
-    template <typename Pred>
-    size_t runEnd(size_t k, Pred pred, size_t most) const {
-        const size_t stop = std::min(end, k + most);
-        while (k < stop && pred(k)) ++k;
+    // The end of the run of numbers (\p{N}) from k, at most `most` of them.
+    size_t numberRunEnd(size_t k, size_t most) const {
+        const size_t stop = k < end && end - k > most ? k + most : end;
+        while (k < stop && chars[k].cat == Cat::Number) ++k;
         return k;
     }
 };
@@ -209,8 +208,7 @@ size_t matchLlama3Family(const Span& s, size_t p) {
     if (!s.isNewline(p) && !s.is(p, Cat::Number) && (isLetter || s.is(p + 1, Cat::Letter)))
         return s.runEnd(p + 1, [&](size_t k) { return s.is(k, Cat::Letter); });
 
-    if (s.is(p, Cat::Number))
-        return s.runEnd(p, [&](size_t k) { return s.is(k, Cat::Number); }, maxDigits);
+    if (s.is(p, Cat::Number)) return s.numberRunEnd(p, maxDigits);
 
     // ` ?[^\s\p{L}\p{N}]+[\r\n]*`. As in llama.cpp, a space that ends the piece is taken here
     // too (alone: the same piece \s+ would give it).
@@ -260,8 +258,7 @@ size_t matchTekkenFamily(const Span& s, size_t p) {
         return contractions ? contraction(s, end, true) : end;
     }
 
-    if (s.is(p, Cat::Number))
-        return s.runEnd(p, [&](size_t k) { return s.is(k, Cat::Number); }, maxDigits);
+    if (s.is(p, Cat::Number)) return s.numberRunEnd(p, maxDigits);
 
     // ` ?[^\s\p{L}\p{N}]+[\r\n/]*`
     const size_t start = s.cp(p) == U' ' && s.isOther(p + 1) ? p + 1 : p;
@@ -409,11 +406,11 @@ size_t matchNumber(const Span& s, size_t p) {  // \p{N}
 }
 
 size_t matchNumbers(const Span& s, size_t p) {  // \p{N}+
-    return s.runEnd(p, [&](size_t k) { return s.is(k, Cat::Number); });
+    return s.numberRunEnd(p, SIZE_MAX);
 }
 
 size_t matchNumbersUpTo3(const Span& s, size_t p) {  // \p{N}{1,3}
-    return s.runEnd(p, [&](size_t k) { return s.is(k, Cat::Number); }, 3);
+    return s.numberRunEnd(p, 3);
 }
 
 size_t matchThreeAsciiDigits(const Span& s, size_t p) {  // [0-9][0-9][0-9]

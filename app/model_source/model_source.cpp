@@ -39,9 +39,7 @@ std::shared_ptr<const Model> loadModelFile(const QString& path, int context) {
 }
 
 std::string tokenizerText(const Model& model) {
-    return "byte-level BPE (pre-tokenizer " +
-           std::string(preTokenizerName(model.tokenizer.preTokenizer())) + "), " +
-           std::to_string(model.tokenizer.vocabSize()) + " tokens";
+    return model.tokenizer.describe();
 }
 
 viz::ModelSummary summarize(const Model& model, const Backend& backend, const QString& path,

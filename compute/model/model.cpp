@@ -250,11 +250,11 @@ Model Model::fromGguf(GgufFile file, int context) {
         // Gemma 2 27B scales by n_embd / n_head rather than the head size (as llama.cpp does)
         if (c.nLayer == 46) c.attnScale = 1.0f / std::sqrt(static_cast<float>(c.nEmbd / c.nHead));
     }
-    if (const GgufValue* v = f.find("tokenizer.ggml.add_bos_token"); v && v->asUint())
-        c.addBos = *v->asUint() != 0;
-
     Tokenizer tok = Tokenizer::fromGguf(f);
     c.nVocab = static_cast<int>(tok.vocabSize());
+    // tokenizer.ggml.add_bos_token, else llama.cpp's default for the tokenizer (SentencePiece
+    // and Llama 3's BPE add it)
+    c.addBos = tok.addBos();
     if (c.addBos && !tok.bos())
         throw Error(f.path() + ": tokenizer.ggml.add_bos_token is set but there is no BOS token");
 

@@ -108,6 +108,7 @@ GgufWriter randomModel(const RandomModelSpec& s) {
         tokens.push_back("<|filler " + std::to_string(tokens.size()) + "|>");
     tokens.push_back("<|endoftext|>");
     w.set("tokenizer.ggml.model", GgufValue::str("gpt2"));
+    w.set("tokenizer.ggml.pre", GgufValue::str("gpt-2"));
     w.set("tokenizer.ggml.tokens", GgufValue::stringArray(tokens));
     w.set("tokenizer.ggml.merges", GgufValue::stringArray(merges));
     w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(static_cast<uint32_t>(s.nVocab - 1)));

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace kvscope {
 namespace {
@@ -626,6 +627,28 @@ std::vector<std::string_view> preTokenizerNames(PreTokenizer pre) {
 
 bool ignoresMerges(PreTokenizer pre) {
     return pre == PreTokenizer::Llama3 || pre == PreTokenizer::Tekken;
+}
+
+std::string llamaCppUtf8(std::string_view piece) {
+    bool same = true;
+    for (size_t i = 0; i < piece.size() && same;) {
+        const Decoded d = decodeLikeLlama(piece, i);
+        const uint32_t shortest = d.cp < 0x80 ? 1 : d.cp < 0x800 ? 2 : d.cp < 0x10000 ? 3 : 4;
+        same = d.cp == kReplacement ? d.length == 3 : d.cp > 0x10FFFF || shortest == d.length;
+        i += d.length;
+    }
+    if (same) return {};
+    std::string out;
+    out.reserve(piece.size() + 8);
+    for (size_t i = 0; i < piece.size();) {
+        const Decoded d = decodeLikeLlama(piece, i);
+        if (d.cp > 0x10FFFF)
+            out.append(piece.substr(i, d.length));
+        else
+            utf8::append(out, d.cp);
+        i += d.length;
+    }
+    return out;
 }
 
 std::vector<std::string_view> preTokenize(PreTokenizer pre, std::string_view text) {

@@ -8,6 +8,7 @@
 // concatenation is the text, for any bytes.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -67,5 +68,11 @@ std::vector<std::string_view> preTokenizerNames(PreTokenizer pre);  // every nam
 bool ignoresMerges(PreTokenizer pre);
 
 std::vector<std::string_view> preTokenize(PreTokenizer pre, std::string_view text);
+
+// The bytes llama.cpp makes of a piece before its merges: the code points it decoded (above),
+// each encoded again, so an invalid byte becomes EF BF BD and an overlong form its shortest
+// encoding. Empty when the piece is already so (the common case); a code point past U+10FFFF
+// (where llama.cpp gives up) keeps its bytes.
+std::string llamaCppUtf8(std::string_view piece);
 
 }  // namespace kvscope

@@ -48,7 +48,8 @@ int main(int argc, char** argv) {
         "CJK: 中文字符 日本語 한국어",
         "emoji: 🙂👍🏽 🇩🇪",
         std::string(kInvalid, sizeof kInvalid - 1),
-        "<|endoftext|> special"};
+        "<|endoftext|> special",
+        "<s><start_of_turn>user\n  hello▁world<end_of_turn>\n<a><b>b></s>"};
     for (size_t i = 0; i < texts.size(); ++i)
         put(dir / "tokenizer" / ("text-" + std::to_string(i)), texts[i]);
     std::printf("wrote %d models and %zu texts under %s\n", n, texts.size(), dir.c_str());

@@ -61,6 +61,11 @@ class TstBuiltinModel : public QObject {
         QCOMPARE(o["n_head"].toInt(), 4);
         QVERIFY(o["n_ctx"].toInt() >= 256);
         QVERIFY(o["weight_bytes"].toDouble() <= 16.0 * 1024 * 1024);
+        // Its merges were learned on GPT-2's split (BpeTrainer), and the file says so: without
+        // tokenizer.ggml.pre, llama.cpp (and KVScope) would split it with "default", which
+        // cuts contractions and punctuation runs differently.
+        QVERIFY2(o["tokenizer"].toString().contains("pre-tokenizer gpt-2"),
+                 qPrintable(o["tokenizer"].toString()));
     }
 
     // Greedy decoding of a familiar opening continues with words of the corpus.

@@ -33,6 +33,9 @@ struct Command {
 };
 
 const Option kModel{"model", "PATH", "a GGUF model file (default: the built-in model)"};
+const Option kNoSpecial{"no-special", nullptr,
+                        "read special-token text in the prompt (<|begin_of_text|>, <s>) as plain "
+                        "text; by default it is that one token, as llama.cpp parses it"};
 const Option kContext{"context", "N",
                       "tokens of context to run with (default: the model's, at most 4,096); the "
                       "KV cache grows in blocks up to it"};
@@ -64,6 +67,7 @@ const std::vector<Command>& commands() {
           kBackend,
           kDevice,
           {"no-cache", nullptr, "recompute mode: no KV cache, every step runs every token"},
+          kNoSpecial,
           {"temperature", "T", "0 (default) is greedy; above 0 samples"},
           {"top-k", "K", "sample among the K most likely tokens"},
           {"top-p", "P", "sample among the most likely tokens that make up probability P"},
@@ -102,6 +106,7 @@ const std::vector<Command>& commands() {
           {"theme", "light|dark", "light print theme (default) or dark"},
           {"size", "WxH", "the figure's size in points (default 1200x800)"},
           {"frames", nullptr, "a figure per step (PDF: a page per step)"},
+          kNoSpecial,
           kContext,
           kKvType,
           kBackend,

@@ -14,6 +14,7 @@ int runDecode(const CliArgs& args) {
     const int steps = static_cast<int>(args.getInt("steps", 16, 0, 1 << 20));
     SessionOptions opt;
     opt.useCache = !args.has("no-cache");
+    opt.parseSpecial = !args.has("no-special");
     opt.captureTrace = false;
     opt.topLogits = static_cast<int>(args.getInt("top-logits", 5, 0, 1000));
     opt.sampler.temperature = static_cast<float>(args.getDouble("temperature", 0, 0, 100));
@@ -36,12 +37,10 @@ int runDecode(const CliArgs& args) {
         std::fflush(stdout);
     }
     std::vector<StepTrace> generated;
-    std::vector<int32_t> generatedIds;
     double stepMs = 0;
     for (int i = 0; i < steps; ++i) {
         generated.push_back(session.step());
         const StepTrace& s = generated.back();
-        generatedIds.push_back(s.token);
         stepMs += s.hostMs;
         if (streamText) {
             std::fwrite(s.text.data(), 1, s.text.size(), stdout);
@@ -64,13 +63,18 @@ int runDecode(const CliArgs& args) {
             QJsonArray top;
             for (const auto& [id, logit] : s.top)
                 top.append(QJsonArray{id, static_cast<double>(logit)});
-            stepArray.append(QJsonObject{{"token", s.token},
-                                         {"text", QString::fromUtf8(s.text)},
-                                         {"latency_ms", s.hostMs},
-                                         {"kv_bytes", static_cast<double>(s.kvBytes)},
-                                         {"top", top}});
+            QJsonObject step{{"token", s.token},
+                             {"text", QString::fromUtf8(s.text)},
+                             {"latency_ms", s.hostMs},
+                             {"kv_bytes", static_cast<double>(s.kvBytes)},
+                             {"top", top}};
+            if (s.special) step["special"] = true;
+            stepArray.append(step);
         }
-        const std::string text = model->tokenizer.decode(generatedIds);
+        // the continuation's bytes, token after token (a whole-text decode would drop a
+        // SentencePiece model's leading space, as llama.cpp does for a prompt)
+        std::string text;
+        for (const StepTrace& s : generated) text += s.text;
         QJsonObject o{
             {"model", modelJson(*model)},
             {"backend", QJsonObject{{"name", QString::fromStdString(backend->name())},

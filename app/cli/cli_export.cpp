@@ -55,7 +55,9 @@ int runExport(const CliArgs& args) {
     std::string note;
     auto backend = makeBackend(args, model, note);
     std::fprintf(stderr, "%s\n", note.c_str());
-    DecodeSession session(backend, model->tokenizer);
+    SessionOptions sessionOptions;
+    sessionOptions.parseSpecial = !args.has("no-special");
+    DecodeSession session(backend, model->tokenizer, sessionOptions);
     viz::runFigures(o, session,
                     summarize(*model, *backend, QString::fromStdString(model->path), note),
                     [](const QString& path) { std::printf("%s\n", qPrintable(path)); });

@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "cli/cli.h"
-#include "model_source/model_source.h"
 #include "model/model.h"
+#include "model_source/model_source.h"
 #include "opencl/device_weights.h"
 
 namespace kvscope::app {

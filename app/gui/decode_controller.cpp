@@ -63,6 +63,7 @@ void DecodeController::startBackend(std::shared_ptr<const Model> model, const Ba
     auto backend = createBackend(model, c, note);
     SessionOptions o;
     o.sampler = sampler_;
+    o.parseSpecial = parseSpecial_;
     auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);
     const viz::ModelSummary s = summarize(*model, *backend, path, note);
     session_ = std::move(session);  // the session refers to the model's tokenizer:
@@ -128,6 +129,13 @@ void DecodeController::setSampler(const SamplerParams& sampler) {
     Busy busy(*this);  // every request ends with busyChanged(false): the window counts on it
     sampler_ = sampler;
     if (session_) session_->setSampler(sampler);
+}
+
+void DecodeController::setParseSpecial(bool parse) {
+    Busy busy(*this);
+    parseSpecial_ = parse;
+    if (session_) session_->setParseSpecial(parse);
+    prefilledPrompt_.clear();  // its tokens may differ now: the next step prefills again
 }
 
 bool DecodeController::ensureSession(const QString& what) {

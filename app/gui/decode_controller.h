@@ -41,6 +41,9 @@ class DecodeController : public QObject {
     // Lists the OpenCL devices (devicesListed).
     void listDevices();
     void setSampler(const kvscope::SamplerParams& sampler);
+    // Whether special-token text in the prompt is that token (true) or plain text; the next
+    // step prefills the prompt again.
+    void setParseSpecial(bool parse);
     // Resets, then runs the prompt in one pass.
     void prefill(const QString& prompt);
     // One token. `prompt` is prefilled first if nothing is decoded yet or if it is not the prompt
@@ -89,6 +92,7 @@ class DecodeController : public QObject {
     std::shared_ptr<Backend> backend_;
     std::unique_ptr<DecodeSession> session_;
     SamplerParams sampler_;
+    bool parseSpecial_ = true;
     BackendChoice choice_;
     int context_ = 0;
     QString path_;

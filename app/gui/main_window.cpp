@@ -301,6 +301,8 @@ void MainWindow::buildUi() {
     };
     connect(context_, &QSpinBox::editingFinished, this, sendCache);
     connect(kvType_, &QComboBox::activated, this, sendCache);
+    connect(parseSpecial_, &QCheckBox::toggled, this,
+            [this](bool on) { request([c = controller_, on] { c->setParseSpecial(on); }); });
     connect(layer_, &QSpinBox::valueChanged, store_, &viz::TraceStore::setLayer);
     connect(head_, &QSpinBox::valueChanged, store_, &viz::TraceStore::setHead);
     connect(store_, &viz::TraceStore::selectionChanged, this, &MainWindow::updateSelectors);

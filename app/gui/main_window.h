@@ -115,6 +115,7 @@ class MainWindow : public QMainWindow {
     QToolButton* playButton_ = nullptr;
     QDoubleSpinBox* speed_ = nullptr;
     QComboBox* samplingMode_ = nullptr;
+    QCheckBox* parseSpecial_ = nullptr;
     QDoubleSpinBox *temperature_ = nullptr, *topP_ = nullptr;
     QSpinBox *topK_ = nullptr, *seed_ = nullptr;
     QSpinBox *layer_ = nullptr, *head_ = nullptr;

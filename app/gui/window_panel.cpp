@@ -1,6 +1,7 @@
 // MainWindow's side panel (the model, its backend, the sampling) and the settings it keeps.
 #include "gui/main_window.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDockWidget>
 #include <QDoubleSpinBox>
@@ -63,6 +64,15 @@ void MainWindow::buildSidePanel() {
     cacheForm->addRow(tr("Context"), context_);
     cacheForm->addRow(tr("KV cache"), kvType_);
     modelLayout->addLayout(cacheForm);
+    parseSpecial_ = new QCheckBox(tr("Special tokens in the prompt"));
+    parseSpecial_->setObjectName("parseSpecial");
+    parseSpecial_->setChecked(true);
+    parseSpecial_->setToolTip(
+        tr("On: text such as <|begin_of_text|> or <start_of_turn> in the prompt is that one "
+           "special token, as llama.cpp reads it. Off: it is plain text, spelled out in "
+           "ordinary tokens."));
+    parseSpecial_->setAccessibleName(tr("Special tokens in the prompt"));
+    modelLayout->addWidget(parseSpecial_);
     sideLayout->addWidget(modelBox);
 
     auto* samplingBox = new QGroupBox(tr("Sampling"));

@@ -13,9 +13,10 @@ namespace kvscope {
 
 struct StepTrace {
     int32_t token = 0;
-    std::string text;     // the bytes this token stands for (may be part of a UTF-8 character)
-    int position = 0;     // index of this token in the sequence
-    bool prompt = false;  // true for the prompt's tokens, processed by prefill
+    std::string text;      // the bytes this token stands for (may be part of a UTF-8 character)
+    int position = 0;      // index of this token in the sequence
+    bool prompt = false;   // true for the prompt's tokens, processed by prefill
+    bool special = false;  // a control, user-defined or unknown token (BOS, <|im_start|>, ...)
 
     int nLayer = 0, nHead = 0, nHeadKv = 0, headDim = 0;
     // Filled only when the session captures traces (empty otherwise):

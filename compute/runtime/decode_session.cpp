@@ -43,8 +43,10 @@ void DecodeSession::run(size_t from, std::vector<StepTrace>* traces) {
 
 std::vector<StepTrace> DecodeSession::prefill(std::string_view prompt) {
     std::vector<int32_t> ids;
+    // BOS and EOS as llama.cpp's add_special adds them (the file's add_bos/add_eos_token)
     if (backend_->config().addBos) ids.push_back(*tokenizer_.bos());
-    for (int32_t id : tokenizer_.encode(prompt)) ids.push_back(id);
+    for (int32_t id : tokenizer_.encode(prompt, options_.parseSpecial)) ids.push_back(id);
+    if (tokenizer_.addEos() && tokenizer_.eos()) ids.push_back(*tokenizer_.eos());
     if (ids.empty() && tokenizer_.bos()) ids.push_back(*tokenizer_.bos());
     return prefillTokens(ids);
 }
@@ -82,6 +84,7 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
     }
     for (StepTrace& s : traces) {
         s.text = tokenizer_.tokenBytes(s.token);
+        s.special = tokenizer_.isSpecial(s.token);
         s.prompt = true;
         s.hostMs = prefillMs_;
         s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
@@ -127,6 +130,7 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     s.token = token;
     s.position = static_cast<int>(pos);
     s.text = tokenizer_.tokenBytes(token);
+    s.special = tokenizer_.isSpecial(token);
     s.top = std::move(top);
     s.hostMs = msSince(t0);
     s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);

@@ -28,6 +28,9 @@ struct SessionOptions {
     bool useCache = true;      // false: recompute mode
     bool captureTrace = true;  // fill q, k, v and attention rows in each StepTrace
     int topLogits = 10;        // how many (id, logit) pairs each step's trace keeps
+    // Special-token text in a prompt ("<|begin_of_text|>", "<start_of_turn>") becomes that one
+    // token, as llama.cpp's parse_special; false reads it as plain text.
+    bool parseSpecial = true;
     SamplerParams sampler;
 };
 
@@ -76,6 +79,8 @@ class DecodeSession {
     const SessionOptions& options() const { return options_; }
     // Changes how the next tokens are sampled; the tokens so far stay.
     void setSampler(const SamplerParams& sampler) { options_.sampler = sampler; }
+    // From the next prefill on.
+    void setParseSpecial(bool parse) { options_.parseSpecial = parse; }
 
   private:
     // What a failed operation restores (strong exception safety: every public operation either

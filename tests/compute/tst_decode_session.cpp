@@ -286,6 +286,23 @@ class TstDecodeSession : public QObject {
         }
     }
 
+    // Special-token text in a prompt is that one token (marked special in its trace), or plain
+    // text when the session is told so. The fixture's last token, <|endoftext|>, is a control
+    // token (llama.cpp makes it one whatever the file says).
+    void specialTokenTextInThePromptIsOneTokenUnlessTurnedOff() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        const int32_t eot = m->config.nVocab - 1;
+        DecodeSession s(std::make_shared<CpuBackend>(m), m->tokenizer);
+        std::vector<StepTrace> t = s.prefill("ee<|endoftext|>et");
+        QCOMPARE(t.size(), size_t{3});  // "ee", <|endoftext|>, "et": the first merges e+e, e+t
+        QCOMPARE(t[1].token, eot);
+        QVERIFY(t[1].special && !t[0].special && !t[2].special);
+        s.setParseSpecial(false);
+        t = s.prefill("ee<|endoftext|>et");
+        QVERIFY(t.size() > 3);
+        for (const StepTrace& x : t) QVERIFY(x.token != eot && !x.special);
+    }
+
     void prefillThenStepsEqualOneFullForward_data() { models_data(); }
     void prefillThenStepsEqualOneFullForward() {
         QFETCH(QString, model);

@@ -79,9 +79,15 @@ void TokenStrip::paintEvent(QPaintEvent*) {
     for (int i = 0; i < static_cast<int>(rects.size()); ++i) {
         const bool prompt = i < store_->promptLength();
         const QRect r = rects[static_cast<size_t>(i)];
-        p.setPen(i == query ? QPen(QColor(0xE6, 0x6A, 0x00), 2.5)
-                            : QPen(palette().color(QPalette::Mid), 1));
-        p.setBrush(prompt ? palette().color(QPalette::AlternateBase) : QColor(0xCF, 0xE3, 0xF5));
+        // a special token (BOS, <|im_start|>, ...) on amber with a dashed edge
+        const bool special = store_->trace(i).special;
+        p.setPen(i == query
+                     ? QPen(QColor(0xE6, 0x6A, 0x00), 2.5)
+                     : QPen(special ? QColor(0x9A, 0x6A, 0x00) : palette().color(QPalette::Mid), 1,
+                            special ? Qt::DashLine : Qt::SolidLine));
+        p.setBrush(special  ? QColor(0xFF, 0xE9, 0xB3)
+                   : prompt ? palette().color(QPalette::AlternateBase)
+                            : QColor(0xCF, 0xE3, 0xF5));
         p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4);
         p.setPen(prompt ? palette().color(QPalette::Text) : QColor(0x0B, 0x3C, 0x6E));
         p.drawText(r, Qt::AlignCenter, tokenLabel(store_->trace(i).text));
@@ -106,13 +112,13 @@ bool TokenStrip::event(QEvent* e) {
         const int i = chipAt(help->pos());
         if (i >= 0) {
             const StepTrace& t = store_->trace(i);
-            QToolTip::showText(
-                help->globalPos(),
-                tr("token %1 · id %2 · %3")
-                    .arg(i)
-                    .arg(t.token)
-                    .arg(i < store_->promptLength() ? tr("prompt") : tr("generated")),
-                this);
+            QToolTip::showText(help->globalPos(),
+                               tr("token %1 · id %2 · %3%4")
+                                   .arg(i)
+                                   .arg(t.token)
+                                   .arg(i < store_->promptLength() ? tr("prompt") : tr("generated"))
+                                   .arg(t.special ? tr(" · special token") : QString()),
+                               this);
         } else {
             QToolTip::hideText();
         }

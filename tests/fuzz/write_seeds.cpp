@@ -38,6 +38,21 @@ int main(int argc, char** argv) {
             put(dir / "gguf" / name, bytes);
             put(dir / "session" / name, bytes);
         }
+    // the other families, float32: their loaders and forward passes (NEOX and partial RoPE,
+    // biases, fused tensors, post-norms, soft caps, a window)
+    for (kvscope::Arch arch : {kvscope::Arch::Qwen2, kvscope::Arch::Phi3, kvscope::Arch::Gemma,
+                               kvscope::Arch::Gemma2}) {
+        kvscope::RandomModelSpec s = kvscope::fuzz::tinySpec();
+        s.arch = arch;
+        s.nHeadKv = arch == kvscope::Arch::Phi3 ? s.nHead : 1;
+        if (arch == kvscope::Arch::Phi3) s.nRot = (s.nEmbd / s.nHead) / 2;
+        if (arch == kvscope::Arch::Gemma2) s.slidingWindow = 2;
+        const std::vector<uint8_t> b = kvscope::randomModel(s).toBytes();
+        const std::string bytes(b.begin(), b.end());
+        const std::string name = "model-" + std::to_string(n++);
+        put(dir / "gguf" / name, bytes);
+        put(dir / "session" / name, bytes);
+    }
     static const char kInvalid[] = "invalid: \xff\xfe \xc3 \xe2\x82 \xf0\x9f\x98";
     const std::vector<std::string> texts = {
         "In the beginning God created the heaven and the earth.",

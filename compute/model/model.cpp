@@ -237,6 +237,13 @@ Model Model::fromGguf(GgufFile file, int context) {
         readRope(f, arch, c);
     }
     if (gemma) c.embedScale = std::sqrt(static_cast<float>(c.nEmbd));
+    // Mistral's architecture slides a window over every layer. llama.cpp's converter does not
+    // write it (and llama.cpp reads none for llama), so a file has it only when written by
+    // hand; with it, every layer attends to the last `sliding_window` tokens.
+    if (c.arch == Arch::Llama && f.getUint(arch + ".attention.sliding_window").value_or(0) > 0) {
+        c.slidingWindow = hyper(f, arch, "attention.sliding_window", 1 << 24);
+        c.swaLayers.assign(static_cast<size_t>(c.nLayer), 1);
+    }
     if (c.arch == Arch::Gemma2) {
         c.postNorms = true;
         c.attnSoftcap = optionalFloat(f, arch + ".attn_logit_softcapping", 50.0f);

@@ -88,6 +88,8 @@ GgufWriter randomModel(const RandomModelSpec& s) {
         if (s.ropeOrigContext > 0)
             w.set(a + ".rope.scaling.original_context_length", u32(s.ropeOrigContext));
     }
+    if (s.arch == Arch::Llama && s.slidingWindow > 0)  // Mistral's window on every layer
+        w.set(a + ".attention.sliding_window", u32(s.slidingWindow));
     if (s.arch == Arch::Gemma2) {
         w.set(a + ".attn_logit_softcapping", GgufValue::f32(s.attnSoftcap));
         w.set(a + ".final_logit_softcapping", GgufValue::f32(s.finalSoftcap));

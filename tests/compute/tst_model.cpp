@@ -176,6 +176,9 @@ class TstModel : public QObject {
         QCOMPARE(lr.config.rope.nCtxOrig, 16);
         QCOMPARE(lr.config.rope.freqFactors.size(), size_t{4});
         QVERIFY(QString::fromStdString(g2.config.familyText()).contains("window 4 on 1 of 2"));
+        const Model mistral = load(randomModel(fixtures::familySpec("mistral")));
+        QCOMPARE(mistral.config.windowOf(0), 5);
+        QCOMPARE(mistral.config.windowOf(1), 5);
     }
 
     void unsupportedRopeScalingIsNamed() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "gguf/dequant.h"
 #include "cpu/quant_dot_impl.h"
 #include "gguf/dequant.h"
 
@@ -260,8 +261,10 @@ void gemvScalar(const TypeInfo& ti, const uint8_t* w, size_t rowBytes, int rows,
     }
 }
 
-// x to 8 bits per 32 values (see detail::QuantX). The scale is float32 (not f16 as in Q8_0 files),
-// q = round(x/d) in [-127, 127].
+// x to 8 bits per 32 values (see detail::QuantX), as llama.cpp's quantize_row_q8_0 does it:
+// d = max|x| / 127, q = round(x · (1/d)) in [-127, 127], and d kept as f16 (as Q8_0 blocks store
+// it), so that a Q8_0 matrix times x gives llama.cpp's very numbers. |x − d·q| ≤ d/2 + 127·|d −
+// f16(d)| ≤ max|x| · (1/254 + 1/2048).
 void quantizeX(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32) {
     for (int64_t b = 0; b < n / 32; ++b) {
         const float* xb = x + 32 * b;
@@ -273,8 +276,9 @@ void quantizeX(const float* x, int64_t n, int8_t* q, float* d, float* s16, float
         }
         // A NaN or infinity in x makes the block's scale NaN, so that it reaches the output
         // (as it does on the scalar path) instead of vanishing in the rounding to 8 bits.
-        const float db = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
-        const float id = finite && db > 0.0f ? 127.0f / amax : 0.0f;
+        const float d32 = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+        const float id = finite && d32 > 0.0f ? 1.0f / d32 : 0.0f;
+        const float db = finite ? f16ToF32(f32ToF16(d32)) : d32;
         int sums[2] = {0, 0};
         for (int i = 0; i < 32; ++i) {
             // round half away from zero, as llama.cpp's roundf (no library call per value);

@@ -9,10 +9,11 @@
 //
 // Accuracy. F32, F16 and BF16 are exact products accumulated in float32 on every path. For the
 // block types the SIMD paths (not the scalar one) first quantize x to 8 bits per 32 values with a
-// float32 scale dx = max|x|/127 (as llama.cpp does with Q8_0/Q8_K), then take integer dot products
-// of the weight quants with the x quants. The result is the exact dot product of the weights with
-// x̂ = dx·round(x/dx), up to float32 rounding, so the added error is bounded by
-//     |gemv - W·x| <= Σ_blocks (max_block|x| / 254) · Σ_block |w_i|      (+ float rounding).
+// scale dx = max|x|/127 stored as f16 (llama.cpp's Q8_0 activations; llama.cpp's K-quants use
+// 256 values and a float32 scale instead), then take integer dot products of the weight quants
+// with the x quants. The result is the exact dot product of the weights with x̂ = dx·q, up to
+// float32 rounding, so the added error is bounded by
+//     |gemv - W·x| <= Σ_blocks max_block|x|·(1/254 + 1/2048) · Σ_block |w_i|  (+ float rounding).
 // The bound is about 1% of Σ|w_i·x_i| for Gaussian x; the error itself is far smaller: on
 // 4096-wide rows quantized from Gaussian data, max 4.8e-4 and mean 1.0e-4 of Σ|w_i·x_i| (every
 // block type; bench_quant_dot prints it). Measured against the alternative (dequantizing the

@@ -158,7 +158,9 @@ inline std::vector<float> makeExactX(int64_t n, std::mt19937& rng) {
 struct Reference {
     double dot = 0;     // Σ w_i x_i in float64 over dequantizeRow's w
     double absDot = 0;  // Σ |w_i x_i|
-    double xBound = 0;  // Σ_32-blocks max|x|/254 · Σ |w_i|: the SIMD kernels' 8-bit x error bound
+    // Σ_32-blocks max|x|·(1/254 + 1/2048) · Σ |w_i|: the SIMD kernels' 8-bit x error bound (half
+    // a step of d = max|x|/127, plus 127 steps of d's rounding to f16, at most 2^-11·d)
+    double xBound = 0;
 };
 
 inline std::vector<Reference> reference(TensorType t, const uint8_t* w, size_t rowBytes, int rows,
@@ -177,7 +179,7 @@ inline std::vector<Reference> reference(TensorType t, const uint8_t* w, size_t r
                 amax = std::max(amax, std::fabs(xi));
                 wabs += std::fabs(wi);
             }
-            ref.xBound += amax / 254.0 * wabs;
+            ref.xBound += amax * (1.0 / 254.0 + 1.0 / 2048.0) * wabs;
         }
     }
     return out;

@@ -857,7 +857,7 @@ class TstLlamaCppParity : public QObject {
               qPrintable(reference_["llamaCpp"].toString()),
               qPrintable(reference_["nodeLlamaCpp"].toString()));
         const auto line = [](const SummaryRow& r) {
-            qInfo("| %-14s | %-45s | %-7s | %-25s | %-20s | %-20s |", qPrintable(r.family),
+            qInfo("| %-20s | %-45s | %-7s | %-28s | %-23s | %-23s |", qPrintable(r.family),
                   qPrintable(r.tokenizer), qPrintable(r.backend), qPrintable(r.matched),
                   qPrintable(r.worstDp), qPrintable(r.worstDlogit));
         };

@@ -185,6 +185,9 @@ class GgufWriter {
     void setAlignment(uint32_t alignment);  // also writes general.alignment; power of two
     // Setting general.alignment directly works like setAlignment (UINT32 power of two, or Error).
     void set(const std::string& key, GgufValue value);
+    // Removes key (general.alignment: back to 32); false if it was not set.
+    bool erase(const std::string& key);
+    std::vector<std::string> keys() const;  // in the order they will be written
     // ne in ggml order (ne[0] contiguous); data.size() must equal tensorBytes(type, prod(ne)).
     // Throws Error on a repeated name, 0 or more than 4 dimensions, a zero dimension, an ne[0]
     // that is not a whole number of blocks, or a size mismatch.

@@ -100,6 +100,22 @@ void GgufWriter::set(const std::string& key, GgufValue value) {
     kv_.emplace_back(key, std::move(value));
 }
 
+bool GgufWriter::erase(const std::string& key) {
+    const auto it =
+        std::find_if(kv_.begin(), kv_.end(), [&](const auto& kv) { return kv.first == key; });
+    if (it == kv_.end()) return false;
+    kv_.erase(it);
+    if (key == kAlignmentKey) alignment_ = 32;
+    return true;
+}
+
+std::vector<std::string> GgufWriter::keys() const {
+    std::vector<std::string> out;
+    out.reserve(kv_.size());
+    for (const auto& kv : kv_) out.push_back(kv.first);
+    return out;
+}
+
 void GgufWriter::addTensor(const std::string& name, TensorType type, std::vector<uint64_t> ne,
                            std::vector<uint8_t> data) {
     const std::string where = cat("GgufWriter: tensor '", name, "'");

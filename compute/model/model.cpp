@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <string_view>
 
 #include "core/error.h"
 #include "gguf/dequant.h"
@@ -257,7 +258,17 @@ Model Model::fromGguf(GgufFile file, int context) {
         // Gemma 2 27B scales by n_embd / n_head rather than the head size (as llama.cpp does)
         if (c.nLayer == 46) c.attnScale = 1.0f / std::sqrt(static_cast<float>(c.nEmbd / c.nHead));
     }
-    Tokenizer tok = Tokenizer::fromGguf(f);
+    // The tokenizer's refusals name the key and value; this names the file too, as the model's
+    // own do (the reader's errors, e.g. a key of the wrong type, name it already).
+    Tokenizer tok = [&] {
+        try {
+            return Tokenizer::fromGguf(f);
+        } catch (const Error& e) {
+            const std::string prefix = f.path() + ": ";
+            if (std::string_view(e.what()).starts_with(prefix)) throw;
+            throw Error(prefix + e.what());
+        }
+    }();
     c.nVocab = static_cast<int>(tok.vocabSize());
     // tokenizer.ggml.add_bos_token, else llama.cpp's default for the tokenizer (SentencePiece
     // and Llama 3's BPE add it)

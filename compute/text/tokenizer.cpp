@@ -635,7 +635,7 @@ std::string readText(const GgufFile& file, std::string_view key) {
 }  // namespace
 
 Tokenizer Tokenizer::fromGguf(const GgufFile& file) {
-    const char* reads = "KVScope reads \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)";
+    const char* reads = "KVScope reads 'gpt2' (byte-level BPE) and 'llama' (SentencePiece)";
     const std::optional<std::string> model = file.getString("tokenizer.ggml.model");
     if (!model) throw Error(std::string("tokenizer.ggml.model is missing; ") + reads);
     TokenizerKind kind;
@@ -644,7 +644,7 @@ Tokenizer Tokenizer::fromGguf(const GgufFile& file) {
     } else if (*model == "llama") {
         kind = TokenizerKind::SentencePiece;
     } else {
-        throw Error("tokenizer.ggml.model = \"" + *model + "\"" + modelKind(*model) +
+        throw Error("tokenizer.ggml.model = '" + *model + "'" + modelKind(*model) +
                     " is not supported; " + reads);
     }
     const bool spm = kind == TokenizerKind::SentencePiece;

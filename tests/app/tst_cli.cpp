@@ -9,6 +9,8 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include "gguf/gguf.h"
+#include "model/random_model.h"
 #include "model_fixtures.h"
 #include "opencl/device_list.h"
 #include "text/tokenizer.h"
@@ -443,6 +445,40 @@ class TstCli : public QObject {
         const Run r = runKvscope(args);
         QCOMPARE(r.code, 1);
         QVERIFY2(QString::fromUtf8(r.err).contains(message), r.err.constData());
+    }
+
+    // A file KVScope cannot read is refused by every command that loads it, before any work:
+    // exit 1, and stderr names the key and the value it holds (and the file).
+    void refusesWhatItCannotRead_data() {
+        QTest::addColumn<QString>("key");
+        QTest::addColumn<QString>("value");
+        QTest::newRow("architecture") << "general.architecture"
+                                      << "mamba";
+        QTest::newRow("pre-tokenizer") << "tokenizer.ggml.pre"
+                                       << "made-up-pre";
+        QTest::newRow("tokenizer model") << "tokenizer.ggml.model"
+                                         << "bert";
+        QTest::newRow("rope scaling") << "llama.rope.scaling.type"
+                                      << "made-up-scaling";
+    }
+    void refusesWhatItCannotRead() {
+        QFETCH(QString, key);
+        QFETCH(QString, value);
+        GgufWriter w = randomModel(fixtures::llamaGqaSpec());
+        w.set(key.toStdString(), GgufValue::str(value.toStdString()));
+        const QString path = dir_.filePath("refused-" + value + ".gguf");
+        w.write(path.toStdString());
+        const QString expected = key + " = '" + value + "'";
+        for (const QStringList& args : {QStringList{"decode", "--model", path, "--prompt", "x"},
+                                        QStringList{"info", "--model", path}}) {
+            const Run r = runKvscope(args);
+            const QString err = QString::fromUtf8(r.err);
+            QVERIFY2(r.code == 1, qPrintable(args.join(' ') + " exited " + QString::number(r.code) +
+                                             ": " + err));
+            QVERIFY2(err.contains(expected) && err.contains(path),
+                     qPrintable(args.first() + ": " + err));
+            QVERIFY2(r.out.isEmpty(), r.out.constData());
+        }
     }
 
     // `devices --json` parses and lists exactly what the OpenCL runtime lists.

@@ -146,6 +146,16 @@ void TstGguf::keyOrderAndReplacement() {
     QCOMPARE(f.alignment(), 32u);
     QVERIFY(f.find("general.alignment") == nullptr);
     QCOMPARE(f.path(), std::string("<memory>"));
+
+    // erase: the others keep their order; general.alignment goes back to 32
+    w.setAlignment(64);
+    QCOMPARE(w.keys(), (std::vector<std::string>{"zeta", "alpha", "mu", "general.alignment"}));
+    QVERIFY(w.erase("alpha"));
+    QVERIFY(!w.erase("alpha"));
+    QVERIFY(w.erase("general.alignment"));
+    const GgufFile g = GgufFile::fromBytes(w.toBytes());
+    QCOMPARE(g.keyOrder(), (std::vector<std::string>{"zeta", "mu"}));
+    QCOMPARE(g.alignment(), 32u);
 }
 
 void TstGguf::tensorRoundTrip_data() {

@@ -145,6 +145,36 @@ class TstModel : public QObject {
         }
     }
 
+    // The tokenizer's refusals name the file before the key and value, once: the model's own
+    // refusals do, and so do the reader's (a key of the wrong type).
+    void tokenizerRefusalsNameTheFile_data() {
+        QTest::addColumn<QString>("key");
+        QTest::addColumn<bool>("asString");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("unknown pre-tokenizer")
+            << "tokenizer.ggml.pre" << true
+            << "m.gguf: tokenizer.ggml.pre = 'x' is a pre-tokenizer";
+        QTest::newRow("unsupported tokenizer model")
+            << "tokenizer.ggml.model" << true
+            << "m.gguf: tokenizer.ggml.model = 'x' is not supported";
+        QTest::newRow("wrong type")
+            << "tokenizer.ggml.pre" << false << "m.gguf: key 'tokenizer.ggml.pre' has type UINT32";
+    }
+    void tokenizerRefusalsNameTheFile() {
+        QFETCH(QString, key);
+        QFETCH(bool, asString);
+        QFETCH(QString, expected);
+        GgufWriter w = randomModel(fixtures::gpt2Spec());
+        w.set(key.toStdString(), asString ? GgufValue::str("x") : GgufValue::u32(1));
+        try {
+            load(w);
+            QFAIL("loaded");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).startsWith(expected), e.what());
+            QCOMPARE(QString(e.what()).count("m.gguf"), 1);
+        }
+    }
+
     // Each family's traits come from its metadata and tensors, as llama.cpp reads them.
     void familiesReadTheirTraits() {
         const Model qwen = load(randomModel(fixtures::familySpec("qwen2")));

@@ -763,16 +763,16 @@ void TstTokenizer::fromGgufRefuses_data() {
     QTest::addColumn<bool>("withMerges");
     QTest::addColumn<QStringList>("fragments");
     // Every other tokenizer.ggml.model llama.cpp knows is refused, naming the key and value.
-    const QString reads = "KVScope reads \"gpt2\" (byte-level BPE) and \"llama\" (SentencePiece)";
+    const QString reads = "KVScope reads 'gpt2' (byte-level BPE) and 'llama' (SentencePiece)";
     for (const char* model : {"bert", "t5", "rwkv", "none", "no_vocab", "ugm", "plamo2", "gemma4",
                               "hybriddna", "GPT2"}) {
         QTest::newRow(model) << QByteArray(model) << true << true
-                             << QStringList{"tokenizer.ggml.model = \"" + QString(model) + "\"",
+                             << QStringList{"tokenizer.ggml.model = '" + QString(model) + "'",
                                             "is not supported", reads};
     }
     QTest::newRow("bert kind") << QByteArray("bert") << true << true
-                               << QStringList{"\"bert\" (WordPiece)"};
-    QTest::newRow("t5 kind") << QByteArray("t5") << true << true << QStringList{"\"t5\" (Unigram)"};
+                               << QStringList{"'bert' (WordPiece)"};
+    QTest::newRow("t5 kind") << QByteArray("t5") << true << true << QStringList{"'t5' (Unigram)"};
     QTest::newRow("no model") << QByteArray() << true << true
                               << QStringList{"tokenizer.ggml.model", "missing"};
     QTest::newRow("no tokens") << QByteArray("gpt2") << false << true

@@ -10,7 +10,7 @@
 // prints one JSON object on stdout:
 //   { "nodeLlamaCpp": "3.22.1", "llamaCpp": "<release>",
 //     "jobs": [ { "model": "a.gguf",
-//                 "vocab": { "size", "bos", "eos", "addBos", "type" },
+//                 "vocab": { "size", "bos", "eos", "addBos", "addEos", "type" },
 //                 "tokenize": [ { "text", "plain": [ids], "special": [ids] } ],
 //                 "decode": [ { "token": id, "top": [[id, p], ...], "gap": logit1 - logit2,
 //                               "logits": [...] } ] } ] }
@@ -120,6 +120,7 @@ for (const job of request.jobs) {
             bos: model.tokens.bos ?? null,
             eos: model.tokens.eos ?? null,
             addBos: model.tokens.shouldPrependBosToken,
+            addEos: model.tokens.shouldAppendEosToken,
             type: model.vocabularyType,
         };
         if (job.tokenize)

@@ -124,7 +124,6 @@ void MainWindow::updateSummary() {
     QString html = "<table cellspacing=2>";
     html += row.arg(tr("Name"), QString::fromStdString(c.name).toHtmlEscaped());
     html += row.arg(tr("Architecture"), QString::fromStdString(c.archName));
-    html += row.arg(tr("Tokenizer"), QString::fromStdString(s.tokenizer).toHtmlEscaped());
     html += row.arg(tr("Layers")).arg(c.nLayer);
     html += row.arg(tr("Heads")).arg(c.nHead);
     html += row.arg(tr("KV heads")).arg(c.nHeadKv);
@@ -138,8 +137,9 @@ void MainWindow::updateSummary() {
     html += row.arg(tr("KV at full context"),
                     bytesText(static_cast<double>(s.kvBytesPerToken) * c.nCtx));
     html += "</table>";
-    html += tr("<p style='color:gray'>%1</p>")
-                .arg(QString::fromStdString(c.familyText()).toHtmlEscaped());
+    html += tr("<p style='color:gray'>%1.<br>Tokenizer: %2.</p>")
+                .arg(QString::fromStdString(c.familyText()).toHtmlEscaped(),
+                     QString::fromStdString(s.tokenizer).toHtmlEscaped());
     const size_t elements = c.kvBytesPerToken(1);
     html += tr("<p style='color:gray'>KV per token = 2 × %1 layers × %2 KV heads × %3 × %4 B</p>")
                 .arg(c.nLayer)

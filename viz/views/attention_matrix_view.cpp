@@ -295,7 +295,9 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         p.setPen(edge);
         p.drawLine(QPointF(m.left(), m.top() + window * cell),
                    QPointF(m.left() + (rows_ - window) * cell, m.top() + rows_ * cell));
-        if (m.width() >= 240) {
+        // the label where the triangle below the band has room for it (its legs are
+        // (rows - window) cells long)
+        if (m.width() >= 240 && (rows_ - window) * cell >= 0.75 * m.width()) {
             p.setFont(th.labelFont);
             p.setPen(th.mutedText);
             p.drawText(QRect(m.left() + 8, m.top() + m.height() * 2 / 3, m.width() / 2 - 8,

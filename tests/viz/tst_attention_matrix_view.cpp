@@ -51,6 +51,64 @@ class TstAttentionMatrixView : public QObject {
   private slots:
     void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
 
+    // 905 tokens in a view with fewer pixels than rows: the matrix is fitted (never clipped),
+    // each pixel block pools k × k cells, the caption says so, and the bottom of the drawn
+    // matrix is the newest rows: its pixels are the colours of the largest (or mean) weight of
+    // each block of those rows, computed here from the trace.
+    void longContextIsFittedAndPooledDownToTheNewestRow() {
+        RandomModelSpec spec = fixtures::gpt2Spec();
+        spec.nCtx = 1024;
+        DecodedStore d(fixtures::makeModel(spec));
+        d.prefill(kPrompt);
+        d.steps(905 - d.store.count());
+        QCOMPARE(d.store.count(), 905);
+        AttentionMatrixView view(&d.store);
+        view.resize(900, 700);
+        d.store.pinQuery(0);  // the inspected row's outline away from the newest rows
+        const int k = view.poolFactor();
+        QVERIFY2(k >= 2, qPrintable(QString::number(k)));
+        const QRect m = view.matrixRect();
+        QVERIFY(QRect(QPoint(0, 0), view.size()).contains(m));
+        const int blocks = (905 + k - 1) / k;
+        const ColorScale scale = ColorScale::weights();
+        const int layer = d.store.layer(), head = d.store.head();
+        for (const auto mode :
+             {AttentionMatrixView::Pooling::Max, AttentionMatrixView::Pooling::Mean}) {
+            view.setPooling(mode);
+            const QImage shot = view.grab().toImage();
+            const double px = m.width() / double(blocks);
+            const int bi = blocks - 1;  // the last block row holds the newest token's row
+            for (int bj = 0; bj <= bi; ++bj) {
+                float best = 0;
+                double sum = 0;
+                int count = 0;
+                for (int r = bi * k; r < 905; ++r) {
+                    const std::span<const float> row = d.store.attentionRow(r, layer, head);
+                    for (int c = bj * k; c < std::min(r + 1, (bj + 1) * k); ++c) {
+                        best = std::max(best, row[static_cast<size_t>(c)]);
+                        sum += row[static_cast<size_t>(c)];
+                        ++count;
+                    }
+                }
+                const float expected =
+                    mode == AttentionMatrixView::Pooling::Max ? best : float(sum / count);
+                QCOMPARE(view.pooledValue(bi, bj), expected);
+                // the block's centre pixel (away from the outline of the inspected row)
+                const QPoint at(m.left() + int((bj + 0.5) * px), m.top() + int((bi + 0.5) * px));
+                const QRgb got = shot.pixel(at);
+                const QRgb want = scale.rgb(expected);
+                QVERIFY2(std::abs(qRed(got) - qRed(want)) <= 2 &&
+                             std::abs(qGreen(got) - qGreen(want)) <= 2 &&
+                             std::abs(qBlue(got) - qBlue(want)) <= 2,
+                         qPrintable(QString("block %1: pixel %2, colour of %3 is %4")
+                                        .arg(bj)
+                                        .arg(got, 0, 16)
+                                        .arg(expected)
+                                        .arg(want, 0, 16)));
+            }
+        }
+    }
+
     void models_data() { fixtures::addModelRows(); }
 
     void emptyStateBeforePrefill() {

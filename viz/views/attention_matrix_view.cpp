@@ -2,7 +2,9 @@
 // the reveal of the new row, tooltips and row clicks.
 #include "views/attention_matrix_view.h"
 
+#include <QContextMenuEvent>
 #include <QHelpEvent>
+#include <QMenu>
 #include <QMouseEvent>
 #include <QPaintEngine>
 #include <QPainter>
@@ -56,6 +58,7 @@ AttentionMatrixView::AttentionMatrixView(TraceStore* store, QWidget* parent)
         while (labels_.size() > n) labels_.removeLast();
         if (animatedRow_ >= n) transition_->finish();
         scaledDirty_ = true;
+        pooledRows_ = -1;
         if (n == 0) rebuild();  // the empty state's message
         update();
     });
@@ -105,6 +108,7 @@ void AttentionMatrixView::rebuild() {
     values_.clear();
     labels_.clear();
     scaledDirty_ = true;
+    pooledRows_ = -1;
     emptyMessage_.clear();
     if (!store_->hasModel()) {
         emptyMessage_ = tr("Load a model to see its attention matrices.");
@@ -143,6 +147,7 @@ void AttentionMatrixView::appendRow(int index) {
     writeImageRow(index);
     rows_ = index + 1;
     scaledDirty_ = true;
+    pooledRows_ = -1;
     animatedRow_ = index;
     transition_->start();
     update();
@@ -154,12 +159,26 @@ QRect AttentionMatrixView::titleRect() const {
     return {kMargin, kMargin, width() - 2 * kMargin, h};
 }
 
+int AttentionMatrixView::availableSide() const {
+    const QRect title = titleRect();
+    const int top = title.bottom() + 1 + 12 + kColLabelH;
+    const int left = kMargin + kRowLabelW;
+    return std::max(1, std::min(width() - left - kMargin, height() - top - kMargin));
+}
+
+int AttentionMatrixView::poolFactor() const {
+    const int side = availableSide();
+    return rows_ <= side ? 1 : (rows_ + side - 1) / side;
+}
+
 QRect AttentionMatrixView::matrixRect() const {
     if (rows_ == 0) return {};
     const QRect title = titleRect();
     const int top = title.bottom() + 1 + 12 + kColLabelH;
     const int left = kMargin + kRowLabelW;
-    const int side = std::max(rows_, std::min(width() - left - kMargin, height() - top - kMargin));
+    const int side = availableSide();
+    const int k = poolFactor();
+    if (k > 1) return {left, top, side, side};  // blocks of k × k cells fill the space
     // Whole pixels per cell when cells are large, so that every cell is drawn the same; small
     // cells fill the space (a pixel more or less per cell does not show).
     const int cell = side / rows_;
@@ -167,9 +186,59 @@ QRect AttentionMatrixView::matrixRect() const {
     return {left, top, drawn, drawn};
 }
 
+void AttentionMatrixView::setPooling(Pooling pooling) {
+    if (pooling == pooling_) return;
+    pooling_ = pooling;
+    update();
+}
+
+float AttentionMatrixView::pooledValue(int bi, int bj) const {
+    const int k = poolFactor();
+    float best = 0.0f;
+    double sum = 0;
+    int count = 0;
+    for (int r = bi * k; r < std::min(rows_, (bi + 1) * k); ++r)
+        for (int c = bj * k; c < std::min(r + 1, (bj + 1) * k); ++c) {
+            const float v = values_[static_cast<size_t>(r)][static_cast<size_t>(c)];
+            best = std::max(best, v);
+            sum += v;
+            ++count;
+        }
+    if (count == 0) return std::numeric_limits<float>::quiet_NaN();
+    return pooling_ == Pooling::Max ? best : static_cast<float>(sum / count);
+}
+
+const QImage& AttentionMatrixView::pooledImage() const {
+    const int k = poolFactor();
+    if (pooledRows_ == rows_ && pooledK_ == k && pooledMode_ == pooling_) return pooled_;
+    const int blocks = (rows_ + k - 1) / k;
+    const ColorScale scale = ColorScale::weights();
+    const QRgb masked = currentTheme().panel.rgb();
+    pooled_ = QImage(blocks, blocks, QImage::Format_RGB32);
+    for (int bi = 0; bi < blocks; ++bi) {
+        auto* line = reinterpret_cast<QRgb*>(pooled_.scanLine(bi));
+        for (int bj = 0; bj < blocks; ++bj) {
+            const float v =
+                bj <= bi ? pooledValue(bi, bj) : std::numeric_limits<float>::quiet_NaN();
+            line[bj] = std::isnan(v) ? masked : scale.rgb(v);
+        }
+    }
+    pooledRows_ = rows_;
+    pooledK_ = k;
+    pooledMode_ = pooling_;
+    return pooled_;
+}
+
 std::optional<QPoint> AttentionMatrixView::cellAt(const QPoint& pos) const {
     const QRect m = matrixRect();
     if (rows_ == 0 || !m.contains(pos)) return std::nullopt;
+    const int k = poolFactor();
+    if (k > 1) {  // the block's first cell
+        const double px = m.width() / static_cast<double>((rows_ + k - 1) / k);
+        const int c = std::min(rows_ - 1, static_cast<int>((pos.x() - m.left()) / px) * k);
+        const int r = std::min(rows_ - 1, static_cast<int>((pos.y() - m.top()) / px) * k);
+        return QPoint(c, r);
+    }
     const double cell = m.width() / static_cast<double>(rows_);
     const int c = std::min(rows_ - 1, static_cast<int>((pos.x() - m.left()) / cell));
     const int r = std::min(rows_ - 1, static_cast<int>((pos.y() - m.top()) / cell));
@@ -182,6 +251,16 @@ QString AttentionMatrixView::toolTipAt(const QPoint& pos) const {
     const int r = cell->y(), c = cell->x();
     const QString q = tr("query %1 “%2”").arg(r).arg(labels_[r]);
     const QString k = tr("key %1 “%2”").arg(c).arg(labels_[c]);
+    if (const int f = poolFactor(); f > 1) {
+        const float v = pooledValue(r / f, c / f);
+        if (std::isnan(v)) return tr("%1 → %2: masked (later tokens are not visible)").arg(q, k);
+        return tr("queries %1–%2 → keys %3–%4: %5 weight %6")
+            .arg(r)
+            .arg(std::min(rows_, r + f) - 1)
+            .arg(c)
+            .arg(std::min(rows_, c + f) - 1)
+            .arg(pooling_ == Pooling::Max ? tr("largest") : tr("mean"), formatValue(v));
+    }
     if (c > r) return tr("%1 → %2: masked (a later token is not visible)").arg(q, k);
     return tr("%1 → %2: weight %3").arg(q, k, formatValue(cellValue(r, c)));
 }
@@ -189,6 +268,7 @@ QString AttentionMatrixView::toolTipAt(const QPoint& pos) const {
 void AttentionMatrixView::resizeEvent(QResizeEvent* event) {
     QWidget::resizeEvent(event);
     scaledDirty_ = true;
+    pooledRows_ = -1;
 }
 
 QString AttentionMatrixView::titleText() const {
@@ -224,6 +304,13 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         tr("Row = query token, column = key token; later tokens are masked. "
            "Click a row to inspect it.");
     QString shortSub = tr("Rows: queries · columns: keys · click a row");
+    if (const int f = poolFactor(); f > 1) {  // the scale, where cells share a pixel
+        const QString scaleText = tr("1 pixel = %1 × %1 cells, %2")
+                                      .arg(f)
+                                      .arg(pooling_ == Pooling::Max ? tr("max") : tr("mean"));
+        longSub = tr("%1 tokens · %2 · rows: queries, columns: keys").arg(rows_).arg(scaleText);
+        shortSub = scaleText;
+    }
     if (window > 0) {  // a sliding-window layer says so first
         longSub = tr("Sliding window: each query sees the last %1 keys · rows: queries · "
                      "columns: keys")
@@ -242,7 +329,20 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     const QPaintEngine* engine = p.paintEngine();
     const bool vector =
         engine && (engine->type() == QPaintEngine::SVG || engine->type() == QPaintEngine::Pdf);
-    if (vector) {
+    if (const int f = poolFactor(); f > 1) {
+        // more rows than pixels: one block of f × f cells per pixel group, pooled
+        const QImage& pooled = pooledImage();
+        const double px = m.width() / static_cast<double>(pooled.width());
+        if (vector) {
+            p.fillRect(m, th.panel);  // the masked future, then the visible blocks
+            for (int r = 0; r < pooled.height(); ++r)
+                for (int c = 0; c <= r; ++c)
+                    p.fillRect(QRectF(m.left() + c * px, m.top() + r * px, px, px),
+                               QColor(pooled.pixel(c, r)));
+        } else {
+            p.drawImage(m, pooled);
+        }
+    } else if (vector) {
         // SVG and PDF exports: one rectangle per cell, so the figure stays sharp at any zoom.
         for (int r = 0; r < rows_; ++r)
             for (int c = 0; c < rows_; ++c)
@@ -359,6 +459,19 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
                                   kColLabelH - 8));
         p.restore();
     }
+}
+
+void AttentionMatrixView::contextMenuEvent(QContextMenuEvent* event) {
+    QMenu menu(this);
+    QAction* byMax = menu.addAction(tr("Pool cells by their largest weight"));
+    QAction* byMean = menu.addAction(tr("Pool cells by their mean weight"));
+    for (QAction* a : {byMax, byMean}) a->setCheckable(true);
+    byMax->setChecked(pooling_ == Pooling::Max);
+    byMean->setChecked(pooling_ == Pooling::Mean);
+    if (poolFactor() == 1) menu.addSection(tr("(every cell has its pixels now)"));
+    const QAction* chosen = menu.exec(event->globalPos());
+    if (chosen == byMax) setPooling(Pooling::Max);
+    if (chosen == byMean) setPooling(Pooling::Mean);
 }
 
 void AttentionMatrixView::mousePressEvent(QMouseEvent* event) {

@@ -20,6 +20,10 @@ class Transition;
 class AttentionMatrixView : public QWidget {
     Q_OBJECT
   public:
+    // How cells share a pixel when the matrix has more rows than the view has pixels: the
+    // largest weight of the block (a sharp head stays visible) or their mean.
+    enum class Pooling { Max, Mean };
+
     explicit AttentionMatrixView(TraceStore* store, QWidget* parent = nullptr);
 
     QSize sizeHint() const override;
@@ -33,13 +37,21 @@ class AttentionMatrixView : public QWidget {
     float cellValue(int r, int c) const;
     // The colour painted for cell (r, c) (one image pixel per cell). Precondition: r, c < rows().
     QRgb cellColor(int r, int c) const { return image_.pixel(c, r); }
-    QRect matrixRect() const;  // where the rows() × rows() cells are drawn
+    QRect matrixRect() const;  // where the rows() × rows() cells are drawn (fitted, never clipped)
+    // Cells per pixel side: 1 while every row has a pixel, else k (a k × k block per pixel).
+    int poolFactor() const;
+    Pooling pooling() const { return pooling_; }
+    void setPooling(Pooling pooling);
+    // The value a k × k block is drawn with (block bi, bj: rows bi·k.., keys bj·k..), over its
+    // visible cells (c <= r); NaN when none is visible.
+    float pooledValue(int bi, int bj) const;
     std::optional<QPoint> cellAt(const QPoint& pos) const;  // (x = key c, y = query r)
     QString toolTipAt(const QPoint& pos) const;             // empty outside the cells
     double transitionProgress() const;
 
   protected:
     void paintEvent(QPaintEvent* event) override;
+    void contextMenuEvent(QContextMenuEvent* event) override;
     void resizeEvent(QResizeEvent* event) override;
     void mousePressEvent(QMouseEvent* event) override;
     bool event(QEvent* event) override;
@@ -50,6 +62,8 @@ class AttentionMatrixView : public QWidget {
     void writeImageRow(int r);  // colours of row r into image_
     QRect titleRect() const;
     QString titleText() const;
+    int availableSide() const;          // pixels the matrix may take on each side
+    const QImage& pooledImage() const;  // (blocks × blocks) at poolFactor(), cached
 
     TraceStore* store_;
     Transition* transition_;
@@ -60,6 +74,10 @@ class AttentionMatrixView : public QWidget {
     QImage image_;                            // (capacity, capacity) one pixel per cell
     mutable QImage scaled_;                   // image_'s top-left rows_ × rows_ at the drawn size
     mutable bool scaledDirty_ = true;
+    Pooling pooling_ = Pooling::Max;
+    mutable QImage pooled_;
+    mutable int pooledRows_ = -1, pooledK_ = 0;
+    mutable Pooling pooledMode_ = Pooling::Max;
     QString emptyMessage_;
 };
 

@@ -27,7 +27,9 @@ struct ReplayTimes {
 struct SessionOptions {
     bool useCache = true;      // false: recompute mode
     bool captureTrace = true;  // fill q, k, v and attention rows in each StepTrace
-    int topLogits = 10;        // how many (id, logit) pairs each step's trace keeps
+    // How many (id, logit) pairs each token's trace keeps (generated and prompt tokens); 0: no
+    // distributions, and the prefill asks only for the last position's logits.
+    int topLogits = 10;
     // Special-token text in a prompt ("<|begin_of_text|>", "<start_of_turn>") becomes that one
     // token, as llama.cpp's parse_special; false reads it as plain text.
     bool parseSpecial = true;
@@ -95,7 +97,11 @@ class DecodeSession {
     [[noreturn]] void restore(const Saved& saved, const std::exception& cause);
     StepTrace stepImpl(const int32_t* forced);
     // Runs tokens_ from `from` (cached mode) or from 0 (recompute mode); traces from `from`.
-    void run(size_t from, std::vector<StepTrace>* traces);
+    // all: if not null, gets every position's logits (n, n_vocab) and logits_ the last row.
+    void run(size_t from, std::vector<StepTrace>* traces, std::vector<float>* all = nullptr);
+    // Fills s's distribution fields (top, topText, topSpecial, logZ, chosen*, entropy) from the
+    // logits (n_vocab) that chose `token`.
+    void describe(StepTrace& s, std::span<const float> logits, int32_t token) const;
 
     std::shared_ptr<Backend> backend_;
     const Tokenizer& tokenizer_;

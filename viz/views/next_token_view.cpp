@@ -76,6 +76,9 @@ std::vector<NextTokenBar> nextTokenBars(const StepTrace& t, const NextTokenSetti
     if (greedy) keep = 1;
     double kept = 0;
     for (size_t i = 0; i < keep; ++i) kept += q[i];
+    // No cutoff at all: the draw is over the whole vocabulary, so "after" is p itself (not p
+    // renormalised over the stored candidates)
+    if (!greedy && s.topK <= 0 && s.topP >= 1.0 && s.minP <= 0) kept = 1;
     for (size_t i = 0; i < n; ++i) {
         NextTokenBar b;
         b.id = t.top[i].first;
@@ -279,7 +282,7 @@ QString NextTokenView::summary() const {
                       entropyExact
                           ? tr("whole vocabulary, T = 1")
                           : tr("over the stored %1 candidates, renormalised").arg(bars_.size()));
-    if (cutoffBeyondStored())
+    if (!t.prompt && cutoffBeyondStored())
         lines << tr("These cutoffs may keep more than the stored %1 candidates: a draw may also "
                     "pick a token not shown here.")
                      .arg(bars_.size());
@@ -338,21 +341,28 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
     const QString text = summary();
     const QRect textBox(kMargin, 0, W - 2 * kMargin, H);
     const QRect need = fmL.boundingRect(textBox, Qt::TextWordWrap | Qt::AlignLeft, text);
-    const int summaryH = need.height() + 10;
-    // rows
+    const int summaryH = need.height() + 12;
+    // rows: the best candidates, and the chosen token on a row of its own when it is not
+    // among them (a prompt token the model did not expect)
+    int chosenAt = -1;
+    for (size_t r = 0; r < bars_.size(); ++r)
+        if (bars_[r].chosen) chosenAt = static_cast<int>(r);
     const int rowH = std::max(fmL.height() + 6, 20);
     const int headerH = fmS.height() + 4;
-    const int avail = H - y - headerH - summaryH - 4;
+    const int avail = H - y - headerH - summaryH - fmS.height() - 8;
     shownRows_ = std::clamp(avail / rowH, 1, static_cast<int>(bars_.size()));
-    // columns: rank · token · logit · bar · p · after
+    const bool extraRow = chosenAt < 0 || chosenAt >= shownRows_;
+    if (extraRow && shownRows_ > 1) --shownRows_;
+    // columns: rank · token · logit · bar · p · after · tags
     int labelW = fmL.horizontalAdvance(QStringLiteral("MMMMMMMM"));
     for (int r = 0; r < shownRows_; ++r)
         labelW = std::max(labelW, fmL.horizontalAdvance(bars_[static_cast<size_t>(r)].label) + 8);
     labelW = std::min(labelW, W / 4);
-    const int rankW = fmL.horizontalAdvance(QStringLiteral("#64")) + 8;
+    const int rankW = fmL.horizontalAdvance(QStringLiteral("#1000")) + 8;
     const int numW = fmL.horizontalAdvance(QStringLiteral("-00.00")) + 10;
     const int pctW = fmL.horizontalAdvance(QStringLiteral("100.0%")) + 12;
-    const int tagW = fmS.horizontalAdvance(tr("chosen · argmax")) + 12;
+    const QString chosenTag = t.prompt ? tr("in the prompt") : tr("chosen");
+    const int tagW = fmS.horizontalAdvance(chosenTag + tr(" · argmax")) + 12;
     const int xRank = kMargin, xLabel = xRank + rankW, xLogit = xLabel + labelW;
     const int xBar = xLogit + numW + 8;
     const int barW = std::max(60, W - kMargin - xBar - 2 * pctW - tagW);
@@ -372,9 +382,8 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
     y += headerH;
     const double maxP = std::max(1e-12, bars_.front().prob);
     const SeriesStyle series = seriesStyle(th);
-    for (int r = 0; r < shownRows_; ++r) {
-        const NextTokenBar& b = bars_[static_cast<size_t>(r)];
-        const int top = y + r * rowH;
+    // one row; a NaN prob: not known at this temperature
+    auto drawRow = [&](int top, int rank, const NextTokenBar& b) {
         if (b.chosen) {
             QColor hl = th.accent;
             hl.setAlpha(50);
@@ -383,30 +392,31 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
             p.setBrush(Qt::NoBrush);
             p.drawRect(QRectF(kMargin - 4, top, W - 2 * kMargin + 8, rowH - 1));
         }
-        const QColor textColor = b.kept ? th.text : th.mutedText;
+        const QColor textColor = b.kept || b.chosen ? th.text : th.mutedText;
         p.setFont(th.smallFont);
         p.setPen(th.mutedText);
         p.drawText(QRect(xRank, top, rankW, rowH), Qt::AlignLeft | Qt::AlignVCenter,
-                   QString("#%1").arg(r + 1));
+                   QString("#%1").arg(rank));
         p.setFont(th.labelFont);
         QRect labelRect(xLabel, top + 2, labelW - 6, rowH - 4);
-        if (b.special) {  // special tokens on amber, as the token strip marks them
+        if (b.special)  // special tokens on amber, as the token strip marks them
             p.fillRect(labelRect, QColor(255, 191, 0, 90));
-        }
         p.setPen(textColor);
         p.drawText(labelRect.adjusted(3, 0, 0, 0), Qt::AlignLeft | Qt::AlignVCenter,
                    fmL.elidedText(b.label, Qt::ElideRight, labelRect.width() - 4));
         p.drawText(QRect(xLogit, top, numW, rowH), Qt::AlignRight | Qt::AlignVCenter,
                    QString::number(b.logit, 'f', 2));
-        const int len = std::max(1, static_cast<int>(std::round(barW * b.prob / maxP)));
-        QColor fill = b.kept ? series.primary : th.grid;
-        p.fillRect(QRect(xBar, top + 3, len, rowH - 6), fill);
+        if (std::isfinite(b.prob)) {
+            const int len = std::max(1, static_cast<int>(std::round(barW * b.prob / maxP)));
+            p.fillRect(QRect(xBar, top + 3, len, rowH - 6), b.kept ? series.primary : th.grid);
+        }
         p.setPen(textColor);
-        p.drawText(QRect(xP, top, pctW, rowH), Qt::AlignRight | Qt::AlignVCenter, percent(b.prob));
+        p.drawText(QRect(xP, top, pctW, rowH), Qt::AlignRight | Qt::AlignVCenter,
+                   std::isfinite(b.prob) ? percent(b.prob) : QStringLiteral("–"));
         p.drawText(QRect(xAfter, top, pctW, rowH), Qt::AlignRight | Qt::AlignVCenter,
                    b.kept ? percent(b.keptProb) : QStringLiteral("–"));
         QStringList tags;
-        if (b.chosen) tags << tr("chosen");
+        if (b.chosen) tags << chosenTag;
         if (b.argmax) tags << tr("argmax");
         if (!tags.isEmpty()) {
             p.setFont(th.smallFont);
@@ -414,19 +424,34 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
             p.drawText(QRect(xTag + 6, top, tagW, rowH), Qt::AlignLeft | Qt::AlignVCenter,
                        tags.join(" · "));
         }
-    }
-    y += shownRows_ * rowH + 4;
+    };
+    for (int r = 0; r < shownRows_; ++r)
+        drawRow(y + r * rowH, r + 1, bars_[static_cast<size_t>(r)]);
+    y += shownRows_ * rowH;
+    p.setFont(th.smallFont);
+    p.setPen(th.mutedText);
     if (shownRows_ < static_cast<int>(bars_.size())) {
-        p.setFont(th.smallFont);
-        p.setPen(th.mutedText);
-        int chosenAt = -1;
-        for (size_t r = 0; r < bars_.size(); ++r)
-            if (bars_[r].chosen) chosenAt = static_cast<int>(r);
-        QString more = tr("%1 more stored candidates not drawn").arg(bars_.size() - shownRows_);
-        if (chosenAt >= shownRows_) more += tr("; the chosen one is #%1").arg(chosenAt + 1);
-        p.drawText(QRect(xLabel, y - 4, W - xLabel - kMargin, fmS.height()), Qt::AlignLeft, more);
-        y += fmS.height();
+        p.drawText(QRect(xLabel, y + 2, W - xLabel - kMargin, fmS.height()), Qt::AlignLeft,
+                   tr("⋮ %1 more stored candidates not drawn").arg(bars_.size() - shownRows_));
+        y += fmS.height() + 4;
     }
+    if (extraRow) {
+        NextTokenBar c;
+        if (chosenAt >= 0) {
+            c = bars_[static_cast<size_t>(chosenAt)];
+        } else {  // not among the stored: its logit and rank were stored on their own
+            c.id = t.token;
+            c.label = tokenLabel(t.text);
+            c.special = t.special;
+            c.logit = t.chosenLogit;
+            c.prob = settings_.temperature == 1.0 ? std::exp(double(t.chosenLogit) - t.logZ)
+                                                  : std::nan("");
+            c.chosen = true;
+        }
+        drawRow(y, chosenAt >= 0 ? chosenAt + 1 : t.chosenRank + 1, c);
+        y += rowH;
+    }
+    y += 4;
     p.setFont(th.labelFont);
     p.setPen(th.text);
     p.drawText(QRect(kMargin, y + 4, W - 2 * kMargin, H - y - 4),

@@ -109,9 +109,12 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
     std::vector<StepTrace> traces;
     const auto t0 = std::chrono::steady_clock::now();
     // Every position's logits when the traces keep distributions: prompt token i gets the
-    // prediction made after token i - 1 (n × n_vocab floats for the moment of the prefill).
+    // prediction made after token i - 1 (n × n_vocab floats for the moment of the prefill, so
+    // only up to kMaxPrefillLogits of them; a longer prompt's tokens get no distribution).
     std::vector<float> all;
-    const bool keepAll = options_.topLogits > 0;
+    const bool keepAll =
+        options_.topLogits > 0 &&
+        tokens_.size() * static_cast<size_t>(backend_->config().nVocab) <= kMaxPrefillLogits;
     try {
         run(0, options_.captureTrace ? &traces : nullptr, keepAll ? &all : nullptr);
     } catch (const std::exception& e) {

@@ -38,12 +38,18 @@ struct SessionOptions {
 
 class DecodeSession {
   public:
+    // The most logits (prompt tokens × n_vocab) a prefill keeps to give each prompt token the
+    // distribution that predicted it (256 MiB of floats); past it prompt tokens get none.
+    static constexpr size_t kMaxPrefillLogits = size_t{1} << 26;
+
     DecodeSession(std::shared_ptr<Backend> backend, const Tokenizer& tokenizer,
                   SessionOptions options = {});
 
     // Resets, then runs the prompt in one batched pass. Returns one trace per prompt token
-    // (hostMs of each is the whole prefill). Throws Error, leaving the session as it was, if
-    // the prompt is empty or longer than the context, or if the backend fails.
+    // (hostMs of each is the whole prefill; with topLogits > 0 token i > 0 carries the
+    // distribution the model predicted after token i - 1, see StepTrace::top). Throws Error,
+    // leaving the session as it was, if the prompt is empty or longer than the context, or if the
+    // backend fails.
     std::vector<StepTrace> prefill(std::string_view prompt);
     std::vector<StepTrace> prefillTokens(std::span<const int32_t> ids);
 

@@ -421,7 +421,7 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
         if (!tags.isEmpty()) {
             p.setFont(th.smallFont);
             p.setPen(b.chosen ? th.accent : th.mutedText);
-            p.drawText(QRect(xTag + 6, top, tagW, rowH), Qt::AlignLeft | Qt::AlignVCenter,
+            p.drawText(QRect(xTag + 6, top, tagW - 6, rowH), Qt::AlignLeft | Qt::AlignVCenter,
                        tags.join(" · "));
         }
     };

@@ -258,6 +258,9 @@ class TstNextTokenView : public QObject {
         view.resize(900, 620);
         QVERIFY(testing::pixelVariance(testing::render(view, "next-token")) > 1);
         QVERIFY(view.shownRows() >= 10);
+        view.setSettings({0.8, 10, 0.6, 0.05});  // some candidates greyed out
+        QVERIFY(testing::pixelVariance(testing::render(view, "next-token-cut")) > 1);
+        view.setSettings({});
         d.store.pinQuery(0);  // the first token: nothing predicted it
         QVERIFY(testing::pixelVariance(testing::render(view, "next-token-first")) > 1);
         d.store.pinQuery(2);

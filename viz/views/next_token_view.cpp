@@ -271,11 +271,12 @@ QString NextTokenView::summary() const {
     for (const NextTokenBar& b : bars_) kept += b.kept;
     const double T = settings_.temperature > 0 ? settings_.temperature : 1.0;
     lines << tr("Kept after the cutoffs: %1 of the %2 stored candidates, %3 of the probability "
-                "mass at T = %4; a draw picks among them in proportion to “after”.")
+                "mass at T = %4%5; a draw picks among them in proportion to “after”.")
                  .arg(kept)
                  .arg(bars_.size())
                  .arg(percent(keptMass()))
-                 .arg(settings_.temperature <= 0 ? tr("1 (greedy)") : QString::number(T));
+                 .arg(settings_.temperature <= 0 ? tr("1 (greedy)") : QString::number(T))
+                 .arg(settings_.temperature == 1.0 ? QString() : tr(" (of the stored ones)"));
     const bool entropyExact = settings_.temperature == 1.0 && std::isfinite(t.entropy);
     lines << tr("Entropy %1 bits (%2).")
                  .arg(QString::number(entropyBits(), 'f', 2),
@@ -372,11 +373,14 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
     p.drawText(QRect(xLabel, y, labelW, headerH), Qt::AlignLeft, tr("token"));
     p.drawText(QRect(xLogit, y, numW, headerH), Qt::AlignRight, tr("logit"));
     const double T = settings_.temperature > 0 ? settings_.temperature : 1.0;
-    p.drawText(QRect(xBar, y, barW, headerH), Qt::AlignLeft,
-               tr("probability at T = %1%2")
-                   .arg(T)
-                   .arg(exact_ ? QString()
-                               : tr(" (renormalised over the stored top %1)").arg(bars_.size())));
+    const QString barHead =
+        tr("probability at T = %1%2")
+            .arg(T)
+            .arg(settings_.temperature == 1.0 ? tr(" (whole vocabulary)")
+                                              : tr(" (over the stored %1)").arg(bars_.size()));
+    const int barHeadW = barW + pctW - fmS.horizontalAdvance(QStringLiteral("p")) - 8;
+    p.drawText(QRect(xBar, y, barHeadW, headerH), Qt::AlignLeft,
+               fmS.elidedText(barHead, Qt::ElideRight, barHeadW));
     p.drawText(QRect(xP, y, pctW, headerH), Qt::AlignRight, tr("p"));
     p.drawText(QRect(xAfter, y, pctW, headerH), Qt::AlignRight, tr("after"));
     y += headerH;

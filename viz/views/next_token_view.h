@@ -35,8 +35,8 @@ struct NextTokenBar {
     QString label;  // tokenLabel of its bytes
     bool special = false;
     float logit = 0;
-    double prob = 0;      // softmax(logit / T): over the whole vocabulary when exact, else over the
-                          // stored candidates
+    double prob = 0;      // softmax(logit / T): over the whole vocabulary at T = 1 (via logZ),
+                          // else over the stored candidates
     bool kept = false;    // survives top-k, top-p and min-p (what the sampler may draw from)
     double keptProb = 0;  // renormalised over the kept (0 when removed)
     bool chosen = false;  // the token the sequence has
@@ -46,8 +46,9 @@ struct NextTokenBar {
 // The bars of trace's distribution (trace.top, best first) under the settings, as the sampler
 // (runtime/sampler.cpp) would cut them: top-k, then softmax(logit / T) over the candidates, the
 // smallest prefix reaching top-p, those at least min-p × the best. Empty when the trace has no
-// distribution. exact (if given): whether every number is that of the whole vocabulary (T = 1,
-// via logZ, or top-k within the stored candidates) rather than renormalised over the stored ones.
+// distribution. exact (if given): whether the cut and the kept probabilities ("after") are those
+// the sampler computes over the whole vocabulary (T = 1 via logZ, greedy, or a top-k within the
+// stored candidates) rather than over the stored ones alone.
 std::vector<NextTokenBar> nextTokenBars(const StepTrace& trace, const NextTokenSettings& settings,
                                         bool* exact = nullptr);
 
@@ -65,7 +66,7 @@ class NextTokenView : public QWidget {
     // -- what is drawn (read-only, for tests)
     int index() const;  // the inspected token, -1 when none
     const std::vector<NextTokenBar>& bars() const { return bars_; }  // all stored candidates
-    bool exact() const { return exact_; }
+    bool exact() const { return exact_; }                            // as nextTokenBars' exact
     double keptMass() const;
     // Whether the cutoffs keep every stored candidate and may keep more of the vocabulary than
     // is stored (no top-k within the stored ones, top-p not reached among them; min-p cannot be

@@ -56,6 +56,7 @@ int runExport(const CliArgs& args) {
     auto backend = makeBackend(args, model, note);
     std::fprintf(stderr, "%s\n", note.c_str());
     SessionOptions sessionOptions;
+    sessionOptions.topLogits = 64;  // the next-token view's candidates
     sessionOptions.parseSpecial = !args.has("no-special");
     DecodeSession session(backend, model->tokenizer, sessionOptions);
     viz::runFigures(o, session,

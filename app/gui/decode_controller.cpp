@@ -62,6 +62,7 @@ void DecodeController::startBackend(std::shared_ptr<const Model> model, const Ba
     stop_.store(false);
     auto backend = createBackend(model, c, note);
     SessionOptions o;
+    o.topLogits = 64;  // the next-token view's candidates (prompt tokens too)
     o.sampler = sampler_;
     o.parseSpecial = parseSpecial_;
     auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);

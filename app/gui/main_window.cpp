@@ -33,6 +33,7 @@
 #include "views/attention_matrix_view.h"
 #include "views/cache_view.h"
 #include "views/calculator_panel.h"
+#include "views/next_token_view.h"
 #include "views/step_view.h"
 #include "views/token_strip.h"
 
@@ -250,6 +251,7 @@ void MainWindow::buildUi() {
     chartsLayout->addLayout(compareRow);
     tabs_->addTab(focusPage(charts), tr("Memory && latency"));
     tabs_->addTab(focusPage(new viz::CalculatorPanel(store_)), tr("Calculator"));
+    tabs_->addTab(focusPage(new viz::NextTokenView(store_)), tr("Next token"));
     auto* split = new QSplitter(Qt::Vertical);
     split->addWidget(stripScroll);
     split->addWidget(tabs_);

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -25,9 +26,19 @@ struct StepTrace {
     std::vector<float> v;     // (n_layer, n_head_kv, head_dim) the new value appended
     std::vector<float> attn;  // (n_layer, n_head, position + 1) the new attention row
 
-    // The distribution this token was sampled from, as the top logits: (id, logit), best first.
-    // Empty for prompt tokens.
-    std::vector<std::pair<int32_t, float>> top;
+    // The distribution that chose this token: for a generated token the logits it was sampled
+    // from; for prompt token i > 0 the model's prediction after token i - 1 (teacher forcing:
+    // what the model expected there). Empty for the first prompt token, which nothing predicts.
+    std::vector<std::pair<int32_t, float>> top;  // the top logits (id, logit), best first
+    std::vector<std::string> topText;            // the bytes of each top id (as `text`)
+    std::vector<uint8_t> topSpecial;             // 1 where that id is a special token
+    // Over the whole vocabulary at temperature 1, so that p(id) = exp(logit - logZ) is exact for
+    // any stored logit (NaN when top is empty):
+    float logZ = std::numeric_limits<float>::quiet_NaN();         // log sum_v exp(logit_v)
+    float chosenLogit = std::numeric_limits<float>::quiet_NaN();  // the logit of `token`
+    int chosenRank = -1;  // 0: `token` had the largest logit (ties: lower id first); -1: unknown
+    float entropy = std::numeric_limits<float>::quiet_NaN();  // nats, whole vocabulary, T = 1
+    bool hasDistribution() const { return !top.empty(); }
 
     double hostMs = 0;            // wall time of this step (for prompt tokens: the whole prefill)
     size_t kvBytes = 0;           // bytes of K and V the cache holds after this step

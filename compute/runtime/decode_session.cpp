@@ -1,7 +1,10 @@
 // DecodeSession: token bookkeeping, timing and sampling around Backend::forward.
 #include "runtime/decode_session.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <limits>
 
 #include "core/error.h"
 #include "text/tokenizer.h"
@@ -27,18 +30,56 @@ size_t DecodeSession::kvAllocatedBytes() const {
     return options_.useCache ? backend_->cacheAllocatedBytes() : 0;
 }
 
-void DecodeSession::run(size_t from, std::vector<StepTrace>* traces) {
+void DecodeSession::run(size_t from, std::vector<StepTrace>* traces, std::vector<float>* all) {
+    std::vector<float>& out = all ? *all : logits_;
     if (options_.useCache) {
         KVSCOPE_CHECK(static_cast<size_t>(backend_->cacheUsed()) == from,
                       "the cache holds " + std::to_string(backend_->cacheUsed()) +
                           " tokens where the session expects " + std::to_string(from));
-        backend_->forward(std::span(tokens_).subspan(from), false, logits_, traces);
+        backend_->forward(std::span(tokens_).subspan(from), all != nullptr, out, traces);
     } else {
         // No cache: every pass starts from an empty cache and recomputes K and V of all tokens.
         backend_->truncateCache(0);
-        backend_->forward(tokens_, false, logits_, traces, static_cast<int>(from));
+        backend_->forward(tokens_, all != nullptr, out, traces, static_cast<int>(from));
         backend_->truncateCache(0);
     }
+    if (all) {  // the last row is the distribution for the next token
+        const size_t nVocab = static_cast<size_t>(backend_->config().nVocab);
+        KVSCOPE_CHECK(all->size() >= nVocab && all->size() % nVocab == 0,
+                      "the backend returned " + std::to_string(all->size()) +
+                          " logits, expected whole rows of " + std::to_string(nVocab));
+        logits_.assign(all->end() - static_cast<std::ptrdiff_t>(nVocab), all->end());
+    }
+}
+
+void DecodeSession::describe(StepTrace& s, std::span<const float> logits, int32_t token) const {
+    // 1. the top logits with their text
+    s.top = topLogits(logits, options_.topLogits);
+    s.topText.clear();
+    s.topSpecial.clear();
+    for (const auto& [id, logit] : s.top) {
+        s.topText.push_back(tokenizer_.tokenBytes(id));
+        s.topSpecial.push_back(tokenizer_.isSpecial(id) ? 1 : 0);
+    }
+    // 2. log-sum-exp and entropy over the whole vocabulary (T = 1), in double
+    double maxLogit = -std::numeric_limits<double>::infinity();
+    for (float l : logits) maxLogit = std::max(maxLogit, static_cast<double>(l));
+    double sum = 0, weighted = 0;
+    for (float l : logits) {
+        const double e = std::exp(static_cast<double>(l) - maxLogit);
+        sum += e;
+        weighted += e * l;
+    }
+    const double logZ = maxLogit + std::log(sum);
+    s.logZ = static_cast<float>(logZ);
+    s.entropy = static_cast<float>(logZ - weighted / sum);  // H = logZ - E[logit]
+    // 3. the chosen token's logit and rank (ties: lower id first, as topLogits orders them)
+    const float chosen = logits[static_cast<size_t>(token)];
+    s.chosenLogit = chosen;
+    int rank = 0;
+    for (size_t v = 0; v < logits.size(); ++v)
+        if (logits[v] > chosen || (logits[v] == chosen && static_cast<int32_t>(v) < token)) ++rank;
+    s.chosenRank = rank;
 }
 
 std::vector<StepTrace> DecodeSession::prefill(std::string_view prompt) {
@@ -67,8 +108,15 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
     tokens_.assign(ids.begin(), ids.end());
     std::vector<StepTrace> traces;
     const auto t0 = std::chrono::steady_clock::now();
+    // Every position's logits when the traces keep distributions: prompt token i gets the
+    // prediction made after token i - 1 (n × n_vocab floats for the moment of the prefill, so
+    // only up to kMaxPrefillLogits of them; a longer prompt's tokens get no distribution).
+    std::vector<float> all;
+    const bool keepAll =
+        options_.topLogits > 0 &&
+        tokens_.size() * static_cast<size_t>(backend_->config().nVocab) <= kMaxPrefillLogits;
     try {
-        run(0, options_.captureTrace ? &traces : nullptr);
+        run(0, options_.captureTrace ? &traces : nullptr, keepAll ? &all : nullptr);
     } catch (const std::exception& e) {
         restore(before, e);
     }
@@ -90,6 +138,13 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
         s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
         s.kvBytes = kvBytes();
         s.kvAllocatedBytes = kvAllocatedBytes();
+        if (keepAll && s.position > 0) {
+            const size_t nVocab = static_cast<size_t>(backend_->config().nVocab);
+            describe(s,
+                     std::span<const float>(all).subspan(
+                         static_cast<size_t>(s.position - 1) * nVocab, nVocab),
+                     s.token);
+        }
     }
     return traces;
 }
@@ -114,7 +169,8 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     const auto t0 = std::chrono::steady_clock::now();
     const size_t pos = tokens_.size();
     const int32_t token = forced ? *forced : sampleToken(logits_, options_.sampler, pos);
-    std::vector<std::pair<int32_t, float>> top = topLogits(logits_, options_.topLogits);
+    StepTrace described;
+    if (options_.topLogits > 0) describe(described, logits_, token);
     std::vector<float> previous = logits_;
     tokens_.push_back(token);
     std::vector<StepTrace> traces;
@@ -131,7 +187,13 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     s.position = static_cast<int>(pos);
     s.text = tokenizer_.tokenBytes(token);
     s.special = tokenizer_.isSpecial(token);
-    s.top = std::move(top);
+    s.top = std::move(described.top);
+    s.topText = std::move(described.topText);
+    s.topSpecial = std::move(described.topSpecial);
+    s.logZ = described.logZ;
+    s.chosenLogit = described.chosenLogit;
+    s.chosenRank = described.chosenRank;
+    s.entropy = described.entropy;
     s.hostMs = msSince(t0);
     s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
     s.kvBytes = kvBytes();

@@ -27,7 +27,9 @@ struct ReplayTimes {
 struct SessionOptions {
     bool useCache = true;      // false: recompute mode
     bool captureTrace = true;  // fill q, k, v and attention rows in each StepTrace
-    int topLogits = 10;        // how many (id, logit) pairs each step's trace keeps
+    // How many (id, logit) pairs each token's trace keeps (generated and prompt tokens); 0: no
+    // distributions, and the prefill asks only for the last position's logits.
+    int topLogits = 10;
     // Special-token text in a prompt ("<|begin_of_text|>", "<start_of_turn>") becomes that one
     // token, as llama.cpp's parse_special; false reads it as plain text.
     bool parseSpecial = true;
@@ -36,12 +38,18 @@ struct SessionOptions {
 
 class DecodeSession {
   public:
+    // The most logits (prompt tokens × n_vocab) a prefill keeps to give each prompt token the
+    // distribution that predicted it (256 MiB of floats); past it prompt tokens get none.
+    static constexpr size_t kMaxPrefillLogits = size_t{1} << 26;
+
     DecodeSession(std::shared_ptr<Backend> backend, const Tokenizer& tokenizer,
                   SessionOptions options = {});
 
     // Resets, then runs the prompt in one batched pass. Returns one trace per prompt token
-    // (hostMs of each is the whole prefill). Throws Error, leaving the session as it was, if
-    // the prompt is empty or longer than the context, or if the backend fails.
+    // (hostMs of each is the whole prefill; with topLogits > 0 token i > 0 carries the
+    // distribution the model predicted after token i - 1, see StepTrace::top). Throws Error,
+    // leaving the session as it was, if the prompt is empty or longer than the context, or if the
+    // backend fails.
     std::vector<StepTrace> prefill(std::string_view prompt);
     std::vector<StepTrace> prefillTokens(std::span<const int32_t> ids);
 
@@ -95,7 +103,11 @@ class DecodeSession {
     [[noreturn]] void restore(const Saved& saved, const std::exception& cause);
     StepTrace stepImpl(const int32_t* forced);
     // Runs tokens_ from `from` (cached mode) or from 0 (recompute mode); traces from `from`.
-    void run(size_t from, std::vector<StepTrace>* traces);
+    // all: if not null, gets every position's logits (n, n_vocab) and logits_ the last row.
+    void run(size_t from, std::vector<StepTrace>* traces, std::vector<float>* all = nullptr);
+    // Fills s's distribution fields (top, topText, topSpecial, logZ, chosen*, entropy) from the
+    // logits (n_vocab) that chose `token`.
+    void describe(StepTrace& s, std::span<const float> logits, int32_t token) const;
 
     std::shared_ptr<Backend> backend_;
     const Tokenizer& tokenizer_;

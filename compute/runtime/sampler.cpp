@@ -1,5 +1,5 @@
 // Sampling: argmax, or softmax(logits / T) restricted to the top-k, then to the smallest
-// prefix whose mass reaches top-p, then one draw.
+// prefix whose mass reaches top-p, then to those at least min-p times the best, then one draw.
 #include "runtime/sampler.h"
 
 #include <algorithm>
@@ -53,9 +53,10 @@ std::vector<std::pair<int32_t, float>> topLogits(std::span<const float> logits, 
     return all;
 }
 
-int32_t sampleToken(std::span<const float> logits, const SamplerParams& p, uint64_t position) {
+std::vector<std::pair<int32_t, double>> keptTokens(std::span<const float> logits,
+                                                   const SamplerParams& p) {
     KVSCOPE_CHECK(!logits.empty(), "nothing to sample from: no logits");
-    if (p.temperature <= 0.0f || p.topK == 1) return topLogits(logits, 1).front().first;
+    if (p.temperature <= 0.0f || p.topK == 1) return {{topLogits(logits, 1).front().first, 1.0}};
 
     // 1. candidates: the top-k (or all), best first
     const int k = p.topK > 0 ? p.topK : static_cast<int>(logits.size());
@@ -80,16 +81,31 @@ int32_t sampleToken(std::span<const float> logits, const SamplerParams& p, uint6
             }
         }
     }
-    // 4. one draw over the kept mass
+    // 4. min-p: keep those at least minP times as likely as the best (a prefix too)
+    if (p.minP > 0.0f) {
+        size_t n = 1;
+        while (n < keep && prob[n] >= static_cast<double>(p.minP) * prob[0]) ++n;
+        keep = n;
+    }
+    // 5. renormalised over the kept
     const double kept =
         std::accumulate(prob.begin(), prob.begin() + static_cast<std::ptrdiff_t>(keep), 0.0);
-    const double u = uniformAt(p.seed, position) * kept;
+    std::vector<std::pair<int32_t, double>> out(keep);
+    for (size_t i = 0; i < keep; ++i) out[i] = {cand[i].first, prob[i] / kept};
+    return out;
+}
+
+int32_t sampleToken(std::span<const float> logits, const SamplerParams& p, uint64_t position) {
+    const std::vector<std::pair<int32_t, double>> kept = keptTokens(logits, p);
+    if (kept.size() == 1) return kept.front().first;
+    // one draw over the kept mass
+    const double u = uniformAt(p.seed, position);
     double acc = 0;
-    for (size_t i = 0; i < keep; ++i) {
-        acc += prob[i];
-        if (u < acc) return cand[i].first;
+    for (const auto& [id, prob] : kept) {
+        acc += prob;
+        if (u < acc) return id;
     }
-    return cand[keep - 1].first;
+    return kept.back().first;
 }
 
 }  // namespace kvscope

@@ -92,8 +92,8 @@ class TstCli : public QObject {
             QVERIFY(options > 0 || c == "devices");
         }
         const Run ex = runKvscope({"export", "--help"});
-        for (const char* v :
-             {"step", "attention", "heads", "cache", "memory", "latency", "calculator", "trace"})
+        for (const char* v : {"step", "attention", "heads", "cache", "memory", "latency",
+                              "calculator", "next", "trace"})
             QVERIFY2(ex.out.contains(v), v);
         QCOMPARE(runKvscope({"decode", "--model", gpt2_, "--prompt", "a", "--speed", "1"}).code, 2);
     }

@@ -480,6 +480,40 @@ class TstDecodeSession : public QObject {
         QCOMPARE(t.top.front().first, t.token);  // greedy picks the best logit
     }
 
+    // Every token but the first carries the distribution that chose it, the same in cached
+    // and recompute mode: prompt tokens from the prefill's logits of every position (teacher
+    // forcing), generated ones from the logits they were sampled from; topLogits 0 keeps none.
+    void everyTokenCarriesItsDistribution() {
+        const auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        std::vector<std::vector<StepTrace>> runs;
+        for (bool cache : {true, false}) {
+            SessionOptions o;
+            o.useCache = cache;
+            o.topLogits = 64;
+            DecodeSession s(std::make_shared<CpuBackend>(m), m->tokenizer, o);
+            std::vector<StepTrace> traces = s.prefill(kPrompt);
+            for (int k = 0; k < 4; ++k) traces.push_back(s.step());
+            runs.push_back(std::move(traces));
+        }
+        for (size_t i = 0; i < runs[0].size(); ++i) {
+            const StepTrace &a = runs[0][i], &b = runs[1][i];
+            QCOMPARE(a.hasDistribution(), i > 0);
+            QCOMPARE(b.hasDistribution(), i > 0);
+            if (i == 0) continue;
+            QCOMPARE(a.top.size(), size_t{64});
+            QCOMPARE(a.top.front().first, b.top.front().first);
+            QVERIFY(std::abs(a.logZ - b.logZ) < kTol * std::max(1.0f, std::abs(a.logZ)));
+            QVERIFY(std::abs(a.chosenLogit - b.chosenLogit) < 1e-3);
+            QVERIFY(a.chosenRank >= 0);
+            QVERIFY(std::exp(a.chosenLogit - a.logZ) <= 1.0f);
+        }
+        SessionOptions none;
+        none.topLogits = 0;
+        DecodeSession s(std::make_shared<CpuBackend>(m), m->tokenizer, none);
+        for (const StepTrace& t : s.prefill(kPrompt)) QVERIFY(!t.hasDistribution());
+        QVERIFY(!s.step().hasDistribution());
+    }
+
     void rewindThenStepEqualsNeverHavingStepped_data() {
         QTest::addColumn<QString>("model");
         QTest::addColumn<bool>("cache");

@@ -126,6 +126,39 @@ class TstSampler : public QObject {
         QCOMPARE(seen, std::set<int32_t>(order.begin(), order.begin() + kept));
     }
 
+    // min-p keeps the tokens at least minP times as likely as the best (llama.cpp's min_p), and
+    // keptTokens says which the draw may pick, renormalised; every draw is one of them.
+    void minPKeepsTokensNearTheBest_data() {
+        QTest::addColumn<float>("minP");
+        QTest::addColumn<int>("kept");
+        QTest::newRow("min-p=0") << 0.0f << 4;
+        QTest::newRow("min-p=0.25") << 0.25f << 3;  // 0.5, 0.3 (0.6 of the best), 0.15 (0.3)
+        QTest::newRow("min-p=0.35") << 0.35f << 2;
+        QTest::newRow("min-p=0.9") << 0.9f << 1;
+    }
+    void minPKeepsTokensNearTheBest() {
+        QFETCH(float, minP);
+        QFETCH(int, kept);
+        const std::vector<float> logits{
+            static_cast<float>(std::log(0.15)), static_cast<float>(std::log(0.5)),
+            static_cast<float>(std::log(0.05)), static_cast<float>(std::log(0.3))};
+        SamplerParams p;
+        p.temperature = 1.0f;
+        p.minP = minP;
+        const auto k = keptTokens(logits, p);
+        const std::vector<int32_t> order{1, 3, 0, 2};
+        QCOMPARE(static_cast<int>(k.size()), kept);
+        double sum = 0;
+        for (size_t i = 0; i < k.size(); ++i) {
+            QCOMPARE(k[i].first, order[i]);
+            sum += k[i].second;
+        }
+        QVERIFY(std::abs(sum - 1.0) < 1e-12);
+        std::set<int32_t> seen;
+        for (uint64_t pos = 0; pos < 3000; ++pos) seen.insert(sampleToken(logits, p, pos));
+        QCOMPARE(seen, std::set<int32_t>(order.begin(), order.begin() + kept));
+    }
+
     void uniformDrawsAreInRangeAndSpread() {
         double sum = 0;
         for (uint64_t i = 0; i < 10000; ++i) {

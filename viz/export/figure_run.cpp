@@ -17,6 +17,7 @@
 #include "views/attention_matrix_view.h"
 #include "views/cache_view.h"
 #include "views/calculator_panel.h"
+#include "views/next_token_view.h"
 #include "views/step_view.h"
 
 namespace kvscope::viz {
@@ -33,6 +34,7 @@ const std::vector<std::pair<QString, ViewFactory>>& exportableViews() {
         {"memory", [](TraceStore* s) -> QWidget* { return new MemoryChart(s); }},
         {"latency", [](TraceStore* s) -> QWidget* { return new LatencyChart(s); }},
         {"calculator", [](TraceStore* s) -> QWidget* { return new CalculatorPanel(s); }},
+        {"next", [](TraceStore* s) -> QWidget* { return new NextTokenView(s); }},
     };
     return views;
 }

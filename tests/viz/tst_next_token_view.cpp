@@ -111,6 +111,29 @@ class TstNextTokenView : public QObject {
         QTest::newRow("T=1.7") << 1.7 << 0;
         QTest::newRow("T=0.7 top-k=20") << 0.7 << 20;
     }
+    // Greedy (T = 0) reads the distribution at T = 1, so the entropy is the whole vocabulary's,
+    // computed here from the step's full logits, as at T = 1.
+    void greedyReadsTheWholeVocabularyAtTemperatureOne() {
+        Decode d(params(1.3, 0, 1, 0));
+        NextTokenView view(&d.store);
+        view.resize(900, 620);
+        view.setSettings({0.0, 0, 1.0, 0.0});
+        const int P = d.store.promptLength();
+        d.store.pinQuery(P);
+        const std::vector<float>& l = d.full[0];
+        const double mx = *std::max_element(l.begin(), l.end());
+        double z = 0;
+        for (float v : l) z += std::exp(v - mx);
+        double h = 0;
+        for (float v : l) {
+            const double p = std::exp(v - mx) / z;
+            if (p > 0) h -= p * std::log2(p);
+        }
+        QVERIFY2(std::abs(view.entropyBits() - h) < 1e-4,
+                 qPrintable(QString("%1 vs %2").arg(view.entropyBits()).arg(h)));
+        QVERIFY(view.summary().contains("whole vocabulary"));
+    }
+
     void barsAreTheSoftmaxOfTheStoredLogits() {
         QFETCH(double, T);
         QFETCH(int, topK);

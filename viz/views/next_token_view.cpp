@@ -240,13 +240,17 @@ double NextTokenView::entropyBits() const {
     const int i = index();
     if (i < 0 || bars_.empty()) return std::nan("");
     const StepTrace& t = store_->trace(i);
-    const bool atOne = settings_.temperature == 1.0 && std::isfinite(t.entropy);
+    const bool atOne = atTemperatureOne() && std::isfinite(t.entropy);
     if (atOne) return t.entropy / std::log(2.0);
     double sum = 0, h = 0;  // over the stored candidates, renormalised
     for (const NextTokenBar& b : bars_) sum += b.prob;
     for (const NextTokenBar& b : bars_)
         if (b.prob > 0) h -= (b.prob / sum) * std::log2(b.prob / sum);
     return h;
+}
+
+bool NextTokenView::atTemperatureOne() const {
+    return settings_.temperature <= 0 || settings_.temperature == 1.0;  // greedy reads T = 1
 }
 
 QString NextTokenView::summary() const {
@@ -276,8 +280,8 @@ QString NextTokenView::summary() const {
                  .arg(bars_.size())
                  .arg(percent(keptMass()))
                  .arg(settings_.temperature <= 0 ? tr("1 (greedy)") : QString::number(T))
-                 .arg(settings_.temperature == 1.0 ? QString() : tr(" (of the stored ones)"));
-    const bool entropyExact = settings_.temperature == 1.0 && std::isfinite(t.entropy);
+                 .arg(atTemperatureOne() ? QString() : tr(" (of the stored ones)"));
+    const bool entropyExact = atTemperatureOne() && std::isfinite(t.entropy);
     lines << tr("Entropy %1 bits (%2).")
                  .arg(QString::number(entropyBits(), 'f', 2),
                       entropyExact
@@ -376,8 +380,8 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
     const QString barHead =
         tr("probability at T = %1%2")
             .arg(T)
-            .arg(settings_.temperature == 1.0 ? tr(" (whole vocabulary)")
-                                              : tr(" (over the stored %1)").arg(bars_.size()));
+            .arg(atTemperatureOne() ? tr(" (whole vocabulary)")
+                                    : tr(" (over the stored %1)").arg(bars_.size()));
     const int barHeadW = barW + pctW - fmS.horizontalAdvance(QStringLiteral("p")) - 8;
     p.drawText(QRect(xBar, y, barHeadW, headerH), Qt::AlignLeft,
                fmS.elidedText(barHead, Qt::ElideRight, barHeadW));
@@ -448,8 +452,7 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
             c.label = tokenLabel(t.text);
             c.special = t.special;
             c.logit = t.chosenLogit;
-            c.prob = settings_.temperature == 1.0 ? std::exp(double(t.chosenLogit) - t.logZ)
-                                                  : std::nan("");
+            c.prob = atTemperatureOne() ? std::exp(double(t.chosenLogit) - t.logZ) : std::nan("");
             c.chosen = true;
         }
         drawRow(y, chosenAt >= 0 ? chosenAt + 1 : t.chosenRank + 1, c);

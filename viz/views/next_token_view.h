@@ -75,7 +75,9 @@ class NextTokenView : public QWidget {
     // Entropy in bits of the distribution at T: the whole vocabulary at T = 1, else over the
     // stored candidates renormalised. NaN when there is no distribution.
     double entropyBits() const;
-    QString summary() const;                      // the lines under the bars, in words
+    QString summary() const;
+    // The probabilities are exact over the whole vocabulary (T = 1, or greedy, read at T = 1).
+    bool atTemperatureOne() const;                // the lines under the bars, in words
     int shownRows() const { return shownRows_; }  // bars that fit the canvas
 
   private:

@@ -4,6 +4,8 @@
 #include <QTabWidget>
 #include <QTimer>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 
 #include "cli/cli.h"
 #include "common/theme.h"
@@ -86,7 +88,10 @@ int main(int argc, char** argv) {
         if (shot)
             kvscope::viz::ThemeSettings::instance().setAnimationMs(
                 0);  // the final state, not a frame
-        kvscope::app::MainWindow w(model, !shot);
+        // The window is destroyed before the exit below: it may leave a worker inside a driver
+        // call that cannot be interrupted, and then the process ends without waiting for it.
+        std::optional<kvscope::app::MainWindow> window;
+        kvscope::app::MainWindow& w = window.emplace(model, !shot);
         if (auto p = opts.get("prompt")) w.setPrompt(QString::fromStdString(*p));
         if (auto tab = opts.get("tab")) {
             // A view's name, as `export --views` takes them (a number still works).
@@ -118,7 +123,13 @@ int main(int argc, char** argv) {
                             static_cast<int>(opts.getInt("layer", 0, 0, 4096)),
                             static_cast<int>(opts.getInt("head", 0, 0, 4096)), opts.has("compare"));
         w.show();
-        return app.exec();
+        const int rc = app.exec();
+        window.reset();
+        if (kvscope::app::MainWindow::workersStillRunning() > 0) {
+            std::fflush(nullptr);
+            std::_Exit(rc);  // the settings are saved; a driver's compile is all that is left
+        }
+        return rc;
     } catch (const kvscope::app::UsageError& e) {
         std::fprintf(stderr, "kvscope: %s (see kvscope --help)\n", e.what());
         return 2;

@@ -2,6 +2,8 @@
 // before anything is decoded or written, then the run.
 #include <QDir>
 #include <QFileInfo>
+#include <atomic>
+#include <csignal>
 #include <cstdio>
 
 #include "cli/cli.h"
@@ -10,6 +12,38 @@
 #include "model_source/model_source.h"
 
 namespace kvscope::app {
+namespace {
+
+// Ctrl+C (or a TERM) during an export stops it between two files, so that no file is left
+// half-written and the temporary files are removed; the exit status is 130.
+std::atomic<bool> interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free);  // safe to store from a signal handler
+
+extern "C" void onInterrupt(int) {
+    interrupted.store(true);
+}
+
+// Installs the handler for SIGINT and SIGTERM for its lifetime, then restores the previous ones.
+class InterruptGuard {
+  public:
+    InterruptGuard() {
+        interrupted.store(false);
+        previousInt_ = std::signal(SIGINT, onInterrupt);
+        previousTerm_ = std::signal(SIGTERM, onInterrupt);
+    }
+    ~InterruptGuard() {
+        std::signal(SIGINT, previousInt_);
+        std::signal(SIGTERM, previousTerm_);
+    }
+    InterruptGuard(const InterruptGuard&) = delete;
+    InterruptGuard& operator=(const InterruptGuard&) = delete;
+
+  private:
+    void (*previousInt_)(int) = SIG_DFL;
+    void (*previousTerm_)(int) = SIG_DFL;
+};
+
+}  // namespace
 
 int runExport(const CliArgs& args) {
     viz::FigureRunOptions o;
@@ -59,9 +93,19 @@ int runExport(const CliArgs& args) {
     sessionOptions.topLogits = 64;  // the next-token view's candidates
     sessionOptions.parseSpecial = !args.has("no-special");
     DecodeSession session(backend, model->tokenizer, sessionOptions);
-    viz::runFigures(o, session,
-                    summarize(*model, *backend, QString::fromStdString(model->path), note),
-                    [](const QString& path) { std::printf("%s\n", qPrintable(path)); });
+    InterruptGuard guard;
+    o.stop = &interrupted;
+    try {
+        viz::runFigures(o, session,
+                        summarize(*model, *backend, QString::fromStdString(model->path), note),
+                        [](const QString& path) {
+                            std::printf("%s\n", qPrintable(path));
+                            std::fflush(stdout);
+                        });
+    } catch (const viz::FigureRunStopped& e) {
+        std::fprintf(stderr, "kvscope: export interrupted: %s\n", e.what());
+        return 130;
+    }
     return 0;
 }
 

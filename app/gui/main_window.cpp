@@ -7,6 +7,7 @@
 #include <QChartView>
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDeadlineTimer>
 #include <QDoubleSpinBox>
 #include <QFrame>
 #include <QHBoxLayout>
@@ -24,6 +25,7 @@
 #include <QTabWidget>
 #include <QToolButton>
 #include <QVBoxLayout>
+#include <atomic>
 
 #include "charts/latency_chart.h"
 #include "charts/memory_chart.h"
@@ -66,13 +68,14 @@ QString thousands(size_t n) {
 MainWindow::MainWindow(const QString& modelPath, bool restoreSettings, QWidget* parent)
     : QMainWindow(parent),
       store_(new viz::TraceStore(this)),
+      worker_(new QThread),
       controller_(new DecodeController),
       restoreSettings_(restoreSettings),
       modelPath_(modelPath) {
     setWindowTitle("KVScope");
-    controller_->moveToThread(&worker_);
-    connect(&worker_, &QThread::finished, controller_, &QObject::deleteLater);
-    worker_.start();
+    controller_->moveToThread(worker_);
+    connect(worker_, &QThread::finished, controller_, &QObject::deleteLater);
+    worker_->start();
     buildUi();
     connectController();
     if (restoreSettings_) loadSettings();
@@ -84,13 +87,33 @@ MainWindow::MainWindow(const QString& modelPath, bool restoreSettings, QWidget* 
     openModel(modelPath_.isEmpty() ? QString(kBuiltinModel) : modelPath_);
 }
 
+namespace {
+std::atomic<int> abandonedWorkers{0};
+}  // namespace
+
+int MainWindow::workersStillRunning() {
+    return abandonedWorkers.load();
+}
+
 MainWindow::~MainWindow() {
-    // Closing never waits for long work: the replay without the cache stops at its next step,
-    // and requests still queued are dropped with the worker's event loop.
+    // Closing never waits for long work: a load, a tuning or the replay without the cache stops
+    // at its next check, and requests still queued are dropped with the worker's event loop.
     playTimer_.stop();
     controller_->requestStop();
-    worker_.quit();
-    worker_.wait();
+    worker_->quit();
+    if (worker_->wait(QDeadlineTimer(kCloseWaitMs))) {
+        delete worker_;
+        return;
+    }
+    // The worker is inside a call that nothing can interrupt (a driver compiling kernels): the
+    // window goes now, and the worker finishes that call on its own, then deletes the
+    // controller (connected above) and its thread. main() exits without waiting for it.
+    abandonedWorkers.fetch_add(1);
+    QThread* worker = worker_;
+    connect(
+        worker, &QThread::finished, worker, [worker] { abandonedWorkers.fetch_sub(1); },
+        Qt::DirectConnection);
+    connect(worker, &QThread::finished, worker, &QObject::deleteLater);
 }
 
 template <typename F>

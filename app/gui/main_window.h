@@ -76,6 +76,13 @@ class MainWindow : public QMainWindow {
     QDockWidget* sidePanel() { return sideDock_; }
     QLabel* promptNote() { return promptNote_; }
 
+    // Closing waits this long for the worker to stop; past it, the worker is inside a call that
+    // cannot be interrupted (a driver's kernel compile) and is left to finish on its own.
+    static constexpr int kCloseWaitMs = 700;
+    // Workers of closed windows still inside such a call: main() then exits without running
+    // the static destructors that the driver's call may still need.
+    static int workersStillRunning();
+
   protected:
     bool eventFilter(QObject* watched, QEvent* event) override;
     void closeEvent(QCloseEvent* event) override;
@@ -103,7 +110,7 @@ class MainWindow : public QMainWindow {
     void request(F&& call);
 
     viz::TraceStore* store_;
-    QThread worker_;
+    QThread* worker_;               // deleted by the destructor, or by itself when abandoned
     DecodeController* controller_;  // lives on worker_
     int pending_ = 0;
     bool restoreSettings_;

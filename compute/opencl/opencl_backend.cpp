@@ -233,6 +233,8 @@ void OpenClBackend::Impl::uploadWeights() {
     output = upload(std::span(&m.output, 1), "output");
     layers.resize(static_cast<size_t>(c.nLayer));
     for (size_t l = 0; l < layers.size(); ++l) {
+        // a 7B model's upload takes seconds: closing the window stops it between layers
+        if (options.stop && options.stop->load()) throw Error("stopped");
         const LayerWeights& w = m.layers[l];
         LayerBuffers& b = layers[l];
         b.attnNormW = upload(w.attnNormW, "attn_norm");

@@ -1,4 +1,5 @@
 // The kvscope command line, run as a user runs it: JSON contract, exit codes, messages.
+#include <QDir>
 #include <QFile>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -8,6 +9,7 @@
 #include <QSet>
 #include <QTemporaryDir>
 #include <QTest>
+#include <csignal>
 
 #include "gguf/gguf.h"
 #include "model/random_model.h"
@@ -610,6 +612,39 @@ class TstCli : public QObject {
             const Run r = runKvscope({"decode", "--model", path, "--prompt", "a"});
             QCOMPARE(r.code, 1);
             QVERIFY2(QString::fromUtf8(r.err).contains(path), r.err.constData());
+        }
+    }
+
+    // Ctrl+C during `export --frames` stops the run between two files: exit 130, a message
+    // saying how far it got, every file there whole (each PNG ends with its IEND chunk) and no
+    // temporary file left behind.
+    void anInterruptedExportLeavesOnlyWholeFiles() {
+        for (int sig : {SIGINT, SIGTERM}) {
+            QTemporaryDir out;
+            QProcess p;
+            p.start(KVSCOPE_BIN,
+                    {"export", "--model", gpt2_, "--prompt", "a", "--steps", "60", "--frames",
+                     "--views", "attention,step,cache", "--out", out.path()});
+            QVERIFY(p.waitForStarted());
+            QVERIFY(QTest::qWaitFor([&] { return p.canReadLine(); }, 60000));  // a frame exists
+            ::kill(static_cast<pid_t>(p.processId()), sig);
+            QVERIFY(p.waitForFinished(30000));
+            const QString err = QString::fromUtf8(p.readAllStandardError());
+            QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+            QCOMPARE(p.exitCode(), 130);
+            QVERIFY2(err.contains("export interrupted: stopped after step "), qPrintable(err));
+            const QStringList files = QDir(out.path()).entryList(QDir::Files);
+            QVERIFY(!files.isEmpty());
+            QVERIFY2(files.size() < 3 * 60, "the run was not stopped");
+            for (const QString& f : files) {
+                QVERIFY2(f.endsWith(".png"), qPrintable(f));  // no QSaveFile temporary
+                QFile png(out.filePath(f));
+                QVERIFY(png.open(QIODevice::ReadOnly));
+                const QByteArray b = png.readAll();  // a whole PNG: signature ... IEND chunk
+                QVERIFY2(b.startsWith("\x89PNG\r\n\x1a\n"), qPrintable(f));
+                QVERIFY2(b.endsWith(QByteArray::fromHex("49454e44ae426082")), qPrintable(f));
+            }
+            QVERIFY2(err.contains(QString("after %1 file(s)").arg(files.size())), qPrintable(err));
         }
     }
 };

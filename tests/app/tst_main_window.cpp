@@ -11,6 +11,7 @@
 #include <QLegendMarker>
 #include <QLineSeries>
 #include <QPlainTextEdit>
+#include <QPointer>
 #include <QPushButton>
 #include <QScatterSeries>
 #include <QSignalSpy>
@@ -21,6 +22,8 @@
 #include <QTest>
 #include <QThread>
 #include <QTimer>
+#include <chrono>
+#include <thread>
 
 #include "charts/latency_chart.h"
 #include "charts/memory_chart.h"
@@ -452,6 +455,35 @@ class TstMainWindow : public QObject {
         t.start();
         w.reset();
         QVERIFY2(t.elapsed() < 1000, qPrintable(QString("closing took %1 ms").arg(t.elapsed())));
+    }
+
+    // A call that nothing can interrupt (a driver compiling kernels: clBuildProgram has no
+    // cancel) still cannot hold the window: closing returns within a second, and the worker,
+    // left to finish the call, then deletes its controller and itself.
+    void closingDuringAnUninterruptibleCallIsQuick() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        QVERIFY(settle(*w));
+        QCOMPARE(app::MainWindow::workersStillRunning(), 0);
+        QPointer<const app::DecodeController> controller = w->controller();
+        std::atomic<bool> entered{false}, left{false};
+        QTimer::singleShot(0, controller.data(), [&] {  // runs on the worker thread
+            entered.store(true);
+            std::this_thread::sleep_for(std::chrono::seconds(3));  // ignores every stop
+            left.store(true);
+        });
+        QVERIFY(QTest::qWaitFor([&] { return entered.load(); }, 5000));
+        QElapsedTimer t;
+        t.start();
+        w.reset();
+        const qint64 ms = t.elapsed();
+        QVERIFY2(ms < 1000, qPrintable(QString("closing took %1 ms").arg(ms)));
+        QVERIFY(!left.load());
+        QCOMPARE(app::MainWindow::workersStillRunning(), 1);
+        QVERIFY(
+            QTest::qWaitFor([&] { return app::MainWindow::workersStillRunning() == 0; }, 10000));
+        QVERIFY(left.load());
+        QTRY_VERIFY_WITH_TIMEOUT(controller.isNull(), 5000);  // deleted on its own thread
     }
 
     // The first use of an OpenCL device measures its matrix-product paths (seconds on PoCL):

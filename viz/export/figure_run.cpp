@@ -75,9 +75,19 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
     }
     const QDir out(o.outDir);
     const QString ext = extensionOf(o.format);
+    int filesWritten = 0, stepsDone = 0;
+    auto stopIfAsked = [&] {
+        if (o.stop && o.stop->load())
+            throw FigureRunStopped("stopped after step " + std::to_string(stepsDone) + " of " +
+                                   std::to_string(o.steps) + " after " +
+                                   std::to_string(filesWritten) +
+                                   " file(s); those are whole and nothing is half-written");
+    };
     auto write = [&](QWidget* w, const QString& path) {
+        stopIfAsked();
         const QString error = exportWidget(w, path, o.format, o.scale);
         if (!error.isEmpty()) throw Error(error.toStdString());
+        ++filesWritten;
         written(path);
     };
 
@@ -89,7 +99,9 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
     std::vector<StepTrace> promptTraces = session.prefill(o.prompt);  // before prefillMs()
     store.setPrompt(std::move(promptTraces), session.prefillMs());
     for (int i = 1; i <= o.steps; ++i) {
+        stopIfAsked();
         store.append(session.step());
+        stepsDone = i;
         if (!o.frames) continue;
         for (size_t k = 0; k < widgets.size(); ++k) {
             const QString& view = o.views[static_cast<qsizetype>(k)];
@@ -110,7 +122,7 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
     for (size_t k = 0; k < widgets.size() && !o.frames; ++k) {
         auto* latency = dynamic_cast<LatencyChart*>(widgets[k].get());
         if (!latency) continue;
-        const ReplayTimes r = session.replayWithoutCache();
+        const ReplayTimes r = session.replayWithoutCache([&](int, int) { stopIfAsked(); });
         latency->setComparison(QList<int>(r.tokens.begin(), r.tokens.end()),
                                static_cast<int>(r.promptLength), r.prefillMs,
                                QList<double>(r.stepMs.begin(), r.stepMs.end()));

@@ -7,11 +7,13 @@
 #include <QSize>
 #include <QString>
 #include <QStringList>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "common/trace_store.h"
+#include "core/error.h"
 #include "export/exporter.h"
 #include "runtime/decode_session.h"
 
@@ -29,6 +31,13 @@ struct FigureRunOptions {
     QStringList views;  // names from exportableViewNames()
     bool trace = false;
     int layer = 0, head = 0;
+    // When set and true, the run stops before its next step or file and throws FigureRunStopped.
+    const std::atomic<bool>* stop = nullptr;
+};
+
+// A run that options.stop ended: the files written before it are whole; none is half-written.
+struct FigureRunStopped : Error {
+    using Error::Error;
 };
 
 // The views a figure run can write, in the order "all" writes them.

@@ -25,6 +25,10 @@ struct StepTrace {
     std::vector<float> k;     // (n_layer, n_head_kv, head_dim) the new key appended to the cache
     std::vector<float> v;     // (n_layer, n_head_kv, head_dim) the new value appended
     std::vector<float> attn;  // (n_layer, n_head, position + 1) the new attention row
+    int nEmbd = 0;
+    // (n_layer, n_embd) the residual stream after each layer, for this token: what the logit
+    // lens reads (the model's head applied to each layer's output). Empty when not captured.
+    std::vector<float> resid;
 
     // The distribution that chose this token: for a generated token the logits it was sampled
     // from; for prompt token i > 0 the model's prediction after token i - 1 (teacher forcing:
@@ -45,10 +49,10 @@ struct StepTrace {
     size_t kvAllocatedBytes = 0;  // bytes the cache has allocated after it (whole blocks)
     double deviceMs = -1;  // the device's own time for it (OpenCL profiling); < 0: not measured
 
-    // A trace for `token` at `position` with q, k, v and attention rows sized for the shapes
-    // (zero-filled); backends fill them during the forward pass.
+    // A trace for `token` at `position` with q, k, v, attention rows (and residuals when nEmbd >
+    // 0) sized for the shapes (zero-filled); backends fill them during the forward pass.
     static StepTrace sized(int32_t token, int position, int nLayer, int nHead, int nHeadKv,
-                           int headDim) {
+                           int headDim, int nEmbd = 0) {
         StepTrace s;
         s.token = token;
         s.position = position;
@@ -57,6 +61,8 @@ struct StepTrace {
         s.k.resize(static_cast<size_t>(nLayer) * nHeadKv * headDim);
         s.v.resize(static_cast<size_t>(nLayer) * nHeadKv * headDim);
         s.attn.resize(static_cast<size_t>(nLayer) * nHead * (position + 1));
+        s.nEmbd = nEmbd;
+        s.resid.resize(static_cast<size_t>(nLayer) * nEmbd);
         return s;
     }
 
@@ -69,6 +75,10 @@ struct StepTrace {
     }
     const float* value(int layer, int kvHead) const {
         return v.data() + (static_cast<size_t>(layer) * nHeadKv + kvHead) * headDim;
+    }
+    bool hasResiduals() const { return nEmbd > 0 && !resid.empty(); }
+    const float* residual(int layer) const {
+        return resid.data() + static_cast<size_t>(layer) * nEmbd;
     }
     const float* attention(int layer, int head) const {
         return attn.data() + (static_cast<size_t>(layer) * nHead + head) * (position + 1);

@@ -110,7 +110,7 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
     if (traces) {
         for (int i = t0; i < n; ++i)
             traces->push_back(
-                StepTrace::sized(tokens[static_cast<size_t>(i)], p0 + i, c.nLayer, H, Hkv, hd));
+                StepTrace::sized(tokens[static_cast<size_t>(i)], p0 + i, c.nLayer, H, Hkv, hd, E));
     }
     StepTrace* trace0 =
         traces ? traces->data() + (traces->size() - static_cast<size_t>(n - t0)) : nullptr;
@@ -204,16 +204,33 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
         }
         if (c.postNorms) norm(tmp.data(), tmp.data(), w.ffnPostNormW, noBias, n);
         for (size_t j = 0; j < N * E; ++j) x[j] += tmp[j];
+        if (traces)  // the residual stream after this layer (the logit lens reads it)
+            for (int i = t0; i < n; ++i)
+                std::memcpy(trace0[i - t0].resid.data() + static_cast<size_t>(l) * E,
+                            x.data() + static_cast<size_t>(i) * E, sizeof(float) * E);
     }
     cache_.commit(n);
 
     // 7. final norm and the output head (soft-capped for gemma2), for the rows asked for
     const int rows = allLogits ? n : 1;
-    const float* xr = x.data() + static_cast<size_t>(n - rows) * E;
-    norm(h.data(), xr, m.outNormW, m.outNormB, rows);
+    head(x.data() + static_cast<size_t>(n - rows) * E, rows, logits);
+}
+
+void CpuBackend::head(const float* x, int rows, std::vector<float>& logits) {
+    const Model& m = *model_;
+    const ModelConfig& c = m.config;
+    std::vector<float> h(static_cast<size_t>(rows) * c.nEmbd);
+    if (c.norm == NormType::Layer)
+        ops::layerNorm(h.data(), x, m.outNormW.data(), m.outNormB.data(), rows, c.nEmbd, c.normEps);
+    else
+        ops::rmsNorm(h.data(), x, m.outNormW.data(), rows, c.nEmbd, c.normEps);
     logits.resize(static_cast<size_t>(rows) * c.nVocab);
     ops::matmul(logits.data(), c.nVocab, h.data(), m.outputWeights(), nullptr, rows, pool_);
     if (c.finalSoftcap > 0) ops::softcap(logits.data(), logits.size(), c.finalSoftcap);
+}
+
+void CpuBackend::doHeadLogits(std::span<const float> hidden, int rows, std::vector<float>& logits) {
+    head(hidden.data(), rows, logits);
 }
 
 void CpuBackend::doAttentionMatrix(int layer, int head, std::span<const float> queries,

@@ -40,7 +40,12 @@ class CpuBackend final : public Backend {
 
     const KvCache& cache() const { return cache_; }
 
+  protected:
+    void doHeadLogits(std::span<const float> hidden, int rows, std::vector<float>& logits) override;
+
   private:
+    // Final norm, output matrix and final soft-cap of `rows` rows of n_embd at x.
+    void head(const float* x, int rows, std::vector<float>& logits);
     // Before anything is allocated: the weights and a full cache against the host's available
     // memory (availableHostMemory); Error with the figures, and the context that would fit.
     void checkHostMemory() const;

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 #include <thread>
 
@@ -106,7 +107,7 @@ struct OpenClBackend::Impl {
     Buffer attn;       // (slice, n_head, p0 + n) attention rows of the current layer
     // A decode step's traces gathered on the device, layer by layer, then read once:
     // (n_layer, traced, qkvRows) and (n_layer, traced, n_head, p0 + n).
-    Buffer traceQkv, traceAttn;
+    Buffer traceQkv, traceAttn, traceResid;
     std::vector<float> staging;
 
     std::vector<std::pair<Cat, Event>> events;
@@ -146,6 +147,10 @@ struct OpenClBackend::Impl {
                  std::vector<StepTrace>* traces, int traceFrom);
     void collectDeviceTimes();
     // Layer l's traced rows (tokens t0..n-1, as the device holds them) into the StepTraces.
+    void copyResidTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0, int n,
+                         const float* rows) const;
+    // The model's head over `rows` host rows of n_embd (Backend::headLogits).
+    void head(std::span<const float> hidden, int rows, std::vector<float>& logits);
     void copyQkvTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0, int n,
                        const float* rows) const;
     void copyAttnTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0, int n, int p0,
@@ -416,13 +421,16 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
     // A small trace (a decode step's) is gathered on the device and read once at the end; a
     // large one (a long prompt's) is read layer by layer rather than held twice on the device.
     const auto NT = static_cast<size_t>(n - t0);
-    const size_t gatherFloats = static_cast<size_t>(c.nLayer) * NT * (R + rowFloats);
+    const size_t gatherFloats = static_cast<size_t>(c.nLayer) * NT * (R + rowFloats + E);
     const bool gather = traced && gatherFloats * sizeof(float) <= options.traceGatherBytes;
     if (gather) {
         const size_t qkvBytes = static_cast<size_t>(c.nLayer) * NT * R * sizeof(float);
         const size_t attnBytes = static_cast<size_t>(c.nLayer) * NT * rowFloats * sizeof(float);
         if (traceQkv.bytes() < qkvBytes) traceQkv = scratch(qkvBytes, "the traced q, k and v");
         if (traceAttn.bytes() < attnBytes) traceAttn = scratch(attnBytes, "the traced attention");
+        const size_t residBytes = static_cast<size_t>(c.nLayer) * NT * E * sizeof(float);
+        if (traceResid.bytes() < residBytes)
+            traceResid = scratch(residBytes, "the traced residual stream");
     }
     events.clear();
 
@@ -431,7 +439,7 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
     if (traces) {
         for (int i = t0; i < n; ++i)
             traces->push_back(
-                StepTrace::sized(tokens[static_cast<size_t>(i)], p0 + i, c.nLayer, H, Hkv, hd));
+                StepTrace::sized(tokens[static_cast<size_t>(i)], p0 + i, c.nLayer, H, Hkv, hd, E));
     }
     Queue& q = dev.queue();
 
@@ -526,6 +534,16 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
         } else {
             matmul(x, *hidden, w.wDown, w.bDown, n, F, E, true);
         }
+        // the residual stream after this layer (the logit lens reads it)
+        const size_t residAt = static_cast<size_t>(t0) * E * sizeof(float);
+        const size_t residBytes = NT * E * sizeof(float);
+        if (gather) {
+            q.copyAsync(x, residAt, traceResid, static_cast<size_t>(l) * residBytes, residBytes);
+        } else if (traced) {
+            staging.resize(NT * E);
+            q.read(x, residAt, staging.data(), residBytes);
+            copyResidTraces(*traces, firstTrace, l, t0, n, staging.data());
+        }
     }
 
     // 7. final norm and the output head, for the rows asked for
@@ -549,9 +567,48 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
             copyQkvTraces(*traces, firstTrace, l, t0, n, qkvHost + l * qkvFloats);
             copyAttnTraces(*traces, firstTrace, l, t0, n, p0, attnHost + l * attnFloats);
         }
+        const size_t residFloats = NT * E;
+        staging.resize(static_cast<size_t>(c.nLayer) * residFloats);
+        q.read(traceResid, 0, staging.data(),
+               static_cast<size_t>(c.nLayer) * residFloats * sizeof(float));
+        for (int l = 0; l < c.nLayer; ++l)
+            copyResidTraces(*traces, firstTrace, l, t0, n, staging.data() + l * residFloats);
     }
     used = p0 + n;
     collectDeviceTimes();
+}
+
+void OpenClBackend::Impl::copyResidTraces(std::vector<StepTrace>& traces, size_t first, int l,
+                                          int t0, int n, const float* rows) const {
+    const auto E = static_cast<size_t>(cfg().nEmbd);
+    for (int i = t0; i < n; ++i)
+        std::memcpy(traces[first + static_cast<size_t>(i - t0)].resid.data() + l * E,
+                    rows + static_cast<size_t>(i - t0) * E, E * sizeof(float));
+}
+
+void OpenClBackend::Impl::head(std::span<const float> hidden, int rows,
+                               std::vector<float>& logits) {
+    const ModelConfig& c = cfg();
+    const auto E = static_cast<size_t>(c.nEmbd), V = static_cast<size_t>(c.nVocab);
+    logits.resize(static_cast<size_t>(rows) * V);
+    Queue& q = dev.queue();
+    events.clear();
+    const int chunk = std::min(rows, c.nCtx);  // the activation buffers hold up to nCtx rows
+    for (int r0 = 0; r0 < rows; r0 += chunk) {
+        const int n = std::min(chunk, rows - r0);
+        ensureScratch(n, 0, n);
+        q.write(x, 0, hidden.data() + static_cast<size_t>(r0) * E, n * E * sizeof(float));
+        norm(h, 0, x, 0, outNormW, outNormB, n);
+        matmul(logitsBuf, h, outputWeights(), Buffer{}, n, c.nEmbd, c.nVocab, false);
+        if (c.finalSoftcap > 0) {
+            const size_t count = static_cast<size_t>(n) * V;
+            softcapK.setArgs(logitsBuf, c.finalSoftcap, static_cast<int>(count));
+            runItems(Cat::Other, softcapK, count);
+        }
+        q.read(logitsBuf, 0, logits.data() + static_cast<size_t>(r0) * V,
+               static_cast<size_t>(n) * V * sizeof(float));
+    }
+    events.clear();
 }
 
 void OpenClBackend::Impl::copyQkvTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0,
@@ -707,6 +764,11 @@ void OpenClBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
 
 int OpenClBackend::cacheUsed() const {
     return impl_->used;
+}
+
+void OpenClBackend::doHeadLogits(std::span<const float> hidden, int rows,
+                                 std::vector<float>& logits) {
+    impl_->head(hidden, rows, logits);
 }
 
 void OpenClBackend::doTruncateCache(int n) {

@@ -90,6 +90,7 @@ class OpenClBackend final : public Backend {
 
     int cacheUsed() const override;
     void doTruncateCache(int n) override;
+    void doHeadLogits(std::span<const float> hidden, int rows, std::vector<float>& logits) override;
     size_t cacheBytesPerToken() const override;
     size_t cacheAllocatedBytes() const override;
     int cacheBlockTokens() const override;

@@ -48,4 +48,12 @@ void Backend::truncateCache(int n) {
     doTruncateCache(n);
 }
 
+void Backend::headLogits(std::span<const float> hidden, std::vector<float>& logits) {
+    const auto E = static_cast<size_t>(config().nEmbd);
+    KVSCOPE_CHECK(!hidden.empty() && hidden.size() % E == 0,
+                  "the model's head takes whole rows of " + std::to_string(E) + " floats, got " +
+                      std::to_string(hidden.size()));
+    doHeadLogits(hidden, static_cast<int>(hidden.size() / E), logits);
+}
+
 }  // namespace kvscope

@@ -43,6 +43,12 @@ class Backend {
     void attentionMatrix(int layer, int head, std::span<const float> queries,
                          std::vector<float>& out);
 
+    // The model's head (final norm, output matrix, final soft-cap) applied to rows of n_embd
+    // floats as if each were the last layer's output: logits (rows, n_vocab). The logit lens
+    // gives it each layer's residual stream (StepTrace::resid). Throws Error unless hidden holds
+    // at least one whole row; the cache is not touched.
+    void headLogits(std::span<const float> hidden, std::vector<float>& logits);
+
     virtual int cacheUsed() const = 0;  // tokens the cache holds
     // Keeps the first n tokens; throws Error unless 0 <= n <= cacheUsed().
     void truncateCache(int n);
@@ -70,6 +76,8 @@ class Backend {
     virtual void doAttentionMatrix(int layer, int head, std::span<const float> queries,
                                    std::vector<float>& out) = 0;
     virtual void doTruncateCache(int n) = 0;
+    virtual void doHeadLogits(std::span<const float> hidden, int rows,
+                              std::vector<float>& logits) = 0;
 };
 
 }  // namespace kvscope

@@ -82,6 +82,52 @@ void DecodeSession::describe(StepTrace& s, std::span<const float> logits, int32_
     s.chosenRank = rank;
 }
 
+LogitLens DecodeSession::logitLens(const StepTrace& trace, int32_t target, int topN) {
+    const ModelConfig& c = backend_->config();
+    if (!trace.hasResiduals())
+        throw Error("token " + std::to_string(trace.position) +
+                    " has no residual stream in its trace (traces were not captured)");
+    if (trace.nLayer != c.nLayer || trace.nEmbd != c.nEmbd)
+        throw Error("the trace of token " + std::to_string(trace.position) + " has " +
+                    std::to_string(trace.nLayer) + " layers of " + std::to_string(trace.nEmbd) +
+                    "; the model has " + std::to_string(c.nLayer) + " of " +
+                    std::to_string(c.nEmbd));
+    if (target >= c.nVocab)
+        throw Error("token id " + std::to_string(target) + " is not in the vocabulary");
+    std::vector<float> logits;
+    backend_->headLogits(trace.resid, logits);
+    LogitLens lens;
+    lens.position = trace.position;
+    lens.target = target;
+    const auto V = static_cast<size_t>(c.nVocab);
+    for (int l = 0; l < c.nLayer; ++l) {
+        const std::span<const float> row(logits.data() + static_cast<size_t>(l) * V, V);
+        LogitLensLayer out;
+        out.top = topLogits(row, topN);
+        double maxLogit = -std::numeric_limits<double>::infinity();
+        for (float x : row) maxLogit = std::max(maxLogit, static_cast<double>(x));
+        double sum = 0;
+        for (float x : row) sum += std::exp(static_cast<double>(x) - maxLogit);
+        const auto prob = [&](float x) {
+            return static_cast<float>(std::exp(static_cast<double>(x) - maxLogit) / sum);
+        };
+        for (const auto& [id, logit] : out.top) {
+            out.topText.push_back(tokenizer_.tokenBytes(id));
+            out.topProb.push_back(prob(logit));
+        }
+        if (target >= 0) {
+            const float t = row[static_cast<size_t>(target)];
+            out.targetProb = prob(t);
+            int rank = 0;  // ties: lower id first, as topLogits orders them
+            for (size_t v = 0; v < V; ++v)
+                if (row[v] > t || (row[v] == t && static_cast<int32_t>(v) < target)) ++rank;
+            out.targetRank = rank;
+        }
+        lens.layers.push_back(std::move(out));
+    }
+    return lens;
+}
+
 std::vector<StepTrace> DecodeSession::prefill(std::string_view prompt) {
     std::vector<int32_t> ids;
     // BOS and EOS as llama.cpp's add_special adds them (the file's add_bos/add_eos_token)

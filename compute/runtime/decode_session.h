@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/logit_lens.h"
 #include "core/step_trace.h"
 #include "runtime/backend.h"
 #include "runtime/sampler.h"
@@ -73,6 +74,14 @@ class DecodeSession {
     // tokens, cache and logits are as they were, also when a pass fails or progress throws (to
     // stop it). progress(done, total) is called after the prompt and after each step, if given.
     ReplayTimes replayWithoutCache(const std::function<void(int, int)>& progress = {});
+
+    // The logit lens of one token (ARCHITECTURE: teaching views): the model's head applied to
+    // `trace`'s residual stream after each layer (StepTrace::resid, captured with the traces),
+    // the top `topN` tokens of each with their probabilities (whole vocabulary, T = 1), and the
+    // probability and rank of `target`, the token that followed (-1: none). After the last layer
+    // it is the real prediction. Throws Error if the trace has no residuals or belongs to
+    // another model shape; tokens, cache and logits are not touched.
+    LogitLens logitLens(const StepTrace& trace, int32_t target, int topN = 5);
 
     const std::vector<int32_t>& tokens() const { return tokens_; }
     size_t promptLength() const { return promptLength_; }

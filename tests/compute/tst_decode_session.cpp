@@ -63,6 +63,9 @@ class FailingBackend : public Backend {
         inner_.attentionMatrix(layer, head, queries, out);
     }
     void doTruncateCache(int n) override { inner_.truncateCache(n); }
+    void doHeadLogits(std::span<const float> hidden, int, std::vector<float>& logits) override {
+        inner_.headLogits(hidden, logits);
+    }
 
   private:
     CpuBackend inner_;
@@ -328,6 +331,60 @@ class TstDecodeSession : public QObject {
             if (err > kTol) qWarning() << "position" << p - 1 + i << "relative error" << err;
             QVERIFY(err < kTol);
         }
+    }
+
+    // The logit lens reads each layer's residual stream: after layer l it is what the same model
+    // cut after layer l predicts (an independent forward pass of fewer layers), and after the
+    // last layer the step's own distribution.
+    void logitLensEqualsTheModelCutAfterEachLayer_data() { models_data(); }
+    void logitLensEqualsTheModelCutAfterEachLayer() {
+        QFETCH(QString, model);
+        auto m = fixtures::makeModel(fixtures::specFor(model.toStdString()));
+        DecodeSession s = makeSession(m, true);
+        const std::vector<StepTrace> prompt = s.prefill(kPrompt);
+        const StepTrace next = s.step();
+        const StepTrace& last = prompt.back();
+        QVERIFY(last.hasResiduals());
+        QCOMPARE(last.resid.size(), static_cast<size_t>(m->config.nLayer) * m->config.nEmbd);
+        const size_t before = s.tokens().size();
+        const LogitLens lens = s.logitLens(last, next.token, 5);
+        QCOMPARE(s.tokens().size(), before);
+        QCOMPARE(lens.position, last.position);
+        QCOMPARE(static_cast<int>(lens.layers.size()), m->config.nLayer);
+        for (int l = 0; l < m->config.nLayer; ++l) {
+            Model cut = *m;
+            cut.layers.resize(static_cast<size_t>(l + 1));
+            cut.config.nLayer = l + 1;
+            CpuBackend b(std::make_shared<const Model>(cut));
+            std::vector<float> logits;
+            b.forward(std::span(s.tokens()).first(prompt.size()), false, logits, nullptr);
+            const auto ref = topLogits(logits, 5);
+            const LogitLensLayer& got = lens.layers[static_cast<size_t>(l)];
+            QCOMPARE(got.top.size(), ref.size());
+            double maxLogit = -1e30, sum = 0;
+            for (float x : logits) maxLogit = std::max(maxLogit, double(x));
+            for (float x : logits) sum += std::exp(double(x) - maxLogit);
+            for (size_t i = 0; i < ref.size(); ++i) {
+                QCOMPARE(got.top[i].first, ref[i].first);
+                QVERIFY(std::abs(got.top[i].second - ref[i].second) <=
+                        kTol * (1 + std::abs(ref[i].second)));
+                const double p = std::exp(double(ref[i].second) - maxLogit) / sum;
+                QVERIFY(std::abs(got.topProb[i] - p) < 1e-5);
+            }
+            const double pt = std::exp(double(logits[size_t(next.token)]) - maxLogit) / sum;
+            QVERIFY(std::abs(got.targetProb - pt) < 1e-5);
+        }
+        // after the last layer: the distribution the step sampled from
+        const LogitLensLayer& out = lens.layers.back();
+        for (size_t i = 0; i < out.top.size(); ++i) {
+            QCOMPARE(out.top[i].first, next.top[i].first);
+            QVERIFY(std::abs(out.topProb[i] - std::exp(next.top[i].second - next.logZ)) < 1e-5);
+        }
+        QCOMPARE(out.targetRank, next.chosenRank);
+        // a trace without residuals is refused
+        StepTrace bare = last;
+        bare.resid.clear();
+        QVERIFY_THROWS_EXCEPTION(Error, s.logitLens(bare, next.token));
     }
 
     void cachedEqualsRecompute_data() { models_data(); }

@@ -289,6 +289,7 @@ class TstOpenClBackend : public QObject {
         for (size_t i = 0; i < pa.size(); ++i) {
             QCOMPARE(pa[i].q, pb[i].q);
             QCOMPARE(pa[i].attn, pb[i].attn);
+            QCOMPARE(pa[i].resid, pb[i].resid);
         }
         QVERIFY(std::equal(a.logits().begin(), a.logits().end(), c.logits().begin()));
         for (int step = 0; step < 6; ++step) {
@@ -299,7 +300,8 @@ class TstOpenClBackend : public QObject {
             QCOMPARE(sa.k, sb.k);
             QCOMPARE(sa.v, sb.v);
             QCOMPARE(sa.attn, sb.attn);
-            QVERIFY(!sa.attn.empty());
+            QCOMPARE(sa.resid, sb.resid);
+            QVERIFY(!sa.attn.empty() && !sa.resid.empty());
         }
     }
 
@@ -340,6 +342,8 @@ class TstOpenClBackend : public QObject {
             VERIFY_CLOSE("prompt k", pc[i].k, pr[i].k);
             VERIFY_CLOSE("prompt v", pc[i].v, pr[i].v);
             VERIFY_CLOSE("prompt attention", pc[i].attn, pr[i].attn);
+            VERIFY_CLOSE("prompt residuals", pc[i].resid, pr[i].resid);
+            QVERIFY(!pc[i].resid.empty());
         }
         for (int step = 0; step < 32; ++step) {
             const StepTrace a = cl.step(), b = cpu.step();
@@ -350,7 +354,18 @@ class TstOpenClBackend : public QObject {
             VERIFY_CLOSE("step k", a.k, b.k);
             VERIFY_CLOSE("step v", a.v, b.v);
             VERIFY_CLOSE("step attention", a.attn, b.attn);
+            VERIFY_CLOSE("step residuals", a.resid, b.resid);
             QCOMPARE(a.kvBytes, b.kvBytes);
+        }
+        // the logit lens (the model's head on each layer's residuals) on the device
+        const LogitLens lc = cl.logitLens(pc.back(), cl.tokens()[pc.size()], 5),
+                        lr = cpu.logitLens(pr.back(), cpu.tokens()[pr.size()], 5);
+        QCOMPARE(lc.layers.size(), lr.layers.size());
+        for (size_t l = 0; l < lc.layers.size(); ++l) {
+            QCOMPARE(lc.layers[l].top.size(), lr.layers[l].top.size());
+            for (size_t i = 0; i < lc.layers[l].top.size(); ++i)
+                QVERIFY(std::abs(lc.layers[l].topProb[i] - lr.layers[l].topProb[i]) < 1e-4);
+            QVERIFY(std::abs(lc.layers[l].targetProb - lr.layers[l].targetProb) < 1e-4);
         }
         QCOMPARE(cl.tokens(), cpu.tokens());
         // Both caches grow in the same blocks (recompute mode empties them after each pass; the

@@ -32,6 +32,8 @@ DecodeController::DecodeController(QObject* parent) : QObject(parent) {
     qRegisterMetaType<std::vector<kvscope::StepTrace>>();
     qRegisterMetaType<kvscope::viz::ModelSummary>();
     qRegisterMetaType<kvscope::SamplerParams>();
+    qRegisterMetaType<kvscope::LogitLens>();
+    qRegisterMetaType<std::vector<float>>();
 }
 
 DecodeController::~DecodeController() = default;
@@ -214,6 +216,23 @@ void DecodeController::compareWithoutCache() {
         emit compareStopped();
     } catch (const std::exception& e) {
         emit failed(QString("Compare without cache: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+void DecodeController::computeLens(int index, int position, const std::vector<float>& resid,
+                                   int target) {
+    Busy busy(*this);
+    if (!ensureSession("look inside the layers")) return;
+    try {
+        const ModelConfig& c = model_->config;
+        StepTrace t;
+        t.position = position;
+        t.nLayer = c.nLayer;
+        t.nEmbd = c.nEmbd;
+        t.resid = resid;
+        emit lensComputed(index, session_->logitLens(t, target, 5));
+    } catch (const std::exception& e) {
+        emit failed(QString("Logit lens: %1").arg(QString::fromUtf8(e.what())));
     }
 }
 

@@ -56,6 +56,10 @@ class DecodeController : public QObject {
     // forced) in recompute mode (no cache) on a fresh backend of the same kind, and reports the
     // time of each step (comparedWithoutCache). The cached session is left as it was.
     void compareWithoutCache();
+    // The logit lens of token `index` (ARCHITECTURE: teaching views): the model's head on token
+    // index - 1's residual stream (resid: n_layer × n_embd, from its trace) with `target` (the
+    // token at index) as the token that came next (lensComputed).
+    void computeLens(int index, int position, const std::vector<float>& resid, int target);
 
   signals:
     void modelLoaded(const kvscope::viz::ModelSummary& summary);
@@ -79,6 +83,7 @@ class DecodeController : public QObject {
     // The replay's progress: done of total tokens (the prompt counts as one pass).
     void compareProgress(int done, int total);
     void compareStopped();  // requestStop() ended the replay early; nothing was drawn
+    void lensComputed(int index, const kvscope::LogitLens& lens);
 
   private:
     class Busy;
@@ -107,3 +112,5 @@ Q_DECLARE_METATYPE(kvscope::StepTrace)
 Q_DECLARE_METATYPE(std::vector<kvscope::StepTrace>)
 Q_DECLARE_METATYPE(kvscope::viz::ModelSummary)
 Q_DECLARE_METATYPE(kvscope::SamplerParams)
+Q_DECLARE_METATYPE(kvscope::LogitLens)
+Q_DECLARE_METATYPE(std::vector<float>)

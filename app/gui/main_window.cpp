@@ -35,6 +35,7 @@
 #include "views/attention_matrix_view.h"
 #include "views/cache_view.h"
 #include "views/calculator_panel.h"
+#include "views/logit_lens_panel.h"
 #include "views/next_token_view.h"
 #include "views/step_view.h"
 #include "views/token_strip.h"
@@ -274,7 +275,17 @@ void MainWindow::buildUi() {
     chartsLayout->addLayout(compareRow);
     tabs_->addTab(focusPage(charts), tr("Memory && latency"));
     tabs_->addTab(focusPage(new viz::CalculatorPanel(store_)), tr("Calculator"));
-    tabs_->addTab(focusPage(new viz::NextTokenView(store_)), tr("Next token"));
+    auto* nextToken = new viz::NextTokenView(store_);
+    // The logit lens needs the weights: the panel asks, the worker computes, the store keeps it.
+    connect(nextToken->lensPanel(), &viz::LogitLensPanel::lensWanted, this, [this](int index) {
+        if (index < 1 || index >= store_->count()) return;
+        const StepTrace& from = store_->trace(index - 1);
+        request([c = controller_, index, position = from.position, resid = from.resid,
+                 target = store_->trace(index).token] {
+            c->computeLens(index, position, resid, target);
+        });
+    });
+    tabs_->addTab(focusPage(nextToken), tr("Next token"));
     auto* split = new QSplitter(Qt::Vertical);
     split->addWidget(stripScroll);
     split->addWidget(tabs_);
@@ -403,6 +414,8 @@ void MainWindow::connectController() {
         compareButton_->setText(tr("Compare without cache"));
         statusBar()->showMessage(tr("Comparison stopped: nothing was drawn"), 5000);
     });
+    connect(controller_, &DecodeController::lensComputed, this,
+            [this](int index, const LogitLens& lens) { store_->setLens(index, lens); });
     connect(controller_, &DecodeController::steppedBack, this,
             [this](int remaining, qulonglong kvBytes, qulonglong kvAllocated) {
                 store_->truncate(remaining, static_cast<size_t>(kvBytes),

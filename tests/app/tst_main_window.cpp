@@ -457,6 +457,29 @@ class TstMainWindow : public QObject {
         QVERIFY2(t.elapsed() < 1000, qPrintable(QString("closing took %1 ms").arg(t.elapsed())));
     }
 
+    // Showing the next-token tab asks the worker for the inspected token's logit lens; its last
+    // layer is the distribution that token was drawn from.
+    void theNextTokenTabShowsTheLogitLens() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setPrompt("the cat");
+        w->prefill();
+        QVERIFY(settle(*w));
+        for (int k = 0; k < 3; ++k) w->step();
+        QVERIFY(settle(*w));
+        const int i = w->store()->count() - 1;
+        QVERIFY(w->store()->lens(i) == nullptr);  // nothing computed while the tab is hidden
+        for (int t = 0; t < w->tabs()->count(); ++t)
+            if (app::MainWindow::viewName(t) == "next") w->tabs()->setCurrentIndex(t);
+        QTRY_VERIFY_WITH_TIMEOUT(w->store()->lens(i) != nullptr, 10000);
+        const LogitLens& lens = *w->store()->lens(i);
+        QCOMPARE(static_cast<int>(lens.layers.size()), w->store()->config().nLayer);
+        const StepTrace& t = w->store()->trace(i);
+        QCOMPARE(lens.layers.back().top.front().first, t.top.front().first);
+        QVERIFY(std::abs(lens.layers.back().targetProb - std::exp(t.chosenLogit - t.logZ)) < 1e-5);
+        QVERIFY(w->errorText().isEmpty());
+    }
+
     // A call that nothing can interrupt (a driver compiling kernels: clBuildProgram has no
     // cancel) still cannot hold the window: closing returns within a second, and the worker,
     // left to finish the call, then deletes its controller and itself.

@@ -15,6 +15,7 @@
 #include "runtime/decode_session.h"
 #include "runtime/sampler.h"
 #include "view_checks.h"
+#include "views/logit_lens_panel.h"
 #include "views/next_token_view.h"
 
 using namespace kvscope;
@@ -294,6 +295,48 @@ class TstNextTokenView : public QObject {
         QCOMPARE(none.index(), -1);
         QVERIFY(none.bars().empty());
         QVERIFY(testing::pixelVariance(testing::render(none, "next-token-empty")) > 0);
+    }
+
+    // The lens panel asks for the inspected token's lens once, only while shown; the store
+    // keeps a lens only while it matches the tokens (a stale one, after a step back and another
+    // token, is refused); its last row is the distribution the token was drawn from.
+    void lensPanelAsksOnceAndTheStoreKeepsOnlyMatchingLenses() {
+        Decode d;
+        LogitLensPanel panel(&d.store);
+        int asked = -1, times = 0;
+        connect(&panel, &LogitLensPanel::lensWanted, [&](int i) {
+            asked = i;
+            ++times;
+        });
+        d.store.pinQuery(-1);
+        QCOMPARE(times, 0);  // not shown: nothing asked
+        panel.resize(420, 360);
+        panel.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&panel));
+        const int i = d.store.count() - 1;
+        QCOMPARE(asked, i);
+        QCOMPARE(times, 1);
+        QVERIFY(panel.message().startsWith("Computing"));
+        d.store.pinQuery(-1);  // the same selection again: not asked twice
+        QCOMPARE(times, 1);
+        LogitLens lens = d.session.logitLens(d.store.trace(i - 1), d.store.trace(i).token, 5);
+        LogitLens stale = lens;
+        stale.target = (lens.target + 1) % d.model->config.nVocab;
+        QVERIFY(!d.store.setLens(i, stale));  // another token followed: refused
+        QVERIFY(d.store.lens(i) == nullptr);
+        QVERIFY(d.store.setLens(i, lens));
+        QVERIFY(panel.message().isEmpty());
+        const StepTrace& t = d.store.trace(i);
+        const LogitLensLayer& out = d.store.lens(i)->layers.back();
+        QCOMPARE(out.top.front().first, t.top.front().first);
+        QVERIFY(std::abs(out.targetProb - std::exp(t.chosenLogit - t.logZ)) < 1e-5);
+        QCOMPARE(out.targetRank, t.chosenRank);
+        QVERIFY(testing::pixelVariance(testing::render(panel, "logit-lens")) > 1);
+        QVERIFY(panel.topShown() >= 2);
+        d.store.pinQuery(0);
+        QVERIFY(panel.message().contains("first token"));
+        d.store.truncate(i, 0, 0);  // the lens of a token that is gone goes with it
+        QVERIFY(d.store.lens(i) == nullptr);
     }
 };
 

@@ -13,6 +13,7 @@ void TraceStore::setModel(const ModelSummary& summary) {
     model_ = summary;
     hasModel_ = true;
     traces_.clear();
+    lenses_.clear();
     promptLength_ = 0;
     prefillMs_ = 0;
     layer_ = head_ = 0;
@@ -24,6 +25,7 @@ void TraceStore::setModel(const ModelSummary& summary) {
 
 void TraceStore::setPrompt(std::vector<StepTrace> traces, double prefillMs) {
     traces_ = std::move(traces);
+    lenses_.clear();
     promptLength_ = count();
     prefillMs_ = prefillMs;
     pinnedQuery_ = -1;
@@ -47,6 +49,7 @@ void TraceStore::truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
         throw std::out_of_range("TraceStore::truncate: " + std::to_string(n) + " of " +
                                 std::to_string(count()) + " tokens");
     traces_.resize(static_cast<size_t>(n));
+    lenses_.erase(lenses_.lower_bound(n), lenses_.end());
     if (!traces_.empty()) {
         traces_.back().kvBytes = kvBytesHeld;
         traces_.back().kvAllocatedBytes = kvAllocatedHeld;
@@ -59,11 +62,27 @@ void TraceStore::truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
 
 void TraceStore::clear() {
     traces_.clear();
+    lenses_.clear();
     promptLength_ = 0;
     prefillMs_ = 0;
     pinnedQuery_ = -1;
     emit tokensReset();
     emit selectionChanged();
+}
+
+const LogitLens* TraceStore::lens(int i) const {
+    const auto it = lenses_.find(i);
+    return it == lenses_.end() ? nullptr : &it->second;
+}
+
+bool TraceStore::setLens(int i, LogitLens lens) {
+    // It must still describe these tokens: the residuals of token i - 1, then token i.
+    if (i < 1 || i >= count() || lens.position != i - 1 || lens.target != trace(i).token ||
+        static_cast<int>(lens.layers.size()) != config().nLayer)
+        return false;
+    lenses_[i] = std::move(lens);
+    emit lensChanged(i);
+    return true;
 }
 
 size_t TraceStore::kvAllocatedBytes() const {

@@ -8,9 +8,11 @@
 
 #include <QObject>
 #include <QString>
+#include <map>
 #include <span>
 #include <vector>
 
+#include "core/logit_lens.h"
 #include "core/step_trace.h"
 #include "model/model.h"
 
@@ -68,6 +70,14 @@ class TraceStore : public QObject {
     // Attention weights of token i over tokens 0..i, for a layer and query head.
     std::span<const float> attentionRow(int i, int layer, int head) const;
 
+    // The logit lens of the distribution that chose token i (token i - 1's residual stream after
+    // each layer, with token i as the target), once a backend has computed it; else nullptr.
+    // Computing needs the model's weights, so whoever holds the session does it on request
+    // (lensWanted) and hands it here. setLens keeps it only if it still matches the tokens
+    // (position i - 1, target the token at i) and returns whether it did.
+    const LogitLens* lens(int i) const;
+    bool setLens(int i, LogitLens lens);
+
     // -- the selection shared by the views
     int layer() const { return layer_; }
     int head() const { return head_; }
@@ -85,12 +95,14 @@ class TraceStore : public QObject {
     void tokensReset();             // everything replaced (prefill, clear, new model)
     void tokenAppended(int index);  // one token added at the end
     void truncated(int count);      // tokens removed; count remain
+    void lensChanged(int index);    // setLens kept the lens of token index
     void selectionChanged();
 
   private:
     bool hasModel_ = false;
     ModelSummary model_;
     std::vector<StepTrace> traces_;
+    std::map<int, LogitLens> lenses_;
     int promptLength_ = 0;
     double prefillMs_ = 0;
     int layer_ = 0, head_ = 0, pinnedQuery_ = -1;

@@ -91,6 +91,15 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
         written(path);
     };
 
+    // The next-token view's logit lens of the inspected token (computed with the session's
+    // backend, as the window's worker does on request).
+    const bool lensShown = o.views.contains("next");
+    auto fillLens = [&] {
+        const int i = store.queryIndex();
+        if (!lensShown || i < 1 || store.lens(i) || !store.trace(i - 1).hasResiduals()) return;
+        store.setLens(i, session.logitLens(store.trace(i - 1), store.trace(i).token, 5));
+    };
+
     // decode, writing a frame per step if asked, then the final figures
     std::vector<std::unique_ptr<PdfPages>> pdfs;
     if (o.frames && o.format == ExportFormat::Pdf)
@@ -103,6 +112,7 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
         store.append(session.step());
         stepsDone = i;
         if (!o.frames) continue;
+        fillLens();
         for (size_t k = 0; k < widgets.size(); ++k) {
             const QString& view = o.views[static_cast<qsizetype>(k)];
             if (o.format == ExportFormat::Pdf)
@@ -127,6 +137,7 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
                                static_cast<int>(r.promptLength), r.prefillMs,
                                QList<double>(r.stepMs.begin(), r.stepMs.end()));
     }
+    fillLens();
     if (!o.frames)
         for (size_t k = 0; k < widgets.size(); ++k)
             write(widgets[k].get(), out.filePath(o.views[static_cast<qsizetype>(k)] + "." + ext));

@@ -15,6 +15,7 @@
 #include "common/theme.h"
 #include "common/trace_store.h"
 #include "core/step_trace.h"
+#include "views/logit_lens_panel.h"
 
 namespace kvscope::viz {
 
@@ -166,7 +167,12 @@ NextTokenView::NextTokenView(TraceStore* store, QWidget* parent) : QWidget(paren
     row->addStretch(1);
     layout->addLayout(row);
     canvas_ = new NextTokenCanvas(this);
-    layout->addWidget(canvas_, 1);
+    lens_ = new LogitLensPanel(store_, this);
+    auto* body = new QHBoxLayout;
+    body->setSpacing(0);
+    body->addWidget(canvas_, 3);
+    body->addWidget(lens_, 2);
+    layout->addLayout(body, 1);
 
     auto changed = [this] {
         NextTokenSettings s;

@@ -19,6 +19,7 @@ struct StepTrace;
 
 namespace kvscope::viz {
 
+class LogitLensPanel;
 class TraceStore;
 
 // The sampler's settings as the view applies them (as runtime's SamplerParams, without the seed).
@@ -79,6 +80,9 @@ class NextTokenView : public QWidget {
     // The probabilities are exact over the whole vocabulary (T = 1, or greedy, read at T = 1).
     bool atTemperatureOne() const;                // the lines under the bars, in words
     int shownRows() const { return shownRows_; }  // bars that fit the canvas
+    // Beside the bars: the same choice seen after each layer (it asks for the lens to be
+    // computed through its lensWanted signal).
+    LogitLensPanel* lensPanel() const { return lens_; }
 
   private:
     friend class NextTokenCanvas;
@@ -91,6 +95,7 @@ class NextTokenView : public QWidget {
     bool exact_ = true;
     int shownRows_ = 0;
     QWidget* canvas_ = nullptr;
+    LogitLensPanel* lens_ = nullptr;
     QDoubleSpinBox* temperature_ = nullptr;
     QSpinBox* topK_ = nullptr;
     QDoubleSpinBox* topP_ = nullptr;

@@ -34,6 +34,7 @@
 #include "views/cache_view.h"
 #include "views/calculator_panel.h"
 #include "views/next_token_view.h"
+#include "views/sharing_view.h"
 #include "views/step_view.h"
 #include "views/token_strip.h"
 
@@ -252,6 +253,7 @@ void MainWindow::buildUi() {
     tabs_->addTab(focusPage(charts), tr("Memory && latency"));
     tabs_->addTab(focusPage(new viz::CalculatorPanel(store_)), tr("Calculator"));
     tabs_->addTab(focusPage(new viz::NextTokenView(store_)), tr("Next token"));
+    tabs_->addTab(focusPage(new viz::SharingView(store_)), tr("K/V sharing"));
     auto* split = new QSplitter(Qt::Vertical);
     split->addWidget(stripScroll);
     split->addWidget(tabs_);

@@ -93,10 +93,11 @@ class TstExport : public QObject {
                                            << "--scale" << QString::number(scale));
         QVERIFY2(r.code == 0, r.err.constData());
         const QStringList written = QString::fromUtf8(r.out).split('\n', Qt::SkipEmptyParts);
-        // step, attention, heads, cache, memory, latency, calculator, next; trace.json and .csv
-        QCOMPARE(written.size(), 8 + 2);
-        for (const QString view :
-             {"step", "attention", "heads", "cache", "memory", "latency", "calculator", "next"}) {
+        // step, attention, heads, cache, memory, latency, calculator, next, sharing; trace.json
+        // and .csv
+        QCOMPARE(written.size(), 9 + 2);
+        for (const QString view : {"step", "attention", "heads", "cache", "memory", "latency",
+                                   "calculator", "next", "sharing"}) {
             const QString path = QDir(out).filePath(QString(view) + ".png");
             QVERIFY(written.contains(path));
             const QImage image(path);
@@ -110,9 +111,9 @@ class TstExport : public QObject {
         const Run r = runKvscope(base(out) << "--format"
                                            << "svg"
                                            << "--views"
-                                           << "attention,step,next");
+                                           << "attention,step,next,sharing");
         QVERIFY2(r.code == 0, r.err.constData());
-        for (const QString view : {"attention", "step", "next"}) {
+        for (const QString view : {"attention", "step", "next", "sharing"}) {
             QXmlStreamReader xml(readAll(QDir(out).filePath(view + ".svg")));
             int drawing = 0;
             bool svgRoot = false;
@@ -135,12 +136,15 @@ class TstExport : public QObject {
         Run r = runKvscope(base(one) << "--format"
                                      << "pdf"
                                      << "--views"
-                                     << "cache,next");
+                                     << "cache,next,sharing");
         QVERIFY2(r.code == 0, r.err.constData());
         QByteArray pdf = readAll(QDir(one).filePath("cache.pdf"));
         QVERIFY(pdf.startsWith("%PDF"));
         QCOMPARE(pdfPages(pdf), 1);
         pdf = readAll(QDir(one).filePath("next.pdf"));
+        QVERIFY(pdf.startsWith("%PDF"));
+        QCOMPARE(pdfPages(pdf), 1);
+        pdf = readAll(QDir(one).filePath("sharing.pdf"));
         QVERIFY(pdf.startsWith("%PDF"));
         QCOMPARE(pdfPages(pdf), 1);
         r = runKvscope(base(frames) << "--format"

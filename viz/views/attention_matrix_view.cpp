@@ -272,7 +272,11 @@ void AttentionMatrixView::resizeEvent(QResizeEvent* event) {
 }
 
 QString AttentionMatrixView::titleText() const {
-    return tr("Attention matrix · layer %1 · head %2").arg(layer_).arg(head_);
+    const QString title = tr("Attention matrix · layer %1 · head %2").arg(layer_).arg(head_);
+    if (!store_->hasModel()) return title;
+    const ModelConfig& c = store_->config();
+    if (c.nHeadKv >= c.nHead) return title;  // plain multi-head: each head reads its own K/V
+    return tr("%1 · reads K/V head %2 of %3").arg(title).arg(c.kvHeadOf(head_)).arg(c.nHeadKv);
 }
 
 void AttentionMatrixView::paintEvent(QPaintEvent*) {

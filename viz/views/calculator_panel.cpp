@@ -9,14 +9,25 @@
 #include <QLabel>
 #include <QSpinBox>
 #include <QVBoxLayout>
+#include <algorithm>
 
+#include "charts/calculator_charts.h"
 #include "common/trace_store.h"
 
 namespace kvscope::viz {
 
 CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     : QWidget(parent), store_(store) {
-    auto* outer = new QVBoxLayout(this);
+    // the text (inputs, then results with their arithmetic) on the left, the charts on the right
+    auto* columns = new QHBoxLayout(this);
+    auto* outer = new QVBoxLayout;
+    columns->addLayout(outer, 1);
+    auto* chartsColumn = new QVBoxLayout;
+    bytesChart_ = new KvBytesChart;
+    contextChart_ = new ContextChart;
+    chartsColumn->addWidget(bytesChart_, 1);
+    chartsColumn->addWidget(contextChart_, 1);
+    columns->addLayout(chartsColumn, 1);
     auto* inputs = new QGroupBox(tr("Inputs"));
     auto* form = new QFormLayout(inputs);
     form->setFieldGrowthPolicy(QFormLayout::FieldsStayAtSizeHint);
@@ -166,11 +177,6 @@ void CalculatorPanel::recalculate() {
         m = kvmem::findPreset(key.toStdString());
     }
     result_.reset();
-    if (!m) {
-        shape_->setText(tr("no model loaded yet"));
-        for (auto& row : rows_) row.second->clear();
-        return;
-    }
     kvmem::Inputs in;
     in.cacheBits = dtype_->currentData().toInt();
     in.weightBits = key == "loaded" ? 32 : 16;  // KVScope keeps its weights in float32
@@ -179,6 +185,32 @@ void CalculatorPanel::recalculate() {
     if (window_->value() >= 0) in.window = window_->value();
     in.gpu = gpu_->currentData().toString().toStdString();
     in.pricePerHour = price_->value();
+    // the bars: every preset and the loaded model, with the same inputs
+    std::vector<kvmem::Result> bars;
+    for (const kvmem::ModelShape& preset : kvmem::presets())
+        bars.push_back(kvmem::calculate(preset, in));
+    if (store_->hasModel())
+        bars.push_back(kvmem::calculate(
+            kvmem::fromConfig(store_->config(), static_cast<double>(store_->model().parameters)),
+            in));
+    bytesChart_->setResults(bars, dtype_->currentText());
+    if (!m) {
+        shape_->setText(tr("no model loaded yet"));
+        for (auto& row : rows_) row.second->clear();
+        contextChart_->setResults({}, {}, 0);
+        return;
+    }
+    // the curve: the chosen model at contexts up to the larger of the one asked and its own
+    const uint64_t xMax = std::max<uint64_t>(in.context, uint64_t(std::max(0, m->maxContext)));
+    std::vector<kvmem::Result> curve;
+    constexpr int kPoints = 64;
+    for (int k = 0; k <= kPoints; ++k) {
+        kvmem::Inputs at = in;
+        at.context = std::max<uint64_t>(1, xMax * uint64_t(k) / kPoints);
+        curve.push_back(kvmem::calculate(*m, at));
+    }
+    contextChart_->setResults(curve, store_->hasModel() ? store_->model().device : QString(),
+                              store_->hasModel() ? store_->model().deviceMemoryBytes : 0);
     result_ = kvmem::calculate(*m, in);
     const kvmem::Result& r = *result_;
     shape_->setText(tr("%1 layers, %2 query heads, %3 K/V heads, head dim %4, %5 — %6")

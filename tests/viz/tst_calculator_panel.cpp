@@ -9,6 +9,7 @@
 #include "charts/calculator_charts.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
+#include "view_checks.h"
 #include "views/calculator_panel.h"
 
 using namespace kvscope;
@@ -157,6 +158,8 @@ class TstCalculatorPanel : public QObject {
         in.context = fitting + 2048 / 64 + 1;
         QVERIFY(!kvmem::calculate(*kvmem::findPreset("opt-30b"), in).fits);
         QCOMPARE(curve->gpuRoomSeries()->count(), 2);
+        panel.resize(1280, 620);
+        QVERIFY(testing::pixelVariance(testing::render(panel, "calculator-opt-30b")) > 100);
     }
 };
 

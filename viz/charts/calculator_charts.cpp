@@ -55,11 +55,12 @@ KvBytesChart::KvBytesChart(QWidget* parent) : QChartView(parent) {
     chart->addAxis(values_, Qt::AlignBottom);
     series->attachAxis(names_);
     series->attachAxis(values_);
-    chart->legend()->setAlignment(Qt::AlignBottom);
+    names_->setTruncateLabels(false);  // the model names are the point: never "…"
+    chart->legend()->hide();           // the title says what the ghost is
     chart->setMargins(QMargins(4, 4, 4, 4));
     setChart(chart);
     setRenderHint(QPainter::Antialiasing);
-    setMinimumSize(360, 240);
+    setMinimumSize(360, 280);
     connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &KvBytesChart::applyTheme);
     applyTheme();
 }
@@ -103,9 +104,9 @@ void KvBytesChart::setResults(const std::vector<kvmem::Result>& results, const Q
     names_->setCategories(names);
     values_->setRange(0, top / unit_ * 1.05);
     values_->applyNiceNumbers();
-    values_->setTitleText(
-        tr("KV bytes per token (%1), cache in %2").arg(unitName(unit_), dtypeName));
-    chart()->setTitle(tr("Bytes per token: each model against itself as plain MHA"));
+    values_->setTitleVisible(false);  // the title says the unit: more height for the bars
+    chart()->setTitle(tr("KV cache per token (%1, %2) · pale, dashed: as if plain MHA")
+                          .arg(unitName(unit_), dtypeName));
 }
 
 double KvBytesChart::drawnBytes(int bar) const {
@@ -133,7 +134,8 @@ ContextChart::ContextChart(QWidget* parent) : QChartView(parent) {
     gpuRoom_ = add(tr("GPU memory left after the weights"));
     device_ = add(tr("this device's memory"));
     x_ = new QValueAxis;
-    x_->setTitleText(tr("context (tokens)"));
+    x_->setTitleVisible(false);  // the title says it: more height for the curves
+    x_->setTruncateLabels(false);
     x_->setLabelFormat("%d");
     y_ = new QValueAxis;
     y_->setLabelFormat("%.4g");
@@ -147,7 +149,7 @@ ContextChart::ContextChart(QWidget* parent) : QChartView(parent) {
     chart->setMargins(QMargins(4, 4, 4, 4));
     setChart(chart);
     setRenderHint(QPainter::Antialiasing);
-    setMinimumSize(360, 240);
+    setMinimumSize(360, 180);
     connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &ContextChart::applyTheme);
     applyTheme();
 }
@@ -206,20 +208,19 @@ void ContextChart::setResults(const std::vector<kvmem::Result>& atContexts,
     x_->setRange(0, x1);
     y_->setRange(0, top / unit_ * 1.08);
     y_->applyNiceNumbers();
-    y_->setTitleText(tr("cache (%1), batch %2").arg(unitName(unit_)).arg(last.batch));
+    y_->setTitleText(last.batch > 1 ? tr("%1, batch %2").arg(unitName(unit_)).arg(last.batch)
+                                    : unitName(unit_));
     const QString model = QString::fromStdString(last.model.name);
-    QString title;
+    const QString gpu = QString::fromStdString(last.gpu.name);
+    cache_->setName(tr("%1's cache").arg(model));
+    QString status;
     if (room <= 0)
-        title = tr("%1: the weights alone do not fit on the %2").arg(model, last.gpu.name.c_str());
+        status = tr("its weights alone overflow the %1").arg(gpu);
     else if (last.fits)
-        title = tr("%1: fits on the %2 up to %L3 tokens")
-                    .arg(model, last.gpu.name.c_str())
-                    .arg(last.context);
+        status = tr("fits the %1 up to %L2").arg(gpu).arg(last.context);
     else
-        title = tr("%1 stops fitting on the %2 after about %L3 tokens")
-                    .arg(model, last.gpu.name.c_str())
-                    .arg(lastFitting_);
-    chart()->setTitle(title);
+        status = tr("overflows the %1 after ~%L2").arg(gpu).arg(lastFitting_);
+    chart()->setTitle(tr("Cache by context (tokens): %1").arg(status));
 }
 
 }  // namespace kvscope::viz

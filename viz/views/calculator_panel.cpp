@@ -4,10 +4,13 @@
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
+#include <QFrame>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QScrollArea>
 #include <QSpinBox>
+#include <QSplitter>
 #include <QVBoxLayout>
 #include <algorithm>
 
@@ -18,21 +21,38 @@ namespace kvscope::viz {
 
 CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     : QWidget(parent), store_(store) {
-    // the text (inputs, then results with their arithmetic) on the left, the charts on the right
+    // the text (inputs, then results with their arithmetic; it scrolls when the window is
+    // small) on the left, the charts on the right, the divider between them movable
     auto* columns = new QHBoxLayout(this);
-    auto* outer = new QVBoxLayout;
-    columns->addLayout(outer, 1);
-    auto* chartsColumn = new QVBoxLayout;
+    columns->setContentsMargins(0, 0, 0, 0);
+    auto* split = new QSplitter(Qt::Horizontal);
+    columns->addWidget(split);
+    auto* text = new QWidget;
+    auto* outer = new QVBoxLayout(text);
+    auto* scroll = new QScrollArea;
+    scroll->setWidget(text);
+    scroll->setWidgetResizable(true);
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    scroll->setFrameShape(QFrame::NoFrame);
+    split->addWidget(scroll);
+    auto* charts = new QSplitter(Qt::Vertical);  // a bar per model needs the taller share
     bytesChart_ = new KvBytesChart;
     contextChart_ = new ContextChart;
-    chartsColumn->addWidget(bytesChart_, 1);
-    chartsColumn->addWidget(contextChart_, 1);
-    columns->addLayout(chartsColumn, 1);
+    charts->addWidget(bytesChart_);
+    charts->addWidget(contextChart_);
+    charts->setStretchFactor(0, 3);
+    charts->setStretchFactor(1, 2);
+    charts->setSizes({300, 200});
+    split->addWidget(charts);
+    split->setStretchFactor(0, 2);
+    split->setStretchFactor(1, 3);
+    split->setSizes({400, 600});
+    scroll->setMinimumWidth(300);
     auto* inputs = new QGroupBox(tr("Inputs"));
     auto* form = new QFormLayout(inputs);
     form->setFieldGrowthPolicy(QFormLayout::FieldsStayAtSizeHint);
     model_ = new QComboBox;
-    model_->setMinimumWidth(320);
+    model_->setMinimumWidth(240);
     model_->addItem(tr("the loaded model"), "loaded");
     for (const kvmem::ModelShape& m : kvmem::presets())
         model_->addItem(QString::fromStdString(m.name), QString::fromStdString(m.key));
@@ -77,6 +97,7 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
 
     auto* results = new QGroupBox(tr("Results"));
     auto* out = new QFormLayout(results);
+    out->setRowWrapPolicy(QFormLayout::WrapLongRows);
     const std::pair<const char*, QString> names[] = {{"per_token", tr("Bytes per token")},
                                                      {"total", tr("Cache total")},
                                                      {"as_if_mha", tr("As if plain MHA")},

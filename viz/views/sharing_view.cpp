@@ -136,8 +136,8 @@ SharingView::Layout SharingView::layout() const {
     L.blocksLabel = QRect(kMargin, L.bytes.top() - 12 - fmL.height(), w, fmL.height());
     // K and V labels above the blocks, the K/V head's name below them
     const int blocksBottom = L.blocksLabel.top() - 12 - QFontMetrics(th.smallFont).height();
-    L.blocks = QRect(kMargin, blocksTop + fmL.height(), w,
-                     std::max(24, blocksBottom - blocksTop - fmL.height()));
+    L.blocks = QRect(kMargin, blocksTop + fmL.height() + 8, w,
+                     std::max(24, blocksBottom - blocksTop - fmL.height() - 8));
     return L;
 }
 
@@ -232,8 +232,14 @@ void SharingView::paintEvent(QPaintEvent*) {
                               .arg(nHead)
                               .arg(nKv)
                               .arg(nKv == 1 ? QString() : QStringLiteral("s"));
+    const QString shortTitle = tr("K/V sharing · layer %1 · %2: %3 query heads, %4 K/V")
+                                   .arg(layer)
+                                   .arg(kind)
+                                   .arg(nHead)
+                                   .arg(nKv);
     p.drawText(L.title, Qt::AlignLeft | Qt::AlignVCenter,
-               fmT.elidedText(title, Qt::ElideRight, L.title.width()));
+               fmT.elidedText(fmT.horizontalAdvance(title) <= L.title.width() ? title : shortTitle,
+                              Qt::ElideRight, L.title.width()));
     p.setFont(th.labelFont);
     p.setPen(th.text);
     p.drawText(L.subtitle, Qt::AlignLeft | Qt::AlignTop | Qt::TextWordWrap, subtitleText());
@@ -255,7 +261,7 @@ void SharingView::paintEvent(QPaintEvent*) {
         const QRect hr = headRect(h);
         const QRect pair = blockRect(kv, false).united(blockRect(kv, true));
         const QPointF from(hr.center().x() + 0.5, hr.bottom() + 1);
-        const QPointF to(pair.center().x() + 0.5, pair.top() - fmL.height() - 2);
+        const QPointF to(pair.center().x() + 0.5, pair.top() - fmL.height() - 10);
         QColor col = groupColor(kv);
         if (kv != selKv) col.setAlphaF(0.55f);
         p.setPen(QPen(col, kv == selKv ? 3.5 : 2));
@@ -310,7 +316,7 @@ void SharingView::paintEvent(QPaintEvent*) {
                                               : (value ? tr("V") : tr("K"));
             if (fmB.horizontalAdvance(name) <= r.width() + 4)
                 p.drawText(
-                    QRect(r.left() - 2, r.top() - fmB.height() - 2, r.width() + 4, fmB.height()),
+                    QRect(r.left() - 2, r.top() - fmB.height() - 8, r.width() + 4, fmB.height()),
                     Qt::AlignCenter, name);
         }
         // the K/V head's name and who reads it, under the pair
@@ -350,19 +356,30 @@ void SharingView::paintEvent(QPaintEvent*) {
             : tr("The cache of layer %1: K and V of each K/V head (empty: prefill a prompt to fill "
                  "it) · click a block to select its first query head")
                   .arg(layer);
-    p.drawText(L.blocksLabel, Qt::AlignLeft | Qt::AlignVCenter,
-               fmL.elidedText(blocksText, Qt::ElideRight, L.blocksLabel.width()));
+    const QString blocksShort =
+        tokens > 0 ? tr("Layer %1's cache: K and V per K/V head, %2 tokens × %3 dims · click to "
+                        "select")
+                         .arg(layer)
+                         .arg(tokens)
+                         .arg(c.headDim)
+                   : tr("Layer %1's cache: K and V per K/V head (empty)").arg(layer);
+    p.drawText(
+        L.blocksLabel, Qt::AlignLeft | Qt::AlignVCenter,
+        fmL.elidedText(
+            fmL.horizontalAdvance(blocksText) <= L.blocksLabel.width() ? blocksText : blocksShort,
+            Qt::ElideRight, L.blocksLabel.width()));
 
     // -- the bytes: this model's per token against plain multi-head attention's
     const uint64_t actual = bytesPerToken(), mha = mhaBytesPerToken(), saved = mha - actual;
     const int rowH = fmL.lineSpacing() + 4;
     const int labelW = std::min(L.bytes.width() / 3, fmL.horizontalAdvance(tr("as if MHA")) + 40);
-    const int barMax = std::max(40, L.bytes.width() * 2 / 5 - labelW);
+    const int barMax = std::max(40, L.bytes.width() / 4);
     const QRect mhaRow(L.bytes.left(), L.bytes.top(), L.bytes.width(), rowH);
     const QRect ownRow(L.bytes.left(), mhaRow.bottom() + 4, L.bytes.width(), rowH);
     const QRect savedRow(L.bytes.left(), ownRow.bottom() + 6, L.bytes.width(), rowH);
     p.drawText(QRect(mhaRow.left(), mhaRow.top(), labelW, rowH), Qt::AlignLeft | Qt::AlignVCenter,
                tr("as if MHA"));
+    p.setPen(th.mutedText);
     p.drawText(QRect(ownRow.left(), ownRow.top(), labelW, rowH), Qt::AlignLeft | Qt::AlignVCenter,
                tr("this model"));
     const QRect mhaBar(mhaRow.left() + labelW, mhaRow.top() + 2, barMax, rowH - 4);
@@ -377,12 +394,22 @@ void SharingView::paintEvent(QPaintEvent*) {
     p.fillRect(ownBar, groupColor(selKv));
     const int textLeft = mhaBar.right() + 12;
     const int textW = L.bytes.right() - textLeft;
+    // the arithmetic where it fits, else the shorter forms
     auto arithmetic = [&](int heads, uint64_t bytes) {
-        return tr("2 (K and V) × %1 layers × %2 K/V heads × %3 dims × %4 B = %5 B per token")
-            .arg(c.nLayer)
-            .arg(heads)
-            .arg(c.headDim)
-            .arg(elementBytes, thousands(bytes));
+        const QString full =
+            tr("2 (K and V) × %1 layers × %2 K/V heads × %3 dims × %4 B = %5 B per token")
+                .arg(c.nLayer)
+                .arg(heads)
+                .arg(c.headDim)
+                .arg(elementBytes, thousands(bytes));
+        const QString mid = tr("2 × %1 layers × %2 K/V heads × %3 dims × %4 B = %5 B per token")
+                                .arg(c.nLayer)
+                                .arg(heads)
+                                .arg(c.headDim)
+                                .arg(elementBytes, thousands(bytes));
+        if (fmL.horizontalAdvance(full) <= textW) return full;
+        if (fmL.horizontalAdvance(mid) <= textW) return mid;
+        return tr("%1 K/V heads: %2 B per token").arg(heads).arg(thousands(bytes));
     };
     p.setPen(th.text);
     p.drawText(QRect(textLeft, mhaRow.top(), textW, rowH), Qt::AlignLeft | Qt::AlignVCenter,
@@ -405,8 +432,18 @@ void SharingView::paintEvent(QPaintEvent*) {
     QFont bold = th.labelFont;
     bold.setBold(true);
     p.setFont(bold);
+    const QFontMetrics fmBold(bold);
+    if (saved > 0 && fmBold.horizontalAdvance(savedText) > savedRow.width())
+        savedText = tr("Sharing saves %1 B per token (%2× less): %3 instead of %4 at %L5 tokens")
+                        .arg(thousands(saved))
+                        .arg(per)
+                        .arg(formatBytes(size_t(actual) * size_t(c.nCtx)),
+                             formatBytes(size_t(mha) * size_t(c.nCtx)))
+                        .arg(c.nCtx);
+    if (saved > 0 && fmBold.horizontalAdvance(savedText) > savedRow.width())
+        savedText = tr("Saves %1 B per token (%2× less)").arg(thousands(saved)).arg(per);
     p.drawText(savedRow, Qt::AlignLeft | Qt::AlignVCenter,
-               QFontMetrics(bold).elidedText(savedText, Qt::ElideRight, savedRow.width()));
+               fmBold.elidedText(savedText, Qt::ElideRight, savedRow.width()));
 }
 
 void SharingView::mousePressEvent(QMouseEvent* event) {

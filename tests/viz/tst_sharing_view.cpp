@@ -1,7 +1,10 @@
 // SharingView on real decodes of an MHA (gpt2), a GQA (llama_gqa) and an MQA (gemma) fixture:
 // groups and their colours, the bytes sharing saves (checked against the formula written out
 // here and against the calculator), and clicks on heads and K/V blocks.
+#include <QApplication>
+#include <QHelpEvent>
 #include <QTest>
+#include <QToolTip>
 
 #include "common/theme.h"
 #include "decoded_store.h"
@@ -126,6 +129,44 @@ class TstSharingView : public QObject {
             QCOMPARE(d.store.head(), h);
             QCOMPARE(d.store.kvHead(), h / per);
         }
+    }
+
+    // Hover explains: which K/V head a query head reads (or that it reads its own), and what a
+    // block holds and who reads it.
+    void tooltipsExplain_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("head");
+        QTest::addColumn<QString>("headTip");
+        QTest::newRow("mha") << "gpt2" << 2 << "reads K/V head 2, its own: nothing is shared";
+        QTest::newRow("gqa") << "llama_gqa" << 3 << "reads K/V head 1 of 2, with query heads 2–3";
+        QTest::newRow("mqa") << "gemma" << 3
+                             << "reads K/V head 0, the only one, shared by all 4 query heads";
+    }
+    void tooltipsExplain() {
+        QFETCH(QString, model);
+        QFETCH(int, head);
+        QFETCH(QString, headTip);
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
+        SharingView view(&d.store);
+        view.resize(1280, 720);
+        view.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&view));
+        d.prefill(kPrompt);
+        auto tipAt = [&view](const QPoint& pos) {
+            QHelpEvent help(QEvent::ToolTip, pos, view.mapToGlobal(pos));
+            QApplication::sendEvent(&view, &help);
+            return QToolTip::text();
+        };
+        const QString tip = tipAt(view.headRect(head).center());
+        QVERIFY2(tip.contains(headTip), qPrintable(tip));
+        const int kv = d.store.config().kvHeadOf(head);
+        const QString block = tipAt(view.blockRect(kv, true).center());
+        QVERIFY2(block.contains(QString("V (the values) of K/V head %1").arg(kv)),
+                 qPrintable(block));
+        QVERIFY2(block.contains(QString("%1 tokens × %2 dims × 32 bits")
+                                    .arg(d.store.count())
+                                    .arg(d.store.config().headDim)),
+                 qPrintable(block));
     }
 
     // Small sizes and the print theme still draw every head and block.

@@ -474,6 +474,11 @@ QString SharingView::tooltipAt(const QPoint& pos) const {
             return tr("Query head %1 reads K/V head %1, its own: nothing is shared (plain "
                       "multi-head attention). Click to inspect it.")
                 .arg(*h);
+        if (c.nHeadKv == 1)
+            return tr("Query head %1 reads K/V head 0, the only one, shared by all %2 query heads "
+                      "(multi-query attention). Click to inspect it.")
+                .arg(*h)
+                .arg(c.nHead);
         return tr("Query head %1 reads K/V head %2 of %3, with %4. Click to inspect it.")
             .arg(*h)
             .arg(kv)

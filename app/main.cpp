@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
             if (index < 0 && *tab == "latency") index = 3;  // memory and latency share a tab
             if (index < 0 && tab->find_first_not_of("0123456789") != std::string::npos)
                 throw kvscope::app::UsageError(
-                    "--tab expects step, attention, cache, memory, calculator or next, got '" +
+                    "--tab expects step, attention, cache, memory, calculator, next or sharing, "
+                    "got '" +
                     *tab + "'");
             if (index < 0)
                 index = static_cast<int>(opts.getInt("tab", 0, 0, w.tabs()->count() - 1));

@@ -175,7 +175,7 @@ const Command& appCommand() {
          {"screenshot", "PNG", "render the window to PNG headless and quit"},
          {"prompt", "TEXT", "the prompt"},
          {"steps", "N", "with --screenshot: tokens to step (default 6)"},
-         {"tab", "VIEW", "step, attention, cache, memory, calculator or next"},
+         {"tab", "VIEW", "step, attention, cache, memory, calculator, next or sharing"},
          {"size", "WxH", "the window's size (default: most of the screen)"},
          {"layer", "L", "the layer the views show"},
          {"head", "H", "the head the views show"},

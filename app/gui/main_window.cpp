@@ -37,6 +37,7 @@
 #include "views/calculator_panel.h"
 #include "views/logit_lens_panel.h"
 #include "views/next_token_view.h"
+#include "views/sharing_view.h"
 #include "views/step_view.h"
 #include "views/token_strip.h"
 
@@ -286,6 +287,7 @@ void MainWindow::buildUi() {
         });
     });
     tabs_->addTab(focusPage(nextToken), tr("Next token"));
+    tabs_->addTab(focusPage(new viz::SharingView(store_)), tr("K/V sharing"));
     auto* split = new QSplitter(Qt::Vertical);
     split->addWidget(stripScroll);
     split->addWidget(tabs_);

@@ -71,7 +71,7 @@ class MainWindow : public QMainWindow {
     void setTextZoom(double zoom);
     double textZoom() const { return textZoom_; }
     // What the view names in export file names and in --screenshot --tab: "step", "attention",
-    // "cache", "memory", "calculator", "next".
+    // "cache", "memory", "calculator", "next", "sharing".
     static QString viewName(int tab);
     QDockWidget* sidePanel() { return sideDock_; }
     QLabel* promptNote() { return promptNote_; }

@@ -162,15 +162,16 @@ void MainWindow::buildMenus() {
                "Ctrl+Return: prefill the prompt · P: play or pause · Ctrl+R: reset\n"
                "[ and ]: inspect the earlier or later token · End: follow the newest\n"
                "H / Shift+H: next or previous head · L / Shift+L: next or previous layer\n"
-               "Ctrl+1…6 (or Alt+1…6): the views · F8: the side panel\n"
+               "Ctrl+1…7 (or Alt+1…7): the views · F8: the side panel\n"
                "Ctrl+= and Ctrl+-: larger and smaller text · Ctrl+0: normal size\n"
                "Tab moves between controls; a click on a view gives the keys back to stepping."));
     });
 }
 
 QString MainWindow::viewName(int tab) {
-    static const char* names[] = {"step", "attention", "cache", "memory", "calculator", "next"};
-    return tab >= 0 && tab < 6 ? names[tab] : "view";
+    static const char* names[] = {"step",       "attention", "cache",  "memory",
+                                  "calculator", "next",      "sharing"};
+    return tab >= 0 && tab < 7 ? names[tab] : "view";
 }
 
 QString MainWindow::exportDir() const {

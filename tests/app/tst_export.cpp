@@ -93,10 +93,11 @@ class TstExport : public QObject {
                                            << "--scale" << QString::number(scale));
         QVERIFY2(r.code == 0, r.err.constData());
         const QStringList written = QString::fromUtf8(r.out).split('\n', Qt::SkipEmptyParts);
-        // step, attention, heads, cache, memory, latency, calculator, next; trace.json and .csv
-        QCOMPARE(written.size(), 8 + 2);
-        for (const QString view :
-             {"step", "attention", "heads", "cache", "memory", "latency", "calculator", "next"}) {
+        // step, attention, heads, cache, memory, latency, calculator, next, sharing; trace.json
+        // and .csv
+        QCOMPARE(written.size(), 9 + 2);
+        for (const QString view : {"step", "attention", "heads", "cache", "memory", "latency",
+                                   "calculator", "next", "sharing"}) {
             const QString path = QDir(out).filePath(QString(view) + ".png");
             QVERIFY(written.contains(path));
             const QImage image(path);
@@ -110,11 +111,11 @@ class TstExport : public QObject {
         const Run r = runKvscope(base(out) << "--format"
                                            << "svg"
                                            << "--views"
-                                           << "attention,step,next");
+                                           << "attention,step,next,sharing");
         QVERIFY2(r.code == 0, r.err.constData());
-        for (const QString view : {"attention", "step", "next"}) {
+        for (const QString view : {"attention", "step", "next", "sharing"}) {
             QXmlStreamReader xml(readAll(QDir(out).filePath(view + ".svg")));
-            int drawing = 0;
+            int drawing = 0, images = 0;
             bool svgRoot = false;
             while (!xml.atEnd()) {
                 if (xml.readNext() != QXmlStreamReader::StartElement) continue;
@@ -122,11 +123,16 @@ class TstExport : public QObject {
                 if (xml.name() == u"path" || xml.name() == u"rect" || xml.name() == u"polygon" ||
                     xml.name() == u"polyline" || xml.name() == u"text")
                     ++drawing;
+                if (xml.name() == u"image") ++images;
             }
             QVERIFY2(!xml.hasError(), qPrintable(xml.errorString()));
             QVERIFY(svgRoot);
-            QVERIFY2(drawing > 50,
+            // the sharing view draws fewer, larger shapes: 4 heads, 2 K/V heads' K and V blocks
+            // (their cached numbers as 4 images), lines and labels
+            const int least = view == "sharing" ? 30 : 50;
+            QVERIFY2(drawing > least,
                      qPrintable(QString("%1: %2 drawing elements").arg(view).arg(drawing)));
+            if (view == "sharing") QCOMPARE(images, 4);
         }
     }
 
@@ -135,12 +141,15 @@ class TstExport : public QObject {
         Run r = runKvscope(base(one) << "--format"
                                      << "pdf"
                                      << "--views"
-                                     << "cache,next");
+                                     << "cache,next,sharing");
         QVERIFY2(r.code == 0, r.err.constData());
         QByteArray pdf = readAll(QDir(one).filePath("cache.pdf"));
         QVERIFY(pdf.startsWith("%PDF"));
         QCOMPARE(pdfPages(pdf), 1);
         pdf = readAll(QDir(one).filePath("next.pdf"));
+        QVERIFY(pdf.startsWith("%PDF"));
+        QCOMPARE(pdfPages(pdf), 1);
+        pdf = readAll(QDir(one).filePath("sharing.pdf"));
         QVERIFY(pdf.startsWith("%PDF"));
         QCOMPARE(pdfPages(pdf), 1);
         r = runKvscope(base(frames) << "--format"

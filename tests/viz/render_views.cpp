@@ -13,6 +13,7 @@
 #include "views/all_heads_view.h"
 #include "views/attention_matrix_view.h"
 #include "views/cache_view.h"
+#include "views/sharing_view.h"
 #include "views/step_view.h"
 
 using namespace kvscope;
@@ -56,12 +57,14 @@ int main(int argc, char** argv) {
     AttentionMatrixView matrix(&d.store);
     AllHeadsView heads(&d.store);
     CacheView cache(&d.store);
+    SharingView sharing(&d.store);
     d.store.setLayerHead(model->config.nLayer - 1, 1);
     save(step, {1280, 720}, out + "/step-" + tag + ".png");
     save(step, {760, 500}, out + "/step-" + tag + "-small.png");
     save(matrix, {860, 860}, out + "/matrix-" + tag + ".png");
     save(heads, heads.sizeHint(), out + "/heads-" + tag + ".png");
     save(cache, {1100, 520}, out + "/cache-" + tag + ".png");
+    save(sharing, {1280, 720}, out + "/sharing-" + tag + ".png");
 
     // One more step with a slow animation, caught a third of the way through.
     if (d.store.count() < model->config.nCtx) {

@@ -241,6 +241,37 @@ class TstAttentionMatrixView : public QObject {
         d.steps(4);
         QVERIFY(testing::pixelVariance(testing::render(view, "matrix-" + model)) > 100);
     }
+
+    // The title says which K/V head the head reads where heads share them; plain multi-head
+    // attention says nothing of K/V heads. Narrow widths keep the K/V head in a shorter title.
+    void titleSaysWhichKvHeadTheHeadReads_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("head");
+        QTest::addColumn<QString>("says");
+        QTest::newRow("mha gpt2") << "gpt2" << 2 << "";
+        QTest::newRow("gqa llama_gqa") << "llama_gqa" << 3 << "reads K/V head 1 of 2";
+        QTest::newRow("mqa gemma") << "gemma" << 3 << "reads K/V head 0 of 1";
+    }
+    void titleSaysWhichKvHeadTheHeadReads() {
+        QFETCH(QString, model);
+        QFETCH(int, head);
+        QFETCH(QString, says);
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
+        AttentionMatrixView view(&d.store);
+        view.resize(900, 900);
+        d.prefill(kPrompt);
+        d.store.setHead(head);
+        const QString wide = view.titleText(10000);
+        QVERIFY2(wide.contains(QString("head %1").arg(head)), qPrintable(wide));
+        if (says.isEmpty()) {
+            QVERIFY2(!wide.contains("K/V"), qPrintable(wide));
+        } else {
+            QVERIFY2(wide.contains(says), qPrintable(wide));
+            const QString narrow = view.titleText(260);
+            QVERIFY2(narrow.contains(QString("head %1").arg(head)) && narrow.contains("K/V"),
+                     qPrintable(narrow));
+        }
+    }
 };
 
 QTEST_MAIN(TstAttentionMatrixView)

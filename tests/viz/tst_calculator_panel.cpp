@@ -5,8 +5,11 @@
 #include <QProcess>
 #include <QTest>
 
+#include <QLineSeries>
+#include "charts/calculator_charts.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
+#include "view_checks.h"
 #include "views/calculator_panel.h"
 
 using namespace kvscope;
@@ -83,6 +86,80 @@ class TstCalculatorPanel : public QObject {
         for (const char* row : {"per_token", "total", "as_if_mha", "why_different", "weights",
                                 "gpu_share", "decode_time", "cost"})
             QCOMPARE(panel.rowText(row), a[QString::fromLatin1(row)].toString());
+    }
+
+    // The bar chart beside the text: one bar per preset and the loaded model, each the
+    // calculator's bytes per token (and its as-if-MHA ghost) for the dtype on show.
+    void barsAreTheCalculatorsResults_data() {
+        QTest::addColumn<QString>("dtype");
+        QTest::newRow("fp16") << "fp16";
+        QTest::newRow("int4") << "int4";
+    }
+    void barsAreTheCalculatorsResults() {
+        QFETCH(QString, dtype);
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        CalculatorPanel panel(&d.store);
+        QVERIFY(panel.selectModel("llama-3-70b"));
+        panel.setDtype(dtype);
+        const int bits = kvmem::findDtype(dtype.toStdString())->bits;
+        const auto& bars = panel.bytesChart()->bars();
+        const auto& presets = kvmem::presets();
+        QCOMPARE(bars.size(), presets.size() + 1);  // and the loaded model, last
+        kvmem::Inputs in;
+        in.cacheBits = bits;
+        for (size_t i = 0; i < presets.size(); ++i) {
+            const kvmem::Result r = kvmem::calculate(presets[i], in);
+            QCOMPARE(bars[i].name, QString::fromStdString(presets[i].name));
+            QCOMPARE(bars[i].bytesPerToken, r.bytesPerToken);
+            QCOMPARE(bars[i].mhaBytesPerToken, r.mhaBytesPerToken);
+            if (presets[i].kind != kvmem::Attention::Mla)  // 2 × layers × kv heads × dim × bytes
+                QCOMPARE(bars[i].bytesPerToken, 2ull * presets[i].layers * presets[i].kvHeads *
+                                                    presets[i].headDim * bits / 8);
+            const int bar = static_cast<int>(i);
+            QVERIFY(qAbs(panel.bytesChart()->drawnBytes(bar) - double(r.bytesPerToken)) <
+                    1e-6 * double(r.bytesPerToken));
+            QVERIFY(qAbs(panel.bytesChart()->drawnMhaBytes(bar) - double(r.mhaBytesPerToken)) <
+                    1e-6 * double(r.mhaBytesPerToken));
+        }
+        const ModelConfig& c = d.store.config();
+        QCOMPARE(bars.back().bytesPerToken, 2ull * c.nLayer * c.nHeadKv * c.headDim * bits / 8);
+        QCOMPARE(bars.back().mhaBytesPerToken, 2ull * c.nLayer * c.nHead * c.headDim * bits / 8);
+
+        // the curve: the chosen model's cache at each context, ending at its own context
+        const ContextChart* curve = panel.contextChart();
+        const QPointF end = curve->cacheSeries()->points().back();
+        in.context = 8192;
+        const kvmem::Result r = kvmem::calculate(*kvmem::findPreset("llama-3-70b"), in);
+        QCOMPARE(end.x(), 8192.0);
+        QVERIFY(qAbs(end.y() * curve->unitBytes() - double(r.totalBytes)) <
+                1e-6 * double(r.totalBytes));
+        QVERIFY(qAbs(curve->mhaSeries()->points().back().y() * curve->unitBytes() -
+                     double(r.mhaTotalBytes)) < 1e-6 * double(r.mhaTotalBytes));
+    }
+
+    // Where the cache stops fitting: OPT-30B at batch 128 on an A100 80GB fits only short
+    // contexts; the chart's last fitting context is one the calculator says fits.
+    void contextChartShowsWhereItStopsFitting() {
+        TraceStore store;
+        CalculatorPanel panel(&store);
+        QVERIFY(panel.selectModel("opt-30b"));
+        panel.setDtype("fp16");
+        panel.setBatch(128);
+        panel.setGpu("a100-80gb");
+        const ContextChart* curve = panel.contextChart();
+        const uint64_t fitting = curve->lastFittingContext();
+        QVERIFY(fitting > 0);
+        QVERIFY(fitting < 2048);
+        kvmem::Inputs in;
+        in.batch = 128;
+        in.gpu = "a100-80gb";
+        in.context = fitting;
+        QVERIFY(kvmem::calculate(*kvmem::findPreset("opt-30b"), in).fits);
+        in.context = fitting + 2048 / 64 + 1;
+        QVERIFY(!kvmem::calculate(*kvmem::findPreset("opt-30b"), in).fits);
+        QCOMPARE(curve->gpuRoomSeries()->count(), 2);
+        panel.resize(1280, 620);
+        QVERIFY(testing::pixelVariance(testing::render(panel, "calculator-opt-30b")) > 100);
     }
 };
 

@@ -326,6 +326,28 @@ class TstStepView : public QObject {
         QVERIFY(testing::pixelVariance(testing::render(view, "step-" + model + "-print")) > 100);
         ThemeSettings::instance().setTheme(Theme::dark());
     }
+
+    // On a grouped-query or multi-query model the view says which K/V head the head reads.
+    void saysWhichKvHeadTheHeadReads_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("head");
+        QTest::addColumn<QString>("says");
+        QTest::newRow("mha gpt2") << "gpt2" << 2 << "%1 reads K/V head 2, its own";
+        QTest::newRow("gqa llama_gqa") << "llama_gqa" << 3 << "%1 reads K/V head 1 of 2";
+        QTest::newRow("mqa gemma") << "gemma" << 3 << "%1 reads K/V head 0, the only one";
+    }
+    void saysWhichKvHeadTheHeadReads() {
+        QFETCH(QString, model);
+        QFETCH(int, head);
+        QFETCH(QString, says);
+        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
+        StepView view(&d.store);
+        view.resize(1280, 720);
+        d.prefill(kPrompt);
+        d.store.setHead(head);
+        QVERIFY2(view.kvNoteText().contains(says.arg(QString("Head %1").arg(head))),
+                 qPrintable(view.kvNoteText()));
+    }
 };
 
 QTEST_MAIN(TstStepView)

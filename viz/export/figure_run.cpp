@@ -18,6 +18,7 @@
 #include "views/cache_view.h"
 #include "views/calculator_panel.h"
 #include "views/next_token_view.h"
+#include "views/sharing_view.h"
 #include "views/step_view.h"
 
 namespace kvscope::viz {
@@ -35,6 +36,7 @@ const std::vector<std::pair<QString, ViewFactory>>& exportableViews() {
         {"latency", [](TraceStore* s) -> QWidget* { return new LatencyChart(s); }},
         {"calculator", [](TraceStore* s) -> QWidget* { return new CalculatorPanel(s); }},
         {"next", [](TraceStore* s) -> QWidget* { return new NextTokenView(s); }},
+        {"sharing", [](TraceStore* s) -> QWidget* { return new SharingView(s); }},
     };
     return views;
 }

@@ -271,8 +271,21 @@ void AttentionMatrixView::resizeEvent(QResizeEvent* event) {
     pooledRows_ = -1;
 }
 
-QString AttentionMatrixView::titleText() const {
-    return tr("Attention matrix · layer %1 · head %2").arg(layer_).arg(head_);
+QString AttentionMatrixView::titleText(int width) const {
+    const QFontMetrics fm(currentTheme().titleFont);
+    const QString title = tr("Attention matrix · layer %1 · head %2").arg(layer_).arg(head_);
+    const QString shortTitle = tr("Layer %1 · head %2").arg(layer_).arg(head_);
+    // plain multi-head attention: each head reads its own K/V, nothing to add
+    if (!store_->hasModel() || store_->config().nHeadKv >= store_->config().nHead)
+        return fm.horizontalAdvance(title) <= width ? title : shortTitle;
+    const ModelConfig& c = store_->config();
+    const int kv = c.kvHeadOf(head_);
+    for (const QString& t :
+         {tr("%1 · reads K/V head %2 of %3").arg(title).arg(kv).arg(c.nHeadKv),
+          tr("%1 · reads K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
+          tr("%1 · K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv)})
+        if (fm.horizontalAdvance(t) <= width) return t;
+    return tr("L%1 · head %2 · K/V %3/%4").arg(layer_).arg(head_).arg(kv).arg(c.nHeadKv);
 }
 
 void AttentionMatrixView::paintEvent(QPaintEvent*) {
@@ -287,7 +300,8 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     p.drawText(QRect(title.left(), title.top(), title.width() - legendWidth() - 16, titleH),
                Qt::AlignLeft | Qt::AlignVCenter,
                QFontMetrics(th.titleFont)
-                   .elidedText(titleText(), Qt::ElideRight, title.width() - legendWidth() - 16));
+                   .elidedText(titleText(title.width() - legendWidth() - 16), Qt::ElideRight,
+                               title.width() - legendWidth() - 16));
     if (rows_ == 0) {
         p.setFont(th.labelFont);
         p.setPen(th.mutedText);

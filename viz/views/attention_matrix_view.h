@@ -48,6 +48,9 @@ class AttentionMatrixView : public QWidget {
     std::optional<QPoint> cellAt(const QPoint& pos) const;  // (x = key c, y = query r)
     QString toolTipAt(const QPoint& pos) const;             // empty outside the cells
     double transitionProgress() const;
+    // The title that fits `width` pixels: layer, head and, for grouped-query attention, the K/V
+    // head it reads ("reads K/V head 1 of 2"); shorter forms when the long one does not fit.
+    QString titleText(int width) const;
 
   protected:
     void paintEvent(QPaintEvent* event) override;
@@ -61,7 +64,6 @@ class AttentionMatrixView : public QWidget {
     void appendRow(int index);  // one new row at the end
     void writeImageRow(int r);  // colours of row r into image_
     QRect titleRect() const;
-    QString titleText() const;
     int availableSide() const;          // pixels the matrix may take on each side
     const QImage& pooledImage() const;  // (blocks × blocks) at poolFactor(), cached
 

@@ -4,24 +4,55 @@
 #include <QComboBox>
 #include <QDoubleSpinBox>
 #include <QFormLayout>
+#include <QFrame>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QScrollArea>
 #include <QSpinBox>
+#include <QSplitter>
 #include <QVBoxLayout>
+#include <algorithm>
 
+#include "charts/calculator_charts.h"
 #include "common/trace_store.h"
 
 namespace kvscope::viz {
 
 CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     : QWidget(parent), store_(store) {
-    auto* outer = new QVBoxLayout(this);
+    // the text (inputs, then results with their arithmetic; it scrolls when the window is
+    // small) on the left, the charts on the right, the divider between them movable
+    auto* columns = new QHBoxLayout(this);
+    columns->setContentsMargins(0, 0, 0, 0);
+    auto* split = new QSplitter(Qt::Horizontal);
+    columns->addWidget(split);
+    auto* text = new QWidget;
+    auto* outer = new QVBoxLayout(text);
+    auto* scroll = new QScrollArea;
+    scroll->setWidget(text);
+    scroll->setWidgetResizable(true);
+    scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    scroll->setFrameShape(QFrame::NoFrame);
+    split->addWidget(scroll);
+    auto* charts = new QSplitter(Qt::Vertical);  // a bar per model needs the taller share
+    bytesChart_ = new KvBytesChart;
+    contextChart_ = new ContextChart;
+    charts->addWidget(bytesChart_);
+    charts->addWidget(contextChart_);
+    charts->setStretchFactor(0, 3);
+    charts->setStretchFactor(1, 2);
+    charts->setSizes({300, 200});
+    split->addWidget(charts);
+    split->setStretchFactor(0, 2);
+    split->setStretchFactor(1, 3);
+    split->setSizes({400, 600});
+    scroll->setMinimumWidth(300);
     auto* inputs = new QGroupBox(tr("Inputs"));
     auto* form = new QFormLayout(inputs);
     form->setFieldGrowthPolicy(QFormLayout::FieldsStayAtSizeHint);
     model_ = new QComboBox;
-    model_->setMinimumWidth(320);
+    model_->setMinimumWidth(240);
     model_->addItem(tr("the loaded model"), "loaded");
     for (const kvmem::ModelShape& m : kvmem::presets())
         model_->addItem(QString::fromStdString(m.name), QString::fromStdString(m.key));
@@ -66,6 +97,7 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
 
     auto* results = new QGroupBox(tr("Results"));
     auto* out = new QFormLayout(results);
+    out->setRowWrapPolicy(QFormLayout::WrapLongRows);
     const std::pair<const char*, QString> names[] = {{"per_token", tr("Bytes per token")},
                                                      {"total", tr("Cache total")},
                                                      {"as_if_mha", tr("As if plain MHA")},
@@ -166,11 +198,6 @@ void CalculatorPanel::recalculate() {
         m = kvmem::findPreset(key.toStdString());
     }
     result_.reset();
-    if (!m) {
-        shape_->setText(tr("no model loaded yet"));
-        for (auto& row : rows_) row.second->clear();
-        return;
-    }
     kvmem::Inputs in;
     in.cacheBits = dtype_->currentData().toInt();
     in.weightBits = key == "loaded" ? 32 : 16;  // KVScope keeps its weights in float32
@@ -179,6 +206,32 @@ void CalculatorPanel::recalculate() {
     if (window_->value() >= 0) in.window = window_->value();
     in.gpu = gpu_->currentData().toString().toStdString();
     in.pricePerHour = price_->value();
+    // the bars: every preset and the loaded model, with the same inputs
+    std::vector<kvmem::Result> bars;
+    for (const kvmem::ModelShape& preset : kvmem::presets())
+        bars.push_back(kvmem::calculate(preset, in));
+    if (store_->hasModel())
+        bars.push_back(kvmem::calculate(
+            kvmem::fromConfig(store_->config(), static_cast<double>(store_->model().parameters)),
+            in));
+    bytesChart_->setResults(bars, dtype_->currentText());
+    if (!m) {
+        shape_->setText(tr("no model loaded yet"));
+        for (auto& row : rows_) row.second->clear();
+        contextChart_->setResults({}, {}, 0);
+        return;
+    }
+    // the curve: the chosen model at contexts up to the larger of the one asked and its own
+    const uint64_t xMax = std::max<uint64_t>(in.context, uint64_t(std::max(0, m->maxContext)));
+    std::vector<kvmem::Result> curve;
+    constexpr int kPoints = 64;
+    for (int k = 0; k <= kPoints; ++k) {
+        kvmem::Inputs at = in;
+        at.context = std::max<uint64_t>(1, xMax * uint64_t(k) / kPoints);
+        curve.push_back(kvmem::calculate(*m, at));
+    }
+    contextChart_->setResults(curve, store_->hasModel() ? store_->model().device : QString(),
+                              store_->hasModel() ? store_->model().deviceMemoryBytes : 0);
     result_ = kvmem::calculate(*m, in);
     const kvmem::Result& r = *result_;
     shape_->setText(tr("%1 layers, %2 query heads, %3 K/V heads, head dim %4, %5 — %6")

@@ -1,6 +1,7 @@
 // CalculatorPanel: the KV-cache calculator (compute/analysis/kv_memory.h) behind widgets: a preset
 // or the loaded model (from the TraceStore's ModelSummary), the cache dtype, batch, context and
-// window, a GPU and a price; it shows each result with its arithmetic, estimates labelled.
+// window, a GPU and a price; it shows each result with its arithmetic, estimates labelled, and
+// beside the text the same results as charts (charts/calculator_charts.h).
 #pragma once
 
 #include <QWidget>
@@ -15,6 +16,8 @@ class QSpinBox;
 
 namespace kvscope::viz {
 
+class ContextChart;
+class KvBytesChart;
 class TraceStore;
 
 class CalculatorPanel : public QWidget {
@@ -36,6 +39,10 @@ class CalculatorPanel : public QWidget {
     // "decode_time", "cost" (the names of `kvscope memory --json`'s "arithmetic").
     const std::optional<kvmem::Result>& result() const { return result_; }
     QString rowText(const QString& name) const;
+    // The charts beside the text: bytes per token of every preset and the loaded model (with
+    // the inputs on show), and the chosen model's cache against context length.
+    const KvBytesChart* bytesChart() const { return bytesChart_; }
+    const ContextChart* contextChart() const { return contextChart_; }
 
   private:
     void refillLoaded();
@@ -48,6 +55,8 @@ class CalculatorPanel : public QWidget {
     QLabel* shape_;
     std::vector<std::pair<QString, QLabel*>> rows_;
     std::optional<kvmem::Result> result_;
+    KvBytesChart* bytesChart_;
+    ContextChart* contextChart_;
 };
 
 }  // namespace kvscope::viz

@@ -36,6 +36,9 @@ class StepView : public QWidget {
     int headDim() const { return shown_.d; }
     // The query heads that read this step's K/V head (grouped-query attention), in order.
     QList<int> sharedQueryHeads() const { return shown_.shared; }
+    // The line under the title: which K/V head the head reads ("Head 5 reads K/V head 1 of 2:
+    // grouped-query attention, …"), its own for plain multi-head attention; empty with no step.
+    QString kvNoteText() const;
     int keyColumns() const { return shown_.valid ? shown_.i + 1 : 0; }  // columns of Kᵀ
     int valueRows() const { return shown_.valid ? shown_.i + 1 : 0; }   // rows of V
     // First token drawn on the t axis of Kᵀ, scores and weights, and in V (earlier ones do not

@@ -91,6 +91,34 @@ void StepView::paintEmpty(QPainter& p, const QString& message) {
                Qt::AlignHCenter | Qt::AlignTop | Qt::TextWordWrap, message);
 }
 
+QString StepView::kvNoteText() const {
+    const Snapshot& s = shown_;
+    if (!s.valid || !store_->hasModel()) return {};
+    QString kvNote;
+    if (s.shared.size() > 1) {
+        QStringList heads;
+        for (int h : s.shared) heads.append(QString::number(h));
+        const int nKv = store_->config().nHeadKv;
+        if (nKv == 1)
+            kvNote = tr("Head %1 reads K/V head 0, the only one: multi-query attention, all %2 "
+                        "query heads share it, so the cache keeps one K and V per layer.")
+                         .arg(s.head)
+                         .arg(s.shared.size());
+        else
+            kvNote = tr("Head %1 reads K/V head %2 of %3: grouped-query attention, query heads %4 "
+                        "share it, so the cache keeps one K and V for all of them.")
+                         .arg(s.head)
+                         .arg(s.kv)
+                         .arg(nKv)
+                         .arg(heads.join(QStringLiteral(", ")));
+    } else {
+        kvNote = tr("Head %2 reads K/V head %1, its own: multi-head attention, nothing is shared.")
+                     .arg(s.kv)
+                     .arg(s.head);
+    }
+    return kvNote;
+}
+
 void StepView::paintStep(QPainter& p) {
     elided_.clear();
     // Text cut to a width, with a record of what did not fit (for tests of small screens).
@@ -134,20 +162,7 @@ void StepView::paintStep(QPainter& p) {
                fit(QFontMetrics(th.titleFont), title, L.title.width()));
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
-    QString kvNote;
-    if (s.shared.size() > 1) {
-        QStringList heads;
-        for (int h : s.shared) heads.append(QString::number(h));
-        kvNote = tr("Grouped-query attention: query heads %1 share K/V head %2 (%3 query heads "
-                    "per K/V head), so the cache keeps one K and V for all of them.")
-                     .arg(heads.join(QStringLiteral(", ")))
-                     .arg(s.kv)
-                     .arg(s.shared.size());
-    } else {
-        kvNote = tr("Multi-head attention: K/V head %1 belongs to query head %2 alone.")
-                     .arg(s.kv)
-                     .arg(s.head);
-    }
+    const QString kvNote = kvNoteText();
     p.drawText(L.subtitle, Qt::AlignLeft | Qt::AlignVCenter, fit(fmL, kvNote, L.subtitle.width()));
 
     // -- Kᵀ: head_dim × t, one column per cached key

@@ -236,4 +236,21 @@ void DecodeController::computeLens(int index, int position, const std::vector<fl
     }
 }
 
+void DecodeController::rebuildHeadMatrix(int layer, int head, const std::vector<float>& queries) {
+    Busy busy(*this);
+    if (!ensureSession("rebuild the attention rows")) return;
+    try {
+        std::vector<float> full;
+        session_->attentionMatrix(layer, head, queries, full);
+        const auto t =
+            static_cast<int>(queries.size() / static_cast<size_t>(model_->config.headDim));
+        emit headMatrixRebuilt(layer, head, t, full);
+    } catch (const std::exception& e) {
+        emit failed(QString("Rebuilding the attention rows of layer %1, head %2: %3")
+                        .arg(layer)
+                        .arg(head)
+                        .arg(QString::fromUtf8(e.what())));
+    }
+}
+
 }  // namespace kvscope::app

@@ -60,6 +60,9 @@ class DecodeController : public QObject {
     // index - 1's residual stream (resid: n_layer × n_embd, from its trace) with `target` (the
     // token at index) as the token that came next (lensComputed).
     void computeLens(int index, int position, const std::vector<float>& resid, int target);
+    // The attention rows of (layer, head) for the first t tokens, rebuilt from their queries
+    // (t × head_dim, from the traces) against the cache (headMatrixRebuilt).
+    void rebuildHeadMatrix(int layer, int head, const std::vector<float>& queries);
 
   signals:
     void modelLoaded(const kvscope::viz::ModelSummary& summary);
@@ -84,6 +87,8 @@ class DecodeController : public QObject {
     void compareProgress(int done, int total);
     void compareStopped();  // requestStop() ended the replay early; nothing was drawn
     void lensComputed(int index, const kvscope::LogitLens& lens);
+    // full: (t, t) row-major, zero above the diagonal
+    void headMatrixRebuilt(int layer, int head, int t, const std::vector<float>& full);
 
   private:
     class Busy;

@@ -416,6 +416,23 @@ void MainWindow::connectController() {
         compareButton_->setText(tr("Compare without cache"));
         statusBar()->showMessage(tr("Comparison stopped: nothing was drawn"), 5000);
     });
+    connect(controller_, &DecodeController::headMatrixRebuilt, this,
+            [this](int layer, int head, int t, const std::vector<float>& full) {
+                store_->setHeadMatrix(layer, head, t, full);
+            });
+    // Rows the traces let go (the attention budget) are rebuilt from the stored queries.
+    connect(store_, &viz::TraceStore::headMatrixWanted, this, [this](int layer, int head) {
+        const int t = store_->count(), hd = store_->config().headDim;
+        std::vector<float> queries(static_cast<size_t>(t) * hd);
+        for (int i = 0; i < t; ++i) {
+            if (!store_->trace(i).hasTensors()) return;  // decoded without traces
+            const float* q = store_->trace(i).query(layer, head);
+            std::copy(q, q + hd, queries.begin() + static_cast<std::ptrdiff_t>(i) * hd);
+        }
+        request([c = controller_, layer, head, queries = std::move(queries)] {
+            c->rebuildHeadMatrix(layer, head, queries);
+        });
+    });
     connect(controller_, &DecodeController::lensComputed, this,
             [this](int index, const LogitLens& lens) { store_->setLens(index, lens); });
     connect(controller_, &DecodeController::steppedBack, this,

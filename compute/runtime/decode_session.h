@@ -83,6 +83,14 @@ class DecodeSession {
     // another model shape; tokens, cache and logits are not touched.
     LogitLens logitLens(const StepTrace& trace, int32_t target, int topN = 5);
 
+    // The attention rows of one head for the first t tokens, rebuilt from their stored queries
+    // against the cached keys (Backend::attentionMatrix): what a view shows once its traces have
+    // let the rows go. queries: (t, head_dim), t <= tokens().size().
+    void attentionMatrix(int layer, int head, std::span<const float> queries,
+                         std::vector<float>& out) {
+        backend_->attentionMatrix(layer, head, queries, out);
+    }
+
     const std::vector<int32_t>& tokens() const { return tokens_; }
     size_t promptLength() const { return promptLength_; }
     std::span<const float> logits() const { return logits_; }  // distribution for the next token

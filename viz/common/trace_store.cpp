@@ -14,6 +14,7 @@ void TraceStore::setModel(const ModelSummary& summary) {
     hasModel_ = true;
     traces_.clear();
     lenses_.clear();
+    resetAttention();
     promptLength_ = 0;
     prefillMs_ = 0;
     layer_ = head_ = 0;
@@ -26,6 +27,8 @@ void TraceStore::setModel(const ModelSummary& summary) {
 void TraceStore::setPrompt(std::vector<StepTrace> traces, double prefillMs) {
     traces_ = std::move(traces);
     lenses_.clear();
+    resetAttention();
+    addRows(0);
     promptLength_ = count();
     prefillMs_ = prefillMs;
     pinnedQuery_ = -1;
@@ -39,6 +42,7 @@ void TraceStore::append(StepTrace trace) {
                                     std::to_string(trace.position) + " after " +
                                     std::to_string(count()) + " tokens");
     traces_.push_back(std::move(trace));
+    addRows(count() - 1);
     pinnedQuery_ = -1;
     emit tokenAppended(count() - 1);
     emit selectionChanged();
@@ -48,8 +52,22 @@ void TraceStore::truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
     if (n < 0 || n > count())
         throw std::out_of_range("TraceStore::truncate: " + std::to_string(n) + " of " +
                                 std::to_string(count()) + " tokens");
+    for (int i = n; i < count(); ++i) attentionBytes_ -= traces_[i].attn.size() * sizeof(float);
     traces_.resize(static_cast<size_t>(n));
     lenses_.erase(lenses_.lower_bound(n), lenses_.end());
+    firstStoredRow_ = std::min(firstStoredRow_, n);
+    requested_ = {-1, -1};
+    if (matrix_.rows > n) {
+        matrix_.rows = n;
+        matrix_.packed.resize(static_cast<size_t>(n) * (n + 1) / 2);
+    }
+    if (thumbSide_ > 0 && !thumbs_.empty()) {  // block rows past the new end, then the last one
+        const int firstGone = n / thumbPool_;
+        for (std::vector<float>& t : thumbs_)
+            std::fill(t.begin() + static_cast<std::ptrdiff_t>(firstGone) * thumbSide_, t.end(),
+                      -1.0f);
+        if (n % thumbPool_ != 0) rebuildThumbnailRow(firstGone);
+    }
     if (!traces_.empty()) {
         traces_.back().kvBytes = kvBytesHeld;
         traces_.back().kvAllocatedBytes = kvAllocatedHeld;
@@ -63,6 +81,7 @@ void TraceStore::truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
 void TraceStore::clear() {
     traces_.clear();
     lenses_.clear();
+    resetAttention();
     promptLength_ = 0;
     prefillMs_ = 0;
     pinnedQuery_ = -1;
@@ -95,8 +114,124 @@ size_t TraceStore::kvBytes() const {
 
 std::span<const float> TraceStore::attentionRow(int i, int layer, int head) const {
     const StepTrace& t = trace(i);
-    if (!t.hasTensors()) return {};
-    return {t.attention(layer, head), static_cast<size_t>(t.position) + 1};
+    if (!t.attn.empty()) return {t.attention(layer, head), static_cast<size_t>(t.position) + 1};
+    if (matrix_.layer == layer && matrix_.head == head && i < matrix_.rows)
+        return {matrix_.packed.data() + static_cast<size_t>(i) * (i + 1) / 2,
+                static_cast<size_t>(i) + 1};
+    return {};
+}
+
+// ---- the attention budget ----
+
+void TraceStore::resetAttention() {
+    attentionBytes_ = 0;
+    firstStoredRow_ = 0;
+    matrix_ = HeadMatrix{};
+    requested_ = {-1, -1};
+    thumbs_.clear();
+    const int nCtx = hasModel_ ? std::max(1, model_.config.nCtx) : 1;
+    thumbPool_ = (nCtx + kThumbnailCells - 1) / kThumbnailCells;
+    thumbSide_ = (nCtx + thumbPool_ - 1) / thumbPool_;
+}
+
+void TraceStore::setAttentionBudget(size_t bytes) {
+    attentionBudget_ = bytes;
+    enforceBudget();
+}
+
+void TraceStore::addRows(int from) {
+    const ModelConfig& c = model_.config;
+    const int L = c.nLayer, H = c.nHead;
+    for (int i = from; i < count(); ++i) {
+        const StepTrace& t = traces_[static_cast<size_t>(i)];
+        if (t.attn.empty()) continue;
+        attentionBytes_ += t.attn.size() * sizeof(float);
+        // a trace of another shape, or past the context the thumbnails were sized for
+        if (t.nLayer != L || t.nHead != H || i >= thumbPool_ * thumbSide_) continue;
+        if (thumbs_.empty())
+            thumbs_.assign(static_cast<size_t>(L) * H,
+                           std::vector<float>(static_cast<size_t>(thumbSide_) * thumbSide_, -1.0f));
+        const size_t base = static_cast<size_t>(i / thumbPool_) * thumbSide_;
+        for (int l = 0; l < L; ++l)
+            for (int h = 0; h < H; ++h) {
+                const float* row = t.attention(l, h);
+                float* cells = thumbs_[static_cast<size_t>(l) * H + h].data() + base;
+                for (int k = 0; k <= i; ++k) {
+                    float& cell = cells[k / thumbPool_];
+                    cell = std::max(cell, row[k]);
+                }
+            }
+    }
+    enforceBudget();
+}
+
+void TraceStore::enforceBudget() {
+    while (attentionBytes_ > attentionBudget_ && firstStoredRow_ < count() - 1) {
+        StepTrace& t = traces_[static_cast<size_t>(firstStoredRow_)];
+        if (!t.attn.empty()) {
+            // the rebuilt head keeps this row before the trace lets it go
+            if (matrix_.rows == firstStoredRow_ && matrix_.layer >= 0) {
+                const float* row = t.attention(matrix_.layer, matrix_.head);
+                matrix_.packed.insert(matrix_.packed.end(), row, row + firstStoredRow_ + 1);
+                ++matrix_.rows;
+            }
+            attentionBytes_ -= t.attn.size() * sizeof(float);
+            std::vector<float>().swap(t.attn);
+        }
+        ++firstStoredRow_;
+    }
+}
+
+void TraceStore::rebuildThumbnailRow(int blockRow) {
+    const int H = model_.config.nHead;
+    for (size_t k = 0; k < thumbs_.size(); ++k) {
+        const int l = static_cast<int>(k) / H, h = static_cast<int>(k) % H;
+        float* cells = thumbs_[k].data() + static_cast<size_t>(blockRow) * thumbSide_;
+        std::fill(cells, cells + thumbSide_, -1.0f);
+        for (int r = blockRow * thumbPool_; r < std::min(count(), (blockRow + 1) * thumbPool_);
+             ++r) {
+            const std::span<const float> row = attentionRow(r, l, h);  // empty once dropped
+            for (size_t c = 0; c < row.size(); ++c) {
+                float& cell = cells[c / static_cast<size_t>(thumbPool_)];
+                cell = std::max(cell, row[c]);
+            }
+        }
+    }
+}
+
+bool TraceStore::hasAllRows(int layer, int head) const {
+    return firstStoredRow_ == 0 ||
+           (matrix_.layer == layer && matrix_.head == head && matrix_.rows >= firstStoredRow_);
+}
+
+void TraceStore::requestHeadMatrix(int layer, int head) {
+    if (hasAllRows(layer, head) || requested_ == std::pair{layer, head}) return;
+    requested_ = {layer, head};
+    emit headMatrixWanted(layer, head);
+}
+
+bool TraceStore::setHeadMatrix(int layer, int head, int t, const std::vector<float>& full) {
+    requested_ = {-1, -1};
+    // it must cover every dropped row, and no more than the tokens there are
+    if (t < firstStoredRow_ || t > count() || full.size() != static_cast<size_t>(t) * t)
+        return false;
+    HeadMatrix m;
+    m.layer = layer;
+    m.head = head;
+    m.rows = t;
+    m.packed.reserve(static_cast<size_t>(t) * (t + 1) / 2);
+    for (int r = 0; r < t; ++r) {
+        const float* row = full.data() + static_cast<size_t>(r) * t;
+        m.packed.insert(m.packed.end(), row, row + r + 1);
+    }
+    matrix_ = std::move(m);
+    emit headMatrixReady(layer, head);
+    return true;
+}
+
+std::span<const float> TraceStore::headThumbnail(int layer, int head) const {
+    if (thumbs_.empty()) return {};
+    return thumbs_[static_cast<size_t>(layer) * model_.config.nHead + head];
 }
 
 int TraceStore::queryIndex() const {

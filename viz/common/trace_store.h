@@ -10,6 +10,7 @@
 #include <QString>
 #include <map>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "core/logit_lens.h"
@@ -67,8 +68,41 @@ class TraceStore : public QObject {
     size_t kvBytes() const;
     // Bytes the cache has allocated now: the last trace's, else the allocation at load.
     size_t kvAllocatedBytes() const;
-    // Attention weights of token i over tokens 0..i, for a layer and query head.
+    // -- attention rows within a budget (ARCHITECTURE.md decision 4)
+    // Each trace arrives with the attention rows of every layer and head (L × H × (position + 1)
+    // floats: gigabytes at thousands of tokens). The store keeps them while their total stays
+    // within attentionBudget(); past it the oldest traces lose their rows (their q, k and v
+    // stay). What the views still need of those rows:
+    //  - every head at a glance: headThumbnail(), each head max-pooled over thumbnailPool()²
+    //    cells, kept up to date as rows arrive (before any is dropped);
+    //  - one head's rows in full: rebuilt from the stored queries against the cached keys by
+    //    whoever holds the backend (headMatrixWanted, then setHeadMatrix), then kept, and grown
+    //    with the rows dropped after it.
+    static constexpr size_t kDefaultAttentionBudget = size_t{512} << 20;
+    void setAttentionBudget(size_t bytes);  // drops rows at once if they are over it
+    size_t attentionBudget() const { return attentionBudget_; }
+    size_t attentionBytes() const { return attentionBytes_; }  // the rows the traces hold now
+    // Traces [0, firstStoredRow()) have lost their rows to the budget.
+    int firstStoredRow() const { return firstStoredRow_; }
+    // Attention weights of token i over tokens 0..i, for a layer and query head: the trace's
+    // own row, else the rebuilt matrix's, else empty (ask with requestHeadMatrix).
     std::span<const float> attentionRow(int i, int layer, int head) const;
+    // Whether every row 0..count()-1 of (layer, head) can be read now.
+    bool hasAllRows(int layer, int head) const;
+    // Asks (headMatrixWanted) for the rows of (layer, head) to be rebuilt, once while they are
+    // missing.
+    void requestHeadMatrix(int layer, int head);
+    // The rebuilt rows: `full` is (t, t) row-major as Backend::attentionMatrix gives it, for the
+    // first t tokens. Kept (packed, the lower triangle) when t == count(); returns whether it was.
+    bool setHeadMatrix(int layer, int head, int t, const std::vector<float>& full);
+    // Cells per thumbnail cell side: ceil(nCtx / kThumbnailCells) (1 up to 128 tokens).
+    static constexpr int kThumbnailCells = 128;
+    int thumbnailPool() const { return thumbPool_; }
+    // (layer, head) max-pooled: cell (r, c) = max over rows r·pool.. and keys c·pool.. of the
+    // visible weights, row-major with thumbnailSide() columns, -1 where nothing is visible.
+    // Covers rows 0..count()-1.
+    std::span<const float> headThumbnail(int layer, int head) const;
+    int thumbnailSide() const { return thumbSide_; }
 
     // The logit lens of the distribution that chose token i (token i - 1's residual stream after
     // each layer, with token i as the target), once a backend has computed it; else nullptr.
@@ -92,10 +126,12 @@ class TraceStore : public QObject {
 
   signals:
     void modelChanged();
-    void tokensReset();             // everything replaced (prefill, clear, new model)
-    void tokenAppended(int index);  // one token added at the end
-    void truncated(int count);      // tokens removed; count remain
-    void lensChanged(int index);    // setLens kept the lens of token index
+    void tokensReset();                          // everything replaced (prefill, clear, new model)
+    void tokenAppended(int index);               // one token added at the end
+    void truncated(int count);                   // tokens removed; count remain
+    void lensChanged(int index);                 // setLens kept the lens of token index
+    void headMatrixWanted(int layer, int head);  // its dropped rows should be rebuilt
+    void headMatrixReady(int layer, int head);   // setHeadMatrix kept them
     void selectionChanged();
 
   private:
@@ -103,6 +139,22 @@ class TraceStore : public QObject {
     ModelSummary model_;
     std::vector<StepTrace> traces_;
     std::map<int, LogitLens> lenses_;
+    // the attention budget
+    void resetAttention();   // no rows dropped, thumbnails empty (new model or prompt)
+    void addRows(int from);  // thumbnails of traces from..count()-1, then the budget
+    void enforceBudget();    // drops the oldest rows (keeps the newest trace's)
+    void rebuildThumbnailRow(int blockRow);  // from the rows still readable
+    size_t attentionBudget_ = kDefaultAttentionBudget;
+    size_t attentionBytes_ = 0;
+    int firstStoredRow_ = 0;
+    int thumbPool_ = 1, thumbSide_ = 0;
+    std::vector<std::vector<float>> thumbs_;  // per layer × head: thumbSide_² floats
+    struct HeadMatrix {
+        int layer = -1, head = -1, rows = 0;
+        std::vector<float> packed;  // row r at r(r+1)/2, r + 1 weights
+    };
+    HeadMatrix matrix_;
+    std::pair<int, int> requested_{-1, -1};
     int promptLength_ = 0;
     double prefillMs_ = 0;
     int layer_ = 0, head_ = 0, pinnedQuery_ = -1;

@@ -102,6 +102,21 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
         store.setLens(i, session.logitLens(store.trace(i - 1), store.trace(i).token, 5));
     };
 
+    // Rows the traces let go (the attention budget) rebuilt for the chosen head, as the window's
+    // worker does when a view asks.
+    auto fillRows = [&] {
+        if (store.count() == 0 || store.hasAllRows(o.layer, o.head) || !store.trace(0).hasTensors())
+            return;
+        const int t = store.count(), hd = store.config().headDim;
+        std::vector<float> queries(static_cast<size_t>(t) * hd), full;
+        for (int i = 0; i < t; ++i) {
+            const float* q = store.trace(i).query(o.layer, o.head);
+            std::copy(q, q + hd, queries.begin() + static_cast<std::ptrdiff_t>(i) * hd);
+        }
+        session.attentionMatrix(o.layer, o.head, queries, full);
+        store.setHeadMatrix(o.layer, o.head, t, full);
+    };
+
     // decode, writing a frame per step if asked, then the final figures
     std::vector<std::unique_ptr<PdfPages>> pdfs;
     if (o.frames && o.format == ExportFormat::Pdf)
@@ -115,6 +130,7 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
         stepsDone = i;
         if (!o.frames) continue;
         fillLens();
+        fillRows();
         for (size_t k = 0; k < widgets.size(); ++k) {
             const QString& view = o.views[static_cast<qsizetype>(k)];
             if (o.format == ExportFormat::Pdf)
@@ -140,6 +156,7 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
                                QList<double>(r.stepMs.begin(), r.stepMs.end()));
     }
     fillLens();
+    fillRows();
     if (!o.frames)
         for (size_t k = 0; k < widgets.size(); ++k)
             write(widgets[k].get(), out.filePath(o.views[static_cast<qsizetype>(k)] + "." + ext));

@@ -83,26 +83,46 @@ void AllHeadsView::rebuild() {
     }
     if (emptyMessage_.isEmpty()) {
         rows_ = store_->count();
-        block_ = std::max(1, ceilDiv(rows_, kThumbCells));
+        block_ = blockFor(rows_);
         poolRowsFrom(0);
     }
     updateGeometry();
     update();
 }
 
+int AllHeadsView::blockFor(int rows) const {
+    const int block = std::max(1, ceilDiv(rows, kThumbCells));
+    if (store_->firstStoredRow() == 0) return block;
+    // Rows the traces let go are read from the store's pooled thumbnails: whole ones per pixel.
+    const int pool = store_->thumbnailPool();
+    return pool * ceilDiv(block, pool);
+}
+
 void AllHeadsView::poolRowsFrom(int pixelRow) {
     const ColorScale scale = ColorScale::weights();
     const QRgb masked = currentTheme().panel.rgb();
     const int g = ceilDiv(rows_, block_);
+    const bool fromThumbnails = store_->firstStoredRow() > 0;
+    const int pool = store_->thumbnailPool(), side = store_->thumbnailSide();
+    const int k = fromThumbnails ? block_ / pool : 0;  // store cells per pixel side
     std::vector<float> pooled(static_cast<size_t>(g));
     for (int l = 0; l < nLayer_; ++l)
         for (int h = 0; h < nHead_; ++h) {
             QImage& img = thumbs_[static_cast<size_t>(l * nHead_ + h)];
+            const std::span<const float> thumb = store_->headThumbnail(l, h);
             for (int py = pixelRow; py < g; ++py) {
                 std::fill(pooled.begin(), pooled.end(), -1.0f);  // -1: masked
-                for (int r = py * block_; r < std::min(rows_, (py + 1) * block_); ++r) {
+                if (fromThumbnails && !thumb.empty()) {
+                    for (int tr = py * k; tr < std::min(side, (py + 1) * k); ++tr)
+                        for (int tc = 0; tc <= tr; ++tc) {
+                            float& cell = pooled[static_cast<size_t>(tc / k)];
+                            cell = std::max(cell, thumb[static_cast<size_t>(tr) * side + tc]);
+                        }
+                }
+                for (int r = py * block_; !fromThumbnails && r < std::min(rows_, (py + 1) * block_);
+                     ++r) {
                     const std::span<const float> row = store_->attentionRow(r, l, h);
-                    for (int c = 0; c <= r; ++c) {
+                    for (int c = 0; c <= r && static_cast<size_t>(c) < row.size(); ++c) {
                         float& cell = pooled[static_cast<size_t>(c / block_)];
                         cell = std::max(cell, row[static_cast<size_t>(c)]);
                     }
@@ -119,7 +139,7 @@ void AllHeadsView::poolRowsFrom(int pixelRow) {
 void AllHeadsView::onAppended(int index) {
     if (index != rows_ || rows_ == 0 || !store_->trace(index).hasTensors()) return rebuild();
     rows_ = index + 1;
-    const int block = std::max(1, ceilDiv(rows_, kThumbCells));
+    const int block = blockFor(rows_);
     if (block != block_) return rebuild();
     poolRowsFrom(index / block_);
     update();
@@ -128,7 +148,7 @@ void AllHeadsView::onAppended(int index) {
 void AllHeadsView::onTruncated(int count) {
     if (count == 0 || count > rows_) return rebuild();
     rows_ = count;
-    const int block = std::max(1, ceilDiv(rows_, kThumbCells));
+    const int block = blockFor(rows_);
     if (block != block_) return rebuild();
     poolRowsFrom((count - 1) / block_);
     update();

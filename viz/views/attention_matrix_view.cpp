@@ -50,6 +50,7 @@ AttentionMatrixView::AttentionMatrixView(TraceStore* store, QWidget* parent)
     });
     connect(store_, &TraceStore::modelChanged, this, &AttentionMatrixView::rebuild);
     connect(store_, &TraceStore::tokensReset, this, &AttentionMatrixView::rebuild);
+    connect(store_, &TraceStore::headMatrixReady, this, &AttentionMatrixView::rebuild);
     connect(store_, &TraceStore::tokenAppended, this, &AttentionMatrixView::appendRow);
     connect(store_, &TraceStore::truncated, this, [this](int n) {
         if (n > rows_) return rebuild();
@@ -116,6 +117,13 @@ void AttentionMatrixView::rebuild() {
         emptyMessage_ = tr("Prefill a prompt to see the attention matrix fill row by row.");
     } else if (!store_->trace(store_->count() - 1).hasTensors()) {
         emptyMessage_ = tr("These tokens were decoded without traces: no attention rows to show.");
+    } else if (!store_->hasAllRows(layer_, head_)) {
+        // the attention budget let the oldest rows go: rebuilt from the queries and the cache
+        store_->requestHeadMatrix(layer_, head_);
+        emptyMessage_ = tr("Rebuilding the attention rows of layer %1, head %2 from the stored "
+                           "queries and the cache…")
+                            .arg(layer_)
+                            .arg(head_);
     }
     if (!emptyMessage_.isEmpty()) {
         update();

@@ -39,6 +39,7 @@ StepView::StepView(TraceStore* store, QWidget* parent)
     connect(store_, &TraceStore::tokenAppended, this,
             [this](int index) { refresh(store_->queryIndex() == index, false); });
     connect(store_, &TraceStore::truncated, this, [this] { refresh(false, true); });
+    connect(store_, &TraceStore::headMatrixReady, this, [this] { refresh(false, true); });
     connect(store_, &TraceStore::selectionChanged, this, [this] { refresh(false, false); });
     connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, [this] {
         layout_ = computeLayout(shown_);
@@ -118,6 +119,16 @@ StepView::Snapshot StepView::snapshot() const {
     s.layer = store_->layer();
     s.head = store_->head();
     s.kv = store_->kvHead();
+    if (store_->attentionRow(s.i, s.layer, s.head).empty()) {
+        // the attention budget let this token's rows go: they are rebuilt from the cache
+        store_->requestHeadMatrix(s.layer, s.head);
+        s.emptyMessage = tr("Rebuilding the attention rows of layer %1, head %2 from the stored "
+                            "queries and the cache…")
+                             .arg(s.layer)
+                             .arg(s.head);
+        s.i = -1;
+        return s;
+    }
     s.d = ti.headDim;
     const auto d = static_cast<size_t>(s.d);
     const auto t = static_cast<size_t>(s.i) + 1;

@@ -3,12 +3,17 @@
 // cached image (one pixel per cell) that grows by one row per appended token and is rebuilt when
 // the layer or head changes, so it stays smooth at the model's full context. The new row is
 // revealed left to right, the inspected query row is outlined, hovering tells the pair and the
-// weight, and clicking a row inspects that token's query.
+// weight, and clicking a row inspects that token's query. Long contexts: more rows than pixels are
+// pooled k × k per pixel; the wheel, Ctrl+= / Ctrl+- / Ctrl+0 and a dragged rubber band zoom down
+// to single cells (their weights written in them), Shift+drag, middle-drag and the arrow keys
+// pan, the view follows the newest row while zoomed, and a minimap shows where the view is.
 #pragma once
 
 #include <QImage>
+#include <QRectF>
 #include <QStringList>
 #include <QWidget>
+#include <map>
 #include <optional>
 #include <vector>
 
@@ -37,9 +42,35 @@ class AttentionMatrixView : public QWidget {
     float cellValue(int r, int c) const;
     // The colour painted for cell (r, c) (one image pixel per cell). Precondition: r, c < rows().
     QRgb cellColor(int r, int c) const { return image_.pixel(c, r); }
-    QRect matrixRect() const;  // where the rows() × rows() cells are drawn (fitted, never clipped)
-    // Cells per pixel side: 1 while every row has a pixel, else k (a k × k block per pixel).
+    // Where the visible cells (viewport()) are drawn: fitted, the whole matrix, never clipped.
+    QRect matrixRect() const;
+    // Cells per pixel side of the whole matrix fitted: 1 while every row has a pixel, else k
+    // (a k × k block per pixel).
     int poolFactor() const;
+    // Cells per pixel side as drawn now (poolFactor() when fitted; 1 once zoomed in to where
+    // every cell has a pixel).
+    int drawnPoolFactor() const;
+    // -- zoom and pan (cell units: x = key column, y = query row)
+    // The cells drawn in matrixRect(): (0, 0, n, n) when fitted (n rounded up to whole blocks
+    // when pooled), a part of the matrix when zoomed.
+    QRectF viewport() const;
+    bool zoomed() const { return zoomed_; }
+    double cellPixels() const;  // pixels per cell side as drawn
+    // The rectangle cell (r, c) is drawn in (may lie outside matrixRect() when zoomed).
+    QRectF cellRect(int r, int c) const;
+    // Shows query rows r0..r1 and keys c0..c1 (inclusive, clamped to the matrix) as large as
+    // they fit; the whole matrix again when they cover it.
+    void zoomToCells(int r0, int r1, int c0, int c1);
+    // Multiplies the visible rows and keys by `factor` (< 1 zooms in), keeping the cell under
+    // `anchor` (a widget position; the centre of the matrix when null) where it is.
+    void zoomBy(double factor, std::optional<QPointF> anchor = std::nullopt);
+    void fit();                        // the whole matrix again
+    void panBy(double dr, double dc);  // moves the viewport by rows and keys; stops following
+    // While zoomed, each appended token scrolls the view so that its row is the bottom one.
+    bool following() const { return follow_; }
+    void setFollowing(bool on);
+    // The thumbnail of the whole matrix drawn while zoomed (empty when not shown).
+    QRect minimapRect() const;
     Pooling pooling() const { return pooling_; }
     void setPooling(Pooling pooling);
     // The value a k × k block is drawn with (block bi, bj: rows bi·k.., keys bj·k..), over its
@@ -54,6 +85,10 @@ class AttentionMatrixView : public QWidget {
     void contextMenuEvent(QContextMenuEvent* event) override;
     void resizeEvent(QResizeEvent* event) override;
     void mousePressEvent(QMouseEvent* event) override;
+    void mouseMoveEvent(QMouseEvent* event) override;
+    void mouseReleaseEvent(QMouseEvent* event) override;
+    void wheelEvent(QWheelEvent* event) override;
+    void keyPressEvent(QKeyEvent* event) override;
     bool event(QEvent* event) override;
 
   private:
@@ -62,8 +97,17 @@ class AttentionMatrixView : public QWidget {
     void writeImageRow(int r);  // colours of row r into image_
     QRect titleRect() const;
     QString titleText() const;
-    int availableSide() const;          // pixels the matrix may take on each side
-    const QImage& pooledImage() const;  // (blocks × blocks) at poolFactor(), cached
+    int availableSide() const;  // pixels the matrix may take on each side
+    // (blocks × blocks, blocks = ⌈rows / k⌉) the whole matrix pooled k × k (k >= 2), cached per
+    // k; an appended row recomputes only its block row.
+    const QImage& pooledImage(int k) const;
+    float pooledValueAt(int k, int bi, int bj) const;
+    void invalidatePooled();
+    void clampViewport();
+    void followNewest();
+    // The pixels of the cells in `cells` (a rectangle in cell units) drawn into `target`, from
+    // image_ or the pooled image at k (whole blocks).
+    void drawCells(QPainter& p, const QRect& target, const QRectF& cells, int k) const;
 
     TraceStore* store_;
     Transition* transition_;
@@ -75,9 +119,20 @@ class AttentionMatrixView : public QWidget {
     mutable QImage scaled_;                   // image_'s top-left rows_ × rows_ at the drawn size
     mutable bool scaledDirty_ = true;
     Pooling pooling_ = Pooling::Max;
-    mutable QImage pooled_;
-    mutable int pooledRows_ = -1, pooledK_ = 0;
-    mutable Pooling pooledMode_ = Pooling::Max;
+    struct PooledCache {
+        QImage image;  // (capacity / k, capacity / k) one pixel per block; valid for builtRows
+        int builtRows = 0;
+    };
+    mutable std::map<int, PooledCache> pooled_;  // by k
+    // zoom: the visible cells (x = key, y = query row) when zoomed_
+    bool zoomed_ = false;
+    QRectF view_;
+    bool follow_ = true;
+    // mouse: a press that becomes a click (inspect the row), a rubber band or a pan
+    enum class Drag { None, Pending, Band, Pan };
+    Drag drag_ = Drag::None;
+    QPoint pressPos_, lastPos_;
+    bool panButton_ = false;  // the press was a pan (Shift or the middle button)
     QString emptyMessage_;
 };
 

@@ -46,6 +46,17 @@ int runExport(const CliArgs& args) {
                     .arg(v, names.join(", "))
                     .toStdString());
     o.views = views;
+    if (auto region = args.get("region")) {
+        QString why;
+        o.region = viz::parseCellRegion(QString::fromStdString(*region), &why);
+        if (!o.region) throw UsageError("--region: " + why.toStdString());
+        if (!views.contains("attention"))
+            throw UsageError("--region zooms the attention figure: add attention to --views");
+        if (o.frames)
+            throw UsageError(
+                "--region zooms the final attention figure; it cannot be combined "
+                "with --frames");
+    }
     if (!QDir().mkpath(o.outDir) || !QFileInfo(o.outDir).isDir())
         throw Error("cannot create the output folder '" + o.outDir.toStdString() + "'");
 
@@ -59,9 +70,13 @@ int runExport(const CliArgs& args) {
     sessionOptions.topLogits = 64;  // the next-token view's candidates
     sessionOptions.parseSpecial = !args.has("no-special");
     DecodeSession session(backend, model->tokenizer, sessionOptions);
-    viz::runFigures(o, session,
-                    summarize(*model, *backend, QString::fromStdString(model->path), note),
-                    [](const QString& path) { std::printf("%s\n", qPrintable(path)); });
+    try {
+        viz::runFigures(o, session,
+                        summarize(*model, *backend, QString::fromStdString(model->path), note),
+                        [](const QString& path) { std::printf("%s\n", qPrintable(path)); });
+    } catch (const viz::RegionOutOfRange& e) {
+        throw UsageError(e.what());  // the command line asked for tokens the run does not have
+    }
     return 0;
 }
 

@@ -1,7 +1,8 @@
 // The headless figure run behind `kvscope export`: decode a prompt step by step into a TraceStore
 // and write the chosen views as PNG, SVG or PDF files (optionally one frame per step), plus the
 // trace as JSON and CSV. No display is needed (Qt's offscreen platform). Deterministic when the
-// session decodes greedily and animations are off (this run turns them off).
+// session decodes greedily and animations are off (this run turns them off). A region of the
+// attention matrix (query rows and key columns) may be written zoomed in instead of the whole.
 #pragma once
 
 #include <QSize>
@@ -9,13 +10,30 @@
 #include <QStringList>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/trace_store.h"
+#include "core/error.h"
 #include "export/exporter.h"
 #include "runtime/decode_session.h"
 
 namespace kvscope::viz {
+
+// Query rows r0..r1 and key columns c0..c1 of the attention matrix, inclusive, from 0.
+struct CellRegion {
+    int r0 = 0, r1 = 0, c0 = 0, c1 = 0;
+};
+
+// Parses "r0:r1,c0:c1" (e.g. "100:163,0:63"). Returns nullopt and sets `error` to what is wrong
+// (the syntax, a negative index, a range that runs backwards).
+std::optional<CellRegion> parseCellRegion(const QString& text, QString* error);
+
+// A region that goes past the run's last token (a usage error: the command line asked for it).
+class RegionOutOfRange : public Error {
+  public:
+    using Error::Error;
+};
 
 struct FigureRunOptions {
     std::string prompt;
@@ -29,6 +47,8 @@ struct FigureRunOptions {
     QStringList views;  // names from exportableViewNames()
     bool trace = false;
     int layer = 0, head = 0;
+    // The attention figure zoomed to these cells instead of the whole matrix (not with frames).
+    std::optional<CellRegion> region;
 };
 
 // The views a figure run can write, in the order "all" writes them.
@@ -37,6 +57,8 @@ QStringList exportableViewNames();
 // Runs it. `session` is fresh (nothing decoded); the latency chart's replay without the cache
 // runs on its backend too. `written` is told each file as it is written.
 // Throws Error naming the file or folder at fault; files already there are never half-written.
+// Throws RegionOutOfRange, before anything is written, when `region` goes past the last token
+// (the prompt's tokens plus the steps).
 void runFigures(const FigureRunOptions& options, DecodeSession& session,
                 const ModelSummary& summary, const std::function<void(const QString&)>& written);
 

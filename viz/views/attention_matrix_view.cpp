@@ -41,6 +41,13 @@ bool labelled(int j, int n, int step) {
     return (n - 1 - j) % step == 0;
 }
 
+// A weight in a cell: three decimals without the leading zero (".004", ".250"), so that the
+// small weights of a long context still read as numbers.
+QString cellText(float v) {
+    if (v >= 0.9995f) return QStringLiteral("1.00");
+    return QString::number(static_cast<double>(v), 'f', 3).mid(1);
+}
+
 }  // namespace
 
 AttentionMatrixView::AttentionMatrixView(TraceStore* store, QWidget* parent)
@@ -240,19 +247,22 @@ void AttentionMatrixView::clampViewport() {
         w = std::min<double>(rows_, std::max(1.0, w * grow));
         h = std::min<double>(rows_, std::max(1.0, h * grow));
     }
-    w = std::max(1.0, w);
-    h = std::max(1.0, h);
+    // whole cells: no row or key is cut at the edges
+    w = std::max(1.0, std::round(w));
+    h = std::max(1.0, std::round(h));
     if (w >= rows_ && h >= rows_) {
         zoomed_ = false;  // the whole matrix: fitted again
         return;
     }
-    const double x = std::clamp(view_.x(), 0.0, rows_ - w);
-    const double y = std::clamp(view_.y(), 0.0, rows_ - h);
+    const double x = std::clamp(std::round(view_.x()), 0.0, rows_ - w);
+    const double y = std::clamp(std::round(view_.y()), 0.0, rows_ - h);
     view_ = QRectF(x, y, w, h);
 }
 
 void AttentionMatrixView::followNewest() {
     if (!zoomed_ || !follow_) return;
+    // the new row at the bottom; the new key too when the view reached the last key before
+    if (view_.right() >= rows_ - 1.5) view_.moveRight(rows_);
     view_.moveTop(std::max(0.0, rows_ - view_.height()));
     clampViewport();
 }
@@ -594,17 +604,20 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         }
     }
     // Numbers in the cells when they are large enough to read (only the visible ones).
-    if (f == 1 && cell >= 24 && cell >= fmS.horizontalAdvance(QStringLiteral("0.00")) + 6 &&
-        cell >= fmS.height() + 4) {
+    if (f == 1 && cell >= 24) {
+        QFont font = th.smallFont;  // smaller where "0.00" would not fit in the cell
+        for (int i = 0;
+             i < 6 && QFontMetrics(font).horizontalAdvance(QStringLiteral(".000")) + 4 > cell; ++i)
+            font.setPointSizeF(font.pointSizeF() * 0.9);
         p.save();
         p.setClipRect(m);
-        p.setFont(th.smallFont);
+        p.setFont(font);
         for (int r = r0; r < r1; ++r)
             for (int c = c0; c <= std::min(r, c1 - 1); ++c) {
                 if (r == animatedRow_ && transition_->progress() < 1) continue;
                 const QRectF cr(xOf(c), yOf(r), cell, cell);
                 p.setPen(textColorOn(image_.pixel(c, r)));
-                p.drawText(cr, Qt::AlignCenter, QString::number(cellValue(r, c), 'f', 2));
+                p.drawText(cr, Qt::AlignCenter, cellText(cellValue(r, c)));
             }
         p.restore();
     }
@@ -639,7 +652,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         if (!labelled(j, rows_, step) && !inspected) continue;
         if (!inspected && q >= 0 && std::abs(j - q) * cell < fmS.height() && j != q) continue;
         p.setPen(inspected ? th.accent : th.text);
-        if (j >= r0 && j < r1) {
+        if (j >= r0 && j < r1 && yOf(j + 0.5) >= m.top() && yOf(j + 0.5) <= m.bottom()) {
             const double cy = yOf(j + 0.5);
             const QRect lr(kMargin, static_cast<int>(cy) - fmS.height() / 2, kRowLabelW - 16,
                            fmS.height());
@@ -647,7 +660,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
                        fmS.elidedText(QStringLiteral("%1  %2").arg(j).arg(labels_[j]),
                                       Qt::ElideLeft, lr.width()));
         }
-        if (j >= c0 && j < c1) {
+        if (j >= c0 && j < c1 && xOf(j + 0.5) >= m.left() && xOf(j + 0.5) <= m.right()) {
             p.save();
             p.translate(xOf(j + 0.5), m.top() - 6);
             p.rotate(-90);
@@ -670,8 +683,10 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         p.setBrush(Qt::NoBrush);
         p.drawRect(mini.adjusted(-1, -1, 0, 0));
         const double s = mini.width() / double(n);
-        const QRectF where(mini.left() + v.left() * s, mini.top() + v.top() * s,
-                           std::max(3.0, v.width() * s), std::max(3.0, v.height() * s));
+        QRectF where(mini.left() + v.left() * s, mini.top() + v.top() * s,
+                     std::max(6.0, v.width() * s), std::max(6.0, v.height() * s));
+        where.moveRight(std::min(where.right(), double(mini.right())));     // a small view's mark
+        where.moveBottom(std::min(where.bottom(), double(mini.bottom())));  // stays inside
         p.setPen(QPen(th.accent, 2));
         p.drawRect(where);
         p.setFont(th.smallFont);

@@ -181,6 +181,19 @@ int AttentionMatrixView::availableSide() const {
     return std::max(1, std::min(width() - left - kMargin, height() - top - kMargin));
 }
 
+int AttentionMatrixView::minimapSide() const {
+    return std::clamp(availableSide() / 4, 96, 180);
+}
+
+double AttentionMatrixView::zoomedCellPixels(double w, double h) const {
+    // the whole height, and the width left of the minimap where the widget is wide enough
+    const int left = kMargin + kRowLabelW;
+    const int side = availableSide();
+    int across = width() - left - kMargin;
+    if (across - (minimapSide() + 20) >= side) across -= minimapSide() + 20;
+    return std::min(std::max(1, across) / w, side / h);
+}
+
 int AttentionMatrixView::poolFactor() const {
     const int side = availableSide();
     return rows_ <= side ? 1 : (rows_ + side - 1) / side;
@@ -222,7 +235,7 @@ QRectF AttentionMatrixView::viewport() const {
 
 double AttentionMatrixView::cellPixels() const {
     if (rows_ == 0) return 0;
-    if (zoomed_) return availableSide() / std::max(view_.width(), view_.height());
+    if (zoomed_) return zoomedCellPixels(view_.width(), view_.height());
     return matrixRect().width() / viewport().width();
 }
 
@@ -297,7 +310,7 @@ void AttentionMatrixView::zoomBy(double factor, std::optional<QPointF> anchor) {
     if (anchor) {  // the cell under the anchor stays under it
         const double px = cellPixels();
         const QPointF at((anchor->x() - m.left()) / px, (anchor->y() - m.top()) / px);
-        const double nextPx = availableSide() / std::max(w, h);
+        const double nextPx = zoomedCellPixels(w, h);
         next.moveTopLeft(v.topLeft() + at - at * (px / nextPx));
     } else {
         next.moveCenter(v.center());
@@ -333,7 +346,7 @@ void AttentionMatrixView::setFollowing(bool on) {
 QRect AttentionMatrixView::minimapRect() const {
     if (!zoomed_ || rows_ == 0) return {};
     const QRect m = matrixRect();
-    const int side = std::clamp(availableSide() / 4, 96, 180);
+    const int side = minimapSide();
     // right of the matrix where there is room, else over its top-right corner (the masked future)
     if (width() - kMargin - (m.right() + 20) >= side) return {m.right() + 20, m.top(), side, side};
     return {m.right() - side - 8, m.top() + 8, side, side};
@@ -514,10 +527,10 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     if (zoomed_) {  // where the view is, and the scale while cells still share pixels
         const QString where = tr("rows %1–%2, keys %3–%4").arg(r0).arg(r1 - 1).arg(c0).arg(c1 - 1);
         shortSub = f > 1 ? tr("%1 · %2").arg(where, scaleText) : where;
-        longSub = tr("%1 of %2 tokens · %3 · Ctrl+0 or the menu fits the whole matrix")
+        longSub = tr("%1 of %2 tokens%3")
                       .arg(f > 1 ? tr("%1 · %2").arg(where, scaleText) : where)
                       .arg(rows_)
-                      .arg(follow_ ? tr("following the newest row") : tr("not following"));
+                      .arg(follow_ ? tr(" · following the newest row") : QString());
         if (window > 0) longSub = tr("%1 · sliding window of %2 keys").arg(shortSub).arg(window);
     } else if (f > 1) {  // the scale, where cells share a pixel
         longSub = tr("%1 tokens · %2 · rows: queries, columns: keys").arg(rows_).arg(scaleText);
@@ -652,7 +665,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         if (!labelled(j, rows_, step) && !inspected) continue;
         if (!inspected && q >= 0 && std::abs(j - q) * cell < fmS.height() && j != q) continue;
         p.setPen(inspected ? th.accent : th.text);
-        if (j >= r0 && j < r1 && yOf(j + 0.5) >= m.top() && yOf(j + 0.5) <= m.bottom()) {
+        if (j >= r0 && j < r1 && yOf(j + 0.5) >= m.top() && yOf(j + 0.5) <= m.top() + m.height()) {
             const double cy = yOf(j + 0.5);
             const QRect lr(kMargin, static_cast<int>(cy) - fmS.height() / 2, kRowLabelW - 16,
                            fmS.height());
@@ -660,7 +673,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
                        fmS.elidedText(QStringLiteral("%1  %2").arg(j).arg(labels_[j]),
                                       Qt::ElideLeft, lr.width()));
         }
-        if (j >= c0 && j < c1 && xOf(j + 0.5) >= m.left() && xOf(j + 0.5) <= m.right()) {
+        if (j >= c0 && j < c1 && xOf(j + 0.5) >= m.left() && xOf(j + 0.5) <= m.left() + m.width()) {
             p.save();
             p.translate(xOf(j + 0.5), m.top() - 6);
             p.rotate(-90);

@@ -97,7 +97,11 @@ class AttentionMatrixView : public QWidget {
     void writeImageRow(int r);  // colours of row r into image_
     QRect titleRect() const;
     QString titleText() const;
-    int availableSide() const;  // pixels the matrix may take on each side
+    int availableSide() const;  // pixels the matrix may take on each side (fitted)
+    int minimapSide() const;
+    // Pixels per cell side when w × h cells are shown zoomed: as large as they fit in the
+    // height and in the width beside the minimap.
+    double zoomedCellPixels(double w, double h) const;
     // (blocks × blocks, blocks = ⌈rows / k⌉) the whole matrix pooled k × k (k >= 2), cached per
     // k; an appended row recomputes only its block row.
     const QImage& pooledImage(int k) const;

@@ -102,13 +102,24 @@ float AttentionMatrixView::cellValue(int r, int c) const {
     return values_[static_cast<size_t>(r)][static_cast<size_t>(c)];
 }
 
-void AttentionMatrixView::writeImageRow(int r) {
+QRgb AttentionMatrixView::cellColor(int r, int c) const {
+    ensureImageRows(r, r + 1);
+    return image_.pixel(c, r);
+}
+
+void AttentionMatrixView::ensureImageRows(int r0, int r1) const {
+    for (int r = std::max(0, r0); r < std::min(r1, rows_); ++r)
+        if (!rowWritten_[static_cast<size_t>(r)]) writeImageRow(r);
+}
+
+void AttentionMatrixView::writeImageRow(int r) const {
     const ColorScale scale = ColorScale::weights();
     const QRgb masked = currentTheme().panel.rgb();
     auto* line = reinterpret_cast<QRgb*>(image_.scanLine(r));
     const std::vector<float>& row = values_[static_cast<size_t>(r)];
     for (int c = 0; c < image_.width(); ++c)
         line[c] = c <= r ? scale.rgb(row[static_cast<size_t>(c)]) : masked;
+    rowWritten_[static_cast<size_t>(r)] = 1;
 }
 
 void AttentionMatrixView::rebuild() {
@@ -137,12 +148,12 @@ void AttentionMatrixView::rebuild() {
     const int n = store_->count();
     const int capacity = std::max(n, store_->config().nCtx);
     if (image_.width() != capacity) image_ = QImage(capacity, capacity, QImage::Format_RGB32);
+    rowWritten_.assign(static_cast<size_t>(capacity), 0);  // coloured when first drawn
     values_.reserve(static_cast<size_t>(n));
     for (int r = 0; r < n; ++r) {
         const std::span<const float> row = store_->attentionRow(r, layer_, head_);
         values_.emplace_back(row.begin(), row.end());
         labels_.append(tokenLabel(store_->trace(r).text));
-        writeImageRow(r);
     }
     rows_ = n;
     clampViewport();  // a zoom survives a new layer or head (compare heads at one place)
@@ -395,12 +406,38 @@ const QImage& AttentionMatrixView::pooledImage(int k) const {
     const int first = std::min(cache.builtRows, rows_) / k;
     const ColorScale scale = ColorScale::weights();
     const QRgb masked = currentTheme().panel.rgb();
+    // One pass over each block row's cells, row by row (as pooledValueAt, in one sweep).
+    std::vector<float> best(static_cast<size_t>(blocks));
+    std::vector<double> sum(static_cast<size_t>(blocks));
+    std::vector<int> count(static_cast<size_t>(blocks));
     for (int bi = first; bi < blocks; ++bi) {
+        std::fill(best.begin(), best.end(), 0.0f);
+        std::fill(sum.begin(), sum.end(), 0.0);
+        std::fill(count.begin(), count.end(), 0);
+        for (int r = bi * k; r < std::min(rows_, (bi + 1) * k); ++r) {
+            const float* row = values_[static_cast<size_t>(r)].data();
+            for (int bj = 0; bj * k <= r; ++bj) {
+                const int c1 = std::min(r + 1, (bj + 1) * k);
+                float b = best[static_cast<size_t>(bj)];
+                double s = 0;
+                for (int c = bj * k; c < c1; ++c) {
+                    b = std::max(b, row[c]);
+                    s += row[c];
+                }
+                best[static_cast<size_t>(bj)] = b;
+                sum[static_cast<size_t>(bj)] += s;
+                count[static_cast<size_t>(bj)] += c1 - bj * k;
+            }
+        }
         auto* line = reinterpret_cast<QRgb*>(cache.image.scanLine(bi));
         for (int bj = 0; bj < cache.image.width(); ++bj) {
-            const float v =
-                bj <= bi ? pooledValueAt(k, bi, bj) : std::numeric_limits<float>::quiet_NaN();
-            line[bj] = std::isnan(v) ? masked : scale.rgb(v);
+            const size_t j = static_cast<size_t>(bj);
+            if (bj >= blocks || count[j] == 0) {
+                line[bj] = masked;
+            } else {
+                line[bj] = scale.rgb(
+                    pooling_ == Pooling::Max ? best[j] : static_cast<float>(sum[j] / count[j]));
+            }
         }
     }
     cache.builtRows = rows_;
@@ -419,6 +456,7 @@ void AttentionMatrixView::drawCells(QPainter& p, const QRect& target, const QRec
     const int x1 = std::min(n, static_cast<int>(std::ceil(cells.right() / k - 1e-9)));
     const int y1 = std::min(n, static_cast<int>(std::ceil(cells.bottom() / k - 1e-9)));
     if (x1 <= x0 || y1 <= y0) return;
+    if (k == 1) ensureImageRows(y0, y1);
     const QImage& source = k == 1 ? image_ : pooledImage(k);
     const QPointF origin(target.left() + (x0 * k - cells.left()) / k * px,
                          target.top() + (y0 * k - cells.top()) / k * px);
@@ -557,6 +595,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         drawCells(p, m, v, f);
     } else {  // fitted, a pixel or more per cell: image_ scaled once per size, then a blit
         if (scaledDirty_ || scaled_.size() != m.size()) {
+            ensureImageRows(0, rows_);
             const QImage part = image_.copy(0, 0, rows_, rows_);
             scaled_ = part.scaled(m.size(), Qt::IgnoreAspectRatio, Qt::FastTransformation);
             scaledDirty_ = false;

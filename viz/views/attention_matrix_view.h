@@ -13,6 +13,7 @@
 #include <QRectF>
 #include <QStringList>
 #include <QWidget>
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <vector>
@@ -41,7 +42,7 @@ class AttentionMatrixView : public QWidget {
     // Weight of query row r on key column c; NaN where c > r (masked) or out of range.
     float cellValue(int r, int c) const;
     // The colour painted for cell (r, c) (one image pixel per cell). Precondition: r, c < rows().
-    QRgb cellColor(int r, int c) const { return image_.pixel(c, r); }
+    QRgb cellColor(int r, int c) const;
     // Where the visible cells (viewport()) are drawn: fitted, the whole matrix, never clipped.
     QRect matrixRect() const;
     // Cells per pixel side of the whole matrix fitted: 1 while every row has a pixel, else k
@@ -92,9 +93,12 @@ class AttentionMatrixView : public QWidget {
     bool event(QEvent* event) override;
 
   private:
-    void rebuild();             // every row again (new selection, tokens reset, theme)
-    void appendRow(int index);  // one new row at the end
-    void writeImageRow(int r);  // colours of row r into image_
+    void rebuild();                   // every row again (new selection, tokens reset, theme)
+    void appendRow(int index);        // one new row at the end
+    void writeImageRow(int r) const;  // colours of row r into image_
+    // Writes the rows of [r0, r1) that image_ does not hold yet: rows are coloured when first
+    // drawn one pixel per cell (fitted small matrices, zoomed views), not for every row at once.
+    void ensureImageRows(int r0, int r1) const;
     QRect titleRect() const;
     QString titleText() const;
     int availableSide() const;  // pixels the matrix may take on each side (fitted)
@@ -116,11 +120,12 @@ class AttentionMatrixView : public QWidget {
     TraceStore* store_;
     Transition* transition_;
     int layer_ = 0, head_ = 0, rows_ = 0;
-    int animatedRow_ = -1;                    // the row being revealed, -1 when none
-    std::vector<std::vector<float>> values_;  // row r: weights over keys 0..r
-    QStringList labels_;                      // token labels
-    QImage image_;                            // (capacity, capacity) one pixel per cell
-    mutable QImage scaled_;                   // image_'s top-left rows_ × rows_ at the drawn size
+    int animatedRow_ = -1;                     // the row being revealed, -1 when none
+    std::vector<std::vector<float>> values_;   // row r: weights over keys 0..r
+    QStringList labels_;                       // token labels
+    mutable QImage image_;                     // (capacity, capacity) one pixel per cell
+    mutable std::vector<uint8_t> rowWritten_;  // per image_ row: 1 once its colours are in
+    mutable QImage scaled_;                    // image_'s top-left rows_ × rows_ at the drawn size
     mutable bool scaledDirty_ = true;
     Pooling pooling_ = Pooling::Max;
     struct PooledCache {

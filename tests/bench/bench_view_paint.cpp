@@ -78,25 +78,29 @@ StepTrace syntheticTrace(int i, int promptLength, const Shape& s, size_t kvPerTo
     for (float& x : t.q) x = uniform(rng) - 0.5f;
     for (float& x : t.k) x = uniform(rng) - 0.5f;
     for (float& x : t.v) x = uniform(rng) - 0.5f;
-    std::vector<float> score(static_cast<size_t>(i) + 1);
+    // exp(score) built without exp per cell: noise from a table of 256 levels of exp(1.5 u),
+    // the decay exp(-(i - c) / window) as a running product, the boosts as factors
+    float noise[256];
+    for (int u = 0; u < 256; ++u) noise[u] = std::exp(1.5f * static_cast<float>(u) / 256.0f);
+    std::vector<float> weight(static_cast<size_t>(i) + 1);
     for (int l = 0; l < s.nLayer; ++l)
         for (int h = 0; h < s.nHead; ++h) {
             const int kind = (l * s.nHead + h) % 4;  // sink, previous token, local, spread
             const double window = 8.0 + 24.0 * ((l + h) % 3);
-            float best = -1e30f;
-            for (int c = 0; c <= i; ++c) {
-                float v = 1.5f * uniform(rng);
-                if (c == 0) v += kind == 0 ? 6.0f : 2.0f;
-                if (c == i - 1 && kind == 1) v += 6.0f;
-                if (kind == 2) v -= static_cast<float>((i - c) / window);
-                score[size_t(c)] = v;
-                best = std::max(best, v);
-            }
+            const float step = kind == 2 ? static_cast<float>(std::exp(-1.0 / window)) : 1.0f;
+            float decay = 1.0f;  // exp(-(i - c) / window), from c = i down
             float sum = 0;
-            for (float& v : score) sum += (v = std::exp(v - best));
+            for (int c = i; c >= 0; --c) {
+                float w = noise[next(rng) & 255] * decay;
+                if (c == 0) w *= kind == 0 ? 403.4f : 7.39f;  // e^6, e^2
+                if (c == i - 1 && kind == 1) w *= 403.4f;
+                weight[size_t(c)] = w;
+                sum += w;
+                decay = std::max(decay * step, 1e-30f);
+            }
             float* row = t.attn.data() + (size_t(l) * s.nHead + h) * (size_t(i) + 1);
             const float inv = 1.0f / sum;
-            for (int c = 0; c <= i; ++c) row[c] = score[size_t(c)] * inv;
+            for (int c = 0; c <= i; ++c) row[c] = weight[size_t(c)] * inv;
         }
     for (int j = 0; j < 64; ++j) {
         t.top.emplace_back(int32_t(j * 7 % 32000), 12.0f - 0.15f * static_cast<float>(j));

@@ -696,7 +696,8 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         p.restore();
     }
 
-    // Token labels: query rows on the left, key columns on top (rotated), thinned when dense.
+    // Token labels: query rows on the left, key columns on top (rotated), thinned when dense;
+    // only the visible ones (whole cells: a visible row's middle is inside the matrix).
     p.setFont(th.smallFont);
     const int step = std::max(1, static_cast<int>(std::ceil((fmS.height() + 1) / cell)));
     for (int j = std::min(r0, c0); j < std::max(r1, c1); ++j) {
@@ -704,7 +705,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         if (!labelled(j, rows_, step) && !inspected) continue;
         if (!inspected && q >= 0 && std::abs(j - q) * cell < fmS.height() && j != q) continue;
         p.setPen(inspected ? th.accent : th.text);
-        if (j >= r0 && j < r1 && yOf(j + 0.5) >= m.top() && yOf(j + 0.5) <= m.top() + m.height()) {
+        if (j >= r0 && j < r1) {
             const double cy = yOf(j + 0.5);
             const QRect lr(kMargin, static_cast<int>(cy) - fmS.height() / 2, kRowLabelW - 16,
                            fmS.height());
@@ -712,7 +713,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
                        fmS.elidedText(QStringLiteral("%1  %2").arg(j).arg(labels_[j]),
                                       Qt::ElideLeft, lr.width()));
         }
-        if (j >= c0 && j < c1 && xOf(j + 0.5) >= m.left() && xOf(j + 0.5) <= m.left() + m.width()) {
+        if (j >= c0 && j < c1) {
             p.save();
             p.translate(xOf(j + 0.5), m.top() - 6);
             p.rotate(-90);

@@ -1,12 +1,13 @@
 // AttentionMatrixView: the t × t causal attention matrix of the selected layer and head, one
-// row per query token (rows from the traces' attention rows), the future masked. Rendered into a
-// cached image (one pixel per cell) that grows by one row per appended token and is rebuilt when
-// the layer or head changes, so it stays smooth at the model's full context. The new row is
-// revealed left to right, the inspected query row is outlined, hovering tells the pair and the
-// weight, and clicking a row inspects that token's query. Long contexts: more rows than pixels are
-// pooled k × k per pixel; the wheel, Ctrl+= / Ctrl+- / Ctrl+0 and a dragged rubber band zoom down
-// to single cells (their weights written in them), Shift+drag, middle-drag and the arrow keys
-// pan, the view follows the newest row while zoomed, and a minimap shows where the view is.
+// row per query token (rows from the traces' attention rows), the future masked. Rendered into
+// cached images (one pixel per cell, rows coloured when first drawn; pooled k × k per pixel where
+// rows outnumber pixels, per k) that an appended token updates by one row, so it stays smooth at
+// the model's full context. The new row is revealed left to right, the inspected query row is
+// outlined, hovering tells the pair and the weight, clicking a row inspects that token's query.
+// The wheel, Ctrl+= / Ctrl+- / Ctrl+0 and a dragged rubber band zoom down to single cells (their
+// weights written in them); Shift+drag, middle-drag and the arrow keys pan (the window keeps
+// Left and Right for stepping); while zoomed the view follows the newest row and a minimap shows
+// where the view is.
 #pragma once
 
 #include <QImage>

@@ -5,6 +5,8 @@
 // exported region's pixels are its cells' colours, fitting again gives the pooled picture back,
 // the view follows the newest row until panned away, and the keys, the wheel and a dragged band
 // show the cells they say.
+#include <QAction>
+#include <QPushButton>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QWheelEvent>
@@ -263,6 +265,14 @@ class TstAttentionMatrixView : public QObject {
         QCOMPARE(d->store.queryIndex(), d->store.count() - 1);  // a drag is not a click
         view.setFollowing(true);
         QCOMPARE(view.viewport().bottom(), double(d->store.count()));
+        // a click on the minimap's top-left corner moves the view to the first tokens
+        const QRect mini = view.minimapRect();
+        QVERIFY(!mini.isEmpty());
+        QTest::mouseClick(&view, Qt::LeftButton, {}, mini.topLeft() + QPoint(1, 1));
+        QCOMPARE(view.viewport().topLeft(), QPointF(0, 0));
+        QVERIFY(!view.following());
+        QCOMPARE(d->store.queryIndex(), d->store.count() - 1);  // the minimap inspects nothing
+        view.setFollowing(true);
         view.panBy(-5, 0);  // the arrow keys' and the API's pan likewise
         QVERIFY(!view.following());
     }
@@ -317,6 +327,32 @@ class TstAttentionMatrixView : public QObject {
         // a click inspects the row under it, zoomed too
         QTest::mouseClick(&view, Qt::LeftButton, {}, view.cellRect(25, 5).center().toPoint());
         QCOMPARE(d->store.queryIndex(), 25);
+    }
+
+    // The window binds Ctrl+= to larger text: while the matrix has the focus the key zooms the
+    // matrix instead; with the focus elsewhere the window's shortcut still fires.
+    void zoomKeysWinOverTheWindowsShortcutWhileFocused() {
+        auto d = decodeTokens(64);
+        QWidget window;
+        int larger = 0;
+        auto* action = new QAction(&window);
+        action->setShortcut(QKeySequence(Qt::CTRL | Qt::Key_Equal));
+        connect(action, &QAction::triggered, &window, [&larger] { ++larger; });
+        window.addAction(action);
+        auto* view = new AttentionMatrixView(&d->store, &window);
+        auto* button = new QPushButton("other", &window);
+        view->setGeometry(0, 40, 860, 860);
+        window.resize(860, 900);
+        window.show();
+        QVERIFY(QTest::qWaitForWindowActive(&window));
+        view->setFocus();
+        QTest::keyClick(view, Qt::Key_Equal, Qt::ControlModifier);
+        QCOMPARE(larger, 0);
+        QCOMPARE(view->viewport(), QRectF(16, 16, 32, 32));
+        button->setFocus();
+        QTest::keyClick(button, Qt::Key_Equal, Qt::ControlModifier);
+        QCOMPARE(larger, 1);
+        QCOMPARE(view->viewport(), QRectF(16, 16, 32, 32));
     }
 
     void models_data() { fixtures::addModelRows(); }

@@ -348,6 +348,18 @@ void AttentionMatrixView::panBy(double dr, double dc) {
     update();
 }
 
+void AttentionMatrixView::centreOnMinimap(const QPoint& pos) {
+    const QRect mini = minimapRect();
+    if (mini.isEmpty()) return;
+    const int km = (rows_ + mini.width() - 1) / mini.width();
+    const double cellsPerPixel = ((rows_ + km - 1) / km * km) / double(mini.width());
+    const QPoint at(std::clamp(pos.x(), mini.left(), mini.right()),
+                    std::clamp(pos.y(), mini.top(), mini.bottom()));
+    const QPointF centre((at.x() - mini.left() + 0.5) * cellsPerPixel,
+                         (at.y() - mini.top() + 0.5) * cellsPerPixel);
+    panBy(centre.y() - view_.center().y(), centre.x() - view_.center().x());
+}
+
 void AttentionMatrixView::setFollowing(bool on) {
     follow_ = on;
     followNewest();
@@ -787,6 +799,12 @@ void AttentionMatrixView::contextMenuEvent(QContextMenuEvent* event) {
 
 void AttentionMatrixView::mousePressEvent(QMouseEvent* event) {
     const QPoint pos = event->position().toPoint();
+    if (event->button() == Qt::LeftButton && minimapRect().contains(pos)) {
+        drag_ = Drag::Minimap;  // the view moves to where the minimap is pressed and dragged
+        centreOnMinimap(pos);
+        event->accept();
+        return;
+    }
     if (event->button() == Qt::LeftButton || event->button() == Qt::MiddleButton) {
         if (!matrixRect().contains(pos)) return QWidget::mousePressEvent(event);
         pressPos_ = lastPos_ = pos;
@@ -808,6 +826,7 @@ void AttentionMatrixView::mouseMoveEvent(QMouseEvent* event) {
         if (px > 0) panBy(-(pos.y() - lastPos_.y()) / px, -(pos.x() - lastPos_.x()) / px);
     }
     if (drag_ == Drag::Band) update();
+    if (drag_ == Drag::Minimap) centreOnMinimap(pos);
     lastPos_ = pos;
     QWidget::mouseMoveEvent(event);
 }
@@ -839,7 +858,7 @@ void AttentionMatrixView::mouseReleaseEvent(QMouseEvent* event) {
         event->accept();
         return;
     }
-    if (drag == Drag::Pan) {
+    if (drag == Drag::Pan || drag == Drag::Minimap) {
         event->accept();
         return;
     }

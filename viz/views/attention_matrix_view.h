@@ -114,6 +114,7 @@ class AttentionMatrixView : public QWidget {
     void invalidatePooled();
     void clampViewport();
     void followNewest();
+    void centreOnMinimap(const QPoint& pos);  // the viewport's centre to that minimap pixel
     // The pixels of the cells in `cells` (a rectangle in cell units) drawn into `target`, from
     // image_ or the pooled image at k (whole blocks).
     void drawCells(QPainter& p, const QRect& target, const QRectF& cells, int k) const;
@@ -139,7 +140,7 @@ class AttentionMatrixView : public QWidget {
     QRectF view_;
     bool follow_ = true;
     // mouse: a press that becomes a click (inspect the row), a rubber band or a pan
-    enum class Drag { None, Pending, Band, Pan };
+    enum class Drag { None, Pending, Band, Pan, Minimap };
     Drag drag_ = Drag::None;
     QPoint pressPos_, lastPos_;
     bool panButton_ = false;  // the press was a pan (Shift or the middle button)

@@ -456,11 +456,12 @@ const QImage& AttentionMatrixView::pooledImage(int k) const {
     return cache.image;
 }
 
-void AttentionMatrixView::drawCells(QPainter& p, const QRect& target, const QRectF& cells,
-                                    int k) const {
+void AttentionMatrixView::drawCells(QPainter& p, const QRect& target, const QRectF& cells, int k,
+                                    bool asImage) const {
     const QPaintEngine* engine = p.paintEngine();
     const bool vector =
-        engine && (engine->type() == QPaintEngine::SVG || engine->type() == QPaintEngine::Pdf);
+        !asImage && engine &&
+        (engine->type() == QPaintEngine::SVG || engine->type() == QPaintEngine::Pdf);
     const int n = (rows_ + k - 1) / k;                     // image cells (blocks) that hold data
     const double px = target.width() / cells.width() * k;  // pixels per image cell
     const int x0 = std::max(0, static_cast<int>(std::floor(cells.left() / k)));
@@ -480,6 +481,10 @@ void AttentionMatrixView::drawCells(QPainter& p, const QRect& target, const QRec
             for (int c = x0; c < x1; ++c)
                 p.fillRect(QRectF(origin.x() + (c - x0) * px, origin.y() + (r - y0) * px, px, px),
                            QColor(source.pixel(c, r)));
+    } else if (engine && engine->type() != QPaintEngine::Raster) {
+        // SVG ignores a source rectangle (it embeds the whole image): the cells' part alone
+        p.drawImage(QRectF(origin, QSizeF((x1 - x0) * px, (y1 - y0) * px)),
+                    source.copy(x0, y0, x1 - x0, y1 - y0));
     } else {
         p.drawImage(QRectF(origin, QSizeF((x1 - x0) * px, (y1 - y0) * px)), source,
                     QRectF(x0, y0, x1 - x0, y1 - y0));
@@ -743,7 +748,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         const int n = (rows_ + km - 1) / km * km;
         p.fillRect(mini.adjusted(-3, -3, 3, 3), th.background);
         p.fillRect(mini, th.panel);
-        drawCells(p, mini, QRectF(0, 0, n, n), km);
+        drawCells(p, mini, QRectF(0, 0, n, n), km, true);  // an image even in SVG and PDF
         p.setPen(th.grid);
         p.setBrush(Qt::NoBrush);
         p.drawRect(mini.adjusted(-1, -1, 0, 0));

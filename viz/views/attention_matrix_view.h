@@ -116,8 +116,10 @@ class AttentionMatrixView : public QWidget {
     void followNewest();
     void centreOnMinimap(const QPoint& pos);  // the viewport's centre to that minimap pixel
     // The pixels of the cells in `cells` (a rectangle in cell units) drawn into `target`, from
-    // image_ or the pooled image at k (whole blocks).
-    void drawCells(QPainter& p, const QRect& target, const QRectF& cells, int k) const;
+    // image_ or the pooled image at k (whole blocks); in SVG and PDF one rectangle per cell
+    // unless asImage (the minimap).
+    void drawCells(QPainter& p, const QRect& target, const QRectF& cells, int k,
+                   bool asImage = false) const;
 
     TraceStore* store_;
     Transition* transition_;

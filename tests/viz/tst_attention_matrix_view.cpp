@@ -275,6 +275,13 @@ class TstAttentionMatrixView : public QObject {
         view.setFollowing(true);
         view.panBy(-5, 0);  // the arrow keys' and the API's pan likewise
         QVERIFY(!view.following());
+        // another head keeps the zoom; a new prompt starts fitted and following again
+        const QRectF zoomedAt = view.viewport();
+        d->store.setLayerHead(1, 1);
+        QCOMPARE(view.viewport(), zoomedAt);
+        d->prefill("a new prompt");
+        QVERIFY(!view.zoomed());
+        QVERIFY(view.following());
     }
 
     // Ctrl+= halves the visible rows and keys around the centre, Ctrl+- doubles them, Ctrl+0

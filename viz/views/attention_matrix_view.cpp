@@ -59,8 +59,14 @@ AttentionMatrixView::AttentionMatrixView(TraceStore* store, QWidget* parent)
         if (transition_->progress() >= 1) animatedRow_ = -1;
         update();
     });
-    connect(store_, &TraceStore::modelChanged, this, &AttentionMatrixView::rebuild);
-    connect(store_, &TraceStore::tokensReset, this, &AttentionMatrixView::rebuild);
+    // A new model or prompt starts fitted, following (a new layer or head keeps the zoom).
+    auto restart = [this] {
+        zoomed_ = false;
+        follow_ = true;
+        rebuild();
+    };
+    connect(store_, &TraceStore::modelChanged, this, restart);
+    connect(store_, &TraceStore::tokensReset, this, restart);
     connect(store_, &TraceStore::tokenAppended, this, &AttentionMatrixView::appendRow);
     connect(store_, &TraceStore::truncated, this, [this](int n) {
         if (n > rows_) return rebuild();

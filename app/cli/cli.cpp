@@ -106,6 +106,9 @@ const std::vector<Command>& commands() {
           {"theme", "light|dark", "light print theme (default) or dark"},
           {"size", "WxH", "the figure's size in points (default 1200x800)"},
           {"frames", nullptr, "a figure per step (PDF: a page per step)"},
+          {"region", "R0:R1,C0:C1",
+           "the attention figure zoomed to query rows R0..R1 and key columns C0..C1 (inclusive, "
+           "from 0; e.g. 100:163,0:63)"},
           kNoSpecial,
           kContext,
           kKvType,

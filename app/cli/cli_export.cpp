@@ -80,6 +80,17 @@ int runExport(const CliArgs& args) {
                     .arg(v, names.join(", "))
                     .toStdString());
     o.views = views;
+    if (auto region = args.get("region")) {
+        QString why;
+        o.region = viz::parseCellRegion(QString::fromStdString(*region), &why);
+        if (!o.region) throw UsageError("--region: " + why.toStdString());
+        if (!views.contains("attention"))
+            throw UsageError("--region zooms the attention figure: add attention to --views");
+        if (o.frames)
+            throw UsageError(
+                "--region zooms the final attention figure; it cannot be combined "
+                "with --frames");
+    }
     if (!QDir().mkpath(o.outDir) || !QFileInfo(o.outDir).isDir())
         throw Error("cannot create the output folder '" + o.outDir.toStdString() + "'");
 
@@ -105,6 +116,8 @@ int runExport(const CliArgs& args) {
     } catch (const viz::FigureRunStopped& e) {
         std::fprintf(stderr, "kvscope: export interrupted: %s\n", e.what());
         return 130;
+    } catch (const viz::RegionOutOfRange& e) {
+        throw UsageError(e.what());  // the command line asked for tokens the run does not have
     }
     return 0;
 }

@@ -283,17 +283,54 @@ class TstExport : public QObject {
         QVERIFY2(QString::fromUtf8(r.err).contains("a-file/sub"), r.err.constData());
     }
 
+    // --region writes the attention figure zoomed: a different picture from the whole matrix;
+    // a region past the last token is a usage error that says how many tokens the run has.
+    void regionZoomsTheAttentionFigure() {
+        const QString whole = dir_.filePath("whole"), part = dir_.filePath("region");
+        Run r = runKvscope(base(whole) << "--views"
+                                       << "attention");
+        QVERIFY2(r.code == 0, r.err.constData());
+        r = runKvscope(base(part) << "--views"
+                                  << "attention"
+                                  << "--region"
+                                  << "2:5,0:3");
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QImage a(QDir(whole).filePath("attention.png")),
+            b(QDir(part).filePath("attention.png"));
+        QCOMPARE(b.size(), a.size());
+        QVERIFY(pixelSpread(b) > 5);
+        QVERIFY(a != b);
+        r = runKvscope(base(dir_.filePath("past")) << "--views"
+                                                   << "attention"
+                                                   << "--region"
+                                                   << "0:99,0:3");
+        QCOMPARE(r.code, 2);
+        const QString err = QString::fromUtf8(r.err);
+        QVERIFY2(err.contains("--region 0:99,0:3") && err.contains("goes past the last token"),
+                 r.err.constData());
+        QVERIFY(!QFileInfo::exists(QDir(dir_.filePath("past")).filePath("attention.png")));
+    }
+
     void badOptionsAreUsageErrors_data() {
         QTest::addColumn<QStringList>("extra");
         QTest::newRow("format") << QStringList{"--format", "gif"};
         QTest::newRow("scale") << QStringList{"--scale", "9"};
         QTest::newRow("view") << QStringList{"--views", "step,bogus"};
         QTest::newRow("theme") << QStringList{"--theme", "sepia"};
+        QTest::newRow("region syntax") << QStringList{"--region", "0:3"};
+        QTest::newRow("region letters") << QStringList{"--region", "a:b,c:d"};
+        QTest::newRow("region backwards") << QStringList{"--region", "5:2,0:1"};
+        QTest::newRow("region negative") << QStringList{"--region", "-1:2,0:1"};
+        QTest::newRow("region with frames") << QStringList{"--region", "0:2,0:2", "--frames"};
+        QTest::newRow("region without attention")
+            << QStringList{"--region", "0:2,0:2", "--views", "step"};
     }
     void badOptionsAreUsageErrors() {
         QFETCH(QStringList, extra);
         const QString out = dir_.filePath("never");
-        QCOMPARE(runKvscope(base(out) << extra).code, 2);
+        const Run r = runKvscope(base(out) << extra);
+        QCOMPARE(r.code, 2);
+        QVERIFY2(!r.err.isEmpty(), "a usage error says what is wrong");
         QVERIFY(!QFileInfo::exists(out));  // nothing written, not even the folder
     }
 };

@@ -3,6 +3,7 @@
 
 #include <QDir>
 #include <QFileInfo>
+#include <QRegularExpression>
 #include <QSaveFile>
 #include <QWidget>
 #include <utility>
@@ -49,6 +50,40 @@ void writeFile(const QString& path, const QByteArray& bytes) {
 }
 
 }  // namespace
+
+std::optional<CellRegion> parseCellRegion(const QString& text, QString* error) {
+    static const QRegularExpression form(
+        QStringLiteral("^\\s*(-?\\d+)\\s*:\\s*(-?\\d+)\\s*,\\s*(-?\\d+)\\s*:\\s*(-?\\d+)\\s*$"));
+    const QRegularExpressionMatch m = form.match(text);
+    auto fail = [&](const QString& why) -> std::optional<CellRegion> {
+        if (error) *error = why;
+        return std::nullopt;
+    };
+    if (!m.hasMatch())
+        return fail(QString("'%1' is not ROWS,KEYS: expected r0:r1,c0:c1 (query rows r0 to r1, key "
+                            "columns c0 to c1, inclusive, from 0), e.g. 100:163,0:63")
+                        .arg(text));
+    int v[4];
+    for (int i = 0; i < 4; ++i) {
+        bool ok = false;
+        v[i] = m.captured(i + 1).toInt(&ok);
+        if (!ok)
+            return fail(QString("'%1' in '%2' is not a token index").arg(m.captured(i + 1), text));
+        if (v[i] < 0)
+            return fail(QString("'%1' has a negative index (%2): token indices start at 0")
+                            .arg(text)
+                            .arg(v[i]));
+    }
+    if (v[0] > v[1])
+        return fail(QString("the rows %1:%2 run backwards (the first must not exceed the last)")
+                        .arg(v[0])
+                        .arg(v[1]));
+    if (v[2] > v[3])
+        return fail(QString("the keys %1:%2 run backwards (the first must not exceed the last)")
+                        .arg(v[2])
+                        .arg(v[3]));
+    return CellRegion{v[0], v[1], v[2], v[3]};
+}
 
 QStringList exportableViewNames() {
     QStringList names;
@@ -123,6 +158,23 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
         for (const QString& v : o.views)
             pdfs.push_back(std::make_unique<PdfPages>(out.filePath(v + "-frames.pdf")));
     std::vector<StepTrace> promptTraces = session.prefill(o.prompt);  // before prefillMs()
+    if (o.region) {  // known now: the prompt's tokens and the steps to come
+        const int tokens = static_cast<int>(promptTraces.size()) + o.steps;
+        const int last = std::max(o.region->r1, o.region->c1);
+        if (last >= tokens)
+            throw RegionOutOfRange(
+                QString("--region %1:%2,%3:%4 goes past the last token: the run has %5 tokens "
+                        "(the prompt's %6 and %7 steps), indices 0 to %8")
+                    .arg(o.region->r0)
+                    .arg(o.region->r1)
+                    .arg(o.region->c0)
+                    .arg(o.region->c1)
+                    .arg(tokens)
+                    .arg(promptTraces.size())
+                    .arg(o.steps)
+                    .arg(tokens - 1)
+                    .toStdString());
+    }
     store.setPrompt(std::move(promptTraces), session.prefillMs());
     for (int i = 1; i <= o.steps; ++i) {
         stopIfAsked();
@@ -155,6 +207,10 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
                                static_cast<int>(r.promptLength), r.prefillMs,
                                QList<double>(r.stepMs.begin(), r.stepMs.end()));
     }
+    if (o.region && !o.frames)  // the attention figure zoomed to the region
+        for (const auto& w : widgets)
+            if (auto* matrix = dynamic_cast<AttentionMatrixView*>(w.get()))
+                matrix->zoomToCells(o.region->r0, o.region->r1, o.region->c0, o.region->c1);
     fillLens();
     fillRows();
     if (!o.frames)

@@ -1,7 +1,8 @@
 // The headless figure run behind `kvscope export`: decode a prompt step by step into a TraceStore
 // and write the chosen views as PNG, SVG or PDF files (optionally one frame per step), plus the
 // trace as JSON and CSV. No display is needed (Qt's offscreen platform). Deterministic when the
-// session decodes greedily and animations are off (this run turns them off).
+// session decodes greedily and animations are off (this run turns them off). A region of the
+// attention matrix (query rows and key columns) may be written zoomed in instead of the whole.
 #pragma once
 
 #include <QSize>
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "common/trace_store.h"
@@ -18,6 +20,21 @@
 #include "runtime/decode_session.h"
 
 namespace kvscope::viz {
+
+// Query rows r0..r1 and key columns c0..c1 of the attention matrix, inclusive, from 0.
+struct CellRegion {
+    int r0 = 0, r1 = 0, c0 = 0, c1 = 0;
+};
+
+// Parses "r0:r1,c0:c1" (e.g. "100:163,0:63"). Returns nullopt and sets `error` to what is wrong
+// (the syntax, a negative index, a range that runs backwards).
+std::optional<CellRegion> parseCellRegion(const QString& text, QString* error);
+
+// A region that goes past the run's last token (a usage error: the command line asked for it).
+class RegionOutOfRange : public Error {
+  public:
+    using Error::Error;
+};
 
 struct FigureRunOptions {
     std::string prompt;
@@ -31,6 +48,8 @@ struct FigureRunOptions {
     QStringList views;  // names from exportableViewNames()
     bool trace = false;
     int layer = 0, head = 0;
+    // The attention figure zoomed to these cells instead of the whole matrix (not with frames).
+    std::optional<CellRegion> region;
     // When set and true, the run stops before its next step or file and throws FigureRunStopped.
     const std::atomic<bool>* stop = nullptr;
 };
@@ -46,6 +65,8 @@ QStringList exportableViewNames();
 // Runs it. `session` is fresh (nothing decoded); the latency chart's replay without the cache
 // runs on its backend too. `written` is told each file as it is written.
 // Throws Error naming the file or folder at fault; files already there are never half-written.
+// Throws RegionOutOfRange, before anything is written, when `region` goes past the last token
+// (the prompt's tokens plus the steps).
 void runFigures(const FigureRunOptions& options, DecodeSession& session,
                 const ModelSummary& summary, const std::function<void(const QString&)>& written);
 

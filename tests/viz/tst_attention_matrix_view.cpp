@@ -374,6 +374,38 @@ class TstAttentionMatrixView : public QObject {
         QVERIFY(view.minimumSizeHint().width() <= view.sizeHint().width());
     }
 
+    // Prefill vs decode: a prefill's rows are revealed together (one pass, and the subtitle says
+    // so), a step reveals its one row; half way through the prefill every row shows about half
+    // of its keys.
+    void prefillIsRevealedAsOneEventAndAStepAsOneRow() {
+        ThemeSettings::instance().setAnimationMs(2000);
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        AttentionMatrixView view(&d.store);
+        view.resize(700, 700);
+        d.prefill(kPrompt);
+        QVERIFY(view.revealingPrefill());
+        const QImage early = testing::render(view, "matrix-prefill-early");
+        QTRY_VERIFY_WITH_TIMEOUT(view.transitionProgress() >= 0.4, 3000);
+        QVERIFY(view.revealingPrefill());
+        const QImage mid = testing::render(view, "matrix-prefill-mid");
+        QTRY_VERIFY_WITH_TIMEOUT(!view.revealingPrefill(), 5000);
+        const QImage done = testing::render(view, "matrix-prefill-done");
+        // the last row: early it shows less of its keys than half way, and half way less than
+        // at the end (its first cell is the same; its last key cell is masked until the end)
+        const QRect m = view.matrixRect();
+        const int n = view.rows();
+        const double cell = double(m.width()) / n;
+        const QPoint lastKey(m.left() + int((n - 0.5) * cell), m.top() + int((n - 0.5) * cell));
+        QVERIFY(early.pixel(lastKey) != done.pixel(lastKey));
+        QVERIFY(mid.pixel(lastKey) != done.pixel(lastKey));
+        const QPoint firstKey(m.left() + int(0.5 * cell), lastKey.y());
+        QCOMPARE(mid.pixel(firstKey), done.pixel(firstKey));
+        d.step();  // a step: one row, not the prefill's reveal
+        QVERIFY(!view.revealingPrefill());
+        QVERIFY(view.transitionProgress() < 1);
+        ThemeSettings::instance().setAnimationMs(0);
+    }
+
     void rowsEqualTheTrace_data() { models_data(); }
     void rowsEqualTheTrace() {
         QFETCH(QString, model);

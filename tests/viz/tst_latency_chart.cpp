@@ -4,6 +4,8 @@
 #include <QLineSeries>
 #include <QScatterSeries>
 #include <QTest>
+#include <algorithm>
+#include <vector>
 
 #include "charts/latency_chart.h"
 #include "common/theme.h"
@@ -42,6 +44,18 @@ class TstLatencyChart : public QObject {
         QCOMPARE(chart.prefillSeries()->at(0), QPointF(prompt - 1, s.prefillMs()));
         QCOMPARE(chart.recomputeSeries()->count(), 0);
         QCOMPARE(chart.measuredRatio(), 0.0);
+        // prefill vs decode: the prompt's pass shared by its tokens, across their positions
+        const double perToken = s.prefillMs() / prompt;
+        QCOMPARE(chart.prefillPerTokenSeries()->count(), 2);
+        QCOMPARE(chart.prefillPerTokenSeries()->at(0), QPointF(0, perToken));
+        QCOMPARE(chart.prefillPerTokenSeries()->at(1), QPointF(prompt - 1, perToken));
+        std::vector<double> steps;
+        for (int k = 0; k < 6; ++k) steps.push_back(s.trace(prompt + k).hostMs);
+        std::sort(steps.begin(), steps.end());
+        QCOMPARE(chart.medianStepMs(), steps[3]);
+        QVERIFY2(chart.caption().contains(QString::number(perToken, 'f', 3) + " ms, against " +
+                                          QString::number(steps[3], 'f', 3) + " ms"),
+                 qPrintable(chart.caption()));
         d.stepBack();
         QCOMPARE(chart.cachedSeries()->count(), 5);
     }

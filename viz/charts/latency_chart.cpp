@@ -9,6 +9,7 @@
 #include <QScatterSeries>
 #include <QValueAxis>
 #include <algorithm>
+#include <vector>
 
 #include "charts/chart_theme.h"
 #include "common/theme.h"
@@ -28,8 +29,10 @@ LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(pare
     prefill_->setName(tr("prefill"));
     recomputePrefill_ = new QScatterSeries;
     recomputePrefill_->setName(tr("prefill, no cache"));
-    for (QAbstractSeries* s : std::initializer_list<QAbstractSeries*>{cached_, recompute_, device_,
-                                                                      prefill_, recomputePrefill_})
+    prefillPerToken_ = new QLineSeries;
+    prefillPerToken_->setName(tr("prefill ÷ prompt tokens"));
+    for (QAbstractSeries* s : std::initializer_list<QAbstractSeries*>{
+             cached_, recompute_, device_, prefillPerToken_, prefill_, recomputePrefill_})
         chart->addSeries(s);
     x_ = new QValueAxis;
     x_->setTitleText(tr("token position"));
@@ -78,6 +81,7 @@ void LatencyChart::applyTheme() {
     const SeriesStyle st = seriesStyle(t);
     cached_->setPen(QPen(st.primary, 3));
     recompute_->setPen(QPen(st.fifth, 3, Qt::DashLine));
+    prefillPerToken_->setPen(QPen(st.second, 3, Qt::DotLine));
     device_->setPen(QPen(t.mutedText, 2, Qt::DotLine));
     prefill_->setColor(st.second);
     prefill_->setBorderColor(t.text);
@@ -117,7 +121,11 @@ void LatencyChart::rebuild() {
         marker->setVisible(!device.isEmpty());
     prefill_->clear();
     recomputePrefill_->clear();
+    prefillPerToken_->clear();
     if (prompt > 0) {
+        // the prompt's one pass shared by its tokens, across their positions
+        prefillPerToken_->append(0, prefillPerTokenMs());
+        prefillPerToken_->append(prompt - 1, prefillPerTokenMs());
         prefill_->append(prompt - 1, store_->prefillMs());
         top = std::max(top, store_->prefillMs());
         if (same) {
@@ -147,6 +155,14 @@ void LatencyChart::rebuild() {
                       "first token, TTFT).",
                       nullptr, prompt)
                        .arg(store_->prefillMs(), 0, 'f', 2);
+        if (n > prompt && prompt > 1)
+            caption_ += tr(" Per prompt token that is %1 ms, against %2 ms for a decode step "
+                           "(median): %3× less, because the prefill multiplies all prompt "
+                           "tokens by each weight matrix at once, while a step reads every "
+                           "weight for one token.")
+                            .arg(prefillPerTokenMs(), 0, 'f', 3)
+                            .arg(medianStepMs(), 0, 'f', 3)
+                            .arg(medianStepMs() / std::max(prefillPerTokenMs(), 1e-9), 0, 'f', 1);
     }
     if (ratioPosition_ >= 0) {
         title = tr("Time per token: %1× slower without the cache").arg(ratio_, 0, 'f', 1);
@@ -167,6 +183,21 @@ void LatencyChart::rebuild() {
     x_->applyNiceNumbers();
     y_->setRange(0, top > 0 ? top * 1.1 : 1);
     y_->applyNiceNumbers();
+}
+
+double LatencyChart::prefillPerTokenMs() const {
+    const int prompt = store_->promptLength();
+    return prompt > 0 ? store_->prefillMs() / prompt : 0.0;
+}
+
+double LatencyChart::medianStepMs() const {
+    std::vector<double> ms;
+    for (int i = store_->promptLength(); i < store_->count(); ++i)
+        ms.push_back(store_->trace(i).hostMs);
+    if (ms.empty()) return 0.0;
+    const auto mid = ms.begin() + static_cast<std::ptrdiff_t>(ms.size() / 2);
+    std::nth_element(ms.begin(), mid, ms.end());
+    return *mid;
 }
 
 }  // namespace kvscope::viz

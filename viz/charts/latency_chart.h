@@ -33,6 +33,11 @@ class LatencyChart : public QChartView {
     const QLineSeries* deviceSeries() const { return device_; }
     const QScatterSeries* prefillSeries() const { return prefill_; }
     const QScatterSeries* recomputePrefillSeries() const { return recomputePrefill_; }
+    // The prefill's time shared by its prompt tokens (prefill ms ÷ prompt tokens), drawn across
+    // the prompt's positions beside the decode steps: what one token costs batched.
+    const QLineSeries* prefillPerTokenSeries() const { return prefillPerToken_; }
+    double prefillPerTokenMs() const;  // 0 before a prefill
+    double medianStepMs() const;       // of the generated tokens; 0 before a step
     // recompute ÷ cached time at the last position both have; 0 when there is none.
     double measuredRatio() const { return ratio_; }
     int ratioPosition() const { return ratioPosition_; }
@@ -47,7 +52,7 @@ class LatencyChart : public QChartView {
     void applyTheme();
 
     TraceStore* store_;
-    QLineSeries *cached_, *recompute_, *device_;
+    QLineSeries *cached_, *recompute_, *device_, *prefillPerToken_;
     QScatterSeries *prefill_, *recomputePrefill_;
     QValueAxis *x_, *y_;
     QList<int> cmpTokens_;

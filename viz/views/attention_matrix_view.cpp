@@ -56,7 +56,10 @@ AttentionMatrixView::AttentionMatrixView(TraceStore* store, QWidget* parent)
     setFocusPolicy(Qt::WheelFocus);  // the keys zoom and pan once the matrix is clicked
     setAttribute(Qt::WA_OpaquePaintEvent);
     connect(transition_, &Transition::progressed, this, [this] {
-        if (transition_->progress() >= 1) animatedRow_ = -1;
+        if (transition_->progress() >= 1) {
+            animatedRow_ = -1;
+            revealingPrefill_ = false;
+        }
         update();
     });
     // A new model or prompt starts fitted, following (a new layer or head keeps the zoom).
@@ -66,7 +69,15 @@ AttentionMatrixView::AttentionMatrixView(TraceStore* store, QWidget* parent)
         rebuild();
     };
     connect(store_, &TraceStore::modelChanged, this, restart);
-    connect(store_, &TraceStore::tokensReset, this, restart);
+    connect(store_, &TraceStore::tokensReset, this, [this, restart] {
+        restart();
+        // A prefill computes the whole triangle in one pass: every row is revealed at once
+        // (a step then adds one row).
+        if (rows_ > 0 && store_->promptLength() == store_->count() && animationMs() > 0) {
+            revealingPrefill_ = true;
+            transition_->start();
+        }
+    });
     connect(store_, &TraceStore::headMatrixReady, this, &AttentionMatrixView::rebuild);
     connect(store_, &TraceStore::tokenAppended, this, &AttentionMatrixView::appendRow);
     connect(store_, &TraceStore::truncated, this, [this](int n) {
@@ -132,6 +143,7 @@ void AttentionMatrixView::writeImageRow(int r) const {
 void AttentionMatrixView::rebuild() {
     transition_->finish();
     animatedRow_ = -1;
+    revealingPrefill_ = false;
     layer_ = store_->layer();
     head_ = store_->head();
     rows_ = 0;
@@ -619,7 +631,12 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         longSub = tr("%1 tokens · %2 · rows: queries, columns: keys").arg(rows_).arg(scaleText);
         shortSub = scaleText;
     }
-    if (window > 0 && !zoomed_) {  // a sliding-window layer says so first
+    if (revealingPrefill_) {  // the prefill as one event
+        longSub = tr("Prefill: all %1 prompt rows computed in one pass; each step then adds one "
+                     "row")
+                      .arg(rows_);
+        shortSub = tr("Prefill: %1 rows in one pass").arg(rows_);
+    } else if (window > 0 && !zoomed_) {  // a sliding-window layer says so first
         longSub = tr("Sliding window: each query sees the last %1 keys · rows: queries · "
                      "columns: keys")
                       .arg(window);
@@ -660,6 +677,21 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         p.setPen(QPen(th.fresh, 2));
         p.setBrush(Qt::NoBrush);
         p.drawRect(QRectF(xOf(0), y0, (animatedRow_ + 1) * cell, std::max(2.0, cell)));
+    }
+    // A prefill being revealed: every row at once, each up to the same fraction of its keys.
+    if (revealingPrefill_ && transition_->progress() < 1) {
+        const double prog = transition_->progress();
+        for (int r = r0; r < r1; ++r) {
+            const double y0 = std::floor(yOf(r)), y1 = std::floor(yOf(r + 1));
+            const double xShown = std::round(xOf(prog * (r + 1)));
+            p.fillRect(QRectF(QPointF(xShown, y0), QPointF(m.right() + 1, std::max(y0 + 1, y1))),
+                       th.panel);
+        }
+        p.setPen(QPen(th.fresh, 2));
+        p.setBrush(Qt::NoBrush);
+        p.drawPolygon(QPolygonF({QPointF(xOf(0), yOf(0)), QPointF(xOf(1), yOf(0)),
+                                 QPointF(xOf(rows_), yOf(rows_ - 1)),
+                                 QPointF(xOf(rows_), yOf(rows_)), QPointF(xOf(0), yOf(rows_))}));
     }
     // Cell separators where cells are large.
     if (cell >= 14) {
@@ -712,6 +744,8 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         for (int r = r0; r < r1; ++r)
             for (int c = c0; c <= std::min(r, c1 - 1); ++c) {
                 if (r == animatedRow_ && transition_->progress() < 1) continue;
+                if (revealingPrefill() && c + 1 > transition_->progress() * (r + 1))
+                    continue;  // not revealed yet
                 const QRectF cr(xOf(c), yOf(r), cell, cell);
                 p.setPen(textColorOn(image_.pixel(c, r)));
                 p.drawText(cr, Qt::AlignCenter, cellText(cellValue(r, c)));

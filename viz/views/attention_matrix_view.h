@@ -81,6 +81,8 @@ class AttentionMatrixView : public QWidget {
     std::optional<QPoint> cellAt(const QPoint& pos) const;  // (x = key c, y = query r)
     QString toolTipAt(const QPoint& pos) const;             // empty outside the cells
     double transitionProgress() const;
+    // A prefill's rows are being revealed together (one pass), not one row (a step).
+    bool revealingPrefill() const { return revealingPrefill_ && transitionProgress() < 1; }
     // The title that fits `width` pixels: layer, head and, for grouped-query attention, the K/V
     // head it reads ("reads K/V head 1 of 2"); shorter forms when the long one does not fit.
     QString titleText(int width) const;
@@ -126,7 +128,8 @@ class AttentionMatrixView : public QWidget {
     TraceStore* store_;
     Transition* transition_;
     int layer_ = 0, head_ = 0, rows_ = 0;
-    int animatedRow_ = -1;                     // the row being revealed, -1 when none
+    int animatedRow_ = -1;
+    bool revealingPrefill_ = false;            // the row being revealed, -1 when none
     std::vector<std::vector<float>> values_;   // row r: weights over keys 0..r
     QStringList labels_;                       // token labels
     mutable QImage image_;                     // (capacity, capacity) one pixel per cell

@@ -13,7 +13,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "gguf/dequant.h"
 #include "cpu/quant_dot_impl.h"
 #include "gguf/dequant.h"
 
@@ -298,6 +297,53 @@ void quantizeX(const float* x, int64_t n, int8_t* q, float* d, float* s16, float
     }
 }
 
+// The K-quants' x, as llama.cpp's quantize_row_q8_K_ref: per 256 values one float32 scale
+// d = -max/127, where max is the value of largest magnitude (its sign kept, so d may be
+// negative), and q = min(127, round-half-even(x / d)). Written per 32 values like quantizeX
+// (each of a 256-block's eight entries of d is the same) so the kernels read it the same way.
+void quantizeXK(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32) {
+    for (int64_t b = 0; b < n / 256; ++b) {
+        const float* xb = x + 256 * b;
+        float amax = 0.0f, max = 0.0f;
+        bool finite = true;
+        for (int i = 0; i < 256; ++i) {
+            const float ax = std::fabs(xb[i]);
+            if (ax > amax) {
+                amax = ax;
+                max = xb[i];
+            }
+            finite = finite && std::isfinite(xb[i]);
+        }
+        float db = 0.0f, iscale = 0.0f;
+        if (!finite) {
+            db = std::numeric_limits<float>::quiet_NaN();  // reaches the output, as in quantizeX
+        } else if (amax > 0.0f) {
+            iscale = -127.0f / max;
+            db = 1.0f / iscale;
+            if (!std::isfinite(iscale)) iscale = 0.0f;  // subnormal x: q rounds to 0 below
+        }
+        int sums[16] = {};
+        for (int i = 0; i < 256; ++i) {
+            float t = xb[i] * iscale;
+            t = t > 127.0f ? 127.0f : t < -127.0f ? -127.0f : t;
+            if (t != t) t = 0.0f;  // NaN
+            // round to nearest, ties to even: 1.5·2^23 added leaves the integer in the mantissa
+            const float biased = t + 12582912.0f;
+            int32_t bits;
+            std::memcpy(&bits, &biased, sizeof bits);
+            const int c = std::min(127, (bits & 0x007fffff) - 0x00400000);
+            q[256 * b + i] = static_cast<int8_t>(c);
+            sums[i / 16] += c;
+        }
+        for (int k = 0; k < 8; ++k) {
+            d[8 * b + k] = db;
+            s16[16 * b + 2 * k] = db * static_cast<float>(sums[2 * k]);
+            s16[16 * b + 2 * k + 1] = db * static_cast<float>(sums[2 * k + 1]);
+            s32[8 * b + k] = db * static_cast<float>(sums[2 * k] + sums[2 * k + 1]);
+        }
+    }
+}
+
 Isa detect() {
 #if !defined(__x86_64__)
     return Isa::Scalar;
@@ -361,7 +407,10 @@ void PreparedX::prepare(TensorType type, const float* x, int64_t n, Isa isa) {
             s16_.resize(un / 16);
             s32_.resize(un / 32);
         }
-        quantizeX(x, n, q_.data(), d_.data(), s16_.data(), s32_.data());
+        if (ti->elems == 256)  // the K-quants: llama.cpp's q8_K
+            quantizeXK(x, n, q_.data(), d_.data(), s16_.data(), s32_.data());
+        else
+            quantizeX(x, n, q_.data(), d_.data(), s16_.data(), s32_.data());
     }
 }
 

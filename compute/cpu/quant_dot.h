@@ -8,12 +8,14 @@
 // everywhere else and the plain reference the others are tested against.
 //
 // Accuracy. F32, F16 and BF16 are exact products accumulated in float32 on every path. For the
-// block types the SIMD paths (not the scalar one) first quantize x to 8 bits per 32 values with a
-// scale dx = max|x|/127 stored as f16 (llama.cpp's Q8_0 activations; llama.cpp's K-quants use
-// 256 values and a float32 scale instead), then take integer dot products of the weight quants
-// with the x quants. The result is the exact dot product of the weights with x̂ = dx·q, up to
-// float32 rounding, so the added error is bounded by
-//     |gemv - W·x| <= Σ_blocks max_block|x|·(1/254 + 1/2048) · Σ_block |w_i|  (+ float rounding).
+// block types the SIMD paths (not the scalar one) first quantize x to 8 bits as llama.cpp does:
+// per 32 values with a scale dx = max|x|/127 stored as f16 for the 32-value types (block_q8_0),
+// per 256 values with a float32 scale for the K-quants (block_q8_K), then take integer dot
+// products of the weight quants with the x quants. The result is the exact dot product of the
+// weights with x̂ = dx·q, up to float32 rounding, so the added error is bounded by
+//     |gemv - W·x| <= Σ_blocks max_block|x|·(1/254 + 1/2048) · Σ_block |w_i|  (+ float rounding)
+// with 32-value blocks (the f16 scale's rounding is the 1/2048), and 256-value blocks without
+// the 1/2048 for the K-quants.
 // The bound is about 1% of Σ|w_i·x_i| for Gaussian x; the error itself is far smaller: on
 // 4096-wide rows quantized from Gaussian data, max 4.8e-4 and mean 1.0e-4 of Σ|w_i·x_i| (every
 // block type; bench_quant_dot prints it). Measured against the alternative (dequantizing the

@@ -140,13 +140,15 @@ inline std::vector<float> makeX(int64_t n, float scale, std::mt19937& rng) {
     return x;
 }
 
-// x that the SIMD kernels' 8-bit quantization keeps exactly: per 32 values a power of two times
-// integers in [-127, 127], one of them ±127.
+// x that the SIMD kernels' 8-bit quantization keeps exactly, per 32 values (Q8_0-style x) and
+// per 256 (the K-quants' q8_K x): per 256 values one power of two times integers in
+// [-127, 127], with a ±127 in every 32.
 inline std::vector<float> makeExactX(int64_t n, std::mt19937& rng) {
     std::uniform_int_distribution<int> k(-127, 127), e(-6, 3);
     std::vector<float> x(static_cast<size_t>(n));
+    float s = 1.0f;
     for (int64_t b = 0; b < n; b += 32) {
-        const float s = std::ldexp(1.0f, e(rng));
+        if (b % 256 == 0) s = std::ldexp(1.0f, e(rng));
         for (int64_t i = b; i < std::min<int64_t>(n, b + 32); ++i) {
             x[static_cast<size_t>(i)] = s * static_cast<float>(k(rng));
         }
@@ -158,8 +160,10 @@ inline std::vector<float> makeExactX(int64_t n, std::mt19937& rng) {
 struct Reference {
     double dot = 0;     // Σ w_i x_i in float64 over dequantizeRow's w
     double absDot = 0;  // Σ |w_i x_i|
-    // Σ_32-blocks max|x|·(1/254 + 1/2048) · Σ |w_i|: the SIMD kernels' 8-bit x error bound (half
-    // a step of d = max|x|/127, plus 127 steps of d's rounding to f16, at most 2^-11·d)
+    // The SIMD kernels' 8-bit x error bound: for 32-value block types
+    // Σ_32-blocks max|x|·(1/254 + 1/2048)·Σ|w_i| (half a step of d = max|x|/127, plus 127 steps of
+    // d's rounding to f16, at most 2^-11·d); for the K-quants (q8_K: a float32 d per 256 values)
+    // Σ_256-blocks max|x|·(1/254 + 2^-20)·Σ|w_i|.
     double xBound = 0;
 };
 
@@ -170,16 +174,19 @@ inline std::vector<Reference> reference(TensorType t, const uint8_t* w, size_t r
     for (int r = 0; r < rows; ++r) {
         dequantizeRow(t, w + rowBytes * static_cast<size_t>(r), deq.data(), n);
         Reference& ref = out[static_cast<size_t>(r)];
-        for (int64_t b = 0; b < n; b += 32) {
+        const bool k = blockLayout(t) && blockLayout(t)->elems == 256;
+        const int64_t xBlock = k ? 256 : 32;
+        const double slack = k ? std::ldexp(1.0, -20) : 1.0 / 2048.0;
+        for (int64_t b = 0; b < n; b += xBlock) {
             double amax = 0, wabs = 0;
-            for (int64_t i = b; i < std::min<int64_t>(n, b + 32); ++i) {
+            for (int64_t i = b; i < std::min<int64_t>(n, b + xBlock); ++i) {
                 const double wi = deq[static_cast<size_t>(i)], xi = x[i];
                 ref.dot += wi * xi;
                 ref.absDot += std::fabs(wi * xi);
                 amax = std::max(amax, std::fabs(xi));
                 wabs += std::fabs(wi);
             }
-            ref.xBound += amax * (1.0 / 254.0 + 1.0 / 2048.0) * wabs;
+            ref.xBound += amax * (1.0 / 254.0 + slack) * wabs;
         }
     }
     return out;

@@ -23,8 +23,9 @@ namespace {
 
 // A decode into a store, keeping a copy of every trace's attention rows.
 struct Run {
-    explicit Run(size_t budget)
-        : model(fixtures::makeModel(fixtures::llamaGqaSpec())),
+    explicit Run(size_t budget) : Run(fixtures::llamaGqaSpec(), budget) {}
+    Run(const RandomModelSpec& spec, size_t budget)
+        : model(fixtures::makeModel(spec)),
           backend(std::make_shared<CpuBackend>(model)),
           session(backend, model->tokenizer) {
         ModelSummary s;
@@ -148,17 +149,21 @@ class TstTraceBudget : public QObject {
             QVERIFY(maxDiff(r.store.attentionRow(i, L, H), r.row(i, L, H)) < 1e-5);
     }
 
-    // Every head's thumbnail is the max-pool of all its rows, dropped ones included.
+    // Every head's thumbnail is the max-pool of all its rows, dropped ones included, also after
+    // its cells were merged as the tokens grew past 128 and 256 (pool 4).
     void thumbnailsPoolEveryRow() {
-        Run probe(TraceStore::kDefaultAttentionBudget);
-        probe.prefill(kPrompt);
-        Run r(probe.store.attentionBytes() / 2);
+        RandomModelSpec spec = fixtures::llamaGqaSpec();
+        spec.nCtx = 320;
+        Run r(spec, 200'000);
         r.prefill(kPrompt);
-        r.steps(35);
+        r.steps(300 - r.store.count());
+        QCOMPARE(r.store.thumbnailPool(), 4);
         QVERIFY(r.store.firstStoredRow() > 10);
         const ModelConfig& c = r.model->config;
         const int pool = r.store.thumbnailPool(), side = r.store.thumbnailSide();
-        QCOMPARE(pool, (c.nCtx + TraceStore::kThumbnailCells - 1) / TraceStore::kThumbnailCells);
+        int expectPool = 1;  // the smallest power of two with count <= 128 × pool
+        while (r.store.count() > TraceStore::kThumbnailCells * expectPool) expectPool *= 2;
+        QCOMPARE(pool, expectPool);
         for (int l = 0; l < c.nLayer; ++l)
             for (int h = 0; h < c.nHead; ++h) {
                 std::vector<float> want(static_cast<size_t>(side) * side, -1.0f);

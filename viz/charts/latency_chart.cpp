@@ -46,6 +46,9 @@ LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(pare
         s->attachAxis(y_);
     }
     chart->legend()->setAlignment(Qt::AlignBottom);
+    // the per-token prefill line is named in the caption: the legend stays one line at 1280×720
+    for (QLegendMarker* marker : chart->legend()->markers(prefillPerToken_))
+        marker->setVisible(false);
     setChart(chart);
     setRenderHint(QPainter::Antialiasing);
     setMinimumSize(360, 260);
@@ -156,10 +159,10 @@ void LatencyChart::rebuild() {
                       nullptr, prompt)
                        .arg(store_->prefillMs(), 0, 'f', 2);
         if (n > prompt && prompt > 1)
-            caption_ += tr(" Per prompt token that is %1 ms, against %2 ms for a decode step "
-                           "(median): %3× less, because the prefill multiplies all prompt "
-                           "tokens by each weight matrix at once, while a step reads every "
-                           "weight for one token.")
+            caption_ += tr(" Per prompt token (the dotted line across the prompt) that is %1 ms, "
+                           "against %2 ms for a decode step (median): %3× less, because the "
+                           "prefill multiplies all prompt tokens by each weight matrix at once, "
+                           "while a step reads every weight for one token.")
                             .arg(prefillPerTokenMs(), 0, 'f', 3)
                             .arg(medianStepMs(), 0, 'f', 3)
                             .arg(medianStepMs() / std::max(prefillPerTokenMs(), 1e-9), 0, 'f', 1);

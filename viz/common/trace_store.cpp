@@ -129,9 +129,22 @@ void TraceStore::resetAttention() {
     matrix_ = HeadMatrix{};
     requested_ = {-1, -1};
     thumbs_.clear();
-    const int nCtx = hasModel_ ? std::max(1, model_.config.nCtx) : 1;
-    thumbPool_ = (nCtx + kThumbnailCells - 1) / kThumbnailCells;
-    thumbSide_ = (nCtx + thumbPool_ - 1) / thumbPool_;
+    thumbPool_ = 1;
+    thumbSide_ = kThumbnailCells;
+}
+
+void TraceStore::coarsenThumbnails() {
+    // 2 × 2 cells into one: the max of maxes is the max over the larger block, exactly
+    for (std::vector<float>& t : thumbs_) {
+        std::vector<float> c(t.size(), -1.0f);
+        for (int r = 0; r < thumbSide_; ++r)
+            for (int k = 0; k < thumbSide_; ++k) {
+                float& cell = c[static_cast<size_t>(r / 2) * thumbSide_ + k / 2];
+                cell = std::max(cell, t[static_cast<size_t>(r) * thumbSide_ + k]);
+            }
+        t.swap(c);
+    }
+    thumbPool_ *= 2;
 }
 
 void TraceStore::setAttentionBudget(size_t bytes) {
@@ -146,8 +159,8 @@ void TraceStore::addRows(int from) {
         const StepTrace& t = traces_[static_cast<size_t>(i)];
         if (t.attn.empty()) continue;
         attentionBytes_ += t.attn.size() * sizeof(float);
-        // a trace of another shape, or past the context the thumbnails were sized for
-        if (t.nLayer != L || t.nHead != H || i >= thumbPool_ * thumbSide_) continue;
+        if (t.nLayer != L || t.nHead != H) continue;  // a trace of another shape
+        while (i >= thumbPool_ * thumbSide_) coarsenThumbnails();
         if (thumbs_.empty())
             thumbs_.assign(static_cast<size_t>(L) * H,
                            std::vector<float>(static_cast<size_t>(thumbSide_) * thumbSide_, -1.0f));

@@ -95,7 +95,8 @@ class TraceStore : public QObject {
     // The rebuilt rows: `full` is (t, t) row-major as Backend::attentionMatrix gives it, for the
     // first t tokens. Kept (packed, the lower triangle) when t == count(); returns whether it was.
     bool setHeadMatrix(int layer, int head, int t, const std::vector<float>& full);
-    // Cells per thumbnail cell side: ceil(nCtx / kThumbnailCells) (1 up to 128 tokens).
+    // Tokens per thumbnail cell side: the smallest power of two with count() <=
+    // kThumbnailCells × pool (1 up to 128 tokens; it doubles, merging 2 × 2 cells, as they grow).
     static constexpr int kThumbnailCells = 128;
     int thumbnailPool() const { return thumbPool_; }
     // (layer, head) max-pooled: cell (r, c) = max over rows r·pool.. and keys c·pool.. of the
@@ -144,6 +145,7 @@ class TraceStore : public QObject {
     void addRows(int from);  // thumbnails of traces from..count()-1, then the budget
     void enforceBudget();    // drops the oldest rows (keeps the newest trace's)
     void rebuildThumbnailRow(int blockRow);  // from the rows still readable
+    void coarsenThumbnails();                // the pool doubled
     size_t attentionBudget_ = kDefaultAttentionBudget;
     size_t attentionBytes_ = 0;
     int firstStoredRow_ = 0;

@@ -91,9 +91,9 @@ void AllHeadsView::rebuild() {
 }
 
 int AllHeadsView::blockFor(int rows) const {
+    // Whole cells of the store's pooled thumbnails per pixel, so that a pixel is pooled from
+    // them (cost: pixels, not tokens; and rows the traces let go are only there).
     const int block = std::max(1, ceilDiv(rows, kThumbCells));
-    if (store_->firstStoredRow() == 0) return block;
-    // Rows the traces let go are read from the store's pooled thumbnails: whole ones per pixel.
     const int pool = store_->thumbnailPool();
     return pool * ceilDiv(block, pool);
 }
@@ -102,8 +102,10 @@ void AllHeadsView::poolRowsFrom(int pixelRow) {
     const ColorScale scale = ColorScale::weights();
     const QRgb masked = currentTheme().panel.rgb();
     const int g = ceilDiv(rows_, block_);
-    const bool fromThumbnails = store_->firstStoredRow() > 0;
     const int pool = store_->thumbnailPool(), side = store_->thumbnailSide();
+    // Whole store thumbnail cells per pixel: pooling them costs pixels, not tokens, per head
+    // (and rows the traces let go are only there).
+    const bool fromThumbnails = block_ % pool == 0 && !store_->headThumbnail(0, 0).empty();
     const int k = fromThumbnails ? block_ / pool : 0;  // store cells per pixel side
     std::vector<float> pooled(static_cast<size_t>(g));
     for (int l = 0; l < nLayer_; ++l)

@@ -47,8 +47,8 @@ class AllHeadsView : public QWidget {
     Grid grid() const;
     void rebuild();
     void poolRowsFrom(int pixelRow);  // recomputes pooled rows >= pixelRow of every thumbnail
-    // Tokens per pixel for `rows` rows: fitting kThumbCells, a multiple of the store's
-    // thumbnail pool once rows have been dropped.
+    // Tokens per pixel for `rows` rows: fitting kThumbCells, rounded up to a multiple of the
+    // store's thumbnail pool.
     int blockFor(int rows) const;
     void onAppended(int index);
     void onTruncated(int count);

@@ -355,16 +355,21 @@ void CacheView::paintEvent(QPaintEvent*) {
     // -- column heads
     const int headY = g.top - fmL.height() - 6;
     p.setPen(th.text);
-    p.drawText(
-        QRect(g.kLeft, headY, g.blockW, fmL.height()), Qt::AlignLeft | Qt::AlignVCenter,
-        fmL.elidedText(
-            tr("K cache (%1 × %2 × %3 per layer)").arg(c.nHeadKv).arg(capacity_).arg(c.headDim),
-            Qt::ElideRight, g.blockW));
-    p.drawText(
-        QRect(g.vLeft, headY, g.blockW, fmL.height()), Qt::AlignLeft | Qt::AlignVCenter,
-        fmL.elidedText(
-            tr("V cache (%1 × %2 × %3 per layer)").arg(c.nHeadKv).arg(capacity_).arg(c.headDim),
-            Qt::ElideRight, g.blockW));
+    for (int which = 0; which < 2; ++which) {
+        const QString name = which == 0 ? tr("K cache") : tr("V cache");
+        const QString longHead = tr("%1 (%2 × %3 × %4 per layer)")
+                                     .arg(name)
+                                     .arg(c.nHeadKv)
+                                     .arg(capacity_)
+                                     .arg(c.headDim);
+        const QString shortHead =
+            tr("%1 (%2 × %3 × %4)").arg(name).arg(c.nHeadKv).arg(capacity_).arg(c.headDim);
+        const QRect r(which == 0 ? g.kLeft : g.vLeft, headY, g.blockW + 8, fmL.height());
+        p.drawText(
+            r, Qt::AlignLeft | Qt::AlignVCenter,
+            fmL.elidedText(fmL.horizontalAdvance(longHead) <= r.width() ? longHead : shortHead,
+                           Qt::ElideRight, r.width()));
+    }
     const int bytesLeft = g.vLeft + g.blockW + 14;
     p.drawText(QRect(bytesLeft, headY, W - kMargin - bytesLeft, fmL.height()),
                Qt::AlignLeft | Qt::AlignVCenter, tr("each block"));
@@ -428,7 +433,8 @@ void CacheView::paintEvent(QPaintEvent*) {
             p.drawRect(b.adjusted(-1, -1, 0, 0));
         }
         const QRect k = blockRect(l, false);
-        if (l % labelStep == 0 || l == nLayer_ - 1) {
+        // every labelStep-th layer and the last, never two labels on top of each other
+        if ((l % labelStep == 0 && nLayer_ - 1 - l >= labelStep) || l == nLayer_ - 1) {
             p.setFont(g.rowH >= fmL.height() ? th.labelFont : th.smallFont);
             p.setPen(th.text);
             p.drawText(QRect(kMargin, k.top() - 6, kLayerLabelW - 10, k.height() + 12),

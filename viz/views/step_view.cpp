@@ -43,6 +43,7 @@ StepView::StepView(TraceStore* store, QWidget* parent)
       pin_(new QToolButton(this)) {
     setMouseTracking(true);
     bar_->setObjectName("stepWindow");
+    bar_->setProperty("kvscopeScreenOnly", true);  // left out of exported figures
     bar_->setFocusPolicy(Qt::NoFocus);  // the arrows step the decoder; Ctrl+arrows move this
     bar_->setToolTip(
         tr("Which positions Kᵀ and V show (the same in both). Ctrl+← / Ctrl+→ move by one, "
@@ -50,6 +51,7 @@ StepView::StepView(TraceStore* store, QWidget* parent)
     bar_->hide();
     connect(bar_, &QScrollBar::valueChanged, this, &StepView::moveWindowTo);
     pin_->setObjectName("pinWindow");
+    pin_->setProperty("kvscopeScreenOnly", true);
     pin_->setText(tr("Pin"));
     pin_->setCheckable(true);
     pin_->setFocusPolicy(Qt::NoFocus);
@@ -351,13 +353,35 @@ StepView::Layout StepView::computeLayout(const Snapshot& s) const {
     const int barH = std::max({16, sh + 4, pin_->sizeHint().height()});
     auto place = [&](int rowH, bool bar) {
         Layout P;
+        const int noteH = lh + 8;
         const int fixedV = top + (lh + 2) + (sh + 2) + 8 + (lh + 2) + rowH + 8 + (lh + 2) + rowH +
-                           4 + kLabelBand + (bar ? barH + 4 : 0) + lh + 8 + legendH + kMargin;
-        const int cdV = (H - fixedV) / std::max(1, d);
+                           4 + kLabelBand + (bar ? barH + 4 : 0) + noteH + legendH + kMargin;
+        // Too short for Kᵀ at its smallest cells: a lower band of token labels, no note line (the
+        // captions say the positions), lower score and weight rows, then 2 px along head_dim, so
+        // the bar and the legends stay on screen.
+        int over = kMinCell * d - (H - fixedV);
+        P.band = kLabelBand;
+        P.noteShown = true;
+        P.rowH = rowH;
+        if (over > 0) {
+            P.band = std::max(sh + 6, kLabelBand - over);
+            over -= kLabelBand - P.band;
+        }
+        if (over > 0) {
+            P.noteShown = false;
+            over -= noteH;
+        }
+        if (over > 0) {
+            const int cut = std::clamp((over + 1) / 2, 0, rowH - std::max(sh + 8, 20));
+            P.rowH -= cut;
+            over -= 2 * cut;
+        }
+        const int saved = (kLabelBand - P.band) + (P.noteShown ? 0 : noteH) + 2 * (rowH - P.rowH);
+        const int cdV = (H - fixedV + saved) / std::max(1, d);
         const int fixedH =
             2 * kMargin + leftCol + kGap + kBigGap + kTokenLabelW + 6 + aColW + 8 + minTArea;
         const int cdH = (W - fixedH) / std::max(1, d);
-        P.cd = std::clamp(std::min(cdV, cdH), kMinCell, kMaxCellD);
+        P.cd = std::clamp(std::min(cdV, cdH), over > 0 ? 2 : kMinCell, kMaxCellD);
         const int dW = d * P.cd;
         const int vPanelW = kTokenLabelW + 6 + aColW + 8 + dW;
         const int tArea = std::max(kMinCell, W - 2 * kMargin - leftCol - kGap - kBigGap - vPanelW);
@@ -391,6 +415,7 @@ StepView::Layout StepView::computeLayout(const Snapshot& s) const {
         }
     }
     L = placed;
+    rowH = L.rowH;
     const int d0 = d * L.cd;
     const int shownT = L.last - L.first + 1;
     const int tW = shownT * L.ct;
@@ -419,13 +444,13 @@ StepView::Layout StepView::computeLayout(const Snapshot& s) const {
     y += lh + 2;
     L.wRow = QRect(x0, y, tW, rowH);
     y += rowH + 4;
-    L.labels = QRect(x0, y, tW, L.rotatedLabels ? kLabelBand : sh + 6);
+    L.labels = QRect(x0, y, tW, L.rotatedLabels ? L.band : sh + 6);
     y += L.labels.height();
     if (bar) {
         L.scroll = QRect(x0, y + 2, std::max(tW, std::min(tArea, 240)), barH);
         y += barH + 4;
     }
-    L.note = QRect(kMargin, y, leftCol + kGap + tArea, lh);
+    if (L.noteShown) L.note = QRect(kMargin, y, leftCol + kGap + tArea, lh);
     L.legends = QRect(kMargin, H - kMargin - legendH, W - 2 * kMargin, legendH);
 
     // The V panel on the right: token label, weight a_j, then the value row.

@@ -122,6 +122,9 @@ class StepView : public QWidget {
     struct Layout {
         int first = 0, last = -1;  // the window of positions Kᵀ and V show (inclusive)
         QRect scroll;              // the bar that moves it (empty when everything fits)
+        int band = 0;              // height of the rotated token labels
+        int rowH = 0;              // height of the score and weight rows
+        bool noteShown = true;     // room for the long-context note line
         int cd = 0;                // cell size along head_dim
         int ct = 0;                // width of a token column (Kᵀ, scores, weights)
         int rv = 0;                // height of a V row

@@ -240,7 +240,8 @@ void StepView::paintStep(QPainter& p) {
         }
         auto tick = [&](int j) {
             const int cx = L.kTicks.left() + (j - L.first) * L.ct + L.ct / 2;
-            const int x = std::clamp(cx - needed / 2, L.kTicks.left() - needed / 2,
+            // the first position starts at the block's edge (clear of "token i" over q)
+            const int x = std::clamp(cx - needed / 2, L.kTicks.left() - 4,
                                      L.kTicks.left() + L.kTicks.width() - needed / 2);
             p.setPen(j == s.i ? th.fresh : th.mutedText);
             p.drawText(QRect(x, L.kTicks.top(), needed, L.kTicks.height()), Qt::AlignCenter,
@@ -298,9 +299,10 @@ void StepView::paintStep(QPainter& p) {
     p.setBrush(Qt::NoBrush);
     for (const QRect& r : {L.qRow, L.sRow, L.wRow}) p.drawRect(r.adjusted(-1, -1, 0, 0));
 
-    // -- token labels along t
+    // -- token labels along t (rotated only where there is a band for them; the V rows are
+    // labelled too)
     p.setFont(th.smallFont);
-    {
+    if (!L.rotatedLabels || L.labels.height() >= 3 * fmS.height()) {
         const int step = L.rotatedLabels ? std::max(1, (fmS.height() + L.ct - 1) / L.ct) : 1;
         for (int j = L.first; j <= L.last; ++j) {
             if (!labelled(j, L.last + 1, step)) continue;
@@ -320,7 +322,7 @@ void StepView::paintStep(QPainter& p) {
             }
         }
     }
-    if (windowed && L.note.bottom() < L.legends.top() - 4) {
+    if (windowed && !L.note.isEmpty() && L.note.bottom() < L.legends.top() - 4) {
         p.setFont(th.labelFont);
         p.setPen(th.accent);
         const QString where = tail ? tr("ending at the query") : tr("Ctrl+End: back to the query");
@@ -380,13 +382,18 @@ void StepView::paintStep(QPainter& p) {
             cellColor(wt.rgb(s.weights[ju]), hasPrev, hasPrev ? wt.rgb(previous_.weights[ju]) : 0);
         p.fillRect(aCell, QColor::fromRgb(a1));
         drawCellValue(p, aCell, s.weights[ju], a1, fmS);
-        if (labelled(j, L.last + 1, labelStep) || (j == L.first && L.last - j >= labelStep)) {
+        // every labelStep-th row back from the last, and the first, never two too close
+        const bool onGrid = labelled(j, L.last + 1, labelStep) && j - L.first >= labelStep;
+        if (onGrid || j == L.first || j == L.last) {
             p.setPen(j == s.i ? th.fresh : th.text);
             const QRect lr(L.vLabelCol.left(), aCell.center().y() - fmS.height() / 2,
                            L.vLabelCol.width() - 4, fmS.height());
+            // the position always whole, the token text cut to what is left
+            const QString pos = QString::number(j);
+            const int posW = fmS.horizontalAdvance(pos + QStringLiteral("  "));
             p.drawText(lr, Qt::AlignRight | Qt::AlignVCenter,
-                       fmS.elidedText(QStringLiteral("%1  %2").arg(j).arg(s.labels[j]),
-                                      Qt::ElideLeft, lr.width()));
+                       fmS.elidedText(s.labels[j], Qt::ElideRight, std::max(0, lr.width() - posW)) +
+                           QStringLiteral("  ") + pos);
         }
     }
     drawSeparators(p, L.vBlock, d, L.cd, shownN, L.rv, th.background);

@@ -15,14 +15,19 @@
 namespace kvscope::viz {
 namespace {
 constexpr int kPadX = 6, kPadY = 3, kGap = 4, kMargin = 6;
+// The widest chip's text: long tokens are cut ("…"), the tooltip has them whole.
+int maxTextWidth(const QFontMetrics& fm) {
+    return 16 * fm.averageCharWidth();
 }
+}  // namespace
 
 TokenStrip::TokenStrip(TraceStore* store, QWidget* parent)
     : QWidget(parent), store_(store), scrubber_(new QSlider(Qt::Horizontal, this)) {
     setMouseTracking(true);
     setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Preferred);
     scrubber_->setObjectName("tokenScrubber");
-    scrubber_->setFocusPolicy(Qt::NoFocus);  // the arrow keys step the decoder
+    scrubber_->setProperty("kvscopeScreenOnly", true);  // left out of exported figures
+    scrubber_->setFocusPolicy(Qt::NoFocus);             // the arrow keys step the decoder
     scrubber_->setToolTip(
         tr("Scroll the line of tokens: the last token shown (drag to the right "
            "end to follow the newest token again)"));
@@ -85,7 +90,10 @@ void TokenStrip::relayout() {
 int TokenStrip::chipWidth(int i) const {
     const QFontMetrics fm(font());
     const int h = fm.height() + 2 * kPadY;
-    return std::max(fm.horizontalAdvance(tokenLabel(store_->trace(i).text)) + 2 * kPadX, h);
+    return std::max(
+        std::min(fm.horizontalAdvance(tokenLabel(store_->trace(i).text)), maxTextWidth(fm)) +
+            2 * kPadX,
+        h);
 }
 
 int TokenStrip::lastOnLine() const {
@@ -254,7 +262,9 @@ void TokenStrip::paintEvent(QPaintEvent*) {
                             : QColor(0xCF, 0xE3, 0xF5));
         p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4);
         p.setPen(prompt ? palette().color(QPalette::Text) : QColor(0x0B, 0x3C, 0x6E));
-        p.drawText(r, Qt::AlignCenter, tokenLabel(store_->trace(i).text));
+        p.drawText(r, Qt::AlignCenter,
+                   fontMetrics().elidedText(tokenLabel(store_->trace(i).text), Qt::ElideRight,
+                                            r.width() - 2 * kPadX + 2));
     }
     if (isCompact()) {
         const auto [first, last] = visibleTokens();
@@ -282,13 +292,14 @@ bool TokenStrip::event(QEvent* e) {
         const int i = chipAt(help->pos());
         if (i >= 0) {
             const StepTrace& t = store_->trace(i);
-            QToolTip::showText(help->globalPos(),
-                               tr("token %1 · id %2 · %3%4")
-                                   .arg(i)
-                                   .arg(t.token)
-                                   .arg(i < store_->promptLength() ? tr("prompt") : tr("generated"))
-                                   .arg(t.special ? tr(" · special token") : QString()),
-                               this);
+            QToolTip::showText(
+                help->globalPos(),
+                tr("token %1 “%5” · id %2 · %3%4")
+                    .arg(i)
+                    .arg(t.token)
+                    .arg(i < store_->promptLength() ? tr("prompt") : tr("generated"))
+                    .arg(t.special ? tr(" · special token") : QString(), tokenLabel(t.text)),
+                this);
         } else {
             QToolTip::hideText();
         }

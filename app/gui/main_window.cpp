@@ -206,6 +206,8 @@ void MainWindow::buildUi() {
 
     // 3. tokens and views
     auto* strip = new viz::TokenStrip(store_);
+    strip->setObjectName("tokenStrip");
+    strip_ = strip;
     auto* stripScroll = new QScrollArea;
     stripScroll->setWidget(strip);
     stripScroll->setWidgetResizable(true);
@@ -217,6 +219,10 @@ void MainWindow::buildUi() {
         QTimer::singleShot(0, stripScroll, [stripScroll] {
             stripScroll->verticalScrollBar()->setValue(stripScroll->verticalScrollBar()->maximum());
         });
+    });
+    // "Go to token" on the wrapping strip: scroll its chip into view.
+    connect(strip, &viz::TokenStrip::chipWanted, stripScroll, [stripScroll](const QRect& r) {
+        stripScroll->ensureVisible(r.center().x(), r.center().y(), 0, r.height());
     });
     tabs_ = new QTabWidget;
     tabs_->setObjectName("views");

@@ -24,6 +24,7 @@ class QToolButton;
 namespace kvscope::viz {
 class LatencyChart;
 class MemoryChart;
+class TokenStrip;
 }  // namespace kvscope::viz
 
 namespace kvscope::app {
@@ -135,6 +136,7 @@ class MainWindow : public QMainWindow {
     QString backendSpec_ = "auto";
     QLabel* error_ = nullptr;
     QTabWidget* tabs_ = nullptr;
+    viz::TokenStrip* strip_ = nullptr;
     QLabel *statusTokens_ = nullptr, *statusCache_ = nullptr, *statusLatency_ = nullptr,
            *statusDevice_ = nullptr;
     viz::MemoryChart* memoryChart_ = nullptr;

@@ -14,13 +14,17 @@
 #include <QDir>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QInputDialog>
+#include <QLineEdit>
 #include <QMessageBox>
 #include <QSaveFile>
+#include <QSignalBlocker>
 #include <QStandardPaths>
 
 #include "common/theme.h"
 #include "export/exporter.h"
 #include "export/trace_export.h"
+#include "views/token_strip.h"
 
 namespace kvscope::app {
 
@@ -94,6 +98,23 @@ void MainWindow::buildMenus() {
                                [moveQuery] { moveQuery(+1); }));
     keyHint(inspect->addAction(tr("&Follow the newest token"), QKeySequence(Qt::Key_End), this,
                                [this] { store_->pinQuery(-1); }));
+    // Inspect token N: pins it for every view and scrolls the strip to it.
+    QAction* goTo =
+        inspect->addAction(tr("&Go to token…"), QKeySequence(Qt::CTRL | Qt::Key_G), this, [this] {
+            if (store_->count() == 0) {
+                QMessageBox::information(this, tr("Go to token"), strip_->goToToken({}));
+                return;
+            }
+            bool ok = false;
+            const QString text = QInputDialog::getText(
+                this, tr("Go to token"), tr("Token position (0 to %1):").arg(store_->count() - 1),
+                QLineEdit::Normal, QString::number(store_->queryIndex()), &ok);
+            if (!ok) return;
+            const QString error = strip_->goToToken(text);
+            if (!error.isEmpty()) QMessageBox::warning(this, tr("Go to token"), error);
+        });
+    goTo->setObjectName("goToToken");
+    keyHint(goTo);
     inspect->addSeparator();
     keyHint(inspect->addAction(tr("&Next head"), QKeySequence(Qt::Key_H), this,
                                [this] { store_->setHead(store_->head() + 1); }));
@@ -116,6 +137,16 @@ void MainWindow::buildMenus() {
         });
     }
     view->addSeparator();
+    // One line of tokens with a scrubber: on by itself past TokenStrip::kAutoCompactTokens.
+    QAction* compact = view->addAction(tr("&Compact token strip"));
+    compact->setObjectName("compactStrip");
+    compact->setCheckable(true);
+    compact->setChecked(strip_->isCompact());
+    connect(compact, &QAction::triggered, strip_, &viz::TokenStrip::setCompact);
+    connect(strip_, &viz::TokenStrip::compactChanged, compact, [compact](bool on) {
+        const QSignalBlocker block(compact);
+        compact->setChecked(on);
+    });
     QAction* side = sideDock_->toggleViewAction();
     side->setText(tr("Side &panel (model and sampling)"));
     side->setShortcut(QKeySequence(Qt::Key_F8));
@@ -161,6 +192,9 @@ void MainWindow::buildMenus() {
                "A presentation clicker sends Page Down / Page Up: they step even in the prompt.\n"
                "Ctrl+Return: prefill the prompt · P: play or pause · Ctrl+R: reset\n"
                "[ and ]: inspect the earlier or later token · End: follow the newest\n"
+               "Ctrl+G: go to token N (pins it and scrolls the strip to it)\n"
+               "Step view at long contexts: Ctrl+← / Ctrl+→ move the window of positions, "
+               "Ctrl+Home to the first, Ctrl+End back to the query\n"
                "H / Shift+H: next or previous head · L / Shift+L: next or previous layer\n"
                "Ctrl+1…7 (or Alt+1…7): the views · F8: the side panel\n"
                "Ctrl+= and Ctrl+-: larger and smaller text · Ctrl+0: normal size\n"

@@ -1,5 +1,6 @@
 // The window, driven as a lecturer drives it: keys with the prompt focused and not, step back,
 // errors that keep the last good state, play, settings, and a GUI thread that never blocks.
+#include <QAction>
 #include <QChart>
 #include <QChartView>
 #include <QDockWidget>
@@ -34,8 +35,10 @@
 #include "gui/main_window.h"
 #include "model_fixtures.h"
 #include "opencl/device_list.h"
+#include "views/all_heads_view.h"
 #include "views/cache_view.h"
 #include "views/step_view.h"
+#include "views/token_strip.h"
 
 using namespace kvscope;
 using app::MainWindow;
@@ -43,7 +46,7 @@ using app::MainWindow;
 class TstMainWindow : public QObject {
     Q_OBJECT
     QTemporaryDir dir_;
-    QString gpt2_, llama_, big_;
+    QString gpt2_, llama_, big_, deep_;
 
     // A window on `model`, shown, active, with the model loaded.
     std::unique_ptr<MainWindow> open(const QString& model, bool settings = false) {
@@ -83,6 +86,11 @@ class TstMainWindow : public QObject {
         big.nCtx = 512;
         big.nVocab = 8000;
         fixtures::writeModel(big, big_.toStdString());
+        deep_ = dir_.filePath("deep.gguf");
+        RandomModelSpec deep = fixtures::gpt2Spec();
+        deep.nLayer = 32;
+        deep.nCtx = 1024;
+        fixtures::writeModel(deep, deep_.toStdString());
     }
 
     void titleNamesTheModel() {
@@ -607,6 +615,45 @@ class TstMainWindow : public QObject {
         w->sidePanel()->toggleViewAction()->trigger();
         QVERIFY(w->sidePanel()->isHidden());
         QTRY_VERIFY(w->tabs()->width() > before);
+    }
+
+    // 32 layers at 320 tokens still fit 1280 × 720: the all-heads grid and the cache view
+    // shrink their rows instead of growing the window; the cache blocks stay inside their view,
+    // the strip turned compact and shows the newest token, and "go to token" pins the one asked.
+    void thirtyTwoLayersAtLongContextFitA720LineProjector() {
+        auto w = open(deep_);
+        QVERIFY(w);
+        QCOMPARE(w->store()->config().nLayer, 32);
+        QVERIFY2(w->minimumSizeHint().height() <= 720,
+                 qPrintable(QString("minimum height %1").arg(w->minimumSizeHint().height())));
+        w->resize(1280, 720);
+        w->setPrompt("In the beginning God created the heaven and the earth");
+        w->prefill();
+        QVERIFY(settle(*w));
+        while (w->store()->count() <= viz::TokenStrip::kAutoCompactTokens + 10) {
+            w->step();
+            QVERIFY(settle(*w));
+        }
+        QCOMPARE(w->size(), QSize(1280, 720));
+        auto* strip = w->findChild<viz::TokenStrip*>("tokenStrip");
+        QVERIFY(strip);
+        QVERIFY(strip->isCompact());
+        QCOMPARE(strip->visibleTokens().second, w->store()->count() - 1);
+        auto* compact = w->findChild<QAction*>("compactStrip");
+        QVERIFY(compact && compact->isChecked());
+        for (int tab = 0; tab < w->tabs()->count(); ++tab) {
+            w->tabs()->setCurrentIndex(tab);
+            w->grab();
+            QCOMPARE(w->size(), QSize(1280, 720));
+        }
+        auto* cache = w->findChild<viz::CacheView*>();
+        QVERIFY(cache);
+        for (int l : {0, 31}) QVERIFY(cache->rect().contains(cache->blockRect(l, true)));
+        auto* heads = w->findChild<viz::AllHeadsView*>();
+        QVERIFY(heads);
+        QVERIFY(heads->rect().contains(heads->cellRect(31, 3)));
+        QVERIFY(strip->goToToken("200").isEmpty());
+        QCOMPARE(w->store()->queryIndex(), 200);
     }
 
     void stepBackNeverDropsTheFirstToken() {

@@ -1,6 +1,7 @@
 // CacheView on a real decode: tokens held and bytes used and allocated equal the session's; a
 // step fills one more slot of every block and a step back empties it; recompute mode holds
 // nothing.
+#include <QLocale>
 #include <QTest>
 
 #include "common/theme.h"
@@ -132,6 +133,72 @@ class TstCacheView : public QObject {
         QVERIFY(view.transitionProgress() < 1.0);
         QTRY_COMPARE_WITH_TIMEOUT(view.transitionProgress(), 1.0, 3000);
         ThemeSettings::instance().setAnimationMs(0);
+    }
+
+    // At 4,000 tokens in a 4,096-token context the blocks have fewer pixels than slots: each
+    // pixel column pools a whole number of slots (the smallest that fits), the blocks stay inside
+    // the view, the filled part is to the same scale, every pooled pixel is the mean of its
+    // slots' stripes, and the byte figures are the session's, exactly.
+    void longContextIsPooledToScale() {
+        RandomModelSpec spec = fixtures::gpt2Spec();
+        spec.nCtx = 4096;
+        spec.nHead = spec.nHeadKv = 1;  // keeps the traces' attention rows small
+        DecodedStore d(fixtures::makeModel(spec), "fixture", {}, {KvType::F32, 256});
+        CacheView view(&d.store);
+        view.resize(1280, 720);
+        d.prefill(kPrompt);
+        d.steps(4000 - d.store.count());
+        const int used = d.store.count(), capacity = d.store.config().nCtx;
+        QCOMPARE(used, 4000);
+        QCOMPARE(view.usedTokens(), used);
+        QCOMPARE(view.capacityTokens(), capacity);
+        QCOMPARE(view.usedBytes(), d.store.kvBytes());
+        QCOMPARE(view.allocatedBytes(), d.store.kvAllocatedBytes());
+        QCOMPARE(d.store.kvBytes(), size_t(used) * d.store.model().kvBytesPerToken);
+        QCOMPARE(d.store.kvAllocatedBytes(),
+                 size_t(capacity) * d.store.model().kvBytesPerToken);  // 16 blocks of 256
+
+        const int tpp = view.tokensPerPixel();
+        QVERIFY(tpp > 1);
+        const QImage img =
+            testing::render(view, "cache-4000").convertToFormat(QImage::Format_RGB32);
+        for (int l = 0; l < d.store.config().nLayer; ++l)
+            for (bool values : {false, true}) {
+                const QRect b = view.blockRect(l, values);
+                QVERIFY(view.rect().contains(b));
+                // the block is the context to scale: tpp slots a pixel, the fewest that fit
+                QCOMPARE(b.width(), (capacity + tpp - 1) / tpp);
+                QVERIFY((tpp - 1) * b.width() < capacity);
+                QCOMPARE(view.filledRect(l, values).width(), (used + tpp - 1) / tpp);
+            }
+        const QString text = view.scaleText();
+        QVERIFY2(text.contains(QString("1 pixel = %1 token slots").arg(tpp)), qPrintable(text));
+        const QLocale loc = QLocale::system();
+        QVERIFY2(text.contains(loc.toString(qulonglong(d.store.kvBytes())) + " B used"),
+                 qPrintable(text));
+        QVERIFY2(
+            text.contains(loc.toString(qulonglong(d.store.kvAllocatedBytes())) + " B allocated"),
+            qPrintable(text));
+        // Pooled pixels: the mean colour of the slots they hold (first and last stripe rows).
+        const QRect b = view.blockRect(0, false);
+        const QImage stripes = view.blockImage(0, false);
+        const int cols = view.filledRect(0, false).width();
+        for (int c = 0; c < cols - 3; ++c)  // the newest slice is outlined
+            for (int y : {b.top(), b.bottom()}) {
+                const int row = y == b.top() ? 0 : stripes.height() - 1;
+                int red = 0, green = 0, blue = 0;
+                for (int j = c * tpp; j < (c + 1) * tpp; ++j) {
+                    const QRgb px = stripes.pixel(j, row);
+                    red += qRed(px);
+                    green += qGreen(px);
+                    blue += qBlue(px);
+                }
+                const QRgb got = img.pixel(b.left() + c, y);
+                QVERIFY2(std::abs(qRed(got) - red / tpp) <= 1 &&
+                             std::abs(qGreen(got) - green / tpp) <= 1 &&
+                             std::abs(qBlue(got) - blue / tpp) <= 1,
+                         qPrintable(QString("pixel column %1, row %2").arg(c).arg(row)));
+            }
     }
 
     void rendersReadably_data() { models_data(); }

@@ -3,6 +3,7 @@
 // or follows from it (softmax of the scores = the weights, output = Σ a v); layer and head
 // switches change what is drawn; grouped-query heads are named; long contexts keep the last
 // tokens; the transition runs only when animations are on.
+#include <QScrollBar>
 #include <QSignalSpy>
 #include <QTest>
 #include <cmath>
@@ -41,6 +42,59 @@ std::vector<double> softmax(std::span<const float> x) {
 }
 
 const char* kPrompt = "the cat sat on the mat";
+
+// A gpt2 fixture with room for long contexts (the fixture's own context is 64 tokens).
+RandomModelSpec longSpec() {
+    RandomModelSpec s = fixtures::gpt2Spec();
+    s.nCtx = 1024;
+    return s;
+}
+
+// The window the view reports is the same in Kᵀ and V, inside 0..i, and what is drawn there is
+// the trace's: the colour of each Kᵀ cell (position j, dim r) is the key of token j at dim r, and
+// of each V cell the value of token j, on the view's diverging scales (recomputed here from the
+// trace: ±max|q, k| and ±max|v|; the output Σ a v is a convex mix and never exceeds max|v|).
+void checkWindowDrawsTheTrace(StepView& view, const TraceStore& store) {
+    const QImage img = view.grab().toImage().convertToFormat(QImage::Format_RGB32);
+    const auto [first, last] = view.keyWindow();
+    QCOMPARE(view.valueWindow(), view.keyWindow());
+    const int i = view.queryToken();
+    QVERIFY2(first >= 0 && first <= last && last <= i,
+             qPrintable(QString("window %1–%2, query %3").arg(first).arg(last).arg(i)));
+    const int n = last - first + 1;
+    const QRect k = view.blockRect(StepView::Block::Keys);
+    const QRect v = view.blockRect(StepView::Block::Values);
+    QCOMPARE(k.width() % n, 0);   // n columns of one width
+    QCOMPARE(v.height() % n, 0);  // n rows of one height
+    const int ct = k.width() / n, rv = v.height() / n, d = view.headDim();
+    const int cd = k.height() / d;
+    QCOMPARE(v.width(), d * cd);
+    QVERIFY(k.right() < view.width() && v.right() < view.width());
+    const int layer = view.layer(), kv = view.kvHead();
+    float qkLimit = 0, vLimit = 0;
+    const float* q = store.trace(i).query(layer, view.head());
+    for (int r = 0; r < d; ++r) qkLimit = std::max(qkLimit, std::abs(q[r]));
+    for (int j = 0; j <= i; ++j)
+        for (int r = 0; r < d; ++r) {
+            qkLimit = std::max(qkLimit, std::abs(store.trace(j).key(layer, kv)[r]));
+            vLimit = std::max(vLimit, std::abs(store.trace(j).value(layer, kv)[r]));
+        }
+    const ColorScale qk = ColorScale::symmetric(qkLimit), vs = ColorScale::symmetric(vLimit);
+    for (int j = first; j <= last; ++j) {
+        if (j == i) continue;  // outlined: its edge covers thin cells
+        for (int r : {0, d / 2, d - 1}) {
+            const QPoint pk(k.left() + (j - first) * ct + ct / 2, k.top() + r * cd + cd / 2);
+            QVERIFY2(img.pixel(pk) == qk.rgb(store.trace(j).key(layer, kv)[r]),
+                     qPrintable(QString("Kᵀ cell of position %1, dim %2").arg(j).arg(r)));
+            const QPoint pv(v.left() + r * cd + cd / 2, v.top() + (j - first) * rv + rv / 2);
+            QVERIFY2(img.pixel(pv) == vs.rgb(store.trace(j).value(layer, kv)[r]),
+                     qPrintable(QString("V cell of position %1, dim %2").arg(j).arg(r)));
+        }
+    }
+    QVERIFY2(view.windowText().contains(
+                 QString("positions %1–%2 of %3").arg(first).arg(last).arg(i + 1)),
+             qPrintable(view.windowText()));
+}
 
 }  // namespace
 
@@ -262,6 +316,101 @@ class TstStepView : public QObject {
         const QString tip = view.toolTipAt(QPoint(keys.right() - 1, keys.top() + 1));
         QVERIFY2(tip.contains(QString("token %1").arg(t - 1)), qPrintable(tip));
         QVERIFY(testing::pixelVariance(testing::render(view, "step-long")) > 1);
+    }
+
+    // Kᵀ and V show the same positions at every length, for the newest query and for queries
+    // pinned early and late, before and after the user moves the window; a step brings a moved
+    // window back to the newest token unless the query is pinned.
+    void keysAndValuesShowTheSamePositions_data() {
+        QTest::addColumn<int>("length");
+        QTest::newRow("10 tokens") << 10;
+        QTest::newRow("200 tokens") << 200;
+        QTest::newRow("905 tokens") << 905;
+    }
+    void keysAndValuesShowTheSamePositions() {
+        QFETCH(int, length);
+        DecodedStore d(fixtures::makeModel(longSpec()));
+        StepView view(&d.store);
+        view.resize(1280, 720);
+        d.prefill("the");
+        QVERIFY(d.store.count() <= length);
+        d.steps(length - d.store.count());
+        QCOMPARE(d.store.count(), length);
+        d.store.setLayerHead(1, 2);
+        const int newest = length - 1;
+        // the newest query: the window ends at it
+        QCOMPARE(view.queryToken(), newest);
+        QCOMPARE(view.keyWindow().second, newest);
+        checkWindowDrawsTheTrace(view, d.store);
+        const int size = view.keyWindow().second - view.keyWindow().first + 1;
+        const bool windowed = size < length;
+        QCOMPARE(view.windowBar()->isVisibleTo(&view), windowed);
+        if (length > 100) QVERIFY(windowed);  // 905 × 3 px would not fit in 1280 × 720
+
+        for (int pinned : {length / 10, length - 3}) {
+            d.store.pinQuery(pinned);
+            QCOMPARE(view.queryToken(), pinned);
+            QCOMPARE(view.keyWindow().second, pinned);  // ends at the inspected query
+            QVERIFY(view.keyWindow().first == 0 || pinned + 1 - view.keyWindow().first == size);
+            checkWindowDrawsTheTrace(view, d.store);
+        }
+        if (!windowed) {
+            view.moveWindowTo(0);  // everything fits: nothing to move
+            QVERIFY(!view.windowHeld());
+            QCOMPARE(view.keyWindow(), std::make_pair(0, length - 3));
+            return;
+        }
+        // Moved to the start, then to the middle, with the query pinned late.
+        const int wsize = view.keyWindow().second - view.keyWindow().first + 1;
+        view.moveWindowTo(0);
+        QVERIFY(view.windowHeld());
+        QCOMPARE(view.keyWindow(), std::make_pair(0, wsize - 1));
+        QCOMPARE(view.windowBar()->value(), 0);
+        checkWindowDrawsTheTrace(view, d.store);
+        const int mid = (length - 3) / 2 - wsize / 2;
+        view.windowBar()->setValue(mid);  // the bar moves it as the user's drag does
+        QCOMPARE(view.keyWindow(), std::make_pair(mid, mid + wsize - 1));
+        checkWindowDrawsTheTrace(view, d.store);
+        view.moveWindowBy(-1);
+        QCOMPARE(view.keyWindow().first, mid - 1);
+        // A step (it follows the newest token again) brings the moved window back to the newest.
+        d.step();
+        QCOMPARE(view.queryToken(), d.store.count() - 1);
+        QVERIFY(!view.windowHeld());
+        QCOMPARE(view.keyWindow().second, d.store.count() - 1);
+        checkWindowDrawsTheTrace(view, d.store);
+        // A pinned window keeps its positions across steps and query changes, until unpinned.
+        view.moveWindowTo(3);
+        view.setWindowPinned(true);
+        const auto pinnedWindow = view.keyWindow();
+        QCOMPARE(pinnedWindow.first, 3);
+        d.steps(2);
+        QCOMPARE(view.keyWindow(), pinnedWindow);
+        checkWindowDrawsTheTrace(view, d.store);
+        d.store.pinQuery(length - 1);
+        QCOMPARE(view.keyWindow(), pinnedWindow);
+        // pinned at the query's end, it stays there while new tokens arrive
+        view.followQuery();
+        QVERIFY(!view.windowPinned());
+        view.setWindowPinned(true);
+        const auto atEnd = view.keyWindow();
+        d.step();
+        QCOMPARE(view.keyWindow(), atEnd);
+        QVERIFY(view.keyWindow().second < d.store.count() - 1);
+        checkWindowDrawsTheTrace(view, d.store);
+        view.setWindowPinned(false);
+        QCOMPARE(view.keyWindow().second, d.store.count() - 1);
+        // Moved, then back: Ctrl+End's slot.
+        view.moveWindowTo(0);
+        view.followQuery();
+        QCOMPARE(view.keyWindow().second, d.store.count() - 1);
+        // Tooltips name the positions of the moved window.
+        view.moveWindowTo(5);
+        view.grab();
+        const QRect k = view.blockRect(StepView::Block::Keys);
+        QVERIFY2(view.toolTipAt(QPoint(k.left() + 1, k.top() + 1)).contains("token 5 "),
+                 qPrintable(view.toolTipAt(QPoint(k.left() + 1, k.top() + 1))));
+        testing::render(view, QString("step-window-%1").arg(length));
     }
 
     void tooltipTellsTheValueUnderTheMouse() {

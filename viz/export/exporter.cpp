@@ -5,6 +5,7 @@
 #include <QPageSize>
 #include <QPainter>
 #include <QPdfWriter>
+#include <QPointer>
 #include <QSvgGenerator>
 
 #include "common/theme.h"
@@ -45,10 +46,33 @@ void setupPdf(QPdfWriter& w, QSize size) {
     w.setCreator("KVScope");
 }
 
+// Controls that only work on a screen (a view's scroll bar, its pin button) are left out of
+// figures: children with the property "kvscopeScreenOnly" are hidden while the widget renders.
+class ScreenControlsHidden {
+  public:
+    explicit ScreenControlsHidden(QWidget* widget) {
+        for (QWidget* child : widget->findChildren<QWidget*>())
+            if (child->property("kvscopeScreenOnly").toBool() && child->isVisible()) {
+                child->hide();
+                hidden_.append(child);
+            }
+    }
+    ~ScreenControlsHidden() {
+        for (const QPointer<QWidget>& child : hidden_)
+            if (child) child->show();
+    }
+    ScreenControlsHidden(const ScreenControlsHidden&) = delete;
+    ScreenControlsHidden& operator=(const ScreenControlsHidden&) = delete;
+
+  private:
+    QList<QPointer<QWidget>> hidden_;
+};
+
 }  // namespace
 
 QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, double scale) {
     widget->ensurePolished();
+    const ScreenControlsHidden screenOnly(widget);
     const QSize size = widget->size();
     QSaveFile file(path);
     if (!file.open(QIODevice::WriteOnly)) return openError(path, file);
@@ -113,6 +137,7 @@ void PdfPages::add(QWidget* widget) {
     } else {
         writer_->newPage();
     }
+    const ScreenControlsHidden screenOnly(widget);
     widget->render(painter_.get());
     ++pages_;
 }

@@ -23,8 +23,17 @@ int layerLabelWidth() {
         74,
         QFontMetrics(currentTheme().labelFont).horizontalAdvance(QStringLiteral("layer 00")) + 14);
 }
-constexpr int kMinSide = 12;
 constexpr int kMaxSide = 150;
+
+// The smallest thumbnail side: 12 px, less for deep models so that 32 layers still fit a
+// 720-line screen (5 px at 32 layers: a coloured cell, the tooltip tells the rest).
+int minSide(int nLayer) {
+    return std::clamp(160 / std::max(1, nLayer), 3, 12);
+}
+// The gap between thumbnails of a side.
+int gapFor(int side) {
+    return side < 12 ? 1 : side < 40 ? 4 : 8;
+}
 
 int ceilDiv(int a, int b) {
     return (a + b - 1) / b;
@@ -52,8 +61,9 @@ QSize AllHeadsView::sizeHint() const {
 }
 
 QSize AllHeadsView::minimumSizeHint() const {
-    return {kMargin * 2 + layerLabelWidth() + std::max(nHead_, 4) * (kMinSide + 2),
-            kMargin * 2 + 110 + std::max(nLayer_, 4) * (kMinSide + 2)};
+    const int side = minSide(nLayer_), gap = gapFor(side);
+    return {kMargin * 2 + layerLabelWidth() + std::max(nHead_, 4) * (side + gap),
+            kMargin * 2 + 110 + std::max(nLayer_, 4) * (side + gap)};
 }
 
 QImage AllHeadsView::thumbnail(int layer, int head) const {
@@ -168,8 +178,14 @@ AllHeadsView::Grid AllHeadsView::grid() const {
     gr.gap = 8;
     const int byW = (width() - gr.left - kMargin - (nHead_ - 1) * gr.gap) / nHead_;
     const int byH = (height() - gr.top - kMargin - (nLayer_ - 1) * gr.gap) / nLayer_;
-    gr.side = std::clamp(std::min(byW, byH), kMinSide, kMaxSide);
-    if (gr.side < 40) gr.gap = 4;
+    gr.side = std::clamp(std::min(byW, byH), minSide(nLayer_), kMaxSide);
+    gr.gap = gapFor(gr.side);
+    if (gr.gap < 8) {  // the side again with the smaller gap
+        const int w = (width() - gr.left - kMargin - (nHead_ - 1) * gr.gap) / nHead_;
+        const int h = (height() - gr.top - kMargin - (nLayer_ - 1) * gr.gap) / nLayer_;
+        gr.side = std::clamp(std::min(w, h), minSide(nLayer_), kMaxSide);
+        gr.gap = gapFor(gr.side);
+    }
     return gr;
 }
 
@@ -233,7 +249,13 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
     for (int h = 0; h < nHead_; ++h) {
         const QRect c = cellRect(0, h);
         const QString text = gr.side >= 36 ? tr("head %1").arg(h) : QString::number(h);
-        if (fmH.horizontalAdvance(text) > c.width() + gr.gap && h % 2 == 1) continue;
+        // every head where the numbers fit, else every second, fourth … (the widest decides)
+        const int pitch = c.width() + gr.gap;
+        const int labelW = fmH.horizontalAdvance(gr.side >= 36 ? tr("head %1").arg(nHead_ - 1)
+                                                               : QString::number(nHead_ - 1));
+        int every = 1;
+        while (every * pitch < labelW + 2 && every < nHead_) every *= 2;
+        if (h % every != 0) continue;
         p.setPen(h == selH ? th.accent : th.text);
         p.drawText(QRect(c.left() - gr.gap / 2, headLabelY, c.width() + gr.gap, fmH.height()),
                    Qt::AlignCenter, text);
@@ -259,7 +281,9 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
     for (int l = 0; l < nLayer_; ++l) {
         const QRect c0 = cellRect(l, 0);
         p.setPen(l == selL ? th.accent : th.text);
-        if (fmH.height() <= c0.height() + gr.gap || l % 2 == 0)
+        const int every =
+            std::max(1, (fmH.height() + c0.height() + gr.gap - 1) / (c0.height() + gr.gap));
+        if (l % every == 0)
             p.drawText(QRect(kMargin, c0.top(), layerLabelWidth() - 10, c0.height()),
                        Qt::AlignRight | Qt::AlignVCenter,
                        gr.side >= 36 ? tr("layer %1").arg(l) : QString::number(l));

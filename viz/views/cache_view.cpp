@@ -3,6 +3,7 @@
 #include "views/cache_view.h"
 
 #include <QHelpEvent>
+#include <QLocale>
 #include <QPainter>
 #include <QToolTip>
 #include <algorithm>
@@ -22,6 +23,10 @@ constexpr int kMargin = 16;
 constexpr int kLayerLabelW = 84;
 constexpr int kBytesW = 190;
 constexpr int kMinRow = 6;
+// The thinnest row of a block: 6 px, 3 px past 16 layers (32 layers still fit a 720-line screen).
+int minRow(int nLayer) {
+    return nLayer > 16 ? 3 : kMinRow;
+}
 constexpr int kMaxRow = 72;
 constexpr int kLegendW = 300;
 
@@ -51,7 +56,7 @@ QSize CacheView::sizeHint() const {
     return {1100, std::clamp(180 + nLayer_ * 44, 360, 900)};
 }
 QSize CacheView::minimumSizeHint() const {
-    return {640, std::max(280, 170 + nLayer_ * (kMinRow + 2))};
+    return {640, std::max(280, 170 + nLayer_ * (minRow(nLayer_) + 1))};
 }
 
 double CacheView::transitionProgress() const {
@@ -183,12 +188,56 @@ CacheView::Geometry CacheView::geometry() const {
     g.gap = 8;
     g.rowH = nLayer_ > 0 ? (bottom - g.top - (nLayer_ - 1) * g.gap) / nLayer_ : 0;
     if (g.rowH < 16) g.gap = 3;
+    if (g.rowH < 8) g.gap = 1;
     g.rowH = std::clamp(nLayer_ > 0 ? (bottom - g.top - (nLayer_ - 1) * g.gap) / nLayer_ : 0,
-                        kMinRow, kMaxRow);
+                        minRow(nLayer_), kMaxRow);
     g.kLeft = kMargin + kLayerLabelW;
     g.blockW = std::max(40, (width() - g.kLeft - kMargin - kBytesW - 24) / 2);
+    // More slots than pixels: a whole number of slots per pixel, and the block exactly that wide.
+    if (capacity_ > g.blockW) {
+        g.tpp = (capacity_ + g.blockW - 1) / g.blockW;
+        g.blockW = (capacity_ + g.tpp - 1) / g.tpp;
+    }
     g.vLeft = g.kLeft + g.blockW + 24;
     return g;
+}
+
+int CacheView::tokensPerPixel() const {
+    return nLayer_ > 0 ? geometry().tpp : 1;
+}
+
+QString CacheView::scaleText() const {
+    if (nLayer_ == 0) return {};
+    const int tpp = tokensPerPixel();
+    const QLocale loc = QLocale::system();
+    const QString scale =
+        tpp > 1 ? tr("Drawn to scale: 1 pixel = %1 token slots (their colours averaged)").arg(tpp)
+                : tr("Drawn to scale: one column per token slot");
+    return tr("%1 · exactly %2 B used of %3 B allocated")
+        .arg(scale, loc.toString(static_cast<qulonglong>(usedBytes())),
+             loc.toString(static_cast<qulonglong>(allocatedBytes())));
+}
+
+QImage CacheView::pooledImage(size_t b, int tokens, int tpp) const {
+    const QImage& src = images_[b];
+    const int cols = (tokens + tpp - 1) / tpp, rows = src.height();
+    QImage out(std::max(1, cols), rows, QImage::Format_RGB32);
+    for (int r = 0; r < rows; ++r) {
+        const auto* in = reinterpret_cast<const QRgb*>(src.constScanLine(r));
+        auto* line = reinterpret_cast<QRgb*>(out.scanLine(r));
+        for (int c = 0; c < cols; ++c) {
+            const int from = c * tpp, to = std::min(tokens, from + tpp);
+            int red = 0, green = 0, blue = 0;
+            for (int j = from; j < to; ++j) {
+                red += qRed(in[j]);
+                green += qGreen(in[j]);
+                blue += qBlue(in[j]);
+            }
+            const int n = std::max(1, to - from);
+            line[c] = qRgb((red + n / 2) / n, (green + n / 2) / n, (blue + n / 2) / n);
+        }
+    }
+    return out;
 }
 
 QRect CacheView::blockRect(int layer, bool values) const {
@@ -200,7 +249,10 @@ QRect CacheView::blockRect(int layer, bool values) const {
 QRect CacheView::filledRect(int layer, bool values) const {
     const QRect b = blockRect(layer, values);
     if (b.isEmpty() || capacity_ == 0 || recompute_) return {};
-    const int w = static_cast<int>(std::lround(b.width() * static_cast<double>(used_) / capacity_));
+    const int tpp = tokensPerPixel();
+    const int w =
+        tpp > 1 ? (used_ + tpp - 1) / tpp
+                : static_cast<int>(std::lround(b.width() * static_cast<double>(used_) / capacity_));
     return {b.left(), b.top(), w, b.height()};
 }
 
@@ -303,16 +355,21 @@ void CacheView::paintEvent(QPaintEvent*) {
     // -- column heads
     const int headY = g.top - fmL.height() - 6;
     p.setPen(th.text);
-    p.drawText(
-        QRect(g.kLeft, headY, g.blockW, fmL.height()), Qt::AlignLeft | Qt::AlignVCenter,
-        fmL.elidedText(
-            tr("K cache (%1 × %2 × %3 per layer)").arg(c.nHeadKv).arg(capacity_).arg(c.headDim),
-            Qt::ElideRight, g.blockW));
-    p.drawText(
-        QRect(g.vLeft, headY, g.blockW, fmL.height()), Qt::AlignLeft | Qt::AlignVCenter,
-        fmL.elidedText(
-            tr("V cache (%1 × %2 × %3 per layer)").arg(c.nHeadKv).arg(capacity_).arg(c.headDim),
-            Qt::ElideRight, g.blockW));
+    for (int which = 0; which < 2; ++which) {
+        const QString name = which == 0 ? tr("K cache") : tr("V cache");
+        const QString longHead = tr("%1 (%2 × %3 × %4 per layer)")
+                                     .arg(name)
+                                     .arg(c.nHeadKv)
+                                     .arg(capacity_)
+                                     .arg(c.headDim);
+        const QString shortHead =
+            tr("%1 (%2 × %3 × %4)").arg(name).arg(c.nHeadKv).arg(capacity_).arg(c.headDim);
+        const QRect r(which == 0 ? g.kLeft : g.vLeft, headY, g.blockW + 8, fmL.height());
+        p.drawText(
+            r, Qt::AlignLeft | Qt::AlignVCenter,
+            fmL.elidedText(fmL.horizontalAdvance(longHead) <= r.width() ? longHead : shortHead,
+                           Qt::ElideRight, r.width()));
+    }
     const int bytesLeft = g.vLeft + g.blockW + 14;
     p.drawText(QRect(bytesLeft, headY, W - kMargin - bytesLeft, fmL.height()),
                Qt::AlignLeft | Qt::AlignVCenter, tr("each block"));
@@ -325,18 +382,28 @@ void CacheView::paintEvent(QPaintEvent*) {
         for (int which = 0; which < 2; ++which) {
             const QRect b = blockRect(l, which == 1);
             p.fillRect(b, th.panel);
-            const int hatched = static_cast<int>(
-                std::lround(b.width() * static_cast<double>(allocatedTokens()) / capacity_));
+            const int hatched =
+                g.tpp > 1 ? (allocatedTokens() + g.tpp - 1) / g.tpp
+                          : static_cast<int>(std::lround(
+                                b.width() * static_cast<double>(allocatedTokens()) / capacity_));
             p.fillRect(QRect(b.left(), b.top(), hatched, b.height()), hatch);
             const int shown = recompute_ ? 0 : used_;
             const int animated = animatedToken_ >= 0 && prog < 1 ? 1 : 0;
             const int steady = std::max(0, shown - animated);
-            const double slot = b.width() / static_cast<double>(capacity_);
+            const double slot =
+                g.tpp > 1 ? 1.0 / g.tpp : b.width() / static_cast<double>(capacity_);
             if (steady > 0) {
-                const QRect f(b.left(), b.top(), static_cast<int>(std::lround(steady * slot)),
-                              b.height());
-                if (drawStripes) {
-                    p.setRenderHint(QPainter::SmoothPixmapTransform, slot < 1);
+                const int fw = g.tpp > 1 ? (steady + g.tpp - 1) / g.tpp
+                                         : static_cast<int>(std::lround(steady * slot));
+                const QRect f(b.left(), b.top(), fw, b.height());
+                if (drawStripes && g.tpp > 1) {
+                    // Pooled: each pixel column is the mean of its tpp slots (never resampled).
+                    const QImage pooled =
+                        pooledImage(static_cast<size_t>(2 * l + which), steady, g.tpp);
+                    p.setRenderHint(QPainter::SmoothPixmapTransform, false);
+                    p.drawImage(f, pooled, QRect(0, 0, fw, stripeRows()));
+                } else if (drawStripes) {
+                    p.setRenderHint(QPainter::SmoothPixmapTransform, false);
                     p.drawImage(f, images_[static_cast<size_t>(2 * l + which)],
                                 QRect(0, 0, steady, stripeRows()));
                 } else {
@@ -366,7 +433,8 @@ void CacheView::paintEvent(QPaintEvent*) {
             p.drawRect(b.adjusted(-1, -1, 0, 0));
         }
         const QRect k = blockRect(l, false);
-        if (l % labelStep == 0 || l == nLayer_ - 1) {
+        // every labelStep-th layer and the last, never two labels on top of each other
+        if ((l % labelStep == 0 && nLayer_ - 1 - l >= labelStep) || l == nLayer_ - 1) {
             p.setFont(g.rowH >= fmL.height() ? th.labelFont : th.smallFont);
             p.setPen(th.text);
             p.drawText(QRect(kMargin, k.top() - 6, kLayerLabelW - 10, k.height() + 12),
@@ -386,13 +454,12 @@ void CacheView::paintEvent(QPaintEvent*) {
     p.setPen(th.mutedText);
     for (const QRect& b : {lastK, lastV}) {
         const int y = b.bottom() + 4;
+        const int usedX = filledRect(nLayer_ - 1, false).width();
         p.drawText(QRect(b.left(), y, b.width() / 2, fmS.height()), Qt::AlignLeft, tr("slot 0"));
         p.drawText(QRect(b.left() + b.width() / 2, y, b.width() / 2, fmS.height()), Qt::AlignRight,
                    tr("slot %1 (n_ctx)").arg(capacity_ - 1));
         if (used_ > 0 && !recompute_) {
-            const int x =
-                b.left() +
-                static_cast<int>(std::lround(b.width() * static_cast<double>(used_) / capacity_));
+            const int x = b.left() + usedX;
             p.setPen(th.fresh);
             const QString t = tr("%1 used").arg(used_);
             const int tw = fmS.horizontalAdvance(t);
@@ -404,11 +471,18 @@ void CacheView::paintEvent(QPaintEvent*) {
             p.setPen(th.mutedText);
         }
     }
+    const QSize ls = colorBarSize(th, kLegendW);
+    int scaleLeft = kMargin;
     if (drawStripes && used_ > 0) {
-        const QSize ls = colorBarSize(th, kLegendW);
         paintColorBar(p, QRect(kMargin, height() - kMargin - ls.height(), kLegendW, ls.height()),
                       ColorScale::symmetric(1), tr("K and V numbers, scaled per block"), th);
+        scaleLeft += kLegendW + 24;
     }
+    p.setFont(th.smallFont);
+    p.setPen(th.mutedText);
+    const QRect scaleRect(scaleLeft, height() - kMargin - ls.height(), W - kMargin - scaleLeft,
+                          ls.height());
+    p.drawText(scaleRect, Qt::AlignLeft | Qt::AlignVCenter | Qt::TextWordWrap, scaleText());
 }
 
 bool CacheView::event(QEvent* event) {
@@ -418,10 +492,12 @@ bool CacheView::event(QEvent* event) {
             for (int which = 0; which < 2; ++which) {
                 const QRect b = blockRect(l, which == 1);
                 if (!b.contains(help->pos())) continue;
-                const int slot =
-                    std::clamp(static_cast<int>((help->pos().x() - b.left()) *
-                                                static_cast<double>(capacity_) / b.width()),
-                               0, capacity_ - 1);
+                const int tpp = tokensPerPixel();
+                const int slot = std::clamp(
+                    tpp > 1 ? (help->pos().x() - b.left()) * tpp
+                            : static_cast<int>((help->pos().x() - b.left()) *
+                                               static_cast<double>(capacity_) / b.width()),
+                    0, capacity_ - 1);
                 const QString what = which == 0 ? tr("K") : tr("V");
                 QString text;
                 if (slot < used_ && !recompute_) {

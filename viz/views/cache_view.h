@@ -2,7 +2,9 @@
 // context (n_ctx token slots); each held token fills its slot with a stripe of its real key or
 // value numbers, the empty capacity is hatched, and the newest slice is outlined and grows in.
 // Bytes used and allocated come from the model summary and the traces (per layer: the totals
-// divided by n_layer, split equally into K and V).
+// divided by n_layer, split equally into K and V). Blocks are drawn to scale: when the context has
+// more slots than the block has pixels, one pixel column holds tokensPerPixel() slots and shows
+// the average of their colours (the caption says so); the byte figures stay exact.
 #pragma once
 
 #include <QImage>
@@ -40,6 +42,12 @@ class CacheView : public QWidget {
     // One block's stripes (capacity × stripe rows; columns >= usedTokens() are not drawn).
     QImage blockImage(int layer, bool values) const;
     double transitionProgress() const;
+    // Token slots per pixel column of a block at the current width: 1 while every slot has at
+    // least a pixel, else the smallest whole number that fits the context in the width.
+    int tokensPerPixel() const;
+    // The line under the blocks: the scale ("1 pixel = 8 token slots, colours averaged") and the
+    // exact bytes used and allocated; empty with no model.
+    QString scaleText() const;
 
   protected:
     void paintEvent(QPaintEvent* event) override;
@@ -48,8 +56,11 @@ class CacheView : public QWidget {
   private:
     struct Geometry {
         int top = 0, rowH = 0, gap = 0, blockW = 0, kLeft = 0, vLeft = 0;
+        int tpp = 1;  // token slots per pixel column
     };
     Geometry geometry() const;
+    // Block `b`'s first `tokens` columns pooled tpp to a pixel column (the mean colour).
+    QImage pooledImage(size_t b, int tokens, int tpp) const;
     void rebuild();
     void appendToken(int index);
     bool writeColumn(int token);  // false if the colour scale must grow (rebuild instead)

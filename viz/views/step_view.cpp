@@ -4,12 +4,18 @@
 
 #include "views/step_view_detail.h"
 
+#include <QAction>
 #include <QHelpEvent>
 #include <QImage>
 #include <QPainter>
+#include <QScrollBar>
+#include <QSignalBlocker>
+#include <QToolButton>
 #include <QToolTip>
+#include <QWheelEvent>
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "common/colormap.h"
 #include "common/labels.h"
@@ -30,8 +36,46 @@ float maxAbs(std::span<const float> v) {
 }  // namespace
 
 StepView::StepView(TraceStore* store, QWidget* parent)
-    : QWidget(parent), store_(store), transition_(new Transition(this)) {
+    : QWidget(parent),
+      store_(store),
+      transition_(new Transition(this)),
+      bar_(new QScrollBar(Qt::Horizontal, this)),
+      pin_(new QToolButton(this)) {
     setMouseTracking(true);
+    bar_->setObjectName("stepWindow");
+    bar_->setProperty("kvscopeScreenOnly", true);  // left out of exported figures
+    bar_->setFocusPolicy(Qt::NoFocus);  // the arrows step the decoder; Ctrl+arrows move this
+    bar_->setToolTip(
+        tr("Which positions Kᵀ and V show (the same in both). Ctrl+← / Ctrl+→ move by one, "
+           "Ctrl+Home to the first, Ctrl+End back to the inspected query."));
+    bar_->hide();
+    connect(bar_, &QScrollBar::valueChanged, this, &StepView::moveWindowTo);
+    pin_->setObjectName("pinWindow");
+    pin_->setProperty("kvscopeScreenOnly", true);
+    pin_->setText(tr("Pin"));
+    pin_->setCheckable(true);
+    pin_->setFocusPolicy(Qt::NoFocus);
+    pin_->setToolTip(
+        tr("Pinned: Kᵀ and V keep these positions while you step. Unpinned: each "
+           "step shows the newest positions again."));
+    pin_->hide();
+    connect(pin_, &QToolButton::toggled, this, &StepView::setWindowPinned);
+    // Keys for the window, active while the view is shown (a hidden tab's are not).
+    auto key = [this](const QKeySequence& seq, auto slot) {
+        auto* a = new QAction(this);
+        a->setShortcut(seq);
+        a->setShortcutContext(Qt::WindowShortcut);
+        connect(a, &QAction::triggered, this, slot);
+        addAction(a);
+    };
+    key(QKeySequence(Qt::CTRL | Qt::Key_Left), [this] { moveWindowBy(-1); });
+    key(QKeySequence(Qt::CTRL | Qt::Key_Right), [this] { moveWindowBy(+1); });
+    key(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Left),
+        [this] { moveWindowBy(-std::max(1, layout_.last - layout_.first + 1)); });
+    key(QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_Right),
+        [this] { moveWindowBy(std::max(1, layout_.last - layout_.first + 1)); });
+    key(QKeySequence(Qt::CTRL | Qt::Key_Home), [this] { moveWindowTo(0); });
+    key(QKeySequence(Qt::CTRL | Qt::Key_End), [this] { followQuery(); });
     setAttribute(Qt::WA_OpaquePaintEvent);
     connect(transition_, &Transition::progressed, this, qOverload<>(&QWidget::update));
     connect(store_, &TraceStore::modelChanged, this, [this] { refresh(false, true); });
@@ -43,10 +87,101 @@ StepView::StepView(TraceStore* store, QWidget* parent)
     connect(store_, &TraceStore::selectionChanged, this, [this] { refresh(false, false); });
     connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, [this] {
         layout_ = computeLayout(shown_);
+        syncBar();
         updateGeometry();
         update();
     });
     refresh(false, true);
+}
+
+std::pair<int, int> StepView::keyWindow() const {
+    if (!shown_.valid) return {0, -1};
+    return {layout_.first, layout_.last};
+}
+
+QString StepView::windowText() const {
+    if (!shown_.valid) return {};
+    return tr("positions %1–%2 of %3").arg(layout_.first).arg(layout_.last).arg(shown_.i + 1);
+}
+
+void StepView::moveWindowTo(int first) {
+    if (!shown_.valid) return;
+    const int size = layout_.last - layout_.first + 1;
+    const int t = shown_.i + 1;
+    if (size <= 0 || size >= t) return;  // everything fits: nothing to move
+    first = std::clamp(first, 0, t - size);
+    held_ = pinned_ || first != t - size;  // back at the query's end: follows it again
+    heldFirst_ = first;
+    if (first == layout_.first) return;
+    layout_ = computeLayout(shown_);
+    syncBar();
+    update();
+}
+
+void StepView::moveWindowBy(int delta) {
+    moveWindowTo(layout_.first + delta);
+}
+
+void StepView::setWindowPinned(bool pinned) {
+    if (pinned == pinned_) return;
+    pinned_ = pinned;
+    {
+        const QSignalBlocker block(pin_);
+        pin_->setChecked(pinned);
+    }
+    if (pinned) {  // keep the positions shown now
+        held_ = true;
+        heldFirst_ = layout_.first;
+        return;
+    }
+    held_ = true;  // so that followQuery() lays out again
+    followQuery();
+}
+
+void StepView::followQuery() {
+    if (pinned_) {
+        pinned_ = false;
+        const QSignalBlocker block(pin_);
+        pin_->setChecked(false);
+    }
+    if (!held_) return;
+    held_ = false;
+    layout_ = computeLayout(shown_);
+    syncBar();
+    update();
+}
+
+void StepView::wheelEvent(QWheelEvent* event) {
+    if (!bar_->isVisible()) return QWidget::wheelEvent(event);
+    const QPoint d = event->angleDelta();
+    const int steps = (std::abs(d.x()) > std::abs(d.y()) ? d.x() : d.y()) / 40;
+    if (steps == 0) return event->accept();
+    // Wheel up or left: earlier positions.
+    moveWindowBy(-steps * std::max(1, (layout_.last - layout_.first + 1) / 10));
+    event->accept();
+}
+
+void StepView::syncBar() {
+    const int t = shown_.valid ? shown_.i + 1 : 0;
+    const int size = layout_.last - layout_.first + 1;
+    if (!shown_.valid || layout_.scroll.isEmpty() || size >= t) {
+        bar_->hide();
+        pin_->hide();
+        return;
+    }
+    const QSignalBlocker block(bar_);
+    bar_->setRange(0, t - size);
+    bar_->setPageStep(size);
+    bar_->setSingleStep(1);
+    bar_->setValue(layout_.first);
+    const int pinW = pin_->sizeHint().width();
+    const QRect r = layout_.scroll;
+    const int barH = std::min(r.height(), bar_->sizeHint().height());
+    bar_->setGeometry(r.left(), r.top() + (r.height() - barH) / 2, r.width() - pinW - 6, barH);
+    pin_->setGeometry(r.right() - pinW + 1, r.top() + (r.height() - pin_->sizeHint().height()) / 2,
+                      pinW, pin_->sizeHint().height());
+    bar_->show();
+    pin_->show();
 }
 
 QSize StepView::sizeHint() const {
@@ -179,9 +314,18 @@ void StepView::refresh(bool animate, bool force) {
     if (same && !force) return;
     const bool grows = animate && shown_.valid && next.valid && next.layer == shown_.layer &&
                        next.head == shown_.head && next.d == shown_.d && next.i == shown_.i + 1;
+    // A new inspected query (a step, a pinned token, a step back) brings a moved window back to
+    // end at it, unless the window is pinned; a new layer or head does not move it.
+    if (!next.valid) {
+        const QSignalBlocker block(pin_);
+        pin_->setChecked(false);
+        pinned_ = false;
+    }
+    if (!next.valid || (next.i != shown_.i && !pinned_)) held_ = false;
     previous_ = std::move(shown_);
     shown_ = std::move(next);
     layout_ = computeLayout(shown_);
+    syncBar();
     if (grows) {
         transition_->start();
     } else {
@@ -193,6 +337,7 @@ void StepView::refresh(bool animate, bool force) {
 void StepView::resizeEvent(QResizeEvent* event) {
     QWidget::resizeEvent(event);
     layout_ = computeLayout(shown_);
+    syncBar();
 }
 
 StepView::Layout StepView::computeLayout(const Snapshot& s) const {
@@ -216,34 +361,64 @@ StepView::Layout StepView::computeLayout(const Snapshot& s) const {
 
     // Everything for one height of the score and weight rows: cells along head_dim, the token
     // columns of Kᵀ, the V rows, and the window of tokens both show.
-    auto place = [&](int rowH) {
+    const int barH = std::max({16, sh + 4, pin_->sizeHint().height()});
+    auto place = [&](int rowH, bool bar) {
         Layout P;
+        const int noteH = lh + 8;
         const int fixedV = top + (lh + 2) + (sh + 2) + 8 + (lh + 2) + rowH + 8 + (lh + 2) + rowH +
-                           4 + kLabelBand + lh + 8 + legendH + kMargin;
-        const int cdV = (H - fixedV) / std::max(1, d);
+                           4 + kLabelBand + (bar ? barH + 4 : 0) + noteH + legendH + kMargin;
+        // Too short for Kᵀ at its smallest cells: a lower band of token labels, no note line (the
+        // captions say the positions), lower score and weight rows, then 2 px along head_dim, so
+        // the bar and the legends stay on screen.
+        int over = kMinCell * d - (H - fixedV);
+        P.band = kLabelBand;
+        P.noteShown = true;
+        P.rowH = rowH;
+        if (over > 0) {
+            P.band = std::max(sh + 6, kLabelBand - over);
+            over -= kLabelBand - P.band;
+        }
+        if (over > 0) {
+            P.noteShown = false;
+            over -= noteH;
+        }
+        if (over > 0) {
+            const int cut = std::clamp((over + 1) / 2, 0, rowH - std::max(sh + 8, 20));
+            P.rowH -= cut;
+            over -= 2 * cut;
+        }
+        const int saved = (kLabelBand - P.band) + (P.noteShown ? 0 : noteH) + 2 * (rowH - P.rowH);
+        const int cdV = (H - fixedV + saved) / std::max(1, d);
         const int fixedH =
             2 * kMargin + leftCol + kGap + kBigGap + kTokenLabelW + 6 + aColW + 8 + minTArea;
         const int cdH = (W - fixedH) / std::max(1, d);
-        P.cd = std::clamp(std::min(cdV, cdH), kMinCell, kMaxCellD);
+        P.cd = std::clamp(std::min(cdV, cdH), over > 0 ? 2 : kMinCell, kMaxCellD);
         const int dW = d * P.cd;
         const int vPanelW = kTokenLabelW + 6 + aColW + 8 + dW;
         const int tArea = std::max(kMinCell, W - 2 * kMargin - leftCol - kGap - kBigGap - vPanelW);
         const int vTop = top + lh + 2 + sh + 4;
         const int legendTop = H - kMargin - legendH;
         const int availV = std::max(kMinCell, legendTop - 12 - vTop - (8 + lh + 2 + baseRowH));
-        // The same tokens in Kᵀ (columns) and V (rows): as many as fit in both, the newest last.
+        // The same positions in Kᵀ (columns) and V (rows): as many as fit in both, ending at the
+        // query unless the user holds the window elsewhere.
         const int fitT = std::max(1, tArea / kMinCell), fitV = std::max(1, availV / kMinCell);
         const int shown = std::min({t, fitT, fitV});
-        P.first = P.firstV = t - shown;
+        P.first = held_ ? std::clamp(heldFirst_, 0, t - shown) : t - shown;
+        P.last = P.first + shown - 1;
         P.ct = std::clamp(tArea / shown, kMinCell, kMaxCellT);
         P.rv = std::clamp(availV / shown, kMinCell, kMaxRowV);
         return std::pair{P, tArea};
     };
-    auto [placed, tArea] = place(baseRowH);
+    bool bar = false;
+    auto [placed, tArea] = place(baseRowH, bar);
+    if (placed.last - placed.first + 1 < t) {  // a window: room for the bar that moves it
+        bar = true;
+        std::tie(placed, tArea) = place(baseRowH, bar);
+    }
     int rowH = baseRowH;
     // Columns too narrow to write a value across, wide enough to write it upwards: taller rows.
     if (placed.ct < numberW && placed.ct >= sh + 2) {
-        auto [taller, tArea2] = place(numberW);
+        auto [taller, tArea2] = place(numberW, bar);
         if (taller.ct >= sh + 2 && taller.cd >= std::min(placed.cd, 6)) {
             placed = taller;
             tArea = tArea2;
@@ -251,11 +426,12 @@ StepView::Layout StepView::computeLayout(const Snapshot& s) const {
         }
     }
     L = placed;
+    rowH = L.rowH;
     const int d0 = d * L.cd;
-    const int shownT = t - L.first;
+    const int shownT = L.last - L.first + 1;
     const int tW = shownT * L.ct;
     L.rotatedLabels = false;
-    for (int j = L.first; j < t && !L.rotatedLabels; ++j)
+    for (int j = L.first; j <= L.last && !L.rotatedLabels; ++j)
         if (fmS.horizontalAdvance(s.labels[j]) + 6 > L.ct) L.rotatedLabels = true;
 
     const int x0 = kMargin + leftCol + kGap;
@@ -279,16 +455,20 @@ StepView::Layout StepView::computeLayout(const Snapshot& s) const {
     y += lh + 2;
     L.wRow = QRect(x0, y, tW, rowH);
     y += rowH + 4;
-    L.labels = QRect(x0, y, tW, L.rotatedLabels ? kLabelBand : sh + 6);
+    L.labels = QRect(x0, y, tW, L.rotatedLabels ? L.band : sh + 6);
     y += L.labels.height();
-    L.note = QRect(kMargin, y, leftCol + kGap + tArea, lh);
+    if (bar) {
+        L.scroll = QRect(x0, y + 2, std::max(tW, std::min(tArea, 240)), barH);
+        y += barH + 4;
+    }
+    if (L.noteShown) L.note = QRect(kMargin, y, leftCol + kGap + tArea, lh);
     L.legends = QRect(kMargin, H - kMargin - legendH, W - 2 * kMargin, legendH);
 
     // The V panel on the right: token label, weight a_j, then the value row.
     const int vx = x0 + tArea + kBigGap;
     L.vCaption = QRect(vx, top, W - kMargin - vx, lh);
     const int vTop = top + lh + 2 + sh + 4;
-    const int shownV = t - L.firstV;
+    const int shownV = shownT;
     L.vLabelCol = QRect(vx, vTop, kTokenLabelW, shownV * L.rv);
     L.aCol = QRect(vx + kTokenLabelW + 6, vTop, aColW, shownV * L.rv);
     L.vBlock = QRect(L.aCol.right() + 1 + 8, vTop, d0, shownV * L.rv);
@@ -307,7 +487,7 @@ QString StepView::toolTipAt(const QPoint& pos) const {
     if (L.kBlock.contains(pos)) {
         const int j = L.first + (pos.x() - L.kBlock.left()) / L.ct;
         const int r = (pos.y() - L.kBlock.top()) / L.cd;
-        if (j <= s.i && r < s.d)
+        if (j <= L.last && r < s.d)
             return tr("Kᵀ[%1, %2] = key of %3, dim %1 = %4")
                 .arg(r)
                 .arg(j)
@@ -323,7 +503,7 @@ QString StepView::toolTipAt(const QPoint& pos) const {
     }
     if (L.sRow.contains(pos) || L.wRow.contains(pos)) {
         const int j = L.first + (pos.x() - L.sRow.left()) / L.ct;
-        if (j > s.i) return {};
+        if (j > L.last) return {};
         const auto ju = static_cast<size_t>(j);
         if (L.sRow.contains(pos))
             return tr("score of %1 = q · k%2 / √%3 = %4")
@@ -335,8 +515,8 @@ QString StepView::toolTipAt(const QPoint& pos) const {
             .arg(tok(j), formatValue(s.weights[ju]));
     }
     if (L.aCol.contains(pos) || L.vBlock.contains(pos) || L.vLabelCol.contains(pos)) {
-        const int j = L.firstV + (pos.y() - L.vBlock.top()) / L.rv;
-        if (j > s.i) return {};
+        const int j = L.first + (pos.y() - L.vBlock.top()) / L.rv;
+        if (j > L.last) return {};
         const auto ju = static_cast<size_t>(j);
         if (L.vBlock.contains(pos)) {
             const int c = (pos.x() - L.vBlock.left()) / L.cd;

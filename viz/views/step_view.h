@@ -2,19 +2,31 @@
 // the query row q (1 × head_dim), Kᵀ (head_dim × (i+1)) whose newest column slides in, the
 // scores q·Kᵀ/√d, the softmax weights (the trace's attention row), V ((i+1) × head_dim) whose
 // newest row slides in, and the output Σ_j a_j V_j. Painted, not built from widgets; long
-// contexts shrink the cells to a minimum and then show the last tokens with a note.
+// contexts shrink the cells to a minimum and then show a window of positions, the same in Kᵀ and
+// V (key j beside value j): it ends at the inspected query until the user moves it (the bar
+// under Kᵀ, the wheel, Ctrl+← / Ctrl+→, Ctrl+Home); a moved window stays put until the inspected
+// query changes (a step, a pinned token, a step back), which brings it back to end at the query,
+// unless the window is pinned (the pin button beside the bar): then it keeps its positions across
+// steps until unpinned.
 #pragma once
 
 #include <QList>
 #include <QStringList>
 #include <QWidget>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace kvscope::viz {
 
 class TraceStore;
 class Transition;
+}  // namespace kvscope::viz
+
+class QScrollBar;
+class QToolButton;
+
+namespace kvscope::viz {
 
 class StepView : public QWidget {
     Q_OBJECT
@@ -44,7 +56,19 @@ class StepView : public QWidget {
     // First token drawn on the t axis of Kᵀ, scores and weights, and in V (earlier ones do not
     // fit at the minimum cell size); 0 when everything fits. Valid after a layout (resize/paint).
     int firstShownKey() const { return layout_.first; }
-    int firstShownValue() const { return layout_.firstV; }
+    int firstShownValue() const { return layout_.first; }
+    // The positions drawn as Kᵀ's columns and as V's rows, first and last inclusive ({0, -1} with
+    // nothing drawn). Always the same window: key j stands above value j. Valid after a layout.
+    std::pair<int, int> keyWindow() const;
+    std::pair<int, int> valueWindow() const { return keyWindow(); }
+    // True while the user has moved the window away from where the query puts it.
+    bool windowHeld() const { return held_; }
+    // True while the window keeps its positions across steps and query changes.
+    bool windowPinned() const { return pinned_; }
+    // "positions 412–507 of 905" (empty with nothing drawn).
+    QString windowText() const;
+    // The bar under Kᵀ that moves the window; hidden when every position fits.
+    QScrollBar* windowBar() const { return bar_; }
     std::span<const float> displayedQuery() const { return shown_.q; }  // (head_dim)
     std::span<const float> keyColumn(int j) const;  // column j of Kᵀ: key of token j (head_dim)
     std::span<const float> valueRow(int j) const;   // row j of V: value of token j (head_dim)
@@ -62,7 +86,17 @@ class StepView : public QWidget {
     // Texts that the last paint had to cut short ("…"): none where everything fits.
     QStringList elidedTexts() const { return elided_; }
 
+  public slots:
+    // Holds the window at first (clamped so it stays full and ends at or before the query).
+    void moveWindowTo(int first);
+    void moveWindowBy(int delta);
+    // Lets the window end at the inspected query again (and unpins it).
+    void followQuery();
+    // Pinned: the window keeps its first position across steps; unpinned: back to the query.
+    void setWindowPinned(bool pinned);
+
   protected:
+    void wheelEvent(QWheelEvent* event) override;
     void paintEvent(QPaintEvent* event) override;
     void resizeEvent(QResizeEvent* event) override;
     bool event(QEvent* event) override;
@@ -86,10 +120,14 @@ class StepView : public QWidget {
     };
     // Where everything goes for the current size and step.
     struct Layout {
-        int first = 0, firstV = 0;  // first token shown along t (Kᵀ) and in V
-        int cd = 0;                 // cell size along head_dim
-        int ct = 0;                 // width of a token column (Kᵀ, scores, weights)
-        int rv = 0;                 // height of a V row
+        int first = 0, last = -1;  // the window of positions Kᵀ and V show (inclusive)
+        QRect scroll;              // the bar that moves it (empty when everything fits)
+        int band = 0;              // height of the rotated token labels
+        int rowH = 0;              // height of the score and weight rows
+        bool noteShown = true;     // room for the long-context note line
+        int cd = 0;                // cell size along head_dim
+        int ct = 0;                // width of a token column (Kᵀ, scores, weights)
+        int rv = 0;                // height of a V row
         bool rotatedLabels = true;
         QRect title, subtitle;
         QRect kCaption, kTicks, kBlock, dimHint;
@@ -104,12 +142,18 @@ class StepView : public QWidget {
     Layout computeLayout(const Snapshot& s) const;
     void paintEmpty(QPainter& p, const QString& message);
     void paintStep(QPainter& p);
+    void syncBar();
 
     TraceStore* store_;
     Transition* transition_;
     Snapshot shown_, previous_;
     Layout layout_;
     QStringList elided_;
+    QScrollBar* bar_;
+    QToolButton* pin_;
+    bool pinned_ = false;
+    bool held_ = false;  // the user moved the window: heldFirst_ is its first position
+    int heldFirst_ = 0;
 };
 
 }  // namespace kvscope::viz

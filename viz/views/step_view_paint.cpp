@@ -174,15 +174,27 @@ void StepView::paintStep(QPainter& p) {
         const QString text = fmL.horizontalAdvance(longText) <= r.width() ? longText : shortText;
         p.drawText(r, align | Qt::AlignVCenter, fit(fmL, text, r.width()));
     };
+    const int shownN = L.last - L.first + 1;
+    const bool windowed = shownN < t;
+    // The query's own key and value are in the window (always, unless the user moved it away):
+    // only then is there a newest column and row to outline and slide in.
+    const bool tail = L.last == s.i;
+    const bool animTail = anim && tail;
+    const QString span = tr("%1–%2").arg(L.first).arg(L.last);
     caption(L.kCaption,
-            tr("Kᵀ (%1 × %2): keys of tokens %3–%4 from the cache; outlined: the new key k%4")
-                .arg(d)
-                .arg(t)
-                .arg(L.first)
-                .arg(s.i),
-            L.first > 0 ? tr("Kᵀ (%1 × %2): the last %3 keys").arg(d).arg(t).arg(t - L.first)
-                        : tr("Kᵀ (%1 × %2): cached keys").arg(d).arg(t));
-    const int oldCols = s.i - L.first + (anim ? 0 : 1);  // columns drawn in place
+            windowed
+                ? tr("Kᵀ (%1 × %2): keys at positions %3 of %2%4")
+                      .arg(d)
+                      .arg(t)
+                      .arg(span, tail ? tr("; outlined: the new key k%1").arg(s.i) : QString())
+                : tr("Kᵀ (%1 × %2): keys of tokens %3 from the cache; outlined: the new key k%4")
+                      .arg(d)
+                      .arg(t)
+                      .arg(span)
+                      .arg(s.i),
+            windowed ? tr("Kᵀ: positions %1 of %2").arg(span).arg(t)
+                     : tr("Kᵀ (%1 × %2): cached keys").arg(d).arg(t));
+    const int oldCols = shownN - (animTail ? 1 : 0);  // columns drawn in place
     if (oldCols > 0) {
         QImage img(oldCols, d, QImage::Format_RGB32);
         for (int r = 0; r < d; ++r) {
@@ -196,25 +208,27 @@ void StepView::paintStep(QPainter& p) {
     // The newest column (key of token i) slides in from the right.
     const QRect newCol(L.kBlock.left() + (s.i - L.first) * L.ct, L.kBlock.top(), L.ct,
                        L.kBlock.height());
-    {
-        const int slide =
-            anim ? static_cast<int>(std::lround((1 - prog) * std::max(3 * L.ct, 60))) : 0;
+    if (animTail) {
+        const int slide = static_cast<int>(std::lround((1 - prog) * std::max(3 * L.ct, 60)));
         p.save();
         p.setClipRect(
             QRect(L.kBlock.left(), L.kBlock.top() - 2, L.kCaption.width(), L.kBlock.height() + 4));
-        p.setOpacity(anim ? prog : 1.0);
+        p.setOpacity(prog);
         for (int r = 0; r < d; ++r)
             p.fillRect(newCol.left() + slide, newCol.top() + r * L.cd, L.ct, L.cd,
                        qk.color(s.keys[static_cast<size_t>(s.i) * du + static_cast<size_t>(r)]));
         p.restore();
     }
-    drawSeparators(p, L.kBlock, t - L.first, L.ct, d, L.cd, th.background);
+    drawSeparators(p, L.kBlock, shownN, L.ct, d, L.cd, th.background);
     p.setPen(th.grid);
     p.setBrush(Qt::NoBrush);
     p.drawRect(L.kBlock.adjusted(-1, -1, 0, 0));
-    p.setPen(QPen(th.fresh, 2));
-    p.drawRect(newCol.adjusted(0, -1, 0, 0));
-    // Token indices above the columns: a round step that leaves room for the numbers.
+    if (tail) {
+        p.setPen(QPen(th.fresh, 2));
+        p.drawRect(newCol.adjusted(0, -1, 0, 0));
+    }
+    // Positions above the columns: a round step that leaves room for the numbers; the window's
+    // first and last positions always.
     {
         p.setFont(th.smallFont);
         p.setPen(th.mutedText);
@@ -224,13 +238,21 @@ void StepView::paintStep(QPainter& p) {
             step = cand;
             if (cand * L.ct >= needed) break;
         }
-        for (int j = L.first; j <= s.i; ++j) {
-            if (j % step != 0 && j != s.i) continue;
-            if (j != s.i && (s.i - j) * L.ct < needed) continue;  // keep clear of the newest
+        auto tick = [&](int j) {
             const int cx = L.kTicks.left() + (j - L.first) * L.ct + L.ct / 2;
+            // the first position starts at the block's edge (clear of "token i" over q)
+            const int x = std::clamp(cx - needed / 2, L.kTicks.left() - 4,
+                                     L.kTicks.left() + L.kTicks.width() - needed / 2);
             p.setPen(j == s.i ? th.fresh : th.mutedText);
-            p.drawText(QRect(cx - needed / 2, L.kTicks.top(), needed, L.kTicks.height()),
-                       Qt::AlignCenter, QString::number(j));
+            p.drawText(QRect(x, L.kTicks.top(), needed, L.kTicks.height()), Qt::AlignCenter,
+                       QString::number(j));
+        };
+        for (int j = L.first; j <= L.last; ++j) {
+            const bool edge = j == L.first || j == L.last;
+            if (j % step != 0 && !edge) continue;
+            // keep clear of the labelled first and last positions
+            if (!edge && ((L.last - j) * L.ct < needed || (j - L.first) * L.ct < needed)) continue;
+            tick(j);
         }
     }
     p.setFont(th.smallFont);
@@ -255,7 +277,7 @@ void StepView::paintStep(QPainter& p) {
         p.fillRect(cell, QColor::fromRgb(c));
     }
     drawSeparators(p, L.qRow, 1, L.qRow.width(), d, L.cd, th.background);
-    for (int j = L.first; j <= s.i; ++j) {
+    for (int j = L.first; j <= L.last; ++j) {
         const auto ju = static_cast<size_t>(j);
         const bool hasPrev = anim && j < previous_.i + 1;
         const QRect sCell(L.sRow.left() + (j - L.first) * L.ct, L.sRow.top(), L.ct,
@@ -271,18 +293,19 @@ void StepView::paintStep(QPainter& p) {
         drawCellValue(p, sCell, s.scores[ju], sc1, fmS);
         drawCellValue(p, wCell, s.weights[ju], wt1, fmS);
     }
-    drawSeparators(p, L.sRow, t - L.first, L.ct, 1, L.sRow.height(), th.background);
-    drawSeparators(p, L.wRow, t - L.first, L.ct, 1, L.wRow.height(), th.background);
+    drawSeparators(p, L.sRow, shownN, L.ct, 1, L.sRow.height(), th.background);
+    drawSeparators(p, L.wRow, shownN, L.ct, 1, L.wRow.height(), th.background);
     p.setPen(th.grid);
     p.setBrush(Qt::NoBrush);
     for (const QRect& r : {L.qRow, L.sRow, L.wRow}) p.drawRect(r.adjusted(-1, -1, 0, 0));
 
-    // -- token labels along t
+    // -- token labels along t (rotated only where there is a band for them; the V rows are
+    // labelled too)
     p.setFont(th.smallFont);
-    {
+    if (!L.rotatedLabels || L.labels.height() >= 3 * fmS.height()) {
         const int step = L.rotatedLabels ? std::max(1, (fmS.height() + L.ct - 1) / L.ct) : 1;
-        for (int j = L.first; j <= s.i; ++j) {
-            if (!labelled(j, t, step)) continue;
+        for (int j = L.first; j <= L.last; ++j) {
+            if (!labelled(j, L.last + 1, step)) continue;
             p.setPen(j == s.i ? th.fresh : th.text);
             const int cx = L.labels.left() + (j - L.first) * L.ct + L.ct / 2;
             if (L.rotatedLabels) {
@@ -299,24 +322,26 @@ void StepView::paintStep(QPainter& p) {
             }
         }
     }
-    if (L.first > 0 && L.note.bottom() < L.legends.top() - 4) {
+    if (windowed && !L.note.isEmpty() && L.note.bottom() < L.legends.top() - 4) {
         p.setFont(th.labelFont);
         p.setPen(th.accent);
-        p.drawText(L.note, Qt::AlignLeft | Qt::AlignVCenter,
-                   fmL.elidedText(tr("Long context: keys and values of tokens %1–%2 (the last %3 "
-                                     "of %4) fit here; hover a cell for its value.")
-                                      .arg(L.first)
-                                      .arg(s.i)
-                                      .arg(t - L.first)
-                                      .arg(t),
-                                  Qt::ElideRight, L.note.width()));
+        const QString where = tail ? tr("ending at the query") : tr("Ctrl+End: back to the query");
+        const QString longNote =
+            tr("Long context: Kᵀ and V show the same %1 (%2); Ctrl+← / Ctrl+→ move them.")
+                .arg(windowText(), where);
+        const QString shortNote = tr("Kᵀ and V show the same %1 (%2).").arg(windowText(), where);
+        p.drawText(
+            L.note, Qt::AlignLeft | Qt::AlignVCenter,
+            fmL.elidedText(fmL.horizontalAdvance(longNote) <= L.note.width() ? longNote : shortNote,
+                           Qt::ElideRight, L.note.width()));
     }
 
     // -- V panel: token, weight a_j, value row v_j; the output row underneath
     caption(L.vCaption,
-            tr("V (%1 × %2): values of tokens %3–%4").arg(t).arg(d).arg(L.firstV).arg(s.i),
-            L.firstV > 0 ? tr("V (%1 × %2): the last %3 values").arg(t).arg(d).arg(t - L.firstV)
-                         : tr("V (%1 × %2): cached values").arg(t).arg(d));
+            windowed ? tr("V (%1 × %2): values at positions %3 of %1").arg(t).arg(d).arg(span)
+                     : tr("V (%1 × %2): values of tokens %3").arg(t).arg(d).arg(span),
+            windowed ? tr("V: positions %1 of %2").arg(span).arg(t)
+                     : tr("V (%1 × %2): cached values").arg(t).arg(d));
     p.setFont(th.smallFont);
     p.setPen(th.mutedText);
     const int headerY = L.vCaption.bottom() + 3;
@@ -326,56 +351,61 @@ void StepView::paintStep(QPainter& p) {
                tr("aⱼ"));
     p.drawText(QRect(L.vBlock.left(), headerY, std::max(L.vBlock.width(), 120), fmS.height()),
                Qt::AlignLeft | Qt::AlignVCenter, tr("vⱼ →"));
-    const int oldRows = s.i - L.firstV + (anim ? 0 : 1);
+    const int oldRows = shownN - (animTail ? 1 : 0);
     if (oldRows > 0) {
         QImage img(d, oldRows, QImage::Format_RGB32);
         for (int rr = 0; rr < oldRows; ++rr) {
             auto* line = reinterpret_cast<QRgb*>(img.scanLine(rr));
-            const size_t j = static_cast<size_t>(L.firstV + rr);
+            const size_t j = static_cast<size_t>(L.first + rr);
             for (int c = 0; c < d; ++c) line[c] = vs.rgb(s.values[j * du + static_cast<size_t>(c)]);
         }
         p.drawImage(QRect(L.vBlock.left(), L.vBlock.top(), L.vBlock.width(), oldRows * L.rv), img);
     }
-    const QRect newRow(L.vBlock.left(), L.vBlock.top() + (s.i - L.firstV) * L.rv, L.vBlock.width(),
+    const QRect newRow(L.vBlock.left(), L.vBlock.top() + (s.i - L.first) * L.rv, L.vBlock.width(),
                        L.rv);
-    {
-        const int slide =
-            anim ? static_cast<int>(std::lround((1 - prog) * std::max(3 * L.rv, 40))) : 0;
+    if (animTail) {
+        const int slide = static_cast<int>(std::lround((1 - prog) * std::max(3 * L.rv, 40)));
         p.save();
         p.setClipRect(L.vArea.adjusted(0, 0, 0, 2));
-        p.setOpacity(anim ? prog : 1.0);
+        p.setOpacity(prog);
         for (int c = 0; c < d; ++c)
             p.fillRect(newRow.left() + c * L.cd, newRow.top() + slide, L.cd, L.rv,
                        vs.color(s.values[static_cast<size_t>(s.i) * du + static_cast<size_t>(c)]));
         p.restore();
     }
     const int labelStep = std::max(1, (fmS.height() + L.rv - 1) / L.rv);
-    for (int j = L.firstV; j <= s.i; ++j) {
+    for (int j = L.first; j <= L.last; ++j) {
         const auto ju = static_cast<size_t>(j);
-        const QRect aCell(L.aCol.left(), L.aCol.top() + (j - L.firstV) * L.rv, L.aCol.width(),
-                          L.rv);
+        const QRect aCell(L.aCol.left(), L.aCol.top() + (j - L.first) * L.rv, L.aCol.width(), L.rv);
         const bool hasPrev = anim && j < previous_.i + 1;
         const QRgb a1 =
             cellColor(wt.rgb(s.weights[ju]), hasPrev, hasPrev ? wt.rgb(previous_.weights[ju]) : 0);
         p.fillRect(aCell, QColor::fromRgb(a1));
         drawCellValue(p, aCell, s.weights[ju], a1, fmS);
-        if (labelled(j, t, labelStep)) {
+        // every labelStep-th row back from the last, and the first, never two too close
+        const bool onGrid = labelled(j, L.last + 1, labelStep) && j - L.first >= labelStep;
+        if (onGrid || j == L.first || j == L.last) {
             p.setPen(j == s.i ? th.fresh : th.text);
             const QRect lr(L.vLabelCol.left(), aCell.center().y() - fmS.height() / 2,
                            L.vLabelCol.width() - 4, fmS.height());
+            // the position always whole, the token text cut to what is left
+            const QString pos = QString::number(j);
+            const int posW = fmS.horizontalAdvance(pos + QStringLiteral("  "));
             p.drawText(lr, Qt::AlignRight | Qt::AlignVCenter,
-                       fmS.elidedText(QStringLiteral("%1  %2").arg(j).arg(s.labels[j]),
-                                      Qt::ElideLeft, lr.width()));
+                       fmS.elidedText(s.labels[j], Qt::ElideRight, std::max(0, lr.width() - posW)) +
+                           QStringLiteral("  ") + pos);
         }
     }
-    drawSeparators(p, L.vBlock, d, L.cd, t - L.firstV, L.rv, th.background);
-    drawSeparators(p, L.aCol, 1, L.aCol.width(), t - L.firstV, L.rv, th.background);
+    drawSeparators(p, L.vBlock, d, L.cd, shownN, L.rv, th.background);
+    drawSeparators(p, L.aCol, 1, L.aCol.width(), shownN, L.rv, th.background);
     p.setPen(th.grid);
     p.setBrush(Qt::NoBrush);
     p.drawRect(L.vBlock.adjusted(-1, -1, 0, 0));
     p.drawRect(L.aCol.adjusted(-1, -1, 0, 0));
-    p.setPen(QPen(th.fresh, 2));
-    p.drawRect(newRow.adjusted(-1, 0, 0, 0));
+    if (tail) {
+        p.setPen(QPen(th.fresh, 2));
+        p.drawRect(newRow.adjusted(-1, 0, 0, 0));
+    }
 
     caption(L.oCaption, tr("output = Σⱼ aⱼ · vⱼ (1 × %1)").arg(d), tr("output = Σⱼ aⱼ vⱼ"));
     for (int r = 0; r < d; ++r) {

@@ -1,4 +1,5 @@
-// TokenStrip: chips laid out left to right, wrapping at the widget's width.
+// TokenStrip: chips laid out left to right, wrapping at the widget's width; or, compact, one line
+// of chips ending at a chosen token with a scrubber over all positions.
 #include "views/token_strip.h"
 
 #include "common/labels.h"
@@ -6,55 +7,225 @@
 #include <QHelpEvent>
 #include <QMouseEvent>
 #include <QPainter>
+#include <QSignalBlocker>
+#include <QSlider>
 #include <QToolTip>
+#include <algorithm>
 
 namespace kvscope::viz {
 namespace {
 constexpr int kPadX = 6, kPadY = 3, kGap = 4, kMargin = 6;
+// The widest chip's text: long tokens are cut ("…"), the tooltip has them whole.
+int maxTextWidth(const QFontMetrics& fm) {
+    return 16 * fm.averageCharWidth();
 }
+}  // namespace
 
-TokenStrip::TokenStrip(TraceStore* store, QWidget* parent) : QWidget(parent), store_(store) {
+TokenStrip::TokenStrip(TraceStore* store, QWidget* parent)
+    : QWidget(parent), store_(store), scrubber_(new QSlider(Qt::Horizontal, this)) {
     setMouseTracking(true);
     setSizePolicy(QSizePolicy::Expanding, QSizePolicy::Preferred);
-    auto relayout = [this] {
-        // Tall enough for every row, so a scroll area around the strip can scroll to them.
-        setMinimumHeight(heightForWidth(width()));
-        updateGeometry();
+    scrubber_->setObjectName("tokenScrubber");
+    scrubber_->setProperty("kvscopeScreenOnly", true);  // left out of exported figures
+    scrubber_->setFocusPolicy(Qt::NoFocus);             // the arrow keys step the decoder
+    scrubber_->setToolTip(
+        tr("Scroll the line of tokens: the last token shown (drag to the right "
+           "end to follow the newest token again)"));
+    scrubber_->hide();
+    connect(scrubber_, &QSlider::valueChanged, this, [this](int v) {
+        end_ = v >= store_->count() - 1 ? -1 : v;
         update();
-    };
-    connect(store_, &TraceStore::tokensReset, this, relayout);
-    connect(store_, &TraceStore::tokenAppended, this, relayout);
-    connect(store_, &TraceStore::truncated, this, relayout);
+    });
+    connect(store_, &TraceStore::tokensReset, this, [this] {
+        end_ = -1;
+        relayout();
+    });
+    // A step shows the newest token again (the store unpins the query on a step, too).
+    connect(store_, &TraceStore::tokenAppended, this, [this] {
+        end_ = -1;
+        relayout();
+    });
+    connect(store_, &TraceStore::truncated, this, [this](int n) {
+        if (end_ >= n - 1) end_ = -1;
+        relayout();
+    });
     connect(store_, &TraceStore::selectionChanged, this, qOverload<>(&QWidget::update));
 }
 
-std::vector<QRect> TokenStrip::layoutChips(int width) const {
-    std::vector<QRect> rects;
+bool TokenStrip::isCompact() const {
+    switch (choice_) {
+        case Choice::Wrap:
+            return false;
+        case Choice::Compact:
+            return true;
+        case Choice::Auto:
+            break;
+    }
+    return store_->count() > kAutoCompactTokens;
+}
+
+void TokenStrip::setCompact(bool compact) {
+    choice_ = compact ? Choice::Compact : Choice::Wrap;
+    relayout();
+}
+
+void TokenStrip::clearCompactChoice() {
+    choice_ = Choice::Auto;
+    relayout();
+}
+
+void TokenStrip::relayout() {
+    const bool compact = isCompact();
+    // Tall enough for every row, so a scroll area around the strip can scroll to them.
+    setMinimumHeight(heightForWidth(width()));
+    syncScrubber();
+    updateGeometry();
+    update();
+    if (compact != wasCompact_) {
+        wasCompact_ = compact;
+        emit compactChanged(compact);
+    }
+}
+
+int TokenStrip::chipWidth(int i) const {
     const QFontMetrics fm(font());
     const int h = fm.height() + 2 * kPadY;
+    return std::max(
+        std::min(fm.horizontalAdvance(tokenLabel(store_->trace(i).text)), maxTextWidth(fm)) +
+            2 * kPadX,
+        h);
+}
+
+int TokenStrip::lastOnLine() const {
+    const int n = store_->count();
+    return end_ < 0 ? n - 1 : std::min(end_, n - 1);
+}
+
+std::vector<QRect> TokenStrip::layoutChips(int width) const {
+    const int n = store_->count();
+    std::vector<QRect> rects(static_cast<size_t>(n));
+    const QFontMetrics fm(font());
+    const int h = fm.height() + 2 * kPadY;
+    if (isCompact()) {
+        // Right to left from the line's last token, as many as fit.
+        const int end = lastOnLine();
+        int x = width - kMargin, first = end + 1;
+        for (int i = end; i >= 0; --i) {
+            const int w = chipWidth(i);
+            if (x - w < kMargin && i != end) break;
+            x -= w;
+            rects[static_cast<size_t>(i)] = QRect(x, kMargin, w, h);
+            x -= kGap;
+            first = i;
+        }
+        // Everything from token 0 fits: start at the left edge, as the wrapping strip does.
+        if (first == 0 && n > 0) {
+            const int shift = rects[0].left() - kMargin;
+            for (int i = 0; i <= end; ++i) rects[static_cast<size_t>(i)].translate(-shift, 0);
+        }
+        return rects;
+    }
     int x = kMargin, y = kMargin;
-    for (int i = 0; i < store_->count(); ++i) {
-        const int w =
-            std::max(fm.horizontalAdvance(tokenLabel(store_->trace(i).text)) + 2 * kPadX, h);
+    for (int i = 0; i < n; ++i) {
+        const int w = chipWidth(i);
         if (x > kMargin && x + w > width - kMargin) {
             x = kMargin;
             y += h + kGap;
         }
-        rects.emplace_back(x, y, w, h);
+        rects[static_cast<size_t>(i)] = QRect(x, y, w, h);
         x += w + kGap;
     }
     return rects;
+}
+
+std::pair<int, int> TokenStrip::visibleTokens() const {
+    const std::vector<QRect> r = layoutChips(width());
+    int first = -1, last = -1;
+    for (int i = 0; i < static_cast<int>(r.size()); ++i)
+        if (!r[static_cast<size_t>(i)].isNull()) {
+            if (first < 0) first = i;
+            last = i;
+        }
+    if (first < 0) return {0, -1};
+    return {first, last};
+}
+
+QRect TokenStrip::scrubberLabelRect() const {
+    const QFontMetrics fm(font());
+    const int line = fm.height() + 2 * kPadY;
+    const int w = fm.horizontalAdvance(tr("tokens 00000–00000 of 00000")) + 8;
+    return {width() - kMargin - w, kMargin + line + kGap, w,
+            std::max(fm.height(), scrubber_->sizeHint().height())};
+}
+
+void TokenStrip::syncScrubber() {
+    if (!isCompact() || store_->count() == 0) {
+        scrubber_->hide();
+        return;
+    }
+    const QRect label = scrubberLabelRect();
+    const QSignalBlocker block(scrubber_);
+    scrubber_->setRange(0, store_->count() - 1);
+    scrubber_->setPageStep(std::max(1, visibleTokens().second - visibleTokens().first + 1));
+    scrubber_->setValue(lastOnLine());
+    scrubber_->setGeometry(kMargin, label.top(), std::max(40, label.left() - 2 * kMargin),
+                           label.height());
+    scrubber_->show();
+}
+
+void TokenStrip::scrollToToken(int i) {
+    const int n = store_->count();
+    if (i < 0 || i >= n) return;
+    if (!isCompact()) {
+        const std::vector<QRect> r = layoutChips(width());
+        emit chipWanted(r[static_cast<size_t>(i)]);
+        return;
+    }
+    const auto [first, last] = visibleTokens();
+    if (i >= first && i <= last && last >= first) return;
+    // Token i near the middle of the line: tokens after it fill half the width.
+    int end = i, room = (width() - 2 * kMargin) / 2 - chipWidth(i) / 2;
+    while (end + 1 < n && room - chipWidth(end + 1) - kGap > 0) {
+        room -= chipWidth(end + 1) + kGap;
+        ++end;
+    }
+    end_ = end >= n - 1 ? -1 : end;
+    syncScrubber();
+    update();
+}
+
+QString TokenStrip::goToToken(const QString& text) {
+    const int n = store_->count();
+    if (n == 0) return tr("There are no tokens yet: prefill a prompt first.");
+    bool ok = false;
+    const int i = text.trimmed().toInt(&ok);
+    if (!ok)
+        return tr("“%1” is not a token position: type a whole number from 0 to %2.")
+            .arg(text.trimmed())
+            .arg(n - 1);
+    if (i < 0 || i >= n)
+        return tr("There is no token %1: the positions run from 0 to %2 (%3 tokens).")
+            .arg(i)
+            .arg(n - 1)
+            .arg(n);
+    store_->pinQuery(i);
+    scrollToToken(i);
+    return {};
 }
 
 void TokenStrip::resizeEvent(QResizeEvent* e) {
     QWidget::resizeEvent(e);
     const int h = heightForWidth(width());
     if (minimumHeight() != h) setMinimumHeight(h);
+    syncScrubber();
 }
 
 int TokenStrip::heightForWidth(int width) const {
-    const std::vector<QRect> r = layoutChips(width);
     const int line = QFontMetrics(font()).height() + 2 * kPadY;
+    if (isCompact())
+        return kMargin + line + kGap +
+               std::max(QFontMetrics(font()).height(), scrubber_->sizeHint().height()) + kMargin;
+    const std::vector<QRect> r = layoutChips(width);
     return (r.empty() ? line : r.back().bottom() + 1) + kMargin;
 }
 
@@ -77,8 +248,9 @@ void TokenStrip::paintEvent(QPaintEvent*) {
     const std::vector<QRect> rects = layoutChips(width());
     const int query = store_->queryIndex();
     for (int i = 0; i < static_cast<int>(rects.size()); ++i) {
-        const bool prompt = i < store_->promptLength();
         const QRect r = rects[static_cast<size_t>(i)];
+        if (r.isNull()) continue;
+        const bool prompt = i < store_->promptLength();
         // a special token (BOS, <|im_start|>, ...) on amber with a dashed edge
         const bool special = store_->trace(i).special;
         p.setPen(i == query
@@ -90,7 +262,15 @@ void TokenStrip::paintEvent(QPaintEvent*) {
                             : QColor(0xCF, 0xE3, 0xF5));
         p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4);
         p.setPen(prompt ? palette().color(QPalette::Text) : QColor(0x0B, 0x3C, 0x6E));
-        p.drawText(r, Qt::AlignCenter, tokenLabel(store_->trace(i).text));
+        p.drawText(r, Qt::AlignCenter,
+                   fontMetrics().elidedText(tokenLabel(store_->trace(i).text), Qt::ElideRight,
+                                            r.width() - 2 * kPadX + 2));
+    }
+    if (isCompact()) {
+        const auto [first, last] = visibleTokens();
+        p.setPen(palette().color(QPalette::Text));
+        p.drawText(scrubberLabelRect(), Qt::AlignRight | Qt::AlignVCenter,
+                   tr("tokens %1–%2 of %3").arg(first).arg(last).arg(store_->count()));
     }
 }
 
@@ -112,13 +292,14 @@ bool TokenStrip::event(QEvent* e) {
         const int i = chipAt(help->pos());
         if (i >= 0) {
             const StepTrace& t = store_->trace(i);
-            QToolTip::showText(help->globalPos(),
-                               tr("token %1 · id %2 · %3%4")
-                                   .arg(i)
-                                   .arg(t.token)
-                                   .arg(i < store_->promptLength() ? tr("prompt") : tr("generated"))
-                                   .arg(t.special ? tr(" · special token") : QString()),
-                               this);
+            QToolTip::showText(
+                help->globalPos(),
+                tr("token %1 “%5” · id %2 · %3%4")
+                    .arg(i)
+                    .arg(t.token)
+                    .arg(i < store_->promptLength() ? tr("prompt") : tr("generated"))
+                    .arg(t.special ? tr(" · special token") : QString(), tokenLabel(t.text)),
+                this);
         } else {
             QToolTip::hideText();
         }

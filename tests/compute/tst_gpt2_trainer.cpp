@@ -524,14 +524,16 @@ class TstGpt2Trainer : public QObject {
         std::vector<int32_t> in(B * T), tg(B * T);
         std::mt19937_64 rng(1);
         const TrainingWindows plain(ids, tok, vocab.bos(), T, true, 0.0f);
+        const std::string lines = std::string(1, '\n').append(repeatedText(4));
         QVERIFY(plain.lineStarts().size() >= 4 * 4 - 1);
         plain.fill(in.data(), tg.data(), B, rng);
         for (int b = 0; b < B; ++b) {
             QCOMPARE(in[b * T], vocab.bos());
             // the window's text begins a line of the text
-            const std::string window =
+            std::string window = "\n";
+            window +=
                 tok.decode(std::vector<int32_t>(tg.begin() + b * T, tg.begin() + (b + 1) * T));
-            QVERIFY(("\n" + repeatedText(4)).find("\n" + window) != std::string::npos);
+            QVERIFY(lines.find(window) != std::string::npos);
             for (int t = 1; t < T; ++t) QCOMPARE(in[b * T + t], tg[b * T + t - 1]);
         }
         const TrainingWindows repeats(ids, tok, vocab.bos(), T, true, 1.0f);
@@ -597,8 +599,13 @@ class TstGpt2Trainer : public QObject {
         QCOMPARE(model->config.nVocab, 320);
         QCOMPARE(model->tokenizer.bos(), std::optional<int32_t>(319));
         CpuBackend backend(model);
+        // with BOS first, scoring predicts every held-out token, the first from BOS alone
         const TextScore s = scoreText(backend, model->tokenizer, r.heldOutText);
-        QVERIFY(s.bits / static_cast<double>(s.tokens) < std::log2(320.0) - 2);
+        QCOMPARE(s.tokens, model->tokenizer.encode(r.heldOutText).size());
+        const double natsPerToken = s.bits / static_cast<double>(s.tokens) * std::log(2.0);
+        // (Not compared with the trainer's held-out loss: its windows start at lines, these
+        // every 15 tokens, mid-line, where a 16-token model has little to go on.)
+        QVERIFY2(natsPerToken < std::log(320.0) - 1.5, qPrintable(QString::number(natsPerToken)));
     }
 
     // --vocab-from: another model's tokenizer, reused as it is (keys copied, same ids).

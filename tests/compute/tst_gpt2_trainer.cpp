@@ -10,6 +10,7 @@
 
 #include "cpu/cpu_backend.h"
 #include "model/model.h"
+#include "runtime/decode_session.h"
 #include "train/bpe_trainer.h"
 #include "train/evaluate.h"
 #include "train/gpt2_trainer.h"
@@ -512,6 +513,21 @@ class TstGpt2Trainer : public QObject {
         QCOMPARE(got.size(), expected.size());
         const double rel = relativeDiff(got, expected);
         QVERIFY2(rel < 1e-4, qPrintable(QString::number(rel)));
+
+        // Decoding: the session starts the prompt with BOS, and its cached step's distribution
+        // is the trainer's at that position.
+        DecodeSession session(std::make_shared<CpuBackend>(model), model->tokenizer);
+        session.prefill("And God");
+        QCOMPARE(session.tokens().front(), int32_t{279});
+        session.step();
+        const std::vector<int32_t> ids = session.tokens();  // BOS, the prompt, one new token
+        QVERIFY(ids.size() <= 6);
+        const std::vector<int32_t> none(ids.size(), 0);
+        t.forward(ids.data(), none.data(), 1, static_cast<int>(ids.size()));
+        const std::vector<float> last(t.logits().end() - shape.nVocab, t.logits().end());
+        const std::vector<float> stepped(session.logits().begin(), session.logits().end());
+        const double relStep = relativeDiff(stepped, last);
+        QVERIFY2(relStep < 1e-4, qPrintable(QString::number(relStep)));
     }
 
     // Line windows start with BOS then a line's first token; repeated ones copy their span.

@@ -12,6 +12,8 @@ namespace kvscope::train {
 namespace {
 
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using StridedMat = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
+using ConstStridedMat = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 const float kGeluScale = static_cast<float>(std::sqrt(2.0 / kPi));
 
 }  // namespace
@@ -143,7 +145,8 @@ void swigluForward(float* out, const float* gu, int N, int F) {
         const float* g = gu + static_cast<size_t>(i) * 2 * F;
         const float* u = g + F;
         float* o = out + static_cast<size_t>(i) * F;
-        for (int j = 0; j < F; ++j) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+        const Eigen::Map<const Eigen::ArrayXf> G(g, F), U(u, F);
+        Eigen::Map<Eigen::ArrayXf>(o, F) = G / (1.0f + (-G).exp()) * U;
     }
 }
 
@@ -155,11 +158,10 @@ void swigluBackward(float* dgu, const float* dout, const float* gu, int N, int F
         const float* d = dout + static_cast<size_t>(i) * F;
         float* dg = dgu + static_cast<size_t>(i) * 2 * F;
         float* du = dg + F;
-        for (int j = 0; j < F; ++j) {
-            const float sig = 1.0f / (1.0f + std::exp(-g[j]));
-            du[j] += g[j] * sig * d[j];
-            dg[j] += sig * (1.0f + g[j] * (1.0f - sig)) * u[j] * d[j];
-        }
+        const Eigen::Map<const Eigen::ArrayXf> G(g, F), U(u, F), D(d, F);
+        const Eigen::ArrayXf sig = 1.0f / (1.0f + (-G).exp());
+        Eigen::Map<Eigen::ArrayXf>(du, F) += G * sig * D;
+        Eigen::Map<Eigen::ArrayXf>(dg, F) += sig * (1.0f + G * (1.0f - sig)) * U * D;
     }
 }
 
@@ -188,31 +190,22 @@ void attentionForward(float* out, float* att, const float* qkv, int B, int T, in
         const int b = static_cast<int>(job) / NH, h = static_cast<int>(job) % NH;
         const int kvh = h / group;
         const float* base = qkv + static_cast<size_t>(b) * T * R;
-        const int kOff = C + kvh * hs, vOff = C + NKV * hs + kvh * hs;
+        // Q, K, V of this head (T, hs), rows R apart; P its weights (T, T); O its output
+        const ConstStridedMat Q(base + h * hs, T, hs, Eigen::OuterStride<>(R));
+        const ConstStridedMat K(base + C + kvh * hs, T, hs, Eigen::OuterStride<>(R));
+        const ConstStridedMat V(base + C + NKV * hs + kvh * hs, T, hs, Eigen::OuterStride<>(R));
+        Eigen::Map<RowMat> P(att + (static_cast<size_t>(b) * NH + h) * T * T, T, T);
+        StridedMat O(out + static_cast<size_t>(b) * T * C + h * hs, T, hs, Eigen::OuterStride<>(C));
+        // 1. scores, 2. softmax of each row t over positions 0..t (zero above the diagonal)
+        P.noalias() = (Q * K.transpose()) * scale;
         for (int t = 0; t < T; ++t) {
-            const float* q = base + static_cast<size_t>(t) * R + h * hs;
-            float* a = att + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
-            // 1. scores, 2. softmax over positions 0..t
-            float mx = -1e30f;
-            for (int t2 = 0; t2 <= t; ++t2) {
-                const float* k = base + static_cast<size_t>(t2) * R + kOff;
-                float s = 0;
-                for (int i = 0; i < hs; ++i) s += q[i] * k[i];
-                a[t2] = s * scale;
-                mx = std::max(mx, a[t2]);
-            }
-            float sum = 0;
-            for (int t2 = 0; t2 <= t; ++t2) sum += (a[t2] = std::exp(a[t2] - mx));
-            for (int t2 = 0; t2 <= t; ++t2) a[t2] /= sum;
-            for (int t2 = t + 1; t2 < T; ++t2) a[t2] = 0;
-            // 3. weighted sum of values
-            float* o = out + (static_cast<size_t>(b) * T + t) * C + h * hs;
-            for (int i = 0; i < hs; ++i) o[i] = 0;
-            for (int t2 = 0; t2 <= t; ++t2) {
-                const float* v = base + static_cast<size_t>(t2) * R + vOff;
-                for (int i = 0; i < hs; ++i) o[i] += a[t2] * v[i];
-            }
+            auto row = P.row(t).head(t + 1).array();
+            row = (row - row.maxCoeff()).exp();
+            row /= row.sum();
+            P.row(t).tail(T - t - 1).setZero();
         }
+        // 3. weighted sum of values
+        O.noalias() = P * V;
     });
 }
 
@@ -220,46 +213,33 @@ void attentionBackward(float* dqkv, const float* dout, const float* att, const f
                        int T, int NH, int NKV, int hs, ThreadPool& pool) {
     const int R = (NH + 2 * NKV) * hs, C = NH * hs, group = NH / NKV;
     const float scale = 1.0f / std::sqrt(static_cast<float>(hs));
-    // One job per sequence and K/V head: the query heads of a group add into the same dk, dv.
+    // One job per sequence and K/V head: the query heads of a group add into the same dK, dV.
     pool.parallelFor(static_cast<size_t>(B * NKV), [&](size_t job) {
         const int b = static_cast<int>(job) / NKV, kvh = static_cast<int>(job) % NKV;
         const float* base = qkv + static_cast<size_t>(b) * T * R;
         float* dbase = dqkv + static_cast<size_t>(b) * T * R;
         const int kOff = C + kvh * hs, vOff = C + NKV * hs + kvh * hs;
-        std::vector<float> datt(static_cast<size_t>(T)), dpre(static_cast<size_t>(T));
-        for (int h = kvh * group; h < (kvh + 1) * group; ++h)
-            for (int t = 0; t < T; ++t) {
-                const float* a = att + ((static_cast<size_t>(b) * NH + h) * T + t) * T;
-                const float* d = dout + (static_cast<size_t>(b) * T + t) * C + h * hs;
-                // 1. through the weighted sum: d weights and d values
-                float dot = 0;
-                for (int t2 = 0; t2 <= t; ++t2) {
-                    const float* v = base + static_cast<size_t>(t2) * R + vOff;
-                    float* dv = dbase + static_cast<size_t>(t2) * R + vOff;
-                    float s = 0;
-                    for (int i = 0; i < hs; ++i) {
-                        s += d[i] * v[i];
-                        dv[i] += a[t2] * d[i];
-                    }
-                    datt[static_cast<size_t>(t2)] = s;
-                    dot += a[t2] * s;
-                }
-                // 2. through the softmax: dpre = a ⊙ (datt − Σ a·datt)
-                for (int t2 = 0; t2 <= t; ++t2)
-                    dpre[static_cast<size_t>(t2)] = a[t2] * (datt[static_cast<size_t>(t2)] - dot);
-                // 3. through the scores: d queries and d keys
-                const float* q = base + static_cast<size_t>(t) * R + h * hs;
-                float* dq = dbase + static_cast<size_t>(t) * R + h * hs;
-                for (int t2 = 0; t2 <= t; ++t2) {
-                    const float* k = base + static_cast<size_t>(t2) * R + kOff;
-                    float* dk = dbase + static_cast<size_t>(t2) * R + kOff;
-                    const float g = dpre[static_cast<size_t>(t2)] * scale;
-                    for (int i = 0; i < hs; ++i) {
-                        dq[i] += g * k[i];
-                        dk[i] += g * q[i];
-                    }
-                }
-            }
+        const ConstStridedMat K(base + kOff, T, hs, Eigen::OuterStride<>(R));
+        const ConstStridedMat V(base + vOff, T, hs, Eigen::OuterStride<>(R));
+        StridedMat dK(dbase + kOff, T, hs, Eigen::OuterStride<>(R));
+        StridedMat dV(dbase + vOff, T, hs, Eigen::OuterStride<>(R));
+        RowMat dP(T, T), dS(T, T);
+        for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+            const ConstStridedMat Q(base + h * hs, T, hs, Eigen::OuterStride<>(R));
+            StridedMat dQ(dbase + h * hs, T, hs, Eigen::OuterStride<>(R));
+            const Eigen::Map<const RowMat> P(att + (static_cast<size_t>(b) * NH + h) * T * T, T, T);
+            const ConstStridedMat dO(dout + static_cast<size_t>(b) * T * C + h * hs, T, hs,
+                                     Eigen::OuterStride<>(C));
+            // 1. through the weighted sum: d weights and d values
+            dP.noalias() = dO * V.transpose();
+            dV.noalias() += P.transpose() * dO;
+            // 2. through the softmax: dS = P ⊙ (dP − Σ P·dP), zero where P is (above the diagonal)
+            const Eigen::VectorXf dot = (P.array() * dP.array()).rowwise().sum();
+            dS.array() = P.array() * (dP.array().colwise() - dot.array()) * scale;
+            // 3. through the scores: d queries and d keys
+            dQ.noalias() += dS * K;
+            dK.noalias() += dS.transpose() * Q;
+        }
     });
 }
 
@@ -270,10 +250,12 @@ float crossEntropyForward(float* probs, const float* logits, const int32_t* targ
         for (int i = b; i < e; ++i) {
             const float* z = logits + static_cast<size_t>(i) * V;
             float* pr = probs + static_cast<size_t>(i) * V;
-            const float mx = *std::max_element(z, z + V);
-            double sum = 0;
-            for (int j = 0; j < V; ++j) sum += (pr[j] = std::exp(z[j] - mx));
-            for (int j = 0; j < V; ++j) pr[j] = static_cast<float>(pr[j] / sum);
+            const Eigen::Map<const Eigen::ArrayXf> Z(z, V);
+            Eigen::Map<Eigen::ArrayXf> Pr(pr, V);
+            const float mx = Z.maxCoeff();
+            Pr = (Z - mx).exp();
+            const double sum = Pr.cast<double>().sum();
+            Pr *= static_cast<float>(1.0 / sum);
             losses[static_cast<size_t>(i)] = -(z[targets[i]] - mx - std::log(sum));
         }
     });

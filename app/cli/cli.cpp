@@ -137,7 +137,7 @@ const std::vector<Command>& commands() {
           {"tie-output", nullptr, "llama: the output head is the token embedding matrix"},
           {"width", "N", "model width (default 128)"},
           {"context", "N", "context length (default 256)"},
-          {"vocab", "N", "vocabulary size (default 1024)"},
+          {"vocab", "N", "vocabulary size, llama's BOS included (default 1024)"},
           {"batch", "N", "sequences per step (default 8)"},
           {"steps", "N", "optimizer steps (default 2000)"},
           {"lr", "RATE", "peak learning rate (default 1e-3)"},

@@ -16,6 +16,21 @@ void BpeVocabulary::addBeginOfText() {
     addBos = true;
 }
 
+void BpeVocabulary::startPromptsWithBos() {
+    addBos = true;
+    if (copied.empty()) return;
+    auto set = [&](const std::string& key, GgufValue value) {
+        for (auto& [k, v] : copied)
+            if (k == key) return void(v = std::move(value));
+        copied.emplace_back(key, std::move(value));
+    };
+    const Tokenizer t = tokenizer();
+    if (!t.bos())
+        set("tokenizer.ggml.bos_token_id",
+            GgufValue::u32(static_cast<uint32_t>(t.eos().value_or(0))));
+    set("tokenizer.ggml.add_bos_token", GgufValue::boolean(true));
+}
+
 Tokenizer BpeVocabulary::tokenizer() const {
     if (!copied.empty()) {
         GgufWriter w;

@@ -27,6 +27,9 @@ struct BpeVocabulary {
 
     // Appends <|begin_of_text|> as the last token, the BOS that prompts start with.
     void addBeginOfText();
+    // Makes prompts start with BOS (tokenizer.ggml.add_bos_token), the end-of-text token
+    // doubling as BOS where the vocabulary has none; the ids stay as they are.
+    void startPromptsWithBos();
     Tokenizer tokenizer() const;
     size_t size() const { return tokenizer().vocabSize(); }
     int32_t bos() const;  // the token a training window starts with

@@ -16,6 +16,13 @@ namespace {
 
 constexpr uint32_t kCheckpointVersion = 1;
 
+// FNV-1a of the training text: a resumed run must be given the same text.
+uint64_t fingerprint(const std::string& text) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
 std::unique_ptr<Trainer> makeTrainer(const TrainOptions& o, int nVocab) {
     if (o.arch == TrainArch::Gpt2) {
         Gpt2Shape shape = o.shape;
@@ -52,12 +59,13 @@ void writeOptions(GgufWriter& w, const TrainOptions& o) {
 }
 
 void writeCheckpoint(const std::string& path, const TrainOptions& o, const BpeVocabulary& vocab,
-                     Trainer& model, int step, const std::mt19937_64& rng) {
+                     Trainer& model, int step, const std::mt19937_64& rng, uint64_t text) {
     GgufWriter w;
     w.set("general.architecture", GgufValue::str("kvscope-checkpoint"));
     w.set("train.checkpoint_version", GgufValue::u32(kCheckpointVersion));
     writeOptions(w, o);
     w.set("train.step", GgufValue::i32(step));
+    w.set("train.text_fnv1a", GgufValue::u64(text));
     std::ostringstream state;
     state << rng;
     w.set("train.rng", GgufValue::str(state.str()));
@@ -224,6 +232,8 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
     // 2. vocabulary: given, or learned from the training part only (llama: plus its own BOS)
     if (o.vocab) {
         result.vocab = *o.vocab;
+        // llama windows start with BOS, so its prompts must too
+        if (o.arch == TrainArch::Llama && !result.vocab.addBos) result.vocab.startPromptsWithBos();
     } else if (o.arch == TrainArch::Llama) {
         result.vocab = trainBpe(train, o.shape.nVocab - 1);
         result.vocab.addBeginOfText();
@@ -255,6 +265,10 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
         readFloats(f, "train.adam_m", model->firstMoments());
         readFloats(f, "train.adam_v", model->secondMoments());
         first = checkpointInt(f, "train.step") + 1;
+        if (f.requireUint("train.text_fnv1a") != fingerprint(text))  // once, at the start
+            throw Error(options.resumeFrom +
+                        ": the checkpoint was trained on another text; give "
+                        "--text the same files, in the same order");
         std::istringstream state(f.requireString("train.rng"));
         state >> rng;
         if (state.fail()) throw Error(options.resumeFrom + ": train.rng is not a generator state");
@@ -273,6 +287,7 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
 
     AdamW adam;
     adam.weightDecay = o.weightDecay;
+    const uint64_t textPrint = fingerprint(text);
     const int last = o.stopAfter > 0 ? std::min(o.steps, o.stopAfter) : o.steps;
     for (int step = first; step <= last; ++step) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -289,7 +304,7 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
                      .count();
         if (!o.checkpointPath.empty() && o.checkpointEvery > 0 &&
             (step % o.checkpointEvery == 0 || step == last))
-            writeCheckpoint(o.checkpointPath, o, result.vocab, *model, step, rng);
+            writeCheckpoint(o.checkpointPath, o, result.vocab, *model, step, rng, textPrint);
         if (step % o.evalEvery == 0 || step == o.steps) row.heldOutLoss = heldOutLoss();
         if (step == o.steps) result.finalHeldOutLoss = row.heldOutLoss;
         onLog(row);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <random>
 
+#include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "model/model.h"
 #include "runtime/decode_session.h"
@@ -598,6 +599,8 @@ class TstGpt2Trainer : public QObject {
             trainModel(text, second, [&](const TrainLogRow& r) { steps.push_back(r.step); });
         QCOMPARE(steps, (std::vector<int>{4, 5, 6}));
         QVERIFY(resumed.model.toBytes() == straight);
+        // another text cannot continue it
+        QVERIFY_THROWS_EXCEPTION(Error, trainModel(text + "x", second, [](const TrainLogRow&) {}));
     }
 
     // A short llama run learns, and its file scores the held-out text through the app.
@@ -640,6 +643,9 @@ class TstGpt2Trainer : public QObject {
         const TrainResult r = trainModel(repeatedText(20), o, [](const TrainLogRow&) {});
         const Model m = Model::fromGguf(GgufFile::fromBytes(r.model.toBytes(), "draft.gguf"));
         QCOMPARE(m.config.nVocab, static_cast<int>(learned.tokens.size()));
+        // its windows started with BOS (the end-of-text token here), so its prompts do too
+        QVERIFY(m.config.addBos);
+        QCOMPARE(m.tokenizer.bos(), std::optional<int32_t>(learned.endOfText));
         QCOMPARE(m.tokenizer.encode(kText), learned.tokenizer().encode(kText));
     }
 };

@@ -148,7 +148,7 @@ const std::vector<Command>& commands() {
           {"eval-every", "N", "steps between held-out evaluations (default 100)"},
           {"name", "NAME", "the model's general.name"},
           {"line-windows", nullptr,
-           "gpt2: windows as llama's: BOS, then context tokens from the start of a line"},
+           "gpt2: windows as llama's: BOS, then the text from the start of a line"},
           {"repeat-fraction", "F",
            "share of windows (0..1) that are BOS, the first context/2 tokens from a line start, "
            "then the same span again from its start until full: a copy task that trains "

@@ -75,7 +75,7 @@ void BpeVocabulary::writeTo(GgufWriter& w) const {
     w.set("tokenizer.ggml.bos_token_id",
           GgufValue::u32(static_cast<uint32_t>(beginOfText.value_or(endOfText))));
     w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(endOfText)));
-    if (beginOfText) w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(addBos));
+    if (beginOfText || addBos) w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(addBos));
 }
 
 BpeVocabulary BpeVocabulary::fromGguf(const GgufFile& file) {

@@ -1,12 +1,10 @@
-// Gpt2Trainer: forward, backward and AdamW for a small GPT-2, in the manner of llm.c's
-// train_gpt2.c (our own code): free functions with outputs first and shapes on top, the big
-// matrix products through Eigen and split over the thread pool.
+// Gpt2Trainer: forward and backward of a small GPT-2, in the manner of llm.c's train_gpt2.c (our
+// own code), from the layers in train_ops; AdamW and clipping are Trainer's.
 #include "train/gpt2_trainer.h"
 #include "train/train_ops.h"
 
 #include <cassert>
 #include <cmath>
-#include <cstring>
 #include <random>
 
 namespace kvscope {

@@ -232,14 +232,14 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
     // 2. vocabulary: given, or learned from the training part only (llama: plus its own BOS)
     if (o.vocab) {
         result.vocab = *o.vocab;
-        // llama windows start with BOS, so its prompts must too
-        if (o.arch == TrainArch::Llama && !result.vocab.addBos) result.vocab.startPromptsWithBos();
     } else if (o.arch == TrainArch::Llama) {
         result.vocab = trainBpe(train, o.shape.nVocab - 1);
         result.vocab.addBeginOfText();
     } else {
         result.vocab = trainBpe(train, o.shape.nVocab);
     }
+    // line windows start with BOS, so the model's prompts must too
+    if (lineWindows && !result.vocab.addBos) result.vocab.startPromptsWithBos();
     const Tokenizer tok = result.vocab.tokenizer();
     const std::vector<int32_t> trainIds = tok.encode(train),
                                heldIds = tok.encode(result.heldOutText);

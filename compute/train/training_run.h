@@ -40,10 +40,10 @@ struct TrainOptions {
     // Windows. Plain (gpt2's default): T + 1 tokens from anywhere in the text. Line windows
     // (llama always; gpt2 with lineWindows): the BOS token, then T tokens from the start of a
     // line (a token right after a '\n', or the first), so the model always sees BOS at
-    // position 0 as it will at inference. repeatFraction (line windows only): each window is,
-    // with this probability, BOS + the first ⌊T/2⌋ tokens of a line-start span + the same span
-    // again from its start until the window is full (the second half is predictable by copying,
-    // which trains induction heads).
+    // position 0 as it will at inference (the file sets add_bos_token). repeatFraction (line
+    // windows only): each window is, with this probability, BOS + the first ⌊T/2⌋ tokens of a
+    // line-start span + the same span again from its start until the window is full (the second
+    // half is predictable by copying, which trains induction heads).
     bool lineWindows = false;
     float repeatFraction = 0.0f;
 

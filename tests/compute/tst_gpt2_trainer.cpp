@@ -566,12 +566,13 @@ class TstGpt2Trainer : public QObject {
     // bit for bit (the written model files are the same bytes).
     void resumedRunEqualsAnUninterruptedOne_data() {
         QTest::addColumn<bool>("llama");
-        QTest::newRow("gpt2") << false;
+        QTest::newRow("gpt2, line windows") << false;
         QTest::newRow("llama, repeated spans") << true;
     }
     void resumedRunEqualsAnUninterruptedOne() {
         QFETCH(bool, llama);
         TrainOptions o = tinyRun(llama ? TrainArch::Llama : TrainArch::Gpt2);
+        o.lineWindows = true;
         o.steps = 6;
         o.warmup = 2;
         o.evalEvery = 2;
@@ -599,6 +600,8 @@ class TstGpt2Trainer : public QObject {
             trainModel(text, second, [&](const TrainLogRow& r) { steps.push_back(r.step); });
         QCOMPARE(steps, (std::vector<int>{4, 5, 6}));
         QVERIFY(resumed.model.toBytes() == straight);
+        // trained on windows that start with BOS, the model's prompts start with it (gpt2 too)
+        QVERIFY(Model::fromGguf(GgufFile::fromBytes(straight, "run.gguf")).config.addBos);
         // another text cannot continue it
         QVERIFY_THROWS_EXCEPTION(Error, trainModel(text + "x", second, [](const TrainLogRow&) {}));
     }

@@ -1,11 +1,12 @@
-// kvscope train and kvscope eval: train a small GPT-2 on your own text; score any model on a text
-// in bits per byte.
+// kvscope train and kvscope eval: train a small GPT-2 or Llama-style model on your own text
+// (checkpointed, resumable); score any model on a text in bits per byte.
 #include <QFile>
 #include <cstdio>
 
 #include "cli/cli.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "gguf/gguf.h"
 #include "model_source/model_source.h"
 #include "train/evaluate.h"
 #include "train/training_run.h"
@@ -30,11 +31,18 @@ int runTrain(const CliArgs& args) {
     if (text.empty()) throw UsageError("--text FILE is required (repeat it for several files)");
 
     TrainOptions o;
+    const std::string arch = args.get("arch").value_or("gpt2");
+    if (arch != "gpt2" && arch != "llama")
+        throw UsageError("--arch " + arch + ": expected gpt2 or llama");
+    o.arch = arch == "llama" ? TrainArch::Llama : TrainArch::Gpt2;
     o.shape.nLayer = static_cast<int>(args.getInt("layers", 4, 1, 64));
     o.shape.nHead = static_cast<int>(args.getInt("heads", 4, 1, 64));
     o.shape.nEmbd = static_cast<int>(args.getInt("width", 128, 8, 4096));
     o.shape.nCtx = static_cast<int>(args.getInt("context", 256, 8, 8192));
     o.shape.nVocab = static_cast<int>(args.getInt("vocab", 1024, 257, 1 << 16));
+    o.nHeadKv = static_cast<int>(args.getInt("kv-heads", 0, 1, 64));
+    o.nFf = static_cast<int>(args.getInt("ffn", 0, 1, 1 << 16));
+    o.tieOutput = args.has("tie-output");
     o.batch = static_cast<int>(args.getInt("batch", 8, 1, 4096));
     o.steps = static_cast<int>(args.getInt("steps", 2000, 1, 10000000));
     o.lr = static_cast<float>(args.getDouble("lr", 1e-3, 1e-7, 1));
@@ -44,19 +52,57 @@ int runTrain(const CliArgs& args) {
     o.heldOut = args.getDouble("held-out", 0.05, 0.0, 0.5);
     o.evalEvery = static_cast<int>(args.getInt("eval-every", 100, 1, 10000000));
     o.name = args.get("name").value_or("kvscope");
+    o.lineWindows = args.has("line-windows");
+    o.repeatFraction = static_cast<float>(args.getDouble("repeat-fraction", 0.0, 0.0, 1.0));
+    if (auto path = args.get("vocab-from"))
+        o.vocab = BpeVocabulary::fromGguf(GgufFile::open(*path));
+    if (auto path = args.get("checkpoint")) {
+        o.checkpointPath = *path;
+        o.checkpointEvery = static_cast<int>(args.getInt("checkpoint-every", 500, 1, 10000000));
+    }
+    o.stopAfter = static_cast<int>(args.getInt("stop-after", 0, 1, 10000000));
+    if (auto path = args.get("resume")) {
+        o.resumeFrom = *path;
+        o.vocab.reset();
+        o = resumedOptions(*path, o);  // to print; trainModel reads it again
+    }
     if (o.shape.nEmbd % o.shape.nHead != 0)
         throw UsageError("--width must be a multiple of --heads");
+    if (o.arch == TrainArch::Llama) {
+        if (o.shape.nVocab < 258 && !o.vocab)
+            throw UsageError("--vocab must be at least 258 for llama (256 bytes, EOS and BOS)");
+        const int kv = o.nHeadKv > 0 ? o.nHeadKv : o.shape.nHead;
+        if (o.shape.nHead % kv != 0) throw UsageError("--heads must be a multiple of --kv-heads");
+        if ((o.shape.nEmbd / o.shape.nHead) % 2 != 0)
+            throw UsageError("llama needs an even head size (--width / --heads) for RoPE");
+    } else if (args.has("kv-heads") || args.has("ffn") || args.has("tie-output")) {
+        throw UsageError("--kv-heads, --ffn and --tie-output are for --arch llama");
+    }
+    if (o.repeatFraction > 0 && !o.lineWindows && o.arch == TrainArch::Gpt2)
+        throw UsageError("--repeat-fraction needs line windows: add --line-windows for gpt2");
 
     FILE* log = nullptr;
     if (auto path = args.get("log")) {
-        log = std::fopen(path->c_str(), "w");
+        log = std::fopen(path->c_str(), o.resumeFrom.empty() ? "w" : "a");
         if (!log) throw Error("cannot write the loss log '" + *path + "'");
-        std::fprintf(log, "step,train_loss,held_out_loss,lr,grad_norm,ms\n");
+        if (o.resumeFrom.empty())
+            std::fprintf(log, "step,train_loss,held_out_loss,lr,grad_norm,ms\n");
     }
-    std::fprintf(
-        stderr,
-        "training a %d-layer, %d-head, width-%d gpt2 (context %d, vocabulary %d) on %zu bytes\n",
-        o.shape.nLayer, o.shape.nHead, o.shape.nEmbd, o.shape.nCtx, o.shape.nVocab, text.size());
+    const int vocab = o.vocab ? static_cast<int>(o.vocab->size()) : o.shape.nVocab;
+    if (o.arch == TrainArch::Llama) {
+        const LlamaShape s = llamaShapeOf(o, vocab);
+        std::fprintf(stderr,
+                     "training a %d-layer llama, %d query / %d K/V heads, width %d, SwiGLU %d, "
+                     "%s output (context %d, vocabulary %d) on %zu bytes\n",
+                     s.nLayer, s.nHead, s.nHeadKv, s.nEmbd, s.nFf, s.tieOutput ? "tied" : "own",
+                     s.nCtx, s.nVocab, text.size());
+    } else {
+        std::fprintf(stderr,
+                     "training a %d-layer, %d-head, width-%d gpt2 (context %d, vocabulary %d) on "
+                     "%zu bytes\n",
+                     o.shape.nLayer, o.shape.nHead, o.shape.nEmbd, o.shape.nCtx, vocab,
+                     text.size());
+    }
     TrainResult r = trainModel(text, o, [&](const TrainLogRow& row) {
         if (log) {
             std::fprintf(log, "%d,%.5f,%.5f,%.6g,%.4f,%.1f\n", row.step, row.trainLoss,

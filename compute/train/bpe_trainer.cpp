@@ -6,17 +6,92 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/error.h"
+
 namespace kvscope {
 
+void BpeVocabulary::addBeginOfText() {
+    tokens.push_back("<|begin_of_text|>");
+    beginOfText = static_cast<int32_t>(tokens.size() - 1);
+    addBos = true;
+}
+
+void BpeVocabulary::startPromptsWithBos() {
+    addBos = true;
+    if (copied.empty()) return;
+    auto set = [&](const std::string& key, GgufValue value) {
+        for (auto& [k, v] : copied)
+            if (k == key) return void(v = std::move(value));
+        copied.emplace_back(key, std::move(value));
+    };
+    const Tokenizer t = tokenizer();
+    if (!t.bos())
+        set("tokenizer.ggml.bos_token_id",
+            GgufValue::u32(static_cast<uint32_t>(t.eos().value_or(0))));
+    set("tokenizer.ggml.add_bos_token", GgufValue::boolean(true));
+}
+
+Tokenizer BpeVocabulary::tokenizer() const {
+    if (!copied.empty()) {
+        GgufWriter w;
+        for (const auto& [key, value] : copied) w.set(key, value);
+        return Tokenizer::fromGguf(GgufFile::fromBytes(w.toBytes(), "the copied tokenizer"));
+    }
+    TokenizerOptions o;
+    o.bos = beginOfText.value_or(endOfText);
+    o.eos = endOfText;
+    o.addBos = addBos;
+    if (beginOfText) {
+        o.types.assign(tokens.size(), TokenType::Normal);
+        o.types[static_cast<size_t>(endOfText)] = TokenType::Control;
+        o.types[static_cast<size_t>(*beginOfText)] = TokenType::Control;
+    }
+    return Tokenizer(tokens, merges, PreTokenizer::Gpt2, o);
+}
+
+int32_t BpeVocabulary::bos() const {
+    if (copied.empty()) return beginOfText.value_or(endOfText);
+    const Tokenizer t = tokenizer();
+    return t.bos().value_or(t.eos().value_or(0));
+}
+
 void BpeVocabulary::writeTo(GgufWriter& w) const {
+    if (!copied.empty()) {
+        for (const auto& [key, value] : copied) w.set(key, value);
+        return;
+    }
     w.set("tokenizer.ggml.model", GgufValue::str("gpt2"));
     // The split it was learned with, named as llama.cpp names it (a file without the key means
     // llama.cpp's "default" split, which differs)
     w.set("tokenizer.ggml.pre", GgufValue::str("gpt-2"));
     w.set("tokenizer.ggml.tokens", GgufValue::stringArray(tokens));
+    if (beginOfText) {
+        std::vector<int32_t> types(tokens.size(), static_cast<int32_t>(TokenType::Normal));
+        types[static_cast<size_t>(endOfText)] = static_cast<int32_t>(TokenType::Control);
+        types[static_cast<size_t>(*beginOfText)] = static_cast<int32_t>(TokenType::Control);
+        w.set("tokenizer.ggml.token_type", GgufValue::i32Array(types));
+    }
     w.set("tokenizer.ggml.merges", GgufValue::stringArray(merges));
-    w.set("tokenizer.ggml.bos_token_id", GgufValue::u32(static_cast<uint32_t>(endOfText)));
+    w.set("tokenizer.ggml.bos_token_id",
+          GgufValue::u32(static_cast<uint32_t>(beginOfText.value_or(endOfText))));
     w.set("tokenizer.ggml.eos_token_id", GgufValue::u32(static_cast<uint32_t>(endOfText)));
+    if (beginOfText || addBos) w.set("tokenizer.ggml.add_bos_token", GgufValue::boolean(addBos));
+}
+
+BpeVocabulary BpeVocabulary::fromGguf(const GgufFile& file) {
+    BpeVocabulary v;
+    for (const std::string& key : file.keyOrder())
+        if (key.starts_with("tokenizer."))
+            if (const GgufValue* value = file.find(key)) v.copied.emplace_back(key, *value);
+    if (v.copied.empty())
+        throw Error(file.path() + ": no tokenizer.* keys, so no vocabulary to reuse");
+    try {
+        const Tokenizer t = v.tokenizer();
+        v.addBos = t.addBos();
+    } catch (const Error& e) {
+        throw Error(file.path() + ": its tokenizer: " + e.what());
+    }
+    return v;
 }
 
 BpeVocabulary trainBpe(std::string_view text, int vocabSize) {
@@ -86,7 +161,11 @@ BpeVocabulary trainBpe(std::string_view text, int vocabSize) {
     }
     tokens.push_back("<|endoftext|>");
     const auto eot = static_cast<int32_t>(tokens.size() - 1);
-    return BpeVocabulary{std::move(tokens), std::move(merges), eot};
+    BpeVocabulary v;
+    v.tokens = std::move(tokens);
+    v.merges = std::move(merges);
+    v.endOfText = eot;
+    return v;
 }
 
 }  // namespace kvscope

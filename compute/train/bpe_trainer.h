@@ -3,6 +3,7 @@
 // pair of symbols is merged again and again.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,15 +15,30 @@
 namespace kvscope {
 
 // A learned vocabulary: tokens in id order (in the byte-to-unicode alphabet) and merges in rank
-// order, as tokenizer.ggml.tokens and tokenizer.ggml.merges store them.
+// order, as tokenizer.ggml.tokens and tokenizer.ggml.merges store them. Or another model's
+// tokenizer, copied as its tokenizer.* keys (fromGguf).
 struct BpeVocabulary {
     std::vector<std::string> tokens;
     std::vector<std::string> merges;
-    int32_t endOfText = 0;  // <|endoftext|>, the last token: BOS and EOS
+    int32_t endOfText = 0;               // <|endoftext|>: EOS, and BOS unless beginOfText
+    std::optional<int32_t> beginOfText;  // <|begin_of_text|>, a token of its own (llama)
+    bool addBos = false;                 // tokenizer.ggml.add_bos_token: prompts start with BOS
+    std::vector<std::pair<std::string, GgufValue>> copied;  // tokenizer.* of another model
 
-    Tokenizer tokenizer() const { return Tokenizer(tokens, merges, endOfText, endOfText); }
-    // Writes tokenizer.ggml.{model,tokens,merges,bos_token_id,eos_token_id}.
+    // Appends <|begin_of_text|> as the last token, the BOS that prompts start with.
+    void addBeginOfText();
+    // Makes prompts start with BOS (tokenizer.ggml.add_bos_token), the end-of-text token
+    // doubling as BOS where the vocabulary has none; the ids stay as they are.
+    void startPromptsWithBos();
+    Tokenizer tokenizer() const;
+    size_t size() const { return tokenizer().vocabSize(); }
+    int32_t bos() const;  // the token a training window starts with
+    // Writes tokenizer.ggml.{model,pre,tokens,merges,bos_token_id,eos_token_id} (and
+    // token_type, add_bos_token with a BOS of its own), or the copied keys as they were.
     void writeTo(GgufWriter& w) const;
+    // Every tokenizer.* key of file, copied (any tokenizer the app reads). Throws Error naming
+    // the file if it has none or they do not make a tokenizer.
+    static BpeVocabulary fromGguf(const GgufFile& file);
 };
 
 // At most vocabSize tokens: the 256 byte symbols, up to vocabSize - 257 learned merges, and

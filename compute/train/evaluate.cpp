@@ -1,4 +1,5 @@
-// scoreText: windows of n_ctx tokens, logits of every position, log-softmax at the next token.
+// scoreText: windows of n_ctx tokens (BOS first where the tokenizer adds it), logits of every
+// position, log-softmax at the next token.
 #include "train/evaluate.h"
 
 #include <algorithm>
@@ -16,20 +17,34 @@ TextScore scoreText(Backend& backend, const Tokenizer& tokenizer, std::string_vi
     const auto V = static_cast<size_t>(backend.config().nVocab);
     TextScore score;
     std::vector<float> logits;
+    auto add = [&](const float* z, int32_t next) {
+        const float mx = *std::max_element(z, z + V);
+        double sum = 0;
+        for (size_t j = 0; j < V; ++j) sum += std::exp(static_cast<double>(z[j]) - mx);
+        score.bits += (std::log(sum) - (z[next] - mx)) / std::log(2.0);
+        score.bytes += tokenizer.tokenBytes(next).size();
+        ++score.tokens;
+    };
+    if (tokenizer.addBos() && tokenizer.bos()) {
+        // windows of BOS + n_ctx − 1 text tokens, each predicted from BOS and those before it
+        std::vector<int32_t> window;
+        for (size_t start = 0; start < ids.size(); start += nCtx - 1) {
+            const size_t n = std::min(nCtx - 1, ids.size() - start);
+            window.assign(1, *tokenizer.bos());
+            window.insert(window.end(), ids.begin() + static_cast<ptrdiff_t>(start),
+                          ids.begin() + static_cast<ptrdiff_t>(start + n));
+            backend.truncateCache(0);
+            backend.forward(window, true, logits, nullptr);
+            for (size_t i = 0; i < n; ++i) add(logits.data() + i * V, window[i + 1]);
+        }
+        backend.truncateCache(0);
+        return score;
+    }
     for (size_t start = 0; start + 1 < ids.size(); start += nCtx - 1) {
         const size_t n = std::min(nCtx, ids.size() - start);
         backend.truncateCache(0);
         backend.forward(std::span(ids).subspan(start, n), true, logits, nullptr);
-        for (size_t i = 0; i + 1 < n; ++i) {
-            const float* z = logits.data() + i * V;
-            const float mx = *std::max_element(z, z + V);
-            double sum = 0;
-            for (size_t j = 0; j < V; ++j) sum += std::exp(static_cast<double>(z[j]) - mx);
-            const int32_t next = ids[start + i + 1];
-            score.bits += (std::log(sum) - (z[next] - mx)) / std::log(2.0);
-            score.bytes += tokenizer.tokenBytes(next).size();
-            ++score.tokens;
-        }
+        for (size_t i = 0; i + 1 < n; ++i) add(logits.data() + i * V, ids[start + i + 1]);
     }
     backend.truncateCache(0);
     return score;

@@ -18,8 +18,11 @@ struct TextScore {
 };
 
 // Encodes text and predicts every token but the first, in windows of the model's context that
-// overlap by one token (each window starts from an empty cache). Uses and clears the backend's
-// cache. Throws Error if the text has fewer than two tokens.
+// overlap by one token (each window starts from an empty cache). A model whose tokenizer adds
+// BOS (llama files, the llama trainer's) sees each window as BOS + up to n_ctx − 1 tokens, as
+// it was trained and as llama.cpp's perplexity runs it; then every token is predicted, the
+// first one from BOS alone. Uses and clears the backend's cache. Throws Error if the text has
+// fewer than two tokens.
 TextScore scoreText(Backend& backend, const Tokenizer& tokenizer, std::string_view text);
 
 }  // namespace kvscope

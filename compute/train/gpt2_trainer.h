@@ -8,9 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/thread_pool.h"
-#include "gguf/gguf.h"
-#include "train/bpe_trainer.h"
+#include "train/trainer.h"
 
 namespace kvscope {
 
@@ -22,15 +20,7 @@ struct Gpt2Shape {
     int nVocab = 1024;
 };
 
-struct AdamW {
-    float lr = 1e-3f;
-    float beta1 = 0.9f;
-    float beta2 = 0.95f;
-    float eps = 1e-8f;
-    float weightDecay = 0.1f;  // on the matrices only, not on biases and norm weights
-};
-
-class Gpt2Trainer {
+class Gpt2Trainer : public Trainer {
   public:
     // Weights as GPT-2 initialises them: N(0, 0.02), residual projections scaled by
     // 1/sqrt(2 n_layer), norm weights 1, biases 0. `initStd` replaces 0.02 (tests use larger).
@@ -38,39 +28,14 @@ class Gpt2Trainer {
                 ThreadPool& pool = ThreadPool::shared());
 
     const Gpt2Shape& shape() const { return shape_; }
-    std::vector<float>& parameters() { return params_; }  // all weights, flat
-    const std::vector<float>& gradients() const { return grads_; }
 
-    // Mean cross-entropy (nats) of predicting targets (B, T) from inputs (B, T); keeps the
-    // activations for backward(). Preconditions: T <= n_ctx, ids < n_vocab.
-    float forward(const int32_t* inputs, const int32_t* targets, int B, int T);
-    const std::vector<float>& logits() const { return logits_; }  // (B, T, V) of the last forward
-
-    void zeroGrad();
-    // Adds d(mean loss)/d(parameters) of the last forward to gradients().
-    void backward();
-    // Scales the gradients so their global L2 norm is at most maxNorm; returns the norm before.
-    float clipGradients(float maxNorm);
-    // One AdamW update; step counts from 1.
-    void update(const AdamW& opt, int step);
-
+    float forward(const int32_t* inputs, const int32_t* targets, int B, int T) override;
+    void backward() override;
     // The model as a gpt2 GGUF file (float32, tied output) with the vocabulary's tokenizer.
-    GgufWriter toGguf(const BpeVocabulary& vocab, const std::string& name) const;
+    GgufWriter toGguf(const BpeVocabulary& vocab, const std::string& name) const override;
 
   private:
-    struct Tensor {
-        std::string name;  // GGUF name, "{l}" replaced by the layer
-        size_t offset, size;
-        bool perLayer, decay;
-    };
-    float* p(int t, int layer = 0) { return params_.data() + at(t, layer); }
-    float* g(int t, int layer = 0) { return grads_.data() + at(t, layer); }
-    size_t at(int t, int layer) const;
-
     Gpt2Shape shape_;
-    ThreadPool& pool_;
-    std::vector<Tensor> tensors_;
-    std::vector<float> params_, grads_, m_, v_;
 
     // Activations of the last forward (B, T as given then).
     int B_ = 0, T_ = 0;
@@ -85,7 +50,6 @@ class Gpt2Trainer {
     std::vector<float> fch_, fchGelu_;            // (L, B, T, 4C) ×2
     std::vector<float> residual3_;                // (L, B, T, C)
     std::vector<float> lnf_, lnfMean_, lnfRstd_;  // (B, T, C), (B, T) ×2
-    std::vector<float> logits_, probs_;           // (B, T, V) ×2
 };
 
 }  // namespace kvscope

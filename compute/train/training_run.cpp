@@ -1,13 +1,178 @@
-// trainModel: data split, BPE, the loop of forward, backward, clip and AdamW, held-out losses.
+// trainModel: data split, vocabulary, windows, the loop of forward, backward, clip and AdamW,
+// held-out losses, checkpoints and resuming.
 #include "train/training_run.h"
 #include "core/numeric.h"
 
 #include <chrono>
+#include <cstring>
+#include <memory>
 #include <random>
+#include <sstream>
 
 #include "core/error.h"
 
 namespace kvscope {
+namespace {
+
+constexpr uint32_t kCheckpointVersion = 1;
+
+// FNV-1a of the training text: a resumed run must be given the same text.
+uint64_t fingerprint(const std::string& text) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : text) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+std::unique_ptr<Trainer> makeTrainer(const TrainOptions& o, int nVocab) {
+    if (o.arch == TrainArch::Gpt2) {
+        Gpt2Shape shape = o.shape;
+        shape.nVocab = nVocab;
+        return std::make_unique<Gpt2Trainer>(shape, o.seed);
+    }
+    return std::make_unique<LlamaTrainer>(llamaShapeOf(o, nVocab), o.seed);
+}
+
+// The options that decide the weights, as checkpoint keys.
+void writeOptions(GgufWriter& w, const TrainOptions& o) {
+    auto i = [](int v) { return GgufValue::i32(v); };
+    w.set("train.arch", GgufValue::str(o.arch == TrainArch::Llama ? "llama" : "gpt2"));
+    w.set("train.layers", i(o.shape.nLayer));
+    w.set("train.heads", i(o.shape.nHead));
+    w.set("train.kv_heads", i(o.nHeadKv));
+    w.set("train.width", i(o.shape.nEmbd));
+    w.set("train.ffn", i(o.nFf));
+    w.set("train.context", i(o.shape.nCtx));
+    w.set("train.vocab", i(o.shape.nVocab));
+    w.set("train.tie_output", GgufValue::boolean(o.tieOutput));
+    w.set("train.batch", i(o.batch));
+    w.set("train.steps", i(o.steps));
+    w.set("train.lr", GgufValue::f32(o.lr));
+    w.set("train.min_lr", GgufValue::f32(o.minLr));
+    w.set("train.warmup", i(o.warmup));
+    w.set("train.clip", GgufValue::f32(o.clip));
+    w.set("train.weight_decay", GgufValue::f32(o.weightDecay));
+    w.set("train.seed", GgufValue::u64(o.seed));
+    w.set("train.held_out", GgufValue::f64(o.heldOut));
+    w.set("train.eval_batches", i(o.evalBatches));
+    w.set("train.line_windows", GgufValue::boolean(o.lineWindows));
+    w.set("train.repeat_fraction", GgufValue::f32(o.repeatFraction));
+}
+
+void writeCheckpoint(const std::string& path, const TrainOptions& o, const BpeVocabulary& vocab,
+                     Trainer& model, int step, const std::mt19937_64& rng, uint64_t text) {
+    GgufWriter w;
+    w.set("general.architecture", GgufValue::str("kvscope-checkpoint"));
+    w.set("train.checkpoint_version", GgufValue::u32(kCheckpointVersion));
+    writeOptions(w, o);
+    w.set("train.step", GgufValue::i32(step));
+    w.set("train.text_fnv1a", GgufValue::u64(text));
+    std::ostringstream state;
+    state << rng;
+    w.set("train.rng", GgufValue::str(state.str()));
+    vocab.writeTo(w);
+    const auto n = static_cast<uint64_t>(model.parameters().size());
+    w.addTensorF32("train.parameters", {n}, model.parameters());
+    w.addTensorF32("train.adam_m", {n}, model.firstMoments());
+    w.addTensorF32("train.adam_v", {n}, model.secondMoments());
+    w.write(path);  // to path.tmp, then renamed over path
+}
+
+int checkpointInt(const GgufFile& f, const std::string& key) {
+    const GgufValue* v = f.find(key);
+    if (!v || !v->asInt())
+        throw Error(f.path() + ": " + key + " is missing or not an integer; not a checkpoint");
+    return static_cast<int>(*v->asInt());
+}
+
+double checkpointFloat(const GgufFile& f, const std::string& key) {
+    const GgufValue* v = f.find(key);
+    if (!v || !v->asDouble())
+        throw Error(f.path() + ": " + key + " is missing or not a number; not a checkpoint");
+    return *v->asDouble();
+}
+
+bool checkpointBool(const GgufFile& f, const std::string& key) {
+    const GgufValue* v = f.find(key);
+    if (!v || !v->asUint()) throw Error(f.path() + ": " + key + " is missing; not a checkpoint");
+    return *v->asUint() != 0;
+}
+
+GgufFile openCheckpoint(const std::string& path) {
+    GgufFile f = GgufFile::open(path);
+    if (f.getString("general.architecture").value_or("") != "kvscope-checkpoint")
+        throw Error(path + ": not a KVScope training checkpoint (general.architecture = '" +
+                    f.getString("general.architecture").value_or("") +
+                    "', expected 'kvscope-checkpoint')");
+    if (f.getUint("train.checkpoint_version").value_or(0) != kCheckpointVersion)
+        throw Error(path + ": checkpoint version " +
+                    std::to_string(f.getUint("train.checkpoint_version").value_or(0)) +
+                    ", expected " + std::to_string(kCheckpointVersion));
+    return f;
+}
+
+void readFloats(const GgufFile& f, const std::string& name, std::vector<float>& out) {
+    const GgufTensorInfo* t = f.findTensor(name);
+    if (!t || t->type != TensorType::F32 || t->elements() != out.size())
+        throw Error(f.path() + ": tensor " + name + " is missing or not " +
+                    std::to_string(out.size()) + " float32 values for this model");
+    const std::span<const uint8_t> data = f.tensorData(*t);
+    std::memcpy(out.data(), data.data(), out.size() * sizeof(float));
+}
+
+}  // namespace
+
+TrainingWindows::TrainingWindows(const std::vector<int32_t>& ids, const Tokenizer& tok, int32_t bos,
+                                 int T, bool lineWindows, float repeatFraction)
+    : ids_(ids), bos_(bos), T_(T), lineWindows_(lineWindows), repeat_(repeatFraction) {
+    if (!lineWindows || ids.size() < static_cast<size_t>(T)) return;
+    std::vector<uint8_t> endsLine(tok.vocabSize());
+    for (size_t id = 0; id < endsLine.size(); ++id) {
+        const std::string& b = tok.tokenBytes(static_cast<int32_t>(id));
+        endsLine[id] = !b.empty() && b.back() == '\n';
+    }
+    for (size_t i = 0; i + static_cast<size_t>(T) <= ids.size(); ++i)
+        if (i == 0 || endsLine[static_cast<size_t>(ids[i - 1])]) starts_.push_back(i);
+}
+
+bool TrainingWindows::usable() const {
+    return lineWindows_ ? !starts_.empty() : ids_.size() >= static_cast<size_t>(T_) + 1;
+}
+
+void TrainingWindows::fill(int32_t* inputs, int32_t* targets, int B, std::mt19937_64& rng) const {
+    const auto T = static_cast<size_t>(T_);
+    std::vector<int32_t> seq(T + 1);
+    for (int b = 0; b < B; ++b) {
+        if (!lineWindows_) {  // T + 1 tokens from anywhere
+            std::uniform_int_distribution<size_t> start(0, ids_.size() - T - 1);
+            const size_t s = start(rng);
+            std::copy(ids_.begin() + static_cast<ptrdiff_t>(s),
+                      ids_.begin() + static_cast<ptrdiff_t>(s + T + 1), seq.begin());
+        } else {
+            bool repeat = false;
+            if (repeat_ > 0) repeat = std::uniform_real_distribution<float>(0, 1)(rng) < repeat_;
+            std::uniform_int_distribution<size_t> pick(0, starts_.size() - 1);
+            const size_t s = starts_[pick(rng)];
+            const size_t half = repeat ? T / 2 : T;  // tokens before the span starts over
+            seq[0] = bos_;
+            for (size_t i = 0; i < T; ++i) seq[i + 1] = ids_[s + (i < half ? i : i - half)];
+        }
+        std::copy(seq.begin(), seq.end() - 1, inputs + static_cast<size_t>(b) * T);
+        std::copy(seq.begin() + 1, seq.end(), targets + static_cast<size_t>(b) * T);
+    }
+}
+
+LlamaShape llamaShapeOf(const TrainOptions& o, int nVocab) {
+    LlamaShape s;
+    s.nLayer = o.shape.nLayer;
+    s.nHead = o.shape.nHead;
+    s.nHeadKv = o.nHeadKv > 0 ? o.nHeadKv : o.shape.nHead;
+    s.nEmbd = o.shape.nEmbd;
+    s.nFf = o.nFf > 0 ? o.nFf : LlamaShape::defaultFf(o.shape.nEmbd);
+    s.nCtx = o.shape.nCtx;
+    s.nVocab = nVocab;
+    s.tieOutput = o.tieOutput;
+    return s;
+}
 
 float scheduledLr(const TrainOptions& o, int step) {
     if (step <= o.warmup)
@@ -17,8 +182,45 @@ float scheduledLr(const TrainOptions& o, int step) {
     return static_cast<float>(o.minLr + (o.lr - o.minLr) * cosine);
 }
 
-TrainResult trainModel(const std::string& text, const TrainOptions& o,
+TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller) {
+    const GgufFile f = openCheckpoint(path);
+    TrainOptions o = caller;
+    const std::string arch = f.getString("train.arch").value_or("");
+    if (arch != "gpt2" && arch != "llama")
+        throw Error(path + ": train.arch = '" + arch + "', expected gpt2 or llama");
+    o.arch = arch == "llama" ? TrainArch::Llama : TrainArch::Gpt2;
+    o.shape.nLayer = checkpointInt(f, "train.layers");
+    o.shape.nHead = checkpointInt(f, "train.heads");
+    o.nHeadKv = checkpointInt(f, "train.kv_heads");
+    o.shape.nEmbd = checkpointInt(f, "train.width");
+    o.nFf = checkpointInt(f, "train.ffn");
+    o.shape.nCtx = checkpointInt(f, "train.context");
+    o.shape.nVocab = checkpointInt(f, "train.vocab");
+    o.tieOutput = checkpointBool(f, "train.tie_output");
+    o.batch = checkpointInt(f, "train.batch");
+    o.steps = checkpointInt(f, "train.steps");
+    o.lr = static_cast<float>(checkpointFloat(f, "train.lr"));
+    o.minLr = static_cast<float>(checkpointFloat(f, "train.min_lr"));
+    o.warmup = checkpointInt(f, "train.warmup");
+    o.clip = static_cast<float>(checkpointFloat(f, "train.clip"));
+    o.weightDecay = static_cast<float>(checkpointFloat(f, "train.weight_decay"));
+    o.seed = f.requireUint("train.seed");
+    o.heldOut = checkpointFloat(f, "train.held_out");
+    o.evalBatches = checkpointInt(f, "train.eval_batches");
+    o.lineWindows = checkpointBool(f, "train.line_windows");
+    o.repeatFraction = static_cast<float>(checkpointFloat(f, "train.repeat_fraction"));
+    o.vocab = BpeVocabulary::fromGguf(f);
+    return o;
+}
+
+TrainResult trainModel(const std::string& text, const TrainOptions& options,
                        const std::function<void(const TrainLogRow&)>& onLog) {
+    const TrainOptions o =
+        options.resumeFrom.empty() ? options : resumedOptions(options.resumeFrom, options);
+    const bool lineWindows = o.lineWindows || o.arch == TrainArch::Llama;
+    if (o.repeatFraction > 0 && !lineWindows)
+        throw Error("repeated spans (repeat fraction " + std::to_string(o.repeatFraction) +
+                    ") need line windows, which start with BOS");
     // 1. split: the last fraction of the text, from a line break on, is held out
     size_t cut = static_cast<size_t>(static_cast<double>(text.size()) * (1.0 - o.heldOut));
     cut =
@@ -27,8 +229,17 @@ TrainResult trainModel(const std::string& text, const TrainOptions& o,
     const std::string train = text.substr(0, cut);
     TrainResult result{{}, GgufWriter{}, text.substr(cut), NAN};
 
-    // 2. vocabulary from the training part only
-    result.vocab = trainBpe(train, o.shape.nVocab);
+    // 2. vocabulary: given, or learned from the training part only (llama: plus its own BOS)
+    if (o.vocab) {
+        result.vocab = *o.vocab;
+    } else if (o.arch == TrainArch::Llama) {
+        result.vocab = trainBpe(train, o.shape.nVocab - 1);
+        result.vocab.addBeginOfText();
+    } else {
+        result.vocab = trainBpe(train, o.shape.nVocab);
+    }
+    // line windows start with BOS, so the model's prompts must too
+    if (lineWindows && !result.vocab.addBos) result.vocab.startPromptsWithBos();
     const Tokenizer tok = result.vocab.tokenizer();
     const std::vector<int32_t> trainIds = tok.encode(train),
                                heldIds = tok.encode(result.heldOutText);
@@ -37,54 +248,68 @@ TrainResult trainModel(const std::string& text, const TrainOptions& o,
         throw Error("the training text has " + std::to_string(trainIds.size()) +
                     " tokens; a context of " + std::to_string(T) + " needs at least " +
                     std::to_string((T + 1) * 2));
-    Gpt2Shape shape = o.shape;
-    shape.nVocab = static_cast<int>(tok.vocabSize());
-    Gpt2Trainer model(shape, o.seed);
+    const int32_t bos = result.vocab.bos();
+    const TrainingWindows trainWindows(trainIds, tok, bos, T, lineWindows, o.repeatFraction),
+        heldWindows(heldIds, tok, bos, T, lineWindows, 0.0f);
+    if (!trainWindows.usable())
+        throw Error("no line of the training text starts " + std::to_string(T) +
+                    " tokens before its end: no window to train on");
+    std::unique_ptr<Trainer> model = makeTrainer(o, static_cast<int>(tok.vocabSize()));
 
-    // 3. batches of B random windows of T + 1 tokens (inputs, then targets shifted by one)
+    // 3. batches of B windows; a resumed run takes its state from the checkpoint
     std::mt19937_64 rng(o.seed);
+    int first = 1;
+    if (!options.resumeFrom.empty()) {
+        const GgufFile f = openCheckpoint(options.resumeFrom);
+        readFloats(f, "train.parameters", model->parameters());
+        readFloats(f, "train.adam_m", model->firstMoments());
+        readFloats(f, "train.adam_v", model->secondMoments());
+        first = checkpointInt(f, "train.step") + 1;
+        if (f.requireUint("train.text_fnv1a") != fingerprint(text))  // once, at the start
+            throw Error(options.resumeFrom +
+                        ": the checkpoint was trained on another text; give "
+                        "--text the same files, in the same order");
+        std::istringstream state(f.requireString("train.rng"));
+        state >> rng;
+        if (state.fail()) throw Error(options.resumeFrom + ": train.rng is not a generator state");
+    }
     std::vector<int32_t> inputs(static_cast<size_t>(o.batch) * T), targets(inputs.size());
-    auto fill = [&](const std::vector<int32_t>& ids, std::mt19937_64& r) {
-        std::uniform_int_distribution<size_t> start(0, ids.size() - static_cast<size_t>(T) - 1);
-        for (int b = 0; b < o.batch; ++b) {
-            const size_t s = start(r);
-            for (int t = 0; t < T; ++t) {
-                inputs[static_cast<size_t>(b * T + t)] = ids[s + static_cast<size_t>(t)];
-                targets[static_cast<size_t>(b * T + t)] = ids[s + static_cast<size_t>(t) + 1];
-            }
-        }
-    };
     auto heldOutLoss = [&]() {
-        if (heldIds.size() < static_cast<size_t>(T + 1)) return NAN;
+        if (!heldWindows.usable()) return NAN;
         std::mt19937_64 fixed(o.seed + 1);  // the same windows every time
         double sum = 0;
         for (int i = 0; i < o.evalBatches; ++i) {
-            fill(heldIds, fixed);
-            sum += model.forward(inputs.data(), targets.data(), o.batch, T);
+            heldWindows.fill(inputs.data(), targets.data(), o.batch, fixed);
+            sum += model->forward(inputs.data(), targets.data(), o.batch, T);
         }
         return static_cast<float>(sum / o.evalBatches);
     };
 
     AdamW adam;
     adam.weightDecay = o.weightDecay;
-    for (int step = 1; step <= o.steps; ++step) {
+    const uint64_t textPrint = fingerprint(text);
+    const int last = o.stopAfter > 0 ? std::min(o.steps, o.stopAfter) : o.steps;
+    for (int step = first; step <= last; ++step) {
         const auto t0 = std::chrono::steady_clock::now();
         TrainLogRow row;
         row.step = step;
         row.lr = adam.lr = scheduledLr(o, step);
-        fill(trainIds, rng);
-        row.trainLoss = model.forward(inputs.data(), targets.data(), o.batch, T);
-        model.zeroGrad();
-        model.backward();
-        row.gradNorm = model.clipGradients(o.clip);
-        model.update(adam, step);
+        trainWindows.fill(inputs.data(), targets.data(), o.batch, rng);
+        row.trainLoss = model->forward(inputs.data(), targets.data(), o.batch, T);
+        model->zeroGrad();
+        model->backward();
+        row.gradNorm = model->clipGradients(o.clip);
+        model->update(adam, step);
         row.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                      .count();
+        if (!o.checkpointPath.empty() && o.checkpointEvery > 0 &&
+            (step % o.checkpointEvery == 0 || step == last))
+            writeCheckpoint(o.checkpointPath, o, result.vocab, *model, step, rng, textPrint);
         if (step % o.evalEvery == 0 || step == o.steps) row.heldOutLoss = heldOutLoss();
         if (step == o.steps) result.finalHeldOutLoss = row.heldOutLoss;
         onLog(row);
     }
-    result.model = model.toGguf(result.vocab, o.name);
+    result.model = model->toGguf(result.vocab, o.name);
     return result;
 }
 

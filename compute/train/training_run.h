@@ -1,20 +1,30 @@
-// A whole training run: split the text, learn the vocabulary, train a GPT-2 with a learning-rate
-// schedule, evaluate on the held-out part, and hand back the model as GGUF.
+// A whole training run: split the text, learn the vocabulary (or reuse one), train a GPT-2 or a
+// Llama-style model with a learning-rate schedule, evaluate on the held-out part, checkpoint and
+// resume, and hand back the model as GGUF.
 #pragma once
 
 #include <cmath>
 #include <functional>
+#include <optional>
+#include <random>
 #include <string>
 
 #include "gguf/gguf.h"
 #include "train/bpe_trainer.h"
 #include "train/gpt2_trainer.h"
+#include "train/llama_trainer.h"
 
 namespace kvscope {
 
+enum class TrainArch { Gpt2, Llama };
+
 struct TrainOptions {
-    Gpt2Shape shape;  // nVocab is the vocabulary size to learn
-    int batch = 8;    // sequences per step, each shape.nCtx tokens
+    TrainArch arch = TrainArch::Gpt2;
+    Gpt2Shape shape;         // nVocab is the vocabulary size to learn (llama: with its BOS)
+    int nHeadKv = 0;         // llama: K/V heads, 0 = shape.nHead (plain multi-head attention)
+    int nFf = 0;             // llama: SwiGLU hidden size, 0 = LlamaShape::defaultFf(width)
+    bool tieOutput = false;  // llama: output head = token embeddings
+    int batch = 8;           // sequences per step, each shape.nCtx tokens
     int steps = 2000;
     float lr = 1e-3f;     // peak, after a linear warm-up
     float minLr = 1e-4f;  // end of the cosine decay
@@ -26,6 +36,26 @@ struct TrainOptions {
     int evalEvery = 100;    // steps between held-out losses
     int evalBatches = 4;
     std::string name = "kvscope";
+
+    // Windows. Plain (gpt2's default): T + 1 tokens from anywhere in the text. Line windows
+    // (llama always; gpt2 with lineWindows): the BOS token, then T tokens from the start of a
+    // line (a token right after a '\n', or the first), so the model always sees BOS at
+    // position 0 as it will at inference (the file sets add_bos_token). repeatFraction (line
+    // windows only): each window is, with this probability, BOS + the first ⌊T/2⌋ tokens of a
+    // line-start span + the same span again from its start until the window is full (the second
+    // half is predictable by copying, which trains induction heads).
+    bool lineWindows = false;
+    float repeatFraction = 0.0f;
+
+    std::optional<BpeVocabulary> vocab;  // use this vocabulary instead of learning one
+
+    // Checkpoints: every checkpointEvery steps (and at the last step run), the whole state
+    // (weights, AdamW moments, step, the window sampler's RNG, these options, the vocabulary)
+    // is written to checkpointPath (through a temporary file and a rename).
+    std::string checkpointPath;
+    int checkpointEvery = 0;
+    std::string resumeFrom;  // a checkpoint to continue from (see resumedOptions)
+    int stopAfter = 0;       // > 0: end after this step, as if interrupted (the schedule is kept)
 };
 
 struct TrainLogRow {
@@ -44,10 +74,42 @@ struct TrainResult {
     float finalHeldOutLoss = NAN;
 };
 
+// The windows a run trains on (see TrainOptions: plain, or line windows with BOS and repeated
+// spans), drawn from a token stream. Keeps a reference to ids.
+class TrainingWindows {
+  public:
+    TrainingWindows(const std::vector<int32_t>& ids, const Tokenizer& tok, int32_t bos, int T,
+                    bool lineWindows, float repeatFraction);
+    // Whether the stream has room for one window.
+    bool usable() const;
+    // B windows: inputs, targets (B, T), targets shifted by one; draws from rng.
+    void fill(int32_t* inputs, int32_t* targets, int B, std::mt19937_64& rng) const;
+    // Where line windows may start: tokens right after a '\n' (and the first).
+    const std::vector<size_t>& lineStarts() const { return starts_; }
+
+  private:
+    const std::vector<int32_t>& ids_;
+    int32_t bos_;
+    int T_;
+    bool lineWindows_;
+    float repeat_;
+    std::vector<size_t> starts_;
+};
+
+// The Llama shape the options describe, with nVocab tokens.
+LlamaShape llamaShapeOf(const TrainOptions& o, int nVocab);
+
 // The learning rate at step (1-based): linear warm-up to lr, then cosine to minLr.
 float scheduledLr(const TrainOptions& o, int step);
 
-// Throws Error if the text is too small for the options.
+// The options a run resumed from the checkpoint at path trains with: the checkpoint's model
+// shape, schedule, data and seed options; name, evalEvery, the checkpoint and stop options from
+// `caller`. Throws Error naming the file if it is not a KVScope checkpoint.
+TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller);
+
+// Throws Error if the text is too small for the options. A resumed run (options.resumeFrom)
+// continues from its checkpoint's step with the checkpoint's options (resumedOptions) and
+// vocabulary, and ends with the weights an uninterrupted run would have.
 TrainResult trainModel(const std::string& text, const TrainOptions& options,
                        const std::function<void(const TrainLogRow&)>& onLog);
 

@@ -1,14 +1,22 @@
-// The trainer: BPE learning, the backward pass against finite differences, AdamW lowering the
-// loss, and the trained model's file computing the same logits in the app's CPU backend.
+// The trainers (gpt2 and llama): BPE learning, every layer's backward pass and each whole model's
+// against finite differences, AdamW lowering the loss, the trained model's file computing the
+// same logits in the app's CPU backend, training windows, and resuming from a checkpoint.
+#include <QDir>
+#include <QTemporaryDir>
 #include <QTest>
 #include <cmath>
+#include <functional>
 #include <random>
 
+#include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "model/model.h"
+#include "runtime/decode_session.h"
 #include "train/bpe_trainer.h"
 #include "train/evaluate.h"
 #include "train/gpt2_trainer.h"
+#include "train/llama_trainer.h"
+#include "train/train_ops.h"
 #include "train/training_run.h"
 
 using namespace kvscope;
@@ -42,6 +50,125 @@ Batch randomBatch(int B, int T, int V, unsigned seed) {
         b.targets.push_back(static_cast<int32_t>(rng() % static_cast<unsigned>(V)));
     }
     return b;
+}
+
+LlamaShape tinyLlama(int kvHeads, bool tie) {
+    LlamaShape s;
+    s.nLayer = 2;
+    s.nHead = 4;
+    s.nHeadKv = kvHeads;
+    s.nEmbd = 16;
+    s.nFf = 24;
+    s.nCtx = 6;
+    s.nVocab = 300;
+    s.tieOutput = tie;
+    return s;
+}
+
+std::vector<float> randomVector(size_t n, unsigned seed, float sd = 1.0f) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> d(0.0f, sd);
+    std::vector<float> v(n);
+    for (float& x : v) x = d(rng);
+    return v;
+}
+
+// Checks d(Σ r ⊙ f(x))/dx from backward against central differences, for every element of x.
+//   forward(out) computes f from x (which the check perturbs); backward(dx, r) adds the gradient.
+void checkLayer(const char* what, std::vector<float>& x, size_t outSize,
+                const std::function<void(std::vector<float>&)>& forward,
+                const std::function<void(std::vector<float>&, const std::vector<float>&)>& backward,
+                double h = 1e-2) {
+    const std::vector<float> r = randomVector(outSize, 99);
+    std::vector<float> out(outSize), dx(x.size(), 0.0f);
+    forward(out);
+    backward(dx, r);
+    auto loss = [&] {
+        forward(out);
+        double l = 0;
+        for (size_t i = 0; i < outSize; ++i) l += double(r[i]) * out[i];
+        return l;
+    };
+    int large = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+        const float keep = x[i];
+        x[i] = keep + static_cast<float>(h);
+        const double up = loss();
+        x[i] = keep - static_cast<float>(h);
+        const double down = loss();
+        x[i] = keep;
+        const double numeric = (up - down) / (2 * h);
+        const double err = std::abs(numeric - dx[i]);
+        if (err > 3e-3 + 2e-2 * std::abs(numeric))
+            qWarning() << what << "element" << i << "numeric" << numeric << "analytic" << dx[i];
+        QVERIFY(err <= 3e-3 + 2e-2 * std::abs(numeric));
+        large += std::abs(numeric) > 1e-2;
+    }
+    QVERIFY2(large > static_cast<int>(x.size()) / 4, what);  // real gradients, not only zeros
+}
+
+// d(loss)/d(w) from backward() against central differences for a sample of weights of every
+// tensor; returns how many had a gradient above 0.01.
+int checkWholeModel(Trainer& t, int V, int stride) {
+    const int B = 2, T = 6;
+    const Batch batch = randomBatch(B, T, V, 4);
+    t.forward(batch.inputs.data(), batch.targets.data(), B, T);
+    t.zeroGrad();
+    t.backward();
+    const std::vector<float> grad = t.gradients();
+    std::vector<float>& w = t.parameters();
+    std::mt19937 rng(5);
+    int large = 0;
+    for (size_t i = 0; i < w.size(); i += 1 + rng() % static_cast<unsigned>(stride)) {
+        const float keep = w[i], h = 1e-2f;
+        w[i] = keep + h;
+        const double up = t.forward(batch.inputs.data(), batch.targets.data(), B, T);
+        w[i] = keep - h;
+        const double down = t.forward(batch.inputs.data(), batch.targets.data(), B, T);
+        w[i] = keep;
+        const double numeric = (up - down) / (2.0 * h);
+        const double err = std::abs(numeric - grad[i]);
+        if (err > 2e-3 + 2e-2 * std::abs(numeric))
+            qWarning() << "parameter" << i << "numeric" << numeric << "analytic" << grad[i];
+        if (err > 2e-3 + 2e-2 * std::abs(numeric)) return -1;
+        large += std::abs(numeric) > 1e-2;
+    }
+    return large;
+}
+
+// max |a − b| / max |b|
+double relativeDiff(const std::vector<float>& a, const std::vector<float>& b) {
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        diff = std::max(diff, double(std::abs(a[i] - b[i])));
+        scale = std::max(scale, double(std::abs(b[i])));
+    }
+    return diff / scale;
+}
+
+std::string repeatedText(int times) {
+    std::string text;
+    for (int i = 0; i < times; ++i) text += kText;
+    return text;
+}
+
+TrainOptions tinyRun(TrainArch arch) {
+    TrainOptions o;
+    o.arch = arch;
+    o.shape = tinyShape();
+    o.shape.nEmbd = 16;
+    o.shape.nHead = 4;
+    o.shape.nCtx = 16;
+    o.shape.nVocab = 320;
+    o.nHeadKv = 2;
+    o.nFf = 32;
+    o.steps = 60;
+    o.batch = 4;
+    o.lr = 1e-2f;
+    o.minLr = 1e-3f;
+    o.warmup = 5;
+    o.evalEvery = 30;
+    return o;
 }
 
 }  // namespace
@@ -215,6 +342,314 @@ class TstGpt2Trainer : public QObject {
         const double natsPerToken = bitsPerToken * std::log(2.0);
         QVERIFY2(std::abs(natsPerToken - r.finalHeldOutLoss) < 0.25 * r.finalHeldOutLoss,
                  qPrintable(QString("%1 vs %2").arg(natsPerToken).arg(r.finalHeldOutLoss)));
+    }
+
+    // --- layers of the llama trainer, each against finite differences ---
+
+    void rmsNormBackwardEqualsFiniteDifferences() {
+        const int N = 3, C = 8;
+        std::vector<float> x = randomVector(N * C, 1), w = randomVector(C, 2);
+        for (float& v : w) v += 1.0f;
+        std::vector<float> rstd(N);
+        auto fwd = [&](std::vector<float>& out) {
+            train::rmsNormForward(out.data(), rstd.data(), x.data(), w.data(), N, C, 1e-5f);
+        };
+        std::vector<float> dw(C);
+        checkLayer("RMSNorm input", x, N * C, fwd,
+                   [&](std::vector<float>& dx, const std::vector<float>& r) {
+                       train::rmsNormBackward(dx.data(), dw.data(), r.data(), x.data(), w.data(),
+                                              rstd.data(), N, C);
+                   });
+        checkLayer("RMSNorm weight", w, N * C, fwd,
+                   [&](std::vector<float>& dwOut, const std::vector<float>& r) {
+                       std::vector<float> dx(N * C);
+                       std::vector<float> out(N * C);
+                       fwd(out);
+                       train::rmsNormBackward(dx.data(), dwOut.data(), r.data(), x.data(), w.data(),
+                                              rstd.data(), N, C);
+                   });
+    }
+
+    void ropeBackwardEqualsFiniteDifferences() {
+        const int B = 2, T = 5, hd = 4, heads = 3, R = heads * hd;
+        RopeConfig rope;
+        rope.type = RopeType::Adjacent;
+        rope.nRot = hd;
+        std::vector<float> cosv(T * hd / 2), sinv(cosv.size());
+        for (int t = 0; t < T; ++t)
+            ropeCosSin(rope, t, cosv.data() + t * hd / 2, sinv.data() + t * hd / 2);
+        std::vector<float> x = randomVector(B * T * R, 3);
+        checkLayer(
+            "RoPE", x, x.size(),
+            [&](std::vector<float>& out) {
+                out = x;
+                train::ropeRotate(out.data(), rope, cosv.data(), sinv.data(), B, T, R, heads, hd,
+                                  false);
+            },
+            [&](std::vector<float>& dx, const std::vector<float>& r) {
+                std::vector<float> d = r;
+                train::ropeRotate(d.data(), rope, cosv.data(), sinv.data(), B, T, R, heads, hd,
+                                  true);
+                for (size_t i = 0; i < d.size(); ++i) dx[i] += d[i];
+            });
+        // the forward is the app's rotation: ropeApply on every head at its position
+        std::vector<float> mine = x, app = x;
+        train::ropeRotate(mine.data(), rope, cosv.data(), sinv.data(), B, T, R, heads, hd, false);
+        for (int b = 0; b < B; ++b)
+            for (int t = 0; t < T; ++t)
+                for (int h = 0; h < heads; ++h)
+                    ropeApply(rope, app.data() + (b * T + t) * R + h * hd, cosv.data() + t * hd / 2,
+                              sinv.data() + t * hd / 2);
+        QCOMPARE(mine, app);
+    }
+
+    void swigluBackwardEqualsFiniteDifferences() {
+        const int N = 3, F = 5;
+        std::vector<float> gu = randomVector(N * 2 * F, 4, 1.5f);
+        checkLayer(
+            "SwiGLU", gu, N * F,
+            [&](std::vector<float>& out) { train::swigluForward(out.data(), gu.data(), N, F); },
+            [&](std::vector<float>& dgu, const std::vector<float>& r) {
+                train::swigluBackward(dgu.data(), r.data(), gu.data(), N, F);
+            });
+    }
+
+    void gqaAttentionBackwardEqualsFiniteDifferences_data() {
+        QTest::addColumn<int>("kvHeads");
+        QTest::newRow("MHA 4/4") << 4;
+        QTest::newRow("GQA 4/2") << 2;
+        QTest::newRow("MQA 4/1") << 1;
+    }
+    void gqaAttentionBackwardEqualsFiniteDifferences() {
+        QFETCH(int, kvHeads);
+        const int B = 2, T = 4, NH = 4, hs = 3, R = (NH + 2 * kvHeads) * hs;
+        std::vector<float> qkv = randomVector(B * T * R, 5);
+        std::vector<float> att(B * NH * T * T);
+        checkLayer(
+            "attention", qkv, B * T * NH * hs,
+            [&](std::vector<float>& out) {
+                train::attentionForward(out.data(), att.data(), qkv.data(), B, T, NH, kvHeads, hs,
+                                        ThreadPool::shared());
+            },
+            [&](std::vector<float>& dqkv, const std::vector<float>& r) {
+                train::attentionBackward(dqkv.data(), r.data(), att.data(), qkv.data(), B, T, NH,
+                                         kvHeads, hs, ThreadPool::shared());
+            });
+    }
+
+    void llamaBackwardEqualsFiniteDifferences_data() {
+        QTest::addColumn<int>("kvHeads");
+        QTest::addColumn<bool>("tie");
+        QTest::newRow("GQA 4/2, own output") << 2 << false;
+        QTest::newRow("MQA 4/1, tied output") << 1 << true;
+    }
+    void llamaBackwardEqualsFiniteDifferences() {
+        QFETCH(int, kvHeads);
+        QFETCH(bool, tie);
+        LlamaTrainer t(tinyLlama(kvHeads, tie), 3, 0.3f);
+        const int large = checkWholeModel(t, 300, 23);
+        QVERIFY(large > 50);
+    }
+
+    void llamaAdamwStepsLowerTheLoss() {
+        LlamaTrainer t(tinyLlama(2, false), 7);
+        const Batch batch = randomBatch(4, 6, 300, 8);
+        const float first = t.forward(batch.inputs.data(), batch.targets.data(), 4, 6);
+        QVERIFY(std::abs(first - std::log(300.0f)) < 0.1f);
+        AdamW opt;
+        opt.lr = 1e-2f;
+        float loss = first;
+        for (int step = 1; step <= 20; ++step) {
+            t.zeroGrad();
+            t.backward();
+            t.clipGradients(1.0f);
+            t.update(opt, step);
+            loss = t.forward(batch.inputs.data(), batch.targets.data(), 4, 6);
+        }
+        QVERIFY2(loss < first - 1.0f, qPrintable(QString("%1 -> %2").arg(first).arg(loss)));
+    }
+
+    // The llama trainer's file is an ordinary llama model (GQA, RoPE, BOS): the app's CPU
+    // backend computes the trainer's logits from it, through the file written to disk.
+    void llamaExportComputesTheTrainersLogits_data() {
+        QTest::addColumn<int>("kvHeads");
+        QTest::addColumn<bool>("tie");
+        QTest::newRow("GQA 4/2, own output") << 2 << false;
+        QTest::newRow("MQA 4/1, tied output") << 1 << true;
+    }
+    void llamaExportComputesTheTrainersLogits() {
+        QFETCH(int, kvHeads);
+        QFETCH(bool, tie);
+        BpeVocabulary vocab = trainBpe(kText, 279);
+        vocab.addBeginOfText();
+        LlamaShape shape = tinyLlama(kvHeads, tie);
+        shape.nVocab = static_cast<int>(vocab.tokens.size());
+        LlamaTrainer t(shape, 11, 0.3f);
+        Batch batch = randomBatch(1, 6, shape.nVocab, 12);
+        batch.inputs[0] = *vocab.beginOfText;
+        t.forward(batch.inputs.data(), batch.targets.data(), 1, 6);
+        const std::vector<float> expected = t.logits();
+
+        QTemporaryDir dir(QDir::currentPath() + "/llama-XXXXXX");
+        const std::string path = (dir.path() + "/tiny-llama.gguf").toStdString();
+        t.toGguf(vocab, "tiny llama").write(path);
+        auto model = std::make_shared<const Model>(Model::load(path));
+        const ModelConfig& c = model->config;
+        QCOMPARE(c.archName, std::string("llama"));
+        QVERIFY(c.arch == Arch::Llama);
+        QCOMPARE(c.nHead, 4);
+        QCOMPARE(c.nHeadKv, kvHeads);
+        QCOMPARE(c.nFf, 24);
+        QCOMPARE(c.nVocab, 280);
+        QVERIFY(c.rope.type == RopeType::Adjacent);
+        QCOMPARE(c.rope.nRot, 4);
+        QCOMPARE(model->output.empty(), tie);
+        QVERIFY(c.addBos);
+        QCOMPARE(model->tokenizer.bos(), std::optional<int32_t>(279));
+        QVERIFY(model->tokenizer.isSpecial(279));
+        QCOMPARE(model->tokenizer.decode(model->tokenizer.encode(kText)), std::string(kText));
+        CpuBackend backend(model);
+        std::vector<float> got;
+        backend.forward(batch.inputs, true, got, nullptr);
+        QCOMPARE(got.size(), expected.size());
+        const double rel = relativeDiff(got, expected);
+        QVERIFY2(rel < 1e-4, qPrintable(QString::number(rel)));
+
+        // Decoding: the session starts the prompt with BOS, and its cached step's distribution
+        // is the trainer's at that position.
+        DecodeSession session(std::make_shared<CpuBackend>(model), model->tokenizer);
+        session.prefill("And God");
+        QCOMPARE(session.tokens().front(), int32_t{279});
+        session.step();
+        const std::vector<int32_t> ids = session.tokens();  // BOS, the prompt, one new token
+        QVERIFY(ids.size() <= 6);
+        const std::vector<int32_t> none(ids.size(), 0);
+        t.forward(ids.data(), none.data(), 1, static_cast<int>(ids.size()));
+        const std::vector<float> last(t.logits().end() - shape.nVocab, t.logits().end());
+        const std::vector<float> stepped(session.logits().begin(), session.logits().end());
+        const double relStep = relativeDiff(stepped, last);
+        QVERIFY2(relStep < 1e-4, qPrintable(QString::number(relStep)));
+    }
+
+    // Line windows start with BOS then a line's first token; repeated ones copy their span.
+    void windowsStartAtLinesWithBosAndRepeatSpans() {
+        BpeVocabulary vocab = trainBpe(kText, 279);
+        vocab.addBeginOfText();
+        const Tokenizer tok = vocab.tokenizer();
+        const std::vector<int32_t> ids = tok.encode(repeatedText(4));
+        const int T = 12, B = 64;
+        std::vector<int32_t> in(B * T), tg(B * T);
+        std::mt19937_64 rng(1);
+        const TrainingWindows plain(ids, tok, vocab.bos(), T, true, 0.0f);
+        const std::string lines = std::string(1, '\n').append(repeatedText(4));
+        QVERIFY(plain.lineStarts().size() >= 4 * 4 - 1);
+        plain.fill(in.data(), tg.data(), B, rng);
+        for (int b = 0; b < B; ++b) {
+            QCOMPARE(in[b * T], vocab.bos());
+            // the window's text begins a line of the text
+            std::string window = "\n";
+            window +=
+                tok.decode(std::vector<int32_t>(tg.begin() + b * T, tg.begin() + (b + 1) * T));
+            QVERIFY(lines.find(window) != std::string::npos);
+            for (int t = 1; t < T; ++t) QCOMPARE(in[b * T + t], tg[b * T + t - 1]);
+        }
+        const TrainingWindows repeats(ids, tok, vocab.bos(), T, true, 1.0f);
+        repeats.fill(in.data(), tg.data(), B, rng);
+        for (int b = 0; b < B; ++b) {
+            QCOMPARE(in[b * T], vocab.bos());
+            // sequence: BOS, s0..s5, s0..s5: the second half of the targets repeats the first
+            for (int t = 0; t < T / 2; ++t) QCOMPARE(tg[b * T + T / 2 + t], tg[b * T + t]);
+        }
+    }
+
+    // A run of 6 steps equals one of 3 that wrote a checkpoint and a resumed one of 3 more,
+    // bit for bit (the written model files are the same bytes).
+    void resumedRunEqualsAnUninterruptedOne_data() {
+        QTest::addColumn<bool>("llama");
+        QTest::newRow("gpt2, line windows") << false;
+        QTest::newRow("llama, repeated spans") << true;
+    }
+    void resumedRunEqualsAnUninterruptedOne() {
+        QFETCH(bool, llama);
+        TrainOptions o = tinyRun(llama ? TrainArch::Llama : TrainArch::Gpt2);
+        o.lineWindows = true;
+        o.steps = 6;
+        o.warmup = 2;
+        o.evalEvery = 2;
+        if (llama) o.repeatFraction = 0.5f;
+        const std::string text = repeatedText(20);
+        const auto noLog = [](const TrainLogRow&) {};
+        const std::vector<uint8_t> straight = trainModel(text, o, noLog).model.toBytes();
+
+        QTemporaryDir dir(QDir::currentPath() + "/ckpt-XXXXXX");
+        TrainOptions first = o;
+        first.checkpointPath = (dir.path() + "/run.ckpt").toStdString();
+        first.checkpointEvery = 2;
+        first.stopAfter = 3;
+        std::vector<int> steps;
+        trainModel(text, first, [&](const TrainLogRow& r) { steps.push_back(r.step); });
+        QCOMPARE(steps, (std::vector<int>{1, 2, 3}));
+        QVERIFY(!QFile::exists(QString::fromStdString(first.checkpointPath + ".tmp")));
+
+        TrainOptions second;  // everything else comes from the checkpoint
+        second.resumeFrom = first.checkpointPath;
+        second.evalEvery = 2;
+        second.name = o.name;
+        steps.clear();
+        const TrainResult resumed =
+            trainModel(text, second, [&](const TrainLogRow& r) { steps.push_back(r.step); });
+        QCOMPARE(steps, (std::vector<int>{4, 5, 6}));
+        QVERIFY(resumed.model.toBytes() == straight);
+        // trained on windows that start with BOS, the model's prompts start with it (gpt2 too)
+        QVERIFY(Model::fromGguf(GgufFile::fromBytes(straight, "run.gguf")).config.addBos);
+        // another text cannot continue it
+        QVERIFY_THROWS_EXCEPTION(Error, trainModel(text + "x", second, [](const TrainLogRow&) {}));
+    }
+
+    // A short llama run learns, and its file scores the held-out text through the app.
+    void aShortLlamaRunLearns() {
+        TrainOptions o = tinyRun(TrainArch::Llama);
+        o.repeatFraction = 0.25f;
+        std::vector<TrainLogRow> log;
+        TrainResult r =
+            trainModel(repeatedText(40), o, [&](const TrainLogRow& row) { log.push_back(row); });
+        QCOMPARE(log.size(), size_t{60});
+        QVERIFY(log.back().trainLoss < log.front().trainLoss - 2.0f);
+        QVERIFY(log.back().heldOutLoss < log[29].heldOutLoss || log.back().heldOutLoss < 2.0f);
+        auto model = std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(r.model.toBytes(), "run.gguf")));
+        QCOMPARE(model->config.nVocab, 320);
+        QCOMPARE(model->tokenizer.bos(), std::optional<int32_t>(319));
+        CpuBackend backend(model);
+        // with BOS first, scoring predicts every held-out token, the first from BOS alone
+        const TextScore s = scoreText(backend, model->tokenizer, r.heldOutText);
+        QCOMPARE(s.tokens, model->tokenizer.encode(r.heldOutText).size());
+        const double natsPerToken = s.bits / static_cast<double>(s.tokens) * std::log(2.0);
+        // (Not compared with the trainer's held-out loss: its windows start at lines, these
+        // every 15 tokens, mid-line, where a 16-token model has little to go on.)
+        QVERIFY2(natsPerToken < std::log(320.0) - 1.5, qPrintable(QString::number(natsPerToken)));
+    }
+
+    // --vocab-from: another model's tokenizer, reused as it is (keys copied, same ids).
+    void vocabularyFromAnotherModel() {
+        const BpeVocabulary learned = trainBpe(kText, 300);
+        Gpt2Shape shape = tinyShape();
+        shape.nVocab = static_cast<int>(learned.tokens.size());
+        const GgufFile file =
+            GgufFile::fromBytes(Gpt2Trainer(shape, 1).toGguf(learned, "src").toBytes(), "src.gguf");
+        const BpeVocabulary copied = BpeVocabulary::fromGguf(file);
+        QCOMPARE(copied.tokenizer().encode(kText), learned.tokenizer().encode(kText));
+        QCOMPARE(copied.bos(), learned.endOfText);
+        TrainOptions o = tinyRun(TrainArch::Llama);
+        o.vocab = copied;
+        o.steps = 2;
+        const TrainResult r = trainModel(repeatedText(20), o, [](const TrainLogRow&) {});
+        const Model m = Model::fromGguf(GgufFile::fromBytes(r.model.toBytes(), "draft.gguf"));
+        QCOMPARE(m.config.nVocab, static_cast<int>(learned.tokens.size()));
+        // its windows started with BOS (the end-of-text token here), so its prompts do too
+        QVERIFY(m.config.addBos);
+        QCOMPARE(m.tokenizer.bos(), std::optional<int32_t>(learned.endOfText));
+        QCOMPARE(m.tokenizer.encode(kText), learned.tokenizer().encode(kText));
     }
 };
 

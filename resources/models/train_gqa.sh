@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Trains the planned second built-in model: a Llama-style model with grouped-query attention
+# (6 layers, 8 query heads over 2 K/V heads, width 256, context 256, vocabulary 2,048) on the
+# same corpus as kvscope-tiny (corpus/, never committed). Checkpoints every 250 steps to
+# corpus/kvscope-gqa.ckpt and resumes from it when it is there, so it can be stopped and rerun.
+# Usage: resources/models/train_gqa.sh [extra kvscope train options, which override these]
+# (KVSCOPE_BIN=path/to/kvscope skips the build.) About 2-3 hours on 2 free cores.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+kvscope=${KVSCOPE_BIN:-$root/build/app/kvscope}
+"$root/resources/models/make_corpus.sh" "$root/corpus/kjv.txt"
+if [ -z "${KVSCOPE_BIN:-}" ]; then KVSCOPE_BUILD_ONLY=1 "$root/run.sh"; fi
+ckpt=$root/corpus/kvscope-gqa.ckpt
+resume=()
+if [ -f "$ckpt" ]; then resume=(--resume "$ckpt"); fi
+"$kvscope" train --arch llama --text "$root/corpus/kjv.txt" \
+  --out "$root/corpus/kvscope-gqa.gguf" --log "$root/corpus/train_gqa_log.csv" \
+  --held-out-text "$root/corpus/kjv-heldout.txt" \
+  --layers 6 --heads 8 --kv-heads 2 --width 256 --context 256 --vocab 2048 \
+  --repeat-fraction 0.1 --batch 8 --steps 5000 --lr 1e-3 --warmup 200 --eval-every 250 \
+  --seed 1337 --name "KVScope GQA (KJV)" \
+  --checkpoint "$ckpt" --checkpoint-every 250 "${resume[@]}" "$@"
+echo "trained: corpus/kvscope-gqa.gguf (unless --out said otherwise)" >&2

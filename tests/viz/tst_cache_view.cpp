@@ -135,6 +135,31 @@ class TstCacheView : public QObject {
         ThemeSettings::instance().setAnimationMs(0);
     }
 
+    // Prefill vs decode: a prefill's K and V appear as one block, every prompt slice at once
+    // (half way, the first and the last prompt slice are both partly shown), a step as one slice.
+    void prefillAppearsAsOneBlockAndAStepAsOneSlice() {
+        ThemeSettings::instance().setAnimationMs(2000);
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        CacheView view(&d.store);
+        view.resize(view.sizeHint());
+        d.prefill(kPrompt);
+        QVERIFY(view.revealingPrefill());
+        QTRY_VERIFY_WITH_TIMEOUT(view.transitionProgress() >= 0.3, 3000);
+        const QImage mid = testing::render(view, "cache-prefill-mid");
+        QTRY_VERIFY_WITH_TIMEOUT(!view.revealingPrefill(), 5000);
+        const QImage done = testing::render(view, "cache-prefill-done");
+        const QRect f = view.filledRect(0, false);
+        QVERIFY(f.width() >= 2);
+        const int y = f.top() + f.height() / 2;
+        const QPoint first(f.left() + 1, y), last(f.right() - 1, y);
+        QVERIFY(mid.pixel(first) != done.pixel(first));  // veiled at once, not left to right
+        QVERIFY(mid.pixel(last) != done.pixel(last));
+        d.step();
+        QVERIFY(!view.revealingPrefill());
+        QVERIFY(view.transitionProgress() < 1.0);  // the step's one slice grows in
+        ThemeSettings::instance().setAnimationMs(0);
+    }
+
     // At 4,000 tokens in a 4,096-token context the blocks have fewer pixels than slots: each
     // pixel column pools a whole number of slots (the smallest that fits), the blocks stay inside
     // the view, the filled part is to the same scale, every pooled pixel is the mean of its

@@ -36,9 +36,20 @@ CacheView::CacheView(TraceStore* store, QWidget* parent)
     : QWidget(parent), store_(store), transition_(new Transition(this)) {
     setMouseTracking(true);
     setAttribute(Qt::WA_OpaquePaintEvent);
-    connect(transition_, &Transition::progressed, this, qOverload<>(&QWidget::update));
+    connect(transition_, &Transition::progressed, this, [this] {
+        if (transition_->progress() >= 1) revealingPrefill_ = false;
+        update();
+    });
     connect(store_, &TraceStore::modelChanged, this, &CacheView::rebuild);
-    connect(store_, &TraceStore::tokensReset, this, &CacheView::rebuild);
+    connect(store_, &TraceStore::tokensReset, this, [this] {
+        rebuild();
+        // A prefill writes the whole prompt's K and V in one pass: the block appears at once
+        // (a step then appends one slice).
+        if (used_ > 0 && !recompute_ && store_->promptLength() == used_ && animationMs() > 0) {
+            revealingPrefill_ = true;
+            transition_->start();
+        }
+    });
     connect(store_, &TraceStore::tokenAppended, this, &CacheView::appendToken);
     connect(store_, &TraceStore::truncated, this, [this](int n) {
         if (n > used_ || n == 0) return rebuild();
@@ -127,6 +138,7 @@ bool CacheView::writeColumn(int token) {
 void CacheView::rebuild() {
     transition_->finish();
     animatedToken_ = -1;
+    revealingPrefill_ = false;
     nLayer_ = store_->hasModel() ? store_->config().nLayer : 0;
     capacity_ = store_->hasModel() ? store_->config().nCtx : 0;
     used_ = 0;
@@ -165,6 +177,7 @@ void CacheView::rebuild() {
 }
 
 void CacheView::appendToken(int index) {
+    revealingPrefill_ = false;
     if (index != used_ || index >= capacity_ || noTensors_ || !store_->trace(index).hasTensors())
         return rebuild();
     if (!writeColumn(index)) {
@@ -316,6 +329,10 @@ void CacheView::paintEvent(QPaintEvent*) {
         second = tr("Without a cache every step recomputes K and V of all %1 tokens.").arg(used_);
     } else if (noTensors_) {
         second = tr("Decoded without traces: the blocks show how much is held, not the numbers.");
+    } else if (revealingPrefill()) {
+        second = tr("Prefill: the K and V of all %1 prompt tokens are written in one pass; each "
+                    "step then appends one slice.")
+                     .arg(used_);
     } else {
         const int block = store_->model().cacheBlockTokens;
         second = block > 0
@@ -410,7 +427,18 @@ void CacheView::paintEvent(QPaintEvent*) {
                     p.fillRect(f, th.mutedText);
                 }
             }
-            if (shown > 0) {
+            if (shown > 0 && revealingPrefill()) {
+                // The prefill's block: every prompt slice at once, fading in, outlined as one
+                const int fw = g.tpp > 1 ? (shown + g.tpp - 1) / g.tpp
+                                         : static_cast<int>(std::lround(shown * slot));
+                const QRect f(b.left(), b.top(), fw, b.height());
+                QColor veil = th.panel;
+                veil.setAlphaF(static_cast<float>(1.0 - prog));
+                p.fillRect(f, veil);
+                p.setPen(QPen(th.fresh, 2));
+                p.setBrush(Qt::NoBrush);
+                p.drawRect(f.adjusted(-1, -1, 0, 0));
+            } else if (shown > 0) {
                 // The newest slice: it grows in from its left edge, outlined.
                 const int last = shown - 1;
                 const double x0 = b.left() + last * slot;

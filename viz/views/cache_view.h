@@ -42,6 +42,8 @@ class CacheView : public QWidget {
     // One block's stripes (capacity × stripe rows; columns >= usedTokens() are not drawn).
     QImage blockImage(int layer, bool values) const;
     double transitionProgress() const;
+    // A prefill's block is appearing (all prompt slices at once), not one step's slice.
+    bool revealingPrefill() const { return revealingPrefill_ && transitionProgress() < 1; }
     // Token slots per pixel column of a block at the current width: 1 while every slot has at
     // least a pixel, else the smallest whole number that fits the context in the width.
     int tokensPerPixel() const;
@@ -75,6 +77,7 @@ class CacheView : public QWidget {
     std::vector<QImage> images_;  // (n_layer × 2): K of layer l at 2l, V at 2l + 1
     std::vector<float> limits_;   // (n_layer × 2): colour scale limit of each block
     int animatedToken_ = -1;
+    bool revealingPrefill_ = false;
 };
 
 }  // namespace kvscope::viz

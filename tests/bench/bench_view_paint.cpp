@@ -44,12 +44,14 @@ struct Shape {
     int nLayer, nHead, nHeadKv, headDim;
 };
 
-// 32 × 32 heads where every head's rows fit in about 2.2 GB; else fewer layers and heads
-// (attention rows of all heads: nLayer · nHead · n² / 2 floats).
+// 32 × 32 heads up to 4,096 tokens: the store keeps attention rows within its budget (512 MiB;
+// older rows are let go, every head keeps a pooled thumbnail and the viewed head its rebuilt
+// rows), as the window does. Past that, filling 32 × 32 synthetic rows takes minutes: fewer
+// layers and heads (attention rows of all heads: nLayer · nHead · n² / 2 floats).
 Shape shapeFor(int n) {
     const double rowsFloats = double(n) * n / 2;
     const Shape full{32, 32, 8, 128};
-    if (full.nLayer * full.nHead * rowsFloats * 4 <= 2.2e9) return full;
+    if (n <= 4096) return full;
     for (const Shape s : {Shape{32, 8, 8, 128}, Shape{8, 4, 4, 128}, Shape{4, 2, 2, 128},
                           Shape{2, 2, 2, 128}, Shape{1, 1, 1, 128}})
         if (s.nLayer * s.nHead * rowsFloats * 4 <= 1.1e9) return s;
@@ -210,15 +212,32 @@ int main(int argc, char** argv) {
         QElapsedTimer fill;
         fill.start();
         const int promptLength = std::min(16, n);
+        // the rows of head (0, 0), as a backend would rebuild them once the budget let them go
+        std::vector<float> head00(static_cast<size_t>(n) * n, 0.0f);
+        auto keep = [&](const StepTrace& t) {
+            const int i = t.position;
+            std::copy_n(t.attention(0, 0), i + 1, head00.begin() + static_cast<ptrdiff_t>(i) * n);
+        };
         std::vector<StepTrace> prompt;
-        for (int i = 0; i < promptLength; ++i)
+        for (int i = 0; i < promptLength; ++i) {
             prompt.push_back(syntheticTrace(i, promptLength, s, kvPerToken));
+            keep(prompt.back());
+        }
         store.setPrompt(std::move(prompt), 40.0);
-        for (int i = promptLength; i < n; ++i)
-            store.append(syntheticTrace(i, promptLength, s, kvPerToken));
+        for (int i = promptLength; i < n; ++i) {
+            StepTrace t = syntheticTrace(i, promptLength, s, kvPerToken);
+            keep(t);
+            store.append(std::move(t));
+        }
+        if (!store.hasAllRows(0, 0)) store.setHeadMatrix(0, 0, n, head00);
+        std::vector<float>().swap(head00);
         const StepTrace extra = syntheticTrace(n, promptLength, s, kvPerToken);
         store.setLayerHead(0, 0);
-        std::fprintf(stderr, "%d tokens: traces filled in %.0f ms\n", n, msSince(fill));
+        std::fprintf(stderr,
+                     "%d tokens: traces filled in %.0f ms; attention rows held %.0f MiB (rows of "
+                     "tokens 0-%d let go)\n",
+                     n, msSince(fill), double(store.attentionBytes()) / (1 << 20),
+                     store.firstStoredRow() - 1);
         const QString shape = QString("%1 x %2%3")
                                   .arg(s.nLayer)
                                   .arg(s.nHead)

@@ -2,14 +2,13 @@
 // groups, clicks and tooltips.
 #include "views/all_heads_view.h"
 
-#include <QHelpEvent>
 #include <QMouseEvent>
 #include <QPainter>
-#include <QToolTip>
 #include <algorithm>
 
 #include "common/colormap.h"
 #include "common/theme.h"
+#include "common/tooltip.h"
 #include "common/trace_store.h"
 
 namespace kvscope::viz {
@@ -319,24 +318,15 @@ void AllHeadsView::mousePressEvent(QMouseEvent* event) {
 }
 
 bool AllHeadsView::event(QEvent* event) {
-    if (event->type() == QEvent::ToolTip) {
-        auto* help = static_cast<QHelpEvent*>(event);
-        const auto hit = headAt(help->pos());
-        if (!hit || !store_->hasModel()) {
-            QToolTip::hideText();
-            event->ignore();
-            return true;
-        }
-        const int kv = store_->config().kvHeadOf(hit->second);
-        QToolTip::showText(help->globalPos(),
-                           tr("layer %1 · head %2 (reads K/V head %3): click to inspect")
-                               .arg(hit->first)
-                               .arg(hit->second)
-                               .arg(kv),
-                           this);
-        return true;
-    }
-    return QWidget::event(event);
+    const bool tip = answerToolTip(this, event, [this](QPoint pos) {
+        const auto hit = headAt(pos);
+        if (!hit || !store_->hasModel()) return QString();
+        return tr("layer %1 · head %2 (reads K/V head %3): click to inspect")
+            .arg(hit->first)
+            .arg(hit->second)
+            .arg(store_->config().kvHeadOf(hit->second));
+    });
+    return tip || QWidget::event(event);
 }
 
 }  // namespace kvscope::viz

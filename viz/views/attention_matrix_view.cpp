@@ -4,13 +4,11 @@
 #include "views/attention_matrix_view.h"
 
 #include <QContextMenuEvent>
-#include <QHelpEvent>
 #include <QKeyEvent>
 #include <QMenu>
 #include <QMouseEvent>
 #include <QPaintEngine>
 #include <QPainter>
-#include <QToolTip>
 #include <QWheelEvent>
 #include <algorithm>
 #include <cmath>
@@ -19,6 +17,7 @@
 #include "common/colormap.h"
 #include "common/labels.h"
 #include "common/theme.h"
+#include "common/tooltip.h"
 #include "common/trace_store.h"
 #include "common/transition.h"
 
@@ -1000,17 +999,7 @@ bool AttentionMatrixView::event(QEvent* event) {
             return true;
         }
     }
-    if (event->type() == QEvent::ToolTip) {
-        auto* help = static_cast<QHelpEvent*>(event);
-        const QString text = toolTipAt(help->pos());
-        if (text.isEmpty()) {
-            QToolTip::hideText();
-            event->ignore();
-        } else {
-            QToolTip::showText(help->globalPos(), text, this);
-        }
-        return true;
-    }
+    if (answerToolTip(this, event, [this](QPoint pos) { return toolTipAt(pos); })) return true;
     return QWidget::event(event);
 }
 

@@ -2,16 +2,15 @@
 // counts and the growth of the newest slice.
 #include "views/cache_view.h"
 
-#include <QHelpEvent>
 #include <QLocale>
 #include <QPainter>
-#include <QToolTip>
 #include <algorithm>
 #include <cmath>
 
 #include "common/colormap.h"
 #include "common/labels.h"
 #include "common/theme.h"
+#include "common/tooltip.h"
 #include "common/trace_store.h"
 #include "common/transition.h"
 
@@ -514,47 +513,37 @@ void CacheView::paintEvent(QPaintEvent*) {
 }
 
 bool CacheView::event(QEvent* event) {
-    if (event->type() == QEvent::ToolTip) {
-        auto* help = static_cast<QHelpEvent*>(event);
+    const bool tip = answerToolTip(this, event, [this](QPoint pos) {
         for (int l = 0; l < nLayer_; ++l)
             for (int which = 0; which < 2; ++which) {
                 const QRect b = blockRect(l, which == 1);
-                if (!b.contains(help->pos())) continue;
+                if (!b.contains(pos)) continue;
                 const int tpp = tokensPerPixel();
                 const int slot = std::clamp(
-                    tpp > 1 ? (help->pos().x() - b.left()) * tpp
-                            : static_cast<int>((help->pos().x() - b.left()) *
+                    tpp > 1 ? (pos.x() - b.left()) * tpp
+                            : static_cast<int>((pos.x() - b.left()) *
                                                static_cast<double>(capacity_) / b.width()),
                     0, capacity_ - 1);
                 const QString what = which == 0 ? tr("K") : tr("V");
-                QString text;
-                if (slot < used_ && !recompute_) {
-                    text = tr("layer %1 %2, slot %3: token “%4” (%5 numbers, %6)")
-                               .arg(l)
-                               .arg(what)
-                               .arg(slot)
-                               .arg(tokenLabel(store_->trace(slot).text))
-                               .arg(store_->config().nHeadKv * store_->config().headDim)
-                               .arg(formatBytes(store_->model().kvBytesPerToken /
-                                                (2 * static_cast<size_t>(nLayer_))));
-                } else {
-                    text = slot < allocatedTokens() ? tr("layer %1 %2, slot %3: allocated, empty")
-                                                          .arg(l)
-                                                          .arg(what)
-                                                          .arg(slot)
-                                                    : tr("layer %1 %2, slot %3: not allocated yet")
-                                                          .arg(l)
-                                                          .arg(what)
-                                                          .arg(slot);
-                }
-                QToolTip::showText(help->globalPos(), text, this);
-                return true;
+                if (slot < used_ && !recompute_)
+                    return tr("layer %1 %2, slot %3: token “%4” (%5 numbers, %6)")
+                        .arg(l)
+                        .arg(what)
+                        .arg(slot)
+                        .arg(tokenLabel(store_->trace(slot).text))
+                        .arg(store_->config().nHeadKv * store_->config().headDim)
+                        .arg(formatBytes(store_->model().kvBytesPerToken /
+                                         (2 * static_cast<size_t>(nLayer_))));
+                return slot < allocatedTokens()
+                           ? tr("layer %1 %2, slot %3: allocated, empty").arg(l).arg(what).arg(slot)
+                           : tr("layer %1 %2, slot %3: not allocated yet")
+                                 .arg(l)
+                                 .arg(what)
+                                 .arg(slot);
             }
-        QToolTip::hideText();
-        event->ignore();
-        return true;
-    }
-    return QWidget::event(event);
+        return QString();
+    });
+    return tip || QWidget::event(event);
 }
 
 }  // namespace kvscope::viz

@@ -1,11 +1,9 @@
 // SharingView: the layout (query heads, fan-in lines, K/V blocks, the bytes), clicks and tooltips.
 #include "views/sharing_view.h"
 
-#include <QHelpEvent>
 #include <QImage>
 #include <QMouseEvent>
 #include <QPainter>
-#include <QToolTip>
 #include <algorithm>
 #include <cmath>
 
@@ -13,6 +11,7 @@
 #include "common/colormap.h"
 #include "common/labels.h"
 #include "common/theme.h"
+#include "common/tooltip.h"
 #include "common/trace_store.h"
 
 namespace kvscope::viz {
@@ -520,17 +519,7 @@ QString SharingView::tooltipAt(const QPoint& pos) const {
 }
 
 bool SharingView::event(QEvent* event) {
-    if (event->type() == QEvent::ToolTip) {
-        auto* help = static_cast<QHelpEvent*>(event);
-        const QString text = tooltipAt(help->pos());
-        if (text.isEmpty()) {
-            QToolTip::hideText();
-            event->ignore();
-        } else {
-            QToolTip::showText(help->globalPos(), text, this);
-        }
-        return true;
-    }
+    if (answerToolTip(this, event, [this](QPoint pos) { return tooltipAt(pos); })) return true;
     return QWidget::event(event);
 }
 

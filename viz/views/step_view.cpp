@@ -5,13 +5,11 @@
 #include "views/step_view_detail.h"
 
 #include <QAction>
-#include <QHelpEvent>
 #include <QImage>
 #include <QPainter>
 #include <QScrollBar>
 #include <QSignalBlocker>
 #include <QToolButton>
-#include <QToolTip>
 #include <QWheelEvent>
 #include <algorithm>
 #include <cmath>
@@ -20,6 +18,7 @@
 #include "common/colormap.h"
 #include "common/labels.h"
 #include "common/theme.h"
+#include "common/tooltip.h"
 #include "common/trace_store.h"
 #include "common/transition.h"
 
@@ -540,17 +539,7 @@ QString StepView::toolTipAt(const QPoint& pos) const {
 }
 
 bool StepView::event(QEvent* event) {
-    if (event->type() == QEvent::ToolTip) {
-        auto* help = static_cast<QHelpEvent*>(event);
-        const QString text = toolTipAt(help->pos());
-        if (text.isEmpty()) {
-            QToolTip::hideText();
-            event->ignore();
-        } else {
-            QToolTip::showText(help->globalPos(), text, this);
-        }
-        return true;
-    }
+    if (answerToolTip(this, event, [this](QPoint pos) { return toolTipAt(pos); })) return true;
     return QWidget::event(event);
 }
 

@@ -3,13 +3,12 @@
 #include "views/token_strip.h"
 
 #include "common/labels.h"
+#include "common/tooltip.h"
 
-#include <QHelpEvent>
 #include <QMouseEvent>
 #include <QPainter>
 #include <QSignalBlocker>
 #include <QSlider>
-#include <QToolTip>
 #include <algorithm>
 
 namespace kvscope::viz {
@@ -287,25 +286,17 @@ void TokenStrip::mousePressEvent(QMouseEvent* e) {
 }
 
 bool TokenStrip::event(QEvent* e) {
-    if (e->type() == QEvent::ToolTip) {
-        auto* help = static_cast<QHelpEvent*>(e);
-        const int i = chipAt(help->pos());
-        if (i >= 0) {
-            const StepTrace& t = store_->trace(i);
-            QToolTip::showText(
-                help->globalPos(),
-                tr("token %1 “%5” · id %2 · %3%4")
-                    .arg(i)
-                    .arg(t.token)
-                    .arg(i < store_->promptLength() ? tr("prompt") : tr("generated"))
-                    .arg(t.special ? tr(" · special token") : QString(), tokenLabel(t.text)),
-                this);
-        } else {
-            QToolTip::hideText();
-        }
-        return true;
-    }
-    return QWidget::event(e);
+    const bool tip = answerToolTip(this, e, [this](QPoint pos) {
+        const int i = chipAt(pos);
+        if (i < 0) return QString();
+        const StepTrace& t = store_->trace(i);
+        return tr("token %1 “%5” · id %2 · %3%4")
+            .arg(i)
+            .arg(t.token)
+            .arg(i < store_->promptLength() ? tr("prompt") : tr("generated"))
+            .arg(t.special ? tr(" · special token") : QString(), tokenLabel(t.text));
+    });
+    return tip || QWidget::event(e);
 }
 
 }  // namespace kvscope::viz

@@ -77,6 +77,31 @@ struct StepTrace {
         return v.data() + (static_cast<size_t>(layer) * nHeadKv + kvHead) * headDim;
     }
     bool hasResiduals() const { return nEmbd > 0 && !resid.empty(); }
+
+    // The attention rows max-pooled for thumbnails, computed where the trace is made (off the
+    // GUI thread): row (l, h) of attention over keys 0..position in kPooledCells cells of
+    // attnPool keys each (the smallest power of two with position + 1 <= kPooledCells ×
+    // attnPool); -1 in cells past the row. (n_layer, n_head, kPooledCells). Empty until
+    // poolAttentionRows().
+    static constexpr int kPooledCells = 128;
+    int attnPool = 0;
+    std::vector<float> attnPooled;
+    void poolAttentionRows() {
+        if (attn.empty()) return;
+        const int keys = position + 1;
+        int pool = 1;
+        while (keys > kPooledCells * pool) pool *= 2;
+        attnPool = pool;
+        attnPooled.assign(static_cast<size_t>(nLayer) * nHead * kPooledCells, -1.0f);
+        for (int lh = 0; lh < nLayer * nHead; ++lh) {
+            const float* row = attn.data() + static_cast<size_t>(lh) * keys;
+            float* cells = attnPooled.data() + static_cast<size_t>(lh) * kPooledCells;
+            for (int key = 0; key < keys; ++key) {
+                float& cell = cells[key / pool];
+                cell = row[key] > cell ? row[key] : cell;
+            }
+        }
+    }
     const float* residual(int layer) const {
         return resid.data() + static_cast<size_t>(layer) * nEmbd;
     }

@@ -43,6 +43,8 @@ void DecodeSession::run(size_t from, std::vector<StepTrace>* traces, std::vector
         backend_->forward(tokens_, all != nullptr, out, traces, static_cast<int>(from));
         backend_->truncateCache(0);
     }
+    if (traces)  // the thumbnails' pooled rows, here on the decoding thread
+        for (StepTrace& t : *traces) t.poolAttentionRows();
     if (all) {  // the last row is the distribution for the next token
         const size_t nVocab = static_cast<size_t>(backend_->config().nVocab);
         KVSCOPE_CHECK(all->size() >= nVocab && all->size() % nVocab == 0,

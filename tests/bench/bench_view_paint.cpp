@@ -110,6 +110,7 @@ StepTrace syntheticTrace(int i, int promptLength, const Shape& s, size_t kvPerTo
         t.topSpecial.push_back(0);
     }
     t.logZ = 14.0f;
+    t.poolAttentionRows();  // as DecodeSession does on the decoding thread
     t.chosenLogit = t.top[0].second;
     t.chosenRank = 0;
     t.entropy = 2.5f;

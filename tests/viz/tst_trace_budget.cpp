@@ -177,6 +177,33 @@ class TstTraceBudget : public QObject {
                 const std::span<const float> got = r.store.headThumbnail(l, h);
                 QVERIFY(std::equal(got.begin(), got.end(), want.begin(), want.end()));
             }
+        // The session pooled each trace's rows on its own thread; the store merged them and let
+        // them go. The same traces without them (pooled from the rows, on this thread) give the
+        // same thumbnails.
+        for (int i = 0; i < r.store.count(); ++i) QVERIFY(r.store.trace(i).attnPooled.empty());
+        TraceStore plain;
+        ModelSummary summary;
+        summary.config = c;
+        plain.setModel(summary);
+        std::vector<StepTrace> prompt;
+        for (int i = 0; i < r.store.count(); ++i) {
+            StepTrace t = StepTrace::sized(0, i, c.nLayer, c.nHead, c.nHeadKv, c.headDim);
+            t.attn = r.rows[static_cast<size_t>(i)];
+            QVERIFY(t.attnPooled.empty());
+            if (i < 5) {
+                prompt.push_back(std::move(t));
+                if (i == 4) plain.setPrompt(std::move(prompt), 1.0);
+            } else {
+                plain.append(std::move(t));
+            }
+        }
+        QCOMPARE(plain.thumbnailPool(), pool);
+        for (int l = 0; l < c.nLayer; ++l)
+            for (int h = 0; h < c.nHead; ++h) {
+                const std::span<const float> a = plain.headThumbnail(l, h),
+                                             b = r.store.headThumbnail(l, h);
+                QVERIFY(std::equal(a.begin(), a.end(), b.begin(), b.end()));
+            }
     }
 
     // The views draw through the budget: the attention matrix asks for its head and then shows

@@ -156,7 +156,7 @@ void TraceStore::addRows(int from) {
     const ModelConfig& c = model_.config;
     const int L = c.nLayer, H = c.nHead;
     for (int i = from; i < count(); ++i) {
-        const StepTrace& t = traces_[static_cast<size_t>(i)];
+        StepTrace& t = traces_[static_cast<size_t>(i)];
         if (t.attn.empty()) continue;
         attentionBytes_ += t.attn.size() * sizeof(float);
         if (t.nLayer != L || t.nHead != H) continue;  // a trace of another shape
@@ -165,15 +165,32 @@ void TraceStore::addRows(int from) {
             thumbs_.assign(static_cast<size_t>(L) * H,
                            std::vector<float>(static_cast<size_t>(thumbSide_) * thumbSide_, -1.0f));
         const size_t base = static_cast<size_t>(i / thumbPool_) * thumbSide_;
+        // the rows pooled on the decoding thread (a power of two no coarser than ours): the
+        // GUI thread merges cells, not tokens; else the rows themselves
+        const bool pooled =
+            t.attnPool > 0 && thumbPool_ % t.attnPool == 0 &&
+            t.attnPooled.size() == static_cast<size_t>(L) * H * StepTrace::kPooledCells &&
+            thumbSide_ == StepTrace::kPooledCells;
+        const int merge = pooled ? thumbPool_ / t.attnPool : 1;
         for (int l = 0; l < L; ++l)
             for (int h = 0; h < H; ++h) {
-                const float* row = t.attention(l, h);
                 float* cells = thumbs_[static_cast<size_t>(l) * H + h].data() + base;
+                if (pooled) {
+                    const float* part = t.attnPooled.data() +
+                                        (static_cast<size_t>(l) * H + h) * StepTrace::kPooledCells;
+                    for (int k = 0; k < StepTrace::kPooledCells; ++k) {
+                        float& cell = cells[k / merge];
+                        cell = std::max(cell, part[k]);
+                    }
+                    continue;
+                }
+                const float* row = t.attention(l, h);
                 for (int k = 0; k <= i; ++k) {
                     float& cell = cells[k / thumbPool_];
                     cell = std::max(cell, row[k]);
                 }
             }
+        std::vector<float>().swap(t.attnPooled);  // merged: the thumbnails hold it now
     }
     enforceBudget();
 }

@@ -97,7 +97,7 @@ class TraceStore : public QObject {
     bool setHeadMatrix(int layer, int head, int t, const std::vector<float>& full);
     // Tokens per thumbnail cell side: the smallest power of two with count() <=
     // kThumbnailCells × pool (1 up to 128 tokens; it doubles, merging 2 × 2 cells, as they grow).
-    static constexpr int kThumbnailCells = 128;
+    static constexpr int kThumbnailCells = StepTrace::kPooledCells;
     int thumbnailPool() const { return thumbPool_; }
     // (layer, head) max-pooled: cell (r, c) = max over rows r·pool.. and keys c·pool.. of the
     // visible weights, row-major with thumbnailSide() columns, -1 where nothing is visible.

@@ -174,16 +174,17 @@ AllHeadsView::Grid AllHeadsView::grid() const {
     const int headLabelH = QFontMetrics(th.labelFont).height() * 2 + 10;
     gr.top = kMargin + titleH + 14 + headLabelH;
     gr.left = kMargin + layerLabelWidth();
-    gr.gap = 8;
-    const int byW = (width() - gr.left - kMargin - (nHead_ - 1) * gr.gap) / nHead_;
-    const int byH = (height() - gr.top - kMargin - (nLayer_ - 1) * gr.gap) / nLayer_;
-    gr.side = std::clamp(std::min(byW, byH), minSide(nLayer_), kMaxSide);
+    // The largest side whose own gap still fits both ways (a smaller side takes a smaller gap).
+    gr.side = minSide(nLayer_);
     gr.gap = gapFor(gr.side);
-    if (gr.gap < 8) {  // the side again with the smaller gap
-        const int w = (width() - gr.left - kMargin - (nHead_ - 1) * gr.gap) / nHead_;
-        const int h = (height() - gr.top - kMargin - (nLayer_ - 1) * gr.gap) / nLayer_;
-        gr.side = std::clamp(std::min(w, h), minSide(nLayer_), kMaxSide);
-        gr.gap = gapFor(gr.side);
+    for (const int gap : {8, 4, 1}) {
+        const int w = (width() - gr.left - kMargin - (nHead_ - 1) * gap) / nHead_;
+        const int h = (height() - gr.top - kMargin - (nLayer_ - 1) * gap) / nLayer_;
+        const int side = std::clamp(std::min(w, h), minSide(nLayer_), kMaxSide);
+        if (gapFor(side) <= gap && side > gr.side) {
+            gr.side = side;
+            gr.gap = gapFor(side);
+        }
     }
     return gr;
 }

@@ -234,11 +234,11 @@ int main(int argc, char** argv) {
         std::vector<float>().swap(head00);
         const StepTrace extra = syntheticTrace(n, promptLength, s, kvPerToken);
         store.setLayerHead(0, 0);
-        std::fprintf(stderr,
-                     "%d tokens: traces filled in %.0f ms; attention rows held %.0f MiB (rows of "
-                     "tokens 0-%d let go)\n",
-                     n, msSince(fill), double(store.attentionBytes()) / (1 << 20),
-                     store.firstStoredRow() - 1);
+        std::fprintf(stderr, "%d tokens: traces filled in %.0f ms; attention rows held %.0f MiB",
+                     n, msSince(fill), double(store.attentionBytes()) / (1 << 20));
+        if (store.firstStoredRow() > 0)
+            std::fprintf(stderr, " (the rows of tokens 0-%d let go)", store.firstStoredRow() - 1);
+        std::fprintf(stderr, "\n");
         const QString shape = QString("%1 x %2%3")
                                   .arg(s.nLayer)
                                   .arg(s.nHead)

@@ -7,9 +7,9 @@
 // a sink on the first token, the previous token, a decaying local window and noise, different
 // per head), then, one view at a time: builds it (the view reads the store), paints it offscreen
 // (first paint: the caches are built), paints again (repaint: median of 5), appends one token
-// (the view's handler) and paints again. Traces hold every layer's and head's attention row, so
-// where 32 × 32 heads do not fit in memory (1,024 heads × tokens² / 2 floats: 137 GB at 8,192
-// tokens) the shape is lowered to keep the rows under about 1.1 GB, and the table says so.
+// (the store's and the view's handlers) and paints again. All heads' rows would not fit
+// (1,024 heads × tokens² / 2 floats: 137 GB at 8,192 tokens); the store keeps them within its
+// attention budget as the window does, and the rows of the viewed head are rebuilt.
 // With --out, each view's first paint is saved as PNG there.
 #include <QApplication>
 #include <QDir>
@@ -44,18 +44,11 @@ struct Shape {
     int nLayer, nHead, nHeadKv, headDim;
 };
 
-// 32 × 32 heads up to 4,096 tokens: the store keeps attention rows within its budget (512 MiB;
+// 32 × 32 heads at every length: the store keeps attention rows within its budget (512 MiB;
 // older rows are let go, every head keeps a pooled thumbnail and the viewed head its rebuilt
-// rows), as the window does. Past that, filling 32 × 32 synthetic rows takes minutes: fewer
-// layers and heads (attention rows of all heads: nLayer · nHead · n² / 2 floats).
-Shape shapeFor(int n) {
-    const double rowsFloats = double(n) * n / 2;
-    const Shape full{32, 32, 8, 128};
-    if (n <= 4096) return full;
-    for (const Shape s : {Shape{32, 8, 8, 128}, Shape{8, 4, 4, 128}, Shape{4, 2, 2, 128},
-                          Shape{2, 2, 2, 128}, Shape{1, 1, 1, 128}})
-        if (s.nLayer * s.nHead * rowsFloats * 4 <= 1.1e9) return s;
-    return {1, 1, 1, 128};
+// rows), as the window does. (Filling 8,192 tokens of synthetic rows takes some minutes.)
+Shape shapeFor(int) {
+    return {32, 32, 8, 128};
 }
 
 uint64_t next(uint64_t& state) {  // xorshift64
@@ -234,8 +227,8 @@ int main(int argc, char** argv) {
         std::vector<float>().swap(head00);
         const StepTrace extra = syntheticTrace(n, promptLength, s, kvPerToken);
         store.setLayerHead(0, 0);
-        std::fprintf(stderr, "%d tokens: traces filled in %.0f ms; attention rows held %.0f MiB",
-                     n, msSince(fill), double(store.attentionBytes()) / (1 << 20));
+        std::fprintf(stderr, "%d tokens: traces filled in %.0f ms; attention rows held %.0f MiB", n,
+                     msSince(fill), double(store.attentionBytes()) / (1 << 20));
         if (store.firstStoredRow() > 0)
             std::fprintf(stderr, " (the rows of tokens 0-%d let go)", store.firstStoredRow() - 1);
         std::fprintf(stderr, "\n");

@@ -378,6 +378,20 @@ void DecodeSession::reset() {
     referenceLogits_.clear();
 }
 
+std::unique_ptr<DecodeSession> DecodeSession::fork() const {
+    SessionOptions o = options_;
+    o.drift = false;  // the copy's reference comes from this one's, forked too
+    auto copy = std::make_unique<DecodeSession>(backend_->fork(), tokenizer_, o);
+    if (reference_) copy->reference_ = reference_->fork();
+    copy->options_.drift = options_.drift;
+    copy->tokens_ = tokens_;
+    copy->promptLength_ = promptLength_;
+    copy->logits_ = logits_;
+    copy->referenceLogits_ = referenceLogits_;
+    copy->prefillMs_ = prefillMs_;
+    return copy;
+}
+
 size_t DecodeSession::referenceBytes() const {
     return static_cast<size_t>(reference_->cacheRows()) * reference_->cacheBytesPerToken();
 }

@@ -80,6 +80,11 @@ class DecodeSession {
     void rewind(size_t n);
     void reset();  // forget everything
 
+    // A second session that continues from here on its own: the same tokens, logits and options,
+    // its backend a fork of this one's (Backend::fork: the cache's blocks shared until one side
+    // writes to them, the weights held once). Throws Error where the backend cannot fork.
+    std::unique_ptr<DecodeSession> fork() const;
+
     // Replays this session's tokens without the cache (the prompt in one pass, then each generated
     // token by running the whole sequence so far again), timing each pass: what "compare without
     // cache" draws. Runs on this session's own backend, so the weights are held once; afterwards

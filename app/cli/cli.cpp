@@ -39,8 +39,18 @@ const Option kNoSpecial{"no-special", nullptr,
 const Option kContext{"context", "N",
                       "tokens of context to run with (default: the model's, at most 4,096); the "
                       "KV cache grows in blocks up to it"};
-const Option kKvType{"kv-type", "f32|f16",
-                     "the KV cache's element type (default f32; f16 halves it, CPU backend)"};
+const Option kKvType{"kv-type", "f32|f16|q8_0|q4_0",
+                     "the KV cache's element type (default f32; f16 halves it, q8_0 and q4_0 are "
+                     "llama.cpp's blocks of 32: 34 and 18 bytes; CPU backend)"};
+// The cache lab's policy (CPU backend).
+const Option kWindow{"window", "W",
+                     "cache policy: keep only the last W tokens' K/V (a query sees W, itself "
+                     "included)"};
+const Option kSinks{"sinks", "S", "cache policy: also keep the first S tokens (with --window)"};
+const Option kHeavy{"heavy", "H",
+                    "cache policy: also keep the H tokens with the most attention so far (heavy "
+                    "hitters, with --window)"};
+const Option kBlock{"block", "N", "the KV cache's block size in tokens (default 256)"};
 const Option kJson{"json", nullptr, "print JSON instead of text"};
 const Option kBackend{"backend", "auto|cpu|opencl",
                       "where the model runs (default auto: the first usable GPU, else the CPU)"};
@@ -64,6 +74,10 @@ const std::vector<Command>& commands() {
           {"steps", "N", "tokens to generate (default 16)"},
           kContext,
           kKvType,
+          kWindow,
+          kSinks,
+          kHeavy,
+          kBlock,
           kBackend,
           kDevice,
           {"no-cache", nullptr, "recompute mode: no KV cache, every step runs every token"},
@@ -120,8 +134,19 @@ const std::vector<Command>& commands() {
          {kModel, {"prompt", "TEXT", "the prompt", true}, kBackend, kDevice, kJson},
          runHeads},
         {"eval",
-         "cross-entropy of the model on a text, in bits per byte",
-         {kModel, {"text", "FILE", "the text", true}, kBackend, kDevice},
+         "cross-entropy of the model on a text, in bits per byte (under a cache policy: also "
+         "its KV bytes and agreement with the full cache)",
+         {kModel,
+          {"text", "FILE", "the text", true},
+          kContext,
+          kKvType,
+          kWindow,
+          kSinks,
+          kHeavy,
+          kBlock,
+          kBackend,
+          kDevice,
+          {"json", "FILE|-", "also write the figures as JSON to FILE or stdout"}},
          runEval},
         {"train",
          "learn a BPE vocabulary and train a small GPT-2 or Llama-style model on your own text",

@@ -66,9 +66,18 @@ std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const 
     }
     if (auto t = args.get("kv-type")) {
         const std::optional<KvType> kv = parseKvType(*t);
-        if (!kv) throw UsageError("--kv-type must be f32 or f16, got '" + *t + "'");
+        if (!kv) throw UsageError("--kv-type must be f32, f16, q8_0 or q4_0, got '" + *t + "'");
         choice.kvType = *kv;
+        const std::string problem = kvTypeProblem(*kv, model->config.headDim);
+        if (!problem.empty()) throw Error("--kv-type " + *t + ": " + problem);
     }
+    const int nCtx = model->config.nCtx;
+    choice.eviction.window = static_cast<int>(args.getInt("window", 0, 0, nCtx));
+    choice.eviction.sinks = static_cast<int>(args.getInt("sinks", 0, 0, nCtx));
+    choice.eviction.heavy = static_cast<int>(args.getInt("heavy", 0, 0, nCtx));
+    choice.blockTokens = static_cast<int>(args.getInt("block", 256, 1, nCtx));
+    const std::string problem = choice.eviction.problem();
+    if (!problem.empty()) throw UsageError("--window, --sinks, --heavy: " + problem);
     return createBackend(std::move(model), choice, note);
 }
 

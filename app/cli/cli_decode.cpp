@@ -21,6 +21,7 @@ int runDecode(const CliArgs& args) {
     opt.sampler.topK = static_cast<int>(args.getInt("top-k", 0, 0, 1 << 24));
     opt.sampler.topP = static_cast<float>(args.getDouble("top-p", 1, 1e-6, 1));
     opt.sampler.seed = static_cast<uint64_t>(args.getInt("seed", 0, 0, INT64_MAX));
+    opt.drift = true;  // under a lossy cache policy: each step against the full cache
     const std::optional<std::string> jsonPath = args.get("json");
     if (jsonPath && jsonPath->empty()) throw UsageError("--json needs a file name or -");
     const bool streamText = !jsonPath || *jsonPath != "-";
@@ -48,6 +49,19 @@ int runDecode(const CliArgs& args) {
         }
     }
     if (streamText) std::fputc('\n', stdout);
+    if (session.measuresDrift()) {
+        double kl = 0;
+        int agree = 0, measured = 0;
+        for (const StepTrace& s : generated)
+            if (s.hasDrift()) kl += s.driftKl, agree += s.driftTop1, ++measured;
+        std::fprintf(stderr,
+                     "cache policy %s, KV %s: %zu bytes held against the full cache's %zu; over "
+                     "%d steps top-1 agreement %d/%d, mean KL %.5f nats\n",
+                     backend->cacheOptions().eviction.text().c_str(),
+                     kvTypeName(backend->cacheOptions().type).c_str(), session.kvBytes(),
+                     generated.empty() ? size_t{0} : generated.back().fullKvBytes, measured, agree,
+                     measured, measured ? kl / measured : 0.0);
+    }
     std::fprintf(stderr,
                  "%zu prompt tokens in %.1f ms; %d tokens in %.1f ms (%.2f tokens/s), %s; "
                  "KV cache holds %zu bytes\n",
@@ -69,6 +83,17 @@ int runDecode(const CliArgs& args) {
                              {"kv_bytes", static_cast<double>(s.kvBytes)},
                              {"top", top}};
             if (s.special) step["special"] = true;
+            if (s.hasDrift())
+                step["drift"] =
+                    QJsonObject{{"kl", static_cast<double>(s.driftKl)},
+                                {"top1_agrees", s.driftTop1 == 1},
+                                {"full_choice_prob", static_cast<double>(s.driftFullChoiceProb)},
+                                {"full_kv_bytes", static_cast<double>(s.fullKvBytes)}};
+            if (!s.evicted.empty()) {
+                QJsonArray evicted;
+                for (const auto& [layer, pos] : s.evicted) evicted.append(QJsonArray{layer, pos});
+                step["evicted"] = evicted;
+            }
             stepArray.append(step);
         }
         // the continuation's bytes, token after token (a whole-text decode would drop a
@@ -84,6 +109,11 @@ int runDecode(const CliArgs& args) {
             {"prefill_ms", session.prefillMs()},
             {"steps", stepArray},
             {"text", QString::fromUtf8(text)}};
+        const KvCacheOptions cache = backend->cacheOptions();
+        if (cache.type != KvType::F32 || cache.eviction.evicts()) {  // the cache lab's fields
+            o["kv_type"] = QString::fromStdString(kvTypeName(cache.type));
+            o["cache_policy"] = QString::fromStdString(cache.eviction.text());
+        }
         writeOutput(*jsonPath, QJsonDocument(o).toJson(QJsonDocument::Indented));
     }
     return 0;

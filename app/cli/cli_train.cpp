@@ -1,6 +1,9 @@
 // kvscope train and kvscope eval: train a small GPT-2 or Llama-style model on your own text
 // (checkpointed, resumable); score any model on a text in bits per byte.
 #include <QFile>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <cmath>
 #include <cstdio>
 
 #include "cli/cli.h"
@@ -136,14 +139,47 @@ int runTrain(const CliArgs& args) {
 
 int runEval(const CliArgs& args) {
     const std::string text = readText(args.require("text"));
-    auto model = loadModelFile(QString::fromStdString(resolveModelPath(args)));
+    const std::optional<std::string> jsonPath = args.get("json");
+    auto model = loadModel(args);
     std::string note;
     auto backend = makeBackend(args, model, note);
     std::fprintf(stderr, "%s\n", note.c_str());
-    const TextScore s = scoreText(*backend, model->tokenizer, text);
-    std::printf("%.4f bits per byte (%.4f nats per token) over %zu bytes, %zu tokens\n",
-                s.bitsPerByte(), s.bits * std::log(2.0) / static_cast<double>(s.tokens), s.bytes,
-                s.tokens);
+    // Under a lossy cache policy the same windows run on a full f32 cache too, to compare.
+    const KvCacheOptions cache = backend->cacheOptions();
+    std::shared_ptr<Backend> full;
+    if (cache.eviction.evicts() || cache.type != KvType::F32)
+        full = backend->withCache(KvCacheOptions(KvType::F32, cache.blockTokens));
+    const TextScore s = scoreText(*backend, model->tokenizer, text, full.get());
+    FILE* out = jsonPath && *jsonPath == "-" ? stderr : stdout;  // stdout is the JSON's then
+    const double natsPerToken = s.bits * std::log(2.0) / static_cast<double>(s.tokens);
+    std::fprintf(out, "%.4f bits per byte (%.4f nats per token) over %zu bytes, %zu tokens\n",
+                 s.bitsPerByte(), natsPerToken, s.bytes, s.tokens);
+    const std::string policy = cache.eviction.text();
+    std::fprintf(out, "KV cache %s, policy %s: %zu bytes held after a window of %d tokens",
+                 kvTypeName(cache.type).c_str(), policy.c_str(), s.kvBytes, model->config.nCtx);
+    if (s.compared)
+        std::fprintf(out,
+                     " (full f32 cache: %zu); top-1 agreement with the full cache %.2f%%, mean KL "
+                     "%.5f nats",
+                     s.fullKvBytes, 100.0 * s.top1Agreement(), s.meanKl());
+    std::fprintf(out, "\n");
+    if (jsonPath) {
+        if (jsonPath->empty()) throw UsageError("--json needs a file name or -");
+        QJsonObject o{{"model", modelJson(*model)},
+                      {"bits_per_byte", s.bitsPerByte()},
+                      {"nats_per_token", natsPerToken},
+                      {"bytes", static_cast<double>(s.bytes)},
+                      {"tokens", static_cast<double>(s.tokens)},
+                      {"kv_type", QString::fromStdString(kvTypeName(cache.type))},
+                      {"policy", QString::fromStdString(policy)},
+                      {"kv_bytes", static_cast<double>(s.kvBytes)}};
+        if (s.compared) {
+            o["full_kv_bytes"] = static_cast<double>(s.fullKvBytes);
+            o["top1_agreement"] = s.top1Agreement();
+            o["mean_kl"] = s.meanKl();
+        }
+        writeOutput(*jsonPath, QJsonDocument(o).toJson(QJsonDocument::Indented));
+    }
     return 0;
 }
 

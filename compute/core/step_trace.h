@@ -45,7 +45,8 @@ struct StepTrace {
     bool hasDistribution() const { return !top.empty(); }
 
     // (layer, position) of each key the cache's eviction policy let go of after this token
-    // (KvCache: a sliding window, sinks, heavy hitters); empty without one.
+    // (KvCache: a sliding window, sinks, heavy hitters), filled by DecodeSession; empty without
+    // one.
     std::vector<std::pair<int, int>> evicted;
 
     // The cache lab's drift (SessionOptions::drift, under a lossy cache policy): the

@@ -311,14 +311,6 @@ void CpuBackend::forwardPass(std::span<const int32_t> tokens, bool allLogits,
                             x.data() + static_cast<size_t>(i) * E, sizeof(float) * E);
     }
     cache_.commit(n);
-    if (traces && cache_.eviction().evicts())  // which keys the policy let go of after each token
-        for (int l = 0; l < c.nLayer; ++l)
-            for (int p = 0; p < p0 + n; ++p) {
-                const int at = cache_.evictedAt(l, p);
-                if (at != KvCache::kHeld && at >= p0 + t0)
-                    trace0[at - p0 - t0].evicted.push_back({l, p});
-            }
-
     // 7. final norm and the output head (soft-capped for gemma2), for the rows asked for
     const int rows = allLogits ? n : 1;
     head(x.data() + static_cast<size_t>(n - rows) * E, rows, logits);

@@ -10,6 +10,15 @@
 
 namespace kvscope {
 
+std::string BackendChoice::cpuOnlyReason() const {
+    std::string why;
+    if (kvType != KvType::F32) why = "a " + kvTypeName(kvType) + " KV cache";
+    if (eviction.evicts())
+        why += (why.empty() ? "the " : " and the ") + eviction.text() + " policy";
+    if (blockTokens != 256) why += (why.empty() ? "" : " and ") + std::string("--block");
+    return why;
+}
+
 std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
                                        const BackendChoice& choice, std::string& note) {
 #if !KVSCOPE_HAS_OPENCL
@@ -17,9 +26,9 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
         throw Error("OpenCL device " + std::to_string(choice.device) + ": " +
                     ocl::listDevices().problem);
 #else
-    if (choice.kind == BackendChoice::Kind::OpenCl && choice.kvType != KvType::F32)
-        throw Error("the OpenCL backend keeps its KV cache in f32; --kv-type " +
-                    kvTypeName(choice.kvType) + " runs on the CPU backend (--backend cpu)");
+    if (choice.kind == BackendChoice::Kind::OpenCl && !choice.cpuOnlyReason().empty())
+        throw Error("the OpenCL backend keeps its KV cache in f32, with no policy; " +
+                    choice.cpuOnlyReason() + " runs on the CPU backend (--backend cpu)");
     if (choice.kind == BackendChoice::Kind::OpenCl) {
         OpenClOptions o;
         o.device = choice.device;
@@ -30,8 +39,8 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
     }
 #endif
     std::string why;  // auto: the first usable GPU, else the CPU backend
-    if (choice.kind == BackendChoice::Kind::Auto && choice.kvType != KvType::F32) {
-        why = "a " + kvTypeName(choice.kvType) + " KV cache runs on the CPU backend";
+    if (choice.kind == BackendChoice::Kind::Auto && !choice.cpuOnlyReason().empty()) {
+        why = choice.cpuOnlyReason() + " runs on the CPU backend";
     } else if (choice.kind == BackendChoice::Kind::Auto) {
         const ocl::DeviceList list = ocl::listDevices();
         const ocl::DeviceInfo* gpu = nullptr;
@@ -59,10 +68,11 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
                   " OpenCL device(s)";
         }
     }
-    auto backend = std::make_shared<CpuBackend>(std::move(model), ThreadPool::shared(),
-                                                KvCacheOptions{choice.kvType});
+    auto backend =
+        std::make_shared<CpuBackend>(std::move(model), ThreadPool::shared(), choice.cacheOptions());
     note = "backend: cpu, " + backend->deviceName();
     if (choice.kvType != KvType::F32) note += ", KV cache " + kvTypeName(choice.kvType);
+    if (choice.eviction.evicts()) note += ", cache policy " + choice.eviction.text();
     if (choice.kind == BackendChoice::Kind::Auto) note += " (auto: " + why + ")";
     return backend;
 }

@@ -20,6 +20,15 @@ struct BackendChoice {
     // The KV cache's element type. OpenCL keeps f32 only: f16 with OpenCl is an Error, with
     // Auto it picks the CPU backend (and says so).
     KvType kvType = KvType::F32;
+    // The cache lab's eviction policy and the cache's block size (CPU backend only, for now:
+    // with OpenCl a policy is an Error, with Auto it picks the CPU backend and says so).
+    EvictionPolicy eviction;
+    int blockTokens = 256;
+    // The cache options these make.
+    KvCacheOptions cacheOptions() const { return KvCacheOptions(kvType, blockTokens, eviction); }
+    // Why the cache this asks for runs on the CPU backend only ("a q8_0 KV cache", "the window 64
+    // policy"); empty when OpenCL can keep it.
+    std::string cpuOnlyReason() const;
 };
 
 // Auto: the first usable OpenCL GPU, else the CPU backend (also when OpenCL fails there).

@@ -255,6 +255,7 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
     }
     referenceAll_.clear();
     referenceAll_.shrink_to_fit();
+    noteEvictions(traces);
     return traces;
 }
 
@@ -313,7 +314,20 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
     s.kvBytes = kvBytes();
     s.kvAllocatedBytes = kvAllocatedBytes();
+    noteEvictions(std::span(&s, 1));
     return s;
+}
+
+void DecodeSession::noteEvictions(std::span<StepTrace> traces) const {
+    const KvCache* cache = backend_->hostCache();
+    if (!options_.useCache || !cache || !cache->eviction().evicts() || traces.empty()) return;
+    const int first = traces.front().position;
+    for (int l = 0; l < cache->nLayer(); ++l)
+        for (int p = 0; p < cache->used(); ++p) {
+            const int at = cache->evictedAt(l, p);
+            if (at != KvCache::kHeld && at >= first && at - first < static_cast<int>(traces.size()))
+                traces[static_cast<size_t>(at - first)].evicted.push_back({l, p});
+        }
 }
 
 void DecodeSession::rewind(size_t n) {

@@ -156,6 +156,8 @@ class DecodeSession {
     std::vector<float> referenceLogits_;  // its (n_vocab) after the last token
     std::vector<float> referenceAll_;     // its logits of every prompt position, in a prefill
     size_t referenceBytes() const;
+    // Fills each trace's `evicted` (consecutive positions from traces[0]'s) from the cache.
+    void noteEvictions(std::span<StepTrace> traces) const;
     const Tokenizer& tokenizer_;
     SessionOptions options_;
     std::vector<int32_t> tokens_;

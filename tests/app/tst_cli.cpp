@@ -243,6 +243,74 @@ class TstCli : public QObject {
         QCOMPARE(f32["model"].toObject()["n_ctx"].toInt(), 64);
     }
 
+    // The cache lab's options reach the cache: with sinks 1 + window 4 the cache holds 1 + 3
+    // tokens' rows between steps (KvCache), so each step's kv_bytes is 4 × the bytes per token of
+    // the f32 run; each step reports its drift from the full cache and the keys it let go of; eval
+    // says the same bytes and compares with the full cache; bad combinations are refused.
+    void cachePolicyOptionsReachTheCache() {
+        auto decode = [&](const QStringList& extra) {
+            QStringList a{"decode", "--model",   llama_, "--prompt", "hello", "--steps",
+                          "6",      "--backend", "cpu",  "--json",   "-"};
+            const Run r = runKvscope(a + extra);
+            return QJsonDocument::fromJson(r.out).object();
+        };
+        const QJsonObject full = decode({}), windowed = decode({"--window", "4", "--sinks", "1"});
+        const QJsonArray fullSteps = full["steps"].toArray();
+        const qint64 tokens = full["prompt_tokens"].toArray().size() + fullSteps.size();
+        const qint64 perToken = fullSteps.last().toObject()["kv_bytes"].toInteger() / tokens;
+        QVERIFY(perToken > 0);
+        QCOMPARE(windowed["cache_policy"].toString(), QString("sinks 1 + window 4"));
+        QVERIFY(!full.contains("drift"));
+        const qint64 promptLength = windowed["prompt_tokens"].toArray().size();
+        qint64 position = promptLength;
+        for (const auto& v : windowed["steps"].toArray()) {
+            const QJsonObject step = v.toObject();
+            QCOMPARE(step["kv_bytes"].toInteger(), std::min<qint64>(4, position + 1) * perToken);
+            const QJsonObject drift = step["drift"].toObject();
+            QVERIFY(drift["kl"].toDouble() >= 0);
+            QVERIFY(drift["full_choice_prob"].toDouble() > 0);
+            QCOMPARE(drift["full_kv_bytes"].toInteger(), (position + 1) * perToken);
+            // after the query at p, position p - 3 leaves each of the 2 layers (0 is a sink)
+            const QJsonArray gone = step["evicted"].toArray();
+            if (position >= 4) {
+                QCOMPARE(gone.size(), 2);
+                for (const auto& e : gone) QCOMPARE(e.toArray()[1].toInteger(), position - 3);
+            } else {
+                QVERIFY(gone.isEmpty());
+            }
+            ++position;
+        }
+
+        const QString text = dir_.filePath("policy.txt");
+        {
+            QFile f(text);
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            for (int i = 0; i < 40; ++i) f.write("the cat sat on the mat. ");
+        }
+        const Run eval = runKvscope({"eval", "--model", llama_, "--text", text, "--backend", "cpu",
+                                     "--window", "4", "--sinks", "1", "--json", "-"});
+        QCOMPARE(eval.code, 0);
+        const QJsonObject e = QJsonDocument::fromJson(eval.out).object();
+        QCOMPARE(e["kv_bytes"].toInteger(), 4 * perToken);
+        QCOMPARE(e["full_kv_bytes"].toInteger(), 64 * perToken);  // a whole window of the context
+        QVERIFY(e["top1_agreement"].toDouble() >= 0 && e["top1_agreement"].toDouble() <= 1);
+        QVERIFY(e["mean_kl"].toDouble() > 0);
+        QVERIFY(e["bits_per_byte"].toDouble() > 0);
+
+        const Run noWindow =
+            runKvscope({"decode", "--model", llama_, "--prompt", "a", "--sinks", "2"});
+        QCOMPARE(noWindow.code, 2);
+        QVERIFY2(noWindow.err.contains("give a window too"), noWindow.err.constData());
+        // the llama fixture's heads hold 8 values: not whole q8_0 blocks
+        const Run q8 =
+            runKvscope({"decode", "--model", llama_, "--prompt", "a", "--kv-type", "q8_0"});
+        QCOMPARE(q8.code, 1);
+        QVERIFY2(q8.err.contains("multiple of 32"), q8.err.constData());
+        const Run cl = runKvscope(
+            {"decode", "--model", llama_, "--prompt", "a", "--window", "8", "--backend", "opencl"});
+        QVERIFY(cl.code != 0);
+    }
+
     void sameSeedSameText() {
         const QStringList a{"decode", "--model",       llama_, "--prompt", "abc", "--steps",
                             "10",     "--temperature", "1.5",  "--top-p",  "0.9", "--seed",

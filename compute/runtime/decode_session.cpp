@@ -249,6 +249,90 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     return s;
 }
 
+std::vector<StepTrace> DecodeSession::appendBatch(std::span<const int32_t> batch) {
+    if (tokens_.empty()) throw Error("nothing to continue from: prefill a prompt first");
+    if (batch.empty()) throw Error("no tokens to append: the batch is empty");
+    const size_t nCtx = static_cast<size_t>(backend_->config().nCtx);
+    if (tokens_.size() + batch.size() > nCtx)
+        throw Error("appending " + std::to_string(batch.size()) + " tokens to " +
+                    std::to_string(tokens_.size()) + " would overflow the context of " +
+                    std::to_string(nCtx) + " tokens: step back or start again");
+    for (int32_t id : batch)
+        if (id < 0 || static_cast<size_t>(id) >= tokenizer_.vocabSize())
+            throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t start = tokens_.size();
+    std::vector<float> before = logits_;
+    tokens_.insert(tokens_.end(), batch.begin(), batch.end());
+    std::vector<StepTrace> traces;
+    std::vector<float> all;  // (n, n_vocab) cached; (start + n, n_vocab) in recompute mode
+    try {
+        run(start, options_.captureTrace ? &traces : nullptr, &all);
+    } catch (...) {
+        tokens_.resize(start);
+        if (options_.useCache && backend_->cacheUsed() > static_cast<int>(start))
+            backend_->truncateCache(static_cast<int>(start));
+        logits_ = std::move(before);
+        throw;
+    }
+    const double ms = msSince(t0);
+    const size_t nVocab = static_cast<size_t>(backend_->config().nVocab);
+    // 1. the batch's own rows: the last n of what the pass returned
+    std::vector<float> rows(all.end() - static_cast<std::ptrdiff_t>(batch.size() * nVocab),
+                            all.end());
+    // 2. one trace per token, with the distribution that chose it
+    if (!options_.captureTrace) {
+        traces.clear();
+        for (size_t i = 0; i < batch.size(); ++i) {
+            StepTrace s;
+            s.token = batch[i];
+            s.position = static_cast<int>(start + i);
+            traces.push_back(std::move(s));
+        }
+    }
+    for (size_t i = 0; i < traces.size(); ++i) {
+        StepTrace& s = traces[i];
+        s.text = tokenizer_.tokenBytes(s.token);
+        s.special = tokenizer_.isSpecial(s.token);
+        s.hostMs = ms;
+        s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
+        s.kvBytes = kvBytes();
+        s.kvAllocatedBytes = kvAllocatedBytes();
+        if (options_.topLogits > 0)
+            describe(s,
+                     i == 0 ? std::span<const float>(before)
+                            : std::span<const float>(rows).subspan((i - 1) * nVocab, nVocab),
+                     s.token);
+    }
+    appended_ = {start, tokens_, std::move(before), std::move(rows)};
+    return traces;
+}
+
+std::span<const float> DecodeSession::appendedLogits() const {
+    if (appended_.tokens.empty() || tokens_ != appended_.tokens) return {};
+    return appended_.rows;
+}
+
+void DecodeSession::keepAppended(size_t keep) {
+    KVSCOPE_CHECK(!appended_.tokens.empty() && tokens_ == appended_.tokens,
+                  "nothing to keep: the session's tokens are no longer those the last "
+                  "appendBatch left");
+    const size_t n = appended_.tokens.size() - appended_.start;
+    KVSCOPE_CHECK(keep <= n, "cannot keep " + std::to_string(keep) + " tokens of a batch of " +
+                                 std::to_string(n));
+    const size_t total = appended_.start + keep;
+    if (options_.useCache) backend_->truncateCache(static_cast<int>(total));
+    tokens_.resize(total);
+    const size_t nVocab = static_cast<size_t>(backend_->config().nVocab);
+    if (keep == 0)
+        logits_ = std::move(appended_.before);
+    else
+        logits_.assign(appended_.rows.begin() + static_cast<std::ptrdiff_t>((keep - 1) * nVocab),
+                       appended_.rows.begin() + static_cast<std::ptrdiff_t>(keep * nVocab));
+    appended_ = {};
+}
+
 void DecodeSession::rewind(size_t n) {
     KVSCOPE_CHECK(n <= tokens_.size(), "cannot step back " + std::to_string(n) + " of " +
                                            std::to_string(tokens_.size()) + " tokens");

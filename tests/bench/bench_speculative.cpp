@@ -160,6 +160,22 @@ int main(int argc, char** argv) {
             "(%zu tokens)\n",
             modelPath.c_str(), backend->deviceName().c_str(), windows, promptTokens, steps,
             textPath.c_str(), ids.size());
+        // what one verification pass costs by its size: n tokens appended and rolled back
+        std::printf("a pass of n tokens at position %d (mean of 50, appended then rolled back):",
+                    promptTokens);
+        session.prefillTokens(std::vector<int32_t>(ids.begin(), ids.begin() + promptTokens));
+        int largest = 1;
+        for (int d : drafts) largest = std::max(largest, d + 1);
+        for (int n = 1; n <= largest; ++n) {
+            const std::vector<int32_t> batch(ids.begin() + promptTokens,
+                                             ids.begin() + promptTokens + n);
+            const auto t0 = std::chrono::steady_clock::now();
+            for (int r = 0; r < 50; ++r) {
+                session.appendBatch(batch);
+                session.keepAppended(0);
+            }
+            std::printf(" %d: %.3f ms%s", n, msSince(t0) / 50, n < largest ? "," : "\n");
+        }
         std::printf("%-12s %5s %9s %10s %10s %10s %9s %8s %s\n", "method", "draft", "tokens",
                     "tokens/s", "vs plain", "accepted", "accept %", "tok/pass", "mismatches");
         const double plainRate = static_cast<double>(rows[0].tokens) * 1000.0 / rows[0].ms;

@@ -311,6 +311,45 @@ class TstCli : public QObject {
         QCOMPARE(o["text"].toString(), joined);
     }
 
+    // With a temperature the rounds sample (the rejection rule): the same seed gives the same
+    // text, every step's token is among the top-k it was drawn from, and the rounds add up.
+    void speculativeSamplingIsReproducible() {
+        const QStringList a{"decode",
+                            "--model",
+                            gpt2_,
+                            "--prompt",
+                            "the cat the cat",
+                            "--steps",
+                            "30",
+                            "--top-k",
+                            "5",
+                            "--temperature",
+                            "1.2",
+                            "--seed",
+                            "9",
+                            "--top-logits",
+                            "5",
+                            "--speculative",
+                            "lookup",
+                            "--draft",
+                            "3",
+                            "--json",
+                            "-"};
+        const Run r1 = runKvscope(a), r2 = runKvscope(a);
+        QVERIFY2(r1.code == 0, r1.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r1.out).object();
+        QCOMPARE(QJsonDocument::fromJson(r2.out).object()["text"].toString(), o["text"].toString());
+        const QJsonArray steps = o["steps"].toArray();
+        QCOMPARE(steps.size(), 30);
+        for (const auto& v : steps) {
+            bool inTop = false;
+            for (const auto& t : v.toObject()["top"].toArray())
+                inTop = inTop || t.toArray()[0].toInt() == v.toObject()["token"].toInt();
+            QVERIFY(inTop);
+        }
+        QCOMPARE(o["speculative"].toObject()["summary"].toObject()["tokens"].toInt(), 30);
+    }
+
     void cacheAndNoCacheGiveTheSameTokens() {
         auto tokens = [&](bool cache) {
             QStringList a{"decode",  "--model", gpt2_,    "--prompt", "hello",

@@ -735,6 +735,30 @@ class TstCli : public QObject {
                      sb[i].toObject()["kv_bytes"].toInteger());
     }
 
+    // decode --speculative on OpenCL (lookup, and a draft model on the same device): the CPU
+    // backend's plain greedy tokens.
+    void speculativeDecodeOnOpenClMatchesCpu() {
+        QString why;
+        const int device = firstUsableOpenClDevice(why);
+        if (device < 0 && ocl::listDevices().devices.empty()) QSKIP(qPrintable(why));
+        QVERIFY2(device >= 0, qPrintable(why));
+        const QStringList base{"decode",  "--model", gpt2_,    "--prompt", "the cat the cat",
+                               "--steps", "30",      "--json", "-"};
+        const Run cpu = runKvscope(base + QStringList{"--backend", "cpu"});
+        QVERIFY2(cpu.code == 0, cpu.err.constData());
+        const QList<int> want = stepTokens(QJsonDocument::fromJson(cpu.out).object());
+        QCOMPARE(want.size(), 30);
+        for (const QString& kind : {QString("lookup"), "model:" + draft_}) {
+            const Run cl = runKvscope(base + QStringList{"--backend", "opencl", "--device",
+                                                         QString::number(device), "--speculative",
+                                                         kind, "--draft", "4"});
+            QVERIFY2(cl.code == 0, cl.err.constData());
+            const QJsonObject o = QJsonDocument::fromJson(cl.out).object();
+            QCOMPARE(o["backend"].toObject()["name"].toString(), "opencl");
+            QCOMPARE(stepTokens(o), want);
+        }
+    }
+
     // A device index past the list: exit 1 and a message naming the index and the count.
     void missingOpenClDeviceNamesTheCount() {
         const int count = static_cast<int>(ocl::listDevices().devices.size());

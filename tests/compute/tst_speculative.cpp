@@ -690,6 +690,68 @@ class TstSpeculative : public QObject {
         QVERIFY(draftBackend->cacheUsed() <= static_cast<int>(c.size() + 2));
     }
 
+    // With a temperature the draft model draws from its own kept tokens: each q is that
+    // distribution (it sums to 1 and holds the drawn token), and the same seed draws the same.
+    void aDraftModelSamplesFromItsKeptTokens() {
+        const auto target = fixtures::makeModel(fixtures::gpt2Spec());
+        const auto draft = fixtures::makeModel(otherDraftSpec());
+        SamplerParams sp;
+        sp.temperature = 1.0f;
+        sp.topK = 6;
+        sp.seed = 4;
+        auto propose = [&] {
+            ModelDrafter d(std::make_shared<CpuBackend>(draft), draft->tokenizer, target->tokenizer,
+                           target->config.nVocab, "model:other");
+            return d.propose(ids({10, 20, 30, 40}), 5, sp);
+        };
+        const Draft a = propose();
+        QCOMPARE(a.tokens.size(), size_t{5});
+        QCOMPARE(a.q.size(), size_t{5});
+        DecodeSession s(std::make_shared<CpuBackend>(draft), draft->tokenizer);
+        s.prefillTokens(ids({10, 20, 30, 40}));
+        for (size_t i = 0; i < a.tokens.size(); ++i) {
+            const TokenProbs want = keptTokens(s.logits(), sp);
+            QCOMPARE(a.q[i].size(), want.size());
+            double sum = 0;
+            bool holds = false;
+            for (size_t j = 0; j < want.size(); ++j) {
+                QCOMPARE(a.q[i][j].first, want[j].first);
+                QVERIFY(std::abs(a.q[i][j].second - want[j].second) < 1e-5);
+                sum += a.q[i][j].second;
+                holds = holds || a.q[i][j].first == a.tokens[i];
+            }
+            QVERIFY(std::abs(sum - 1.0) < 1e-9);
+            QVERIFY(holds);
+            s.stepWith(a.tokens[i]);
+        }
+        QCOMPARE(propose().tokens, a.tokens);
+    }
+
+    // A session changed between rounds (a step back) drops the pending token: the next round
+    // decides afresh from the session, and the session still follows plain decoding.
+    void aSessionChangedBetweenRoundsDropsThePendingToken() {
+        const auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        DecodeSession plain(std::make_shared<CpuBackend>(m), m->tokenizer);
+        plain.prefill(kPrompt);
+        for (int i = 0; i < 20; ++i) plain.step();
+        auto backend = std::make_shared<CpuBackend>(m);
+        DecodeSession s(backend, m->tokenizer);
+        s.prefill(kPrompt);
+        SpeculativeDecoder dec(s, std::make_unique<LookupDrafter>(), 4);
+        dec.step();
+        dec.step();
+        QVERIFY(dec.pending().has_value());
+        s.rewind(2);
+        QVERIFY(!dec.pending().has_value());
+        QVERIFY(!dec.flush().has_value());
+        const size_t at = s.tokens().size();
+        const SpeculativeStep r = dec.step();
+        QCOMPARE(r.emitted.front(), plain.tokens()[at]);  // decided afresh, then run
+        QCOMPARE(r.traces.front().position, static_cast<int>(at));
+        QVERIFY(std::equal(s.tokens().begin(), s.tokens().end(), plain.tokens().begin()));
+        QCOMPARE(static_cast<size_t>(backend->cacheUsed()), s.tokens().size());
+    }
+
     // --- 7. OpenCL --------------------------------------------------------------------------
 
     // The same rounds on the OpenCL backend: plain greedy decoding's tokens, the cache size and

@@ -44,6 +44,19 @@ struct StepTrace {
     float entropy = std::numeric_limits<float>::quiet_NaN();  // nats, whole vocabulary, T = 1
     bool hasDistribution() const { return !top.empty(); }
 
+    // (layer, position) of each key the cache's eviction policy let go of after this token
+    // (KvCache: a sliding window, sinks, heavy hitters); empty without one.
+    std::vector<std::pair<int, int>> evicted;
+
+    // The cache lab's drift (SessionOptions::drift, under a lossy cache policy): the
+    // distribution that chose this token against the full f32 cache's on the same tokens.
+    float driftKl = std::numeric_limits<float>::quiet_NaN();  // KL(full || policy), nats, T = 1
+    int driftTop1 = -1;  // 1: both ranked the same token first; 0: not; -1: not measured
+    // The policy's probability of the token the full cache ranked first.
+    float driftFullChoiceProb = std::numeric_limits<float>::quiet_NaN();
+    bool hasDrift() const { return driftTop1 >= 0; }
+    size_t fullKvBytes = 0;  // bytes the full cache holds after this step (0: not measured)
+
     double hostMs = 0;            // wall time of this step (for prompt tokens: the whole prefill)
     size_t kvBytes = 0;           // bytes of K and V the cache holds after this step
     size_t kvAllocatedBytes = 0;  // bytes the cache has allocated after it (whole blocks)

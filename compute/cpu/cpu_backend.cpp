@@ -17,6 +17,7 @@ namespace kvscope {
 CpuBackend::CpuBackend(std::shared_ptr<const Model> model, ThreadPool& pool, KvCacheOptions cache)
     : model_(std::move(model)),
       pool_(pool),
+      options_(cache),
       cache_(model_->config.nLayer, model_->config.nHeadKv, model_->config.nCtx,
              model_->config.headDim, cache),
       spare_(model_->config.nLayer, model_->config.nHeadKv, model_->config.nCtx,
@@ -81,7 +82,90 @@ void attendCached(float* out, float* a, const float* q, const KvCache& cache, in
     }
 }
 
+// One query's attention over the `R` rows of a cache under an eviction policy: the rows that
+// query (at position pos) may see (KvCache::visible, and the model's own window), the others
+// weigh 0:  a (R) = masked softmax(softcap(scale · K · q)),  out (head_dim) = Σ_r a_r · V_r
+void attendRows(float* out, float* a, const float* q, const KvCache& cache, int layer, int kvHead,
+                int R, int pos, const ops::AttentionShape& shape) {
+    using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    const int hd = cache.headDim(), B = cache.blockTokens();
+    thread_local std::vector<float> scratch;
+    scratch.resize(static_cast<size_t>(B) * hd);
+    Eigen::Map<const Eigen::VectorXf> qv(q, hd);
+    const int blocks = (R + B - 1) / B;
+    for (int b = 0; b < blocks; ++b) {
+        const int rows = std::min(B, R - b * B);
+        Eigen::Map<const RowMat> K(cache.keyBlock(layer, kvHead, b, scratch.data()), rows, hd);
+        Eigen::Map<Eigen::VectorXf>(a + static_cast<size_t>(b) * B, rows).noalias() =
+            (K * qv) * shape.scale;
+    }
+    if (shape.softcap > 0) ops::softcap(a, static_cast<size_t>(R), shape.softcap);
+    const int first = shape.first(pos);
+    for (int r = 0; r < R; ++r)
+        if (cache.rowPosition(layer, r) < first || !cache.visible(layer, r, pos))
+            a[r] = -std::numeric_limits<float>::infinity();
+    ops::softmax(a, R);
+    Eigen::Map<Eigen::VectorXf> o(out, hd);
+    o.setZero();
+    for (int b = 0; b < blocks; ++b) {
+        const int rows = std::min(B, R - b * B);
+        Eigen::Map<const RowMat> V(cache.valueBlock(layer, kvHead, b, scratch.data()), rows, hd);
+        o.noalias() +=
+            V.transpose() * Eigen::Map<const Eigen::VectorXf>(a + static_cast<size_t>(b) * B, rows);
+    }
+}
+
 }  // namespace
+
+std::shared_ptr<Backend> CpuBackend::fork() const {
+    auto other = std::make_shared<CpuBackend>(model_, pool_, options_);
+    other->cache_ = cache_.fork();
+    return other;
+}
+
+void CpuBackend::attendWithPolicy(int layer, int p0, int n, const float* qkv, float* att,
+                                  StepTrace* trace0, int t0) {
+    const ModelConfig& c = config();
+    const int H = c.nHead, hd = c.headDim, Q = H * hd, R = cache_.rows() + n;
+    const int qkvStride = c.qkvRows();
+    const ops::AttentionShape shape{c.attnScale, c.attnSoftcap, c.windowOf(layer)};
+    // The weights of row r go to position rowPosition(r) of the trace's row (zeros elsewhere).
+    auto trace = [&](int i, int hh, const float* a) {
+        if (!trace0 || i < t0) return;
+        const int pos = p0 + i;
+        float* row = trace0[i - t0].attn.data() + (static_cast<size_t>(layer) * H + hh) * (pos + 1);
+        std::fill(row, row + pos + 1, 0.0f);
+        for (int r = 0; r < R; ++r) {
+            const int p = cache_.rowPosition(layer, r);
+            if (p <= pos) row[p] = a[r];
+        }
+    };
+    auto one = [&](int i, int hh, float* a) {
+        attendRows(att + static_cast<size_t>(i) * Q + hh * hd, a,
+                   qkv + static_cast<size_t>(i) * qkvStride + hh * hd, cache_, layer,
+                   c.kvHeadOf(hh), R, p0 + i, shape);
+        trace(i, hh, a);
+    };
+    if (cache_.eviction().heavy == 0) {  // who is seen depends on positions only: all at once
+        pool_.parallelFor(static_cast<size_t>(n) * H, [&](size_t job) {
+            thread_local std::vector<float> a;
+            a.resize(static_cast<size_t>(R));
+            one(static_cast<int>(job / H), static_cast<int>(job % H), a.data());
+        });
+        return;
+    }
+    // Heavy hitters: each query's weights choose what the next one sees.
+    std::vector<float> a(static_cast<size_t>(H) * R), sum(static_cast<size_t>(R));
+    for (int i = 0; i < n; ++i) {
+        pool_.parallelFor(static_cast<size_t>(H),
+                          [&](size_t hh) { one(i, static_cast<int>(hh), a.data() + hh * R); });
+        std::fill(sum.begin(), sum.end(), 0.0f);
+        for (int hh = 0; hh < H; ++hh)
+            for (int r = 0; r < R; ++r)
+                sum[static_cast<size_t>(r)] += a[static_cast<size_t>(hh) * R + r];
+        cache_.noteQuery(layer, p0 + i, sum.data());
+    }
+}
 
 std::string CpuBackend::deviceName() const {
     return "CPU (Eigen, " + std::to_string(pool_.size()) + " threads)";
@@ -90,13 +174,26 @@ std::string CpuBackend::deviceName() const {
 void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
                            std::vector<float>& logits, std::vector<StepTrace>* traces,
                            int traceFrom) {
+    const int n = static_cast<int>(tokens.size());
+    // n, positions and ids were checked by Backend::forward; room for the new rows comes first,
+    // so that a cache that cannot grow fails before anything changed.
+    cache_.reserve(cache_.rows() + n);
+    cache_.begin(n);
+    try {
+        forwardPass(tokens, allLogits, logits, traces, traceFrom);
+    } catch (...) {
+        cache_.abandon();
+        throw;
+    }
+}
+
+void CpuBackend::forwardPass(std::span<const int32_t> tokens, bool allLogits,
+                             std::vector<float>& logits, std::vector<StepTrace>* traces,
+                             int traceFrom) {
     const Model& m = *model_;
     const ModelConfig& c = m.config;
     const int n = static_cast<int>(tokens.size());
-    const int p0 = cache_.used();
-    // n, positions and ids were checked by Backend::forward; room for the new rows comes first,
-    // so that a cache that cannot grow fails before anything changed.
-    cache_.reserve(p0 + n);
+    const int p0 = cache_.used(), r0 = cache_.rows();
 
     const int E = c.nEmbd, hd = c.headDim, H = c.nHead, Hkv = c.nHeadKv, F = c.nFf;
     const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows();
@@ -162,7 +259,7 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
                               ropeSin.data() + static_cast<size_t>(i) * pairs);
             // 3. append the new key and value rows to the cache
             for (int g = 0; g < Hkv; ++g)
-                cache_.write(l, g, p0 + i, qi + Q + g * hd, qi + Q + KV + g * hd);
+                cache_.write(l, g, r0 + i, qi + Q + g * hd, qi + Q + KV + g * hd);
             if (traces && i >= t0) {
                 StepTrace& s = trace0[i - t0];
                 std::memcpy(s.q.data() + static_cast<size_t>(l) * Q, qi, sizeof(float) * Q);
@@ -173,17 +270,21 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
         }
         // 4. causal attention of each new token and head over the cache (its window of it)
         const ops::AttentionShape shape{c.attnScale, c.attnSoftcap, c.windowOf(l)};
-        pool_.parallelFor(N * H, [&](size_t job) {
-            const int i = static_cast<int>(job / H), hh = static_cast<int>(job % H);
-            const int g = c.kvHeadOf(hh), t = p0 + i + 1;
-            thread_local std::vector<float> a;
-            a.resize(static_cast<size_t>(t));
-            attendCached(att.data() + static_cast<size_t>(i) * Q + hh * hd, a.data(),
-                         qkv.data() + static_cast<size_t>(i) * R + hh * hd, cache_, l, g, t, shape);
-            if (traces && i >= t0)
-                std::memcpy(trace0[i - t0].attn.data() + (static_cast<size_t>(l) * H + hh) * t,
-                            a.data(), sizeof(float) * t);
-        });
+        if (cache_.eviction().evicts())
+            attendWithPolicy(l, p0, n, qkv.data(), att.data(), trace0, t0);
+        else  // row j holds position j
+            pool_.parallelFor(N * H, [&](size_t job) {
+                const int i = static_cast<int>(job / H), hh = static_cast<int>(job % H);
+                const int g = c.kvHeadOf(hh), t = p0 + i + 1;
+                thread_local std::vector<float> a;
+                a.resize(static_cast<size_t>(t));
+                attendCached(att.data() + static_cast<size_t>(i) * Q + hh * hd, a.data(),
+                             qkv.data() + static_cast<size_t>(i) * R + hh * hd, cache_, l, g, t,
+                             shape);
+                if (traces && i >= t0)
+                    std::memcpy(trace0[i - t0].attn.data() + (static_cast<size_t>(l) * H + hh) * t,
+                                a.data(), sizeof(float) * t);
+            });
         // 5. output projection (and gemma2's norm of it) and residual
         ops::matmul(tmp.data(), E, att.data(), w.wo, bias(w.bo), n, pool_);
         if (c.postNorms) norm(tmp.data(), tmp.data(), w.attnPostNormW, noBias, n);
@@ -210,6 +311,13 @@ void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
                             x.data() + static_cast<size_t>(i) * E, sizeof(float) * E);
     }
     cache_.commit(n);
+    if (traces && cache_.eviction().evicts())  // which keys the policy let go of after each token
+        for (int l = 0; l < c.nLayer; ++l)
+            for (int p = 0; p < p0 + n; ++p) {
+                const int at = cache_.evictedAt(l, p);
+                if (at != KvCache::kHeld && at >= p0 + t0)
+                    trace0[at - p0 - t0].evicted.push_back({l, p});
+            }
 
     // 7. final norm and the output head (soft-capped for gemma2), for the rows asked for
     const int rows = allLogits ? n : 1;
@@ -236,6 +344,9 @@ void CpuBackend::doHeadLogits(std::span<const float> hidden, int rows, std::vect
 void CpuBackend::doAttentionMatrix(int layer, int head, std::span<const float> queries,
                                    std::vector<float>& out) {
     const ModelConfig& c = config();
+    KVSCOPE_CHECK(cache_.rows() == cache_.used(),
+                  "the attention matrix is rebuilt from the cached keys, and the " +
+                      cache_.eviction().text() + " policy has let some of them go");
     const int hd = c.headDim;
     const int t = static_cast<int>(queries.size()) / hd;
     using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;

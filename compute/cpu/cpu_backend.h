@@ -29,6 +29,14 @@ class CpuBackend final : public Backend {
                            std::vector<float>& out) override;
 
     int cacheUsed() const override { return cache_.used(); }
+    int cacheRows() const override { return cache_.rows(); }
+    bool canTruncateCache(int n) const override { return cache_.canTruncate(n); }
+    const KvCache* hostCache() const override { return &cache_; }
+    KvCacheOptions cacheOptions() const override { return options_; }
+    std::shared_ptr<Backend> fork() const override;
+    std::shared_ptr<Backend> withCache(const KvCacheOptions& options) const override {
+        return std::make_shared<CpuBackend>(model_, pool_, options);
+    }
     void doTruncateCache(int n) override { cache_.truncate(n); }
     size_t cacheBytesPerToken() const override { return cache_.bytesPerToken(); }
     size_t cacheAllocatedBytes() const override { return cache_.allocatedBytes(); }
@@ -49,8 +57,15 @@ class CpuBackend final : public Backend {
     // Before anything is allocated: the weights and a full cache against the host's available
     // memory (availableHostMemory); Error with the figures, and the context that would fit.
     void checkHostMemory() const;
+    void forwardPass(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                     std::vector<StepTrace>* traces, int traceFrom);
+    // Step 4 of the forward pass under an eviction policy: each new token's attention over the
+    // rows its policy lets it see (KvCache::visible), queries in order with heavy hitters.
+    void attendWithPolicy(int layer, int p0, int n, const float* qkv, float* att, StepTrace* trace0,
+                          int t0);
     std::shared_ptr<const Model> model_;
     ThreadPool& pool_;
+    KvCacheOptions options_;
     KvCache cache_;
     KvCache spare_;  // swapSpareCache's other cache (allocates only when used)
 };

@@ -33,7 +33,8 @@ enum class NormType { Layer, Rms };  // LayerNorm with bias (gpt2) or RMSNorm
 enum class FfnType { Gelu, SiluGate, GeluGate };
 
 // Bytes of K and V one token adds to a cache: 2 × layers × KV heads × head_dim × bytes per
-// element. The one place the formula is written (ModelConfig::kvBytesPerToken and KvCache use it).
+// element, for the element types of whole bytes (KvCache counts the bytes of its rows, which for
+// the block types q8_0 and q4_0 are not a whole number per element).
 inline size_t kvBytesPerToken(int nLayer, int nHeadKv, int headDim, size_t bytesPerElement) {
     return 2 * static_cast<size_t>(nLayer) * static_cast<size_t>(nHeadKv) *
            static_cast<size_t>(headDim) * bytesPerElement;

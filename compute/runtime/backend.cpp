@@ -45,7 +45,16 @@ void Backend::attentionMatrix(int layer, int head, std::span<const float> querie
 void Backend::truncateCache(int n) {
     KVSCOPE_CHECK(n >= 0 && n <= cacheUsed(), "cannot keep " + std::to_string(n) + " of " +
                                                   std::to_string(cacheUsed()) + " cached tokens");
+    KVSCOPE_CHECK(canTruncateCache(n), "cannot go back to " + std::to_string(n) +
+                                           " tokens: the cache policy has let go of rows it held "
+                                           "then");
     doTruncateCache(n);
+}
+
+std::shared_ptr<Backend> Backend::fork() const {
+    throw Error("the " + name() +
+                " backend cannot fork its cache (prefix sharing runs on the CPU "
+                "backend)");
 }
 
 void Backend::headLogits(std::span<const float> hidden, std::vector<float>& logits) {
@@ -54,6 +63,12 @@ void Backend::headLogits(std::span<const float> hidden, std::vector<float>& logi
                   "the model's head takes whole rows of " + std::to_string(E) + " floats, got " +
                       std::to_string(hidden.size()));
     doHeadLogits(hidden, static_cast<int>(hidden.size() / E), logits);
+}
+
+std::shared_ptr<Backend> Backend::withCache(const KvCacheOptions&) const {
+    throw Error("the " + name() +
+                " backend cannot make a second cache on its weights (the cache "
+                "lab's drift runs on the CPU backend)");
 }
 
 }  // namespace kvscope

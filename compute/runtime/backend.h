@@ -10,6 +10,7 @@
 
 #include "core/step_trace.h"
 #include "model/model.h"
+#include "runtime/kv_cache.h"
 
 namespace kvscope {
 
@@ -49,9 +50,27 @@ class Backend {
     // at least one whole row; the cache is not touched.
     void headLogits(std::span<const float> hidden, std::vector<float>& logits);
 
-    virtual int cacheUsed() const = 0;  // tokens the cache holds
-    // Keeps the first n tokens; throws Error unless 0 <= n <= cacheUsed().
+    virtual int cacheUsed() const = 0;  // tokens the cache has seen: the next one's position
+    // Rows the cache holds per layer: cacheUsed() unless an eviction policy let some go.
+    virtual int cacheRows() const { return cacheUsed(); }
+    // Keeps the first n tokens; throws Error unless 0 <= n <= cacheUsed() and
+    // canTruncateCache(n).
     void truncateCache(int n);
+    // False when an eviction policy has let go of rows the cache held after n tokens, so that
+    // only running those tokens again gives that cache back (DecodeSession does).
+    virtual bool canTruncateCache(int n) const { return n >= 0 && n <= cacheUsed(); }
+    // The host's KV cache (the CPU backend's), to read its policy, evictions and blocks; null
+    // where the cache lives on a device.
+    virtual const KvCache* hostCache() const { return nullptr; }
+    // The cache policy in force (KvCacheOptions: element type, eviction, block size).
+    virtual KvCacheOptions cacheOptions() const { return {}; }
+    // A second backend on the same weights whose cache holds the same tokens in the same blocks
+    // (prefix sharing: a block is copied only when one side writes to it). Throws Error where the
+    // backend cannot (OpenCL, for now).
+    virtual std::shared_ptr<Backend> fork() const;
+    // A backend on the same weights (held once) with an empty cache of other options: the full
+    // cache a policy's drift is measured against. Throws Error where the backend cannot.
+    virtual std::shared_ptr<Backend> withCache(const KvCacheOptions& options) const;
     virtual size_t cacheBytesPerToken() const = 0;
     virtual size_t cacheAllocatedBytes() const = 0;
     // The cache grows in blocks of this many tokens; 0 when it is allocated for the whole

@@ -16,14 +16,57 @@ double msSince(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
+Drift measureDrift(std::span<const float> policyLogits, std::span<const float> fullLogits) {
+    KVSCOPE_CHECK(policyLogits.size() == fullLogits.size() && !fullLogits.empty(),
+                  "drift: the two distributions differ in size");
+    auto logZ = [](std::span<const float> l, size_t& best) {
+        double mx = -std::numeric_limits<double>::infinity();
+        best = 0;
+        for (size_t v = 0; v < l.size(); ++v)
+            if (l[v] > mx) mx = l[v], best = v;
+        double sum = 0;
+        for (float x : l) sum += std::exp(static_cast<double>(x) - mx);
+        return mx + std::log(sum);
+    };
+    size_t bestPolicy = 0, bestFull = 0;
+    const double zp = logZ(policyLogits, bestPolicy), zf = logZ(fullLogits, bestFull);
+    Drift d;
+    for (size_t v = 0; v < fullLogits.size(); ++v) {
+        const double lf = fullLogits[v] - zf, lp = policyLogits[v] - zp;  // log-probabilities
+        d.kl += std::exp(lf) * (lf - lp);
+    }
+    d.kl = std::max(0.0, d.kl);  // >= 0; rounding can dip below
+    d.top1 = bestPolicy == bestFull;
+    d.fullChoiceProb = std::exp(policyLogits[bestFull] - zp);
+    return d;
+}
+
+namespace {
+bool lossy(const KvCacheOptions& o) {
+    return o.eviction.evicts() || o.type != KvType::F32;
+}
+}  // namespace
+
 DecodeSession::DecodeSession(std::shared_ptr<Backend> backend, const Tokenizer& tokenizer,
                              SessionOptions options)
-    : backend_(std::move(backend)), tokenizer_(tokenizer), options_(options) {}
+    : backend_(std::move(backend)), tokenizer_(tokenizer), options_(options) {
+    const KvCacheOptions policy = backend_->cacheOptions();
+    if (options_.drift && options_.useCache && lossy(policy))
+        reference_ = backend_->withCache(KvCacheOptions(KvType::F32, policy.blockTokens));
+}
 
 size_t DecodeSession::kvBytes() const {
     return options_.useCache
-               ? static_cast<size_t>(backend_->cacheUsed()) * backend_->cacheBytesPerToken()
+               ? static_cast<size_t>(backend_->cacheRows()) * backend_->cacheBytesPerToken()
                : 0;
+}
+
+void DecodeSession::describeDrift(StepTrace& s, std::span<const float> policy,
+                                  std::span<const float> full) const {
+    const Drift d = measureDrift(policy, full);
+    s.driftKl = static_cast<float>(d.kl);
+    s.driftTop1 = d.top1 ? 1 : 0;
+    s.driftFullChoiceProb = static_cast<float>(d.fullChoiceProb);
 }
 
 size_t DecodeSession::kvAllocatedBytes() const {
@@ -42,6 +85,20 @@ void DecodeSession::run(size_t from, std::vector<StepTrace>* traces, std::vector
         backend_->truncateCache(0);
         backend_->forward(tokens_, all != nullptr, out, traces, static_cast<int>(from));
         backend_->truncateCache(0);
+    }
+    if (reference_) {  // the full cache follows the same tokens
+        if (static_cast<size_t>(reference_->cacheUsed()) > from)
+            reference_->truncateCache(static_cast<int>(from));
+        const auto done = static_cast<size_t>(reference_->cacheUsed());
+        std::vector<float> refAll;
+        reference_->forward(std::span(tokens_).subspan(done), all != nullptr,
+                            all ? refAll : referenceLogits_, nullptr);
+        if (all) {
+            referenceAll_ = std::move(refAll);
+            const size_t nVocab = static_cast<size_t>(backend_->config().nVocab);
+            referenceLogits_.assign(referenceAll_.end() - static_cast<std::ptrdiff_t>(nVocab),
+                                    referenceAll_.end());
+        }
     }
     if (traces)  // the thumbnails' pooled rows, here on the decoding thread
         for (StepTrace& t : *traces) t.poolAttentionRows();
@@ -186,14 +243,18 @@ std::vector<StepTrace> DecodeSession::prefillTokens(std::span<const int32_t> ids
         s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
         s.kvBytes = kvBytes();
         s.kvAllocatedBytes = kvAllocatedBytes();
+        if (reference_) s.fullKvBytes = referenceBytes();
         if (keepAll && s.position > 0) {
             const size_t nVocab = static_cast<size_t>(backend_->config().nVocab);
-            describe(s,
-                     std::span<const float>(all).subspan(
-                         static_cast<size_t>(s.position - 1) * nVocab, nVocab),
-                     s.token);
+            const size_t at = static_cast<size_t>(s.position - 1) * nVocab;
+            describe(s, std::span<const float>(all).subspan(at, nVocab), s.token);
+            if (reference_ && referenceAll_.size() == all.size())
+                describeDrift(s, std::span<const float>(all).subspan(at, nVocab),
+                              std::span<const float>(referenceAll_).subspan(at, nVocab));
         }
     }
+    referenceAll_.clear();
+    referenceAll_.shrink_to_fit();
     return traces;
 }
 
@@ -219,6 +280,8 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     const int32_t token = forced ? *forced : sampleToken(logits_, options_.sampler, pos);
     StepTrace described;
     if (options_.topLogits > 0) describe(described, logits_, token);
+    if (reference_ && referenceLogits_.size() == logits_.size())
+        describeDrift(described, logits_, referenceLogits_);
     std::vector<float> previous = logits_;
     tokens_.push_back(token);
     std::vector<StepTrace> traces;
@@ -242,6 +305,10 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
     s.chosenLogit = described.chosenLogit;
     s.chosenRank = described.chosenRank;
     s.entropy = described.entropy;
+    s.driftKl = described.driftKl;
+    s.driftTop1 = described.driftTop1;
+    s.driftFullChoiceProb = described.driftFullChoiceProb;
+    if (reference_) s.fullKvBytes = referenceBytes();
     s.hostMs = msSince(t0);
     s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
     s.kvBytes = kvBytes();
@@ -348,8 +415,15 @@ void DecodeSession::rewind(size_t n) {
     // The logits after the last kept token were not stored; run that token again (its K and V
     // come out the same), which costs one step.
     try {
-        if (options_.useCache) backend_->truncateCache(static_cast<int>(keep - 1));
-        run(keep - 1, nullptr);
+        if (!options_.useCache) {
+            run(keep - 1, nullptr);
+        } else if (backend_->canTruncateCache(static_cast<int>(keep - 1))) {
+            backend_->truncateCache(static_cast<int>(keep - 1));
+            run(keep - 1, nullptr);
+        } else {  // the policy let go of rows it held then: run the kept tokens again
+            backend_->truncateCache(0);
+            run(0, nullptr);
+        }
     } catch (const std::exception& e) {
         restore(before, e);
     }
@@ -384,6 +458,26 @@ void DecodeSession::reset() {
     logits_.clear();
     prefillMs_ = 0;
     backend_->truncateCache(0);
+    if (reference_) reference_->truncateCache(0);
+    referenceLogits_.clear();
+}
+
+std::unique_ptr<DecodeSession> DecodeSession::fork() const {
+    SessionOptions o = options_;
+    o.drift = false;  // the copy's reference comes from this one's, forked too
+    auto copy = std::make_unique<DecodeSession>(backend_->fork(), tokenizer_, o);
+    if (reference_) copy->reference_ = reference_->fork();
+    copy->options_.drift = options_.drift;
+    copy->tokens_ = tokens_;
+    copy->promptLength_ = promptLength_;
+    copy->logits_ = logits_;
+    copy->referenceLogits_ = referenceLogits_;
+    copy->prefillMs_ = prefillMs_;
+    return copy;
+}
+
+size_t DecodeSession::referenceBytes() const {
+    return static_cast<size_t>(reference_->cacheRows()) * reference_->cacheBytesPerToken();
 }
 
 ReplayTimes DecodeSession::replayWithoutCache(const std::function<void(int, int)>& progress) {

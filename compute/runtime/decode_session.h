@@ -34,8 +34,20 @@ struct SessionOptions {
     // Special-token text in a prompt ("<|begin_of_text|>", "<start_of_turn>") becomes that one
     // token, as llama.cpp's parse_special; false reads it as plain text.
     bool parseSpecial = true;
+    // Under a lossy cache policy (eviction, or K/V stored below f32), also run every token on a
+    // full f32 cache of the same weights (Backend::withCache) and measure each distribution's
+    // drift from the full cache's (StepTrace::driftKl, ...). Costs a second pass per token.
+    bool drift = false;
     SamplerParams sampler;
 };
+
+// How far one next-token distribution drifted from the full cache's (whole vocabulary, T = 1).
+struct Drift {
+    double kl = 0;              // KL(full || policy), nats
+    bool top1 = false;          // the same token ranked first
+    double fullChoiceProb = 0;  // the policy's probability of the full cache's first token
+};
+Drift measureDrift(std::span<const float> policyLogits, std::span<const float> fullLogits);
 
 class DecodeSession {
   public:
@@ -85,6 +97,11 @@ class DecodeSession {
     void rewind(size_t n);
     void reset();  // forget everything
 
+    // A second session that continues from here on its own: the same tokens, logits and options,
+    // its backend a fork of this one's (Backend::fork: the cache's blocks shared until one side
+    // writes to them, the weights held once). Throws Error where the backend cannot fork.
+    std::unique_ptr<DecodeSession> fork() const;
+
     // Replays this session's tokens without the cache (the prompt in one pass, then each generated
     // token by running the whole sequence so far again), timing each pass: what "compare without
     // cache" draws. Runs on this session's own backend, so the weights are held once; afterwards
@@ -117,6 +134,10 @@ class DecodeSession {
     // Bytes the cache has allocated (whole blocks; 0 in recompute mode).
     size_t kvAllocatedBytes() const;
     bool usesCache() const { return options_.useCache; }
+    // Whether this session measures drift against a full cache (SessionOptions::drift and a
+    // lossy policy), and that cache's backend.
+    bool measuresDrift() const { return reference_ != nullptr; }
+    const Backend* reference() const { return reference_.get(); }
     const Backend& backend() const { return *backend_; }
     const SessionOptions& options() const { return options_; }
     // Changes how the next tokens are sampled; the tokens so far stay.
@@ -143,7 +164,15 @@ class DecodeSession {
     // logits (n_vocab) that chose `token`.
     void describe(StepTrace& s, std::span<const float> logits, int32_t token) const;
 
+    // Fills s's drift fields from the policy's and the full cache's logits that chose it.
+    void describeDrift(StepTrace& s, std::span<const float> policy,
+                       std::span<const float> full) const;
+
     std::shared_ptr<Backend> backend_;
+    std::shared_ptr<Backend> reference_;  // the full cache, with SessionOptions::drift
+    std::vector<float> referenceLogits_;  // its (n_vocab) after the last token
+    std::vector<float> referenceAll_;     // its logits of every prompt position, in a prefill
+    size_t referenceBytes() const;
     const Tokenizer& tokenizer_;
     SessionOptions options_;
     std::vector<int32_t> tokens_;

@@ -1,10 +1,21 @@
 // KvCache: per-layer key and value storage of one sequence, the subject of the whole app.
-// It grows as tokens arrive, in blocks of blockTokens() positions (as paged caches allocate
-// it), up to nCtx() positions; nothing is allocated for positions that were never reached, so
-// allocatedBytes() is what the engine really holds. A block of layer l holds, for each KV head,
-// blockTokens() rows of head_dim elements for K and the same for V, stored as f32 or f16.
+// It grows as tokens arrive, in blocks of blockTokens() rows (as paged caches allocate it), up to
+// nCtx() positions; nothing is allocated for rows that were never reached, so allocatedBytes() is
+// what the engine really holds. A block holds, for each layer and KV head, blockTokens() rows of
+// head_dim elements for K and the same for V, stored as f32, f16, q8_0 or q4_0 (the block formats
+// of the weights, gguf/dequant.h).
+//
+// Cache policies (the cache lab, ARCHITECTURE.md): an eviction policy (a sliding window,
+// attention sinks, heavy hitters) decides which earlier tokens a query still sees; the rows it
+// drops leave the cache, and the rows that stay are compacted, in order of position, so that the
+// memory held is that of the policy's budget. Without one, row r holds position r.
+//
+// Blocks are shared between a cache and its fork() (prefix sharing, as vLLM's block tables):
+// each block has a reference count, and a block is copied before a write changes it while
+// another cache still holds it (copy on write).
 #pragma once
 
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -15,77 +26,174 @@
 
 namespace kvscope {
 
-enum class KvType { F32, F16 };
+enum class KvType { F32, F16, Q8_0, Q4_0 };
 
-std::string kvTypeName(KvType t);                          // "f32", "f16"
-std::optional<KvType> parseKvType(std::string_view name);  // "f32" or "f16"
-size_t kvElementBytes(KvType t);                           // 4 or 2
+std::string kvTypeName(KvType t);                          // "f32", "f16", "q8_0", "q4_0"
+std::optional<KvType> parseKvType(std::string_view name);  // one of those names
+// Bytes of one row of headDim elements: 4·hd, 2·hd, 34·hd/32, 18·hd/32.
+size_t kvRowBytes(KvType t, int headDim);
+// Empty when rows of headDim elements can be stored as t, else why not (the block types need
+// head_dim to be a multiple of 32).
+std::string kvTypeProblem(KvType t, int headDim);
+// What storing n floats as t gives back (the cache's own conversion, both ways): the values a
+// query reads from a cache of that type. dst may equal src.
+void kvRoundTrip(KvType t, const float* src, float* dst, int n);
+
+// Which earlier tokens stay in the cache. A query at position p sees (besides itself):
+//   window W > 0: the positions p-W+1 .. p (W in all, itself included), as a model trained with
+//                 a sliding window;
+//   sinks S:      also positions 0 .. S-1, always (StreamingLLM's attention sinks);
+//   heavy H:      also the H earlier positions, outside the sinks and the window, with the largest
+//                 attention accumulated over the steps so far (H2O's heavy hitters: the sum, over
+//                 every query since the token arrived and every head of the layer, of the weight
+//                 the token got), chosen per layer.
+// W = 0 keeps everything (sinks and heavy need a window). Between steps the cache holds at most
+// S + H + W - 1 rows per layer; while a token is computed, S + H + W.
+struct EvictionPolicy {
+    int window = 0;
+    int sinks = 0;
+    int heavy = 0;
+
+    bool evicts() const { return window > 0; }
+    int budget() const { return sinks + heavy + window; }  // rows a query sees, at most
+    // "none", "window 64", "sinks 4 + window 60", "heavy 16 + window 48", ...
+    std::string text() const;
+    // Empty when the numbers make a policy, else why not.
+    std::string problem() const;
+};
 
 struct KvCacheOptions {
-    KvType type = KvType::F32;
-    int blockTokens = 256;
+    KvCacheOptions(KvType t = KvType::F32, int block = 256, EvictionPolicy e = {})
+        : type(t), blockTokens(block), eviction(e) {}
+    KvType type;
+    int blockTokens;
+    EvictionPolicy eviction;
 };
 
 class KvCache {
   public:
-    // Allocates nothing yet; throws Error unless every dimension is positive.
+    // Allocates nothing yet; throws Error unless every dimension is positive, the type can store
+    // rows of headDim and the policy is one (EvictionPolicy::problem).
     KvCache(int nLayer, int nHeadKv, int nCtx, int headDim, KvCacheOptions options = {});
+
+    static constexpr int kHeld = INT_MAX;  // evictedAt() of a position the cache still holds
 
     int nLayer() const { return nLayer_; }
     int nHeadKv() const { return nHeadKv_; }
     int nCtx() const { return nCtx_; }
     int headDim() const { return headDim_; }
     KvType type() const { return options_.type; }
+    const EvictionPolicy& eviction() const { return options_.eviction; }
     int blockTokens() const { return options_.blockTokens; }  // at most nCtx()
     int blocksAllocated() const { return static_cast<int>(blocks_.size()); }
 
-    // Makes room for positions [0, tokens): allocates the blocks they need. Throws Error naming
-    // the bytes, with the cache unchanged, if tokens > nCtx() or the memory is not there.
-    void reserve(int tokens);
+    // Makes room for rows [0, rows): allocates the blocks they need. Throws Error naming the
+    // bytes, with the cache unchanged, if the memory is not there or rows > nCtx().
+    void reserve(int rows);
 
-    // Stores the key and value rows (head_dim floats each, converted to the element type) of the
-    // token at `pos`, which must be reserved.
-    void write(int layer, int kvHead, int pos, const float* key, const float* value);
+    // Stores the key and value rows (head_dim floats each, converted to the element type) of
+    // one layer and KV head at `row`, which must be reserved. Copies the block first when a fork
+    // shares it.
+    void write(int layer, int kvHead, int row, const float* key, const float* value);
     // The key (or value) rows of one block as float32: the stored rows themselves for f32, else
-    // converted into `scratch` (blockTokens() × head_dim floats). Rows past used() are
+    // converted into `scratch` (blockTokens() × head_dim floats). Rows past the held ones are
     // unspecified.
     const float* keyBlock(int layer, int kvHead, int block, float* scratch) const;
     const float* valueBlock(int layer, int kvHead, int block, float* scratch) const;
     // One row as float32 into dst (head_dim floats).
-    void readKey(int layer, int kvHead, int pos, float* dst) const;
-    void readValue(int layer, int kvHead, int pos, float* dst) const;
+    void readKey(int layer, int kvHead, int row, float* dst) const;
+    void readValue(int layer, int kvHead, int row, float* dst) const;
 
-    int used() const { return used_; }  // tokens held
-    // Marks `n` more tokens as held; call after their rows have been written.
-    // Throws Error unless used() + n fits the reserved blocks.
-    void commit(int n);
-    // Drops tokens so that `n` remain (the app's step back) and frees the blocks no longer
-    // needed. Throws Error unless 0 <= n <= used().
-    void truncate(int n);
-    void clear() { truncate(0); }
+    int used() const { return used_; }  // tokens seen: the position of the next one
+    int rows() const { return rows_; }  // rows held per layer (used() when nothing was evicted)
 
-    // Bytes of K and V for one token: 2 × layers × kv_heads × head_dim × element bytes.
-    size_t bytesPerToken() const;
-    size_t usedBytes() const { return bytesPerToken() * static_cast<size_t>(used_); }
-    size_t allocatedBytes() const {
-        return bytesPerToken() * static_cast<size_t>(blocks_.size()) *
-               static_cast<size_t>(options_.blockTokens);
+    // A forward pass of n new tokens, at positions used() .. used()+n-1 and rows rows() ..
+    // rows()+n-1 (reserve them first, then write them):
+    //   begin(n), then for each query in order, visible() says which rows it attends to, and
+    //   with heavy hitters noteQuery() gives its weights (in position order: the choice of each
+    //   query depends on the ones before); then commit() (evicts, compacts) or abandon().
+    // Throws Error if a pass is under way or used() + n > nCtx().
+    void begin(int n);
+    int pending() const { return pending_; }
+    // The position of `row` in `layer` (rows of a pass under way included).
+    int rowPosition(int layer, int row) const {
+        return rowPos_[static_cast<size_t>(layer)][static_cast<size_t>(row)];
     }
+    // Whether the query at position pos (a token of the pass under way) attends to `row`.
+    bool visible(int layer, int row, int pos) const;
+    // Heavy hitters: adds the query's weights (one per row of the pass, rows() + pending(), summed
+    // over the layer's heads) to the rows' scores, then lets go of the lowest-scoring row that
+    // has left the window, if there are more than `heavy` of them. A no-op without heavy hitters.
+    void noteQuery(int layer, int pos, const float* rowWeights);
+    // Marks the pass's tokens as held (their rows written), evicts what the policy drops after
+    // the last of them and compacts the rows that stay. Without begin(), begin(n) is implied (a
+    // cache without a policy can be filled as reserve, write, commit).
+    void commit(int n);
+    // Forgets the pass under way: the cache is as it was before begin().
+    void abandon();
+
+    // The last query position that saw `pos` in `layer`, or kHeld if the cache still holds it.
+    int evictedAt(int layer, int pos) const {
+        return evictedAt_[static_cast<size_t>(layer)][static_cast<size_t>(pos)];
+    }
+    // The positions of `layer` whose rows this cache still holds, in order.
+    std::vector<int> heldPositions(int layer) const;
+    // The accumulated attention of each row held in `layer` (heavy hitters; zeros otherwise).
+    const std::vector<float>& scores(int layer) const { return score_[static_cast<size_t>(layer)]; }
+
+    // Whether truncate(n) can give back the cache as it was after n tokens: not when the policy
+    // has since let go of one of the rows it held then, nor with heavy hitters (their scores
+    // cannot be taken back) unless n is 0 or used(). The session runs the tokens again otherwise.
+    bool canTruncate(int n) const;
+    // Drops tokens so that `n` remain (the app's step back) and frees the blocks no longer
+    // needed. Throws Error unless 0 <= n <= used() and canTruncate(n).
+    void truncate(int n);
+    void clear();
+
+    // A second cache holding the same tokens in the same blocks (prefix sharing): each side copies
+    // a shared block before it writes to it.
+    KvCache fork() const;
+    // The id of block b (unique over every cache of the process; a copy made on write gets a
+    // new one) and how many caches hold it.
+    uint64_t blockId(int b) const;
+    long blockRefs(int b) const;
+
+    // Bytes of K and V for one token: 2 × layers × kv_heads × kvRowBytes(type, head_dim).
+    size_t bytesPerToken() const;
+    size_t usedBytes() const { return bytesPerToken() * static_cast<size_t>(rows_); }
+    size_t blockBytes() const {
+        return bytesPerToken() * static_cast<size_t>(options_.blockTokens);
+    }
+    size_t allocatedBytes() const { return blockBytes() * blocks_.size(); }
+    // Bytes of the blocks this cache holds that no other cache shares.
+    size_t unsharedBytes() const;
 
   private:
     struct Block {
-        std::unique_ptr<std::byte[]> k, v;  // each (n_layer, n_head_kv, blockTokens, head_dim)
+        std::unique_ptr<std::byte[]> k, v;  // each (n_layer, n_head_kv, blockTokens, row bytes)
+        uint64_t id = 0;
     };
-    size_t rowOffset(int layer, int kvHead, int row) const;  // elements into a block
-    const std::byte* row(const std::unique_ptr<std::byte[]>& part, int layer, int kvHead,
-                         int pos) const;
+    std::shared_ptr<Block> newBlock() const;
+    Block& writable(int b);  // block b, copied first if another cache shares it
+    size_t rowOffset(int layer, int kvHead, int row) const;  // bytes into a block part
     const float* block(bool keys, int layer, int kvHead, int b, float* scratch) const;
-    void read(bool keys, int layer, int kvHead, int pos, float* dst) const;
+    void read(bool keys, int layer, int kvHead, int row, float* dst) const;
+    // Rows held after query `pos` by the positional rules (sinks, window): evicts the rest.
+    void evictByPosition(int layer, int lastPos);
+    void compact();
+    void checkLayer(int layer) const;
 
     int nLayer_, nHeadKv_, nCtx_, headDim_;
     KvCacheOptions options_;
-    int used_ = 0;
-    std::vector<Block> blocks_;
+    size_t rowBytes_;
+    int used_ = 0, rows_ = 0, pending_ = 0;
+    std::vector<std::shared_ptr<Block>> blocks_;
+    // Per layer: the position of each row (held, then pending), each row's accumulated attention,
+    // and for every position seen the last query that saw it (kHeld while held).
+    std::vector<std::vector<int>> rowPos_;
+    std::vector<std::vector<float>> score_;
+    std::vector<std::vector<int>> evictedAt_;
+    std::vector<std::vector<float>> savedScore_;  // scores before begin(), for abandon()
 };
 
 }  // namespace kvscope

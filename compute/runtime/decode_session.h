@@ -87,8 +87,11 @@ class DecodeSession {
     std::span<const float> appendedLogits() const;
     // Keeps the first `keep` tokens of the last appendBatch and drops the rest: their K and V
     // leave the cache (Backend::truncateCache, no recomputation) and logits() are those after the
-    // last kept token. The session then equals one that stepped through the kept tokens. Throws
-    // Error unless the session's tokens are still those the batch left and keep <= its size.
+    // last kept token. The session then equals one that stepped through the kept tokens. Where an
+    // eviction policy has let go of rows the cache held after the kept tokens (a window the batch
+    // moved past, heavy hitters' scores) the kept tokens are run again from the start instead, as
+    // rewind does. Throws Error unless the session's tokens are still those the batch left and
+    // keep <= its size; if running again fails, the session is as the batch left it.
     void keepAppended(size_t keep);
 
     // Drops the last n tokens (the app's step back): the cache forgets them and the logits are
@@ -186,6 +189,9 @@ class DecodeSession {
         std::vector<int32_t> tokens;
         std::vector<float> before;
         std::vector<float> rows;
+        // The full cache's (drift), the same way: its logits before and its rows.
+        std::vector<float> referenceBefore;
+        std::vector<float> referenceRows;
     };
     Appended appended_;
 };

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "cpu/cpu_backend.h"
 #include "gguf/gguf.h"
 #include "model/random_model.h"
@@ -376,6 +377,130 @@ class TstSpeculative : public QObject {
         QVERIFY(!dec.flush().has_value());
         qInfo("%lld of %lld drafted tokens accepted in %d rounds", accepted, drafted, dec.rounds());
         if (drafter == "model:same") QVERIFY(accepted > 0);
+    }
+
+    // Under a cache policy (an element type below f32, a sliding window, sinks, heavy hitters)
+    // greedy rounds still give plain greedy decoding's tokens, and after each round the cache
+    // (rows held, their positions and contents) and logits are those of a plain session with
+    // the same policy that stepped through the same tokens. Where the window moved past rows
+    // the kept tokens needed, the session ran them again (DecodeSession::keepAppended).
+    void greedyUnderACachePolicyEqualsPlainDecoding_data() {
+        QTest::addColumn<int>("type");  // KvType
+        QTest::addColumn<int>("window");
+        QTest::addColumn<int>("sinks");
+        QTest::addColumn<int>("heavy");
+        QTest::addColumn<QString>("drafter");
+        struct Policy {
+            const char* name;
+            KvType type;
+            int window, sinks, heavy;
+        };
+        const Policy policies[] = {{"f16", KvType::F16, 0, 0, 0},
+                                   {"window 8", KvType::F32, 8, 0, 0},
+                                   {"sinks 2 + window 6", KvType::F32, 6, 2, 0},
+                                   {"heavy 2 + window 6", KvType::F32, 6, 0, 2}};
+        for (const Policy& p : policies)
+            for (const char* d : {"lookup", "model:same"})
+                QTest::newRow(qPrintable(QString("%1, %2").arg(p.name, d)))
+                    << static_cast<int>(p.type) << p.window << p.sinks << p.heavy << QString(d);
+    }
+    void greedyUnderACachePolicyEqualsPlainDecoding() {
+        QFETCH(int, type);
+        QFETCH(int, window);
+        QFETCH(int, sinks);
+        QFETCH(int, heavy);
+        QFETCH(QString, drafter);
+        const auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        EvictionPolicy policy;
+        policy.window = window;
+        policy.sinks = sinks;
+        policy.heavy = heavy;
+        const KvCacheOptions cacheOptions(static_cast<KvType>(type), 16, policy);
+        auto newBackend = [&] {
+            return std::make_shared<CpuBackend>(m, ThreadPool::shared(), cacheOptions);
+        };
+        // 1. plain greedy decoding under the policy
+        DecodeSession plain(newBackend(), m->tokenizer);
+        plain.prefill(kPrompt);
+        const size_t nCtx = static_cast<size_t>(m->config.nCtx);
+        while (plain.tokens().size() < nCtx) plain.step();
+        const std::vector<int32_t>& want = plain.tokens();
+        // 2. rounds, with a plain session kept in step to compare against
+        auto backend = newBackend();
+        DecodeSession session(backend, m->tokenizer);
+        session.prefill(kPrompt);
+        auto shadowBackend = newBackend();
+        DecodeSession shadow(shadowBackend, m->tokenizer);
+        shadow.prefill(kPrompt);
+        SpeculativeDecoder dec(session, this->drafter(drafter, "gpt2"), 4);
+        std::vector<int32_t> emitted = session.tokens();
+        while (emitted.size() < nCtx) {
+            const SpeculativeStep r = dec.step(static_cast<int>(nCtx - emitted.size()));
+            emitted.insert(emitted.end(), r.emitted.begin(), r.emitted.end());
+            QVERIFY(std::equal(emitted.begin(), emitted.end(), want.begin()));
+            while (shadow.tokens().size() < session.tokens().size())
+                shadow.stepWith(want[shadow.tokens().size()]);
+            QCOMPARE(session.tokens(), shadow.tokens());
+            const KvCache& a = backend->cache();
+            const KvCache& b = shadowBackend->cache();
+            QCOMPARE(a.used(), b.used());
+            QCOMPARE(a.rows(), b.rows());
+            for (int l = 0; l < a.nLayer(); ++l) QCOMPARE(a.heldPositions(l), b.heldPositions(l));
+            VERIFY_CLOSE("cache", cacheRows(a, a.rows()), cacheRows(b, b.rows()));
+            VERIFY_CLOSE("logits", session.logits(), shadow.logits());
+            QCOMPARE(session.kvBytes(), shadow.kvBytes());
+        }
+        dec.flush();
+        QCOMPARE(session.tokens(), want);
+        if (drafter == "model:same") QVERIFY(dec.acceptedTotal() > 0);
+    }
+
+    // Measuring drift (a full f32 cache beside an f16 one): every token the rounds keep carries
+    // the drift of the distribution that chose it, as a plain session's steps do, and after the
+    // rounds the full cache follows the session (its next step's drift is a plain session's).
+    void driftIsMeasuredThroughTheRounds() {
+        const auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        SessionOptions o;
+        o.drift = true;
+        const KvCacheOptions f16(KvType::F16, 16);
+        auto newSession = [&] {
+            return DecodeSession(std::make_shared<CpuBackend>(m, ThreadPool::shared(), f16),
+                                 m->tokenizer, o);
+        };
+        DecodeSession s = newSession();
+        QVERIFY(s.measuresDrift());
+        s.prefill(kPrompt);
+        DecodeSession plain = newSession();
+        plain.prefill(kPrompt);
+        std::map<int, float> plainDrift;
+        SpeculativeDecoder dec(s, std::make_unique<LookupDrafter>(), 4);
+        bool rejected = false;  // a round that kept part of its batch (the rows' path)
+        for (int round = 0; round < 12; ++round) {
+            const SpeculativeStep r = dec.step();
+            rejected = rejected || r.accepted < r.drafted();
+            for (const StepTrace& t : r.traces) {
+                while (plain.tokens().size() <= static_cast<size_t>(t.position)) {
+                    const StepTrace p = plain.stepWith(s.tokens()[plain.tokens().size()]);
+                    plainDrift[p.position] = p.driftKl;
+                }
+                QVERIFY2(std::isfinite(t.driftKl), "a kept token without its drift");
+                QVERIFY2(std::abs(t.driftKl - plainDrift.at(t.position)) < 1e-4,
+                         qPrintable(QString("position %1: drift %2, plain %3")
+                                        .arg(t.position)
+                                        .arg(t.driftKl)
+                                        .arg(plainDrift.at(t.position))));
+                QVERIFY(t.fullKvBytes > 0);
+            }
+            QCOMPARE(s.reference()->cacheUsed(), static_cast<int>(s.tokens().size()));
+        }
+        QVERIFY(dec.acceptedTotal() > 0 && rejected);
+        dec.flush();
+        while (plain.tokens().size() < s.tokens().size())
+            plain.stepWith(s.tokens()[plain.tokens().size()]);
+        const StepTrace a = s.step(), b = plain.step();
+        QCOMPARE(a.token, b.token);
+        QVERIFY(std::isfinite(a.driftKl));
+        QVERIFY(std::abs(a.driftKl - b.driftKl) < 1e-4);
     }
 
     // --- 4. rollback ------------------------------------------------------------------------

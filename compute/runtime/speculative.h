@@ -143,6 +143,9 @@ struct SpeculativeStep {
 // equals a plain session that decoded its tokens (the emitted ones but the pending); greedy
 // rounds emit exactly the tokens of plain greedy decoding. With sampling the emitted tokens
 // follow the session's sampler distribution exactly (acceptDraftToken), from the session's seed.
+// Under an eviction policy (a sliding window, heavy hitters) a round that rejects drafts also
+// runs the kept sequence again from the start: the batch moved the window past rows the kept
+// tokens need (DecodeSession::keepAppended), so speculative decoding is exact there but slow.
 class SpeculativeDecoder {
   public:
     // The session must outlive the decoder. Throws Error unless maxDraft >= 0 and the session

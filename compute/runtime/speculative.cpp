@@ -307,7 +307,14 @@ SpeculativeStep SpeculativeDecoder::step(int maxNew) {
         after = sampleToken(row(draft.tokens.size()), sampler, start + 1 + draft.tokens.size());
 
     // 5. roll back the rejected drafts: their K and V leave the cache
-    session_.keepAppended(static_cast<size_t>(1 + accepted));
+    try {
+        session_.keepAppended(static_cast<size_t>(1 + accepted));
+    } catch (...) {
+        // the session kept the whole batch: step back to before it, so that no rejected draft
+        // stays in the sequence (the next round starts again from there)
+        if (session_.tokens().size() == start + batch.size()) session_.rewind(batch.size());
+        throw;
+    }
     pending_ = after;
     pendingAfter_ = session_.tokens();
 

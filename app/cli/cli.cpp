@@ -86,6 +86,11 @@ const std::vector<Command>& commands() {
           {"top-k", "K", "sample among the K most likely tokens"},
           {"top-p", "P", "sample among the most likely tokens that make up probability P"},
           {"seed", "S", "the sampler's seed"},
+          {"speculative", "lookup|model:PATH",
+           "speculative decoding: drafts from earlier text (lookup) or from a draft model that "
+           "shares the vocabulary, checked by the model in one batched pass; the rejected "
+           "drafts' K/V leave the cache (greedy: the same tokens as plain decoding)"},
+          {"draft", "N", "tokens drafted per round of --speculative (1..64, default 4)"},
           {"top-logits", "K", "how many (id, logit) pairs each step's JSON keeps (default 10)"},
           {"json", "FILE|-", "write the run as JSON (ARCHITECTURE.md) to FILE or stdout"}},
          runDecode},

@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/cli.h"
+#include "cli/cli_speculative.h"
 #include "runtime/decode_session.h"
 
 namespace kvscope::app {
@@ -25,6 +26,7 @@ int runDecode(const CliArgs& args) {
     const std::optional<std::string> jsonPath = args.get("json");
     if (jsonPath && jsonPath->empty()) throw UsageError("--json needs a file name or -");
     const bool streamText = !jsonPath || *jsonPath != "-";
+    const std::optional<SpeculativeRequest> speculative = parseSpeculative(args);
 
     auto model = loadModel(args);
     std::string note;
@@ -39,7 +41,13 @@ int runDecode(const CliArgs& args) {
     }
     std::vector<StepTrace> generated;
     double stepMs = 0;
-    for (int i = 0; i < steps; ++i) {
+    std::optional<SpeculativeRun> spec;
+    if (speculative) {
+        spec = decodeSpeculative(args, *speculative, session, *model, steps, streamText);
+        generated = spec->generated;
+        stepMs = spec->ms;
+    }
+    for (int i = 0; i < steps && !spec; ++i) {
         generated.push_back(session.step());
         const StepTrace& s = generated.back();
         stepMs += s.hostMs;
@@ -68,6 +76,7 @@ int runDecode(const CliArgs& args) {
                  promptTraces.size(), session.prefillMs(), steps, stepMs,
                  stepMs > 0 ? steps * 1000.0 / stepMs : 0.0,
                  opt.useCache ? "cached" : "no cache (recompute)", session.kvBytes());
+    if (spec) std::fprintf(stderr, "%s\n", spec->summaryLine.c_str());
 
     if (jsonPath) {
         QJsonArray promptIds;
@@ -94,6 +103,11 @@ int runDecode(const CliArgs& args) {
                 for (const auto& [layer, pos] : s.evicted) evicted.append(QJsonArray{layer, pos});
                 step["evicted"] = evicted;
             }
+            if (spec) {  // the round that emitted it, and whether it was an accepted draft
+                const size_t i = static_cast<size_t>(stepArray.size());
+                step["round"] = spec->round[i];
+                step["drafted"] = static_cast<bool>(spec->fromDraft[i]);
+            }
             stepArray.append(step);
         }
         // the continuation's bytes, token after token (a whole-text decode would drop a
@@ -114,6 +128,7 @@ int runDecode(const CliArgs& args) {
             o["kv_type"] = QString::fromStdString(kvTypeName(cache.type));
             o["cache_policy"] = QString::fromStdString(cache.eviction.text());
         }
+        if (spec) o["speculative"] = spec->json;
         writeOutput(*jsonPath, QJsonDocument(o).toJson(QJsonDocument::Indented));
     }
     return 0;

@@ -330,6 +330,137 @@ void DecodeSession::noteEvictions(std::span<StepTrace> traces) const {
         }
 }
 
+std::vector<StepTrace> DecodeSession::appendBatch(std::span<const int32_t> batch) {
+    if (tokens_.empty()) throw Error("nothing to continue from: prefill a prompt first");
+    if (batch.empty()) throw Error("no tokens to append: the batch is empty");
+    const size_t nCtx = static_cast<size_t>(backend_->config().nCtx);
+    if (tokens_.size() + batch.size() > nCtx)
+        throw Error("appending " + std::to_string(batch.size()) + " tokens to " +
+                    std::to_string(tokens_.size()) + " would overflow the context of " +
+                    std::to_string(nCtx) + " tokens: step back or start again");
+    for (int32_t id : batch)
+        if (id < 0 || static_cast<size_t>(id) >= tokenizer_.vocabSize())
+            throw Error("token id " + std::to_string(id) + " is outside the vocabulary");
+
+    const auto t0 = std::chrono::steady_clock::now();
+    const size_t start = tokens_.size();
+    std::vector<float> before = logits_;
+    std::vector<float> referenceBefore = referenceLogits_;
+    tokens_.insert(tokens_.end(), batch.begin(), batch.end());
+    std::vector<StepTrace> traces;
+    std::vector<float> all;  // (n, n_vocab) cached; (start + n, n_vocab) in recompute mode
+    try {
+        run(start, options_.captureTrace ? &traces : nullptr, &all);
+    } catch (...) {
+        tokens_.resize(start);
+        if (options_.useCache && backend_->cacheUsed() > static_cast<int>(start))
+            backend_->truncateCache(static_cast<int>(start));
+        logits_ = std::move(before);
+        if (reference_ && reference_->cacheUsed() > static_cast<int>(start))
+            reference_->truncateCache(static_cast<int>(start));
+        referenceLogits_ = std::move(referenceBefore);
+        throw;
+    }
+    const double ms = msSince(t0);
+    const size_t nVocab = static_cast<size_t>(backend_->config().nVocab);
+    // 1. the batch's own rows: the last n of what the pass returned
+    std::vector<float> rows(all.end() - static_cast<std::ptrdiff_t>(batch.size() * nVocab),
+                            all.end());
+    std::vector<float> referenceRows;  // the full cache's, when it measures drift
+    if (reference_ && referenceAll_.size() >= rows.size())
+        referenceRows.assign(referenceAll_.end() - static_cast<std::ptrdiff_t>(rows.size()),
+                             referenceAll_.end());
+    referenceAll_.clear();
+    // 2. one trace per token, with the distribution that chose it
+    if (!options_.captureTrace) {
+        traces.clear();
+        for (size_t i = 0; i < batch.size(); ++i) {
+            StepTrace s;
+            s.token = batch[i];
+            s.position = static_cast<int>(start + i);
+            traces.push_back(std::move(s));
+        }
+    }
+    for (size_t i = 0; i < traces.size(); ++i) {
+        StepTrace& s = traces[i];
+        s.text = tokenizer_.tokenBytes(s.token);
+        s.special = tokenizer_.isSpecial(s.token);
+        s.hostMs = ms;
+        s.deviceMs = backend_->lastForwardDeviceMs().value_or(-1.0);
+        s.kvBytes = kvBytes();
+        s.kvAllocatedBytes = kvAllocatedBytes();
+        const std::span<const float> chose =
+            i == 0 ? std::span<const float>(before)
+                   : std::span<const float>(rows).subspan((i - 1) * nVocab, nVocab);
+        if (options_.topLogits > 0) describe(s, chose, s.token);
+        if (reference_) {
+            s.fullKvBytes = referenceBytes();
+            const std::span<const float> full =
+                i == 0 ? std::span<const float>(referenceBefore)
+                       : std::span<const float>(referenceRows).subspan((i - 1) * nVocab, nVocab);
+            if (full.size() == chose.size()) describeDrift(s, chose, full);
+        }
+    }
+    appended_ = {start,
+                 tokens_,
+                 std::move(before),
+                 std::move(rows),
+                 std::move(referenceBefore),
+                 std::move(referenceRows)};
+    return traces;
+}
+
+std::span<const float> DecodeSession::appendedLogits() const {
+    if (appended_.tokens.empty() || tokens_ != appended_.tokens) return {};
+    return appended_.rows;
+}
+
+void DecodeSession::keepAppended(size_t keep) {
+    KVSCOPE_CHECK(!appended_.tokens.empty() && tokens_ == appended_.tokens,
+                  "nothing to keep: the session's tokens are no longer those the last "
+                  "appendBatch left");
+    const size_t n = appended_.tokens.size() - appended_.start;
+    KVSCOPE_CHECK(keep <= n, "cannot keep " + std::to_string(keep) + " tokens of a batch of " +
+                                 std::to_string(n));
+    const size_t total = appended_.start + keep;
+    if (keep == n) {  // nothing to drop
+        appended_ = {};
+        return;
+    }
+    if (options_.useCache && !backend_->canTruncateCache(static_cast<int>(total))) {
+        // the policy let go of rows held after the kept tokens: run them again, as rewind does
+        const Saved before = save();
+        appended_ = {};
+        try {
+            tokens_.resize(total);
+            backend_->truncateCache(0);
+            run(0, nullptr);
+        } catch (const std::exception& e) {
+            restore(before, e);
+        }
+        return;
+    }
+    if (options_.useCache) backend_->truncateCache(static_cast<int>(total));
+    tokens_.resize(total);
+    const size_t nVocab = static_cast<size_t>(backend_->config().nVocab);
+    auto rowOf = [&](const std::vector<float>& rows) {
+        return std::vector<float>(rows.begin() + static_cast<std::ptrdiff_t>((keep - 1) * nVocab),
+                                  rows.begin() + static_cast<std::ptrdiff_t>(keep * nVocab));
+    };
+    logits_ = keep == 0 ? std::move(appended_.before) : rowOf(appended_.rows);
+    if (reference_) {  // the full cache (drift) keeps the same tokens
+        if (reference_->cacheUsed() > static_cast<int>(total))
+            reference_->truncateCache(static_cast<int>(total));
+        if (keep == 0)
+            referenceLogits_ = std::move(appended_.referenceBefore);
+        else if (appended_.referenceRows.size() == appended_.rows.size())
+            referenceLogits_ = rowOf(appended_.referenceRows);
+        else
+            referenceLogits_.clear();  // not measured: the next step's drift is left out
+    }
+    appended_ = {};
+}
+
 void DecodeSession::rewind(size_t n) {
     KVSCOPE_CHECK(n <= tokens_.size(), "cannot step back " + std::to_string(n) + " of " +
                                            std::to_string(tokens_.size()) + " tokens");

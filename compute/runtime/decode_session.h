@@ -74,6 +74,26 @@ class DecodeSession {
     // recompute mode for the latency comparison). Throws Error if token is outside the vocabulary.
     StepTrace stepWith(int32_t token);
 
+    // Speculative decoding's verification pass (runtime/speculative.h): appends `tokens` and runs
+    // them in one batched pass, as prefill does, keeping every position's logits
+    // (appendedLogits()); logits() becomes those after the last of them. Returns one trace per
+    // token (tensors when traces are captured; hostMs the whole pass; each token's distribution
+    // is the one that chose it: logits() before the call for tokens[0], row i - 1 for
+    // tokens[i]). Follow it with keepAppended(). Throws Error, the session unchanged, if nothing
+    // was prefilled, `tokens` is empty, an id is outside the vocabulary or the context is full.
+    std::vector<StepTrace> appendBatch(std::span<const int32_t> tokens);
+    // The logits of the last appendBatch: (n, n_vocab), row i the distribution after tokens[i].
+    // Empty once the session's tokens are no longer those the batch left.
+    std::span<const float> appendedLogits() const;
+    // Keeps the first `keep` tokens of the last appendBatch and drops the rest: their K and V
+    // leave the cache (Backend::truncateCache, no recomputation) and logits() are those after the
+    // last kept token. The session then equals one that stepped through the kept tokens. Where an
+    // eviction policy has let go of rows the cache held after the kept tokens (a window the batch
+    // moved past, heavy hitters' scores) the kept tokens are run again from the start instead, as
+    // rewind does. Throws Error unless the session's tokens are still those the batch left and
+    // keep <= its size; if running again fails, the session is as the batch left it.
+    void keepAppended(size_t keep);
+
     // Drops the last n tokens (the app's step back): the cache forgets them and the logits are
     // those after the remaining tokens. Throws Error if n > tokens().size() or the backend
     // fails; the session is then as it was.
@@ -164,6 +184,18 @@ class DecodeSession {
     size_t promptLength_ = 0;
     std::vector<float> logits_;  // (n_vocab) after the last token
     double prefillMs_ = 0;
+    // The last appendBatch: where it started, the tokens it left, the logits before it and its
+    // rows (n, n_vocab). Valid while tokens_ == tokens.
+    struct Appended {
+        size_t start = 0;
+        std::vector<int32_t> tokens;
+        std::vector<float> before;
+        std::vector<float> rows;
+        // The full cache's (drift), the same way: its logits before and its rows.
+        std::vector<float> referenceBefore;
+        std::vector<float> referenceRows;
+    };
+    Appended appended_;
 };
 
 }  // namespace kvscope

@@ -62,6 +62,7 @@ class TstCli : public QObject {
     Q_OBJECT
     QTemporaryDir dir_;
     QString gpt2_, llama_;
+    QString draft_, otherVocab_;  // a draft model sharing gpt2_'s vocabulary; one that does not
 
   private slots:
     // The help comes from the parsers: every option a command's help names is one it accepts
@@ -142,6 +143,107 @@ class TstCli : public QObject {
         llama_ = dir_.filePath("llama.gguf");
         fixtures::writeModel(fixtures::gpt2Spec(), gpt2_.toStdString());
         fixtures::writeModel(fixtures::llamaGqaSpec(), llama_.toStdString());
+        RandomModelSpec draft = fixtures::gpt2Spec();
+        draft.nLayer = 1;
+        draft.seed = 77;
+        draft_ = dir_.filePath("draft.gguf");
+        fixtures::writeModel(draft, draft_.toStdString());
+        draft.nVocab = 320;
+        otherVocab_ = dir_.filePath("other-vocab.gguf");
+        fixtures::writeModel(draft, otherVocab_.toStdString());
+    }
+
+    // decode --speculative: the tokens and text of plain greedy decoding, plain's JSON with each
+    // step's round and whether it was an accepted draft, and a "speculative" object whose rounds
+    // add up to the summary; the cache ends holding prompt and steps, as plain decoding's.
+    void speculativeDecodeGivesPlainTokensAndReportsRounds_data() {
+        QTest::addColumn<QString>("method");
+        QTest::addColumn<int>("draft");
+        QTest::newRow("lookup 4") << "lookup" << 4;
+        QTest::newRow("lookup 1") << "lookup" << 1;
+        QTest::newRow("draft model 3") << "model" << 3;
+        QTest::newRow("the model itself as draft 5") << "self" << 5;
+    }
+    void speculativeDecodeGivesPlainTokensAndReportsRounds() {
+        QFETCH(QString, method);
+        QFETCH(int, draft);
+        const QStringList plainArgs{"decode",  "--model", gpt2_,    "--prompt", "the cat sat",
+                                    "--steps", "40",      "--json", "-"};
+        const QString kind = method == "lookup" ? "lookup"
+                             : method == "self" ? "model:" + gpt2_
+                                                : "model:" + draft_;
+        const Run plain = runKvscope(plainArgs);
+        const Run spec = runKvscope(
+            plainArgs + QStringList{"--speculative", kind, "--draft", QString::number(draft)});
+        QVERIFY2(plain.code == 0, plain.err.constData());
+        QVERIFY2(spec.code == 0, spec.err.constData());
+        const QJsonObject a = QJsonDocument::fromJson(plain.out).object();
+        const QJsonObject b = QJsonDocument::fromJson(spec.out).object();
+        QCOMPARE(keysOf(b), keysOf(a) + QSet<QString>{"speculative"});
+        QCOMPARE(stepTokens(b).size(), 40);
+        QCOMPARE(stepTokens(b), stepTokens(a));
+        QCOMPARE(b["text"].toString(), a["text"].toString());
+
+        const QJsonArray steps = b["steps"].toArray();
+        const qint64 perToken = 2 * 2 * 4 * 8 * 4;
+        const qsizetype prompt = b["prompt_tokens"].toArray().size();
+        int lastRound = -1;
+        for (qsizetype i = 0; i < steps.size(); ++i) {
+            const QJsonObject s = steps[i].toObject();
+            QCOMPARE(keysOf(s), (QSet<QString>{"token", "text", "latency_ms", "kv_bytes", "top",
+                                               "round", "drafted"}));
+            // greedy: each token is the best of the distribution that chose it
+            QCOMPARE(s["top"].toArray()[0].toArray()[0].toInt(), s["token"].toInt());
+            // the cache held at least the tokens so far after the pass that cached this one
+            QVERIFY(s["kv_bytes"].toInteger() >= perToken * (prompt + i + 1));
+            QCOMPARE(s["kv_bytes"].toInteger() % perToken, 0);
+            QVERIFY(s["round"].toInt() >= lastRound);
+            lastRound = s["round"].toInt();
+        }
+        QCOMPARE(steps.last().toObject()["kv_bytes"].toInteger(), perToken * (prompt + 40));
+
+        const QJsonObject sp = b["speculative"].toObject();
+        QCOMPARE(sp["method"].toString(), method == "lookup" ? "lookup" : "model");
+        QCOMPARE(sp["draft"].toInt(), draft);
+        const QJsonArray rounds = sp["rounds"].toArray();
+        QCOMPARE(rounds.size(), lastRound + 1);
+        int drafted = 0, accepted = 0, emitted = 0;
+        QList<int> emittedIds;
+        for (qsizetype r = 0; r < rounds.size(); ++r) {
+            const QJsonObject o = rounds[r].toObject();
+            QVERIFY(o["drafted"].toInt() <= draft);
+            QCOMPARE(o["draft"].toArray().size(), o["drafted"].toInt());
+            QVERIFY(o["accepted"].toInt() <= o["drafted"].toInt());
+            // the accepted drafts are the start of what the round emitted after its first token
+            const QJsonArray d = o["draft"].toArray(), e = o["emitted"].toArray();
+            const int skip = r == 0 ? 1 : 0;
+            QCOMPARE(e.size(), skip + o["accepted"].toInt() + 1);
+            for (int k = 0; k < o["accepted"].toInt(); ++k) QCOMPARE(e[skip + k], d[k]);
+            qsizetype drafts = 0;
+            for (qsizetype k = 0; k < steps.size(); ++k)
+                if (steps[k].toObject()["round"].toInt() == r &&
+                    steps[k].toObject()["drafted"].toBool())
+                    ++drafts;
+            QCOMPARE(drafts, static_cast<qsizetype>(o["accepted"].toInt()));
+            drafted += o["drafted"].toInt();
+            accepted += o["accepted"].toInt();
+            emitted += static_cast<int>(e.size());
+            for (const auto& id : e) emittedIds << id.toInt();
+        }
+        QCOMPARE(emitted, 40);
+        QCOMPARE(emittedIds, stepTokens(a));
+        const QJsonObject sum = sp["summary"].toObject();
+        QCOMPARE(sum["rounds"].toInt(), rounds.size());
+        QCOMPARE(sum["drafted"].toInt(), drafted);
+        QCOMPARE(sum["accepted"].toInt(), accepted);
+        QCOMPARE(sum["tokens"].toInt(), 40);
+        QVERIFY(std::abs(sum["acceptance_rate"].toDouble() -
+                         (drafted > 0 ? double(accepted) / drafted : 0.0)) < 1e-12);
+        QVERIFY(sum["tokens_per_s"].toDouble() > 0);
+        // every round but a last one that drafts nothing runs one pass; the last token one more
+        QVERIFY(sum["target_passes"].toInt() <= rounds.size() + 1);
+        if (method == "self") QCOMPARE(accepted, drafted);  // its own drafts are all right
+        QVERIFY2(spec.err.contains("accepted"), spec.err.constData());
     }
 
     void decodeJsonHoldsTheDocumentedFields_data() {
@@ -207,6 +309,45 @@ class TstCli : public QObject {
             joined += s["text"].toString();
         }
         QCOMPARE(o["text"].toString(), joined);
+    }
+
+    // With a temperature the rounds sample (the rejection rule): the same seed gives the same
+    // text, every step's token is among the top-k it was drawn from, and the rounds add up.
+    void speculativeSamplingIsReproducible() {
+        const QStringList a{"decode",
+                            "--model",
+                            gpt2_,
+                            "--prompt",
+                            "the cat the cat",
+                            "--steps",
+                            "30",
+                            "--top-k",
+                            "5",
+                            "--temperature",
+                            "1.2",
+                            "--seed",
+                            "9",
+                            "--top-logits",
+                            "5",
+                            "--speculative",
+                            "lookup",
+                            "--draft",
+                            "3",
+                            "--json",
+                            "-"};
+        const Run r1 = runKvscope(a), r2 = runKvscope(a);
+        QVERIFY2(r1.code == 0, r1.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r1.out).object();
+        QCOMPARE(QJsonDocument::fromJson(r2.out).object()["text"].toString(), o["text"].toString());
+        const QJsonArray steps = o["steps"].toArray();
+        QCOMPARE(steps.size(), 30);
+        for (const auto& v : steps) {
+            bool inTop = false;
+            for (const auto& t : v.toObject()["top"].toArray())
+                inTop = inTop || t.toArray()[0].toInt() == v.toObject()["token"].toInt();
+            QVERIFY(inTop);
+        }
+        QCOMPARE(o["speculative"].toObject()["summary"].toObject()["tokens"].toInt(), 30);
     }
 
     void cacheAndNoCacheGiveTheSameTokens() {
@@ -470,6 +611,23 @@ class TstCli : public QObject {
         QTest::newRow("bad backend")
             << QStringList{"decode", "--prompt", "a", "--backend", "tpu"} << "--backend";
         QTest::newRow("value missing") << QStringList{"decode", "--prompt"} << "needs a value";
+        QTest::newRow("bad speculative")
+            << QStringList{"decode", "--prompt", "a", "--speculative", "ngram"}
+            << "--speculative must be lookup or model:PATH, got 'ngram'";
+        QTest::newRow("speculative model without a path")
+            << QStringList{"decode", "--prompt", "a", "--speculative", "model:"}
+            << "needs the draft model's path";
+        QTest::newRow("draft without speculative")
+            << QStringList{"decode", "--prompt", "a", "--draft", "3"} << "give --speculative too";
+        QTest::newRow("draft zero")
+            << QStringList{"decode", "--prompt", "a", "--speculative", "lookup", "--draft", "0"}
+            << "--draft must be between 1 and 64";
+        QTest::newRow("draft not a number")
+            << QStringList{"decode", "--prompt", "a", "--speculative", "lookup", "--draft", "x"}
+            << "--draft expects an integer";
+        QTest::newRow("speculative without the cache")
+            << QStringList{"decode", "--prompt", "a", "--speculative", "lookup", "--no-cache"}
+            << "cannot run with --no-cache";
     }
     void usageErrorsExitTwo() {
         QFETCH(QStringList, args);
@@ -504,6 +662,15 @@ class TstCli : public QObject {
             << "keeps its KV cache in f32";
         QTest::newRow("steps past the context")
             << QStringList{"decode", "--prompt", "!!", "--steps", "70"} << "context is full";
+        QTest::newRow("speculative past the context")
+            << QStringList{"decode", "--prompt", "!!", "--steps", "70", "--speculative", "lookup"}
+            << "context is full";
+        QTest::newRow("draft model missing")
+            << QStringList{"decode", "--prompt", "a", "--speculative", "model:/nonexistent/d.gguf"}
+            << "/nonexistent/d.gguf";
+        QTest::newRow("draft model with another vocabulary")
+            << QStringList{"decode", "--prompt", "a", "--speculative", "model:" + otherVocab_}
+            << "the draft model's vocabulary has 320 tokens";
         QTest::newRow("no such opencl device")
             << QStringList{"decode", "--prompt", "a", "--backend", "opencl", "--device", "999"}
             << "no OpenCL device";
@@ -634,6 +801,30 @@ class TstCli : public QObject {
         for (qsizetype i = 0; i < sa.size(); ++i)
             QCOMPARE(sa[i].toObject()["kv_bytes"].toInteger(),
                      sb[i].toObject()["kv_bytes"].toInteger());
+    }
+
+    // decode --speculative on OpenCL (lookup, and a draft model on the same device): the CPU
+    // backend's plain greedy tokens.
+    void speculativeDecodeOnOpenClMatchesCpu() {
+        QString why;
+        const int device = firstUsableOpenClDevice(why);
+        if (device < 0 && ocl::listDevices().devices.empty()) QSKIP(qPrintable(why));
+        QVERIFY2(device >= 0, qPrintable(why));
+        const QStringList base{"decode",  "--model", gpt2_,    "--prompt", "the cat the cat",
+                               "--steps", "30",      "--json", "-"};
+        const Run cpu = runKvscope(base + QStringList{"--backend", "cpu"});
+        QVERIFY2(cpu.code == 0, cpu.err.constData());
+        const QList<int> want = stepTokens(QJsonDocument::fromJson(cpu.out).object());
+        QCOMPARE(want.size(), 30);
+        for (const QString& kind : {QString("lookup"), "model:" + draft_}) {
+            const Run cl = runKvscope(base + QStringList{"--backend", "opencl", "--device",
+                                                         QString::number(device), "--speculative",
+                                                         kind, "--draft", "4"});
+            QVERIFY2(cl.code == 0, cl.err.constData());
+            const QJsonObject o = QJsonDocument::fromJson(cl.out).object();
+            QCOMPARE(o["backend"].toObject()["name"].toString(), "opencl");
+            QCOMPARE(stepTokens(o), want);
+        }
     }
 
     // A device index past the list: exit 1 and a message naming the index and the count.

@@ -1,6 +1,7 @@
 // libFuzzer target: a whole decode on a fuzzed model file. The input is a GGUF image (the seeds
 // are tiny valid models; the fuzzer mutates shapes, metadata and weights): load it, prefill a
-// prompt, step and step back. Everything either works or ends in kvscope::Error (a refused file,
+// prompt, step and step back, then a speculative round (prompt lookup drafts, one batched
+// verification pass, rollback). Everything either works or ends in kvscope::Error (a refused file,
 // a NaN the sampler reports); never a crash or an out-of-bounds access.
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include "gguf/gguf.h"
 #include "model/model.h"
 #include "runtime/decode_session.h"
+#include "runtime/speculative.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
@@ -29,6 +31,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         s.step();
         s.rewind(1);
         s.step();
+        kvscope::SpeculativeDecoder spec(s, std::make_unique<kvscope::LookupDrafter>(), 4);
+        spec.step();
+        spec.step();
+        spec.flush();
     } catch (const kvscope::Error&) {
     }
     return 0;

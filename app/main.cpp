@@ -93,6 +93,8 @@ int main(int argc, char** argv) {
         std::optional<kvscope::app::MainWindow> window;
         kvscope::app::MainWindow& w = window.emplace(model, !shot);
         if (auto p = opts.get("prompt")) w.setPrompt(QString::fromStdString(*p));
+        if (opts.has("kv-type") || opts.has("window") || opts.has("block"))  // the cache lab
+            w.setCacheOptions(0, kvscope::app::parseCacheOptions(opts, 1 << 24));
         if (auto tab = opts.get("tab")) {
             // A view's name, as `export --views` takes them (a number still works).
             int index = -1;

@@ -236,7 +236,12 @@ const Command& appCommand() {
          {"size", "WxH", "the window's size (default: most of the screen)"},
          {"layer", "L", "the layer the views show"},
          {"head", "H", "the head the views show"},
-         {"compare", nullptr, "with --screenshot: replay the tokens without the cache too"}},
+         {"compare", nullptr, "with --screenshot: replay the tokens without the cache too"},
+         kKvType,
+         kWindow,
+         kSinks,
+         kHeavy,
+         kBlock},
         nullptr};
     return app;
 }

@@ -29,6 +29,9 @@ std::string resolveModelPath(const CliArgs& args);
 std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const Model> model,
                                      std::string& note);
 std::shared_ptr<const Model> loadModel(const CliArgs& args);  // resolveModelPath, then load
+// The cache lab's options: --kv-type, --window, --sinks, --heavy, --block (counts up to nCtx).
+// UsageError for a value that is none, or sinks or heavy hitters without a window.
+KvCacheOptions parseCacheOptions(const CliArgs& args, int nCtx);
 QJsonObject modelJson(const Model& m);  // the "model" object of decode --json and info --json
 // Writes bytes to path ("-": stdout) through a temporary file, so a failure loses nothing.
 void writeOutput(const std::string& path, const QByteArray& bytes);

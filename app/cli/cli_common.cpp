@@ -64,21 +64,29 @@ std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const 
         choice.kind = BackendChoice::Kind::OpenCl;
         choice.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
     }
+    const KvCacheOptions cache = parseCacheOptions(args, model->config.nCtx);
+    const std::string problem = kvTypeProblem(cache.type, model->config.headDim);
+    if (!problem.empty()) throw Error("--kv-type " + kvTypeName(cache.type) + ": " + problem);
+    choice.kvType = cache.type;
+    choice.eviction = cache.eviction;
+    choice.blockTokens = cache.blockTokens;
+    return createBackend(std::move(model), choice, note);
+}
+
+KvCacheOptions parseCacheOptions(const CliArgs& args, int nCtx) {
+    KvCacheOptions o;
     if (auto t = args.get("kv-type")) {
         const std::optional<KvType> kv = parseKvType(*t);
         if (!kv) throw UsageError("--kv-type must be f32, f16, q8_0 or q4_0, got '" + *t + "'");
-        choice.kvType = *kv;
-        const std::string problem = kvTypeProblem(*kv, model->config.headDim);
-        if (!problem.empty()) throw Error("--kv-type " + *t + ": " + problem);
+        o.type = *kv;
     }
-    const int nCtx = model->config.nCtx;
-    choice.eviction.window = static_cast<int>(args.getInt("window", 0, 0, nCtx));
-    choice.eviction.sinks = static_cast<int>(args.getInt("sinks", 0, 0, nCtx));
-    choice.eviction.heavy = static_cast<int>(args.getInt("heavy", 0, 0, nCtx));
-    choice.blockTokens = static_cast<int>(args.getInt("block", 256, 1, nCtx));
-    const std::string problem = choice.eviction.problem();
+    o.eviction.window = static_cast<int>(args.getInt("window", 0, 0, nCtx));
+    o.eviction.sinks = static_cast<int>(args.getInt("sinks", 0, 0, nCtx));
+    o.eviction.heavy = static_cast<int>(args.getInt("heavy", 0, 0, nCtx));
+    o.blockTokens = static_cast<int>(args.getInt("block", 256, 1, nCtx));
+    const std::string problem = o.eviction.problem();
     if (!problem.empty()) throw UsageError("--window, --sinks, --heavy: " + problem);
-    return createBackend(std::move(model), choice, note);
+    return o;
 }
 
 }  // namespace kvscope::app

@@ -67,6 +67,7 @@ void DecodeController::startBackend(std::shared_ptr<const Model> model, const Ba
     o.topLogits = 64;  // the next-token view's candidates (prompt tokens too)
     o.sampler = sampler_;
     o.parseSpecial = parseSpecial_;
+    o.drift = true;  // under a lossy cache policy: each token against the full cache
     auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);
     const viz::ModelSummary s = summarize(*model, *backend, path, note);
     session_ = std::move(session);  // the session refers to the model's tokenizer:
@@ -86,16 +87,35 @@ void DecodeController::loadModel(const QString& path) {
     }
 }
 
-void DecodeController::setCacheOptions(int context, KvType kvType) {
+void DecodeController::setCacheOptions(int context, const KvCacheOptions& cache) {
     Busy busy(*this);
+    std::vector<int32_t> tokens;
+    size_t promptLength = 0;
+    if (session_) tokens = session_->tokens(), promptLength = session_->promptLength();
+    const QString prompt = prefilledPrompt_;
     try {
         BackendChoice choice = choice_;
-        choice.kvType = kvType;
+        choice.kvType = cache.type;
+        choice.eviction = cache.eviction;
+        choice.blockTokens = cache.blockTokens;
         if (model_) startBackend(loadModelFile(path_, context), choice, path_);
         context_ = context;
         choice_ = choice;
     } catch (const std::exception& e) {
         emit failed(QString("Context and KV cache: ") + QString::fromUtf8(e.what()));
+        return;
+    }
+    if (!session_ || promptLength == 0) return;
+    try {  // the same tokens again under the new options
+        const std::vector<int32_t> promptIds(
+            tokens.begin(), tokens.begin() + static_cast<std::ptrdiff_t>(promptLength));
+        const std::vector<StepTrace> traces = session_->prefillTokens(promptIds);
+        prefilledPrompt_ = prompt;
+        emit prefilled(traces, session_->prefillMs(), prompt);
+        for (size_t i = promptLength; i < tokens.size() && !stop_.load(); ++i)
+            emit stepped(session_->stepWith(tokens[i]));
+    } catch (const std::exception& e) {
+        emit failed(QString("Running the tokens again: ") + QString::fromUtf8(e.what()));
     }
 }
 
@@ -104,6 +124,8 @@ void DecodeController::setBackend(const QString& spec) {
     try {
         BackendChoice choice = parseBackend(spec);
         choice.kvType = choice_.kvType;
+        choice.eviction = choice_.eviction;
+        choice.blockTokens = choice_.blockTokens;
         if (model_)
             startBackend(model_, choice, path_);
         else

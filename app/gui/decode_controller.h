@@ -35,9 +35,11 @@ class DecodeController : public QObject {
     // Moves the model to another backend ("auto", "cpu", "opencl:N"); the tokens are dropped.
     // On failure the previous backend stays.
     void setBackend(const QString& spec);
-    // The context to run with (0: the model's, at most 4,096) and the KV cache's element type;
-    // the loaded model starts again with them (its tokens are cleared).
-    void setCacheOptions(int context, kvscope::KvType kvType);
+    // The context to run with (0: the model's, at most 4,096) and the cache lab's options (the KV
+    // cache's element type, eviction policy and block size). The loaded model starts again with
+    // them and runs the same tokens again from the start (prefilled, then stepped), so that the
+    // views show what the policy changes on the same sequence.
+    void setCacheOptions(int context, const kvscope::KvCacheOptions& cache);
     // Lists the OpenCL devices (devicesListed).
     void listDevices();
     void setSampler(const kvscope::SamplerParams& sampler);

@@ -338,13 +338,13 @@ void MainWindow::buildUi() {
     }
     connect(backend_, &QComboBox::activated, this,
             [this](int i) { setBackend(backend_->itemData(i).toString()); });
-    const auto sendCache = [this] {
-        setCacheOptions(
-            context_->value(),
-            parseKvType(kvType_->currentData().toString().toStdString()).value_or(KvType::F32));
-    };
+    const auto sendCache = [this] { setCacheOptions(context_->value(), panelCacheOptions()); };
     connect(context_, &QSpinBox::editingFinished, this, sendCache);
     connect(kvType_, &QComboBox::activated, this, sendCache);
+    connect(policy_, &QComboBox::activated, this, sendCache);
+    for (QSpinBox* b : {window_, sinks_, heavy_, block_})
+        connect(b, &QSpinBox::editingFinished, this, sendCache);
+    showCacheOptions(KvCacheOptions());
     connect(parseSpecial_, &QCheckBox::toggled, this,
             [this](bool on) { request([c = controller_, on] { c->setParseSpecial(on); }); });
     connect(layer_, &QSpinBox::valueChanged, store_, &viz::TraceStore::setLayer);
@@ -372,6 +372,7 @@ void MainWindow::connectController() {
         clearError();
         modelPath_ = s.path;
         store_->setModel(s);
+        showCacheOptions(s.cache);
         backendNote_->setText(s.backendNote);
         setWindowTitle(QString("KVScope — %1").arg(QString::fromStdString(s.config.name)));
     });
@@ -489,14 +490,43 @@ void MainWindow::setBackend(const QString& spec) {
     request([c = controller_, spec] { c->setBackend(spec); });
 }
 
-void MainWindow::setCacheOptions(int context, KvType kvType) {
+KvCacheOptions MainWindow::panelCacheOptions() const {
+    KvCacheOptions o(
+        parseKvType(kvType_->currentData().toString().toStdString()).value_or(KvType::F32),
+        block_->value());
+    const QString policy = policy_->currentData().toString();
+    if (policy != "none") o.eviction.window = window_->value();
+    if (policy == "sinks") o.eviction.sinks = sinks_->value();
+    if (policy == "heavy") o.eviction.heavy = heavy_->value();
+    return o;
+}
+
+void MainWindow::showCacheOptions(const KvCacheOptions& cache) {
+    const QSignalBlocker a(kvType_), b(policy_), c(window_), d(sinks_), e(heavy_), f(block_);
+    kvType_->setCurrentIndex(kvType_->findData(QString::fromStdString(kvTypeName(cache.type))));
+    const EvictionPolicy& ev = cache.eviction;
+    const QString policy = !ev.evicts()   ? "none"
+                           : ev.heavy > 0 ? "heavy"
+                           : ev.sinks > 0 ? "sinks"
+                                          : "window";
+    policy_->setCurrentIndex(policy_->findData(policy));
+    if (ev.evicts()) window_->setValue(ev.window);
+    if (ev.sinks > 0) sinks_->setValue(ev.sinks);
+    if (ev.heavy > 0) heavy_->setValue(ev.heavy);
+    block_->setValue(cache.blockTokens);
+    window_->setEnabled(policy != "none");
+    sinks_->setEnabled(policy == "sinks");
+    heavy_->setEnabled(policy == "heavy");
+}
+
+void MainWindow::setCacheOptions(int context, const KvCacheOptions& cache) {
     setPlaying(false);
     {
-        const QSignalBlocker a(context_), b(kvType_);
+        const QSignalBlocker a(context_);
         context_->setValue(context);
-        kvType_->setCurrentIndex(kvType_->findData(QString::fromStdString(kvTypeName(kvType))));
     }
-    request([c = controller_, context, kvType] { c->setCacheOptions(context, kvType); });
+    showCacheOptions(cache);
+    request([c = controller_, context, cache] { c->setCacheOptions(context, cache); });
 }
 
 void MainWindow::prefill() {

@@ -54,8 +54,12 @@ class MainWindow : public QMainWindow {
     void openModel(const QString& path);
     // "auto", "cpu" or "opencl:N" (see `kvscope devices`); the tokens so far are dropped.
     void setBackend(const QString& spec);
-    // Context (0: the model's, at most 4,096) and KV element type: the model starts again.
-    void setCacheOptions(int context, kvscope::KvType kvType);
+    // Context (0: the model's, at most 4,096) and the cache lab's options (KV element type,
+    // eviction policy, block size): the model starts again and runs the same tokens again.
+    void setCacheOptions(int context, const kvscope::KvCacheOptions& cache);
+    void setCacheOptions(int context, kvscope::KvType kvType) {
+        setCacheOptions(context, kvscope::KvCacheOptions(kvType));
+    }
     void prefill();
     void step();
     void stepBack();
@@ -132,6 +136,11 @@ class MainWindow : public QMainWindow {
     QComboBox* backend_ = nullptr;
     QSpinBox* context_ = nullptr;
     QComboBox* kvType_ = nullptr;
+    // The cache lab's policy: none, window, sinks + window, heavy hitters + window; its numbers.
+    QComboBox* policy_ = nullptr;
+    QSpinBox *window_ = nullptr, *sinks_ = nullptr, *heavy_ = nullptr, *block_ = nullptr;
+    kvscope::KvCacheOptions panelCacheOptions() const;            // what the panel's controls say
+    void showCacheOptions(const kvscope::KvCacheOptions& cache);  // the controls, without sending
     QLabel* backendNote_ = nullptr;
     QString backendSpec_ = "auto";
     QLabel* error_ = nullptr;

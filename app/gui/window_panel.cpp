@@ -59,10 +59,45 @@ void MainWindow::buildSidePanel() {
     kvType_->setObjectName("kvType");
     kvType_->addItem(tr("f32 (exact)"), "f32");
     kvType_->addItem(tr("f16 (half the bytes)"), "f16");
-    kvType_->setToolTip(tr("The KV cache's element type. f16 runs on the CPU backend."));
+    kvType_->addItem(tr("q8_0 (34 bytes per 32)"), "q8_0");
+    kvType_->addItem(tr("q4_0 (18 bytes per 32)"), "q4_0");
+    kvType_->setToolTip(
+        tr("The KV cache's element type: q8_0 and q4_0 are llama.cpp's blocks of 32 values, as "
+           "the weights' types. Below f32 it runs on the CPU backend."));
     kvType_->setAccessibleName(tr("KV cache type"));
+    policy_ = new QComboBox;
+    policy_->setObjectName("cachePolicy");
+    policy_->addItem(tr("Keep everything"), "none");
+    policy_->addItem(tr("Sliding window"), "window");
+    policy_->addItem(tr("Sinks + window"), "sinks");
+    policy_->addItem(tr("Heavy hitters + window"), "heavy");
+    policy_->setToolTip(
+        tr("Which earlier tokens' K and V the cache keeps. A window keeps the last W; sinks also "
+           "the first S (StreamingLLM); heavy hitters also the H tokens with the most attention "
+           "so far (H2O). The rest leave the cache. The same tokens run again under the policy, "
+           "and each step is compared with the full cache."));
+    policy_->setAccessibleName(tr("Cache policy"));
+    auto spin = [](const char* name, int lo, int value, const QString& tip) {
+        auto* b = new QSpinBox;
+        b->setObjectName(name);
+        b->setRange(lo, 1 << 20);
+        b->setValue(value);
+        b->setSuffix(QObject::tr(" tokens"));
+        b->setToolTip(tip);
+        b->setAccessibleName(tip);
+        return b;
+    };
+    window_ = spin("cacheWindow", 1, 32, tr("Window: the last W tokens a query sees"));
+    sinks_ = spin("cacheSinks", 0, 4, tr("Sinks: the first S tokens, always kept"));
+    heavy_ = spin("cacheHeavy", 0, 8, tr("Heavy hitters: the H most attended tokens kept"));
+    block_ = spin("cacheBlock", 1, 256, tr("Block: the cache grows in blocks of this many tokens"));
     cacheForm->addRow(tr("Context"), context_);
     cacheForm->addRow(tr("KV cache"), kvType_);
+    cacheForm->addRow(tr("Cache policy"), policy_);
+    cacheForm->addRow(tr("Window"), window_);
+    cacheForm->addRow(tr("Sinks"), sinks_);
+    cacheForm->addRow(tr("Heavy"), heavy_);
+    cacheForm->addRow(tr("Block"), block_);
     modelLayout->addLayout(cacheForm);
     parseSpecial_ = new QCheckBox(tr("Special tokens in the prompt"));
     parseSpecial_->setObjectName("parseSpecial");

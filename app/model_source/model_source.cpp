@@ -57,6 +57,7 @@ viz::ModelSummary summarize(const Model& model, const Backend& backend, const QS
     s.device = QString::fromStdString(backend.deviceName());
     s.backendNote = QString::fromStdString(note);
     s.deviceMemoryBytes = backend.deviceMemoryBytes().value_or(0);
+    s.cache = backend.cacheOptions();
     return s;
 }
 

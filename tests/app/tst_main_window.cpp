@@ -3,6 +3,7 @@
 #include <QAction>
 #include <QChart>
 #include <QChartView>
+#include <QComboBox>
 #include <QDockWidget>
 #include <QDoubleSpinBox>
 #include <QElapsedTimer>
@@ -390,6 +391,41 @@ class TstMainWindow : public QObject {
         QVERIFY(settle(*w));
         QCOMPARE(w->store()->config().nCtx, 64);
         QCOMPARE(w->store()->model().kvBytesPerToken, f32PerToken);
+    }
+
+    // The cache lab from the panel: a policy runs the same tokens again from the start under it;
+    // the store then holds those tokens with the policy's evictions and bytes, and each token's
+    // drift from the full cache; "Keep everything" brings the full cache back.
+    void aCachePolicyRunsTheSameTokensAgain() {
+        auto w = open(llama_);
+        QVERIFY(w);
+        w->prefill();
+        QVERIFY(settle(*w));
+        for (int k = 0; k < 8; ++k) {
+            w->step();
+            QVERIFY(settle(*w));
+        }
+        std::vector<int32_t> before;
+        for (const StepTrace& t : w->store()->traces()) before.push_back(t.token);
+        const size_t perToken = w->store()->model().kvBytesPerToken;
+        w->setCacheOptions(0, KvCacheOptions(KvType::F32, 256, EvictionPolicy{4, 1, 0}));
+        QVERIFY(settle(*w));
+        QVERIFY2(w->errorText().isEmpty(), qPrintable(w->errorText()));
+        std::vector<int32_t> after;
+        for (const StepTrace& t : w->store()->traces()) after.push_back(t.token);
+        QCOMPARE(after, before);
+        QCOMPARE(w->store()->model().cache.eviction.window, 4);
+        QVERIFY(w->store()->hasEvictions());
+        QCOMPARE(w->store()->kvBytes(), 4 * perToken);  // sinks 1 + window 4, minus 1
+        QVERIFY(w->store()->traces().back().hasDrift());
+        QCOMPARE(w->findChild<QComboBox*>("cachePolicy")->currentData().toString(),
+                 QString("sinks"));
+        w->setCacheOptions(0, KvCacheOptions());
+        QVERIFY(settle(*w));
+        QVERIFY(!w->store()->hasEvictions());
+        QCOMPARE(w->store()->kvBytes(), before.size() * perToken);
+        QCOMPARE(w->findChild<QComboBox*>("cachePolicy")->currentData().toString(),
+                 QString("none"));
     }
 
     // A model that does not fit the machine's memory is refused before anything is allocated,

@@ -29,6 +29,7 @@ class DecodedStore {
         s.kvBytesPerToken = backend_->cacheBytesPerToken();
         s.cacheAllocatedBytes = backend_->cacheAllocatedBytes();
         s.cacheBlockTokens = backend_->cacheBlockTokens();
+        s.cache = backend_->cacheOptions();
         s.backend = QString::fromStdString(backend_->name());
         s.device = QString::fromStdString(backend_->deviceName());
         store.setModel(s);
@@ -47,6 +48,7 @@ class DecodedStore {
         store.truncate(store.count() - 1, session_.kvBytes(), session_.kvAllocatedBytes());
     }
     const Model& model() const { return *model_; }
+    const CpuBackend& backend() const { return *backend_; }
 
     TraceStore store;
 

@@ -32,6 +32,7 @@ MemoryChart::MemoryChart(TraceStore* store, QWidget* parent) : QChartView(parent
     formula_ = addSeries(chart, tr("formula"));  // over the measurement: where they agree
     projection_ = addSeries(chart, tr("projection"));
     weights_ = addSeries(chart, tr("weights"));
+    full_ = addSeries(chart, tr("full cache (measured)"));  // beside a lossy cache policy
     weights_->setVisible(false);  // on request: it would set the scale, not the cache
     x_ = new QValueAxis;
     x_->setTitleText(tr("tokens in the cache"));
@@ -71,6 +72,7 @@ void MemoryChart::applyTheme() {
     projection_->setPen(QPen(st.third, 2, Qt::DotLine));
     allocated_->setPen(QPen(t.mutedText, 2, Qt::DashDotLine));
     weights_->setPen(QPen(st.fourth, 2, Qt::DashDotDotLine));
+    full_->setPen(QPen(st.fifth, 3, Qt::DashLine));
 }
 
 void MemoryChart::setShowWeights(bool show) {
@@ -81,22 +83,32 @@ void MemoryChart::setShowWeights(bool show) {
 }
 
 void MemoryChart::rebuild() {
-    for (QLineSeries* s : {used_, allocated_, formula_, projection_, weights_}) s->clear();
+    for (QLineSeries* s : {used_, allocated_, formula_, projection_, weights_, full_}) s->clear();
     if (!store_->hasModel()) return;
     const ModelSummary& m = store_->model();
     const ModelConfig& c = m.config;
     // The formula for the loaded model's cache: 2 × layers × kv heads × head dim × the bytes of
-    // the element type the backend stores (4 for f32, 2 for f16).
-    const size_t elements = c.kvBytesPerToken(1);
-    const int elementBytes = elements > 0 ? static_cast<int>(m.kvBytesPerToken / elements) : 4;
-    const kvmem::ModelShape shape = kvmem::fromConfig(c, static_cast<double>(m.parameters));
-    const double perToken = static_cast<double>(kvmem::bytesPerToken(shape, 8 * elementBytes));
+    // the element type the backend stores (4 for f32, 2 for f16, 34/32 and 18/32 for the q8_0
+    // and q4_0 blocks of 32 values).
+    const KvType type = m.cache.type;
+    const double elementBytes = static_cast<double>(kvRowBytes(type, 32)) / 32.0;
+    const double perToken = 2.0 * c.nLayer * c.nHeadKv * c.headDim * elementBytes;
+    const QString typeText = type == KvType::F32 ? QStringLiteral("float32")
+                             : type == KvType::F16
+                                 ? QStringLiteral("f16")
+                                 : QString::fromStdString(kvTypeName(type)) + tr(" blocks of 32");
+    // An eviction policy holds at most S + H + W − 1 tokens' rows between steps.
+    const EvictionPolicy& policy = m.cache.eviction;
+    const double held = policy.evicts() ? policy.budget() - 1 : 1e300;
     const double nCtx = c.nCtx;
     const double xMax = nCtx;  // the axis ends where the context does
     // The scale is made for the cache: its full-context size or its allocation. The weights
     // (often far larger) draw only on request and are stated in the caption.
-    const double top = std::max({perToken * xMax, static_cast<double>(store_->kvAllocatedBytes()),
-                                 showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
+    size_t fullTop = 0;
+    for (const StepTrace& t : store_->traces()) fullTop = std::max(fullTop, t.fullKvBytes);
+    const double top = std::max(
+        {perToken * std::min(xMax, held), static_cast<double>(store_->kvAllocatedBytes()),
+         static_cast<double>(fullTop), showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
     unit_ = top >= 4.0 * (1 << 30)   ? double(1 << 30)
             : top >= 4.0 * (1 << 20) ? double(1 << 20)
                                      : 1024.0;
@@ -108,7 +120,7 @@ void MemoryChart::rebuild() {
     // Measured: the prompt enters the cache in one prefill, then one token per step.
     // Allocated, measured too: a step up each time the cache takes another block (or one level
     // line when the backend reserves the whole context).
-    QList<QPointF> used{{0, 0}};
+    QList<QPointF> used{{0, 0}}, full;
     QList<QPointF> allocated{{0, y(static_cast<double>(m.cacheAllocatedBytes))}};
     const int n = store_->count();
     double lastX = 0;
@@ -116,6 +128,10 @@ void MemoryChart::rebuild() {
         const StepTrace& t = store_->trace(i);
         if (t.prompt && i + 1 < store_->promptLength()) continue;
         used << QPointF(i + 1, y(static_cast<double>(t.kvBytes)));
+        if (t.fullKvBytes > 0) {
+            if (full.isEmpty()) full << QPointF(0, 0);
+            full << QPointF(i + 1, y(static_cast<double>(t.fullKvBytes)));
+        }
         // the tokens from lastX to i + 1 took the new blocks: the step stands where they begin
         const double a = y(static_cast<double>(t.kvAllocatedBytes));
         if (allocated.back().y() != a) {
@@ -127,8 +143,18 @@ void MemoryChart::rebuild() {
     allocated << QPointF(m.cacheBlockTokens > 0 ? double(n) : nCtx, allocated.back().y());
     used_->replace(used);
     allocated_->replace(allocated);
-    formula_->replace({{0, 0}, {double(n), y(perToken * n)}});
-    projection_->replace({{double(n), y(perToken * n)}, {xMax, y(perToken * xMax)}});
+    full_->replace(full);
+    for (QLegendMarker* marker : chart()->legend()->markers(full_))
+        marker->setVisible(!full.isEmpty());
+    // the formula (under a policy: capped at what it holds), then projected to the context
+    const auto formulaAt = [&](double tokens) { return y(perToken * std::min(tokens, held)); };
+    QList<QPointF> formula{{0, 0}}, projection{{double(n), formulaAt(n)}};
+    if (held < n) formula << QPointF(held, formulaAt(held));
+    formula << QPointF(n, formulaAt(n));
+    if (held > n && held < xMax) projection << QPointF(held, formulaAt(held));
+    projection << QPointF(xMax, formulaAt(xMax));
+    formula_->replace(formula);
+    projection_->replace(projection);
     weights_->replace({{0, y(static_cast<double>(m.weightBytes))},
                        {xMax, y(static_cast<double>(m.weightBytes))}});
     x_->setRange(0, xMax);
@@ -154,14 +180,21 @@ void MemoryChart::rebuild() {
                      : tr("for all %L1 tokens of the context at once").arg(c.nCtx))
             .arg(human(static_cast<double>(m.weightBytes)))
             .arg(elementBytes)
-            .arg(elementBytes == 2 ? QStringLiteral("f16") : QStringLiteral("float32"));
+            .arg(typeText);
+    if (policy.evicts())
+        caption_ += tr(" Cache policy %1: at most %L2 tokens' K and V are held between steps; "
+                       "the full cache on the same tokens holds %3.")
+                        .arg(QString::fromStdString(policy.text()))
+                        .arg(policy.budget() - 1)
+                        .arg(human(static_cast<double>(
+                            store_->traces().empty() ? 0 : store_->traces().back().fullKvBytes)));
     if (m.deviceMemoryBytes > 0) {
         // The device's memory dwarfs a small model's cache: said in words, not drawn to scale.
-        const double full = static_cast<double>(m.weightBytes) + perToken * nCtx;
+        const double whole = static_cast<double>(m.weightBytes) + perToken * nCtx;
         caption_ += tr(" The device has %1 of memory; weights and full cache take %2 of it.")
                         .arg(human(static_cast<double>(m.deviceMemoryBytes)))
                         .arg(QString::number(
-                                 100.0 * full / static_cast<double>(m.deviceMemoryBytes), 'g', 3) +
+                                 100.0 * whole / static_cast<double>(m.deviceMemoryBytes), 'g', 3) +
                              "%");
     }
     emit captionChanged(caption_);

@@ -24,6 +24,9 @@ class MemoryChart : public QChartView {
     const QLineSeries* formulaSeries() const { return formula_; }      // up to the tokens held
     const QLineSeries* projectionSeries() const { return projection_; }  // beyond them
     const QLineSeries* weightsSeries() const { return weights_; }        // hidden unless asked for
+    // The cache lab: the full f32 cache's bytes on the same tokens, measured beside a lossy
+    // policy (StepTrace::fullKvBytes); empty otherwise.
+    const QLineSeries* fullSeries() const { return full_; }
     // Draws the weights' bytes too (and lets them set the scale); off by default, so the scale
     // is the cache's.
     void setShowWeights(bool show);
@@ -40,7 +43,7 @@ class MemoryChart : public QChartView {
     void applyTheme();
 
     TraceStore* store_;
-    QLineSeries *used_, *allocated_, *formula_, *projection_, *weights_;
+    QLineSeries *full_ = nullptr, *used_, *allocated_, *formula_, *projection_, *weights_;
     bool showWeights_ = false;
     QValueAxis *x_, *y_;
     double unit_ = 1024;

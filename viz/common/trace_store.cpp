@@ -13,6 +13,7 @@ void TraceStore::setModel(const ModelSummary& summary) {
     model_ = summary;
     hasModel_ = true;
     traces_.clear();
+    noteEvictions(0);
     lenses_.clear();
     resetAttention();
     promptLength_ = 0;
@@ -29,6 +30,7 @@ void TraceStore::setPrompt(std::vector<StepTrace> traces, double prefillMs) {
     lenses_.clear();
     resetAttention();
     addRows(0);
+    noteEvictions(0);
     promptLength_ = count();
     prefillMs_ = prefillMs;
     pinnedQuery_ = -1;
@@ -43,6 +45,7 @@ void TraceStore::append(StepTrace trace) {
                                     std::to_string(count()) + " tokens");
     traces_.push_back(std::move(trace));
     addRows(count() - 1);
+    noteEvictions(count() - 1);
     pinnedQuery_ = -1;
     emit tokenAppended(count() - 1);
     emit selectionChanged();
@@ -55,6 +58,16 @@ void TraceStore::truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
     for (int i = n; i < count(); ++i) attentionBytes_ -= traces_[i].attn.size() * sizeof(float);
     traces_.resize(static_cast<size_t>(n));
     lenses_.erase(lenses_.lower_bound(n), lenses_.end());
+    // Keys let go after a removed token are held again (a step back runs the kept tokens again,
+    // and the same policy lets the same keys go).
+    evictions_ = 0;
+    for (std::vector<int>& at : evictedAt_) {
+        at.resize(std::min(at.size(), static_cast<size_t>(n)));
+        for (int& a : at) {
+            if (a >= n) a = kHeld;
+            if (a != kHeld) ++evictions_;
+        }
+    }
     firstStoredRow_ = std::min(firstStoredRow_, n);
     requested_ = {-1, -1};
     if (matrix_.rows > n) {
@@ -80,6 +93,7 @@ void TraceStore::truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
 
 void TraceStore::clear() {
     traces_.clear();
+    noteEvictions(0);
     lenses_.clear();
     resetAttention();
     promptLength_ = 0;
@@ -106,6 +120,28 @@ bool TraceStore::setLens(int i, LogitLens lens) {
 
 size_t TraceStore::kvAllocatedBytes() const {
     return traces_.empty() ? model_.cacheAllocatedBytes : traces_.back().kvAllocatedBytes;
+}
+
+void TraceStore::noteEvictions(int from) {
+    if (from == 0) {
+        evictedAt_.assign(static_cast<size_t>(std::max(0, config().nLayer)), {});
+        evictions_ = 0;
+    }
+    for (std::vector<int>& at : evictedAt_) at.resize(traces_.size(), kHeld);
+    for (int i = from; i < count(); ++i)
+        for (const auto& [layer, pos] : traces_[static_cast<size_t>(i)].evicted)
+            if (layer >= 0 && static_cast<size_t>(layer) < evictedAt_.size() && pos >= 0 &&
+                pos < count()) {
+                evictedAt_[static_cast<size_t>(layer)][static_cast<size_t>(pos)] =
+                    traces_[static_cast<size_t>(i)].position;
+                ++evictions_;
+            }
+}
+
+int TraceStore::evictedAt(int layer, int pos) const {
+    if (layer < 0 || static_cast<size_t>(layer) >= evictedAt_.size() || pos < 0) return kHeld;
+    const std::vector<int>& at = evictedAt_[static_cast<size_t>(layer)];
+    return static_cast<size_t>(pos) < at.size() ? at[static_cast<size_t>(pos)] : kHeld;
 }
 
 size_t TraceStore::kvBytes() const {

@@ -16,6 +16,7 @@
 #include "core/logit_lens.h"
 #include "core/step_trace.h"
 #include "model/model.h"
+#include "runtime/kv_cache.h"
 
 namespace kvscope::viz {
 
@@ -33,6 +34,7 @@ struct ModelSummary {
     QString device;                  // in words
     QString backendNote;             // which backend was chosen and why (auto)
     uint64_t deviceMemoryBytes = 0;  // the device's memory when known (OpenCL), else 0
+    KvCacheOptions cache;            // the cache lab's policy: K/V type, eviction, block size
 };
 
 class TraceStore : public QObject {
@@ -68,6 +70,14 @@ class TraceStore : public QObject {
     size_t kvBytes() const;
     // Bytes the cache has allocated now: the last trace's, else the allocation at load.
     size_t kvAllocatedBytes() const;
+    // The cache lab: the last query that saw key `pos` in `layer` before the cache's eviction
+    // policy let it go (StepTrace::evicted), or kHeld while the cache holds it.
+    static constexpr int kHeld = KvCache::kHeld;
+    int evictedAt(int layer, int pos) const;
+    // Whether the query at `query` attended to key `key` <= query under the policy: false when the
+    // policy had let the key go before it.
+    bool evictedFor(int layer, int key, int query) const { return evictedAt(layer, key) < query; }
+    bool hasEvictions() const { return evictions_ > 0; }
     // -- attention rows within a budget (ARCHITECTURE.md decision 4)
     // Each trace arrives with the attention rows of every layer and head (L × H × (position + 1)
     // floats: gigabytes at thousands of tokens). The store keeps them while their total stays
@@ -140,6 +150,10 @@ class TraceStore : public QObject {
     ModelSummary model_;
     std::vector<StepTrace> traces_;
     std::map<int, LogitLens> lenses_;
+    // per layer, per position: evictedAt (kHeld while held), from the traces' `evicted`
+    std::vector<std::vector<int>> evictedAt_;
+    int evictions_ = 0;
+    void noteEvictions(int from);  // adds traces from..count()-1's evictions
     // the attention budget
     void resetAttention();   // no rows dropped, thumbnails empty (new model or prompt)
     void addRows(int from);  // thumbnails of traces from..count()-1, then the budget

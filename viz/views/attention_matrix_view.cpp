@@ -129,13 +129,29 @@ void AttentionMatrixView::ensureImageRows(int r0, int r1) const {
         if (!rowWritten_[static_cast<size_t>(r)]) writeImageRow(r);
 }
 
+namespace {
+// A key the cache policy had let go before this query: diagonal stripes of the masked colour and
+// the grid's, distinct from the causal mask (plain) and from any weight.
+QRgb evictedRgb(int r, int c) {
+    const Theme& th = currentTheme();
+    return ((r + c) / 2) % 2 == 0 ? th.grid.rgb() : th.panel.rgb();
+}
+}  // namespace
+
 void AttentionMatrixView::writeImageRow(int r) const {
     const ColorScale scale = ColorScale::weights();
     const QRgb masked = currentTheme().panel.rgb();
     auto* line = reinterpret_cast<QRgb*>(image_.scanLine(r));
     const std::vector<float>& row = values_[static_cast<size_t>(r)];
-    for (int c = 0; c < image_.width(); ++c)
-        line[c] = c <= r ? scale.rgb(row[static_cast<size_t>(c)]) : masked;
+    const bool evictions = store_->hasEvictions();
+    for (int c = 0; c < image_.width(); ++c) {
+        if (c > r)
+            line[c] = masked;
+        else if (evictions && store_->evictedFor(layer_, c, r))
+            line[c] = evictedRgb(r, c);
+        else
+            line[c] = scale.rgb(row[static_cast<size_t>(c)]);
+    }
     rowWritten_[static_cast<size_t>(r)] = 1;
 }
 
@@ -446,24 +462,29 @@ const QImage& AttentionMatrixView::pooledImage(int k) const {
     // One pass over each block row's cells, row by row (as pooledValueAt, in one sweep).
     std::vector<float> best(static_cast<size_t>(blocks));
     std::vector<double> sum(static_cast<size_t>(blocks));
-    std::vector<int> count(static_cast<size_t>(blocks));
+    std::vector<int> count(static_cast<size_t>(blocks)), live(static_cast<size_t>(blocks));
+    const bool evictions = store_->hasEvictions();
     for (int bi = first; bi < blocks; ++bi) {
         std::fill(best.begin(), best.end(), 0.0f);
         std::fill(sum.begin(), sum.end(), 0.0);
         std::fill(count.begin(), count.end(), 0);
+        std::fill(live.begin(), live.end(), 0);
         for (int r = bi * k; r < std::min(rows_, (bi + 1) * k); ++r) {
             const float* row = values_[static_cast<size_t>(r)].data();
             for (int bj = 0; bj * k <= r; ++bj) {
                 const int c1 = std::min(r + 1, (bj + 1) * k);
                 float b = best[static_cast<size_t>(bj)];
                 double s = 0;
+                int seen = 0;
                 for (int c = bj * k; c < c1; ++c) {
                     b = std::max(b, row[c]);
                     s += row[c];
+                    if (!evictions || !store_->evictedFor(layer_, c, r)) ++seen;
                 }
                 best[static_cast<size_t>(bj)] = b;
                 sum[static_cast<size_t>(bj)] += s;
                 count[static_cast<size_t>(bj)] += c1 - bj * k;
+                live[static_cast<size_t>(bj)] += seen;
             }
         }
         auto* line = reinterpret_cast<QRgb*>(cache.image.scanLine(bi));
@@ -471,6 +492,8 @@ const QImage& AttentionMatrixView::pooledImage(int k) const {
             const size_t j = static_cast<size_t>(bj);
             if (bj >= blocks || count[j] == 0) {
                 line[bj] = masked;
+            } else if (live[j] == 0) {  // every key of the block was evicted for these queries
+                line[bj] = evictedRgb(bi, bj);
             } else {
                 line[bj] = scale.rgb(
                     pooling_ == Pooling::Max ? best[j] : static_cast<float>(sum[j] / count[j]));
@@ -548,6 +571,10 @@ QString AttentionMatrixView::toolTipAt(const QPoint& pos) const {
             .arg(pooling_ == Pooling::Max ? tr("largest") : tr("mean"), formatValue(v));
     }
     if (c > r) return tr("%1 → %2: masked (a later token is not visible)").arg(q, k);
+    if (store_->evictedFor(layer_, c, r))
+        return tr("%1 → %2: evicted by the cache policy (%3) after query %4, so not seen")
+            .arg(q, k, QString::fromStdString(store_->model().cache.eviction.text()))
+            .arg(store_->evictedAt(layer_, c));
     return tr("%1 → %2: weight %3").arg(q, k, formatValue(cellValue(r, c)));
 }
 
@@ -640,6 +667,13 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
                      "columns: keys")
                       .arg(window);
         shortSub = tr("Sliding window of %1 keys · rows: queries").arg(window);
+    }
+    if (store_->hasEvictions() && !revealingPrefill_) {  // the cache lab's policy says so first
+        const QString policy = QString::fromStdString(store_->model().cache.eviction.text());
+        longSub = tr("Cache policy %1: striped keys had left the cache before that query · "
+                     "rows: queries, columns: keys")
+                      .arg(policy);
+        shortSub = tr("Policy %1 · striped: evicted").arg(policy);
     }
     p.drawText(sub, Qt::AlignLeft | Qt::AlignVCenter,
                fmL.elidedText(fmL.horizontalAdvance(longSub) <= sub.width() ? longSub : shortSub,

@@ -1,0 +1,109 @@
+// The cache lab in the views, on a real decode under an eviction policy: the store's evictions are
+// the cache's own, also after a step back; the attention matrix stripes exactly the keys the policy
+// had let go before each query (and those have no weight); the memory chart draws the policy's
+// measured bytes against the full cache's, and its formula stops growing at the policy's budget.
+#include <QLineSeries>
+#include <QTest>
+
+#include "charts/memory_chart.h"
+#include "common/colormap.h"
+#include "common/theme.h"
+#include "decoded_store.h"
+#include "model_fixtures.h"
+#include "views/attention_matrix_view.h"
+
+using namespace kvscope;
+using namespace kvscope::viz;
+using testing::DecodedStore;
+
+namespace {
+constexpr const char* kPrompt = "the cat sat on the mat";
+const EvictionPolicy kPolicy{5, 1, 2};  // sinks 1 + heavy 2 + window 5: 7 rows between steps
+
+std::unique_ptr<DecodedStore> decoded(int steps) {
+    SessionOptions o;
+    o.drift = true;
+    auto d = std::make_unique<DecodedStore>(fixtures::makeModel(fixtures::llamaGqaSpec()),
+                                            "fixture", o, KvCacheOptions(KvType::F32, 4, kPolicy));
+    d->prefill(kPrompt);
+    d->steps(steps);
+    return d;
+}
+}  // namespace
+
+class TstCacheLabViews : public QObject {
+    Q_OBJECT
+  private slots:
+    void initTestCase() { ThemeSettings::instance().setAnimationMs(0); }
+
+    void theStoreKnowsWhatTheCacheLetGo() {
+        auto d = decoded(10);
+        const KvCache& cache = *d->backend().hostCache();
+        QVERIFY(d->store.hasEvictions());
+        const int n = d->store.count();
+        auto same = [&] {
+            for (int l = 0; l < cache.nLayer(); ++l)
+                for (int p = 0; p < n; ++p)
+                    if (d->store.evictedAt(l, p) != cache.evictedAt(l, p)) return false;
+            return true;
+        };
+        QVERIFY(same());
+        d->stepBack();  // runs the kept tokens again under the policy
+        QCOMPARE(d->store.count(), n - 1);
+        QVERIFY(same());
+    }
+
+    // Each cell of the shown head: a key let go before the query is striped (the grid's or the
+    // panel's colour) and weighs 0 in the trace; every other cell left of the diagonal has its
+    // weight's colour.
+    void theMatrixStripesEvictedKeys() {
+        auto d = decoded(10);
+        AttentionMatrixView view(&d->store);
+        view.resize(600, 600);
+        const Theme& th = currentTheme();
+        const ColorScale scale = ColorScale::weights();
+        for (int layer = 0; layer < d->store.config().nLayer; ++layer) {
+            d->store.setLayerHead(layer, 1);
+            int striped = 0;
+            for (int r = 0; r < d->store.count(); ++r) {
+                const std::span<const float> row = d->store.attentionRow(r, layer, 1);
+                for (int c = 0; c <= r; ++c) {
+                    const QRgb got = view.cellColor(r, c);
+                    if (d->store.evictedAt(layer, c) < r) {
+                        ++striped;
+                        QCOMPARE(row[static_cast<size_t>(c)], 0.0f);
+                        QVERIFY(got == th.grid.rgb() || got == th.panel.rgb());
+                    } else {
+                        QCOMPARE(got, scale.rgb(row[static_cast<size_t>(c)]));
+                    }
+                }
+            }
+            QVERIFY(striped > 0);
+        }
+    }
+
+    void theMemoryChartDrawsThePolicyAgainstTheFullCache() {
+        auto d = decoded(10);
+        MemoryChart chart(&d->store);
+        const double unit = chart.unitBytes();
+        const size_t perToken = d->store.model().kvBytesPerToken;
+        const QList<QPointF> full = chart.fullSeries()->points();
+        const QList<QPointF> used = chart.usedSeries()->points();
+        QCOMPARE(full.size(), used.size());
+        for (int i = 1; i < full.size(); ++i) {  // the full cache holds every token
+            QCOMPARE(full[i].y() * unit, full[i].x() * static_cast<double>(perToken));
+            QVERIFY(used[i].y() <= full[i].y());
+        }
+        // the policy holds sinks + heavy + window - 1 = 7 tokens' rows once past them
+        QCOMPARE(used.last().y() * unit, 7.0 * static_cast<double>(perToken));
+        QCOMPARE(chart.formulaSeries()->points().last().y() * unit,
+                 7.0 * static_cast<double>(perToken));
+        QCOMPARE(chart.projectionSeries()->points().last().y() * unit,
+                 7.0 * static_cast<double>(perToken));
+        QVERIFY2(chart.caption().contains("sinks 1 + heavy 2 + window 5"),
+                 qPrintable(chart.caption()));
+    }
+};
+
+QTEST_MAIN(TstCacheLabViews)
+#include "tst_cache_lab_views.moc"

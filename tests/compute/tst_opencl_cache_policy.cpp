@@ -56,13 +56,16 @@ class TstOpenClCachePolicy : public QObject {
     QTemporaryDir cacheDir_;
     int device_ = -1;
 
+    // scratchFloats: OpenClOptions::attentionScratchFloats (0: the default)
     std::shared_ptr<OpenClBackend> opencl(const std::shared_ptr<const Model>& m,
-                                          const KvCacheOptions& cache) const {
+                                          const KvCacheOptions& cache,
+                                          size_t scratchFloats = 0) const {
         OpenClOptions o;
         o.device = device_;
         o.cacheDir = cacheDir_.path().toStdString();
         o.matmul = ocl::MatMulChoice::parse("gemv kvscope-rows/auto, gemm kvscope-rows/16");
         o.cache = cache;
+        if (scratchFloats > 0) o.attentionScratchFloats = scratchFloats;
         return std::make_shared<OpenClBackend>(m, o);
     }
     static std::shared_ptr<CpuBackend> cpu(const std::shared_ptr<const Model>& m,
@@ -166,6 +169,34 @@ class TstOpenClCachePolicy : public QObject {
                 }
             }
         }
+    }
+
+    // Without traces a pass attends a slice of its tokens at a time (here one: the scratch holds
+    // a single row), so that a long prompt needs no n_head × T² buffer; under a policy each
+    // slice gets its own mask, and heavy hitters read back each query's row from the slice.
+    void slicedPassesWithoutTraces_data() {
+        QTest::addColumn<KvCacheOptions>("cache");
+        QTest::newRow("sinks 1 + window 4") << policy(4, 1);
+        QTest::newRow("heavy 2 + window 3") << policy(3, 0, 2);
+    }
+    void slicedPassesWithoutTraces() {
+        QFETCH(KvCacheOptions, cache);
+        auto m = fixtures::makeModel(fixtures::llamaGqaSpec());
+        SessionOptions so;
+        so.captureTrace = false;
+        DecodeSession c(cpu(m, cache), m->tokenizer, so);
+        DecodeSession o(opencl(m, cache, 1), m->tokenizer, so);
+        c.prefill(kPrompt);
+        o.prefill(kPrompt);
+        for (int i = 0; i < 6; ++i) {
+            c.step();
+            o.step();
+        }
+        QCOMPARE(o.tokens(), c.tokens());
+        QVERIFY(maxRelError(o.logits(), c.logits()) < kTol);
+        for (int l = 0; l < m->config.nLayer; ++l)
+            QCOMPARE(o.backend().cacheBook()->heldPositions(l),
+                     c.backend().cacheBook()->heldPositions(l));
     }
 
     // The drift readout needs a full cache beside the policy's (Backend::withCache): on OpenCL

@@ -32,6 +32,7 @@ class CpuBackend final : public Backend {
     int cacheRows() const override { return cache_.rows(); }
     bool canTruncateCache(int n) const override { return cache_.canTruncate(n); }
     const KvCache* hostCache() const override { return &cache_; }
+    const KvRows* cacheBook() const override { return &cache_.book(); }
     KvCacheOptions cacheOptions() const override { return options_; }
     std::shared_ptr<Backend> fork() const override;
     std::shared_ptr<Backend> withCache(const KvCacheOptions& options) const override {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <numeric>
 #include <thread>
 
 #include "core/error.h"
@@ -65,7 +66,7 @@ struct OpenClBackend::Impl {
         Buffer attnNormW, attnNormB, bqkv, bo, attnPostNormW, ffnNormW, ffnNormB, ffnPostNormW;
         Buffer bUp, bDown;
         DeviceWeight wqkv, wo, wUp, wGate, wDown;
-        Buffer k, v;  // the cache: (n_head_kv, n_ctx, head_dim) each
+        Buffer k, v;  // the cache: (n_head_kv, cacheCap, rowBytes) each, rows as cache.type
     };
 
     std::shared_ptr<const Model> model;
@@ -76,7 +77,7 @@ struct OpenClBackend::Impl {
     Program program;
     std::optional<MatMul> mm;
     Kernel embed, layerNorm, rmsNorm, gelu, swiglu, geglu, scaleK, addTo, softcapK, rope, kvAppend,
-        attend;
+        attend, attendRows, kvGather;
     size_t normLocal = 64, attendLocal = 64, itemLocal = 64;
 
     // weights, one buffer each; output empty when tied to tokEmbd
@@ -84,15 +85,25 @@ struct OpenClBackend::Impl {
     Buffer posEmbd, outNormW, outNormB, ropeTable;
     uint64_t uploadedBytes = 0;  // of the weights' buffers (the RoPE table not counted)
     std::vector<LayerBuffers> layers;
-    int used = 0;
-    // The KV cache of each layer is (n_head_kv, cacheCap, head_dim): it grows in blocks of
-    // kCacheBlock tokens as they arrive (moving the rows held to the larger buffers).
-    static constexpr int kCacheBlock = 256;
+    // Which position each cache row holds (row r is position r without an eviction policy),
+    // what the policy evicted and when: the same bookkeeping as the CPU's KvCache.
+    KvRows book;
+    // The cache policy's path (an eviction policy or a K/V type other than f32): rows stored as
+    // options.cache.type, attention by attend_rows over the rows the host's mask lets each query
+    // see, evicted rows squeezed out after each pass. Otherwise f32 rows, kv_append and attend.
+    bool policy = false;
+    size_t rowBytes = 0;  // of one cached row: kvRowBytes(type, head_dim)
+    // The KV cache of each layer is (n_head_kv, cacheCap, rowBytes): it grows in blocks of
+    // cacheBlock tokens as they arrive (moving the rows held to the larger buffers), and under an
+    // eviction policy shrinks again to the blocks the rows held need.
+    int cacheBlock = 256;
     int cacheCap = 0;
-    // swapSpareCache's other cache: its buffers, capacity and fill (empty until first used).
+    Buffer mask, keptIdx, compactTmp;  // the policy path's scratch
+    // swapSpareCache's other cache: its buffers, capacity and bookkeeping (empty until used).
     struct {
         std::vector<std::pair<Buffer, Buffer>> kv;
-        int cap = 0, used = 0;
+        int cap = 0;
+        KvRows book{1, 1};
     } spare;
 
     // activations of up to rowsCap tokens (row-major, one row per token)
@@ -117,7 +128,10 @@ struct OpenClBackend::Impl {
     Impl(std::shared_ptr<const Model> m, OpenClOptions o);
 
     const ModelConfig& cfg() const { return model->config; }
-    size_t bytesPerToken() const { return cfg().kvBytesPerToken(sizeof(float)); }
+    size_t bytesPerToken() const {
+        return 2 * static_cast<size_t>(cfg().nLayer) * static_cast<size_t>(cfg().nHeadKv) *
+               rowBytes;
+    }
     const DeviceWeight& outputWeights() const { return output ? output : tokEmbd; }
 
     void checkMemory() const;
@@ -130,6 +144,12 @@ struct OpenClBackend::Impl {
     void makeKernels();
     void ensureScratch(int n, size_t attnFloats, int logitRows);
     void ensureCache(int tokens);
+    // Moves the rows held (book.rows(), at most cap) to new buffers of cap rows.
+    void resizeCache(int cap);
+    // The policy path's steps 3 and 4 and its commit (see forwardPass).
+    void appendEncoded(const LayerBuffers& w, int r0, int n);
+    void attendPolicy(const LayerBuffers& w, int l, int p0, int n, int slice);
+    void commitPolicy(int n);
     Buffer scratch(size_t bytes, const char* what);
 
     void track(Cat c, Event e) { events.emplace_back(c, std::move(e)); }
@@ -143,8 +163,11 @@ struct OpenClBackend::Impl {
     // out (n, outDim) = in (n, inDim) · wᵀ + bias (+ out when accumulate), from row 0.
     void matmul(const Buffer& out, const Buffer& in, const DeviceWeight& w, const Buffer& bias,
                 int n, int inDim, int outDim, bool accumulate);
+    // begin(), forwardPass, and abandon() if it throws: the cache as it was.
     void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
                  std::vector<StepTrace>* traces, int traceFrom);
+    void forwardPass(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
+                     std::vector<StepTrace>* traces, int traceFrom);
     void collectDeviceTimes();
     // Layer l's traced rows (tokens t0..n-1, as the device holds them) into the StepTraces.
     void copyResidTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0, int n,
@@ -153,13 +176,29 @@ struct OpenClBackend::Impl {
     void head(std::span<const float> hidden, int rows, std::vector<float>& logits);
     void copyQkvTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0, int n,
                        const float* rows) const;
+    // rows: (n - t0, n_head, stride); row r holds position pos[r] (r itself when pos is null).
     void copyAttnTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0, int n, int p0,
-                        const float* rows) const;
+                        const float* rows, const std::vector<int>* pos = nullptr) const;
     std::vector<float> readCache(const Buffer& b, int kvHead);
+    // Layer l's rows as the host may read them (a fork's copy): (2, n_head_kv, rows, rowBytes).
+    std::vector<uint8_t> readCacheBytes(int l);
 };
 
 OpenClBackend::Impl::Impl(std::shared_ptr<const Model> m, OpenClOptions o)
-    : model(std::move(m)), options(std::move(o)), dev(options.device) {}
+    : model(std::move(m)),
+      options(std::move(o)),
+      dev(options.device),
+      book(model->config.nLayer, model->config.nCtx, options.cache.eviction) {
+    const KvCacheOptions& kv = options.cache;
+    const std::string typeProblem = kvTypeProblem(kv.type, cfg().headDim);
+    KVSCOPE_CHECK(typeProblem.empty(), "KV cache: " + typeProblem);
+    KVSCOPE_CHECK(kv.blockTokens > 0, "KV cache: the block size must be positive, not " +
+                                          std::to_string(kv.blockTokens));
+    policy = kv.type != KvType::F32 || kv.eviction.evicts();
+    rowBytes = kvRowBytes(kv.type, cfg().headDim);
+    cacheBlock = std::min(kv.blockTokens, cfg().nCtx);
+    spare.book = book;
+}
 
 void OpenClBackend::Impl::checkMemory() const {
     const ModelConfig& c = cfg();
@@ -290,12 +329,15 @@ void OpenClBackend::Impl::makeKernels() {
     rope = Kernel(program, "rope");
     kvAppend = Kernel(program, "kv_append");
     attend = Kernel(program, "attend");
+    attendRows = Kernel(program, "attend_rows");
+    kvGather = Kernel(program, "kv_gather");
     const Kernel& nk = cfg().norm == NormType::Layer ? layerNorm : rmsNorm;
     normLocal = floorPow2(std::min<size_t>(128, nk.maxWorkGroupSize(dev.id())));
-    attendLocal = floorPow2(std::min<size_t>(64, attend.maxWorkGroupSize(dev.id())));
+    attendLocal = floorPow2(std::min<size_t>(
+        {64, attend.maxWorkGroupSize(dev.id()), attendRows.maxWorkGroupSize(dev.id())}));
     itemLocal = 64;
     for (const Kernel* k :
-         {&embed, &gelu, &swiglu, &geglu, &scaleK, &addTo, &softcapK, &rope, &kvAppend})
+         {&embed, &gelu, &swiglu, &geglu, &scaleK, &addTo, &softcapK, &rope, &kvAppend, &kvGather})
         itemLocal = std::min(itemLocal, floorPow2(k->maxWorkGroupSize(dev.id())));
 }
 
@@ -305,7 +347,9 @@ Buffer OpenClBackend::Impl::scratch(size_t bytes, const char* what) {
                     " bytes in one buffer, and OpenCL device " + std::to_string(dev.info().index) +
                     " (" + dev.info().name + ") allocates at most " + std::to_string(allocLimit) +
                     " bytes per buffer; use a shorter prompt");
-    Buffer b(dev.context(), std::max<size_t>(bytes, sizeof(float)), CL_MEM_READ_WRITE);
+    // whole floats (the fill below writes floats): a q8_0 cache's or a mask's bytes may not be
+    Buffer b(dev.context(), std::max<size_t>((bytes + 3) / 4 * 4, sizeof(float)),
+             CL_MEM_READ_WRITE);
     // Zeros, never stale bytes: a product with beta = 0 may still read its output (0 · NaN).
     dev.queue().fillAsync(b, 0.0f);
     return b;
@@ -313,20 +357,23 @@ Buffer OpenClBackend::Impl::scratch(size_t bytes, const char* what) {
 
 void OpenClBackend::Impl::ensureCache(int tokens) {
     if (tokens <= cacheCap) return;
+    resizeCache(std::min(cfg().nCtx, (tokens + cacheBlock - 1) / cacheBlock * cacheBlock));
+}
+
+void OpenClBackend::Impl::resizeCache(int cap) {
     const ModelConfig& c = cfg();
-    const int cap = std::min(c.nCtx, (tokens + kCacheBlock - 1) / kCacheBlock * kCacheBlock);
-    const size_t row = static_cast<size_t>(c.headDim) * sizeof(float);
-    const size_t bytes = static_cast<size_t>(c.nHeadKv) * static_cast<size_t>(cap) * row;
+    const size_t bytes = static_cast<size_t>(c.nHeadKv) * static_cast<size_t>(cap) * rowBytes;
+    const int held = std::min(book.rows(), cap);
     // Allocate all of it first: a device that runs out leaves the cache as it was.
     std::vector<std::pair<Buffer, Buffer>> grown;
     for (size_t l = 0; l < layers.size(); ++l)
         grown.emplace_back(scratch(bytes, "the KV cache"), scratch(bytes, "the KV cache"));
     for (size_t l = 0; l < layers.size(); ++l) {
-        for (int g = 0; g < c.nHeadKv && used > 0; ++g) {
-            const size_t from = static_cast<size_t>(g) * cacheCap * row;
-            const size_t to = static_cast<size_t>(g) * cap * row;
-            dev.queue().copyAsync(layers[l].k, from, grown[l].first, to, used * row);
-            dev.queue().copyAsync(layers[l].v, from, grown[l].second, to, used * row);
+        for (int g = 0; g < c.nHeadKv && held > 0; ++g) {
+            const size_t from = static_cast<size_t>(g) * cacheCap * rowBytes;
+            const size_t to = static_cast<size_t>(g) * cap * rowBytes;
+            dev.queue().copyAsync(layers[l].k, from, grown[l].first, to, held * rowBytes);
+            dev.queue().copyAsync(layers[l].v, from, grown[l].second, to, held * rowBytes);
         }
     }
     dev.queue().finish();
@@ -399,17 +446,36 @@ void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const Devi
 void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogits,
                                   std::vector<float>& logits, std::vector<StepTrace>* traces,
                                   int traceFrom) {
+    // n, positions and ids were checked by Backend::forward; room for the new rows comes first,
+    // so that a cache that cannot grow fails before anything changed.
+    ensureCache(book.rows() + static_cast<int>(tokens.size()));
+    book.begin(static_cast<int>(tokens.size()));
+    try {
+        forwardPass(tokens, allLogits, logits, traces, traceFrom);
+    } catch (...) {
+        book.abandon();
+        events.clear();
+        throw;
+    }
+}
+
+void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allLogits,
+                                      std::vector<float>& logits, std::vector<StepTrace>* traces,
+                                      int traceFrom) {
     const ModelConfig& c = cfg();
     const int n = static_cast<int>(tokens.size());
-    const int p0 = used;
-    // n, positions and ids were checked by Backend::forward
+    // The new tokens' positions p0 .. p0+n-1 and cache rows r0 .. r0+n-1 (the same numbers
+    // unless an eviction policy let rows go). Attention rows hold T weights: one per position
+    // up to the last new token, or on the policy path one per row of the pass.
+    const int p0 = book.used(), r0 = book.rows();
 
     const int E = c.nEmbd, hd = c.headDim, H = c.nHead, Hkv = c.nHeadKv, F = c.nFf;
-    const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows(), T = p0 + n;
+    const int Q = H * hd, KV = Hkv * hd, R = c.qkvRows(), T = (policy ? r0 : p0) + n;
     const bool positions = !model->posEmbd.empty();  // gpt2's learned positions
     const auto N = static_cast<size_t>(n);
     const int rows = allLogits ? n : 1;
-    ensureCache(p0 + n);
+    // On the policy path, the positions of layer l's rows during the pass (for the traces).
+    std::vector<std::vector<int>> rowPos(policy && traces ? static_cast<size_t>(c.nLayer) : 0);
     // Attention rows: every new token's when traced (the host takes them all), else a slice of
     // tokens at a time in a bounded scratch (a long prompt needs no T² buffer).
     const int t0 = std::clamp(traceFrom, 0, n);
@@ -471,9 +537,14 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
                          H + Hkv, n);
             runItems(Cat::Other, rope, N * (H + Hkv) * static_cast<size_t>(pairs));
         }
-        // 3. append the new key and value rows to the cache
-        kvAppend.setArgs(w.k, w.v, qkv, p0, R, Q, KV, cacheCap, hd, n);
-        runItems(Cat::Other, kvAppend, N * KV);
+        // 3. append the new key and value rows to the cache (rows r0 .. r0+n-1), f32 on the
+        //    device, else encoded on the host as the CPU's cache encodes them
+        if (options.cache.type == KvType::F32) {
+            kvAppend.setArgs(w.k, w.v, qkv, r0, R, Q, KV, cacheCap, hd, n);
+            runItems(Cat::Other, kvAppend, N * KV);
+        } else {
+            appendEncoded(w, r0, n);
+        }
         const size_t qkvAt = static_cast<size_t>(t0) * R * sizeof(float);
         const size_t qkvBytes = NT * R * sizeof(float);
         if (gather) {
@@ -484,7 +555,13 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
             copyQkvTraces(*traces, firstTrace, l, t0, n, staging.data());
         }
         // 4. causal attention of each new token and head over the cache, a slice at a time
-        for (int i0 = 0; i0 < n; i0 += slice) {
+        if (policy) {
+            attendPolicy(w, l, p0, n, slice);
+            if (!rowPos.empty())
+                for (int r = 0; r < T; ++r)
+                    rowPos[static_cast<size_t>(l)].push_back(book.rowPosition(l, r));
+        }
+        for (int i0 = 0; i0 < n && !policy; i0 += slice) {
             const int count = std::min(slice, n - i0);
             attend.setArgs(att, attn, qkv, w.k, w.v, p0, T, R, H, H / Hkv, cacheCap, hd,
                            c.attnScale, c.attnSoftcap, c.windowOf(l), i0,
@@ -499,7 +576,8 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
         } else if (traced) {
             staging.resize(NT * rowFloats);
             q.read(attn, attnAt, staging.data(), attnBytes);
-            copyAttnTraces(*traces, firstTrace, l, t0, n, p0, staging.data());
+            copyAttnTraces(*traces, firstTrace, l, t0, n, p0, staging.data(),
+                           rowPos.empty() ? nullptr : &rowPos[static_cast<size_t>(l)]);
         }
         // 5. output projection, added to the residual stream (gemma2: its norm added)
         const auto residual = [&](const Buffer& postNorm) {
@@ -565,7 +643,8 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
         q.read(traceAttn, 0, attnHost, static_cast<size_t>(c.nLayer) * attnFloats * sizeof(float));
         for (int l = 0; l < c.nLayer; ++l) {
             copyQkvTraces(*traces, firstTrace, l, t0, n, qkvHost + l * qkvFloats);
-            copyAttnTraces(*traces, firstTrace, l, t0, n, p0, attnHost + l * attnFloats);
+            copyAttnTraces(*traces, firstTrace, l, t0, n, p0, attnHost + l * attnFloats,
+                           rowPos.empty() ? nullptr : &rowPos[static_cast<size_t>(l)]);
         }
         const size_t residFloats = NT * E;
         staging.resize(static_cast<size_t>(c.nLayer) * residFloats);
@@ -574,8 +653,133 @@ void OpenClBackend::Impl::forward(std::span<const int32_t> tokens, bool allLogit
         for (int l = 0; l < c.nLayer; ++l)
             copyResidTraces(*traces, firstTrace, l, t0, n, staging.data() + l * residFloats);
     }
-    used = p0 + n;
+    if (policy)
+        commitPolicy(n);
+    else
+        book.commit(n, {});
     collectDeviceTimes();
+}
+
+void OpenClBackend::Impl::appendEncoded(const LayerBuffers& w, int r0, int n) {
+    const ModelConfig& c = cfg();
+    const int hd = c.headDim, Hkv = c.nHeadKv, Q = c.nHead * hd, KV = Hkv * hd, R = c.qkvRows();
+    const auto N = static_cast<size_t>(n);
+    Queue& q = dev.queue();
+    staging.resize(N * R);
+    q.read(qkv, 0, staging.data(), N * R * sizeof(float));
+    // (2, n_head_kv, n, rowBytes): the rows of each KV head contiguous, as the cache holds them
+    std::vector<uint8_t> bytes(2 * static_cast<size_t>(Hkv) * N * rowBytes);
+    for (int part = 0; part < 2; ++part)
+        for (int g = 0; g < Hkv; ++g)
+            for (int i = 0; i < n; ++i)
+                kvEncodeRow(
+                    options.cache.type,
+                    staging.data() + static_cast<size_t>(i) * R + Q + part * KV + g * hd,
+                    bytes.data() + ((static_cast<size_t>(part) * Hkv + g) * N + i) * rowBytes, hd);
+    for (int part = 0; part < 2; ++part)
+        for (int g = 0; g < Hkv; ++g)
+            q.write(part == 0 ? w.k : w.v, (static_cast<size_t>(g) * cacheCap + r0) * rowBytes,
+                    bytes.data() + (static_cast<size_t>(part) * Hkv + g) * N * rowBytes,
+                    N * rowBytes);
+}
+
+void OpenClBackend::Impl::attendPolicy(const LayerBuffers& w, int l, int p0, int n, int slice) {
+    const ModelConfig& c = cfg();
+    const int H = c.nHead, hd = c.headDim, Rq = c.qkvRows();
+    const int Rr = book.rows() + book.pending();  // rows of the pass: held, then the new ones
+    const int window = c.windowOf(l);             // the model's own sliding window, if any
+    Queue& q = dev.queue();
+    const int typeCode = static_cast<int>(options.cache.type);  // f32 0, f16 1, q8_0 2, q4_0 3
+    // mask (count, Rr): which rows queries i0 .. i0+count-1 see (KvRows::visible, and the
+    // model's window as ops::AttentionShape::first draws it)
+    std::vector<uint8_t> m;
+    auto sendMask = [&](int i0, int count) {
+        m.assign(static_cast<size_t>(count) * Rr, 0);
+        for (int i = i0; i < i0 + count; ++i) {
+            const int pos = p0 + i;
+            const int first = window > 0 && pos + 1 > window ? pos + 1 - window : 0;
+            for (int r = 0; r < Rr; ++r)
+                m[static_cast<size_t>(i - i0) * Rr + r] =
+                    book.rowPosition(l, r) >= first && book.visible(l, r, pos) ? 1 : 0;
+        }
+        if (mask.bytes() < m.size())
+            mask = scratch(std::max(m.size(), 2 * mask.bytes()), "the mask");
+        q.write(mask, 0, m.data(), m.size());
+    };
+    auto run = [&](int i0, int count, int aBase) {
+        attendRows.setArgs(att, attn, qkv, w.k, w.v, mask, Rr, Rq, H, H / c.nHeadKv, cacheCap, hd,
+                           static_cast<int>(rowBytes), typeCode, c.attnScale, c.attnSoftcap, i0,
+                           aBase, Kernel::Local{attendLocal * sizeof(float)});
+        track(Cat::Attention, q.run(attendRows, Range(attendLocal * H, static_cast<size_t>(count)),
+                                    Range(attendLocal, 1)));
+    };
+    if (options.cache.eviction.heavy == 0) {  // who is seen depends on positions only
+        for (int i0 = 0; i0 < n; i0 += slice) {
+            const int count = std::min(slice, n - i0);
+            sendMask(i0, count);
+            run(i0, count, i0);
+        }
+        return;
+    }
+    // Heavy hitters: each query's weights, summed over the heads in order, choose what the next
+    // one sees (read back per query: a teaching tool can afford the round trips).
+    std::vector<float> a(static_cast<size_t>(H) * Rr), sum(static_cast<size_t>(Rr));
+    for (int i = 0; i < n; ++i) {
+        const int aBase = slice == n ? 0 : i;  // all rows kept when traced, else one at a time
+        sendMask(i, 1);
+        run(i, 1, aBase);
+        q.read(attn, static_cast<size_t>(i - aBase) * H * Rr * sizeof(float), a.data(),
+               a.size() * sizeof(float));
+        std::fill(sum.begin(), sum.end(), 0.0f);
+        for (int hh = 0; hh < H; ++hh)
+            for (int r = 0; r < Rr; ++r)
+                sum[static_cast<size_t>(r)] += a[static_cast<size_t>(hh) * Rr + r];
+        book.noteQuery(l, p0 + i, sum.data());
+    }
+}
+
+void OpenClBackend::Impl::commitPolicy(int n) {
+    const ModelConfig& c = cfg();
+    const int before = book.rows() + book.pending();
+    // kept[l][r]: the row that row r of layer l holds after the compaction (empty: none moved)
+    std::vector<std::vector<int>> kept(static_cast<size_t>(c.nLayer));
+    book.commit(n, [&](int l, int from, int to) {
+        std::vector<int>& k = kept[static_cast<size_t>(l)];
+        if (k.empty()) {
+            k.resize(static_cast<size_t>(before));
+            std::iota(k.begin(), k.end(), 0);
+        }
+        k[static_cast<size_t>(to)] = from;
+    });
+    const int held = book.rows();
+    Queue& q = dev.queue();
+    for (int l = 0; l < c.nLayer; ++l) {
+        const std::vector<int>& k = kept[static_cast<size_t>(l)];
+        if (k.empty() || held == 0) continue;
+        // gather the rows kept into scratch, then copy them back to rows 0 .. held-1
+        const size_t idxBytes = static_cast<size_t>(held) * sizeof(cl_int);
+        if (keptIdx.bytes() < idxBytes) keptIdx = scratch(idxBytes, "the rows kept");
+        q.write(keptIdx, 0, k.data(), idxBytes);
+        const size_t tmpBytes = static_cast<size_t>(c.nHeadKv) * held * rowBytes;
+        if (compactTmp.bytes() < tmpBytes) compactTmp = scratch(tmpBytes, "the rows kept");
+        const size_t items = tmpBytes;
+        for (const Buffer* b :
+             {&layers[static_cast<size_t>(l)].k, &layers[static_cast<size_t>(l)].v}) {
+            kvGather.setArgs(compactTmp, held, *b, cacheCap, keptIdx, 1, held,
+                             static_cast<int>(rowBytes), c.nHeadKv);
+            runItems(Cat::Other, kvGather, items);
+            kvGather.setArgs(*b, cacheCap, compactTmp, held, keptIdx, 0, held,
+                             static_cast<int>(rowBytes), c.nHeadKv);
+            runItems(Cat::Other, kvGather, items);
+        }
+    }
+    q.finish();  // before the device times are read
+    // The blocks past the next token's row go back, as KvCache::commit frees them.
+    if (options.cache.eviction.evicts()) {
+        const int keep = std::min(
+            c.nCtx, (std::min(held + 1, c.nCtx) + cacheBlock - 1) / cacheBlock * cacheBlock);
+        if (cacheCap > keep) resizeCache(keep);
+    }
 }
 
 void OpenClBackend::Impl::copyResidTraces(std::vector<StepTrace>& traces, size_t first, int l,
@@ -625,14 +829,25 @@ void OpenClBackend::Impl::copyQkvTraces(std::vector<StepTrace>& traces, size_t f
 }
 
 void OpenClBackend::Impl::copyAttnTraces(std::vector<StepTrace>& traces, size_t first, int l,
-                                         int t0, int n, int p0, const float* rows) const {
-    const int H = cfg().nHead, T = p0 + n;
+                                         int t0, int n, int p0, const float* rows,
+                                         const std::vector<int>* pos) const {
+    const int H = cfg().nHead, T = pos ? static_cast<int>(pos->size()) : p0 + n;
     for (int i = t0; i < n; ++i) {
         StepTrace& s = traces[first + static_cast<size_t>(i - t0)];
         const int t = p0 + i + 1;
         for (int hh = 0; hh < H; ++hh) {
             const float* row = rows + (static_cast<size_t>(i - t0) * H + hh) * T;
-            std::copy(row, row + t, s.attn.begin() + (static_cast<ptrdiff_t>(l) * H + hh) * t);
+            const auto to = s.attn.begin() + (static_cast<ptrdiff_t>(l) * H + hh) * t;
+            if (!pos) {
+                std::copy(row, row + t, to);
+                continue;
+            }
+            // the weight of row r goes to its position (zeros at the positions evicted)
+            std::fill(to, to + t, 0.0f);
+            for (int r = 0; r < T; ++r) {
+                const int p = (*pos)[static_cast<size_t>(r)];
+                if (p < t) to[p] = row[r];
+            }
         }
     }
 }
@@ -650,10 +865,30 @@ void OpenClBackend::Impl::collectDeviceTimes() {
 
 std::vector<float> OpenClBackend::Impl::readCache(const Buffer& b, int kvHead) {
     const ModelConfig& c = cfg();
-    std::vector<float> out(static_cast<size_t>(used) * c.headDim);
-    if (!out.empty())
-        dev.queue().read(b, static_cast<size_t>(kvHead) * cacheCap * c.headDim * sizeof(float),
-                         out.data(), out.size() * sizeof(float));
+    const auto held = static_cast<size_t>(book.rows()), hd = static_cast<size_t>(c.headDim);
+    std::vector<uint8_t> bytes(held * rowBytes);
+    if (!bytes.empty())
+        dev.queue().read(b, static_cast<size_t>(kvHead) * cacheCap * rowBytes, bytes.data(),
+                         bytes.size());
+    std::vector<float> out(held * hd);
+    for (size_t r = 0; r < held; ++r)
+        kvDecodeRow(options.cache.type, bytes.data() + r * rowBytes, out.data() + r * hd,
+                    c.headDim);
+    return out;
+}
+
+std::vector<uint8_t> OpenClBackend::Impl::readCacheBytes(int l) {
+    const ModelConfig& c = cfg();
+    const size_t part = static_cast<size_t>(c.nHeadKv) * book.rows() * rowBytes;
+    std::vector<uint8_t> out(2 * part);
+    for (int g = 0; g < c.nHeadKv && book.rows() > 0; ++g)
+        for (int kv = 0; kv < 2; ++kv) {
+            const LayerBuffers& b = layers[static_cast<size_t>(l)];
+            dev.queue().read(
+                kv == 0 ? b.k : b.v, static_cast<size_t>(g) * cacheCap * rowBytes,
+                out.data() + kv * part + static_cast<size_t>(g) * book.rows() * rowBytes,
+                static_cast<size_t>(book.rows()) * rowBytes);
+        }
     return out;
 }
 
@@ -738,7 +973,7 @@ OpenClBackend::OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions o
         const int32_t ids[2] = {0, 0};
         m.forward(ids, false, logits, nullptr, 0);
         m.forward(std::span(ids, 1), false, logits, nullptr, 0);
-        m.used = 0;
+        m.book.clear();
         m.last = DeviceMs{};
         s.warmMs = msSince(t0);
     }
@@ -763,7 +998,53 @@ void OpenClBackend::doForward(std::span<const int32_t> tokens, bool allLogits,
 }
 
 int OpenClBackend::cacheUsed() const {
-    return impl_->used;
+    return impl_->book.used();
+}
+
+int OpenClBackend::cacheRows() const {
+    return impl_->book.rows();
+}
+
+bool OpenClBackend::canTruncateCache(int n) const {
+    return impl_->book.canTruncate(n);
+}
+
+const KvRows* OpenClBackend::cacheBook() const {
+    return &impl_->book;
+}
+
+KvCacheOptions OpenClBackend::cacheOptions() const {
+    return impl_->options.cache;
+}
+
+std::shared_ptr<Backend> OpenClBackend::withCache(const KvCacheOptions& options) const {
+    OpenClOptions o = impl_->options;
+    o.cache = options;
+    o.matmul = impl_->mm->choice();  // measured once is enough
+    return std::make_shared<OpenClBackend>(impl_->model, o);
+}
+
+std::shared_ptr<Backend> OpenClBackend::fork() const {
+    Impl& m = *impl_;
+    KVSCOPE_CHECK(m.book.pending() == 0, "cannot fork during a pass");
+    auto other = std::static_pointer_cast<OpenClBackend>(withCache(m.options.cache));
+    Impl& o = *other->impl_;
+    // the rows held, through the host (the two backends have their own OpenCL contexts)
+    o.book.clear();
+    o.resizeCache(std::max(m.cacheCap, 1));
+    const size_t part = static_cast<size_t>(m.cfg().nHeadKv) * m.book.rows() * m.rowBytes;
+    for (int l = 0; l < m.cfg().nLayer && m.book.rows() > 0; ++l) {
+        const std::vector<uint8_t> bytes = m.readCacheBytes(l);
+        const Impl::LayerBuffers& b = o.layers[static_cast<size_t>(l)];
+        for (int g = 0; g < m.cfg().nHeadKv; ++g)
+            for (int kv = 0; kv < 2; ++kv)
+                o.dev.queue().write(
+                    kv == 0 ? b.k : b.v, static_cast<size_t>(g) * o.cacheCap * o.rowBytes,
+                    bytes.data() + kv * part + static_cast<size_t>(g) * m.book.rows() * m.rowBytes,
+                    static_cast<size_t>(m.book.rows()) * m.rowBytes);
+    }
+    o.book = m.book;
+    return other;
 }
 
 void OpenClBackend::doHeadLogits(std::span<const float> hidden, int rows,
@@ -772,7 +1053,7 @@ void OpenClBackend::doHeadLogits(std::span<const float> hidden, int rows,
 }
 
 void OpenClBackend::doTruncateCache(int n) {
-    impl_->used = n;
+    impl_->book.truncate(n);  // the buffers stay; rows past the ones held are unused
 }
 
 bool OpenClBackend::swapSpareCache() {
@@ -783,12 +1064,12 @@ bool OpenClBackend::swapSpareCache() {
         std::swap(m.layers[l].v, m.spare.kv[l].second);
     }
     std::swap(m.cacheCap, m.spare.cap);
-    std::swap(m.used, m.spare.used);
+    std::swap(m.book, m.spare.book);
     return true;
 }
 
 int OpenClBackend::cacheBlockTokens() const {
-    return std::min(Impl::kCacheBlock, impl_->cfg().nCtx);
+    return impl_->cacheBlock;
 }
 
 size_t OpenClBackend::cacheBytesPerToken() const {
@@ -819,8 +1100,26 @@ void OpenClBackend::doAttentionMatrix(int layer, int head, std::span<const float
                                       std::vector<float>& out) {
     Impl& m = *impl_;
     const ModelConfig& c = m.cfg();
+    KVSCOPE_CHECK(m.book.rows() == m.book.used(),
+                  "the attention matrix is rebuilt from the cached keys, and the " +
+                      m.options.cache.eviction.text() + " policy has let some of them go");
     const size_t hd = static_cast<size_t>(c.headDim);
     const size_t t = queries.size() / hd;
+    if (m.options.cache.type != KvType::F32) {
+        // keys stored in a block type: scores on the host from the keys as the cache gives them
+        const std::vector<float> K =
+            m.readCache(m.layers[static_cast<size_t>(layer)].k, c.kvHeadOf(head));
+        out.assign(t * t, 0.0f);
+        for (size_t i = 0; i < t; ++i)
+            for (size_t j = 0; j < t; ++j) {
+                float s = 0.0f;
+                for (size_t d = 0; d < hd; ++d) s += queries[i * hd + d] * K[j * hd + d];
+                out[i * t + j] = s;
+            }
+        ops::attentionRows(out.data(), static_cast<int>(t),
+                           {c.attnScale, c.attnSoftcap, c.windowOf(layer)});
+        return;
+    }
     // scores (t, t) = Q (t, hd) · Kᵀ, K = rows 0..t-1 of the cached keys of this head's KV head
     Buffer q(m.dev.context(), queries.size() * sizeof(float),
              CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, queries.data());

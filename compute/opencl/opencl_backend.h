@@ -1,6 +1,11 @@
 // OpenClBackend: the Backend contract on any OpenCL device (a GPU, or PoCL on the CPU). Weights
 // live in device buffers, one per weight, uploaded once; the KV cache in per-layer device
-// buffers (n_head_kv, n_ctx, head_dim) sized for the context. Matrix products run through our
+// buffers (n_head_kv, rows, row bytes) that grow in blocks as tokens arrive. The cache lab's
+// policies (OpenClOptions::cache) run here as on the CPU: the same KvRows bookkeeping decides the
+// rows each query sees and which leave (evicted rows are squeezed out of the device buffers
+// after each pass, and the buffers shrink to the policy's budget); f16, q8_0 and q4_0 rows are
+// stored on the device in their block formats (encoded on the host by the CPU's code, decoded
+// by the attention kernel), so the bytes saved are real. Matrix products run through our
 // kernels or CLBlast's Gemv/Gemm (whichever measured fastest on the device), the rest through
 // our kernels in resources/kernels/*.cl. CpuBackend is the reference it is held to.
 #pragma once
@@ -39,6 +44,8 @@ struct OpenClOptions {
     // Without traces the attention rows are scratch: at most this many floats of them, a slice
     // of the new tokens at a time (a long prompt needs no n_head × T² buffer).
     size_t attentionScratchFloats = size_t{16} << 20;
+    // The KV cache's element type, block size and eviction policy (the cache lab).
+    KvCacheOptions cache;
 };
 
 // Device time of one forward(), from OpenCL profiling events, in milliseconds. A CLBlast call
@@ -89,6 +96,17 @@ class OpenClBackend final : public Backend {
                            std::vector<float>& out) override;
 
     int cacheUsed() const override;
+    int cacheRows() const override;
+    bool canTruncateCache(int n) const override;
+    const KvRows* cacheBook() const override;
+    KvCacheOptions cacheOptions() const override;
+    // A second backend on the same device and model with a copy of this cache (read back and
+    // written through the host). The weights are uploaded again: the two backends have their
+    // own OpenCL contexts, so the device holds them twice, and no blocks are shared.
+    std::shared_ptr<Backend> fork() const override;
+    // A backend with an empty cache of other options (the drift readout's full cache); as
+    // fork(), it uploads the weights again.
+    std::shared_ptr<Backend> withCache(const KvCacheOptions& options) const override;
     void doTruncateCache(int n) override;
     void doHeadLogits(std::span<const float> hidden, int rows, std::vector<float>& logits) override;
     size_t cacheBytesPerToken() const override;
@@ -113,7 +131,8 @@ class OpenClBackend final : public Backend {
     // Reads back layer's ffn_down weight as it sits on the device: its type and raw rows.
     std::pair<TensorType, std::vector<uint8_t>> readFfnDown(int layer) const;
 
-    // Reads back the cached keys (or values) of one layer and KV head: (cacheUsed(), head_dim).
+    // Reads back the cached keys (or values) of one layer and KV head: (cacheRows(), head_dim),
+    // decoded to float32 when the cache stores a block type.
     std::vector<float> readKeys(int layer, int kvHead) const;
     std::vector<float> readValues(int layer, int kvHead) const;
 

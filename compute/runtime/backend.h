@@ -1,4 +1,4 @@
-// Backend: the contract every compute backend keeps (CpuBackend with Eigen; OpenCL to come).
+// Backend: the contract every compute backend keeps (CpuBackend with Eigen, OpenClBackend).
 // A backend owns the model's weights where it computes and the KV cache of one sequence.
 #pragma once
 
@@ -62,6 +62,9 @@ class Backend {
     // The host's KV cache (the CPU backend's), to read its policy, evictions and blocks; null
     // where the cache lives on a device.
     virtual const KvCache* hostCache() const { return nullptr; }
+    // The eviction policy's bookkeeping (which position each row holds, when each position was
+    // evicted), kept on the host by every backend that runs a policy; null where there is none.
+    virtual const KvRows* cacheBook() const { return nullptr; }
     // The cache policy in force (KvCacheOptions: element type, eviction, block size).
     virtual KvCacheOptions cacheOptions() const { return {}; }
     // A second backend on the same weights whose cache holds the same tokens in the same blocks

@@ -10,14 +10,15 @@
 
 namespace kvscope {
 
-std::string BackendChoice::cpuOnlyReason() const {
-    std::string why;
-    if (kvType != KvType::F32) why = "a " + kvTypeName(kvType) + " KV cache";
-    if (eviction.evicts())
-        why += (why.empty() ? "the " : " and the ") + eviction.text() + " policy";
-    if (blockTokens != 256) why += (why.empty() ? "" : " and ") + std::string("--block");
-    return why;
+namespace {
+// ", KV cache q8_0, cache policy window 64" for the note; empty for a full f32 cache.
+std::string cacheNote(const BackendChoice& choice) {
+    std::string s;
+    if (choice.kvType != KvType::F32) s += ", KV cache " + kvTypeName(choice.kvType);
+    if (choice.eviction.evicts()) s += ", cache policy " + choice.eviction.text();
+    return s;
 }
+}  // namespace
 
 std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
                                        const BackendChoice& choice, std::string& note) {
@@ -26,22 +27,19 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
         throw Error("OpenCL device " + std::to_string(choice.device) + ": " +
                     ocl::listDevices().problem);
 #else
-    if (choice.kind == BackendChoice::Kind::OpenCl && !choice.cpuOnlyReason().empty())
-        throw Error("the OpenCL backend keeps its KV cache in f32, with no policy; " +
-                    choice.cpuOnlyReason() + " runs on the CPU backend (--backend cpu)");
     if (choice.kind == BackendChoice::Kind::OpenCl) {
         OpenClOptions o;
         o.device = choice.device;
         o.stop = choice.stop;
+        o.cache = choice.cacheOptions();
         auto backend = std::make_shared<OpenClBackend>(std::move(model), o);
-        note = "backend: opencl, device " + std::to_string(o.device) + ": " + backend->deviceName();
+        note = "backend: opencl, device " + std::to_string(o.device) + ": " +
+               backend->deviceName() + cacheNote(choice);
         return backend;
     }
 #endif
     std::string why;  // auto: the first usable GPU, else the CPU backend
-    if (choice.kind == BackendChoice::Kind::Auto && !choice.cpuOnlyReason().empty()) {
-        why = choice.cpuOnlyReason() + " runs on the CPU backend";
-    } else if (choice.kind == BackendChoice::Kind::Auto) {
+    if (choice.kind == BackendChoice::Kind::Auto) {
         const ocl::DeviceList list = ocl::listDevices();
         const ocl::DeviceInfo* gpu = nullptr;
         for (const ocl::DeviceInfo& d : list.devices)
@@ -52,9 +50,10 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
                 OpenClOptions o;
                 o.device = gpu->index;
                 o.stop = choice.stop;
+                o.cache = choice.cacheOptions();
                 auto backend = std::make_shared<OpenClBackend>(model, o);
                 note = "backend: opencl, device " + std::to_string(gpu->index) + ": " +
-                       backend->deviceName() + " (auto: the first GPU)";
+                       backend->deviceName() + cacheNote(choice) + " (auto: the first GPU)";
                 return backend;
             } catch (const Error& e) {
                 why = "OpenCL on device " + std::to_string(gpu->index) + " (" + gpu->name +
@@ -70,9 +69,7 @@ std::shared_ptr<Backend> createBackend(std::shared_ptr<const Model> model,
     }
     auto backend =
         std::make_shared<CpuBackend>(std::move(model), ThreadPool::shared(), choice.cacheOptions());
-    note = "backend: cpu, " + backend->deviceName();
-    if (choice.kvType != KvType::F32) note += ", KV cache " + kvTypeName(choice.kvType);
-    if (choice.eviction.evicts()) note += ", cache policy " + choice.eviction.text();
+    note = "backend: cpu, " + backend->deviceName() + cacheNote(choice);
     if (choice.kind == BackendChoice::Kind::Auto) note += " (auto: " + why + ")";
     return backend;
 }

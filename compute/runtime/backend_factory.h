@@ -17,18 +17,13 @@ struct BackendChoice {
     int device = 0;  // OpenCl: index in ocl::listDevices() (`kvscope devices`)
     // When set and true, a long OpenCL start-up (tuning) stops with Error("stopped").
     const std::atomic<bool>* stop = nullptr;
-    // The KV cache's element type. OpenCL keeps f32 only: f16 with OpenCl is an Error, with
-    // Auto it picks the CPU backend (and says so).
+    // The KV cache's element type, the cache lab's eviction policy and the cache's block size;
+    // both backends run them (the note names a type or policy other than the full f32 cache).
     KvType kvType = KvType::F32;
-    // The cache lab's eviction policy and the cache's block size (CPU backend only, for now:
-    // with OpenCl a policy is an Error, with Auto it picks the CPU backend and says so).
     EvictionPolicy eviction;
     int blockTokens = 256;
     // The cache options these make.
     KvCacheOptions cacheOptions() const { return KvCacheOptions(kvType, blockTokens, eviction); }
-    // Why the cache this asks for runs on the CPU backend only ("a q8_0 KV cache", "the window 64
-    // policy"); empty when OpenCL can keep it.
-    std::string cpuOnlyReason() const;
 };
 
 // Auto: the first usable OpenCL GPU, else the CPU backend (also when OpenCL fails there).

@@ -319,13 +319,13 @@ StepTrace DecodeSession::stepImpl(const int32_t* forced) {
 }
 
 void DecodeSession::noteEvictions(std::span<StepTrace> traces) const {
-    const KvCache* cache = backend_->hostCache();
+    const KvRows* cache = backend_->cacheBook();
     if (!options_.useCache || !cache || !cache->eviction().evicts() || traces.empty()) return;
     const int first = traces.front().position;
     for (int l = 0; l < cache->nLayer(); ++l)
         for (int p = 0; p < cache->used(); ++p) {
             const int at = cache->evictedAt(l, p);
-            if (at != KvCache::kHeld && at >= first && at - first < static_cast<int>(traces.size()))
+            if (at != KvRows::kHeld && at >= first && at - first < static_cast<int>(traces.size()))
                 traces[static_cast<size_t>(at - first)].evicted.push_back({l, p});
         }
 }

@@ -24,6 +24,8 @@
 #include <string_view>
 #include <vector>
 
+#include "runtime/kv_rows.h"
+
 namespace kvscope {
 
 enum class KvType { F32, F16, Q8_0, Q4_0 };
@@ -38,29 +40,12 @@ std::string kvTypeProblem(KvType t, int headDim);
 // What storing n floats as t gives back (the cache's own conversion, both ways): the values a
 // query reads from a cache of that type. dst may equal src.
 void kvRoundTrip(KvType t, const float* src, float* dst, int n);
+// One row of n floats as a cache of type t stores it (kvRowBytes(t, n) bytes: the bytes
+// KvCache::write keeps), and back to floats (what KvCache::readKey gives).
+void kvEncodeRow(KvType t, const float* src, void* dst, int n);
+void kvDecodeRow(KvType t, const void* src, float* dst, int n);
 
-// Which earlier tokens stay in the cache. A query at position p sees (besides itself):
-//   window W > 0: the positions p-W+1 .. p (W in all, itself included), as a model trained with
-//                 a sliding window;
-//   sinks S:      also positions 0 .. S-1, always (StreamingLLM's attention sinks);
-//   heavy H:      also the H earlier positions, outside the sinks and the window, with the largest
-//                 attention accumulated over the steps so far (H2O's heavy hitters: the sum, over
-//                 every query since the token arrived and every head of the layer, of the weight
-//                 the token got), chosen per layer.
-// W = 0 keeps everything (sinks and heavy need a window). Between steps the cache holds at most
-// S + H + W - 1 rows per layer; while a token is computed, S + H + W.
-struct EvictionPolicy {
-    int window = 0;
-    int sinks = 0;
-    int heavy = 0;
-
-    bool evicts() const { return window > 0; }
-    int budget() const { return sinks + heavy + window; }  // rows a query sees, at most
-    // "none", "window 64", "sinks 4 + window 60", "heavy 16 + window 48", ...
-    std::string text() const;
-    // Empty when the numbers make a policy, else why not.
-    std::string problem() const;
-};
+// EvictionPolicy (window, sinks, heavy hitters) and its bookkeeping: runtime/kv_rows.h.
 
 struct KvCacheOptions {
     KvCacheOptions(KvType t = KvType::F32, int block = 256, EvictionPolicy e = {})
@@ -76,7 +61,7 @@ class KvCache {
     // rows of headDim and the policy is one (EvictionPolicy::problem).
     KvCache(int nLayer, int nHeadKv, int nCtx, int headDim, KvCacheOptions options = {});
 
-    static constexpr int kHeld = INT_MAX;  // evictedAt() of a position the cache still holds
+    static constexpr int kHeld = KvRows::kHeld;  // evictedAt() of a position still held
 
     int nLayer() const { return nLayer_; }
     int nHeadKv() const { return nHeadKv_; }
@@ -104,8 +89,10 @@ class KvCache {
     void readKey(int layer, int kvHead, int row, float* dst) const;
     void readValue(int layer, int kvHead, int row, float* dst) const;
 
-    int used() const { return used_; }  // tokens seen: the position of the next one
-    int rows() const { return rows_; }  // rows held per layer (used() when nothing was evicted)
+    int used() const { return book_.used(); }  // tokens seen: the position of the next one
+    int rows() const { return book_.rows(); }  // rows held per layer (used() when none evicted)
+    // Which position each row holds and what the policy evicted (shared with the OpenCL backend).
+    const KvRows& book() const { return book_; }
 
     // A forward pass of n new tokens, at positions used() .. used()+n-1 and rows rows() ..
     // rows()+n-1 (reserve them first, then write them):
@@ -114,37 +101,35 @@ class KvCache {
     //   query depends on the ones before); then commit() (evicts, compacts) or abandon().
     // Throws Error if a pass is under way or used() + n > nCtx().
     void begin(int n);
-    int pending() const { return pending_; }
+    int pending() const { return book_.pending(); }
     // The position of `row` in `layer` (rows of a pass under way included).
-    int rowPosition(int layer, int row) const {
-        return rowPos_[static_cast<size_t>(layer)][static_cast<size_t>(row)];
-    }
+    int rowPosition(int layer, int row) const { return book_.rowPosition(layer, row); }
     // Whether the query at position pos (a token of the pass under way) attends to `row`.
-    bool visible(int layer, int row, int pos) const;
+    bool visible(int layer, int row, int pos) const { return book_.visible(layer, row, pos); }
     // Heavy hitters: adds the query's weights (one per row of the pass, rows() + pending(), summed
     // over the layer's heads) to the rows' scores, then lets go of the lowest-scoring row that
     // has left the window, if there are more than `heavy` of them. A no-op without heavy hitters.
-    void noteQuery(int layer, int pos, const float* rowWeights);
+    void noteQuery(int layer, int pos, const float* rowWeights) {
+        book_.noteQuery(layer, pos, rowWeights);
+    }
     // Marks the pass's tokens as held (their rows written), evicts what the policy drops after
     // the last of them and compacts the rows that stay. Without begin(), begin(n) is implied (a
     // cache without a policy can be filled as reserve, write, commit).
     void commit(int n);
     // Forgets the pass under way: the cache is as it was before begin().
-    void abandon();
+    void abandon() { book_.abandon(); }
 
     // The last query position that saw `pos` in `layer`, or kHeld if the cache still holds it.
-    int evictedAt(int layer, int pos) const {
-        return evictedAt_[static_cast<size_t>(layer)][static_cast<size_t>(pos)];
-    }
+    int evictedAt(int layer, int pos) const { return book_.evictedAt(layer, pos); }
     // The positions of `layer` whose rows this cache still holds, in order.
-    std::vector<int> heldPositions(int layer) const;
+    std::vector<int> heldPositions(int layer) const { return book_.heldPositions(layer); }
     // The accumulated attention of each row held in `layer` (heavy hitters; zeros otherwise).
-    const std::vector<float>& scores(int layer) const { return score_[static_cast<size_t>(layer)]; }
+    const std::vector<float>& scores(int layer) const { return book_.scores(layer); }
 
     // Whether truncate(n) can give back the cache as it was after n tokens: not when the policy
     // has since let go of one of the rows it held then, nor with heavy hitters (their scores
     // cannot be taken back) unless n is 0 or used(). The session runs the tokens again otherwise.
-    bool canTruncate(int n) const;
+    bool canTruncate(int n) const { return book_.canTruncate(n); }
     // Drops tokens so that `n` remain (the app's step back) and frees the blocks no longer
     // needed. Throws Error unless 0 <= n <= used() and canTruncate(n).
     void truncate(int n);
@@ -160,7 +145,7 @@ class KvCache {
 
     // Bytes of K and V for one token: 2 × layers × kv_heads × kvRowBytes(type, head_dim).
     size_t bytesPerToken() const;
-    size_t usedBytes() const { return bytesPerToken() * static_cast<size_t>(rows_); }
+    size_t usedBytes() const { return bytesPerToken() * static_cast<size_t>(rows()); }
     size_t blockBytes() const {
         return bytesPerToken() * static_cast<size_t>(options_.blockTokens);
     }
@@ -178,22 +163,13 @@ class KvCache {
     size_t rowOffset(int layer, int kvHead, int row) const;  // bytes into a block part
     const float* block(bool keys, int layer, int kvHead, int b, float* scratch) const;
     void read(bool keys, int layer, int kvHead, int row, float* dst) const;
-    // Rows held after query `pos` by the positional rules (sinks, window): evicts the rest.
-    void evictByPosition(int layer, int lastPos);
-    void compact();
-    void checkLayer(int layer) const;
+    void moveRow(int layer, int from, int to);  // KvRows::commit's compaction, in the blocks
 
     int nLayer_, nHeadKv_, nCtx_, headDim_;
     KvCacheOptions options_;
     size_t rowBytes_;
-    int used_ = 0, rows_ = 0, pending_ = 0;
+    KvRows book_;
     std::vector<std::shared_ptr<Block>> blocks_;
-    // Per layer: the position of each row (held, then pending), each row's accumulated attention,
-    // and for every position seen the last query that saw it (kHeld while held).
-    std::vector<std::vector<int>> rowPos_;
-    std::vector<std::vector<float>> score_;
-    std::vector<std::vector<int>> evictedAt_;
-    std::vector<std::vector<float>> savedScore_;  // scores before begin(), for abandon()
 };
 
 }  // namespace kvscope

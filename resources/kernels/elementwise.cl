@@ -100,3 +100,18 @@ __kernel void kv_append(__global float* K, __global float* V, __global const flo
     K[dst] = src[0];
     V[dst] = src[kvCols];
 }
+
+// Copies cached rows between two cache buffers of rowBytes-byte rows (the compaction after an
+// eviction goes through a scratch buffer: gather the kept rows there, then copy them back).
+//   dst (heads, dstCap, rowBytes) row r = src (heads, srcCap, rowBytes) row idx[r] (r without
+//   hasIdx), for r < rows. Items: heads · rows · rowBytes, one byte each.
+__kernel void kv_gather(__global uchar* dst, const int dstCap, __global const uchar* src,
+                        const int srcCap, __global const int* idx, const int hasIdx,
+                        const int rows, const int rowBytes, const int heads) {
+    const size_t at = get_global_id(0);
+    if (at >= (size_t)heads * rows * rowBytes) return;
+    const int b = (int)(at % rowBytes), r = (int)(at / rowBytes % rows),
+              g = (int)(at / rowBytes / rows);
+    const int from = hasIdx ? idx[r] : r;
+    dst[((size_t)g * dstCap + r) * rowBytes + b] = src[((size_t)g * srcCap + from) * rowBytes + b];
+}

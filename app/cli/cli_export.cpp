@@ -72,7 +72,12 @@ int runExport(const CliArgs& args) {
         QString::fromStdString(args.get("views").value_or("all")).split(',', Qt::SkipEmptyParts);
     // "trace": the run as JSON and CSV (tokens, times, cache bytes, the chosen head's rows)
     o.trace = views.removeAll("trace") > 0 || views.contains("all");
-    if (views.contains("all")) views = names;
+    if (views.contains("all")) {
+        views = names;
+        // the drift chart when there is drift to draw: a lossy cache policy (the cache lab)
+        const KvCacheOptions cache = parseCacheOptions(args, 1 << 24);
+        if (!cache.eviction.evicts() && cache.type == KvType::F32) views.removeAll("drift");
+    }
     for (const QString& v : views)
         if (!names.contains(v))
             throw UsageError(
@@ -103,6 +108,7 @@ int runExport(const CliArgs& args) {
     SessionOptions sessionOptions;
     sessionOptions.topLogits = 64;  // the next-token view's candidates
     sessionOptions.parseSpecial = !args.has("no-special");
+    sessionOptions.drift = true;  // under a lossy cache policy: the drift chart's figures
     DecodeSession session(backend, model->tokenizer, sessionOptions);
     InterruptGuard guard;
     o.stop = &interrupted;

@@ -27,6 +27,7 @@
 #include <QVBoxLayout>
 #include <atomic>
 
+#include "charts/drift_chart.h"
 #include "charts/latency_chart.h"
 #include "charts/memory_chart.h"
 #include "common/labels.h"
@@ -259,6 +260,28 @@ void MainWindow::buildUi() {
             connect(latencyChart_, &viz::LatencyChart::captionChanged, caption, &QLabel::setText);
         }
     }
+    // The cache lab's drift from the full cache: shown while a lossy policy gives it figures.
+    driftChart_ = new viz::DriftChart(store_);
+    driftChart_->setObjectName("driftChart");
+    // three charts side by side still fit a 1280-pixel projector beside the side panel
+    for (QChartView* chart :
+         std::initializer_list<QChartView*>{memoryChart_, latencyChart_, driftChart_})
+        chart->setMinimumWidth(280);
+    auto* driftBox = new QWidget;
+    auto* driftLayout = new QVBoxLayout(driftBox);
+    driftLayout->setContentsMargins(0, 0, 0, 0);
+    driftLayout->addWidget(driftChart_, 1);
+    auto* driftCaption = new QLabel(driftChart_->caption());
+    driftCaption->setWordWrap(true);
+    driftCaption->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    driftLayout->addWidget(driftCaption);
+    chartsSplit->addWidget(driftBox);
+    driftBox->setVisible(false);
+    connect(driftChart_, &viz::DriftChart::captionChanged, this,
+            [this, driftBox, driftCaption](const QString& text) {
+                driftCaption->setText(text);
+                driftBox->setVisible(driftChart_->measured() > 0);
+            });
     chartsLayout->addWidget(chartsSplit, 1);
     auto* compareRow = new QHBoxLayout;
     compareButton_ = new QPushButton(tr("Compare without cache"));

@@ -22,6 +22,7 @@ class QTabWidget;
 class QToolButton;
 
 namespace kvscope::viz {
+class DriftChart;
 class LatencyChart;
 class MemoryChart;
 class TokenStrip;
@@ -39,6 +40,7 @@ class MainWindow : public QMainWindow {
     ~MainWindow() override;
 
     viz::TraceStore* store() { return store_; }
+    viz::DriftChart* driftChart() { return driftChart_; }
     viz::LatencyChart* latencyChart() { return latencyChart_; }
     viz::MemoryChart* memoryChart() { return memoryChart_; }
     QPlainTextEdit* promptEditor() { return prompt_; }
@@ -150,6 +152,7 @@ class MainWindow : public QMainWindow {
            *statusDevice_ = nullptr;
     viz::MemoryChart* memoryChart_ = nullptr;
     viz::LatencyChart* latencyChart_ = nullptr;
+    viz::DriftChart* driftChart_ = nullptr;
     QPushButton* compareButton_ = nullptr;
     QTimer playTimer_;
     double lastLatencyMs_ = 0;

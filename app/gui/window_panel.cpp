@@ -63,7 +63,7 @@ void MainWindow::buildSidePanel() {
     kvType_->addItem(tr("q4_0 (18 bytes per 32)"), "q4_0");
     kvType_->setToolTip(
         tr("The KV cache's element type: q8_0 and q4_0 are llama.cpp's blocks of 32 values, as "
-           "the weights' types. Below f32 it runs on the CPU backend."));
+           "the weights' types."));
     kvType_->setAccessibleName(tr("KV cache type"));
     policy_ = new QComboBox;
     policy_->setObjectName("cachePolicy");

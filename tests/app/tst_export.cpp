@@ -85,6 +85,23 @@ class TstExport : public QObject {
         QTest::newRow("1x") << 1;
         QTest::newRow("3x") << 3;
     }
+    // Under a cache policy "all" adds the drift chart (each token against the full cache).
+    void aCachePolicyAddsTheDriftFigure() {
+        const QString out = dir_.filePath("policy");
+        const Run r = runKvscope(base(out) << "--window"
+                                           << "2"
+                                           << "--backend"
+                                           << "cpu");
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QStringList written = QString::fromUtf8(r.out).split('\n', Qt::SkipEmptyParts);
+        QCOMPARE(written.size(), 10 + 2);
+        QVERIFY(QFile::exists(out + "/drift.png"));
+        QVERIFY(!QImage(out + "/drift.png").isNull());
+        const Run plain = runKvscope(base(dir_.filePath("plain")) << "--views"
+                                                                  << "drift");
+        QCOMPARE(plain.code, 0);  // asked for by name it is drawn, with nothing measured to show
+    }
+
     void pngsHaveTheScaledSizeAndAreNotBlank() {
         QFETCH(int, scale);
         const QString out = dir_.filePath(QString("png%1").arg(scale));

@@ -3,8 +3,10 @@
 // had let go before each query (and those have no weight); the memory chart draws the policy's
 // measured bytes against the full cache's, and its formula stops growing at the policy's budget.
 #include <QLineSeries>
+#include <QScatterSeries>
 #include <QTest>
 
+#include "charts/drift_chart.h"
 #include "charts/memory_chart.h"
 #include "common/colormap.h"
 #include "common/theme.h"
@@ -102,6 +104,38 @@ class TstCacheLabViews : public QObject {
                  7.0 * static_cast<double>(perToken));
         QVERIFY2(chart.caption().contains("sinks 1 + heavy 2 + window 5"),
                  qPrintable(chart.caption()));
+    }
+
+    // The drift chart draws each token's measured drift: KL and the policy's probability of the
+    // full cache's first token per position, a dot where the first tokens differ, and says how
+    // many agreed; without a lossy policy it has nothing to draw.
+    void theDriftChartDrawsEachTokensDrift() {
+        auto d = decoded(10);
+        DriftChart chart(&d->store);
+        const QList<QPointF> kl = chart.klSeries()->points();
+        const QList<QPointF> p = chart.fullChoiceSeries()->points();
+        int k = 0, agreed = 0, disagreed = 0;
+        for (const StepTrace& t : d->store.traces()) {
+            if (!t.hasDrift()) continue;
+            QCOMPARE(kl[k], QPointF(t.position, t.driftKl));
+            QCOMPARE(p[k], QPointF(t.position, t.driftFullChoiceProb));
+            agreed += t.driftTop1;
+            disagreed += 1 - t.driftTop1;
+            ++k;
+        }
+        QCOMPARE(k, d->store.count() - 1);  // every token but the first has a distribution
+        QCOMPARE(chart.measured(), k);
+        QCOMPARE(chart.agreed(), agreed);
+        QCOMPARE(chart.disagreeSeries()->points().size(), disagreed);
+        QVERIFY2(chart.caption().contains(QString("%1 of %2 tokens").arg(agreed).arg(k)),
+                 qPrintable(chart.caption()));
+
+        DecodedStore full(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        full.prefill(kPrompt);
+        full.steps(3);
+        DriftChart none(&full.store);
+        QCOMPARE(none.measured(), 0);
+        QVERIFY(none.klSeries()->points().isEmpty());
     }
 };
 

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "charts/drift_chart.h"
 #include "charts/latency_chart.h"
 #include "charts/memory_chart.h"
 #include "common/theme.h"
@@ -35,6 +36,7 @@ const std::vector<std::pair<QString, ViewFactory>>& exportableViews() {
         {"cache", [](TraceStore* s) -> QWidget* { return new CacheView(s); }},
         {"memory", [](TraceStore* s) -> QWidget* { return new MemoryChart(s); }},
         {"latency", [](TraceStore* s) -> QWidget* { return new LatencyChart(s); }},
+        {"drift", [](TraceStore* s) -> QWidget* { return new DriftChart(s); }},
         {"calculator", [](TraceStore* s) -> QWidget* { return new CalculatorPanel(s); }},
         {"next", [](TraceStore* s) -> QWidget* { return new NextTokenView(s); }},
         {"sharing", [](TraceStore* s) -> QWidget* { return new SharingView(s); }},

@@ -234,7 +234,26 @@ void MainWindow::buildUi() {
     attention->setStretchFactor(0, 3);
     attention->setStretchFactor(1, 2);
     tabs_->addTab(focusPage(attention), tr("Attention matrix"));
-    tabs_->addTab(focusPage(new viz::CacheView(store_)), tr("KV cache"));
+    auto* cachePage = new QWidget;
+    auto* cacheLayout = new QVBoxLayout(cachePage);
+    cacheLayout->setContentsMargins(0, 0, 0, 0);
+    auto* cacheView = new viz::CacheView(store_);
+    cacheLayout->addWidget(cacheView, 1);
+    auto* showError =
+        new QCheckBox(tr("Show the storage error (stored − exact) of a K/V type "
+                         "below f32"));
+    showError->setObjectName("showKvError");
+    showError->setToolTip(
+        tr("Each slot shows how far the numbers the cache stores (f16, q8_0 "
+           "or q4_0) are from the exact ones, as a heat map"));
+    connect(showError, &QCheckBox::toggled, cacheView, &viz::CacheView::setShowError);
+    const auto enableError = [this, showError] {
+        showError->setEnabled(store_->hasModel() && store_->model().cache.type != KvType::F32);
+    };
+    connect(store_, &viz::TraceStore::modelChanged, showError, enableError);
+    enableError();
+    cacheLayout->addWidget(showError);
+    tabs_->addTab(focusPage(cachePage), tr("KV cache"));
     auto* charts = new QWidget;
     auto* chartsLayout = new QVBoxLayout(charts);
     auto* chartsSplit = new QSplitter(Qt::Horizontal);

@@ -13,6 +13,7 @@
 #include "decoded_store.h"
 #include "model_fixtures.h"
 #include "views/attention_matrix_view.h"
+#include "views/cache_view.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;
@@ -136,6 +137,51 @@ class TstCacheLabViews : public QObject {
         DriftChart none(&full.store);
         QCOMPARE(none.measured(), 0);
         QVERIFY(none.klSeries()->points().isEmpty());
+    }
+
+    // A q4_0 cache's error map: each stripe pixel is the colour of (what the cache really stores,
+    // read back from it) minus (the exact number in the trace), on the block's own symmetric
+    // scale; an f32 cache has no error to show.
+    void theCacheViewMapsTheStorageError() {
+        RandomModelSpec spec = fixtures::llamaGqaSpec();
+        spec.nEmbd = 64;
+        spec.nHead = 2;
+        spec.nHeadKv = 1;  // heads of 32 values: whole q4_0 blocks
+        DecodedStore d(fixtures::makeModel(spec), "fixture", {}, KvCacheOptions(KvType::Q4_0));
+        d.prefill(kPrompt);
+        d.steps(3);
+        CacheView view(&d.store);
+        view.resize(900, 600);
+        view.setShowError(true);
+        QVERIFY(view.showsError());
+        const KvCache& cache = *d.backend().hostCache();
+        const int hd = d.store.config().headDim, n = d.store.count();
+        const int rows = view.blockImage(0, false).height();
+        for (int l = 0; l < d.store.config().nLayer; ++l) {
+            std::vector<std::vector<float>> err(static_cast<size_t>(n));
+            float limit = 0;
+            for (int t = 0; t < n; ++t) {
+                std::vector<float> stored(static_cast<size_t>(hd));
+                cache.readKey(l, 0, t, stored.data());
+                const float* exact = d.store.trace(t).key(l, 0);
+                for (int k = 0; k < hd; ++k) {
+                    err[t].push_back(stored[k] - exact[k]);
+                    limit = std::max(limit, std::abs(err[t].back()));
+                }
+            }
+            QVERIFY(limit > 0);
+            const ColorScale scale = ColorScale::symmetric(limit);
+            const QImage img = view.blockImage(l, false);
+            for (int t = 0; t < n; ++t)
+                for (int r = 0; r < rows; ++r)
+                    QCOMPARE(img.pixel(t, r),
+                             scale.rgb(err[t][static_cast<size_t>(r * hd / rows)]));
+        }
+        DecodedStore exact(fixtures::makeModel(spec));
+        exact.prefill(kPrompt);
+        CacheView plain(&exact.store);
+        plain.setShowError(true);
+        QVERIFY(!plain.showsError());
     }
 };
 

@@ -110,15 +110,40 @@ int CacheView::stripeRows() const {
 
 // Column `token` of every block: its key (or value) numbers of all K/V heads, sampled evenly
 // down to stripeRows() numbers.
+const float* CacheView::columnValues(const StepTrace& t, int layer, bool values,
+                                     std::vector<float>& scratch) const {
+    const float* base = values ? t.value(layer, 0) : t.key(layer, 0);  // heads are adjacent
+    if (!showsError()) return base;
+    // What the cache stores, minus the exact numbers: the K/V type's own round trip, per head.
+    const ModelConfig& c = store_->config();
+    const KvType type = store_->model().cache.type;
+    scratch.resize(static_cast<size_t>(c.nHeadKv) * c.headDim);
+    for (int g = 0; g < c.nHeadKv; ++g)
+        kvRoundTrip(type, base + g * c.headDim, scratch.data() + g * c.headDim, c.headDim);
+    for (size_t k = 0; k < scratch.size(); ++k) scratch[k] -= base[k];
+    return scratch.data();
+}
+
+bool CacheView::showsError() const {
+    return showError_ && store_->hasModel() && store_->model().cache.type != KvType::F32;
+}
+
+void CacheView::setShowError(bool show) {
+    if (show == showError_) return;
+    showError_ = show;
+    rebuild();
+}
+
 bool CacheView::writeColumn(int token) {
     const StepTrace& t = store_->trace(token);
     const ModelConfig& c = store_->config();
     const int n = c.nHeadKv * c.headDim, rows = stripeRows();
+    std::vector<float> scratch;
     for (int l = 0; l < nLayer_; ++l)
         for (int which = 0; which < 2; ++which) {
             const size_t b = static_cast<size_t>(2 * l + which);
             float& limit = limits_[b];
-            const float* base = which == 0 ? t.key(l, 0) : t.value(l, 0);  // heads are adjacent
+            const float* base = columnValues(t, l, which == 1, scratch);
             float m = 0;
             for (int k = 0; k < n; ++k) m = std::max(m, std::abs(base[k]));
             if (m > limit) {
@@ -161,9 +186,10 @@ void CacheView::rebuild() {
             for (int j = 0; j < used_; ++j) {
                 const StepTrace& t = store_->trace(j);
                 const int m = store_->config().nHeadKv * store_->config().headDim;
+                std::vector<float> scratch;
                 for (int l = 0; l < nLayer_; ++l)
                     for (int which = 0; which < 2; ++which) {
-                        const float* base = which == 0 ? t.key(l, 0) : t.value(l, 0);
+                        const float* base = columnValues(t, l, which == 1, scratch);
                         float& limit = limits_[static_cast<size_t>(2 * l + which)];
                         for (int k = 0; k < m; ++k) limit = std::max(limit, std::abs(base[k]));
                     }
@@ -225,9 +251,15 @@ QString CacheView::scaleText() const {
     const QString scale =
         tpp > 1 ? tr("Drawn to scale: 1 pixel = %1 token slots (their colours averaged)").arg(tpp)
                 : tr("Drawn to scale: one column per token slot");
-    return tr("%1 · exactly %2 B used of %3 B allocated")
-        .arg(scale, loc.toString(static_cast<qulonglong>(usedBytes())),
-             loc.toString(static_cast<qulonglong>(allocatedBytes())));
+    QString text = tr("%1 · exactly %2 B used of %3 B allocated")
+                       .arg(scale, loc.toString(static_cast<qulonglong>(usedBytes())),
+                            loc.toString(static_cast<qulonglong>(allocatedBytes())));
+    const EvictionPolicy& policy = store_->model().cache.eviction;
+    if (policy.evicts() && store_->hasEvictions())
+        text += tr(" · cache policy %1: crossed-out slots were evicted, and their memory holds "
+                   "newer tokens")
+                    .arg(QString::fromStdString(policy.text()));
+    return text;
 }
 
 QImage CacheView::pooledImage(size_t b, int tokens, int tpp) const {
@@ -425,6 +457,21 @@ void CacheView::paintEvent(QPaintEvent*) {
                 } else {
                     p.fillRect(f, th.mutedText);
                 }
+                // The cache lab: slots whose token the policy let go are crossed out (their
+                // rows now hold newer tokens: the cache keeps only what the policy keeps).
+                if (store_->hasEvictions()) {
+                    QColor veil = th.panel;
+                    veil.setAlphaF(0.8f);
+                    const QBrush cross(th.mutedText, Qt::DiagCrossPattern);
+                    for (int pos = 0; pos < steady; ++pos) {
+                        if (store_->evictedAt(l, pos) == TraceStore::kHeld) continue;
+                        const QRectF slotRect(b.left() + (g.tpp > 1 ? pos / g.tpp : pos * slot),
+                                              b.top(), std::max(1.0, g.tpp > 1 ? 1.0 : slot),
+                                              b.height());
+                        p.fillRect(slotRect, veil);
+                        p.fillRect(slotRect, cross);
+                    }
+                }
             }
             if (shown > 0 && revealingPrefill()) {
                 // The prefill's block: every prompt slice at once, fading in, outlined as one
@@ -502,7 +549,12 @@ void CacheView::paintEvent(QPaintEvent*) {
     int scaleLeft = kMargin;
     if (drawStripes && used_ > 0) {
         paintColorBar(p, QRect(kMargin, height() - kMargin - ls.height(), kLegendW, ls.height()),
-                      ColorScale::symmetric(1), tr("K and V numbers, scaled per block"), th);
+                      ColorScale::symmetric(1),
+                      showsError()
+                          ? tr("%1 error: stored − exact, scaled per block")
+                                .arg(QString::fromStdString(kvTypeName(store_->model().cache.type)))
+                          : tr("K and V numbers, scaled per block"),
+                      th);
         scaleLeft += kLegendW + 24;
     }
     p.setFont(th.smallFont);

@@ -11,6 +11,10 @@
 #include <QWidget>
 #include <vector>
 
+namespace kvscope {
+struct StepTrace;
+}
+
 namespace kvscope::viz {
 
 class TraceStore;
@@ -51,6 +55,12 @@ class CacheView : public QWidget {
     // exact bytes used and allocated; empty with no model.
     QString scaleText() const;
 
+    // The cache lab: with a K/V type below f32, each slot shows what its stored numbers differ
+    // by from the exact ones (kvRoundTrip of the trace's K and V, minus them: the cache's own
+    // conversion) instead of the numbers. Ignored for an f32 cache.
+    void setShowError(bool show);
+    bool showsError() const;
+
   protected:
     void paintEvent(QPaintEvent* event) override;
     bool event(QEvent* event) override;
@@ -66,6 +76,9 @@ class CacheView : public QWidget {
     void rebuild();
     void appendToken(int index);
     bool writeColumn(int token);  // false if the colour scale must grow (rebuild instead)
+    // The numbers a block's column shows for token t: its K or V, or their storage error.
+    const float* columnValues(const StepTrace& t, int layer, bool values,
+                              std::vector<float>& scratch) const;
     int stripeRows() const;
     int gqaLines() const;  // 1 when the model uses grouped-query attention (one more note line)
 
@@ -78,6 +91,7 @@ class CacheView : public QWidget {
     std::vector<float> limits_;   // (n_layer × 2): colour scale limit of each block
     int animatedToken_ = -1;
     bool revealingPrefill_ = false;
+    bool showError_ = false;
 };
 
 }  // namespace kvscope::viz

@@ -80,6 +80,9 @@ const std::vector<Command>& commands() {
           kBlock,
           kBackend,
           kDevice,
+          {"fork", "N",
+           "after the steps, fork: two continuations of N tokens on the same cache blocks (the "
+           "second samples with the next seed), with their block tables (CPU backend)"},
           {"no-cache", nullptr, "recompute mode: no KV cache, every step runs every token"},
           kNoSpecial,
           {"temperature", "T", "0 (default) is greedy; above 0 samples"},

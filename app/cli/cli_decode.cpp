@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "cli/cli.h"
+#include "cli/cli_fork.h"
 #include "cli/cli_speculative.h"
 #include "runtime/decode_session.h"
 
@@ -27,6 +28,11 @@ int runDecode(const CliArgs& args) {
     if (jsonPath && jsonPath->empty()) throw UsageError("--json needs a file name or -");
     const bool streamText = !jsonPath || *jsonPath != "-";
     const std::optional<SpeculativeRequest> speculative = parseSpeculative(args);
+    const int forkSteps = static_cast<int>(args.getInt("fork", 0, 0, 1 << 20));
+    if (args.has("fork") && (speculative || !opt.useCache))
+        throw UsageError(
+            "--fork continues the cached session twice: not with --speculative or "
+            "--no-cache");
 
     auto model = loadModel(args);
     std::string note;
@@ -77,6 +83,11 @@ int runDecode(const CliArgs& args) {
                  stepMs > 0 ? steps * 1000.0 / stepMs : 0.0,
                  opt.useCache ? "cached" : "no cache (recompute)", session.kvBytes());
     if (spec) std::fprintf(stderr, "%s\n", spec->summaryLine.c_str());
+    std::optional<ForkRun> fork;
+    if (args.has("fork")) {
+        fork = decodeFork(session, model->tokenizer, forkSteps);
+        std::fputs(fork->text.c_str(), streamText ? stdout : stderr);
+    }
 
     if (jsonPath) {
         QJsonArray promptIds;
@@ -129,6 +140,7 @@ int runDecode(const CliArgs& args) {
             o["cache_policy"] = QString::fromStdString(cache.eviction.text());
         }
         if (spec) o["speculative"] = spec->json;
+        if (fork) o["fork"] = fork->json;
         writeOutput(*jsonPath, QJsonDocument(o).toJson(QJsonDocument::Indented));
     }
     return 0;

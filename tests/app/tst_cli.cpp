@@ -449,6 +449,50 @@ class TstCli : public QObject {
         QVERIFY2(q8.err.contains("multiple of 32"), q8.err.constData());
     }
 
+    // --fork: the first branch goes on exactly as a plain decode of the same seed does; the
+    // blocks wholly inside the shared prefix are the same blocks in both tables (2 references),
+    // the rest each branch's own; the bytes stored count each block once.
+    void aForkSharesThePrefixBlocks() {
+        const QStringList common{"decode", "--model",   llama_,          "--prompt", "hello world",
+                                 "--seed", "3",         "--temperature", "1",        "--block",
+                                 "4",      "--backend", "cpu",           "--json",   "-"};
+        const Run r = runKvscope(common + QStringList{"--steps", "4", "--fork", "6"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        const QJsonObject fork = o["fork"].toObject();
+        const QJsonArray branches = fork["branches"].toArray();
+        QCOMPARE(branches.size(), 2);
+        const Run plain = runKvscope(common + QStringList{"--steps", "10"});
+        const QList<int> all = stepTokens(QJsonDocument::fromJson(plain.out).object());
+        QList<int> first;
+        for (const auto& t : branches[0].toObject()["tokens"].toArray()) first << t.toInt();
+        QCOMPARE(first, all.mid(4));
+
+        const int prefix = static_cast<int>(o["prompt_tokens"].toArray().size()) + 4;
+        const QJsonArray a = branches[0].toObject()["blocks"].toArray();
+        const QJsonArray b = branches[1].toObject()["blocks"].toArray();
+        QSet<qint64> ids;
+        for (int i = 0; i < a.size(); ++i) {
+            const qint64 idA = a[i].toArray()[0].toInteger(), idB = b[i].toArray()[0].toInteger();
+            ids << idA << idB;
+            if (i < prefix / 4) {  // wholly inside the prefix: shared
+                QCOMPARE(idA, idB);
+                QCOMPARE(a[i].toArray()[1].toInt(), 2);
+            } else {  // written by each branch: its own copy
+                QVERIFY(idA != idB);
+                QCOMPARE(a[i].toArray()[1].toInt(), 1);
+            }
+        }
+        const qint64 block = fork["block_bytes"].toInteger();
+        QCOMPARE(fork["stored_bytes"].toInteger(), ids.size() * block);
+        QCOMPARE(fork["separate_bytes"].toInteger(), (a.size() + b.size()) * block);
+        QVERIFY(fork["stored_bytes"].toInteger() < fork["separate_bytes"].toInteger());
+
+        const Run bad =
+            runKvscope({"decode", "--model", llama_, "--prompt", "a", "--fork", "2", "--no-cache"});
+        QCOMPARE(bad.code, 2);
+    }
+
     void sameSeedSameText() {
         const QStringList a{"decode", "--model",       llama_, "--prompt", "abc", "--steps",
                             "10",     "--temperature", "1.5",  "--top-p",  "0.9", "--seed",

@@ -19,6 +19,7 @@ class DecodeController::Busy {
         emit c_.busyChanged(true);
     }
     ~Busy() {
+        c_.emitBlocks();
         c_.busy_ = false;
         emit c_.busyChanged(false);
     }
@@ -34,6 +35,7 @@ DecodeController::DecodeController(QObject* parent) : QObject(parent) {
     qRegisterMetaType<kvscope::SamplerParams>();
     qRegisterMetaType<kvscope::LogitLens>();
     qRegisterMetaType<std::vector<float>>();
+    qRegisterMetaType<std::vector<kvscope::viz::BlockTable>>();
 }
 
 DecodeController::~DecodeController() = default;
@@ -70,6 +72,7 @@ void DecodeController::startBackend(std::shared_ptr<const Model> model, const Ba
     o.drift = true;  // under a lossy cache policy: each token against the full cache
     auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);
     const viz::ModelSummary s = summarize(*model, *backend, path, note);
+    fork_.reset();
     session_ = std::move(session);  // the session refers to the model's tokenizer:
     backend_ = std::move(backend);  // replace all three together
     model_ = std::move(model);
@@ -170,6 +173,7 @@ bool DecodeController::ensureSession(const QString& what) {
 }
 
 void DecodeController::doPrefill(const QString& prompt) {
+    fork_.reset();
     const std::vector<StepTrace> traces = session_->prefill(prompt.toStdString());
     prefilledPrompt_ = prompt;
     emit prefilled(traces, session_->prefillMs(), prompt);
@@ -211,8 +215,67 @@ void DecodeController::stepBack() {
 
 void DecodeController::reset() {
     Busy busy(*this);
+    fork_.reset();
     if (session_) session_->reset();
     emit wasReset();
+}
+
+void DecodeController::fork() {
+    Busy busy(*this);
+    if (!ensureSession("Fork")) return;
+    try {
+        if (session_->tokens().empty()) throw Error("nothing to fork yet: prefill a prompt first");
+        std::unique_ptr<DecodeSession> other = session_->fork();
+        SamplerParams second = sampler_;
+        second.seed += 1;  // the fork samples with the next seed: the two can part
+        other->setSampler(second);
+        fork_ = std::move(other);
+        forkAt_ = session_->tokens().size();
+    } catch (const std::exception& e) {
+        emit failed(QString("Fork: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+void DecodeController::stepFork() {
+    Busy busy(*this);
+    if (!fork_) {
+        emit failed(tr("Step the fork: fork first (Decode ▸ Fork here)"));
+        return;
+    }
+    try {
+        fork_->step();
+    } catch (const std::exception& e) {
+        emit failed(QString("Step the fork: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+void DecodeController::emitBlocks() {
+    std::vector<viz::BlockTable> tables;
+    int blockTokens = 0;
+    uint64_t blockBytes = 0;
+    auto tableOf = [&](const DecodeSession& s, const QString& name) {
+        const KvCache* cache = s.backend().hostCache();
+        if (!cache || !s.usesCache()) return;
+        viz::BlockTable t;
+        t.name = name;
+        t.rows = cache->rows();
+        for (int b = 0; b < cache->blocksAllocated(); ++b) {
+            t.ids.push_back(cache->blockId(b));
+            t.refs.push_back(cache->blockRefs(b));
+        }
+        if (fork_) {  // what each side went on with since the fork
+            std::string text;
+            for (size_t i = std::min(forkAt_, s.tokens().size()); i < s.tokens().size(); ++i)
+                text += model_->tokenizer.tokenBytes(s.tokens()[i]);
+            t.continuation = QString::fromUtf8(text);
+        }
+        blockTokens = cache->blockTokens();
+        blockBytes = cache->blockBytes();
+        tables.push_back(std::move(t));
+    };
+    if (session_) tableOf(*session_, tr("session"));
+    if (session_ && fork_) tableOf(*fork_, tr("fork"));
+    emit blocksChanged(tables, blockTokens, static_cast<qulonglong>(blockBytes));
 }
 
 namespace {

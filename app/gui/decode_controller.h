@@ -13,6 +13,7 @@
 #include "model_source/model_source.h"
 #include "runtime/backend_factory.h"
 #include "runtime/decode_session.h"
+#include "views/block_table_view.h"
 
 namespace kvscope::app {
 
@@ -53,6 +54,11 @@ class DecodeController : public QObject {
     void step(const QString& prompt);
     // Drops the newest token (never the first one).
     void stepBack();
+    // Prefix sharing: a second sequence that continues from the current step on the same cache
+    // blocks (DecodeSession::fork; CPU backend), sampling with the next seed; stepFork() runs one
+    // token of it. A prefill, a reset or another model drops it. blocksChanged says the tables.
+    void fork();
+    void stepFork();
     void reset();
     // Replays the current sequence (the same prompt tokens, then the same generated tokens,
     // forced) in recompute mode (no cache) on a fresh backend of the same kind, and reports the
@@ -91,6 +97,10 @@ class DecodeController : public QObject {
     void lensComputed(int index, const kvscope::LogitLens& lens);
     // full: (t, t) row-major, zero above the diagonal
     void headMatrixRebuilt(int layer, int head, int t, const std::vector<float>& full);
+    // After every request: the session's block table (and its fork's), read from the cache;
+    // empty where the cache is on a device.
+    void blocksChanged(const std::vector<kvscope::viz::BlockTable>& tables, int blockTokens,
+                       qulonglong blockBytes);
 
   private:
     class Busy;
@@ -103,6 +113,9 @@ class DecodeController : public QObject {
     std::shared_ptr<const Model> model_;
     std::shared_ptr<Backend> backend_;
     std::unique_ptr<DecodeSession> session_;
+    std::unique_ptr<DecodeSession> fork_;  // fork(): the second sequence on shared blocks
+    size_t forkAt_ = 0;                    // the tokens both had when it forked
+    void emitBlocks();
     SamplerParams sampler_;
     bool parseSpecial_ = true;
     BackendChoice choice_;
@@ -121,3 +134,4 @@ Q_DECLARE_METATYPE(kvscope::viz::ModelSummary)
 Q_DECLARE_METATYPE(kvscope::SamplerParams)
 Q_DECLARE_METATYPE(kvscope::LogitLens)
 Q_DECLARE_METATYPE(std::vector<float>)
+Q_DECLARE_METATYPE(std::vector<kvscope::viz::BlockTable>)

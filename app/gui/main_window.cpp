@@ -34,6 +34,7 @@
 #include "gui/window_helpers.h"
 #include "views/all_heads_view.h"
 #include "views/attention_matrix_view.h"
+#include "views/block_table_view.h"
 #include "views/cache_view.h"
 #include "views/calculator_panel.h"
 #include "views/logit_lens_panel.h"
@@ -253,6 +254,8 @@ void MainWindow::buildUi() {
     connect(store_, &viz::TraceStore::modelChanged, showError, enableError);
     enableError();
     cacheLayout->addWidget(showError);
+    blockTables_ = new viz::BlockTableView;
+    cacheLayout->addWidget(blockTables_);
     tabs_->addTab(focusPage(cachePage), tr("KV cache"));
     auto* charts = new QWidget;
     auto* chartsLayout = new QVBoxLayout(charts);
@@ -482,6 +485,11 @@ void MainWindow::connectController() {
             c->rebuildHeadMatrix(layer, head, queries);
         });
     });
+    connect(
+        controller_, &DecodeController::blocksChanged, this,
+        [this](const std::vector<viz::BlockTable>& tables, int blockTokens, qulonglong blockBytes) {
+            blockTables_->setTables(tables, blockTokens, blockBytes);
+        });
     connect(controller_, &DecodeController::lensComputed, this,
             [this](int index, const LogitLens& lens) { store_->setLens(index, lens); });
     connect(controller_, &DecodeController::steppedBack, this,
@@ -583,6 +591,15 @@ void MainWindow::step() {
 void MainWindow::stepBack() {
     if (pending_ > 2) return;
     request([c = controller_] { c->stepBack(); });
+}
+
+void MainWindow::fork() {
+    setPlaying(false);
+    request([c = controller_] { c->fork(); });
+}
+
+void MainWindow::stepFork() {
+    request([c = controller_] { c->stepFork(); });
 }
 
 void MainWindow::reset() {

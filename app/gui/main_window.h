@@ -22,6 +22,7 @@ class QTabWidget;
 class QToolButton;
 
 namespace kvscope::viz {
+class BlockTableView;
 class DriftChart;
 class LatencyChart;
 class MemoryChart;
@@ -41,6 +42,7 @@ class MainWindow : public QMainWindow {
 
     viz::TraceStore* store() { return store_; }
     viz::DriftChart* driftChart() { return driftChart_; }
+    viz::BlockTableView* blockTables() { return blockTables_; }
     viz::LatencyChart* latencyChart() { return latencyChart_; }
     viz::MemoryChart* memoryChart() { return memoryChart_; }
     QPlainTextEdit* promptEditor() { return prompt_; }
@@ -65,6 +67,9 @@ class MainWindow : public QMainWindow {
     void prefill();
     void step();
     void stepBack();
+    // Prefix sharing (the KV cache tab's block tables): fork at this step, then step the fork.
+    void fork();
+    void stepFork();
     void reset();
     void setPlaying(bool playing);
     // Replays the current tokens without the cache; the latency chart draws both curves.
@@ -153,6 +158,7 @@ class MainWindow : public QMainWindow {
     viz::MemoryChart* memoryChart_ = nullptr;
     viz::LatencyChart* latencyChart_ = nullptr;
     viz::DriftChart* driftChart_ = nullptr;
+    viz::BlockTableView* blockTables_ = nullptr;
     QPushButton* compareButton_ = nullptr;
     QTimer playTimer_;
     double lastLatencyMs_ = 0;

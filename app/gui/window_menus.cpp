@@ -86,6 +86,11 @@ void MainWindow::buildMenus() {
     decode->addSeparator();
     keyHint(
         decode->addAction(tr("&Compare without cache"), this, &MainWindow::compareWithoutCache));
+    decode->addSeparator();
+    decode->addAction(tr("&Fork here"), this, &MainWindow::fork)
+        ->setToolTip(
+            tr("A second sequence from this step on the same cache blocks (KV cache tab)"));
+    decode->addAction(tr("Step the f&ork"), this, &MainWindow::stepFork);
 
     QMenu* inspect = menuBar()->addMenu(tr("&Inspect"));
     auto moveQuery = [this](int delta) {

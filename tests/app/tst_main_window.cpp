@@ -37,6 +37,7 @@
 #include "model_fixtures.h"
 #include "opencl/device_list.h"
 #include "views/all_heads_view.h"
+#include "views/block_table_view.h"
 #include "views/cache_view.h"
 #include "views/step_view.h"
 #include "views/token_strip.h"
@@ -426,6 +427,52 @@ class TstMainWindow : public QObject {
         QCOMPARE(w->store()->kvBytes(), before.size() * perToken);
         QCOMPARE(w->findChild<QComboBox*>("cachePolicy")->currentData().toString(),
                  QString("none"));
+    }
+
+    // Prefix sharing in the window: a fork at this step continues on the same blocks; the KV cache
+    // tab's block tables then show both sequences, the blocks wholly before the fork shared (the
+    // same ids, 2 references) and the ones each side wrote into its own.
+    void aForkSharesBlocksInTheBlockTables() {
+        auto w = open(llama_);
+        QVERIFY(w);
+        w->setCacheOptions(0, KvCacheOptions(KvType::F32, 4));
+        QVERIFY(settle(*w));
+        w->prefill();
+        QVERIFY(settle(*w));
+        for (int k = 0; k < 3; ++k) {
+            w->step();
+            QVERIFY(settle(*w));
+        }
+        const int forkAt = w->store()->count();
+        QCOMPARE(w->blockTables()->tables().size(), size_t{1});
+        w->fork();
+        QVERIFY(settle(*w));
+        for (int k = 0; k < 3; ++k) {
+            w->stepFork();
+            QVERIFY(settle(*w));
+            w->step();
+            QVERIFY(settle(*w));
+        }
+        QVERIFY2(w->errorText().isEmpty(), qPrintable(w->errorText()));
+        const auto& tables = w->blockTables()->tables();
+        QCOMPARE(tables.size(), size_t{2});
+        QCOMPARE(tables[0].rows, forkAt + 3);
+        QCOMPARE(tables[1].rows, forkAt + 3);
+        const size_t shared = static_cast<size_t>(forkAt / 4);
+        QVERIFY(shared >= 1);
+        for (size_t b = 0; b < tables[0].ids.size(); ++b) {
+            QCOMPARE(tables[0].ids[b] == tables[1].ids[b], b < shared);
+            QCOMPARE(tables[0].refs[b], b < shared ? 2L : 1L);
+        }
+        QCOMPARE(w->blockTables()->storedBlocks(),
+                 w->blockTables()->separateBlocks() - static_cast<int>(shared));
+        QVERIFY(!tables[1].continuation.isEmpty());
+        if (qEnvironmentVariableIsSet("KVSCOPE_VIEWS_DIR"))
+            w->blockTables()->grab().save(qEnvironmentVariable("KVSCOPE_VIEWS_DIR") +
+                                          "/block_tables.png");
+        w->reset();  // a reset drops the fork
+        QVERIFY(settle(*w));
+        QVERIFY(w->blockTables()->tables().size() <= 1);
     }
 
     // A model that does not fit the machine's memory is refused before anything is allocated,

@@ -14,6 +14,7 @@
 #include "model_fixtures.h"
 #include "views/attention_matrix_view.h"
 #include "views/cache_view.h"
+#include "views/next_token_view.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;
@@ -182,6 +183,21 @@ class TstCacheLabViews : public QObject {
         CacheView plain(&exact.store);
         plain.setShowError(true);
         QVERIFY(!plain.showsError());
+    }
+
+    // The next-token view's lines under the bars give the inspected token's drift figures.
+    void theNextTokenViewReadsOutTheDrift() {
+        auto d = decoded(6);
+        NextTokenView view(&d->store);
+        const StepTrace& t = d->store.trace(d->store.count() - 1);
+        QVERIFY(t.hasDrift());
+        const QString s = view.summary();
+        QVERIFY2(s.contains(QString("KL %1 nats").arg(QString::number(t.driftKl, 'g', 3))),
+                 qPrintable(s));
+        QVERIFY2(
+            s.contains(t.driftTop1 == 1 ? "the same first choice" : "a different first choice"),
+            qPrintable(s));
+        QVERIFY(s.contains("sinks 1 + heavy 2 + window 5"));
     }
 };
 

@@ -301,6 +301,15 @@ QString NextTokenView::summary() const {
         lines << tr("At T ≠ 1 without a top-k limit the probabilities are renormalised over the "
                     "stored top %1 only (the rest of the vocabulary is not kept).")
                      .arg(bars_.size());
+    if (t.hasDrift())  // the cache lab: this distribution against the full cache's
+        lines << tr("Against the full f32 cache on the same tokens (cache policy %1, K/V %2): KL "
+                    "%3 nats; %4; the full cache's first choice has p = %5 here.")
+                     .arg(QString::fromStdString(store_->model().cache.eviction.text()),
+                          QString::fromStdString(kvTypeName(store_->model().cache.type)))
+                     .arg(QString::number(t.driftKl, 'g', 3))
+                     .arg(t.driftTop1 == 1 ? tr("the same first choice")
+                                           : tr("a different first choice"))
+                     .arg(percent(t.driftFullChoiceProb));
     return lines.join('\n');
 }
 

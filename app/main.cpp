@@ -5,6 +5,8 @@
 #include <QTimer>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <memory>
 #include <optional>
 
 #include "cli/cli.h"
@@ -23,41 +25,46 @@ bool isCommandLine(const std::vector<std::string>& args) {
 // --screenshot: load, prefill, step, save the window as PNG, quit (no display needed with
 // QT_QPA_PLATFORM=offscreen). Exit status 1 with the message if anything fails.
 // compare: after the steps, replay them without the cache (the latency chart's second curve).
+// A step that only shows a speculative round's next phase sends no request (and no idle
+// follows): the next action is then scheduled at once.
 void driveScreenshot(kvscope::app::MainWindow& w, const QString& file, int steps, int layer,
                      int head, bool compare) {
     auto prefilled = std::make_shared<bool>(false);
     auto compareLeft = std::make_shared<bool>(compare);
     auto left = std::make_shared<int>(steps);
-    QObject::connect(
-        &w, &kvscope::app::MainWindow::idle, &w,
-        [&w, file, prefilled, left, layer, head, compareLeft] {
-            if (!w.errorText().isEmpty()) {
-                std::fprintf(stderr, "kvscope: %s\n", qPrintable(w.errorText()));
-                QCoreApplication::exit(1);
-            } else if (!w.store()->hasModel()) {
-                return;  // the load is still queued
-            } else if (!*prefilled) {
-                *prefilled = true;
-                w.store()->setLayerHead(layer, head);
-                w.prefill();
-            } else if (*left > 0) {
-                --*left;
-                w.step();
-            } else if (*compareLeft) {
-                *compareLeft = false;
-                w.compareWithoutCache();
-            } else {
-                QTimer::singleShot(50, &w, [&w, file] {  // let the views finish painting
-                    if (!w.grab().save(file)) {
-                        std::fprintf(stderr, "kvscope: cannot write '%s'\n", qPrintable(file));
-                        QCoreApplication::exit(1);
-                        return;
-                    }
-                    std::printf("%s\n", qPrintable(file));
-                    QCoreApplication::exit(0);
-                });
-            }
-        });
+    auto next = std::make_shared<std::function<void()>>();
+    *next = [&w, file, prefilled, left, layer, head, compareLeft,
+             weak = std::weak_ptr<std::function<void()>>(next)] {
+        if (!w.errorText().isEmpty()) {
+            std::fprintf(stderr, "kvscope: %s\n", qPrintable(w.errorText()));
+            QCoreApplication::exit(1);
+        } else if (!w.store()->hasModel()) {
+            return;  // the load is still queued
+        } else if (!*prefilled) {
+            *prefilled = true;
+            w.store()->setLayerHead(layer, head);
+            w.prefill();
+        } else if (*left > 0) {
+            --*left;
+            w.step();
+            if (!w.busy())
+                if (auto again = weak.lock()) QTimer::singleShot(0, &w, *again);
+        } else if (*compareLeft) {
+            *compareLeft = false;
+            w.compareWithoutCache();
+        } else {
+            QTimer::singleShot(50, &w, [&w, file] {  // let the views finish painting
+                if (!w.grab().save(file)) {
+                    std::fprintf(stderr, "kvscope: cannot write '%s'\n", qPrintable(file));
+                    QCoreApplication::exit(1);
+                    return;
+                }
+                std::printf("%s\n", qPrintable(file));
+                QCoreApplication::exit(0);
+            });
+        }
+    };
+    QObject::connect(&w, &kvscope::app::MainWindow::idle, &w, [next] { (*next)(); });
 }
 
 }  // namespace
@@ -95,6 +102,13 @@ int main(int argc, char** argv) {
         if (auto p = opts.get("prompt")) w.setPrompt(QString::fromStdString(*p));
         if (opts.has("kv-type") || opts.has("window") || opts.has("block"))  // the cache lab
             w.setCacheOptions(0, kvscope::app::parseCacheOptions(opts, 1 << 24));
+        if (auto spec = opts.get("speculative")) {
+            if (*spec != "lookup" && spec->rfind("model:", 0) != 0)
+                throw kvscope::app::UsageError("--speculative must be lookup or model:PATH, got '" +
+                                               *spec + "'");
+            w.setSpeculative(QString::fromStdString(*spec),
+                             static_cast<int>(opts.getInt("draft", 4, 1, 16)));
+        }
         if (auto tab = opts.get("tab")) {
             // A view's name, as `export --views` takes them (a number still works).
             int index = -1;

@@ -244,6 +244,10 @@ const Command& appCommand() {
          {"layer", "L", "the layer the views show"},
          {"head", "H", "the head the views show"},
          {"compare", nullptr, "with --screenshot: replay the tokens without the cache too"},
+         {"speculative", "lookup|model:PATH",
+          "speculative decoding on: each step shows one phase of a round (drafted, verified, "
+          "resolved)"},
+         {"draft", "N", "tokens drafted per round of --speculative (1..16, default 4)"},
          kKvType,
          kWindow,
          kSinks,

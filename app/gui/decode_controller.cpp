@@ -36,6 +36,7 @@ DecodeController::DecodeController(QObject* parent) : QObject(parent) {
     qRegisterMetaType<kvscope::LogitLens>();
     qRegisterMetaType<std::vector<float>>();
     qRegisterMetaType<std::vector<kvscope::viz::BlockTable>>();
+    qRegisterMetaType<kvscope::viz::SpeculativeRound>();
 }
 
 DecodeController::~DecodeController() = default;
@@ -73,6 +74,7 @@ void DecodeController::startBackend(std::shared_ptr<const Model> model, const Ba
     auto session = std::make_unique<DecodeSession>(backend, model->tokenizer, o);
     const viz::ModelSummary s = summarize(*model, *backend, path, note);
     fork_.reset();
+    speculative_.reset();           // it refers to the session
     session_ = std::move(session);  // the session refers to the model's tokenizer:
     backend_ = std::move(backend);  // replace all three together
     model_ = std::move(model);
@@ -197,6 +199,75 @@ void DecodeController::step(const QString& prompt) {
         emit stepped(session_->step());
     } catch (const std::exception& e) {
         emit failed(QString("Step: ") + QString::fromUtf8(e.what()));
+    }
+}
+
+std::unique_ptr<Drafter> DecodeController::makeDrafter(const QString& spec) {
+    if (spec == "lookup") {
+        draftModel_.reset();
+        return std::make_unique<LookupDrafter>();
+    }
+    if (!spec.startsWith("model:") || spec.size() <= 6)
+        throw Error("unknown drafter '" + spec.toStdString() + "': lookup or model:PATH");
+    if (!model_) throw Error("load a target model before its draft model");
+    const QString path = spec.mid(6);
+    std::shared_ptr<const Model> draft = loadModelFile(path, context_);
+    BackendChoice cpu;
+    cpu.kind = BackendChoice::Kind::Cpu;
+    std::string note;
+    auto backend = createBackend(draft, cpu, note);
+    auto drafter =
+        std::make_unique<ModelDrafter>(std::move(backend), draft->tokenizer, model_->tokenizer,
+                                       model_->config.nVocab, spec.toStdString());
+    draftModel_ = std::move(draft);
+    return drafter;
+}
+
+void DecodeController::setDrafter(const QString& spec, int draftTokens) {
+    Busy busy(*this);
+    try {
+        if (draftTokens < 1 || draftTokens > 64)
+            throw Error("a round drafts 1 to 64 tokens, not " + std::to_string(draftTokens));
+        if (spec != drafterSpec_ || !speculative_) {
+            // built now, so that a draft model that does not fit is reported at once
+            std::unique_ptr<Drafter> drafter = makeDrafter(spec);
+            speculative_.reset();
+            if (session_)
+                speculative_ = std::make_unique<SpeculativeDecoder>(*session_, std::move(drafter),
+                                                                    draftTokens);
+        }
+        drafterSpec_ = spec;
+        draftTokens_ = draftTokens;
+    } catch (const std::exception& e) {
+        emit failed(QString("Drafter %1: %2").arg(spec, QString::fromUtf8(e.what())));
+    }
+    emit drafterChanged(drafterSpec_, draftTokens_);
+}
+
+void DecodeController::speculate(const QString& prompt) {
+    Busy busy(*this);
+    if (!ensureSession("Speculative step")) return;
+    try {
+        if (session_->tokens().empty() || prompt != prefilledPrompt_) doPrefill(prompt);
+        if (!speculative_ || speculative_->maxDraft() != draftTokens_)
+            speculative_ = std::make_unique<SpeculativeDecoder>(
+                *session_, makeDrafter(drafterSpec_), draftTokens_);
+        const int first = static_cast<int>(session_->tokens().size());
+        SpeculativeStep step = speculative_->step();
+        viz::SpeculativeRound r;
+        r.first = first;
+        r.verified = std::move(step.traces);
+        r.accepted = step.accepted;
+        for (StepTrace& t : step.rejected) r.verified.push_back(std::move(t));
+        r.next = step.emitted.back();
+        r.nextText = model_->tokenizer.tokenBytes(r.next);
+        r.drafter = QString::fromStdString(speculative_->drafter().name());
+        r.draftMs = step.draftMs;
+        r.verifyMs = step.verifyMs;
+        r.hostMs = step.hostMs;
+        emit speculated(r);
+    } catch (const std::exception& e) {
+        emit failed(QString("Speculative step: ") + QString::fromUtf8(e.what()));
     }
 }
 

@@ -13,6 +13,7 @@
 #include "model_source/model_source.h"
 #include "runtime/backend_factory.h"
 #include "runtime/decode_session.h"
+#include "runtime/speculative.h"
 #include "views/block_table_view.h"
 
 namespace kvscope::app {
@@ -60,6 +61,14 @@ class DecodeController : public QObject {
     void fork();
     void stepFork();
     void reset();
+    // Speculative decoding: the drafter ("lookup": prompt lookup in the tokens so far;
+    // "model:PATH": a smaller model with the same vocabulary, on the CPU) and the tokens drafted
+    // per round. On failure (a file that does not load, another vocabulary) the previous drafter
+    // stays; drafterChanged says which is in use.
+    void setDrafter(const QString& spec, int draftTokens);
+    // One round (SpeculativeDecoder::step): draft, verify in one pass, roll the rejected drafts
+    // back (speculated). `prompt` is prefilled first as step() does.
+    void speculate(const QString& prompt);
     // Replays the current sequence (the same prompt tokens, then the same generated tokens,
     // forced) in recompute mode (no cache) on a fresh backend of the same kind, and reports the
     // time of each step (comparedWithoutCache). The cached session is left as it was.
@@ -99,6 +108,8 @@ class DecodeController : public QObject {
     void headMatrixRebuilt(int layer, int head, int t, const std::vector<float>& full);
     // After every request: the session's block table (and its fork's), read from the cache;
     // empty where the cache is on a device.
+    void speculated(const kvscope::viz::SpeculativeRound& round);
+    void drafterChanged(const QString& spec, int draftTokens);
     void blocksChanged(const std::vector<kvscope::viz::BlockTable>& tables, int blockTokens,
                        qulonglong blockBytes);
 
@@ -113,8 +124,14 @@ class DecodeController : public QObject {
     std::shared_ptr<const Model> model_;
     std::shared_ptr<Backend> backend_;
     std::unique_ptr<DecodeSession> session_;
-    std::unique_ptr<DecodeSession> fork_;  // fork(): the second sequence on shared blocks
-    size_t forkAt_ = 0;                    // the tokens both had when it forked
+    // speculative decoding: the decoder over session_ (dropped with it) and its drafter
+    std::unique_ptr<SpeculativeDecoder> speculative_;
+    std::unique_ptr<Drafter> makeDrafter(const QString& spec);
+    QString drafterSpec_ = "lookup";
+    int draftTokens_ = 4;
+    std::shared_ptr<const Model> draftModel_;  // alive as long as a ModelDrafter uses it
+    std::unique_ptr<DecodeSession> fork_;      // fork(): the second sequence on shared blocks
+    size_t forkAt_ = 0;                        // the tokens both had when it forked
     void emitBlocks();
     SamplerParams sampler_;
     bool parseSpecial_ = true;
@@ -135,3 +152,4 @@ Q_DECLARE_METATYPE(kvscope::SamplerParams)
 Q_DECLARE_METATYPE(kvscope::LogitLens)
 Q_DECLARE_METATYPE(std::vector<float>)
 Q_DECLARE_METATYPE(std::vector<kvscope::viz::BlockTable>)
+Q_DECLARE_METATYPE(kvscope::viz::SpeculativeRound)

@@ -158,6 +158,13 @@ void MainWindow::buildUi() {
     promptNote_->setStyleSheet("QLabel { color: palette(highlight); font-weight: bold; }");
     promptNote_->hide();
     promptColumn->addWidget(promptNote_);
+    // speculative decoding: the round on show and what the next Step does, in one line
+    statusSpeculative_ = new QLabel;
+    statusSpeculative_->setObjectName("speculativeNote");
+    statusSpeculative_->setWordWrap(true);
+    statusSpeculative_->setStyleSheet("QLabel { font-weight: bold; }");
+    statusSpeculative_->hide();
+    promptColumn->addWidget(statusSpeculative_);
     controls->addLayout(promptColumn, 1);
     auto* rightColumn = new QVBoxLayout;
     rightColumn->setSpacing(4);
@@ -399,6 +406,9 @@ void MainWindow::buildUi() {
     for (auto signal : {&viz::TraceStore::tokensReset, &viz::TraceStore::selectionChanged})
         connect(store_, signal, this, &MainWindow::updateStatus);
     connect(store_, &viz::TraceStore::tokenAppended, this, &MainWindow::updateStatus);
+    connect(store_, &viz::TraceStore::roundChanged, this, &MainWindow::updateSpeculativeNote);
+    connect(store_, &viz::TraceStore::truncated, this, &MainWindow::updateSpeculativeNote);
+    connect(store_, &viz::TraceStore::tokensReset, this, &MainWindow::updateSpeculativeNote);
     connect(store_, &viz::TraceStore::truncated, this, &MainWindow::updateStatus);
     connect(store_, &viz::TraceStore::tokensReset, this, &MainWindow::updatePromptNote);
     connect(store_, &viz::TraceStore::truncated, this, &MainWindow::updatePromptNote);
@@ -428,6 +438,22 @@ void MainWindow::connectController() {
                 decodedPrompt_ = prompt;
                 promptTokenCount_ = static_cast<int>(t.size());
                 store_->setPrompt(t, ms);
+            });
+    connect(controller_, &DecodeController::speculated, this,
+            [this](const viz::SpeculativeRound& r) {
+                clearError();
+                roundAsked_ = false;
+                lastLatencyMs_ = r.hostMs;
+                if (r.first != store_->count()) return;  // the store moved on meanwhile
+                store_->beginRound(r);
+            });
+    connect(controller_, &DecodeController::drafterChanged, this,
+            [this](const QString& spec, int draftTokens) {
+                if (!speculativeOn()) return;  // switched off meanwhile
+                speculativeSpec_ = spec;
+                const QSignalBlocker a(speculative_), b(draftTokens_);
+                speculative_->setCurrentIndex(spec == "lookup" ? 1 : 2);
+                draftTokens_->setValue(draftTokens);
             });
     connect(controller_, &DecodeController::stepped, this, [this](const StepTrace& t) {
         clearError();
@@ -503,6 +529,7 @@ void MainWindow::connectController() {
     });
     connect(controller_, &DecodeController::failed, this, [this](const QString& m) {
         showError(m);
+        roundAsked_ = false;
         setPlaying(false);
         comparing_ = false;
         compareButton_->setText(tr("Compare without cache"));
@@ -584,8 +611,82 @@ void MainWindow::prefill() {
 }
 
 void MainWindow::step() {
+    if (speculativeOn()) return speculativeStep();
     if (pending_ > 2) return;  // a held key must not pile up work
     request([c = controller_, p = prompt()] { c->step(p); });
+}
+
+void MainWindow::setSpeculative(const QString& spec, int draftTokens) {
+    speculativeSpec_ = spec;
+    {
+        const QSignalBlocker a(speculative_), b(draftTokens_);
+        speculative_->setCurrentIndex(spec.isEmpty() ? 0 : spec == "lookup" ? 1 : 2);
+        draftTokens_->setValue(draftTokens);
+    }
+    if (!spec.isEmpty())
+        request([c = controller_, spec, draftTokens] { c->setDrafter(spec, draftTokens); });
+    updateSpeculativeNote();
+}
+
+void MainWindow::speculativeStep() {
+    if (roundAsked_) return;  // the round asked for is on its way: one at a time
+    if (store_->advanceRound()) return;
+    roundAsked_ = true;
+    request([c = controller_, p = prompt()] { c->speculate(p); });
+}
+
+void MainWindow::updateSpeculativeNote() {
+    QString text;
+    if (const viz::SpeculativeRound* r = store_->round()) {
+        const int rejected = r->drafted() - r->accepted;
+        switch (store_->roundPhase()) {
+            case viz::TraceStore::RoundPhase::Drafted:
+                text = r->drafted() == 0
+                           ? tr("No draft: nothing earlier matches the last tokens; the pass runs "
+                                "the decided token alone. Step: verify")
+                           : tr("Drafted %n token(s) by %1 in %2 ms. Step: verify them in one "
+                                "pass",
+                                nullptr, r->drafted())
+                                 .arg(r->drafter)
+                                 .arg(r->draftMs, 0, 'f', 2);
+                break;
+            case viz::TraceStore::RoundPhase::Verified:
+                text = r->drafted() == 0
+                           ? tr("One pass of the decided token alone in %1 ms. Step: keep it")
+                                 .arg(r->verifyMs, 0, 'f', 2)
+                           : tr("One pass of %n token(s) in %1 ms: ✓ %2 accepted, ✗ %3 "
+                                "rejected. Step: keep the accepted, roll back the rejected",
+                                nullptr, static_cast<int>(r->verified.size()))
+                                 .arg(r->verifyMs, 0, 'f', 2)
+                                 .arg(r->accepted)
+                                 .arg(rejected);
+                break;
+            default:
+                text = tr("Kept %n token(s) from one pass; the model's next: “%1”. Step: the "
+                          "next round",
+                          nullptr, r->kept())
+                           .arg(viz::tokenLabel(r->nextText));
+                break;
+        }
+    }
+    long long drafted = 0, accepted = 0;
+    for (const viz::TraceStore::RoundRecord& r : store_->rounds())
+        drafted += r.drafted, accepted += r.accepted;
+    if (!store_->rounds().empty()) {
+        const QString totals = tr("Rounds %1 · drafted %2 · accepted %3 (%4%)")
+                                   .arg(store_->rounds().size())
+                                   .arg(drafted)
+                                   .arg(accepted)
+                                   .arg(drafted > 0 ? 100.0 * static_cast<double>(accepted) /
+                                                          static_cast<double>(drafted)
+                                                    : 0.0,
+                                        0, 'f', 0);
+        text = text.isEmpty() ? totals : text + "  ·  " + totals;
+    } else if (text.isEmpty() && speculativeOn()) {
+        text = tr("Speculative decoding on: Step drafts, verifies and keeps");
+    }
+    statusSpeculative_->setText(text);
+    statusSpeculative_->setVisible(!text.isEmpty());
 }
 
 void MainWindow::stepBack() {

@@ -71,6 +71,13 @@ class MainWindow : public QMainWindow {
     void fork();
     void stepFork();
     void reset();
+    // Speculative decoding: spec "" (off: Step is one token), "lookup" or "model:PATH", with
+    // the tokens drafted per round. While on, Step goes through a round's phases: drafted,
+    // verified in one pass, resolved (accepted kept, rejected rolled back), then the next round.
+    void setSpeculative(const QString& spec, int draftTokens);
+    bool speculativeOn() const { return !speculativeSpec_.isEmpty(); }
+    // The next phase of the round on show, or a new round.
+    void speculativeStep();
     void setPlaying(bool playing);
     // Replays the current tokens without the cache; the latency chart draws both curves.
     void compareWithoutCache();
@@ -87,6 +94,8 @@ class MainWindow : public QMainWindow {
     static QString viewName(int tab);
     QDockWidget* sidePanel() { return sideDock_; }
     QLabel* promptNote() { return promptNote_; }
+    // The round on show and the rounds' totals (drafted, accepted), in words.
+    QLabel* speculativeNote() { return statusSpeculative_; }
 
     // Closing waits this long for the worker to stop; past it, the worker is inside a call that
     // cannot be interrupted (a driver's kernel compile) and is left to finish on its own.
@@ -154,7 +163,12 @@ class MainWindow : public QMainWindow {
     QTabWidget* tabs_ = nullptr;
     viz::TokenStrip* strip_ = nullptr;
     QLabel *statusTokens_ = nullptr, *statusCache_ = nullptr, *statusLatency_ = nullptr,
-           *statusDevice_ = nullptr;
+           *statusDevice_ = nullptr, *statusSpeculative_ = nullptr;
+    void updateSpeculativeNote();
+    QComboBox* speculative_ = nullptr;  // off, prompt lookup, a draft model
+    QSpinBox* draftTokens_ = nullptr;
+    QString speculativeSpec_;  // what setSpeculative was given ("" off)
+    bool roundAsked_ = false;  // a speculative round was asked for and has not arrived
     viz::MemoryChart* memoryChart_ = nullptr;
     viz::LatencyChart* latencyChart_ = nullptr;
     viz::DriftChart* driftChart_ = nullptr;

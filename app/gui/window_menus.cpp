@@ -86,6 +86,11 @@ void MainWindow::buildMenus() {
     decode->addSeparator();
     keyHint(
         decode->addAction(tr("&Compare without cache"), this, &MainWindow::compareWithoutCache));
+    keyHint(decode->addAction(tr("Spec&ulative round: draft, verify, keep"),
+                              QKeySequence(Qt::Key_D), this, &MainWindow::speculativeStep))
+        ->setToolTip(
+            tr("Each press shows the next phase of a speculative round (drafted, verified in one "
+               "pass, resolved); with Speculative decoding on in the side panel, Step does too"));
     decode->addSeparator();
     decode->addAction(tr("&Fork here"), this, &MainWindow::fork)
         ->setToolTip(
@@ -196,6 +201,7 @@ void MainWindow::buildMenus() {
                "Backspace, ←, Page Up: step back (when not typing)\n"
                "A presentation clicker sends Page Down / Page Up: they step even in the prompt.\n"
                "Ctrl+Return: prefill the prompt · P: play or pause · Ctrl+R: reset\n"
+               "D: speculative decoding's next phase (drafted, verified, resolved)\n"
                "[ and ]: inspect the earlier or later token · End: follow the newest\n"
                "Ctrl+G: go to token N (pins it and scrolls the strip to it)\n"
                "Step view at long contexts: Ctrl+← / Ctrl+→ move the window of positions, "

@@ -6,6 +6,7 @@
 #include <QDockWidget>
 #include <QDoubleSpinBox>
 #include <QFile>
+#include <QFileDialog>
 #include <QFormLayout>
 #include <QGroupBox>
 #include <QGuiApplication>
@@ -14,6 +15,7 @@
 #include <QScreen>
 #include <QScrollArea>
 #include <QSettings>
+#include <QSignalBlocker>
 #include <QSpinBox>
 #include <QStatusBar>
 #include <QVBoxLayout>
@@ -135,6 +137,52 @@ void MainWindow::buildSidePanel() {
     form->addRow(tr("Top-p"), topP_);
     form->addRow(tr("Seed"), seed_);
     sideLayout->addWidget(samplingBox);
+
+    // Speculative decoding: while on, Step shows a round's phases
+    auto* specBox = new QGroupBox(tr("Speculative decoding"));
+    auto* specForm = new QFormLayout(specBox);
+    speculative_ = new QComboBox;
+    speculative_->setObjectName("speculative");
+    speculative_->addItem(tr("Off (one token a step)"), QString());
+    speculative_->addItem(tr("Prompt lookup (n-grams)"), QString("lookup"));
+    speculative_->addItem(tr("Draft model…"), QString("model:"));
+    speculative_->setToolTip(
+        tr("On: each Step drafts tokens cheaply (prompt lookup repeats what followed the same "
+           "tokens earlier; a draft model is a smaller model with the same vocabulary), then "
+           "the model checks them all in one pass; the accepted ones stay in the cache and the "
+           "rest are rolled back. Step shows each phase: drafted, verified, resolved."));
+    speculative_->setAccessibleName(tr("Speculative decoding"));
+    draftTokens_ = new QSpinBox;
+    draftTokens_->setObjectName("draftTokens");
+    draftTokens_->setRange(1, 16);
+    draftTokens_->setValue(4);
+    draftTokens_->setSuffix(tr(" tokens"));
+    draftTokens_->setToolTip(tr("Tokens drafted per round"));
+    draftTokens_->setAccessibleName(tr("Tokens drafted per round"));
+    specForm->addRow(tr("Drafts"), speculative_);
+    specForm->addRow(tr("Per round"), draftTokens_);
+    const auto sendSpeculative = [this] {
+        QString spec = speculative_->currentData().toString();
+        if (spec == "model:") {
+            const QString path =
+                QFileDialog::getOpenFileName(this, tr("Draft model (same vocabulary as the model)"),
+                                             QString(), tr("GGUF models (*.gguf)"));
+            if (path.isEmpty()) {  // cancelled: back to what was in use
+                const QSignalBlocker block(speculative_);
+                speculative_->setCurrentIndex(speculativeSpec_.isEmpty()     ? 0
+                                              : speculativeSpec_ == "lookup" ? 1
+                                                                             : 2);
+                return;
+            }
+            spec += path;
+        }
+        setSpeculative(spec, draftTokens_->value());
+    };
+    connect(speculative_, &QComboBox::activated, this, sendSpeculative);
+    connect(draftTokens_, &QSpinBox::editingFinished, this, [this] {
+        if (speculativeOn()) setSpeculative(speculativeSpec_, draftTokens_->value());
+    });
+    sideLayout->addWidget(specBox);
     sideLayout->addStretch(1);
     auto* sideScroll = new QScrollArea;
     sideScroll->setWidget(side);

@@ -31,8 +31,11 @@ LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(pare
     recomputePrefill_->setName(tr("prefill, no cache"));
     prefillPerToken_ = new QLineSeries;
     prefillPerToken_->setName(tr("prefill ÷ prompt tokens"));
-    for (QAbstractSeries* s : std::initializer_list<QAbstractSeries*>{
-             cached_, recompute_, device_, prefillPerToken_, prefill_, recomputePrefill_})
+    speculative_ = new QLineSeries;
+    speculative_->setName(tr("speculative"));
+    for (QAbstractSeries* s :
+         std::initializer_list<QAbstractSeries*>{cached_, recompute_, device_, prefillPerToken_,
+                                                 speculative_, prefill_, recomputePrefill_})
         chart->addSeries(s);
     x_ = new QValueAxis;
     x_->setTitleText(tr("token position"));
@@ -63,6 +66,7 @@ LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(pare
     });
     connect(store_, &TraceStore::tokenAppended, this, &LatencyChart::rebuild);
     connect(store_, &TraceStore::truncated, this, &LatencyChart::rebuild);
+    connect(store_, &TraceStore::roundChanged, this, &LatencyChart::rebuild);
     connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &LatencyChart::applyTheme);
     applyTheme();
     rebuild();
@@ -85,6 +89,7 @@ void LatencyChart::applyTheme() {
     cached_->setPen(QPen(st.primary, 3));
     recompute_->setPen(QPen(st.fifth, 3, Qt::DashLine));
     prefillPerToken_->setPen(QPen(st.second, 3, Qt::DotLine));
+    speculative_->setPen(QPen(st.fourth, 3, Qt::DashDotLine));
     device_->setPen(QPen(t.mutedText, 2, Qt::DotLine));
     prefill_->setColor(st.second);
     prefill_->setBorderColor(t.text);
@@ -103,9 +108,19 @@ void LatencyChart::rebuild() {
     for (int i = 0; same && i < std::min(n, static_cast<int>(cmpTokens_.size())); ++i)
         same = cmpTokens_[i] == store_->trace(i).token;
 
-    QList<QPointF> cached, recompute, device;
+    QList<QPointF> cached, recompute, device, speculative;
     double top = 0;
+    // Tokens of a round still on show (verified, not yet resolved) are left out until it ends.
+    const SpeculativeRound* open =
+        store_->roundPhase() == TraceStore::RoundPhase::Verified ? store_->round() : nullptr;
     for (int i = prompt; i < n; ++i) {
+        if (open && i >= open->first) break;
+        if (const TraceStore::RoundRecord* r = store_->roundOf(i)) {
+            const double per = r->hostMs / r->kept();
+            speculative << QPointF(i, per);
+            top = std::max(top, per);
+            continue;
+        }
         const double ms = store_->trace(i).hostMs;
         cached << QPointF(i, ms);
         if (store_->trace(i).deviceMs >= 0) device << QPointF(i, store_->trace(i).deviceMs);
@@ -117,6 +132,7 @@ void LatencyChart::rebuild() {
         }
     }
     cached_->replace(cached);
+    speculative_->replace(speculative);
     recompute_->replace(recompute);
     device_->replace(device);
     device_->setVisible(!device.isEmpty());  // no legend entry for a time that was not measured
@@ -135,6 +151,13 @@ void LatencyChart::rebuild() {
             recomputePrefill_->append(prompt - 1, cmpPrefillMs_);
             top = std::max(top, cmpPrefillMs_);
         }
+    }
+    // the legend names only what is drawn: it stays one line at 1280 × 720
+    for (QAbstractSeries* series :
+         std::initializer_list<QAbstractSeries*>{speculative_, recompute_, recomputePrefill_}) {
+        const bool drawn = static_cast<QXYSeries*>(series)->count() > 0;
+        series->setVisible(drawn);
+        for (QLegendMarker* marker : chart()->legend()->markers(series)) marker->setVisible(drawn);
     }
     ratio_ = 0;
     ratioPosition_ = -1;
@@ -158,7 +181,7 @@ void LatencyChart::rebuild() {
                       "first token, TTFT).",
                       nullptr, prompt)
                        .arg(store_->prefillMs(), 0, 'f', 2);
-        if (n > prompt && prompt > 1)
+        if (medianStepMs() > 0 && prompt > 1)
             caption_ += tr(" Per prompt token (the dotted line across the prompt) that is %1 ms, "
                            "against %2 ms for a decode step (median): %3× less, because the "
                            "prefill multiplies all prompt tokens by each weight matrix at once, "
@@ -179,6 +202,36 @@ void LatencyChart::rebuild() {
     } else if (n > prompt) {
         caption_ += tr(" Press “Compare without cache” to replay these tokens without it.");
     }
+    if (!store_->rounds().empty()) {
+        long long drafted = 0, accepted = 0, kept = 0;
+        for (const TraceStore::RoundRecord& r : store_->rounds())
+            drafted += r.drafted, accepted += r.accepted, kept += r.kept();
+        const double spec = speculativeMsPerToken(), plain = plainStepMs();
+        caption_ += tr(" Speculative decoding: %n round(s), %1 tokens drafted, %2 accepted "
+                       "(%3%), %4 tokens kept; each round's time ÷ its tokens is %5 ms a token "
+                       "(the dash-dot line).",
+                       nullptr, static_cast<int>(store_->rounds().size()))
+                        .arg(drafted)
+                        .arg(accepted)
+                        .arg(drafted > 0 ? 100.0 * static_cast<double>(accepted) /
+                                               static_cast<double>(drafted)
+                                         : 0.0,
+                             0, 'f', 0)
+                        .arg(kept)
+                        .arg(spec, 0, 'f', 2);
+        if (plain > 0) {
+            caption_ += tr(" Plain steps in this run: %1 ms a token (median), so speculative "
+                           "decoding takes %2× the time per token.")
+                            .arg(plain, 0, 'f', 2)
+                            .arg(spec / plain, 0, 'f', 2);
+            if (ratioPosition_ < 0)
+                title = tr("Time per token: speculative %1 ms, plain %2 ms")
+                            .arg(spec, 0, 'f', 2)
+                            .arg(plain, 0, 'f', 2);
+        } else {
+            caption_ += tr(" Step without speculative decoding to measure plain steps beside it.");
+        }
+    }
     chart()->setTitle(title);
     emit captionChanged(caption_);
     // Whole token positions: at least 0..10, so the ticks are integers even before a step.
@@ -193,14 +246,29 @@ double LatencyChart::prefillPerTokenMs() const {
     return prompt > 0 ? store_->prefillMs() / prompt : 0.0;
 }
 
-double LatencyChart::medianStepMs() const {
+double LatencyChart::speculativeMsPerToken() const {
+    double ms = 0;
+    long long kept = 0;
+    for (const TraceStore::RoundRecord& r : store_->rounds()) ms += r.hostMs, kept += r.kept();
+    return kept > 0 ? ms / static_cast<double>(kept) : 0.0;
+}
+
+double LatencyChart::plainStepMs() const {
+    // up to a round still on show (verified, not yet resolved)
+    const int end = store_->roundPhase() == TraceStore::RoundPhase::Verified
+                        ? store_->round()->first
+                        : store_->count();
     std::vector<double> ms;
-    for (int i = store_->promptLength(); i < store_->count(); ++i)
-        ms.push_back(store_->trace(i).hostMs);
+    for (int i = store_->promptLength(); i < end; ++i)
+        if (!store_->roundOf(i)) ms.push_back(store_->trace(i).hostMs);
     if (ms.empty()) return 0.0;
     const auto mid = ms.begin() + static_cast<std::ptrdiff_t>(ms.size() / 2);
     std::nth_element(ms.begin(), mid, ms.end());
     return *mid;
+}
+
+double LatencyChart::medianStepMs() const {
+    return plainStepMs();
 }
 
 }  // namespace kvscope::viz

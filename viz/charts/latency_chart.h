@@ -32,12 +32,19 @@ class LatencyChart : public QChartView {
     // The device's own time per token (OpenCL profiling); empty on the CPU backend.
     const QLineSeries* deviceSeries() const { return device_; }
     const QScatterSeries* prefillSeries() const { return prefill_; }
+    // Speculative rounds: at each token a round kept, the round's time ÷ the tokens it kept
+    // (measured per round: drafting, the verification pass, the rollback).
+    const QLineSeries* speculativeSeries() const { return speculative_; }
+    // All rounds' time ÷ all the tokens they kept; 0 before a round.
+    double speculativeMsPerToken() const;
+    // The median time of the plain steps (generated tokens not from a round); 0 without one.
+    double plainStepMs() const;
     const QScatterSeries* recomputePrefillSeries() const { return recomputePrefill_; }
     // The prefill's time shared by its prompt tokens (prefill ms ÷ prompt tokens), drawn across
     // the prompt's positions beside the decode steps: what one token costs batched.
     const QLineSeries* prefillPerTokenSeries() const { return prefillPerToken_; }
     double prefillPerTokenMs() const;  // 0 before a prefill
-    double medianStepMs() const;       // of the generated tokens; 0 before a step
+    double medianStepMs() const;       // of the plain steps (plainStepMs); 0 before a step
     // recompute ÷ cached time at the last position both have; 0 when there is none.
     double measuredRatio() const { return ratio_; }
     int ratioPosition() const { return ratioPosition_; }
@@ -52,7 +59,7 @@ class LatencyChart : public QChartView {
     void applyTheme();
 
     TraceStore* store_;
-    QLineSeries *cached_, *recompute_, *device_, *prefillPerToken_;
+    QLineSeries *cached_, *recompute_, *device_, *prefillPerToken_, *speculative_;
     QScatterSeries *prefill_, *recomputePrefill_;
     QValueAxis *x_, *y_;
     QList<int> cmpTokens_;

@@ -12,6 +12,8 @@ TraceStore::TraceStore(QObject* parent) : QObject(parent) {}
 void TraceStore::setModel(const ModelSummary& summary) {
     model_ = summary;
     hasModel_ = true;
+    phase_ = RoundPhase::None;
+    rounds_.clear();
     traces_.clear();
     noteEvictions(0);
     lenses_.clear();
@@ -26,6 +28,8 @@ void TraceStore::setModel(const ModelSummary& summary) {
 }
 
 void TraceStore::setPrompt(std::vector<StepTrace> traces, double prefillMs) {
+    phase_ = RoundPhase::None;
+    rounds_.clear();
     traces_ = std::move(traces);
     lenses_.clear();
     resetAttention();
@@ -39,6 +43,11 @@ void TraceStore::setPrompt(std::vector<StepTrace> traces, double prefillMs) {
 }
 
 void TraceStore::append(StepTrace trace) {
+    endRound();
+    appendTrace(std::move(trace));
+}
+
+void TraceStore::appendTrace(StepTrace trace) {
     if (trace.position != count())
         throw std::invalid_argument("TraceStore::append: trace of position " +
                                     std::to_string(trace.position) + " after " +
@@ -52,6 +61,11 @@ void TraceStore::append(StepTrace trace) {
 }
 
 void TraceStore::truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
+    endRound();
+    truncateTo(n, kvBytesHeld, kvAllocatedHeld);
+}
+
+void TraceStore::truncateTo(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
     if (n < 0 || n > count())
         throw std::out_of_range("TraceStore::truncate: " + std::to_string(n) + " of " +
                                 std::to_string(count()) + " tokens");
@@ -87,11 +101,14 @@ void TraceStore::truncate(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
     }
     promptLength_ = std::min(promptLength_, n);
     if (pinnedQuery_ >= n) pinnedQuery_ = -1;
+    while (!rounds_.empty() && rounds_.back().first >= n) rounds_.pop_back();
     emit truncated(n);
     emit selectionChanged();
 }
 
 void TraceStore::clear() {
+    phase_ = RoundPhase::None;
+    rounds_.clear();
     traces_.clear();
     noteEvictions(0);
     lenses_.clear();
@@ -101,6 +118,77 @@ void TraceStore::clear() {
     pinnedQuery_ = -1;
     emit tokensReset();
     emit selectionChanged();
+}
+
+void TraceStore::beginRound(SpeculativeRound round) {
+    endRound();
+    if (round.first != count() || round.verified.empty() || round.accepted < 0 ||
+        round.accepted > round.drafted())
+        throw std::invalid_argument(
+            "TraceStore::beginRound: a round at " + std::to_string(round.first) + " of " +
+            std::to_string(round.verified.size()) + " tokens after " + std::to_string(count()));
+    for (size_t i = 0; i < round.verified.size(); ++i)
+        if (round.verified[i].position != round.first + static_cast<int>(i))
+            throw std::invalid_argument("TraceStore::beginRound: token " + std::to_string(i) +
+                                        " of the round is at position " +
+                                        std::to_string(round.verified[i].position));
+    round_ = std::move(round);
+    phase_ = RoundPhase::Drafted;
+    emit roundChanged();
+}
+
+bool TraceStore::advanceRound() {
+    switch (phase_) {
+        case RoundPhase::None:
+        case RoundPhase::Resolved:
+            return false;
+        case RoundPhase::Drafted:
+            // the verification pass: every token of the round at once (the drafts provisional)
+            phase_ = RoundPhase::Verified;
+            for (const StepTrace& t : round_.verified) appendTrace(t);
+            break;
+        case RoundPhase::Verified: {
+            // the rollback: the rejected drafts leave; the kept tokens' bytes are after it
+            phase_ = RoundPhase::Resolved;
+            const StepTrace& last = round_.verified[static_cast<size_t>(round_.accepted)];
+            RoundRecord r;
+            r.first = round_.first;
+            r.drafted = round_.drafted();
+            r.accepted = round_.accepted;
+            r.draftMs = round_.draftMs;
+            r.verifyMs = round_.verifyMs;
+            r.hostMs = round_.hostMs;
+            rounds_.push_back(r);
+            truncateTo(round_.first + round_.kept(), last.kvBytes, last.kvAllocatedBytes);
+            break;
+        }
+    }
+    emit roundChanged();
+    return true;
+}
+
+void TraceStore::finishRound() {
+    while (phase_ == RoundPhase::Drafted || phase_ == RoundPhase::Verified) advanceRound();
+}
+
+void TraceStore::endRound() {
+    if (phase_ == RoundPhase::None) return;
+    finishRound();
+    phase_ = RoundPhase::None;
+    emit roundChanged();
+}
+
+int TraceStore::draftVerdict(int i) const {
+    if (phase_ != RoundPhase::Verified || i <= round_.first ||
+        i >= round_.first + static_cast<int>(round_.verified.size()))
+        return 0;
+    return i <= round_.first + round_.accepted ? 1 : -1;
+}
+
+const TraceStore::RoundRecord* TraceStore::roundOf(int i) const {
+    for (const RoundRecord& r : rounds_)
+        if (i >= r.first && i < r.first + r.kept()) return &r;
+    return nullptr;
 }
 
 const LogitLens* TraceStore::lens(int i) const {

@@ -37,6 +37,25 @@ struct ModelSummary {
     KvCacheOptions cache;            // the cache lab's policy: K/V type, eviction, block size
 };
 
+// One round of speculative decoding (DecodeController::speculate) as the views show it: a
+// decided token and the drafts after it, run through the target model in one verification pass;
+// a prefix of the drafts accepted, the rest rolled back out of the cache.
+struct SpeculativeRound {
+    int first = 0;  // the store index of the pass's first token (the decided one)
+    // The pass's tokens: the decided token, then every draft, each with its trace (the accepted
+    // ones' kvBytes after the rollback, the rejected ones' during the pass).
+    std::vector<StepTrace> verified;
+    int accepted = 0;  // drafts accepted: verified[1..accepted]
+    // The token the pass decided after the accepted drafts: it enters the cache with the next
+    // round's pass (or the next plain step).
+    int32_t next = 0;
+    std::string nextText;
+    QString drafter;                               // "lookup", "model:PATH"
+    double draftMs = 0, verifyMs = 0, hostMs = 0;  // measured: drafting, the pass, the round
+    int drafted() const { return static_cast<int>(verified.size()) - 1; }
+    int kept() const { return 1 + accepted; }  // tokens the round left in the cache
+};
+
 class TraceStore : public QObject {
     Q_OBJECT
   public:
@@ -123,6 +142,33 @@ class TraceStore : public QObject {
     const LogitLens* lens(int i) const;
     bool setLens(int i, LogitLens lens);
 
+    // -- speculative decoding, one round at a time: the round arrives whole (beginRound, phase
+    // Drafted: the decided token and the drafts, not yet in the store), then advanceRound()
+    // shows its verification pass (Verified: all its tokens appended at once, the drafts
+    // provisional) and its outcome (Resolved: the rejected drafts removed, the accepted ones
+    // plain tokens). Any other change (append, truncate, a prompt) resolves an open round first.
+    enum class RoundPhase { None, Drafted, Verified, Resolved };
+    // Precondition: round.first == count(), round.verified not empty, positions in order.
+    void beginRound(SpeculativeRound round);
+    // The next phase; false (nothing changes) when there is no open round.
+    bool advanceRound();
+    void finishRound();  // advances to Resolved
+    RoundPhase roundPhase() const { return phase_; }
+    // The round on show (phase != None), else nullptr.
+    const SpeculativeRound* round() const { return phase_ == RoundPhase::None ? nullptr : &round_; }
+    // Token i is a draft of the round on show, verified and not yet resolved: +1 accepted,
+    // -1 rejected; 0 for every other token.
+    int draftVerdict(int i) const;
+    // The rounds that made the tokens now in the store, oldest first.
+    struct RoundRecord {
+        int first = 0, drafted = 0, accepted = 0;
+        double draftMs = 0, verifyMs = 0, hostMs = 0;
+        int kept() const { return 1 + accepted; }
+    };
+    const std::vector<RoundRecord>& rounds() const { return rounds_; }
+    // The record whose tokens include token i, else nullptr (a prompt or plain-step token).
+    const RoundRecord* roundOf(int i) const;
+
     // -- the selection shared by the views
     int layer() const { return layer_; }
     int head() const { return head_; }
@@ -144,8 +190,15 @@ class TraceStore : public QObject {
     void headMatrixWanted(int layer, int head);  // its dropped rows should be rebuilt
     void headMatrixReady(int layer, int head);   // setHeadMatrix kept them
     void selectionChanged();
+    void roundChanged();  // a round began, moved to its next phase or ended
 
   private:
+    void appendTrace(StepTrace trace);
+    void truncateTo(int n, size_t kvBytesHeld, size_t kvAllocatedHeld);
+    void endRound();  // resolves an open round, then shows none
+    RoundPhase phase_ = RoundPhase::None;
+    SpeculativeRound round_;
+    std::vector<RoundRecord> rounds_;
     bool hasModel_ = false;
     ModelSummary model_;
     std::vector<StepTrace> traces_;

@@ -79,6 +79,7 @@ AttentionMatrixView::AttentionMatrixView(TraceStore* store, QWidget* parent)
     });
     connect(store_, &TraceStore::headMatrixReady, this, &AttentionMatrixView::rebuild);
     connect(store_, &TraceStore::tokenAppended, this, &AttentionMatrixView::appendRow);
+    connect(store_, &TraceStore::roundChanged, this, qOverload<>(&QWidget::update));
     connect(store_, &TraceStore::truncated, this, [this](int n) {
         if (n > rows_) return rebuild();
         rows_ = n;
@@ -214,9 +215,15 @@ void AttentionMatrixView::appendRow(int index) {
     writeImageRow(index);
     rows_ = index + 1;
     scaledDirty_ = true;  // the pooled images recompute their last block row when drawn
-    animatedRow_ = index;
     followNewest();
-    transition_->start();
+    if (store_->roundPhase() == TraceStore::RoundPhase::Verified) {
+        // a verification pass: its rows appear together (one pass), outlined while on show
+        transition_->finish();
+        animatedRow_ = -1;
+    } else {
+        animatedRow_ = index;
+        transition_->start();
+    }
     update();
 }
 
@@ -675,6 +682,39 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
                       .arg(policy);
         shortSub = tr("Policy %1 · striped: evicted").arg(policy);
     }
+    if (const SpeculativeRound* round = store_->round()) {  // speculative decoding says so first
+        const int rejected = round->drafted() - round->accepted;
+        switch (store_->roundPhase()) {
+            case TraceStore::RoundPhase::Drafted:
+                longSub = tr("Drafted %n token(s) (%1): no attention rows until the model "
+                             "verifies them, all in one pass",
+                             nullptr, round->drafted())
+                              .arg(round->drafter);
+                shortSub = tr("Drafted %n token(s): not computed yet", nullptr, round->drafted());
+                break;
+            case TraceStore::RoundPhase::Verified:
+                longSub = tr("Verification: %1 rows computed in one pass (the decided token and "
+                             "%2 drafts) · ✓ %3 accepted, ✗ %4 rejected")
+                              .arg(round->verified.size())
+                              .arg(round->drafted())
+                              .arg(round->accepted)
+                              .arg(rejected);
+                shortSub =
+                    tr("Verified in one pass: ✓ %1, ✗ %2").arg(round->accepted).arg(rejected);
+                break;
+            case TraceStore::RoundPhase::Resolved:
+                longSub = rejected > 0 ? tr("Rolled back: the %n rejected draft row(s) left; "
+                                            "the accepted rows stay as if stepped one by one",
+                                            nullptr, rejected)
+                                       : tr("All %n draft(s) accepted: %1 tokens from one pass",
+                                            nullptr, round->drafted())
+                                             .arg(round->kept());
+                shortSub = tr("Kept %1, rolled back %2").arg(round->kept()).arg(rejected);
+                break;
+            case TraceStore::RoundPhase::None:
+                break;
+        }
+    }
     p.drawText(sub, Qt::AlignLeft | Qt::AlignVCenter,
                fmL.elidedText(fmL.horizontalAdvance(longSub) <= sub.width() ? longSub : shortSub,
                               Qt::ElideRight, sub.width()));
@@ -726,6 +766,26 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
                                  QPointF(xOf(rows_), yOf(rows_ - 1)),
                                  QPointF(xOf(rows_), yOf(rows_)), QPointF(xOf(0), yOf(rows_))}));
     }
+    // A verification pass on show: its rows outlined as one block, each draft's verdict after
+    // its diagonal cell (✓ accepted, ✗ rejected: that row leaves with the rollback).
+    if (store_->roundPhase() == TraceStore::RoundPhase::Verified) {
+        const SpeculativeRound& round = *store_->round();
+        const int from = round.first,
+                  to = std::min(rows_, from + static_cast<int>(round.verified.size()));
+        if (from < to && to > r0 && from < r1) {
+            p.setPen(QPen(th.fresh, 2.5));
+            p.setBrush(Qt::NoBrush);
+            p.drawPolygon(QPolygonF({QPointF(xOf(0), yOf(from)), QPointF(xOf(from + 1), yOf(from)),
+                                     QPointF(xOf(to), yOf(to - 1)), QPointF(xOf(to), yOf(to)),
+                                     QPointF(xOf(0), yOf(to))}));
+            for (int r = std::max(from + 1, r0); r < std::min(to, r1); ++r) {
+                if (store_->draftVerdict(r) >= 0) continue;
+                QColor veil(0xC6, 0x28, 0x28);  // a rejected row: veiled in red over its keys
+                veil.setAlphaF(0.3f);
+                p.fillRect(QRectF(QPointF(xOf(0), yOf(r)), QPointF(xOf(r + 1), yOf(r + 1))), veil);
+            }
+        }
+    }
     // Cell separators where cells are large.
     if (cell >= 14) {
         p.setPen(th.background);
@@ -738,6 +798,26 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     p.setPen(th.grid);
     p.setBrush(Qt::NoBrush);
     p.drawRect(m.adjusted(-1, -1, 0, 0));
+    // A verification pass on show: each draft's verdict right of the matrix, on its row
+    // (✓ accepted, ✗ rejected: that row leaves with the rollback).
+    if (store_->roundPhase() == TraceStore::RoundPhase::Verified) {
+        const double d = std::clamp(cell, 8.0, 20.0);
+        QFont badgeFont = th.smallFont;
+        badgeFont.setBold(true);
+        badgeFont.setPixelSize(std::max(7, static_cast<int>(d * 0.75)));
+        p.setFont(badgeFont);
+        for (int r = r0; r < r1; ++r) {
+            const int verdict = store_->draftVerdict(r);
+            if (verdict == 0) continue;
+            const QRectF badge(m.right() + 4, yOf(r) + cell / 2 - d / 2, d, d);
+            p.setPen(Qt::NoPen);
+            p.setBrush(verdict > 0 ? QColor(0x1B, 0x7F, 0x3A) : QColor(0xC6, 0x28, 0x28));
+            p.drawEllipse(badge);
+            p.setPen(Qt::white);
+            p.drawText(badge, Qt::AlignCenter,
+                       verdict > 0 ? QStringLiteral("✓") : QStringLiteral("✗"));
+        }
+    }
     if (m.width() >= 240 && !zoomed_) {
         p.setFont(th.labelFont);
         p.setPen(th.mutedText);

@@ -50,6 +50,7 @@ CacheView::CacheView(TraceStore* store, QWidget* parent)
         }
     });
     connect(store_, &TraceStore::tokenAppended, this, &CacheView::appendToken);
+    connect(store_, &TraceStore::roundChanged, this, qOverload<>(&QWidget::update));
     connect(store_, &TraceStore::truncated, this, [this](int n) {
         if (n > used_ || n == 0) return rebuild();
         used_ = n;
@@ -211,8 +212,14 @@ void CacheView::appendToken(int index) {
         used_ = index + 1;
         recompute_ = store_->kvBytes() == 0;
     }
-    animatedToken_ = index;
-    transition_->start();
+    if (store_->roundPhase() == TraceStore::RoundPhase::Verified) {
+        // a verification pass writes all its slices in one pass: no slice grows alone
+        animatedToken_ = -1;
+        transition_->finish();
+    } else {
+        animatedToken_ = index;
+        transition_->start();
+    }
     update();
 }
 
@@ -360,6 +367,27 @@ void CacheView::paintEvent(QPaintEvent*) {
         second = tr("Without a cache every step recomputes K and V of all %1 tokens.").arg(used_);
     } else if (noTensors_) {
         second = tr("Decoded without traces: the blocks show how much is held, not the numbers.");
+    } else if (const SpeculativeRound* round = store_->round()) {
+        const int rejected = round->drafted() - round->accepted;
+        switch (store_->roundPhase()) {
+            case TraceStore::RoundPhase::Drafted:
+                second =
+                    tr("Drafted %n token(s): none has K and V yet; the verification pass "
+                       "writes them all at once.",
+                       nullptr, round->drafted());
+                break;
+            case TraceStore::RoundPhase::Verified:
+                second =
+                    tr("Verification: the K and V of %n token(s) written in one pass "
+                       "(outlined); hatched = drafts, red = rejected, rolled back next.",
+                       nullptr, static_cast<int>(round->verified.size()));
+                break;
+            default:
+                second = tr("Rolled back: %n rejected draft(s) left the cache; %1 tokens stay.",
+                            nullptr, rejected)
+                             .arg(round->kept());
+                break;
+        }
     } else if (revealingPrefill()) {
         second = tr("Prefill: the K and V of all %1 prompt tokens are written in one pass; each "
                     "step then appends one slice.")
@@ -473,7 +501,31 @@ void CacheView::paintEvent(QPaintEvent*) {
                     }
                 }
             }
-            if (shown > 0 && revealingPrefill()) {
+            const SpeculativeRound* round = store_->roundPhase() == TraceStore::RoundPhase::Verified
+                                                ? store_->round()
+                                                : nullptr;
+            if (shown > 0 && round && round->first < shown) {
+                // The verification pass: its slices outlined as one block, the drafts' hatched,
+                // the rejected drafts' veiled in red (they leave with the rollback).
+                auto slotX = [&](int pos) {
+                    return g.tpp > 1 ? b.left() + pos / g.tpp : b.left() + pos * slot;
+                };
+                for (int pos = round->first + 1; pos < shown; ++pos) {
+                    const QRectF sr(slotX(pos), b.top(), std::max(1.0, g.tpp > 1 ? 1.0 : slot),
+                                    b.height());
+                    if (store_->draftVerdict(pos) < 0) {
+                        QColor veil(0xC6, 0x28, 0x28);
+                        veil.setAlphaF(0.45f);
+                        p.fillRect(sr, veil);
+                    }
+                    p.fillRect(sr, QBrush(th.text, Qt::BDiagPattern));
+                }
+                p.setPen(QPen(th.fresh, 2));
+                p.setBrush(Qt::NoBrush);
+                p.drawRect(QRectF(slotX(round->first) - 1, b.top() - 1,
+                                  std::max(3.0, slotX(shown) - slotX(round->first)) + 1,
+                                  b.height() + 2));
+            } else if (shown > 0 && revealingPrefill()) {
                 // The prefill's block: every prompt slice at once, fading in, outlined as one
                 const int fw = g.tpp > 1 ? (shown + g.tpp - 1) / g.tpp
                                          : static_cast<int>(std::lround(shown * slot));

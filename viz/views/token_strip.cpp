@@ -49,6 +49,24 @@ TokenStrip::TokenStrip(TraceStore* store, QWidget* parent)
         relayout();
     });
     connect(store_, &TraceStore::selectionChanged, this, qOverload<>(&QWidget::update));
+    connect(store_, &TraceStore::roundChanged, this, &TokenStrip::relayout);
+}
+
+std::vector<TokenStrip::Pending> TokenStrip::pendingChips() const {
+    std::vector<Pending> out;
+    const SpeculativeRound* r = store_->round();
+    if (!r) return out;
+    if (store_->roundPhase() == TraceStore::RoundPhase::Drafted) {
+        for (size_t i = 0; i < r->verified.size(); ++i)
+            out.push_back({tokenLabel(r->verified[i].text), i > 0});
+    } else if (store_->roundPhase() == TraceStore::RoundPhase::Resolved) {
+        out.push_back({tokenLabel(r->nextText), false});
+    }
+    return out;
+}
+
+int TokenStrip::total() const {
+    return store_->count() + static_cast<int>(pendingChips().size());
 }
 
 bool TokenStrip::isCompact() const {
@@ -89,19 +107,19 @@ void TokenStrip::relayout() {
 int TokenStrip::chipWidth(int i) const {
     const QFontMetrics fm(font());
     const int h = fm.height() + 2 * kPadY;
-    return std::max(
-        std::min(fm.horizontalAdvance(tokenLabel(store_->trace(i).text)), maxTextWidth(fm)) +
-            2 * kPadX,
-        h);
+    const QString text = i < store_->count()
+                             ? tokenLabel(store_->trace(i).text)
+                             : pendingChips()[static_cast<size_t>(i - store_->count())].text;
+    return std::max(std::min(fm.horizontalAdvance(text), maxTextWidth(fm)) + 2 * kPadX, h);
 }
 
 int TokenStrip::lastOnLine() const {
-    const int n = store_->count();
+    const int n = total();
     return end_ < 0 ? n - 1 : std::min(end_, n - 1);
 }
 
 std::vector<QRect> TokenStrip::layoutChips(int width) const {
-    const int n = store_->count();
+    const int n = total();
     std::vector<QRect> rects(static_cast<size_t>(n));
     const QFontMetrics fm(font());
     const int h = fm.height() + 2 * kPadY;
@@ -140,7 +158,7 @@ std::vector<QRect> TokenStrip::layoutChips(int width) const {
 std::pair<int, int> TokenStrip::visibleTokens() const {
     const std::vector<QRect> r = layoutChips(width());
     int first = -1, last = -1;
-    for (int i = 0; i < static_cast<int>(r.size()); ++i)
+    for (int i = 0; i < std::min(static_cast<int>(r.size()), store_->count()); ++i)
         if (!r[static_cast<size_t>(i)].isNull()) {
             if (first < 0) first = i;
             last = i;
@@ -246,9 +264,48 @@ void TokenStrip::paintEvent(QPaintEvent*) {
     }
     const std::vector<QRect> rects = layoutChips(width());
     const int query = store_->queryIndex();
-    for (int i = 0; i < static_cast<int>(rects.size()); ++i) {
+    const int n = store_->count();
+    // Speculative decoding: drafts hatched (provisional), the verdict of the verification pass
+    // in the corner (✓ accepted, ✗ rejected), the decided token not yet in the cache dashed.
+    const QColor accept(0x1B, 0x7F, 0x3A), reject(0xC6, 0x28, 0x28);
+    const QBrush draftHatch(QColor(0x0B, 0x3C, 0x6E, 90), Qt::BDiagPattern);
+    auto drawDraftMark = [&](const QRect& r, int verdict) {
+        if (verdict == 0) return;
+        const QString mark = verdict > 0 ? QStringLiteral("✓") : QStringLiteral("✗");
+        QFont f = font();
+        f.setBold(true);
+        p.save();
+        p.setFont(f);
+        const int d = QFontMetrics(f).height() * 3 / 4;
+        const QRect badge(r.right() - d * 2 / 3, r.top() - d / 3, d, d);
+        p.setPen(Qt::NoPen);
+        p.setBrush(verdict > 0 ? accept : reject);
+        p.drawEllipse(badge);
+        p.setPen(Qt::white);
+        p.drawText(badge, Qt::AlignCenter, mark);
+        p.restore();
+    };
+    const std::vector<Pending> pending = pendingChips();
+    for (int i = n; i < static_cast<int>(rects.size()); ++i) {
         const QRect r = rects[static_cast<size_t>(i)];
         if (r.isNull()) continue;
+        const Pending& c = pending[static_cast<size_t>(i - n)];
+        p.setPen(QPen(QColor(0x0B, 0x3C, 0x6E), 1.5, Qt::DashLine));
+        p.setBrush(palette().color(QPalette::Base));
+        p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4);
+        if (c.draft) {
+            p.setPen(Qt::NoPen);
+            p.setBrush(draftHatch);
+            p.drawRoundedRect(QRectF(r).adjusted(1.5, 1.5, -1.5, -1.5), 3, 3);
+        }
+        p.setPen(QColor(0x0B, 0x3C, 0x6E));
+        p.drawText(r, Qt::AlignCenter,
+                   fontMetrics().elidedText(c.text, Qt::ElideRight, r.width() - 2 * kPadX + 2));
+    }
+    for (int i = 0; i < std::min(n, static_cast<int>(rects.size())); ++i) {
+        const QRect r = rects[static_cast<size_t>(i)];
+        if (r.isNull()) continue;
+        const int verdict = store_->draftVerdict(i);
         const bool prompt = i < store_->promptLength();
         // a special token (BOS, <|im_start|>, ...) on amber with a dashed edge
         const bool special = store_->trace(i).special;
@@ -259,11 +316,21 @@ void TokenStrip::paintEvent(QPaintEvent*) {
         p.setBrush(special  ? QColor(0xFF, 0xE9, 0xB3)
                    : prompt ? palette().color(QPalette::AlternateBase)
                             : QColor(0xCF, 0xE3, 0xF5));
+        if (verdict != 0) {
+            p.setPen(QPen(verdict > 0 ? accept : reject, 2));
+            p.setBrush(palette().color(QPalette::Base));
+        }
         p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4);
+        if (verdict != 0) {
+            p.setPen(Qt::NoPen);
+            p.setBrush(draftHatch);
+            p.drawRoundedRect(QRectF(r).adjusted(2, 2, -2, -2), 3, 3);
+        }
         p.setPen(prompt ? palette().color(QPalette::Text) : QColor(0x0B, 0x3C, 0x6E));
         p.drawText(r, Qt::AlignCenter,
                    fontMetrics().elidedText(tokenLabel(store_->trace(i).text), Qt::ElideRight,
                                             r.width() - 2 * kPadX + 2));
+        drawDraftMark(r, verdict);
     }
     if (isCompact()) {
         const auto [first, last] = visibleTokens();
@@ -282,14 +349,33 @@ int TokenStrip::chipAt(const QPoint& pos) const {
 
 void TokenStrip::mousePressEvent(QMouseEvent* e) {
     const int i = chipAt(e->position().toPoint());
-    if (i >= 0) store_->pinQuery(i);
+    if (i >= 0 && i < store_->count()) store_->pinQuery(i);
 }
 
 bool TokenStrip::event(QEvent* e) {
     const bool tip = answerToolTip(this, e, [this](QPoint pos) {
         const int i = chipAt(pos);
         if (i < 0) return QString();
+        const int n = store_->count();
+        if (i >= n) {
+            const Pending c = pendingChips()[static_cast<size_t>(i - n)];
+            return c.draft ? tr("“%1”: drafted, not yet in the cache; the verification pass "
+                                "checks it against the model")
+                                 .arg(c.text)
+                           : tr("“%1”: decided by the model, not yet in the cache; its K and V "
+                                "are written by the next pass")
+                                 .arg(c.text);
+        }
         const StepTrace& t = store_->trace(i);
+        const int verdict = store_->draftVerdict(i);
+        if (verdict != 0)
+            return verdict > 0 ? tr("token %1 “%2”: draft accepted by the verification pass")
+                                     .arg(i)
+                                     .arg(tokenLabel(t.text))
+                               : tr("token %1 “%2”: draft rejected by the verification pass; "
+                                    "its K and V leave the cache")
+                                     .arg(i)
+                                     .arg(tokenLabel(t.text));
         return tr("token %1 “%5” · id %2 · %3%4")
             .arg(i)
             .arg(t.token)

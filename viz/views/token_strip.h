@@ -32,7 +32,23 @@ class TokenStrip : public QWidget {
 
     // The chip rectangles at the current width, one per token (tests click their centres); in
     // compact mode the tokens off the line have empty rectangles.
-    std::vector<QRect> chipRects() const { return layoutChips(width()); }
+    std::vector<QRect> chipRects() const {
+        std::vector<QRect> r = layoutChips(width());
+        r.resize(static_cast<size_t>(store_->count()));
+        return r;
+    }
+    // Speculative decoding: the chips drawn after the tokens for the round on show (the decided
+    // token and the drafts before the verification pass; the next decided token after it).
+    struct Pending {
+        QString text;
+        bool draft = false;  // a drafted token (hatched); else the decided token (dashed edge)
+    };
+    std::vector<Pending> pendingChips() const;
+    std::vector<QRect> pendingChipRects() const {
+        std::vector<QRect> r = layoutChips(width());
+        r.erase(r.begin(), r.begin() + store_->count());
+        return r;
+    }
 
     // True when the strip is one line with a scrubber (chosen, or automatic past
     // kAutoCompactTokens while the user has not chosen).
@@ -68,6 +84,7 @@ class TokenStrip : public QWidget {
     enum class Choice { Auto, Wrap, Compact };
     std::vector<QRect> layoutChips(int width) const;
     int chipWidth(int i) const;
+    int total() const;       // tokens and pending chips
     int lastOnLine() const;  // the last token of the compact line
     int chipAt(const QPoint& p) const;
     void relayout();

@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
         // call that cannot be interrupted, and then the process ends without waiting for it.
         std::optional<kvscope::app::MainWindow> window;
         kvscope::app::MainWindow& w = window.emplace(model, !shot);
+        kvscope::app::applyColormapOption(opts);  // after the settings the window restored
         if (auto p = opts.get("prompt")) w.setPrompt(QString::fromStdString(*p));
         if (opts.has("kv-type") || opts.has("window") || opts.has("block"))  // the cache lab
             w.setCacheOptions(0, kvscope::app::parseCacheOptions(opts, 1 << 24));

@@ -51,6 +51,10 @@ const Option kHeavy{"heavy", "H",
                     "cache policy: also keep the H tokens with the most attention so far (heavy "
                     "hitters, with --window)"};
 const Option kBlock{"block", "N", "the KV cache's block size in tokens (default 256)"};
+const Option kColormap{"colormap", "LIST",
+                       "colour maps: viridis (default) or cividis for weights, rdbu (default), "
+                       "puor or blue-yellow (greyscale print) for signed values; e.g. "
+                       "cividis,puor"};
 const Option kJson{"json", nullptr, "print JSON instead of text"};
 const Option kBackend{"backend", "auto|cpu|opencl",
                       "where the model runs (default auto: the first usable GPU, else the CPU)"};
@@ -126,6 +130,7 @@ const std::vector<Command>& commands() {
           {"format", "png|svg|pdf", "the file type (default png)"},
           {"scale", "1..4", "PNG pixels per point (default 1)"},
           {"theme", "light|dark", "light print theme (default) or dark"},
+          kColormap,
           {"size", "WxH", "the figure's size in points (default 1200x800)"},
           {"frames", nullptr, "a figure per step (PDF: a page per step)"},
           {"region", "R0:R1,C0:C1",
@@ -248,6 +253,7 @@ const Command& appCommand() {
           "speculative decoding on: each step shows one phase of a round (drafted, verified, "
           "resolved)"},
          {"draft", "N", "tokens drafted per round of --speculative (1..16, default 4)"},
+         kColormap,
          kKvType,
          kWindow,
          kSinks,

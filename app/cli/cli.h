@@ -32,6 +32,9 @@ std::shared_ptr<const Model> loadModel(const CliArgs& args);  // resolveModelPat
 // The cache lab's options: --kv-type, --window, --sinks, --heavy, --block (counts up to nCtx).
 // UsageError for a value that is none, or sinks or heavy hitters without a window.
 KvCacheOptions parseCacheOptions(const CliArgs& args, int nCtx);
+// --colormap LIST (viridis, cividis, rdbu, puor, blue-yellow, comma-separated): sets the views'
+// colour maps (viz::ThemeSettings). UsageError naming a map that is none.
+void applyColormapOption(const CliArgs& args);
 QJsonObject modelJson(const Model& m);  // the "model" object of decode --json and info --json
 // Writes bytes to path ("-": stdout) through a temporary file, so a failure loses nothing.
 void writeOutput(const std::string& path, const QByteArray& bytes);

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "cli/cli.h"
+#include "common/theme.h"
 #include "core/error.h"
 #include "model_source/model_source.h"
 #include "runtime/backend_factory.h"
@@ -71,6 +72,24 @@ std::shared_ptr<Backend> makeBackend(const CliArgs& args, std::shared_ptr<const 
     choice.eviction = cache.eviction;
     choice.blockTokens = cache.blockTokens;
     return createBackend(std::move(model), choice, note);
+}
+
+void applyColormapOption(const CliArgs& args) {
+    const std::optional<std::string> list = args.get("colormap");
+    if (!list) return;
+    viz::ThemeSettings& theme = viz::ThemeSettings::instance();
+    for (const QString& item : QString::fromStdString(*list).split(',', Qt::SkipEmptyParts)) {
+        const std::string name = item.trimmed().toLower().toStdString();
+        if (auto m = viz::parseSequentialMap(name)) {
+            theme.setSequentialMap(*m);
+        } else if (auto d = viz::parseDivergingMap(name)) {
+            theme.setDivergingMap(*d);
+        } else {
+            throw UsageError("--colormap: '" + name +
+                             "' is none of viridis, cividis (weights), rdbu, puor, blue-yellow "
+                             "(signed values)");
+        }
+    }
 }
 
 KvCacheOptions parseCacheOptions(const CliArgs& args, int nCtx) {

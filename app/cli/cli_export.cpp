@@ -58,6 +58,7 @@ int runExport(const CliArgs& args) {
     const std::string theme = args.get("theme").value_or("light");
     if (theme != "light" && theme != "dark") throw UsageError("--theme must be light or dark");
     o.dark = theme == "dark";
+    applyColormapOption(args);
     o.frames = args.has("frames");
     if (o.frames && o.steps == 0) throw UsageError("--frames needs --steps of at least 1");
     int width = 1200, height = 800;

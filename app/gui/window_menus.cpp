@@ -179,6 +179,47 @@ void MainWindow::buildMenus() {
         themes->addAction(a);
         connect(a, &QAction::triggered, this, [t] { viz::ThemeSettings::instance().setTheme(t); });
     }
+    // Colour maps: every one colour-blind safe; blue-yellow also keeps the sign in greyscale
+    QMenu* maps = view->addMenu(tr("Colour &maps"));
+    auto* sequential = new QActionGroup(this);
+    for (const auto& [label, map] : std::initializer_list<std::pair<QString, viz::SequentialMap>>{
+             {tr("Weights: &viridis"), viz::SequentialMap::Viridis},
+             {tr("Weights: &cividis (red-green colour blindness)"), viz::SequentialMap::Cividis}}) {
+        QAction* a = maps->addAction(label);
+        a->setCheckable(true);
+        a->setChecked(viz::ThemeSettings::instance().sequentialMap() == map);
+        a->setObjectName(QString("colormap-%1").arg(QString::fromStdString(viz::mapName(map))));
+        sequential->addAction(a);
+        connect(a, &QAction::triggered, this,
+                [map] { viz::ThemeSettings::instance().setSequentialMap(map); });
+    }
+    maps->addSeparator();
+    auto* diverging = new QActionGroup(this);
+    for (const auto& [label, map] : std::initializer_list<std::pair<QString, viz::DivergingMap>>{
+             {tr("Signed values: &red–blue"), viz::DivergingMap::RdBu},
+             {tr("Signed values: &purple–orange (colour-blind safe)"), viz::DivergingMap::PuOr},
+             {tr("Signed values: &blue–yellow (keeps the sign in greyscale print)"),
+              viz::DivergingMap::BlueYellow}}) {
+        QAction* a = maps->addAction(label);
+        a->setCheckable(true);
+        a->setChecked(viz::ThemeSettings::instance().divergingMap() == map);
+        a->setObjectName(QString("colormap-%1").arg(QString::fromStdString(viz::mapName(map))));
+        diverging->addAction(a);
+        connect(a, &QAction::triggered, this,
+                [map] { viz::ThemeSettings::instance().setDivergingMap(map); });
+    }
+    // a map chosen elsewhere (--colormap, the settings) shows as checked
+    connect(&viz::ThemeSettings::instance(), &viz::ThemeSettings::changed, maps, [maps] {
+        const viz::ThemeSettings& t = viz::ThemeSettings::instance();
+        for (QAction* a : maps->actions())
+            if (a->isCheckable())
+                a->setChecked(a->objectName() == QString("colormap-%1")
+                                                     .arg(QString::fromStdString(
+                                                         viz::mapName(t.sequentialMap()))) ||
+                              a->objectName() ==
+                                  QString("colormap-%1")
+                                      .arg(QString::fromStdString(viz::mapName(t.divergingMap()))));
+    });
     view->addSeparator();
     auto* speeds = new QActionGroup(this);
     for (const auto& [label, ms] : std::initializer_list<std::pair<QString, int>>{

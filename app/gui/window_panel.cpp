@@ -270,6 +270,12 @@ void MainWindow::loadSettings() {
     theme.setTheme(s.value("theme", "dark").toString() == "light" ? viz::Theme::light()
                                                                   : viz::Theme::dark());
     theme.setAnimationMs(s.value("animationMs", viz::ThemeSettings::kDefaultAnimationMs).toInt());
+    theme.setSequentialMap(
+        viz::parseSequentialMap(s.value("colormap/weights").toString().toStdString())
+            .value_or(viz::SequentialMap::Viridis));
+    theme.setDivergingMap(
+        viz::parseDivergingMap(s.value("colormap/signed").toString().toStdString())
+            .value_or(viz::DivergingMap::RdBu));
 }
 
 void MainWindow::saveSettings() {
@@ -288,6 +294,11 @@ void MainWindow::saveSettings() {
     s.setValue("backend", backendSpec_);
     s.setValue("theme", viz::currentTheme().name);
     s.setValue("animationMs", viz::animationMs());
+    s.setValue(
+        "colormap/weights",
+        QString::fromStdString(viz::mapName(viz::ThemeSettings::instance().sequentialMap())));
+    s.setValue("colormap/signed",
+               QString::fromStdString(viz::mapName(viz::ThemeSettings::instance().divergingMap())));
     s.setValue("exportDir", exportDir_);
     s.setValue("textZoom", textZoom_);
 }

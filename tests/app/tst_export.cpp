@@ -245,6 +245,40 @@ class TstExport : public QObject {
         QVERIFY(qGray(d.pixel(2, 2)) < 80);   // dark canvas
     }
 
+    // --colormap reaches the figures: the colour bars end in the chosen maps' published end
+    // colours (cividis's yellow #FEE838, PuOr's purple #542788), not the defaults' (viridis's
+    // #FDE725, RdBu's blue #2166AC); a name that is no map is refused.
+    void colormapsReachTheFigures() {
+        const QString out = dir_.filePath("colormaps");
+        QCOMPARE(runKvscope(base(out) << "--views"
+                                      << "attention,cache"
+                                      << "--colormap"
+                                      << "cividis,puor")
+                     .code,
+                 0);
+        auto has = [](const QImage& img, QRgb c) {
+            for (int y = 0; y < img.height(); ++y)
+                for (int x = 0; x < img.width(); ++x) {
+                    const QRgb p = img.pixel(x, y);
+                    if (std::abs(qRed(p) - qRed(c)) + std::abs(qGreen(p) - qGreen(c)) +
+                            std::abs(qBlue(p) - qBlue(c)) <=
+                        3)
+                        return true;
+                }
+            return false;
+        };
+        const QImage attention(QDir(out).filePath("attention.png"));
+        const QImage cache(QDir(out).filePath("cache.png"));
+        QVERIFY(has(attention, qRgb(0xFE, 0xE8, 0x38)));
+        QVERIFY(!has(attention, qRgb(0xFD, 0xE7, 0x25)));
+        QVERIFY(has(cache, qRgb(0x54, 0x27, 0x88)));
+        QVERIFY(!has(cache, qRgb(0x21, 0x66, 0xAC)));
+        const Run bad = runKvscope(base(out) << "--colormap"
+                                             << "jet");
+        QCOMPARE(bad.code, 2);
+        QVERIFY(bad.err.contains("'jet' is none of"));
+    }
+
     // The trace holds the tokens, times, cache bytes and the chosen head's rows.
     void traceHoldsTheRun() {
         const QString out = dir_.filePath("trace");

@@ -62,9 +62,97 @@ QRgb mix(QRgb a, QRgb b, double f) {
                 lerp(channel(a, 0), channel(b, 0)));
 }
 
+// ColorBrewer PuOr, 9 classes, ordered so that negative is purple and positive orange.
+constexpr std::array<QRgb, 9> kPuOr = {0x542788, 0x8073AC, 0xB2ABD2, 0xD8DAEB, 0xF7F7F7,
+                                       0xFEE0B6, 0xFDB863, 0xE08214, 0xB35806};
+
+// Cividis (Nuñez, Anderton and Renslow 2018, PLOS ONE 13(7): e0199239; © 2017 Battelle
+// Memorial Institute, redistributable with this notice) at t = 0, 0.2, ..., 1, rounded to 8
+// bits; between them the map is interpolated in CIELAB, which keeps its lightness rising
+// steadily (the original is within a few ΔE of it).
+constexpr std::array<QRgb, 6> kCividis = {0x00224E, 0x35456C, 0x666970,
+                                          0x948E77, 0xC8B866, 0xFEE838};
+
+QRgb anchored(const QRgb* anchors, size_t n, double x) {  // x in [0, n - 1]
+    const auto i = std::min(static_cast<size_t>(std::max(x, 0.0)), n - 2);
+    return mix(anchors[i], anchors[i + 1], std::clamp(x - static_cast<double>(i), 0.0, 1.0));
+}
+
+// sRGB <-> CIELAB (D65), for the maps interpolated in Lab.
+struct Lab {
+    double l, a, b;
+};
+double toLinear(int c) {
+    const double v = c / 255.0;
+    return v <= 0.04045 ? v / 12.92 : std::pow((v + 0.055) / 1.055, 2.4);
+}
+int fromLinear(double v) {
+    v = std::clamp(v, 0.0, 1.0);
+    const double s = v <= 0.0031308 ? 12.92 * v : 1.055 * std::pow(v, 1 / 2.4) - 0.055;
+    return static_cast<int>(std::lround(s * 255));
+}
+constexpr double kXn = 0.95047, kYn = 1.0, kZn = 1.08883;
+Lab toLab(QRgb c) {
+    const double r = toLinear(channel(c, 16)), g = toLinear(channel(c, 8)),
+                 b = toLinear(channel(c, 0));
+    const double x = 0.4124 * r + 0.3576 * g + 0.1805 * b;
+    const double y = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+    const double z = 0.0193 * r + 0.1192 * g + 0.9505 * b;
+    auto f = [](double t) {
+        return t > 216.0 / 24389 ? std::cbrt(t) : (24389.0 / 27 * t + 16) / 116;
+    };
+    const double fx = f(x / kXn), fy = f(y / kYn), fz = f(z / kZn);
+    return {116 * fy - 16, 500 * (fx - fy), 200 * (fy - fz)};
+}
+QRgb fromLab(const Lab& c) {
+    const double fy = (c.l + 16) / 116, fx = fy + c.a / 500, fz = fy - c.b / 200;
+    auto inv = [](double t) {
+        return t * t * t > 216.0 / 24389 ? t * t * t : (116 * t - 16) * 27 / 24389;
+    };
+    const double x = kXn * inv(fx), y = kYn * inv(fy), z = kZn * inv(fz);
+    const double r = 3.2406 * x - 1.5372 * y - 0.4986 * z;
+    const double g = -0.9689 * x + 1.8758 * y + 0.0415 * z;
+    const double b = 0.0557 * x - 0.2040 * y + 1.0570 * z;
+    return qRgb(fromLinear(r), fromLinear(g), fromLinear(b));
+}
+QRgb cividis(double t) {
+    if (!(t > 0)) t = 0;  // also NaN
+    const double x = std::min(t, 1.0) * 5.0;
+    const auto i = std::min<size_t>(static_cast<size_t>(x), 4);
+    const double f = x - static_cast<double>(i);
+    const Lab a = toLab(kCividis[i]), b = toLab(kCividis[i + 1]);
+    return fromLab({a.l + (b.l - a.l) * f, a.a + (b.a - a.a) * f, a.b + (b.b - a.b) * f});
+}
+
 }  // namespace
 
-QRgb viridis(double t) {
+std::string mapName(SequentialMap map) {
+    return map == SequentialMap::Cividis ? "cividis" : "viridis";
+}
+std::string mapName(DivergingMap map) {
+    switch (map) {
+        case DivergingMap::PuOr:
+            return "puor";
+        case DivergingMap::BlueYellow:
+            return "blue-yellow";
+        case DivergingMap::RdBu:
+            break;
+    }
+    return "rdbu";
+}
+std::optional<SequentialMap> parseSequentialMap(const std::string& name) {
+    for (SequentialMap m : {SequentialMap::Viridis, SequentialMap::Cividis})
+        if (name == mapName(m)) return m;
+    return std::nullopt;
+}
+std::optional<DivergingMap> parseDivergingMap(const std::string& name) {
+    for (DivergingMap m : {DivergingMap::RdBu, DivergingMap::PuOr, DivergingMap::BlueYellow})
+        if (name == mapName(m)) return m;
+    return std::nullopt;
+}
+
+QRgb sequentialRgb(SequentialMap map, double t) {
+    if (map == SequentialMap::Cividis) return cividis(t) | 0xFF000000u;
     if (!(t > 0)) return kViridis.front() | 0xFF000000u;  // also NaN
     if (t >= 1) return kViridis.back() | 0xFF000000u;
     const double x = t * 255.0;
@@ -72,11 +160,18 @@ QRgb viridis(double t) {
     return mix(kViridis[i], kViridis[std::min<size_t>(i + 1, 255)], x - static_cast<double>(i));
 }
 
-QRgb diverging(double s) {
+QRgb divergingRgb(DivergingMap map, double s) {
     if (std::isnan(s)) s = 0;
-    const double x = (std::clamp(s, -1.0, 1.0) + 1.0) * 0.5 * 8.0;  // 0..8 over the anchors
-    const auto i = std::min<size_t>(static_cast<size_t>(x), 7);
-    return mix(kRdBu[i], kRdBu[i + 1], x - static_cast<double>(i));
+    const double u = (std::clamp(s, -1.0, 1.0) + 1.0) * 0.5;  // 0..1
+    switch (map) {
+        case DivergingMap::PuOr:
+            return anchored(kPuOr.data(), kPuOr.size(), u * 8.0);
+        case DivergingMap::BlueYellow:
+            return cividis(u) | 0xFF000000u;
+        case DivergingMap::RdBu:
+            break;
+    }
+    return anchored(kRdBu.data(), kRdBu.size(), u * 8.0);
 }
 
 ColorScale ColorScale::sequential(double lo, double hi, double gamma) {
@@ -100,8 +195,9 @@ double ColorScale::valueAt(double fraction) const {
 
 QRgb ColorScale::rgb(double value) const {
     if (std::isnan(value)) value = kind_ == Kind::Sequential ? lo_ : 0;
-    if (kind_ == Kind::Sequential) return viridis(fractionOf(value));
-    return diverging(value / hi_);
+    const ThemeSettings& maps = ThemeSettings::instance();
+    if (kind_ == Kind::Sequential) return sequentialRgb(maps.sequentialMap(), fractionOf(value));
+    return divergingRgb(maps.divergingMap(), value / hi_);
 }
 
 QColor textColorOn(QRgb background) {

@@ -6,6 +6,8 @@
 #include <QColor>
 #include <QRect>
 #include <QString>
+#include <optional>
+#include <string>
 
 class QPainter;
 
@@ -13,15 +15,40 @@ namespace kvscope::viz {
 
 struct Theme;
 
-// Viridis (matplotlib's 256-entry table): t in [0, 1], clamped; NaN gives the lowest colour.
-QRgb viridis(double t);
-// Diverging map: s in [-1, 1], clamped; -1 blue, 0 near-white, +1 red (ColorBrewer RdBu, 9
-// classes, interpolated in sRGB).
-QRgb diverging(double s);
+// The maps a user can choose (View ▸ Colour maps, export --colormap); every one is readable by
+// colour-blind viewers, and tests/viz/tst_colormap checks each one's lightness order and its
+// look in simulated deuteranopia.
+enum class SequentialMap {
+    Viridis,  // matplotlib's viridis (the default)
+    Cividis,  // Nuñez et al. 2018: blue to yellow, nearly the same for red-green colour blindness
+};
+enum class DivergingMap {
+    RdBu,        // ColorBrewer red–blue: -1 blue, 0 near-white, +1 red (the default)
+    PuOr,        // ColorBrewer purple–orange: the two sides stay apart in deuteranopia
+    BlueYellow,  // cividis's blue to yellow through grey: lightness rises from -1 to +1, so the
+                 // sign survives greyscale print (0 is mid-grey, not white)
+};
+// Names as --colormap takes them: viridis, cividis, rdbu, puor, blue-yellow.
+std::string mapName(SequentialMap map);
+std::string mapName(DivergingMap map);
+std::optional<SequentialMap> parseSequentialMap(const std::string& name);
+std::optional<DivergingMap> parseDivergingMap(const std::string& name);
 
-// A value-to-colour scale: either viridis over [lo, hi] (optionally through a power, so that
-// small weights stay distinguishable: gamma 0.5 is a square-root scale) or diverging, symmetric
-// around 0 over [-limit, +limit].
+// t in [0, 1], clamped; NaN gives the lowest colour.
+QRgb sequentialRgb(SequentialMap map, double t);
+// s in [-1, 1], clamped; NaN gives the colour of 0.
+QRgb divergingRgb(DivergingMap map, double s);
+// Viridis (matplotlib's 256-entry table) and RdBu (9 classes, interpolated in sRGB).
+inline QRgb viridis(double t) {
+    return sequentialRgb(SequentialMap::Viridis, t);
+}
+inline QRgb diverging(double s) {
+    return divergingRgb(DivergingMap::RdBu, s);
+}
+
+// A value-to-colour scale, in the maps chosen in ThemeSettings: either sequential over [lo, hi]
+// (optionally through a power, so that small weights stay distinguishable: gamma 0.5 is a
+// square-root scale) or diverging, symmetric around 0 over [-limit, +limit].
 class ColorScale {
   public:
     enum class Kind { Sequential, Diverging };

@@ -91,6 +91,18 @@ void ThemeSettings::apply() {
     emit changed();
 }
 
+void ThemeSettings::setSequentialMap(SequentialMap map) {
+    if (map == sequential_) return;
+    sequential_ = map;
+    emit changed();
+}
+
+void ThemeSettings::setDivergingMap(DivergingMap map) {
+    if (map == diverging_) return;
+    diverging_ = map;
+    emit changed();
+}
+
 void ThemeSettings::setAnimationMs(int ms) {
     ms = std::max(0, ms);
     if (ms == animationMs_) return;

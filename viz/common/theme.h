@@ -8,6 +8,8 @@
 #include <QObject>
 #include <QString>
 
+#include "common/colormap.h"
+
 namespace kvscope::viz {
 
 struct Theme {
@@ -54,9 +56,15 @@ class ThemeSettings : public QObject {
     // final state at once: tests and exports use it).
     int animationMs() const { return animationMs_; }
     void setAnimationMs(int ms);
+    // The colour maps every view draws with (ColorScale): weights and other values in [lo, hi],
+    // and signed values.
+    SequentialMap sequentialMap() const { return sequential_; }
+    DivergingMap divergingMap() const { return diverging_; }
+    void setSequentialMap(SequentialMap map);
+    void setDivergingMap(DivergingMap map);
 
   signals:
-    void changed();  // the theme or the duration changed
+    void changed();  // the theme, the duration or a colour map changed
 
   private:
     ThemeSettings();
@@ -64,6 +72,8 @@ class ThemeSettings : public QObject {
     Theme base_, theme_;
     double textScale_ = 1.0;
     int animationMs_ = kDefaultAnimationMs;
+    SequentialMap sequential_ = SequentialMap::Viridis;
+    DivergingMap diverging_ = DivergingMap::RdBu;
 };
 
 // Shorthands for ThemeSettings::instance().theme() and .animationMs().

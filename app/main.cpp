@@ -110,6 +110,10 @@ int main(int argc, char** argv) {
             w.setSpeculative(QString::fromStdString(*spec),
                              static_cast<int>(opts.getInt("draft", 4, 1, 16)));
         }
+        if (opts.has("presenter")) {
+            if (shot) w.setPresenterFullScreen(false);  // the figure keeps --size
+            w.setPresenterMode(true);
+        }
         if (auto tab = opts.get("tab")) {
             // A view's name, as `export --views` takes them (a number still works).
             int index = -1;

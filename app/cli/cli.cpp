@@ -249,6 +249,7 @@ const Command& appCommand() {
          {"layer", "L", "the layer the views show"},
          {"head", "H", "the head the views show"},
          {"compare", nullptr, "with --screenshot: replay the tokens without the cache too"},
+         {"presenter", nullptr, "start in presenter mode (F5: full screen, projector theme)"},
          {"speculative", "lookup|model:PATH",
           "speculative decoding on: each step shows one phase of a round (drafted, verified, "
           "resolved)"},

@@ -3,13 +3,16 @@
 // controller's worker thread; this window only sends requests and shows results.
 #pragma once
 
+#include <QFont>
 #include <QMainWindow>
+#include <QPalette>
 #include <QThread>
 #include <QTimer>
 
 #include "common/trace_store.h"
 #include "gui/decode_controller.h"
 
+class QAction;
 class QCheckBox;
 class QComboBox;
 class QDockWidget;
@@ -81,9 +84,16 @@ class MainWindow : public QMainWindow {
     void setPlaying(bool playing);
     // Replays the current tokens without the cache; the latency chart draws both curves.
     void compareWithoutCache();
+    // Presenter mode (F5): full screen, the projector theme and larger text, the views alone;
+    // Esc or F5 leaves it and restores the theme, panel, fonts and window state.
+    void setPresenterMode(bool on);
+    // Whether presenter mode takes the whole screen (true); screenshots and tests of a given
+    // window size keep the size instead.
+    void setPresenterFullScreen(bool full) { presenterFullScreen_ = full; }
 
   signals:
     void idle();  // every request sent so far has been answered
+    void presenterModeChanged(bool on);
 
   public:
     // The views' text size: 1 is normal; the window's size multiplies it (applyTextScale).
@@ -94,6 +104,7 @@ class MainWindow : public QMainWindow {
     static QString viewName(int tab);
     QDockWidget* sidePanel() { return sideDock_; }
     QLabel* promptNote() { return promptNote_; }
+    bool presenterMode() const { return presenter_; }
     // The round on show and the rounds' totals (drafted, accepted), in words.
     QLabel* speculativeNote() { return statusSpeculative_; }
 
@@ -183,6 +194,16 @@ class MainWindow : public QMainWindow {
     QString exportDir_;
     double textZoom_ = 1.0;
     bool comparing_ = false;  // a replay without the cache runs (the button stops it)
+    bool presenter_ = false;
+    bool presenterFullScreen_ = true;
+    QAction* presenterAction_ = nullptr;
+    struct BeforePresenting {  // what presenter mode changed, to put back
+        QString theme;
+        bool sidePanel = true;
+        Qt::WindowStates states;
+        QString styleSheet;
+        QPalette palette;
+    } before_;
 };
 
 }  // namespace kvscope::app

@@ -82,6 +82,10 @@ bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
     const bool typing = insideTextInput(focus);
     const bool arrowsTaken = typing || qobject_cast<QTabBar*>(focus);
     switch (key->key()) {
+        case Qt::Key_Escape:
+            if (!presenter_) break;
+            setPresenterMode(false);
+            return true;
         case Qt::Key_PageDown:
             step();
             return true;

@@ -7,6 +7,7 @@
 #include <QMenuBar>
 #include <QStatusBar>
 #include <QTabWidget>
+#include <functional>
 
 #include <QActionGroup>
 #include <QApplication>
@@ -157,6 +158,15 @@ void MainWindow::buildMenus() {
         const QSignalBlocker block(compact);
         compact->setChecked(on);
     });
+    presenterAction_ = view->addAction(tr("P&resenter mode"));
+    presenterAction_->setObjectName("presenterMode");
+    presenterAction_->setCheckable(true);
+    presenterAction_->setShortcut(QKeySequence(Qt::Key_F5));
+    presenterAction_->setShortcutVisibleInContextMenu(true);
+    presenterAction_->setToolTip(
+        tr("Full screen for a projector: black canvas, larger text and thicker lines, the views "
+           "alone. The clicker steps; Esc or F5 leaves."));
+    connect(presenterAction_, &QAction::triggered, this, &MainWindow::setPresenterMode);
     QAction* side = sideDock_->toggleViewAction();
     side->setText(tr("Side &panel (model and sampling)"));
     side->setShortcut(QKeySequence(Qt::Key_F8));
@@ -250,8 +260,21 @@ void MainWindow::buildMenus() {
                "H / Shift+H: next or previous head · L / Shift+L: next or previous layer\n"
                "Ctrl+1…7 (or Alt+1…7): the views · F8: the side panel\n"
                "Ctrl+= and Ctrl+-: larger and smaller text · Ctrl+0: normal size\n"
+               "F5: presenter mode (full screen, projector theme); Esc or F5 leaves it\n"
                "Tab moves between controls; a click on a view gives the keys back to stepping."));
     });
+    // Every menu's keys work with the menu bar hidden (presenter mode): the window holds the
+    // actions too.
+    std::function<void(QMenu*)> addKeys = [&](QMenu* menu) {
+        for (QAction* a : menu->actions()) {
+            if (a->menu())
+                addKeys(a->menu());
+            else if (!a->shortcuts().isEmpty())
+                addAction(a);
+        }
+    };
+    for (QAction* a : menuBar()->actions())
+        if (a->menu()) addKeys(a->menu());
 }
 
 QString MainWindow::viewName(int tab) {

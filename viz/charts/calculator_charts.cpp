@@ -77,7 +77,7 @@ void KvBytesChart::applyTheme() {
     QColor pale = t.mutedText;
     pale.setAlphaF(0.16f);
     ghost_->setColor(pale);
-    ghost_->setPen(QPen(t.mutedText, 1, Qt::DashLine));
+    ghost_->setPen(QPen(t.mutedText, penWidth(1), Qt::DashLine));
 }
 
 void KvBytesChart::setResults(const std::vector<kvmem::Result>& results, const QString& dtypeName) {
@@ -158,14 +158,14 @@ void ContextChart::applyTheme() {
     const Theme& t = currentTheme();
     applyChartTheme(this, {x_, y_});
     const SeriesStyle st = seriesStyle(t);
-    cache_->setPen(QPen(st.second, 4));
+    cache_->setPen(QPen(st.second, penWidth(4)));
     cache_->setColor(st.second);
     QColor pale = t.mutedText;
-    mha_->setPen(QPen(pale, 2, Qt::DashLine));
+    mha_->setPen(QPen(pale, penWidth(2), Qt::DashLine));
     mha_->setColor(pale);
-    gpuRoom_->setPen(QPen(st.primary, 2));
+    gpuRoom_->setPen(QPen(st.primary, penWidth(2)));
     gpuRoom_->setColor(st.primary);
-    device_->setPen(QPen(st.third, 2, Qt::DotLine));
+    device_->setPen(QPen(st.third, penWidth(2), Qt::DotLine));
     device_->setColor(st.third);
 }
 

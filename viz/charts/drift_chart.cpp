@@ -61,11 +61,11 @@ DriftChart::DriftChart(TraceStore* store, QWidget* parent) : QChartView(parent),
 void DriftChart::applyTheme() {
     applyChartTheme(this, {x_, y_, p_});
     const SeriesStyle st = seriesStyle(currentTheme());
-    kl_->setPen(QPen(st.primary, 3));
+    kl_->setPen(QPen(st.primary, penWidth(3)));
     disagree_->setColor(st.fifth);
     disagree_->setBorderColor(st.fifth);
     disagree_->setMarkerSize(8);
-    fullChoice_->setPen(QPen(st.second, 2, Qt::DashLine));
+    fullChoice_->setPen(QPen(st.second, penWidth(2), Qt::DashLine));
 }
 
 void DriftChart::rebuild() {

@@ -86,11 +86,11 @@ void LatencyChart::applyTheme() {
     applyChartTheme(this, {x_, y_});
     // Every series its own colour and its own line or marker shape.
     const SeriesStyle st = seriesStyle(t);
-    cached_->setPen(QPen(st.primary, 3));
-    recompute_->setPen(QPen(st.fifth, 3, Qt::DashLine));
-    prefillPerToken_->setPen(QPen(st.second, 3, Qt::DotLine));
-    speculative_->setPen(QPen(st.fourth, 3, Qt::DashDotLine));
-    device_->setPen(QPen(t.mutedText, 2, Qt::DotLine));
+    cached_->setPen(QPen(st.primary, penWidth(3)));
+    recompute_->setPen(QPen(st.fifth, penWidth(3), Qt::DashLine));
+    prefillPerToken_->setPen(QPen(st.second, penWidth(3), Qt::DotLine));
+    speculative_->setPen(QPen(st.fourth, penWidth(3), Qt::DashDotLine));
+    device_->setPen(QPen(t.mutedText, penWidth(2), Qt::DotLine));
     prefill_->setColor(st.second);
     prefill_->setBorderColor(t.text);
     prefill_->setMarkerSize(14);

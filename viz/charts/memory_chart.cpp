@@ -66,13 +66,13 @@ void MemoryChart::applyTheme() {
     // Every series its own colour and its own dash (Okabe–Ito hues: apart in colour-blind
     // vision and in greyscale print by the dash alone).
     const SeriesStyle st = seriesStyle(t);
-    used_->setPen(QPen(st.primary, 5));
+    used_->setPen(QPen(st.primary, penWidth(5)));
     used_->setColor(st.primary);
-    formula_->setPen(QPen(st.second, 2, Qt::DashLine));
-    projection_->setPen(QPen(st.third, 2, Qt::DotLine));
-    allocated_->setPen(QPen(t.mutedText, 2, Qt::DashDotLine));
-    weights_->setPen(QPen(st.fourth, 2, Qt::DashDotDotLine));
-    full_->setPen(QPen(st.fifth, 3, Qt::DashLine));
+    formula_->setPen(QPen(st.second, penWidth(2), Qt::DashLine));
+    projection_->setPen(QPen(st.third, penWidth(2), Qt::DotLine));
+    allocated_->setPen(QPen(t.mutedText, penWidth(2), Qt::DashDotLine));
+    weights_->setPen(QPen(st.fourth, penWidth(2), Qt::DashDotDotLine));
+    full_->setPen(QPen(st.fifth, penWidth(3), Qt::DashLine));
 }
 
 void MemoryChart::setShowWeights(bool show) {

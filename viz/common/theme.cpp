@@ -57,8 +57,25 @@ Theme Theme::print() {
     return t;
 }
 
+Theme Theme::projector() {
+    Theme t;
+    t.name = QStringLiteral("projector");
+    t.background = Qt::black;
+    t.panel = QColor(0x2A, 0x2A, 0x2A);
+    t.text = Qt::white;
+    t.mutedText = QColor(0xDD, 0xDD, 0xDD);
+    t.grid = QColor(0x9A, 0x9A, 0x9A);
+    t.accent = QColor(0xFF, 0xB0, 0x00);  // amber
+    t.fresh = QColor(0xFF, 0x6B, 0xE0);   // bright pink
+    setFonts(t);
+    for (QFont* f : {&t.titleFont, &t.labelFont, &t.smallFont})
+        f->setPointSizeF(f->pointSizeF() * 1.2);
+    t.lineScale = 1.6;
+    return t;
+}
+
 SeriesStyle seriesStyle(const Theme& t) {
-    if (t.name == "dark")
+    if (t.name == "dark" || t.name == "projector")
         return {t.accent, QColor(0x56, 0xB4, 0xE9), QColor(0x2E, 0xC4, 0x8F),
                 QColor(0xF0, 0xE4, 0x42), t.fresh};
     return {t.accent, QColor(0x00, 0x72, 0xB2), QColor(0x00, 0x9E, 0x73), QColor(0xE6, 0x9F, 0x00),

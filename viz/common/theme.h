@@ -13,21 +13,25 @@
 namespace kvscope::viz {
 
 struct Theme {
-    QString name;       // "dark", "light", "print"
-    QColor background;  // a view's canvas
-    QColor panel;       // boxes, masked (future) cells, allocated but empty cache
-    QColor text;        // labels and numbers
-    QColor mutedText;   // notes and axis ticks
-    QColor grid;        // cell borders and frames
-    QColor accent;      // the selection: the inspected query, the chosen head
-    QColor fresh;       // the newest token's column, row or cache slice
-    QFont titleFont;    // a view's heading
-    QFont labelFont;    // block captions and token labels
-    QFont smallFont;    // ticks and values written in cells
+    QString name;          // "dark", "light", "print"
+    QColor background;     // a view's canvas
+    QColor panel;          // boxes, masked (future) cells, allocated but empty cache
+    QColor text;           // labels and numbers
+    QColor mutedText;      // notes and axis ticks
+    QColor grid;           // cell borders and frames
+    QColor accent;         // the selection: the inspected query, the chosen head
+    QColor fresh;          // the newest token's column, row or cache slice
+    QFont titleFont;       // a view's heading
+    QFont labelFont;       // block captions and token labels
+    QFont smallFont;       // ticks and values written in cells
+    double lineScale = 1;  // multiplies the width of chart lines and outlines (penWidth)
 
     static Theme dark();  // the default on screen
     static Theme light();
-    static Theme print();  // white paper, black text, thicker frames' colours
+    static Theme print();
+    // The presenter mode's: black canvas, white text, bright accents, larger fonts and lines
+    // 1.6 times as thick, for a washed-out projector at the back of a room.
+    static Theme projector();  // white paper, black text, thicker frames' colours
 };
 
 // Colours for the series of a chart, one each, distinct in colour-blind vision (Okabe–Ito hues)
@@ -79,5 +83,9 @@ class ThemeSettings : public QObject {
 // Shorthands for ThemeSettings::instance().theme() and .animationMs().
 const Theme& currentTheme();
 int animationMs();
+// A line `width` pixels wide in the current theme (thicker in the projector theme).
+inline double penWidth(double width) {
+    return width * currentTheme().lineScale;
+}
 
 }  // namespace kvscope::viz

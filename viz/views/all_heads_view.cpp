@@ -299,12 +299,12 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
     }
     // The heads that read the selected K/V head (one group), then the selected head.
     if (grouped) {
-        p.setPen(QPen(th.accent, 1, Qt::DashLine));
+        p.setPen(QPen(th.accent, penWidth(1), Qt::DashLine));
         for (int h = 0; h < nHead_; ++h)
             if (cfg.kvHeadOf(h) == selKv && h != selH)
                 p.drawRect(cellRect(selL, h).adjusted(-3, -3, 2, 2));
     }
-    p.setPen(QPen(th.accent, 3));
+    p.setPen(QPen(th.accent, penWidth(3)));
     p.drawRect(cellRect(selL, selH).adjusted(-3, -3, 2, 2));
 }
 

@@ -747,7 +747,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         const double xShown = std::round(xOf(prog * (animatedRow_ + 1)));
         p.fillRect(QRectF(QPointF(xShown, y0), QPointF(m.right() + 1, std::max(y0 + 1, y1))),
                    th.panel);
-        p.setPen(QPen(th.fresh, 2));
+        p.setPen(QPen(th.fresh, penWidth(2)));
         p.setBrush(Qt::NoBrush);
         p.drawRect(QRectF(xOf(0), y0, (animatedRow_ + 1) * cell, std::max(2.0, cell)));
     }
@@ -760,7 +760,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
             p.fillRect(QRectF(QPointF(xShown, y0), QPointF(m.right() + 1, std::max(y0 + 1, y1))),
                        th.panel);
         }
-        p.setPen(QPen(th.fresh, 2));
+        p.setPen(QPen(th.fresh, penWidth(2)));
         p.setBrush(Qt::NoBrush);
         p.drawPolygon(QPolygonF({QPointF(xOf(0), yOf(0)), QPointF(xOf(1), yOf(0)),
                                  QPointF(xOf(rows_), yOf(rows_ - 1)),
@@ -773,7 +773,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         const int from = round.first,
                   to = std::min(rows_, from + static_cast<int>(round.verified.size()));
         if (from < to && to > r0 && from < r1) {
-            p.setPen(QPen(th.fresh, 2.5));
+            p.setPen(QPen(th.fresh, penWidth(2.5)));
             p.setBrush(Qt::NoBrush);
             p.drawPolygon(QPolygonF({QPointF(xOf(0), yOf(from)), QPointF(xOf(from + 1), yOf(from)),
                                      QPointF(xOf(to), yOf(to - 1)), QPointF(xOf(to), yOf(to)),
@@ -873,7 +873,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         const double h = std::max(cell, 3.0);
         p.save();
         p.setClipRect(m.adjusted(-14, -3, 3, 3));
-        p.setPen(QPen(th.accent, 3));
+        p.setPen(QPen(th.accent, penWidth(3)));
         p.setBrush(Qt::NoBrush);
         const double xl = std::max<double>(m.left() - 1, xOf(0) - 1);
         p.drawRect(QRectF(xl, y0 - (h - cell) / 2 - 1, xOf(q + 1) + 1 - xl, h + 2));
@@ -892,6 +892,12 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     // only the visible ones (whole cells: a visible row's middle is inside the matrix).
     p.setFont(th.smallFont);
     const int step = std::max(1, static_cast<int>(std::ceil((fmS.height() + 1) / cell)));
+    // "position  token" in `width`: the position always whole, the token cut at its end
+    const auto rowLabel = [&](int j, int width) {
+        const QString number = QString::number(j) + QStringLiteral("  ");
+        return number + fmS.elidedText(labels_[j], Qt::ElideRight,
+                                       std::max(0, width - fmS.horizontalAdvance(number)));
+    };
     for (int j = std::min(r0, c0); j < std::max(r1, c1); ++j) {
         const bool inspected = j == q;
         if (!labelled(j, rows_, step) && !inspected) continue;
@@ -901,18 +907,14 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
             const double cy = yOf(j + 0.5);
             const QRect lr(kMargin, static_cast<int>(cy) - fmS.height() / 2, kRowLabelW - 16,
                            fmS.height());
-            p.drawText(lr, Qt::AlignRight | Qt::AlignVCenter,
-                       fmS.elidedText(QStringLiteral("%1  %2").arg(j).arg(labels_[j]),
-                                      Qt::ElideLeft, lr.width()));
+            p.drawText(lr, Qt::AlignRight | Qt::AlignVCenter, rowLabel(j, lr.width()));
         }
         if (j >= c0 && j < c1) {
             p.save();
             p.translate(xOf(j + 0.5), m.top() - 6);
             p.rotate(-90);
             p.drawText(QRect(0, -fmS.height() / 2, kColLabelH - 8, fmS.height()),
-                       Qt::AlignLeft | Qt::AlignVCenter,
-                       fmS.elidedText(QStringLiteral("%1  %2").arg(j).arg(labels_[j]),
-                                      Qt::ElideRight, kColLabelH - 8));
+                       Qt::AlignLeft | Qt::AlignVCenter, rowLabel(j, kColLabelH - 8));
             p.restore();
         }
     }
@@ -932,7 +934,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
                      std::max(6.0, v.width() * s), std::max(6.0, v.height() * s));
         where.moveRight(std::min(where.right(), double(mini.right())));     // a small view's mark
         where.moveBottom(std::min(where.bottom(), double(mini.bottom())));  // stays inside
-        p.setPen(QPen(th.accent, 2));
+        p.setPen(QPen(th.accent, penWidth(2)));
         p.drawRect(where);
         p.setFont(th.smallFont);
         p.setPen(th.mutedText);
@@ -943,7 +945,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
 
     // The rubber band being dragged.
     if (drag_ == Drag::Band) {
-        p.setPen(QPen(th.accent, 1.5, Qt::DashLine));
+        p.setPen(QPen(th.accent, penWidth(1.5), Qt::DashLine));
         p.setBrush(QColor(th.accent.red(), th.accent.green(), th.accent.blue(), 40));
         p.drawRect(QRect(pressPos_, lastPos_).normalized().intersected(m));
     }

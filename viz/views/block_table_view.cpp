@@ -66,7 +66,9 @@ QRect BlockTableView::blockRect(int table, int block) const {
 
 QString BlockTableView::caption() const {
     if (tables_.empty()) return tr("Block tables: the CPU backend's cache shows its blocks here.");
-    const auto kib = [](uint64_t b) { return QString::number(static_cast<double>(b) / 1024.0, 'f', 1) + " KiB"; };
+    const auto kib = [](uint64_t b) {
+        return QString::number(static_cast<double>(b) / 1024.0, 'f', 1) + " KiB";
+    };
     QString s =
         tr("Block tables: blocks of %1 tokens (%2 each). ").arg(blockTokens_).arg(kib(blockBytes_));
     if (tables_.size() > 1)

@@ -19,8 +19,6 @@ namespace kvscope::viz {
 namespace {
 
 constexpr int kMargin = 16;
-constexpr int kLayerLabelW = 84;
-constexpr int kBytesW = 190;
 constexpr int kMinRow = 6;
 // The thinnest row of a block: 6 px, 3 px past 16 layers (32 layers still fit a 720-line screen).
 int minRow(int nLayer) {
@@ -236,8 +234,15 @@ CacheView::Geometry CacheView::geometry() const {
     if (g.rowH < 8) g.gap = 1;
     g.rowH = std::clamp(nLayer_ > 0 ? (bottom - g.top - (nLayer_ - 1) * g.gap) / nLayer_ : 0,
                         minRow(nLayer_), kMaxRow);
-    g.kLeft = kMargin + kLayerLabelW;
-    g.blockW = std::max(40, (width() - g.kLeft - kMargin - kBytesW - 24) / 2);
+    // labels in the label font (the small one on thin rows): room for the widest
+    const QFontMetrics fmRow(g.rowH >= fmL.height() ? th.labelFont : th.smallFont);
+    g.labelW = fmRow.horizontalAdvance(tr("layer %1").arg(std::max(0, nLayer_ - 1))) + 14;
+    g.bytesW = std::max(fmRow.horizontalAdvance(
+                            tr("%1 / %2").arg(formatBytes(999 << 20), formatBytes(999 << 20))),
+                        fmL.horizontalAdvance(tr("each block"))) +
+               8;
+    g.kLeft = kMargin + g.labelW;
+    g.blockW = std::max(40, (width() - g.kLeft - kMargin - g.bytesW - 24) / 2);
     // More slots than pixels: a whole number of slots per pixel, and the block exactly that wide.
     if (capacity_ > g.blockW) {
         g.tpp = (capacity_ + g.blockW - 1) / g.blockW;
@@ -520,7 +525,7 @@ void CacheView::paintEvent(QPaintEvent*) {
                     }
                     p.fillRect(sr, QBrush(th.text, Qt::BDiagPattern));
                 }
-                p.setPen(QPen(th.fresh, 2));
+                p.setPen(QPen(th.fresh, penWidth(2)));
                 p.setBrush(Qt::NoBrush);
                 p.drawRect(QRectF(slotX(round->first) - 1, b.top() - 1,
                                   std::max(3.0, slotX(shown) - slotX(round->first)) + 1,
@@ -533,7 +538,7 @@ void CacheView::paintEvent(QPaintEvent*) {
                 QColor veil = th.panel;
                 veil.setAlphaF(static_cast<float>(1.0 - prog));
                 p.fillRect(f, veil);
-                p.setPen(QPen(th.fresh, 2));
+                p.setPen(QPen(th.fresh, penWidth(2)));
                 p.setBrush(Qt::NoBrush);
                 p.drawRect(f.adjusted(-1, -1, 0, 0));
             } else if (shown > 0) {
@@ -550,7 +555,7 @@ void CacheView::paintEvent(QPaintEvent*) {
                         p.fillRect(grow, th.mutedText);
                     }
                 }
-                p.setPen(QPen(th.fresh, 2));
+                p.setPen(QPen(th.fresh, penWidth(2)));
                 p.setBrush(Qt::NoBrush);
                 p.drawRect(QRectF(x0 - 1, b.top() - 1, w + 1, b.height() + 2));
             }
@@ -562,15 +567,16 @@ void CacheView::paintEvent(QPaintEvent*) {
         // every labelStep-th layer and the last, never two labels on top of each other
         if ((l % labelStep == 0 && nLayer_ - 1 - l >= labelStep) || l == nLayer_ - 1) {
             p.setFont(g.rowH >= fmL.height() ? th.labelFont : th.smallFont);
+            const QFontMetrics fmRow(p.font());
             p.setPen(th.text);
-            p.drawText(QRect(kMargin, k.top() - 6, kLayerLabelW - 10, k.height() + 12),
+            p.drawText(QRect(kMargin, k.top() - 6, g.labelW - 10, k.height() + 12),
                        Qt::AlignRight | Qt::AlignVCenter, tr("layer %1").arg(l));
             p.setPen(th.mutedText);
             p.drawText(QRect(bytesLeft, k.top() - 6, W - kMargin - bytesLeft, k.height() + 12),
                        Qt::AlignLeft | Qt::AlignVCenter,
-                       fmS.elidedText(tr("%1 / %2").arg(formatBytes(blockUsedBytes()),
-                                                        formatBytes(blockAllocatedBytes())),
-                                      Qt::ElideRight, W - kMargin - bytesLeft));
+                       fmRow.elidedText(tr("%1 / %2").arg(formatBytes(blockUsedBytes()),
+                                                          formatBytes(blockAllocatedBytes())),
+                                        Qt::ElideRight, W - kMargin - bytesLeft));
         }
     }
 
@@ -600,14 +606,14 @@ void CacheView::paintEvent(QPaintEvent*) {
     const QSize ls = colorBarSize(th, kLegendW);
     int scaleLeft = kMargin;
     if (drawStripes && used_ > 0) {
-        paintColorBar(p, QRect(kMargin, height() - kMargin - ls.height(), kLegendW, ls.height()),
-                      ColorScale::symmetric(1),
-                      showsError()
-                          ? tr("%1 error: stored − exact, scaled per block")
-                                .arg(QString::fromStdString(kvTypeName(store_->model().cache.type)))
-                          : tr("K and V numbers, scaled per block"),
-                      th);
-        scaleLeft += kLegendW + 24;
+        const QString legend =
+            showsError() ? tr("%1 error: stored − exact, scaled per block")
+                               .arg(QString::fromStdString(kvTypeName(store_->model().cache.type)))
+                         : tr("K and V numbers, scaled per block");
+        const int legendW = std::max(kLegendW, fmS.horizontalAdvance(legend) + 4);  // whole
+        paintColorBar(p, QRect(kMargin, height() - kMargin - ls.height(), legendW, ls.height()),
+                      ColorScale::symmetric(1), legend, th);
+        scaleLeft += legendW + 24;
     }
     p.setFont(th.smallFont);
     p.setPen(th.mutedText);

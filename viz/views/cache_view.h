@@ -69,6 +69,8 @@ class CacheView : public QWidget {
     struct Geometry {
         int top = 0, rowH = 0, gap = 0, blockW = 0, kLeft = 0, vLeft = 0;
         int tpp = 1;  // token slots per pixel column
+        // the layer labels' and the bytes column's widths, from the fonts (whole at any size)
+        int labelW = 0, bytesW = 0;
     };
     Geometry geometry() const;
     // Block `b`'s first `tokens` columns pooled tpp to a pixel column (the mean colour).

@@ -411,7 +411,7 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
             QColor hl = th.accent;
             hl.setAlpha(50);
             p.fillRect(QRect(kMargin - 4, top, W - 2 * kMargin + 8, rowH - 1), hl);
-            p.setPen(QPen(th.accent, 1.5));
+            p.setPen(QPen(th.accent, penWidth(1.5)));
             p.setBrush(Qt::NoBrush);
             p.drawRect(QRectF(kMargin - 4, top, W - 2 * kMargin + 8, rowH - 1));
         }

@@ -224,7 +224,7 @@ void StepView::paintStep(QPainter& p) {
     p.setBrush(Qt::NoBrush);
     p.drawRect(L.kBlock.adjusted(-1, -1, 0, 0));
     if (tail) {
-        p.setPen(QPen(th.fresh, 2));
+        p.setPen(QPen(th.fresh, penWidth(2)));
         p.drawRect(newCol.adjusted(0, -1, 0, 0));
     }
     // Positions above the columns: a round step that leaves room for the numbers; the window's
@@ -403,7 +403,7 @@ void StepView::paintStep(QPainter& p) {
     p.drawRect(L.vBlock.adjusted(-1, -1, 0, 0));
     p.drawRect(L.aCol.adjusted(-1, -1, 0, 0));
     if (tail) {
-        p.setPen(QPen(th.fresh, 2));
+        p.setPen(QPen(th.fresh, penWidth(2)));
         p.drawRect(newRow.adjusted(-1, 0, 0, 0));
     }
 

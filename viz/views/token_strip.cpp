@@ -2,6 +2,7 @@
 // of chips ending at a chosen token with a scrubber over all positions.
 #include "views/token_strip.h"
 
+#include "common/colormap.h"
 #include "common/labels.h"
 #include "common/tooltip.h"
 
@@ -291,7 +292,7 @@ void TokenStrip::paintEvent(QPaintEvent*) {
         if (r.isNull()) continue;
         const Pending& c = pending[static_cast<size_t>(i - n)];
         p.setPen(QPen(QColor(0x0B, 0x3C, 0x6E), 1.5, Qt::DashLine));
-        p.setBrush(palette().color(QPalette::Base));
+        p.setBrush(QColor(0xEE, 0xF4, 0xFA));  // light in every theme: the text is dark
         p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4);
         if (c.draft) {
             p.setPen(Qt::NoPen);
@@ -318,7 +319,7 @@ void TokenStrip::paintEvent(QPaintEvent*) {
                             : QColor(0xCF, 0xE3, 0xF5));
         if (verdict != 0) {
             p.setPen(QPen(verdict > 0 ? accept : reject, 2));
-            p.setBrush(palette().color(QPalette::Base));
+            p.setBrush(QColor(0xEE, 0xF4, 0xFA));  // light in every theme: the text is dark
         }
         p.drawRoundedRect(QRectF(r).adjusted(0.5, 0.5, -0.5, -0.5), 4, 4);
         if (verdict != 0) {
@@ -326,7 +327,9 @@ void TokenStrip::paintEvent(QPaintEvent*) {
             p.setBrush(draftHatch);
             p.drawRoundedRect(QRectF(r).adjusted(2, 2, -2, -2), 3, 3);
         }
-        p.setPen(prompt ? palette().color(QPalette::Text) : QColor(0x0B, 0x3C, 0x6E));
+        // the text dark or light, whichever reads on the chip (a style sheet may set the
+        // palette's text colour without its alternate base)
+        p.setPen(prompt ? textColorOn(p.brush().color().rgb()) : QColor(0x0B, 0x3C, 0x6E));
         p.drawText(r, Qt::AlignCenter,
                    fontMetrics().elidedText(tokenLabel(store_->trace(i).text), Qt::ElideRight,
                                             r.width() - 2 * kPadX + 2));

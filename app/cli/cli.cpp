@@ -119,7 +119,7 @@ const std::vector<Command>& commands() {
         {"export",
          "the views as PNG, SVG or PDF figures for lecture notes (no display needed)",
          {kModel,
-          {"prompt", "TEXT", "the prompt", true},
+          {"prompt", "TEXT", "the prompt (required unless --session gives it)"},
           {"out", "DIR", "the folder the figures go to", true},
           {"steps", "N", "tokens to generate (default 8)"},
           {"views", "LIST",
@@ -133,6 +133,14 @@ const std::vector<Command>& commands() {
           kColormap,
           {"size", "WxH", "the figure's size in points (default 1200x800)"},
           {"frames", nullptr, "a figure per step (PDF: a page per step)"},
+          {"session", "FILE",
+           "a saved session (.kvscope): its model, prompt, steps, sampling, cache policy, view, "
+           "layer and head; options given beside it override them"},
+          {"scene", "N", "with --session: its scene N (from 1): that step, view and caption"},
+          {"temperature", "T", "0 (default) is greedy; above 0 samples"},
+          {"top-k", "K", "sample among the K most likely tokens"},
+          {"top-p", "P", "sample among the most likely tokens that make up probability P"},
+          {"seed", "S", "the sampler's seed"},
           {"region", "R0:R1,C0:C1",
            "the attention figure zoomed to query rows R0..R1 and key columns C0..C1 (inclusive, "
            "from 0; e.g. 100:163,0:63)"},

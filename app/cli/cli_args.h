@@ -29,6 +29,13 @@ class CliArgs {
     // Typed values within [lo, hi]; UsageError naming the option if malformed or out of range.
     long long getInt(const std::string& name, long long fallback, long long lo, long long hi) const;
     double getDouble(const std::string& name, double fallback, double lo, double hi) const;
+    // These values, with `defaults` added for the options not given.
+    CliArgs withDefaults(const std::map<std::string, std::string>& defaults) const {
+        auto values = values_;
+        for (const auto& [k, v] : defaults)
+            if (!values.count(k)) values[k] = {v};
+        return CliArgs(std::move(values));
+    }
 
   private:
     std::map<std::string, std::vector<std::string>> values_;

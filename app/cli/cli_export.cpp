@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "export/figure_run.h"
 #include "model_source/model_source.h"
+#include "session/session_file.h"
 
 namespace kvscope::app {
 namespace {
@@ -45,8 +46,76 @@ class InterruptGuard {
 
 }  // namespace
 
-int runExport(const CliArgs& args) {
+namespace {
+
+// The export views that show what a window's tab shows.
+QString viewsOfTab(const QString& tab) {
+    if (tab == "attention") return "attention";
+    if (tab == "memory") return "memory,latency";
+    if (tab == "cache" || tab == "calculator" || tab == "next" || tab == "sharing") return tab;
+    return "step";
+}
+
+// --session FILE [--scene N]: the session's settings as the options not given on the command
+// line, and the scene's token and caption.
+struct SessionExport {
+    CliArgs args;
+    int token = -1;
+    QString caption;
+};
+SessionExport withSession(const CliArgs& given) {
+    const QString path = QString::fromStdString(given.require("session"));
+    const SessionFile s = SessionFile::load(path);
+    if (const std::optional<QString> problem = modelProblem(s)) throw Error(problem->toStdString());
+    int steps = s.steps, layer = s.layer, head = s.head, token = s.token;
+    QString view = s.view, caption;
+    if (given.has("scene")) {
+        if (s.scenes.empty())
+            throw UsageError("--scene: the session '" + path.toStdString() + "' has no scenes");
+        const auto n = static_cast<size_t>(
+            given.getInt("scene", 1, 1, static_cast<long long>(s.scenes.size())));
+        const Scene& sc = s.scenes[n - 1];
+        steps = sc.steps, layer = sc.layer, head = sc.head, token = sc.token;
+        view = sc.view, caption = sc.caption;
+    }
+    std::map<std::string, std::string> d{{"model", s.modelPath.toStdString()},
+                                         {"prompt", s.prompt.toStdString()},
+                                         {"steps", std::to_string(steps)},
+                                         {"layer", std::to_string(layer)},
+                                         {"head", std::to_string(head)},
+                                         {"views", viewsOfTab(view).toStdString()},
+                                         {"colormap", s.colormap.toStdString()},
+                                         {"temperature", std::to_string(s.sampler.temperature)},
+                                         {"top-k", std::to_string(s.sampler.topK)},
+                                         {"top-p", std::to_string(s.sampler.topP)},
+                                         {"seed", std::to_string(s.sampler.seed)},
+                                         {"kv-type", kvTypeName(s.cache.type)}};
+    if (s.cache.blockTokens != KvCacheOptions().blockTokens)  // the default fits any context
+        d["block"] = std::to_string(s.cache.blockTokens);
+    if (s.context > 0) d["context"] = std::to_string(s.context);
+    if (s.cache.eviction.window > 0) d["window"] = std::to_string(s.cache.eviction.window);
+    if (s.cache.eviction.sinks > 0) d["sinks"] = std::to_string(s.cache.eviction.sinks);
+    if (s.cache.eviction.heavy > 0) d["heavy"] = std::to_string(s.cache.eviction.heavy);
+    if (!s.parseSpecial) d["no-special"] = "";
+    if (s.backend == "cpu") d["backend"] = "cpu";
+    if (s.backend.startsWith("opencl:")) {
+        d["backend"] = "opencl";
+        d["device"] = s.backend.mid(7).toStdString();
+    }
+    return {given.withDefaults(d), token, caption};
+}
+
+}  // namespace
+
+int runExport(const CliArgs& given) {
+    std::optional<SessionExport> saved;
+    if (given.has("session"))
+        saved = withSession(given);
+    else if (given.has("scene"))
+        throw UsageError("--scene N needs --session FILE");
+    const CliArgs& args = saved ? saved->args : given;
     viz::FigureRunOptions o;
+    if (saved) o.token = saved->token, o.caption = saved->caption;
     o.prompt = args.require("prompt");
     o.steps = static_cast<int>(args.getInt("steps", 8, 0, 100000));
     o.outDir = QString::fromStdString(args.require("out"));
@@ -107,6 +176,11 @@ int runExport(const CliArgs& args) {
     auto backend = makeBackend(args, model, note);
     std::fprintf(stderr, "%s\n", note.c_str());
     SessionOptions sessionOptions;
+    sessionOptions.sampler.temperature =
+        static_cast<float>(args.getDouble("temperature", 0, 0, 100));
+    sessionOptions.sampler.topK = static_cast<int>(args.getInt("top-k", 0, 0, 1 << 24));
+    sessionOptions.sampler.topP = static_cast<float>(args.getDouble("top-p", 1, 1e-6, 1));
+    sessionOptions.sampler.seed = static_cast<uint64_t>(args.getInt("seed", 0, 0, INT64_MAX));
     sessionOptions.topLogits = 64;  // the next-token view's candidates
     sessionOptions.parseSpecial = !args.has("no-special");
     sessionOptions.drift = true;  // under a lossy cache policy: the drift chart's figures

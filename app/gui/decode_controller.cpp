@@ -271,6 +271,24 @@ void DecodeController::speculate(const QString& prompt) {
     }
 }
 
+void DecodeController::decodeTo(const QString& prompt, int generated) {
+    Busy busy(*this);
+    if (!ensureSession("Decode")) return;
+    try {
+        if (session_->tokens().empty() || prompt != prefilledPrompt_) doPrefill(prompt);
+        const size_t target = session_->promptLength() + static_cast<size_t>(generated);
+        if (session_->tokens().size() > target) {
+            session_->rewind(session_->tokens().size() - target);
+            emit steppedBack(static_cast<int>(session_->tokens().size()),
+                             static_cast<qulonglong>(session_->kvBytes()),
+                             static_cast<qulonglong>(session_->kvAllocatedBytes()));
+        }
+        while (session_->tokens().size() < target && !stop_.load()) emit stepped(session_->step());
+    } catch (const std::exception& e) {
+        emit failed(QString("Decode: ") + QString::fromUtf8(e.what()));
+    }
+}
+
 void DecodeController::stepBack() {
     Busy busy(*this);
     if (!session_ || session_->tokens().size() < 2) return;

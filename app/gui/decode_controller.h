@@ -55,6 +55,9 @@ class DecodeController : public QObject {
     void step(const QString& prompt);
     // Drops the newest token (never the first one).
     void stepBack();
+    // `generated` tokens after `prompt` (a session or a scene): prefills if `prompt` is not the
+    // one prefilled, then steps or rewinds to that many (stepped / steppedBack for each change).
+    void decodeTo(const QString& prompt, int generated);
     // Prefix sharing: a second sequence that continues from the current step on the same cache
     // blocks (DecodeSession::fork; CPU backend), sampling with the next seed; stepFork() runs one
     // token of it. A prefill, a reset or another model drops it. blocksChanged says the tables.

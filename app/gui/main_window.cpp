@@ -120,12 +120,6 @@ MainWindow::~MainWindow() {
     connect(worker, &QThread::finished, worker, &QObject::deleteLater);
 }
 
-template <typename F>
-void MainWindow::request(F&& call) {
-    ++pending_;
-    QMetaObject::invokeMethod(controller_, std::forward<F>(call), Qt::QueuedConnection);
-}
-
 void MainWindow::buildUi() {
     auto* central = new QWidget;
     auto* outer = new QVBoxLayout(central);
@@ -165,6 +159,14 @@ void MainWindow::buildUi() {
     statusSpeculative_->setStyleSheet("QLabel { font-weight: bold; }");
     statusSpeculative_->hide();
     promptColumn->addWidget(statusSpeculative_);
+    // scene mode: the scene's caption, large enough for the back row
+    sceneCaption_ = new QLabel;
+    sceneCaption_->setObjectName("sceneCaption");
+    sceneCaption_->setWordWrap(true);
+    sceneCaption_->setStyleSheet(
+        "QLabel { font-weight: bold; font-size: 14pt; color: palette(highlight); }");
+    sceneCaption_->hide();
+    promptColumn->addWidget(sceneCaption_);
     controls->addLayout(promptColumn, 1);
     auto* rightColumn = new QVBoxLayout;
     rightColumn->setSpacing(4);
@@ -528,6 +530,8 @@ void MainWindow::connectController() {
         store_->clear();
     });
     connect(controller_, &DecodeController::failed, this, [this](const QString& m) {
+        viewWhenIdle_.reset();  // a session or scene that failed shows nothing of its own
+        expectedTokens_.clear();
         showError(m);
         roundAsked_ = false;
         setPlaying(false);
@@ -538,7 +542,13 @@ void MainWindow::connectController() {
     connect(controller_, &DecodeController::busyChanged, this, [this](bool busy) {
         if (busy) return;
         pending_ = std::max(0, pending_ - 1);
-        if (pending_ == 0) emit idle();
+        if (pending_ > 0) return;
+        if (viewWhenIdle_) {  // a session opened or a scene reached: its view, now
+            const Scene view = *viewWhenIdle_;
+            viewWhenIdle_.reset();
+            applyView(view);
+        }
+        emit idle();
     });
 }
 

@@ -8,9 +8,12 @@
 #include <QPalette>
 #include <QThread>
 #include <QTimer>
+#include <optional>
+#include <vector>
 
 #include "common/trace_store.h"
 #include "gui/decode_controller.h"
+#include "session/session_file.h"
 
 class QAction;
 class QCheckBox;
@@ -84,6 +87,22 @@ class MainWindow : public QMainWindow {
     void setPlaying(bool playing);
     // Replays the current tokens without the cache; the latency chart draws both curves.
     void compareWithoutCache();
+    // Sessions (File ▸ Save session / Open session): what made the figure, to make it again.
+    // saveSession returns false (and shows why) when the file cannot be written; openSession
+    // refuses a session whose model is missing or changed, keeping everything as it was, and
+    // otherwise loads the model, decodes the same tokens and restores the view.
+    SessionFile currentSession() const;
+    bool saveSession(const QString& path);
+    void openSession(const QString& path);
+    // Scenes: bookmarked states (step, view, layer, head, token) with captions. In scene mode
+    // the stepping keys (the clicker) go from scene to scene and the caption is on screen.
+    void addScene(const QString& caption);
+    const std::vector<Scene>& scenes() const { return scenes_; }
+    void setSceneMode(bool on);
+    bool sceneMode() const { return sceneMode_; }
+    void goToScene(int index);  // clamped to the scenes there are
+    int currentScene() const { return sceneIndex_; }
+    QLabel* sceneCaption() { return sceneCaption_; }
     // Presenter mode (F5): full screen, the projector theme and larger text, the views alone;
     // Esc or F5 leaves it and restores the theme, panel, fonts and window state.
     void setPresenterMode(bool on);
@@ -195,6 +214,18 @@ class MainWindow : public QMainWindow {
     double textZoom_ = 1.0;
     bool comparing_ = false;  // a replay without the cache runs (the button stops it)
     bool presenter_ = false;
+    // sessions and scenes
+    std::vector<Scene> scenes_;
+    bool sceneMode_ = false;
+    int sceneIndex_ = -1;
+    QLabel* sceneCaption_ = nullptr;
+    QAction* sceneModeAction_ = nullptr;
+    // What to show once the decoding asked for is done (a session opened, a scene reached),
+    // and the tokens a session saved, to compare.
+    std::optional<Scene> viewWhenIdle_;
+    std::vector<int32_t> expectedTokens_;
+    void applyView(const Scene& view);
+    void buildSessionMenu();
     bool presenterFullScreen_ = true;
     QAction* presenterAction_ = nullptr;
     struct BeforePresenting {  // what presenter mode changed, to put back
@@ -205,5 +236,12 @@ class MainWindow : public QMainWindow {
         QPalette palette;
     } before_;
 };
+
+// A request to the controller, run on its thread in the order sent.
+template <typename F>
+void MainWindow::request(F&& call) {
+    ++pending_;
+    QMetaObject::invokeMethod(controller_, std::forward<F>(call), Qt::QueuedConnection);
+}
 
 }  // namespace kvscope::app

@@ -81,6 +81,19 @@ bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
     QWidget* focus = QApplication::focusWidget();
     const bool typing = insideTextInput(focus);
     const bool arrowsTaken = typing || qobject_cast<QTabBar*>(focus);
+    // Scene mode: the stepping keys go from scene to scene (the clicker's, Space and arrows when
+    // not typing).
+    if (sceneMode_) {
+        const int k = key->key();
+        const bool forward = k == Qt::Key_PageDown || (!typing && k == Qt::Key_Space) ||
+                             (!arrowsTaken && k == Qt::Key_Right);
+        const bool back = k == Qt::Key_PageUp || (!typing && k == Qt::Key_Backspace) ||
+                          (!arrowsTaken && k == Qt::Key_Left);
+        if (forward || back) {
+            goToScene(sceneIndex_ + (forward ? 1 : -1));
+            return true;
+        }
+    }
     switch (key->key()) {
         case Qt::Key_Escape:
             if (!presenter_) break;

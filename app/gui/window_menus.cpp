@@ -31,6 +31,7 @@ namespace kvscope::app {
 
 void MainWindow::buildMenus() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
+    file->setObjectName("fileMenu");
     file->addAction(tr("&Open model…"), QKeySequence::Open, this, [this] {
         const QString path = QFileDialog::getOpenFileName(
             this, tr("Open a GGUF model"), QString(), tr("GGUF models (*.gguf);;All files (*)"));
@@ -261,8 +262,11 @@ void MainWindow::buildMenus() {
                "Ctrl+1…7 (or Alt+1…7): the views · F8: the side panel\n"
                "Ctrl+= and Ctrl+-: larger and smaller text · Ctrl+0: normal size\n"
                "F5: presenter mode (full screen, projector theme); Esc or F5 leaves it\n"
+               "Ctrl+S / Ctrl+Shift+O: save or open a session · Ctrl+B: add a scene · Ctrl+M: "
+               "scene mode (the stepping keys go from scene to scene)\n"
                "Tab moves between controls; a click on a view gives the keys back to stepping."));
     });
+    buildSessionMenu();
     // Every menu's keys work with the menu bar hidden (presenter mode): the window holds the
     // actions too.
     std::function<void(QMenu*)> addKeys = [&](QMenu* menu) {

@@ -70,10 +70,33 @@ class ScreenControlsHidden {
 
 }  // namespace
 
-QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, double scale) {
+namespace {
+// The caption band's height for a figure `width` wide (0 without a caption).
+int captionHeight(const QString& caption, int width) {
+    if (caption.isEmpty()) return 0;
+    const QFontMetrics fm(currentTheme().labelFont);
+    const QRect r = fm.boundingRect(QRect(0, 0, width - 24, 10000), Qt::TextWordWrap, caption);
+    return r.height() + 16;
+}
+// Paints the widget, then the caption in the band under it.
+void paintFigure(QPainter& p, QWidget* widget, const QString& caption, QSize figure) {
+    widget->render(&p);
+    if (caption.isEmpty()) return;
+    const QSize w = widget->size();
+    const QRect band(0, w.height(), figure.width(), figure.height() - w.height());
+    p.fillRect(band, currentTheme().background);
+    p.setPen(currentTheme().text);
+    p.setFont(currentTheme().labelFont);
+    p.drawText(band.adjusted(12, 8, -12, -8), Qt::AlignLeft | Qt::AlignVCenter | Qt::TextWordWrap,
+               caption);
+}
+}  // namespace
+
+QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, double scale,
+                     const QString& caption) {
     widget->ensurePolished();
     const ScreenControlsHidden screenOnly(widget);
-    const QSize size = widget->size();
+    const QSize size = widget->size() + QSize(0, captionHeight(caption, widget->width()));
     QSaveFile file(path);
     if (!file.open(QIODevice::WriteOnly)) return openError(path, file);
     bool ok = true;
@@ -83,7 +106,12 @@ QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, 
                          QImage::Format_ARGB32_Premultiplied);
             image.setDevicePixelRatio(scale);
             image.fill(currentTheme().background);
-            widget->render(&image);
+            if (caption.isEmpty()) {
+                widget->render(&image);
+            } else {
+                QPainter p(&image);
+                paintFigure(p, widget, caption, size);
+            }
             image.setDevicePixelRatio(1.0);
             ok = image.save(&file, "PNG");
             break;
@@ -97,7 +125,7 @@ QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, 
                                                          : widget->windowTitle());
             svg.setDescription("Exported by KVScope");
             QPainter p(&svg);
-            widget->render(&p);
+            paintFigure(p, widget, caption, size);
             ok = p.end();
             break;
         }
@@ -105,7 +133,7 @@ QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, 
             QPdfWriter pdf(&file);
             setupPdf(pdf, size);
             QPainter p(&pdf);
-            widget->render(&p);
+            paintFigure(p, widget, caption, size);
             ok = p.end();
             break;
         }

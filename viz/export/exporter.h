@@ -22,7 +22,9 @@ QString extensionOf(ExportFormat f);
 
 // Renders `widget` at its current size to `path`. PNG: size × scale pixels (scale 1 to 4).
 // Returns an empty string on success, else a message naming the path and what failed.
-QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, double scale = 1.0);
+// A caption, when given, is written in a band under the widget (the figure grows by its height).
+QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, double scale = 1.0,
+                     const QString& caption = {});
 
 // The same widget rendered page after page into one PDF (frames of an animation).
 class PdfPages {

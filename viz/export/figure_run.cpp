@@ -124,7 +124,7 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
     };
     auto write = [&](QWidget* w, const QString& path) {
         stopIfAsked();
-        const QString error = exportWidget(w, path, o.format, o.scale);
+        const QString error = exportWidget(w, path, o.format, o.scale, o.caption);
         if (!error.isEmpty()) throw Error(error.toStdString());
         ++filesWritten;
         written(path);
@@ -213,6 +213,7 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
         for (const auto& w : widgets)
             if (auto* matrix = dynamic_cast<AttentionMatrixView*>(w.get()))
                 matrix->zoomToCells(o.region->r0, o.region->r1, o.region->c0, o.region->c1);
+    if (o.token >= 0 && o.token < store.count()) store.pinQuery(o.token);  // a scene's token
     fillLens();
     fillRows();
     if (!o.frames)

@@ -48,6 +48,8 @@ struct FigureRunOptions {
     QStringList views;  // names from exportableViewNames()
     bool trace = false;
     int layer = 0, head = 0;
+    int token = -1;   // the token the views inspect; -1: the newest
+    QString caption;  // a line under every figure (a session's scene), empty: none
     // The attention figure zoomed to these cells instead of the whole matrix (not with frames).
     std::optional<CellRegion> region;
     // When set and true, the run stops before its next step or file and throws FigureRunStopped.

@@ -1,0 +1,266 @@
+// Sessions and scenes, as a lecturer uses them between the lecture and the notes: a session
+// saved in one window and opened in another decodes the same tokens (seeded sampling) and shows
+// the same view; its export is byte-identical to the export of the session saved again after
+// opening; a missing or changed model is refused by name with nothing lost; scene mode steps
+// from scene to scene with the clicker, captions on screen and under exported figures.
+#include <QComboBox>
+#include <QDir>
+#include <QDockWidget>
+#include <QDoubleSpinBox>
+#include <QFile>
+#include <QImage>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QProcess>
+#include <QSpinBox>
+#include <QStandardPaths>
+#include <QTabWidget>
+#include <QTemporaryDir>
+#include <QTest>
+
+#include "gui/main_window.h"
+#include "model_fixtures.h"
+#include "session/session_file.h"
+
+using namespace kvscope;
+using app::MainWindow;
+
+namespace {
+
+struct Run {
+    int code = -1;
+    QByteArray err;
+};
+
+Run runKvscope(const QStringList& args) {
+    QProcess p;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert("QT_QPA_PLATFORM", "offscreen");
+    p.setProcessEnvironment(env);
+    p.start(KVSCOPE_BIN, args);
+    if (!p.waitForFinished(120000)) return {};
+    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardError()};
+}
+
+QByteArray bytesOf(const QString& path) {
+    QFile f(path);
+    return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+
+std::vector<int32_t> tokensOf(const viz::TraceStore& s) {
+    std::vector<int32_t> t;
+    for (int i = 0; i < s.count(); ++i) t.push_back(s.trace(i).token);
+    return t;
+}
+
+}  // namespace
+
+class TstSession : public QObject {
+    Q_OBJECT
+    QTemporaryDir dir_;
+    QString gpt2_, llama_;
+
+    std::unique_ptr<MainWindow> open(const QString& model) {
+        auto w = std::make_unique<MainWindow>(model, false);
+        w->resize(1280, 720);
+        w->show();
+        if (!QTest::qWaitFor([&] { return w->store()->hasModel() && !w->busy(); }, 60000))
+            return nullptr;
+        return w;
+    }
+    static bool settle(MainWindow& w) {
+        return QTest::qWaitFor([&] { return !w.busy(); }, 60000);
+    }
+    // A window that sampled 6 tokens with a seed, on layer 1 head 1 of the attention tab,
+    // token 4 pinned, with two scenes.
+    std::unique_ptr<MainWindow> lecture(const QString& model) {
+        auto w = open(model);
+        if (!w) return nullptr;
+        w->setPrompt("the cat sat on");
+        w->prefill();
+        settle(*w);
+        return w;
+    }
+
+  private slots:
+    void initTestCase() {
+        QStandardPaths::setTestModeEnabled(true);
+        QVERIFY(dir_.isValid());
+        gpt2_ = dir_.filePath("gpt2.gguf");
+        llama_ = dir_.filePath("llama.gguf");
+        fixtures::writeModel(fixtures::gpt2Spec(), gpt2_.toStdString());
+        fixtures::writeModel(fixtures::llamaGqaSpec(), llama_.toStdString());
+    }
+
+    void saveThenOpenReproducesTokensViewAndFigure() {
+        auto a = lecture(gpt2_);
+        QVERIFY(a);
+        // seeded sampling, from the side panel
+        for (QComboBox* c : a->sidePanel()->findChildren<QComboBox*>())
+            if (c->count() == 2 && c->itemText(1) == "Sample") c->setCurrentIndex(1);
+        for (QSpinBox* s : a->sidePanel()->findChildren<QSpinBox*>())
+            if (s->maximum() == (1 << 30)) s->setValue(7);  // the seed
+        QVERIFY(settle(*a));
+        for (int k = 0; k < 6; ++k) {
+            a->step();
+            QVERIFY(settle(*a));
+        }
+        a->tabs()->setCurrentIndex(1);
+        a->store()->setLayerHead(1, 1);
+        a->store()->pinQuery(4);
+        a->addScene("the first token is a sink");
+        const QString saved = dir_.filePath("lecture.kvscope");
+        QVERIFY(a->saveSession(saved));
+        const app::SessionFile file = app::SessionFile::load(saved);
+        QCOMPARE(file.tokens, tokensOf(*a->store()));
+        QVERIFY(file.sampler.temperature > 0);
+        QCOMPARE(file.sampler.seed, uint64_t{7});
+        QCOMPARE(file.modelSha256, app::sha256OfFile(gpt2_));
+
+        // another window, on another model, opens it
+        auto b = open(llama_);
+        QVERIFY(b);
+        b->openSession(saved);
+        QVERIFY(settle(*b));
+        QVERIFY2(b->errorText().isEmpty(), qPrintable(b->errorText()));
+        QCOMPARE(tokensOf(*b->store()), tokensOf(*a->store()));
+        QCOMPARE(b->tabs()->currentIndex(), 1);
+        QCOMPARE(b->store()->layer(), 1);
+        QCOMPARE(b->store()->head(), 1);
+        QCOMPARE(b->store()->queryIndex(), 4);
+        QCOMPARE(b->scenes().size(), size_t{1});
+        QCOMPARE(b->scenes()[0].caption, QString("the first token is a sink"));
+
+        // the figure: the saved session's export equals the export of the session saved again
+        const QString again = dir_.filePath("again.kvscope");
+        QVERIFY(b->saveSession(again));
+        const QString outA = dir_.filePath("figA"), outB = dir_.filePath("figB");
+        for (const auto& [session, out] : {std::pair{saved, outA}, std::pair{again, outB}}) {
+            const Run r = runKvscope({"export", "--session", session, "--out", out, "--size",
+                                      "600x400", "--views", "attention,next,trace"});
+            QVERIFY2(r.code == 0, r.err.constData());
+        }
+        // the export decoded the session's tokens (its seeded sampling)
+        const QJsonArray traced =
+            QJsonDocument::fromJson(bytesOf(QDir(outA).filePath("trace.json")))
+                .object()["tokens"]
+                .toArray();
+        QCOMPARE(static_cast<size_t>(traced.size()), file.tokens.size());
+        for (int i = 0; i < traced.size(); ++i)
+            QCOMPARE(traced[i].toObject()["token"].toInt(), file.tokens[static_cast<size_t>(i)]);
+        for (const QString& f : {QString("attention.png"), QString("next.png")}) {
+            const QByteArray x = bytesOf(QDir(outA).filePath(f)),
+                             y = bytesOf(QDir(outB).filePath(f));
+            QVERIFY(!x.isEmpty());
+            QVERIFY2(x == y, qPrintable(f));
+        }
+    }
+
+    void aMissingOrChangedModelIsRefusedAndNothingIsLost() {
+        const QString copy = dir_.filePath("copy.gguf");
+        QFile::remove(copy);
+        QVERIFY(QFile::copy(gpt2_, copy));
+        auto a = open(copy);
+        QVERIFY(a);
+        a->setPrompt("the cat");
+        a->prefill();
+        QVERIFY(settle(*a));
+        const QString saved = dir_.filePath("changing.kvscope");
+        QVERIFY(a->saveSession(saved));
+
+        auto b = open(llama_);
+        QVERIFY(b);
+        b->setPrompt("a dog");
+        b->prefill();
+        QVERIFY(settle(*b));
+        const std::vector<int32_t> before = tokensOf(*b->store());
+        const QString prompt = b->prompt();
+
+        // changed: other bytes under the same name
+        QFile::remove(copy);
+        fixtures::writeModel(fixtures::llamaGqaSpec(), copy.toStdString());
+        b->openSession(saved);
+        QVERIFY(settle(*b));
+        QVERIFY2(b->errorText().contains("has changed since the session was saved"),
+                 qPrintable(b->errorText()));
+        QCOMPARE(tokensOf(*b->store()), before);
+        QCOMPARE(b->prompt(), prompt);
+        QCOMPARE(b->store()->model().path, llama_);
+
+        // missing
+        QFile::remove(copy);
+        b->openSession(saved);
+        QVERIFY(settle(*b));
+        QVERIFY2(b->errorText().contains("is not there"), qPrintable(b->errorText()));
+        QCOMPARE(tokensOf(*b->store()), before);
+        const Run r = runKvscope({"export", "--session", saved, "--out", dir_.filePath("x")});
+        QCOMPARE(r.code, 1);
+        QVERIFY2(r.err.contains("is not there"), r.err.constData());
+
+        // not a session at all
+        QFile junk(dir_.filePath("junk.kvscope"));
+        QVERIFY(junk.open(QIODevice::WriteOnly));
+        junk.write("{\"model\": 3}");
+        junk.close();
+        b->openSession(junk.fileName());
+        QVERIFY(b->errorText().contains("not a KVScope session"));
+        QCOMPARE(tokensOf(*b->store()), before);
+    }
+
+    void sceneModeStepsFromSceneToSceneWithCaptions() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setPrompt("the cat sat");
+        w->prefill();
+        QVERIFY(settle(*w));
+        const int prompt = w->store()->count();
+        w->step();
+        QVERIFY(settle(*w));
+        w->addScene("one token");
+        for (int k = 0; k < 4; ++k) {
+            w->step();
+            QVERIFY(settle(*w));
+        }
+        w->tabs()->setCurrentIndex(2);
+        w->addScene("five tokens in the cache");
+        w->stepBack();
+        QVERIFY(settle(*w));
+
+        w->setSceneMode(true);
+        QVERIFY(settle(*w));
+        QCOMPARE(w->currentScene(), 0);
+        QCOMPARE(w->store()->count(), prompt + 1);
+        QVERIFY(w->sceneCaption()->isVisible());
+        QVERIFY(w->sceneCaption()->text().contains("one token"));
+        w->tabs()->currentWidget()->setFocus();
+        QTest::keyClick(QApplication::focusWidget(), Qt::Key_PageDown);
+        QVERIFY(settle(*w));
+        QCOMPARE(w->currentScene(), 1);
+        QCOMPARE(w->store()->count(), prompt + 5);
+        QCOMPARE(w->tabs()->currentIndex(), 2);
+        QVERIFY(w->sceneCaption()->text().contains("five tokens in the cache"));
+        QTest::keyClick(QApplication::focusWidget(), Qt::Key_PageUp);
+        QVERIFY(settle(*w));
+        QCOMPARE(w->store()->count(), prompt + 1);
+        w->setSceneMode(false);
+        QVERIFY(!w->sceneCaption()->isVisible());
+
+        // the scene's caption under the exported figure
+        const QString saved = dir_.filePath("scenes.kvscope");
+        QVERIFY(w->saveSession(saved));
+        const QString out = dir_.filePath("scene2");
+        const Run r = runKvscope(
+            {"export", "--session", saved, "--scene", "2", "--out", out, "--size", "600x400"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QImage cache(QDir(out).filePath("cache.png"));
+        QCOMPARE(cache.width(), 600);
+        QVERIFY(cache.height() > 400);  // the caption's band
+        QCOMPARE(runKvscope({"export", "--scene", "1", "--out", out, "--prompt", "x"}).code, 2);
+        QCOMPARE(runKvscope({"export", "--session", saved, "--scene", "3", "--out", out}).code, 2);
+    }
+};
+
+QTEST_MAIN(TstSession)
+#include "tst_session.moc"

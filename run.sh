@@ -9,13 +9,14 @@ build=${KVSCOPE_BUILD_DIR:-$root/build}
 
 # The whole list, for --no-install-recommends: qt6-charts-dev's CMake files need Qt6OpenGL's
 # (libqt6opengl6-dev, only recommended by qt6-base-dev); exports and views need a font; the fuzz
-# targets (tests/fuzz) need clang and its libFuzzer and sanitizer runtimes.
+# targets (tests/fuzz) need clang and its libFuzzer and sanitizer runtimes; the package test
+# validates the AppStream metainfo with appstream's appstreamcli.
 # tests/fresh_machine.sh proves the list on a bare Debian 12 root; tests/check_packages.sh (run by
 # test.sh) checks that every CMake package the configure step read belongs to one of them.
 packages=(build-essential cmake ninja-build git pkg-config
           qt6-base-dev qt6-charts-dev qt6-svg-dev libqt6opengl6-dev libeigen3-dev
           libclblast-dev ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo
-          fonts-dejavu-core clang libclang-rt-14-dev)
+          fonts-dejavu-core clang libclang-rt-14-dev appstream)
 
 missing=()
 for p in "${packages[@]}"; do

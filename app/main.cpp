@@ -19,7 +19,7 @@ namespace {
 bool isCommandLine(const std::vector<std::string>& args) {
     if (args.empty()) return false;
     const std::string& a = args[0];
-    return a.rfind("--", 0) != 0 || a == "--help" || a == "--version";
+    return a.rfind("--", 0) != 0 || a == "--help" || a == "--version" || a == "--man";
 }
 
 // --screenshot: load, prefill, step, save the window as PNG, quit (no display needed with

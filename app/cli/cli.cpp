@@ -424,8 +424,47 @@ std::string commandHelpText(const std::string& command) {
     return s;
 }
 
+namespace {
+// Text as troff: backslashes and leading dots or quotes escaped.
+std::string troff(const std::string& text) {
+    std::string out;
+    bool lineStart = true;
+    for (char ch : text) {
+        if (lineStart && (ch == '.' || ch == '\'')) out += "\\&";
+        if (ch == '\\')
+            out += "\\e";
+        else if (ch == '-')
+            out += "\\-";
+        else
+            out += ch;
+        lineStart = ch == '\n';
+    }
+    return out;
+}
+}  // namespace
+
+std::string manPage() {
+    std::string m = ".TH KVSCOPE 1 \"\" \"kvscope " KVSCOPE_VERSION "\" \"User Commands\"\n";
+    m += ".SH NAME\nkvscope \\- transformer decoding and the KV cache, one token at a time\n";
+    m += ".SH SYNOPSIS\n.B kvscope\n[\\fIoptions\\fR]\n.br\n.B kvscope\n\\fIcommand\\fR "
+         "[\\fIoptions\\fR]\n";
+    m += ".SH DESCRIPTION\nWithout a command, kvscope opens the desktop app; with one, it runs "
+         "it on the command line. This page is made from the same text as \\fBkvscope "
+         "\\-\\-help\\fR.\n.PP\n.nf\n" +
+         troff(helpText()) + ".fi\n";
+    m += ".SH COMMANDS\n";
+    for (const Command& c : commands()) {
+        m += std::string(".SS ") + c.name + "\n.nf\n" + troff(commandHelpText(c.name)) + ".fi\n";
+    }
+    return m;
+}
+
 int runCli(const std::vector<std::string>& argv) {
     try {
+        if (argv.size() == 1 && argv[0] == "--man") {  // the man page, for the install
+            std::fputs(manPage().c_str(), stdout);
+            return 0;
+        }
         if (argv.empty() || argv[0] == "--help" || argv[0] == "-h" || argv[0] == "help") {
             const std::string text =
                 argv.size() >= 2 && argv[0] == "help" ? commandHelpText(argv[1]) : helpText();

@@ -19,6 +19,8 @@ int runCli(const std::vector<std::string>& args);
 // The help texts, generated from the same table as the parsers: every command, or one.
 std::string helpText();
 std::string commandHelpText(const std::string& command);  // empty for an unknown command
+// A man page (troff) made of the help texts: kvscope --man, installed as kvscope.1.
+std::string manPage();
 // The desktop app's options (--model, --screenshot, ...), parsed like a command's.
 CliArgs parseAppArgs(const std::vector<std::string>& args);
 

@@ -2,7 +2,8 @@
 # Proves the README's commands on a bare Debian 12: builds a minimal bookworm root with debootstrap
 # (no compiler, no CMake, no Qt), copies this checkout's tree into it as a clean clone would have it
 # (tracked and untracked-but-not-ignored files, no build folder) with ../shared beside it, and runs
-# `bash .ci/run` there, which installs its own packages, builds and runs every test.
+# `bash .ci/run` there, which installs its own packages, builds and runs every test. Then the
+# .deb that build makes (cpack) is installed with apt into a second bare root and run there.
 #
 #   sudo tests/deploy/fresh_machine.sh [--keep] [ROOT]      (ROOT: /var/tmp/kvscope-fresh by default)
 #
@@ -34,6 +35,7 @@ mounts=()
 cleanup() {
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[i]}" 2>/dev/null || true; done
   if [ "$keep" = 0 ] && [ -d "$root" ]; then rm -rf --one-file-system "$root"; fi
+  if [ "$keep" = 0 ] && [ -d "$root-deb" ]; then rm -rf --one-file-system "$root-deb"; fi
 }
 trap cleanup EXIT
 
@@ -66,4 +68,36 @@ chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb CI=true LANG=C.UTF-8 \
 rc=${PIPESTATUS[0]}
 set -e
 echo "fresh_machine: .ci/run exited $rc (full log: $root.log)" >&2
+[ "$rc" = 0 ] || exit "$rc"
+
+# The .deb that cpack makes from that build, installed with apt into a second bare root (so its
+# Depends alone must bring what kvscope needs), then run: --version, info, a headless export.
+echo "fresh_machine: the .deb, installed into a second bare root" >&2
+chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin   bash -c 'cd /work/main/build && cpack -G DEB -B /tmp/deb >/dev/null' ||
+  { echo "fresh_machine: cpack failed" >&2; exit 1; }
+deb=$(ls "$root"/tmp/deb/kvscope_*.deb)
+root2=$root-deb
+rm -rf --one-file-system "$root2"
+debootstrap --variant=minbase bookworm "$root2" "$mirror" >"$root2.debootstrap.log" 2>&1 ||
+  { tail -20 "$root2.debootstrap.log" >&2; exit 1; }
+cp /etc/resolv.conf "$root2/etc/resolv.conf"
+for m in proc sys dev dev/pts; do
+  mkdir -p "$root2/$m"
+  mount --bind "/$m" "$root2/$m"
+  mounts+=("$root2/$m")
+done
+cp "$deb" "$root2/tmp/"
+set +e
+chroot "$root2" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin   bash -c 'set -e
+    apt-get update -q >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/kvscope_*.deb >/dev/null
+    kvscope --version
+    kvscope info --model /usr/share/kvscope/models/kvscope-tiny.gguf | head -3
+    QT_QPA_PLATFORM=offscreen kvscope export --prompt "In the beginning" --steps 2 \
+      --views attention --out /tmp/figures
+    test -s /tmp/figures/attention.png' 2>&1 | tee "$root2.log"
+rc=${PIPESTATUS[0]}
+set -e
+[ "$keep" = 1 ] || rm -rf --one-file-system "$root2"
+echo "fresh_machine: the .deb in a bare root exited $rc (log: $root2.log)" >&2
 exit "$rc"

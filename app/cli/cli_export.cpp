@@ -62,6 +62,7 @@ struct SessionExport {
     CliArgs args;
     int token = -1;
     QString caption;
+    std::vector<viz::Annotation> annotations;
 };
 SessionExport withSession(const CliArgs& given) {
     const QString path = QString::fromStdString(given.require("session"));
@@ -102,7 +103,7 @@ SessionExport withSession(const CliArgs& given) {
         d["backend"] = "opencl";
         d["device"] = s.backend.mid(7).toStdString();
     }
-    return {given.withDefaults(d), token, caption};
+    return {given.withDefaults(d), token, caption, s.annotations};
 }
 
 }  // namespace
@@ -115,7 +116,8 @@ int runExport(const CliArgs& given) {
         throw UsageError("--scene N needs --session FILE");
     const CliArgs& args = saved ? saved->args : given;
     viz::FigureRunOptions o;
-    if (saved) o.token = saved->token, o.caption = saved->caption;
+    if (saved)
+        o.token = saved->token, o.caption = saved->caption, o.annotations = saved->annotations;
     o.prompt = args.require("prompt");
     o.steps = static_cast<int>(args.getInt("steps", 8, 0, 100000));
     o.outDir = QString::fromStdString(args.require("out"));

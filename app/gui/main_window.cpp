@@ -348,6 +348,7 @@ void MainWindow::buildUi() {
     });
     tabs_->addTab(focusPage(nextToken), tr("Next token"));
     tabs_->addTab(focusPage(new viz::SharingView(store_)), tr("K/V sharing"));
+    for (int i = 0; i < tabs_->count(); ++i) addOverlay(tabs_->widget(i), i);
     auto* split = new QSplitter(Qt::Vertical);
     split->addWidget(stripScroll);
     split->addWidget(tabs_);

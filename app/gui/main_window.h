@@ -103,6 +103,13 @@ class MainWindow : public QMainWindow {
     void goToScene(int index);  // clamped to the scenes there are
     int currentScene() const { return sceneIndex_; }
     QLabel* sceneCaption() { return sceneCaption_; }
+    // Annotations: labels with arrows placed on a view (Annotate, then a click on the view),
+    // saved in the session, drawn in exports.
+    void addAnnotation(const viz::Annotation& note);
+    const std::vector<viz::Annotation>& annotations() const { return annotations_; }
+    void clearAnnotations();
+    // The next click on the current view places an annotation (asks for its text).
+    void startAnnotating() { annotating_ = true; }
     // Presenter mode (F5): full screen, the projector theme and larger text, the views alone;
     // Esc or F5 leaves it and restores the theme, panel, fonts and window state.
     void setPresenterMode(bool on);
@@ -216,6 +223,10 @@ class MainWindow : public QMainWindow {
     bool presenter_ = false;
     // sessions and scenes
     std::vector<Scene> scenes_;
+    std::vector<viz::Annotation> annotations_;
+    bool annotating_ = false;
+    std::vector<QWidget*> overlays_;  // one per tab page, over the view, draws annotations_
+    void addOverlay(QWidget* page, int tab);
     bool sceneMode_ = false;
     int sceneIndex_ = -1;
     QLabel* sceneCaption_ = nullptr;

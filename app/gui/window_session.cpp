@@ -13,6 +13,11 @@
 #include <QStatusBar>
 #include <QTabWidget>
 
+#include <QEvent>
+#include <QMouseEvent>
+#include <QPainter>
+
+#include "common/annotation.h"
 #include "common/theme.h"
 #include "core/error.h"
 #include "gui/main_window.h"
@@ -26,6 +31,54 @@ int tabOf(const QString& view) {
     return 0;
 }
 }  // namespace
+
+namespace {
+// Over a tab page's view: draws the window's annotations of that view, lets every click through.
+class AnnotationOverlay : public QWidget {
+  public:
+    AnnotationOverlay(QWidget* page, const std::vector<viz::Annotation>* notes, QString view)
+        : QWidget(page), notes_(notes), view_(std::move(view)) {
+        setAttribute(Qt::WA_TransparentForMouseEvents);
+        setAttribute(Qt::WA_NoSystemBackground);
+        setObjectName("annotations-" + view_);
+        page->installEventFilter(this);
+        follow(page);
+    }
+
+  protected:
+    void paintEvent(QPaintEvent*) override {
+        QPainter p(this);
+        viz::paintAnnotations(p, size(), *notes_, view_);
+    }
+    bool eventFilter(QObject* watched, QEvent* e) override {
+        if (e->type() == QEvent::Resize || e->type() == QEvent::Show)
+            follow(static_cast<QWidget*>(watched));
+        return false;
+    }
+
+  private:
+    void follow(QWidget* page) {
+        setGeometry(page->rect().adjusted(2, 2, -2, -2));  // the view inside the focus frame
+        raise();
+    }
+    const std::vector<viz::Annotation>* notes_;
+    QString view_;
+};
+}  // namespace
+
+void MainWindow::addOverlay(QWidget* page, int tab) {
+    overlays_.push_back(new AnnotationOverlay(page, &annotations_, viewName(tab)));
+}
+
+void MainWindow::addAnnotation(const viz::Annotation& note) {
+    annotations_.push_back(note);
+    for (QWidget* o : overlays_) o->update();
+}
+
+void MainWindow::clearAnnotations() {
+    annotations_.clear();
+    for (QWidget* o : overlays_) o->update();
+}
 
 SessionFile MainWindow::currentSession() const {
     SessionFile s;
@@ -54,6 +107,7 @@ SessionFile MainWindow::currentSession() const {
     s.colormap = QString::fromStdString(viz::mapName(t.sequentialMap()) + "," +
                                         viz::mapName(t.divergingMap()));
     s.scenes = scenes_;
+    s.annotations = annotations_;
     return s;
 }
 
@@ -102,6 +156,8 @@ void MainWindow::openSession(const QString& path) {
     setPrompt(s.prompt);
     scenes_ = s.scenes;
     sceneIndex_ = -1;
+    annotations_ = s.annotations;
+    for (QWidget* o : overlays_) o->update();
     // the model on its backend with the session's cache, then the same tokens
     if (s.backend != backendSpec_) setBackend(s.backend);
     if (s.modelPath != modelPath_) openModel(s.modelPath);
@@ -227,6 +283,14 @@ void MainWindow::buildSessionMenu() {
                       [this] { goToScene(sceneIndex_ + 1); });
     scenes->addAction(tr("&Previous scene"), QKeySequence(Qt::CTRL | Qt::Key_PageUp), this,
                       [this] { goToScene(sceneIndex_ - 1); });
+    scenes->addSeparator();
+    scenes->addAction(tr("A&nnotate: click the view to place a label"),
+                      QKeySequence(Qt::CTRL | Qt::Key_T), this, [this] {
+                          startAnnotating();
+                          statusBar()->showMessage(
+                              tr("Click the point on the view that the label names"), 8000);
+                      });
+    scenes->addAction(tr("Clear the annotations"), this, &MainWindow::clearAnnotations);
     scenes->addAction(tr("&Clear the scenes"), this, [this] {
         scenes_.clear();
         sceneIndex_ = -1;

@@ -72,6 +72,10 @@ QByteArray SessionFile::toJson() const {
                                       {"head", s.head},
                                       {"token", s.token},
                                       {"caption", s.caption}});
+    QJsonArray notes;
+    for (const viz::Annotation& a : annotations)
+        notes.append(QJsonObject{
+            {"view", a.view}, {"x", a.x}, {"y", a.y}, {"text", a.text}, {"arrow", a.arrow}});
     const QJsonObject root{
         {"kvscope_session", kVersion},
         {"model", QJsonObject{{"path", modelPath}, {"sha256", modelSha256}}},
@@ -93,7 +97,8 @@ QByteArray SessionFile::toJson() const {
                              {"theme", theme},
                              {"text_zoom", textZoom},
                              {"colormap", colormap}}},
-        {"scenes", sceneArray}};
+        {"scenes", sceneArray},
+        {"annotations", notes}};
     return QJsonDocument(root).toJson(QJsonDocument::Indented);
 }
 
@@ -170,6 +175,20 @@ SessionFile SessionFile::fromJson(const QByteArray& json, const QString& source)
             sc.token = r.integer(o, "token", -1, -1, 1 << 24);
             sc.caption = r.string(o, "caption", {});
             s.scenes.push_back(sc);
+        }
+    }
+    if (root.contains("annotations")) {
+        if (!root["annotations"].isArray()) r.fail("annotations", "must be an array");
+        for (const QJsonValue& v : root["annotations"].toArray()) {
+            if (!v.isObject()) r.fail("annotations", "must hold objects");
+            const QJsonObject o = v.toObject();
+            viz::Annotation a;
+            a.view = r.string(o, "view", "step");
+            a.x = r.number(o, "x", 0.5, 0, 1);
+            a.y = r.number(o, "y", 0.5, 0, 1);
+            a.text = r.string(o, "text", {});
+            a.arrow = r.boolean(o, "arrow", true);
+            s.annotations.push_back(a);
         }
     }
     return s;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "common/annotation.h"
 #include "runtime/kv_cache.h"
 #include "runtime/sampler.h"
 
@@ -45,6 +46,7 @@ struct SessionFile {
     double textZoom = 1.0;
     QString colormap = "viridis,rdbu";  // export --colormap's form
     std::vector<Scene> scenes;
+    std::vector<viz::Annotation> annotations;
 
     QByteArray toJson() const;
     // Throws Error naming the key at fault (and `source`, the file, in the message).

@@ -20,6 +20,8 @@
 #include <QTemporaryDir>
 #include <QTest>
 
+#include "common/annotation.h"
+#include "common/theme.h"
 #include "gui/main_window.h"
 #include "model_fixtures.h"
 #include "session/session_file.h"
@@ -156,6 +158,62 @@ class TstSession : public QObject {
             QVERIFY(!x.isEmpty());
             QVERIFY2(x == y, qPrintable(f));
         }
+    }
+
+    // An annotation placed on the attention view travels in the session and is drawn in the
+    // exported figure at its point: the arrow's tip in the theme's accent colour there, and
+    // nowhere in the same export without it.
+    void annotationsTravelInTheSessionAndReachTheFigure() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->setPrompt("the cat sat on the mat");
+        w->prefill();
+        QVERIFY(settle(*w));
+        w->tabs()->setCurrentIndex(1);
+        viz::Annotation sink;
+        sink.view = "attention";
+        sink.x = 0.3;
+        sink.y = 0.6;
+        sink.text = "sink";
+        w->addAnnotation(sink);
+        if (qEnvironmentVariableIsSet("KVSCOPE_VIEWS_DIR"))
+            w->grab().save(qEnvironmentVariable("KVSCOPE_VIEWS_DIR") + "/annotated.png");
+        const QString saved = dir_.filePath("annotated.kvscope");
+        QVERIFY(w->saveSession(saved));
+        const app::SessionFile file = app::SessionFile::load(saved);
+        QCOMPARE(file.annotations.size(), size_t{1});
+        QCOMPARE(file.annotations[0].text, QString("sink"));
+        QCOMPARE(file.annotations[0].x, 0.3);
+
+        auto b = open(llama_);
+        QVERIFY(b);
+        b->openSession(saved);
+        QVERIFY(settle(*b));
+        QCOMPARE(b->annotations().size(), size_t{1});
+        QCOMPARE(b->annotations()[0].y, 0.6);
+
+        app::SessionFile bare = file;
+        bare.annotations.clear();
+        const QString plain = dir_.filePath("plain.kvscope");
+        bare.save(plain);
+        const QString outA = dir_.filePath("annotated"), outP = dir_.filePath("plain");
+        for (const auto& [session, out] : {std::pair{saved, outA}, std::pair{plain, outP}})
+            QCOMPARE(runKvscope({"export", "--session", session, "--views", "attention", "--out",
+                                 out, "--size", "600x400"})
+                         .code,
+                     0);
+        const QImage a(QDir(outA).filePath("attention.png")),
+            p(QDir(outP).filePath("attention.png"));
+        QCOMPARE(a.size(), p.size());
+        const QColor accent = viz::Theme::print().accent;  // exports use the print theme
+        auto accentNear = [&](const QImage& img, int cx, int cy) {
+            for (int y = cy - 8; y <= cy + 8; ++y)
+                for (int x = cx - 8; x <= cx + 8; ++x)
+                    if (img.valid(x, y) && img.pixelColor(x, y) == accent) return true;
+            return false;
+        };
+        QVERIFY(accentNear(a, 180, 240));  // 0.3 × 600, 0.6 × 400
+        QVERIFY(!accentNear(p, 180, 240));
     }
 
     void aMissingOrChangedModelIsRefusedAndNothingIsLost() {

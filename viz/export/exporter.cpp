@@ -79,8 +79,10 @@ int captionHeight(const QString& caption, int width) {
     return r.height() + 16;
 }
 // Paints the widget, then the caption in the band under it.
-void paintFigure(QPainter& p, QWidget* widget, const QString& caption, QSize figure) {
+void paintFigure(QPainter& p, QWidget* widget, const QString& caption, QSize figure,
+                 const std::vector<Annotation>& notes, const QString& view) {
     widget->render(&p);
+    paintAnnotations(p, widget->size(), notes, view);
     if (caption.isEmpty()) return;
     const QSize w = widget->size();
     const QRect band(0, w.height(), figure.width(), figure.height() - w.height());
@@ -93,7 +95,10 @@ void paintFigure(QPainter& p, QWidget* widget, const QString& caption, QSize fig
 }  // namespace
 
 QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, double scale,
-                     const QString& caption) {
+                     const QString& caption, const std::vector<Annotation>& notes,
+                     const QString& view) {
+    bool annotated = false;
+    for (const Annotation& a : notes) annotated = annotated || a.view == view;
     widget->ensurePolished();
     const ScreenControlsHidden screenOnly(widget);
     const QSize size = widget->size() + QSize(0, captionHeight(caption, widget->width()));
@@ -106,11 +111,11 @@ QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, 
                          QImage::Format_ARGB32_Premultiplied);
             image.setDevicePixelRatio(scale);
             image.fill(currentTheme().background);
-            if (caption.isEmpty()) {
+            if (caption.isEmpty() && !annotated) {
                 widget->render(&image);
             } else {
                 QPainter p(&image);
-                paintFigure(p, widget, caption, size);
+                paintFigure(p, widget, caption, size, notes, view);
             }
             image.setDevicePixelRatio(1.0);
             ok = image.save(&file, "PNG");
@@ -125,7 +130,7 @@ QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, 
                                                          : widget->windowTitle());
             svg.setDescription("Exported by KVScope");
             QPainter p(&svg);
-            paintFigure(p, widget, caption, size);
+            paintFigure(p, widget, caption, size, notes, view);
             ok = p.end();
             break;
         }
@@ -133,7 +138,7 @@ QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, 
             QPdfWriter pdf(&file);
             setupPdf(pdf, size);
             QPainter p(&pdf);
-            paintFigure(p, widget, caption, size);
+            paintFigure(p, widget, caption, size, notes, view);
             ok = p.end();
             break;
         }

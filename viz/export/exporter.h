@@ -9,6 +9,9 @@
 #include <QWidget>
 #include <memory>
 #include <optional>
+#include <vector>
+
+#include "common/annotation.h"
 
 class QPainter;
 class QPdfWriter;
@@ -22,9 +25,11 @@ QString extensionOf(ExportFormat f);
 
 // Renders `widget` at its current size to `path`. PNG: size × scale pixels (scale 1 to 4).
 // Returns an empty string on success, else a message naming the path and what failed.
-// A caption, when given, is written in a band under the widget (the figure grows by its height).
+// A caption, when given, is written in a band under the widget (the figure grows by its height);
+// annotations whose view is `view` are drawn over the widget.
 QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, double scale = 1.0,
-                     const QString& caption = {});
+                     const QString& caption = {}, const std::vector<Annotation>& notes = {},
+                     const QString& view = {});
 
 // The same widget rendered page after page into one PDF (frames of an animation).
 class PdfPages {

@@ -124,7 +124,9 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
     };
     auto write = [&](QWidget* w, const QString& path) {
         stopIfAsked();
-        const QString error = exportWidget(w, path, o.format, o.scale, o.caption);
+        const QString view = QFileInfo(path).completeBaseName().section('-', 0, 0);
+        const QString error =
+            exportWidget(w, path, o.format, o.scale, o.caption, o.annotations, view);
         if (!error.isEmpty()) throw Error(error.toStdString());
         ++filesWritten;
         written(path);

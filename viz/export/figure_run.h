@@ -13,6 +13,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "common/annotation.h"
 
 #include "common/trace_store.h"
 #include "core/error.h"
@@ -50,6 +53,7 @@ struct FigureRunOptions {
     int layer = 0, head = 0;
     int token = -1;   // the token the views inspect; -1: the newest
     QString caption;  // a line under every figure (a session's scene), empty: none
+    std::vector<Annotation> annotations;  // drawn over the figure of their view
     // The attention figure zoomed to these cells instead of the whole matrix (not with frames).
     std::optional<CellRegion> region;
     // When set and true, the run stops before its next step or file and throws FigureRunStopped.

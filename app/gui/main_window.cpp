@@ -183,6 +183,7 @@ void MainWindow::buildUi() {
     speed_->setValue(2);
     speed_->setSuffix(tr(" tok/s"));
     speed_->setToolTip(tr("Play speed: tokens per second"));
+    speed_->setAccessibleName(tr("Play speed"));
     resetButton_ = new QPushButton(tr("Reset"));
     stepButton_->setToolTip(tr("One token (F10; Space, → or Page Down when not typing)"));
     backButton_->setToolTip(
@@ -218,6 +219,9 @@ void MainWindow::buildUi() {
     // 3. tokens and views
     auto* strip = new viz::TokenStrip(store_);
     strip->setObjectName("tokenStrip");
+    strip->setAccessibleName(tr("Tokens"));
+    strip->setAccessibleDescription(
+        tr("The prompt's and the generated tokens; click one to inspect its query"));
     strip_ = strip;
     auto* stripScroll = new QScrollArea;
     stripScroll->setWidget(strip);
@@ -237,6 +241,7 @@ void MainWindow::buildUi() {
     });
     tabs_ = new QTabWidget;
     tabs_->setObjectName("views");
+    tabs_->setAccessibleName(tr("Views"));
     tabs_->addTab(focusPage(new viz::StepView(store_)), tr("Step: q · Kᵀ → weights → V"));
     auto* attention = new QSplitter(Qt::Horizontal);
     attention->addWidget(new viz::AttentionMatrixView(store_));
@@ -349,6 +354,28 @@ void MainWindow::buildUi() {
     tabs_->addTab(focusPage(nextToken), tr("Next token"));
     tabs_->addTab(focusPage(new viz::SharingView(store_)), tr("K/V sharing"));
     for (int i = 0; i < tabs_->count(); ++i) addOverlay(tabs_->widget(i), i);
+    // What each view shows, for the tab's tooltip and for screen readers (the page's accessible
+    // name and description; the page takes the focus, so they are announced on Tab).
+    const QString about[] = {
+        tr("One step of one head: the query q times every cached key (the scores), their softmax "
+           "(the weights) and the weighted sum of the cached values (the output)"),
+        tr("Every query's attention weights over the keys before it, for the chosen layer and "
+           "head, beside every head of every layer at a glance"),
+        tr("The KV cache itself: each layer's K and V blocks, one slice per token, the bytes "
+           "used and allocated, and the block tables"),
+        tr("Cache memory against tokens (measured and the formula) and the time of each step, "
+           "with the cache and without it"),
+        tr("The KV cache calculator: bytes per token and totals for real model shapes and GPUs"),
+        tr("Where the next token comes from: the probabilities of the top candidates, and the "
+           "logit lens of each layer"),
+        tr("Grouped-query attention: which query heads share each K/V head, and the bytes that "
+           "saves")};
+    for (int i = 0; i < tabs_->count() && i < 7; ++i) {
+        tabs_->setTabToolTip(i, about[i]);
+        QWidget* page = tabs_->widget(i);
+        page->setAccessibleName(tabs_->tabText(i).replace("&&", "&"));
+        page->setAccessibleDescription(about[i]);
+    }
     auto* split = new QSplitter(Qt::Vertical);
     split->addWidget(stripScroll);
     split->addWidget(tabs_);

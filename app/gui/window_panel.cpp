@@ -131,6 +131,12 @@ void MainWindow::buildSidePanel() {
     topP_->setValue(0.95);
     seed_ = new QSpinBox;
     seed_->setRange(0, 1 << 30);
+    samplingMode_->setToolTip(tr("Greedy takes the most likely token; Sample draws one"));
+    temperature_->setToolTip(tr("Above 1 flattens the distribution, below 1 sharpens it"));
+    topK_->setToolTip(tr("Draw only among the K most likely tokens"));
+    topP_->setToolTip(tr("Draw only among the most likely tokens that make up probability P"));
+    seed_->setToolTip(tr("The same seed draws the same tokens again"));
+    backend_->setAccessibleName(tr("Backend"));
     form->addRow(tr("Mode"), samplingMode_);
     form->addRow(tr("Temperature"), temperature_);
     form->addRow(tr("Top-k"), topK_);

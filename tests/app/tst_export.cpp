@@ -279,6 +279,62 @@ class TstExport : public QObject {
         QVERIFY(bad.err.contains("'jet' is none of"));
     }
 
+    // High DPI: a figure at --scale 2 is the same figure with twice the pixels. Compared over
+    // 4 × 4-point blocks (4 × 4 pixels at 1×, 8 × 8 at 2×, averaged), the two differ only in how
+    // text, edges and the one-pixel K/V stripes are resampled: the mean difference stays under
+    // 3.5 of 255 per channel and 94% of blocks within 20. The same measure tells a layout moved by
+    // two points: the 1× figure against itself shifted by 2 pixels fails it (checked here too).
+    void figuresAtTwiceTheDevicePixelsLookTheSame() {
+        const QString one = dir_.filePath("dpr1"), two = dir_.filePath("dpr2");
+        for (const auto& [out, scale] : {std::pair{one, "1"}, std::pair{two, "2"}})
+            QCOMPARE(runKvscope(base(out) << "--views"
+                                          << "step,attention,cache"
+                                          << "--scale" << scale)
+                         .code,
+                     0);
+        // b (k times a's pixels) against a, over 4 × 4-point blocks, a's pixels offset by `shift`
+        struct Difference {
+            double mean, within;
+        };
+        auto compare = [](const QImage& a, const QImage& b, int k, int shiftX) {
+            auto block = [](const QImage& img, int x, int y, int n, int channel) {
+                int acc = 0;
+                for (int dy = 0; dy < n; ++dy)
+                    for (int dx = 0; dx < n; ++dx)
+                        acc += static_cast<int>((img.pixel(x + dx, y + dy) >> channel) & 0xFF);
+                return static_cast<double>(acc) / (n * n);
+            };
+            double sum = 0;
+            int near = 0, n = 0;
+            for (int y = 0; y + 4 <= a.height(); y += 4)
+                for (int x = 0; x + 4 + shiftX <= a.width(); x += 4) {
+                    double worst = 0;
+                    for (int channel : {16, 8, 0}) {
+                        const double d = std::abs(block(b, k * x, k * y, 4 * k, channel) -
+                                                  block(a, x + shiftX, y, 4, channel));
+                        sum += d;
+                        worst = std::max(worst, d);
+                    }
+                    near += worst <= 20;
+                    ++n;
+                }
+            return Difference{sum / (3.0 * n), static_cast<double>(near) / n};
+        };
+        auto passes = [](const Difference& d) { return d.mean < 3.5 && d.within >= 0.94; };
+        for (const QString f : {"step.png", "attention.png", "cache.png"}) {
+            const QImage a = QImage(QDir(one).filePath(f)).convertToFormat(QImage::Format_RGB32);
+            const QImage b = QImage(QDir(two).filePath(f)).convertToFormat(QImage::Format_RGB32);
+            QCOMPARE(b.size(), a.size() * 2);
+            const Difference same = compare(a, b, 2, 0), moved = compare(a, a, 1, 2);
+            qInfo(
+                "%s: 2x against 1x: mean %.2f, %.1f%% of blocks within 20; 1x moved by 2 px: "
+                "mean %.2f, %.1f%%",
+                qPrintable(f), same.mean, 100 * same.within, moved.mean, 100 * moved.within);
+            QVERIFY2(passes(same), qPrintable(f));
+            QVERIFY2(!passes(moved), qPrintable(f));
+        }
+    }
+
     // The trace holds the tokens, times, cache bytes and the chosen head's rows.
     void traceHoldsTheRun() {
         const QString out = dir_.filePath("trace");

@@ -1,10 +1,17 @@
 // Presenter mode as a lecturer uses it at 1920 × 1080: F5 enters (projector theme, larger text,
 // the views alone), the clicker and F10 step with the menu bar hidden, Esc leaves and puts the
 // theme, panel, menu bar and text back.
+#include <QAbstractScrollArea>
+#include <QAbstractSpinBox>
+#include <QAccessible>
 #include <QDockWidget>
 #include <QMenuBar>
+#include <QPlainTextEdit>
+#include <QScrollBar>
 #include <QStandardPaths>
 #include <QStatusBar>
+#include <QTabBar>
+#include <QTabWidget>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -83,6 +90,33 @@ class TstPresenter : public QObject {
         QTest::keyClick(&w, Qt::Key_F5);
         QVERIFY(!w.presenterMode());
         QCOMPARE(viz::currentTheme().name, QString("light"));
+    }
+
+    // Accessibility: every control the keyboard reaches has a name a screen reader announces
+    // (its own, a buddy label's or its text), every view's page a name and a description, and
+    // every tab a tooltip saying what the view shows.
+    void everyControlHasANameAndEveryViewSaysWhatItShows() {
+        MainWindow w(model_, false);
+        w.resize(1280, 720);
+        w.show();
+        QVERIFY(QTest::qWaitFor([&] { return w.store()->hasModel() && !w.busy(); }, 60000));
+        QStringList unnamed;
+        for (QWidget* c : w.findChildren<QWidget*>()) {
+            if (!c->isVisibleTo(&w) || c->focusPolicy() == Qt::NoFocus) continue;
+            if (qobject_cast<QScrollBar*>(c) || qobject_cast<QTabBar*>(c)) continue;  // no value
+            if (qobject_cast<QAbstractSpinBox*>(c->parentWidget())) continue;  // the spin box is
+            if (qobject_cast<QAbstractScrollArea*>(c) && !qobject_cast<QPlainTextEdit*>(c))
+                continue;  // a scroll area's focus passes to what it scrolls
+            QAccessibleInterface* a = QAccessible::queryAccessibleInterface(c);
+            if (!a || a->text(QAccessible::Name).trimmed().isEmpty())
+                unnamed << QString("%1 (%2)").arg(c->metaObject()->className(), c->objectName());
+        }
+        QVERIFY2(unnamed.isEmpty(), qPrintable(unnamed.join(", ")));
+        for (int i = 0; i < w.tabs()->count(); ++i) {
+            QVERIFY(!w.tabs()->tabToolTip(i).isEmpty());
+            QVERIFY(!w.tabs()->widget(i)->accessibleName().isEmpty());
+            QVERIFY(!w.tabs()->widget(i)->accessibleDescription().isEmpty());
+        }
     }
 };
 

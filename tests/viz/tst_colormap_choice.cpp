@@ -148,6 +148,21 @@ class TstColormapChoice : public QObject {
         }
     }
 
+    // The light print theme in greyscale print (lightness alone): text and frames stand off the
+    // paper, and the inspected (accent) and newest (fresh) marks differ from the paper and from
+    // each other. (Chart series differ by their dash patterns as well as by hue.)
+    void thePrintThemeReadsInGreyscale() {
+        const Theme t = Theme::print();
+        auto l = [](const QColor& c) { return lab(c.rgb()).l; };
+        QVERIFY(l(t.background) - l(t.text) >= 70);
+        QVERIFY(l(t.background) - l(t.mutedText) >= 50);
+        QVERIFY(l(t.background) - l(t.grid) >= 25);
+        QVERIFY(l(t.background) - l(t.accent) >= 30);
+        QVERIFY(l(t.background) - l(t.fresh) >= 30);
+        QVERIFY(std::abs(l(t.accent) - l(t.fresh)) >= 8);
+        QVERIFY(l(t.background) - l(t.panel) >= 5);  // masked cells still show as a tint
+    }
+
     void theChoiceReachesEveryScale() {
         ThemeSettings& t = ThemeSettings::instance();
         QSignalSpy changed(&t, &ThemeSettings::changed);

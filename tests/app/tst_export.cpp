@@ -24,11 +24,12 @@ struct Run {
     QByteArray out, err;
 };
 
-Run runKvscope(const QStringList& args) {
+Run runKvscope(const QStringList& args, const QStringList& extraEnv = {}) {
     QProcess p;
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
     env.remove("DISPLAY");  // as over ssh: no X server
     env.remove("QT_QPA_PLATFORM");
+    for (const QString& kv : extraEnv) env.insert(kv.section('=', 0, 0), kv.section('=', 1));
     p.setProcessEnvironment(env);
     p.start(KVSCOPE_BIN, args);
     if (!p.waitForFinished(300000)) return {};
@@ -59,6 +60,40 @@ int pdfPages(const QByteArray& pdf) {
 QByteArray readAll(const QString& path) {
     QFile f(path);
     return f.open(QIODevice::ReadOnly) ? f.readAll() : QByteArray();
+}
+
+// High DPI: b (k times a's pixels) against a, over 4 × 4-point blocks (averaged), a's pixels
+// offset by shiftX: the mean difference per channel and the share of blocks within 20 of 255.
+struct Difference {
+    double mean, within;
+};
+Difference compareBlocks(const QImage& a, const QImage& b, int k, int shiftX) {
+    auto block = [](const QImage& img, int x, int y, int n, int channel) {
+        int acc = 0;
+        for (int dy = 0; dy < n; ++dy)
+            for (int dx = 0; dx < n; ++dx)
+                acc += static_cast<int>((img.pixel(x + dx, y + dy) >> channel) & 0xFF);
+        return static_cast<double>(acc) / (n * n);
+    };
+    double sum = 0;
+    int near = 0, n = 0;
+    for (int y = 0; y + 4 <= a.height(); y += 4)
+        for (int x = 0; x + 4 + shiftX <= a.width(); x += 4) {
+            double worst = 0;
+            for (int channel : {16, 8, 0}) {
+                const double d = std::abs(block(b, k * x, k * y, 4 * k, channel) -
+                                          block(a, x + shiftX, y, 4, channel));
+                sum += d;
+                worst = std::max(worst, d);
+            }
+            near += worst <= 20;
+            ++n;
+        }
+    return Difference{sum / (3.0 * n), static_cast<double>(near) / n};
+}
+// "Looks the same": the thresholds the 2× figures meet and a 2-pixel shift does not.
+bool looksTheSame(const Difference& d) {
+    return d.mean < 3.5 && d.within >= 0.94;
 }
 
 }  // namespace
@@ -292,47 +327,39 @@ class TstExport : public QObject {
                                           << "--scale" << scale)
                          .code,
                      0);
-        // b (k times a's pixels) against a, over 4 × 4-point blocks, a's pixels offset by `shift`
-        struct Difference {
-            double mean, within;
-        };
-        auto compare = [](const QImage& a, const QImage& b, int k, int shiftX) {
-            auto block = [](const QImage& img, int x, int y, int n, int channel) {
-                int acc = 0;
-                for (int dy = 0; dy < n; ++dy)
-                    for (int dx = 0; dx < n; ++dx)
-                        acc += static_cast<int>((img.pixel(x + dx, y + dy) >> channel) & 0xFF);
-                return static_cast<double>(acc) / (n * n);
-            };
-            double sum = 0;
-            int near = 0, n = 0;
-            for (int y = 0; y + 4 <= a.height(); y += 4)
-                for (int x = 0; x + 4 + shiftX <= a.width(); x += 4) {
-                    double worst = 0;
-                    for (int channel : {16, 8, 0}) {
-                        const double d = std::abs(block(b, k * x, k * y, 4 * k, channel) -
-                                                  block(a, x + shiftX, y, 4, channel));
-                        sum += d;
-                        worst = std::max(worst, d);
-                    }
-                    near += worst <= 20;
-                    ++n;
-                }
-            return Difference{sum / (3.0 * n), static_cast<double>(near) / n};
-        };
-        auto passes = [](const Difference& d) { return d.mean < 3.5 && d.within >= 0.94; };
         for (const QString f : {"step.png", "attention.png", "cache.png"}) {
             const QImage a = QImage(QDir(one).filePath(f)).convertToFormat(QImage::Format_RGB32);
             const QImage b = QImage(QDir(two).filePath(f)).convertToFormat(QImage::Format_RGB32);
             QCOMPARE(b.size(), a.size() * 2);
-            const Difference same = compare(a, b, 2, 0), moved = compare(a, a, 1, 2);
+            const Difference same = compareBlocks(a, b, 2, 0), moved = compareBlocks(a, a, 1, 2);
             qInfo(
                 "%s: 2x against 1x: mean %.2f, %.1f%% of blocks within 20; 1x moved by 2 px: "
                 "mean %.2f, %.1f%%",
                 qPrintable(f), same.mean, 100 * same.within, moved.mean, 100 * moved.within);
-            QVERIFY2(passes(same), qPrintable(f));
-            QVERIFY2(!passes(moved), qPrintable(f));
+            QVERIFY2(looksTheSame(same), qPrintable(f));
+            QVERIFY2(!looksTheSame(moved), qPrintable(f));
         }
+    }
+
+    // The window at a device pixel ratio of 2 (QT_SCALE_FACTOR=2): the same layout at twice the
+    // pixels, by the same measure as the figures.
+    void theWindowAtTwiceTheDevicePixelsLooksTheSame() {
+        const QString one = dir_.filePath("window1.png"), two = dir_.filePath("window2.png");
+        for (const auto& [file, factor] : {std::pair{one, "1"}, std::pair{two, "2"}}) {
+            const Run r = runKvscope(
+                {"--model", model_, "--screenshot", file, "--size", "1280x720", "--steps", "3",
+                 "--tab", "attention"},
+                {"QT_QPA_PLATFORM=offscreen", QString("QT_SCALE_FACTOR=%1").arg(factor)});
+            QVERIFY2(r.code == 0, r.err.constData());
+        }
+        const QImage a = QImage(one).convertToFormat(QImage::Format_RGB32);
+        const QImage b = QImage(two).convertToFormat(QImage::Format_RGB32);
+        QCOMPARE(b.size(), a.size() * 2);
+        const Difference same = compareBlocks(a, b, 2, 0);
+        qInfo("window 2x against 1x: mean %.2f, %.1f%% of blocks within 20", same.mean,
+              100 * same.within);
+        QVERIFY(looksTheSame(same));
+        QVERIFY(!looksTheSame(compareBlocks(a, a, 1, 2)));
     }
 
     // The trace holds the tokens, times, cache bytes and the chosen head's rows.

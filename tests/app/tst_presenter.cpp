@@ -18,6 +18,7 @@
 #include "common/theme.h"
 #include "gui/main_window.h"
 #include "model_fixtures.h"
+#include "window_fixtures.h"
 
 using namespace kvscope;
 using app::MainWindow;
@@ -27,9 +28,7 @@ class TstPresenter : public QObject {
     QTemporaryDir dir_;
     QString model_;
 
-    static bool settle(MainWindow& w) {
-        return QTest::qWaitFor([&] { return !w.busy(); }, 60000);
-    }
+    static bool settle(MainWindow& w) { return fixtures::settle(w); }
 
   private slots:
     void initTestCase() {

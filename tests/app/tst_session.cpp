@@ -25,6 +25,7 @@
 #include "gui/main_window.h"
 #include "model_fixtures.h"
 #include "session/session_file.h"
+#include "window_fixtures.h"
 
 using namespace kvscope;
 using app::MainWindow;
@@ -64,17 +65,10 @@ class TstSession : public QObject {
     QTemporaryDir dir_;
     QString gpt2_, llama_;
 
-    std::unique_ptr<MainWindow> open(const QString& model) {
-        auto w = std::make_unique<MainWindow>(model, false);
-        w->resize(1280, 720);
-        w->show();
-        if (!QTest::qWaitFor([&] { return w->store()->hasModel() && !w->busy(); }, 60000))
-            return nullptr;
-        return w;
+    static std::unique_ptr<MainWindow> open(const QString& model) {
+        return fixtures::openWindow(model);
     }
-    static bool settle(MainWindow& w) {
-        return QTest::qWaitFor([&] { return !w.busy(); }, 60000);
-    }
+    static bool settle(MainWindow& w) { return fixtures::settle(w); }
     // A window that sampled 6 tokens with a seed, on layer 1 head 1 of the attention tab,
     // token 4 pinned, with two scenes.
     std::unique_ptr<MainWindow> lecture(const QString& model) {

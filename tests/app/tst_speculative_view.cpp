@@ -14,6 +14,7 @@
 #include "gui/main_window.h"
 #include "model_fixtures.h"
 #include "views/token_strip.h"
+#include "window_fixtures.h"
 
 using namespace kvscope;
 using app::MainWindow;
@@ -30,17 +31,10 @@ class TstSpeculativeView : public QObject {
         "And God said, Let there be light: and there was light. And God saw the light, that it "
         "was good. And God said, Let there be";
 
-    std::unique_ptr<MainWindow> open(const QString& model) {
-        auto w = std::make_unique<MainWindow>(model, false);
-        w->resize(1280, 720);
-        w->show();
-        if (!QTest::qWaitFor([&] { return w->store()->hasModel() && !w->busy(); }, 60000))
-            return nullptr;
-        return w;
+    static std::unique_ptr<MainWindow> open(const QString& model) {
+        return fixtures::openWindow(model);
     }
-    static bool settle(MainWindow& w) {
-        return QTest::qWaitFor([&] { return !w.busy(); }, 60000);
-    }
+    static bool settle(MainWindow& w) { return fixtures::settle(w); }
     static std::vector<int32_t> tokens(const viz::TraceStore& s) {
         std::vector<int32_t> t;
         for (int i = 0; i < s.count(); ++i) t.push_back(s.trace(i).token);

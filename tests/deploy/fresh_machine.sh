@@ -39,16 +39,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A root made ready to chroot into: the host's resolver, and /proc, /sys and /dev bound in.
+enter_ready() {
+  cp /etc/resolv.conf "$1/etc/resolv.conf"
+  for m in proc sys dev dev/pts; do
+    mkdir -p "$1/$m"
+    mount --bind "/$m" "$1/$m"
+    mounts+=("$1/$m")
+  done
+}
+
 rm -rf --one-file-system "$root"
 echo "fresh_machine: debootstrap bookworm (minbase) into $root" >&2
 debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.debootstrap.log" 2>&1 ||
   { tail -20 "$root.debootstrap.log" >&2; exit 1; }
-cp /etc/resolv.conf "$root/etc/resolv.conf"
-for m in proc sys dev dev/pts; do
-  mkdir -p "$root/$m"
-  mount --bind "/$m" "$root/$m"
-  mounts+=("$root/$m")
-done
+enter_ready "$root"
 
 # The tree as a clean clone of it would be: what git tracks or would track, never build output.
 mkdir -p "$root/work/main"
@@ -80,12 +85,7 @@ root2=$root-deb
 rm -rf --one-file-system "$root2"
 debootstrap --variant=minbase bookworm "$root2" "$mirror" >"$root2.debootstrap.log" 2>&1 ||
   { tail -20 "$root2.debootstrap.log" >&2; exit 1; }
-cp /etc/resolv.conf "$root2/etc/resolv.conf"
-for m in proc sys dev dev/pts; do
-  mkdir -p "$root2/$m"
-  mount --bind "/$m" "$root2/$m"
-  mounts+=("$root2/$m")
-done
+enter_ready "$root2"
 cp "$deb" "$root2/tmp/"
 set +e
 chroot "$root2" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin   bash -c 'set -e

@@ -45,7 +45,7 @@ std::shared_ptr<const Model> loadModel(const CliArgs& args) {
 std::string resolveModelPath(const CliArgs& args) {
     if (auto m = args.get("model")) {
         if (m->empty()) throw UsageError("--model needs a path");
-        return *m;
+        return resolveBuiltin(QString::fromStdString(*m)).toStdString();  // builtin:NAME too
     }
     if (!QFile::exists(kBuiltinModel))
         throw Error("no --model given and this binary has no built-in model; pass --model PATH");

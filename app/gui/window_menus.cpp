@@ -37,7 +37,10 @@ void MainWindow::buildMenus() {
             this, tr("Open a GGUF model"), QString(), tr("GGUF models (*.gguf);;All files (*)"));
         if (!path.isEmpty()) openModel(path);
     });
-    file->addAction(tr("Open the &built-in model"), this, [this] { openModel(kBuiltinModel); });
+    QMenu* builtin = file->addMenu(tr("Open a &built-in model"));
+    for (const BuiltinModel& m : builtinModelsPresent())
+        builtin->addAction(tr(m.label), this,
+                           [this, resource = QString(m.resource)] { openModel(resource); });
     file->addSeparator();
     file->addAction(tr("&Export view…"), QKeySequence(Qt::CTRL | Qt::Key_E), this, [this] {
         exportFigure(tabs_->currentWidget(), viewName(tabs_->currentIndex()));

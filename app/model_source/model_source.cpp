@@ -24,7 +24,37 @@ void requireGgufMagic(const QString& path) {
 }
 }  // namespace
 
-std::shared_ptr<const Model> loadModelFile(const QString& path, int context) {
+const std::vector<BuiltinModel>& builtinModels() {
+    static const std::vector<BuiltinModel> models = {
+        {"tiny", ":/models/kvscope-tiny.gguf", "KVScope tiny: GPT-2, 4 layers, 4 heads"},
+        {"gqa", ":/models/kvscope-gqa.gguf",
+         "KVScope GQA: Llama, 6 layers, 8 query heads over 2 K/V heads"},
+    };
+    return models;
+}
+
+std::vector<BuiltinModel> builtinModelsPresent() {
+    std::vector<BuiltinModel> present;
+    for (const BuiltinModel& m : builtinModels())
+        if (QFile::exists(m.resource)) present.push_back(m);
+    return present;
+}
+
+QString resolveBuiltin(const QString& path) {
+    if (!path.startsWith("builtin:")) return path;
+    const QString name = path.mid(8);
+    QStringList names;
+    for (const BuiltinModel& m : builtinModelsPresent()) {
+        if (name == m.name) return m.resource;
+        names << m.name;
+    }
+    throw Error(QString("there is no built-in model '%1': this binary has %2")
+                    .arg(name, names.isEmpty() ? QString("none") : names.join(", "))
+                    .toStdString());
+}
+
+std::shared_ptr<const Model> loadModelFile(const QString& named, int context) {
+    const QString path = resolveBuiltin(named);
     requireGgufMagic(path);
     if (path.startsWith(":")) {
         QFile f(path);

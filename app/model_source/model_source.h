@@ -6,6 +6,7 @@
 #include <QString>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/trace_store.h"
 #include "model/model.h"
@@ -16,6 +17,20 @@ namespace kvscope::app {
 // The model inside the binary (a Qt resource), used when no model is named.
 inline constexpr const char* kBuiltinModel = ":/models/kvscope-tiny.gguf";
 
+// The models that may ship inside the binary, by the name `--model builtin:NAME` takes; those
+// this binary holds are the ones whose resource exists (the build embeds each file of
+// resources/models/ that is there).
+struct BuiltinModel {
+    const char* name;      // "tiny", "gqa"
+    const char* resource;  // ":/models/…"
+    const char* label;     // for the File menu
+};
+const std::vector<BuiltinModel>& builtinModels();
+std::vector<BuiltinModel> builtinModelsPresent();
+// "builtin:NAME" to its resource path; any other path unchanged. Throws Error naming the
+// built-in models this binary has when NAME is none of them.
+QString resolveBuiltin(const QString& path);
+
 // What the views need to know about a model running on a backend.
 // The tokenizer in words: its kind, pre-tokenizer and size.
 std::string tokenizerText(const Model& model);
@@ -23,7 +38,7 @@ std::string tokenizerText(const Model& model);
 viz::ModelSummary summarize(const Model& model, const Backend& backend, const QString& path,
                             const std::string& note);
 
-// Reads a GGUF model from a file or a Qt resource path (":/models/…").
+// Reads a GGUF model from a file, a Qt resource path (":/models/…") or "builtin:NAME".
 std::shared_ptr<const Model> loadModelFile(const QString& path, int context = 0);
 
 }  // namespace kvscope::app

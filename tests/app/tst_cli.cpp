@@ -153,6 +153,22 @@ class TstCli : public QObject {
         fixtures::writeModel(draft, otherVocab_.toStdString());
     }
 
+    // Built-in models by name: builtin:tiny is the model inside the binary (the same one no
+    // --model gives); a name that is none is refused, naming the ones there are.
+    void builtInModelsByName() {
+        const Run named = runKvscope({"info", "--model", "builtin:tiny", "--json"});
+        const Run unnamed = runKvscope({"info", "--json"});
+        QCOMPARE(named.code, 0);
+        QCOMPARE(unnamed.code, 0);
+        const QJsonObject a = QJsonDocument::fromJson(named.out).object();
+        QCOMPARE(a, QJsonDocument::fromJson(unnamed.out).object());
+        QCOMPARE(a["path"].toString(), QString(":/models/kvscope-tiny.gguf"));
+        const Run none = runKvscope({"info", "--model", "builtin:nope"});
+        QCOMPARE(none.code, 1);
+        QVERIFY2(none.err.contains("there is no built-in model 'nope': this binary has tiny"),
+                 none.err.constData());
+    }
+
     // decode --speculative: the tokens and text of plain greedy decoding, plain's JSON with each
     // step's round and whether it was an accepted draft, and a "speculative" object whose rounds
     // add up to the summary; the cache ends holding prompt and steps, as plain decoding's.

@@ -246,7 +246,10 @@ void DecodeController::setDrafter(const QString& spec, int draftTokens) {
 
 void DecodeController::speculate(const QString& prompt) {
     Busy busy(*this);
-    if (!ensureSession("Speculative step")) return;
+    if (!ensureSession("Speculative step")) {
+        emit speculateFailed();
+        return;
+    }
     try {
         if (session_->tokens().empty() || prompt != prefilledPrompt_) doPrefill(prompt);
         if (!speculative_ || speculative_->maxDraft() != draftTokens_)
@@ -268,6 +271,7 @@ void DecodeController::speculate(const QString& prompt) {
         emit speculated(r);
     } catch (const std::exception& e) {
         emit failed(QString("Speculative step: ") + QString::fromUtf8(e.what()));
+        emit speculateFailed();
     }
 }
 

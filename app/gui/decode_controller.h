@@ -112,6 +112,7 @@ class DecodeController : public QObject {
     // After every request: the session's block table (and its fork's), read from the cache;
     // empty where the cache is on a device.
     void speculated(const kvscope::viz::SpeculativeRound& round);
+    void speculateFailed();  // the round asked for did not happen (failed says why)
     void drafterChanged(const QString& spec, int draftTokens);
     void blocksChanged(const std::vector<kvscope::viz::BlockTable>& tables, int blockTokens,
                        qulonglong blockBytes);

@@ -353,7 +353,7 @@ void MainWindow::buildUi() {
     });
     tabs_->addTab(focusPage(nextToken), tr("Next token"));
     tabs_->addTab(focusPage(new viz::SharingView(store_)), tr("K/V sharing"));
-    for (int i = 0; i < tabs_->count(); ++i) addOverlay(tabs_->widget(i), i);
+    addAnnotationOverlays();
     // What each view shows, for the tab's tooltip and for screen readers (the page's accessible
     // name and description; the page takes the focus, so they are announced on Tab).
     const QString about[] = {
@@ -474,9 +474,16 @@ void MainWindow::connectController() {
                 clearError();
                 roundAsked_ = false;
                 lastLatencyMs_ = r.hostMs;
-                if (r.first != store_->count()) return;  // the store moved on meanwhile
-                store_->beginRound(r);
+                store_->finishRound();  // a round still open ends as it would have
+                try {
+                    store_->beginRound(r);
+                } catch (const std::exception& e) {  // never expected: rounds come one at a time
+                    showError(tr("Speculative step: the round does not follow the tokens on "
+                                 "show (%1); Reset starts again")
+                                  .arg(QString::fromUtf8(e.what())));
+                }
             });
+    connect(controller_, &DecodeController::speculateFailed, this, [this] { roundAsked_ = false; });
     connect(controller_, &DecodeController::drafterChanged, this,
             [this](const QString& spec, int draftTokens) {
                 if (!speculativeOn()) return;  // switched off meanwhile
@@ -488,7 +495,11 @@ void MainWindow::connectController() {
     connect(controller_, &DecodeController::stepped, this, [this](const StepTrace& t) {
         clearError();
         lastLatencyMs_ = t.hostMs;
-        store_->append(t);
+        try {
+            store_->append(t);
+        } catch (const std::exception& e) {  // never expected: results arrive in order
+            showError(tr("Step: %1; Reset starts again").arg(QString::fromUtf8(e.what())));
+        }
     });
     connect(
         controller_, &DecodeController::devicesListed, this,
@@ -548,11 +559,16 @@ void MainWindow::connectController() {
         });
     connect(controller_, &DecodeController::lensComputed, this,
             [this](int index, const LogitLens& lens) { store_->setLens(index, lens); });
-    connect(controller_, &DecodeController::steppedBack, this,
-            [this](int remaining, qulonglong kvBytes, qulonglong kvAllocated) {
+    connect(
+        controller_, &DecodeController::steppedBack, this,
+        [this](int remaining, qulonglong kvBytes, qulonglong kvAllocated) {
+            try {
                 store_->truncate(remaining, static_cast<size_t>(kvBytes),
                                  static_cast<size_t>(kvAllocated));
-            });
+            } catch (const std::exception& e) {  // never expected: results arrive in order
+                showError(tr("Step back: %1; Reset starts again").arg(QString::fromUtf8(e.what())));
+            }
+        });
     connect(controller_, &DecodeController::wasReset, this, [this] {
         decodedPrompt_.clear();
         store_->clear();
@@ -561,7 +577,6 @@ void MainWindow::connectController() {
         viewWhenIdle_.reset();  // a session or scene that failed shows nothing of its own
         expectedTokens_.clear();
         showError(m);
-        roundAsked_ = false;
         setPlaying(false);
         comparing_ = false;
         compareButton_->setText(tr("Compare without cache"));
@@ -590,8 +605,15 @@ QString MainWindow::errorText() const {
     return error_->isVisible() || !error_->isHidden() ? error_->text() : QString();
 }
 
-void MainWindow::openModel(const QString& path) {
-    if (path.isEmpty()) return;
+void MainWindow::openModel(const QString& named) {
+    if (named.isEmpty()) return;
+    QString path;
+    try {
+        path = resolveBuiltin(named);  // builtin:NAME is stored as its resource path
+    } catch (const std::exception& e) {
+        showError(QString::fromUtf8(e.what()));
+        return;
+    }
     setPlaying(false);
     summary_->setText(tr("Loading %1…").arg(path.toHtmlEscaped()));
     request([c = controller_, path] { c->loadModel(path); });

@@ -225,8 +225,14 @@ class MainWindow : public QMainWindow {
     std::vector<Scene> scenes_;
     std::vector<viz::Annotation> annotations_;
     bool annotating_ = false;
-    std::vector<QWidget*> overlays_;  // one per tab page, over the view, draws annotations_
-    void addOverlay(QWidget* page, int tab);
+    // The views annotations are placed on, by the name exports give their figures ("step",
+    // "attention", "heads", "cache", "memory", "latency", "drift", ...), each with an overlay
+    // that draws annotations_.
+    std::vector<std::pair<QWidget*, QString>> annotatable_;
+    std::vector<QWidget*> overlays_;
+    void addAnnotationOverlays();
+    // The annotatable view under a global position, and the position as fractions of it.
+    std::optional<viz::Annotation> annotationAt(const QPoint& global) const;
     bool sceneMode_ = false;
     int sceneIndex_ = -1;
     QLabel* sceneCaption_ = nullptr;

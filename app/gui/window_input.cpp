@@ -61,23 +61,20 @@ bool MainWindow::eventFilter(QObject* watched, QEvent* event) {
     // the focus (and type a clicker's Space into the prompt) after a click on a view or a chart.
     if (event->type() == QEvent::MouseButtonPress && watched->isWidgetType() && annotating_) {
         // placing an annotation: a click inside the current view's page names the point
-        auto* w = static_cast<QWidget*>(watched);
-        QWidget* page = tabs_->currentWidget();
-        if (w == page || page->isAncestorOf(w)) {
+        const auto* w = static_cast<QWidget*>(watched);
+        std::optional<viz::Annotation> a =
+            w->window() == this
+                ? annotationAt(static_cast<QMouseEvent*>(event)->globalPosition().toPoint())
+                : std::nullopt;
+        if (a) {  // the point, as fractions of the view under it (the figure it exports to)
             annotating_ = false;
-            const QPoint at =
-                page->mapFromGlobal(static_cast<QMouseEvent*>(event)->globalPosition().toPoint());
             bool ok = false;
             const QString text = QInputDialog::getText(this, tr("Annotate"),
                                                        tr("Label (an arrow points at the click):"),
                                                        QLineEdit::Normal, QString(), &ok);
             if (ok && !text.trimmed().isEmpty()) {
-                viz::Annotation a;
-                a.view = viewName(tabs_->currentIndex());
-                a.x = std::clamp((at.x() - 2) / std::max(1.0, page->width() - 4.0), 0.0, 1.0);
-                a.y = std::clamp((at.y() - 2) / std::max(1.0, page->height() - 4.0), 0.0, 1.0);
-                a.text = text.trimmed();
-                addAnnotation(a);
+                a->text = text.trimmed();
+                addAnnotation(*a);
             }
             return true;
         }

@@ -18,7 +18,7 @@ void MainWindow::setPresenterMode(bool on) {
     viz::ThemeSettings& theme = viz::ThemeSettings::instance();
     if (on) {
         before_.theme = theme.theme().name;
-        before_.sidePanel = sideDock_->isVisible();
+        before_.sidePanel = !sideDock_->isHidden();  // also before the window is shown
         before_.states = windowState();
         // the palette application-wide: widgets with a style sheet take the application's
         before_.palette = QApplication::palette();

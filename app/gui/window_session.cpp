@@ -17,10 +17,20 @@
 #include <QMouseEvent>
 #include <QPainter>
 
+#include "charts/drift_chart.h"
+#include "charts/latency_chart.h"
+#include "charts/memory_chart.h"
 #include "common/annotation.h"
 #include "common/theme.h"
 #include "core/error.h"
 #include "gui/main_window.h"
+#include "views/all_heads_view.h"
+#include "views/attention_matrix_view.h"
+#include "views/cache_view.h"
+#include "views/calculator_panel.h"
+#include "views/next_token_view.h"
+#include "views/sharing_view.h"
+#include "views/step_view.h"
 
 namespace kvscope::app {
 
@@ -33,16 +43,16 @@ int tabOf(const QString& view) {
 }  // namespace
 
 namespace {
-// Over a tab page's view: draws the window's annotations of that view, lets every click through.
+// Over a view: draws the window's annotations of that view, lets every click through.
 class AnnotationOverlay : public QWidget {
   public:
-    AnnotationOverlay(QWidget* page, const std::vector<viz::Annotation>* notes, QString view)
-        : QWidget(page), notes_(notes), view_(std::move(view)) {
+    AnnotationOverlay(QWidget* view, const std::vector<viz::Annotation>* notes, QString name)
+        : QWidget(view), notes_(notes), view_(std::move(name)) {
         setAttribute(Qt::WA_TransparentForMouseEvents);
         setAttribute(Qt::WA_NoSystemBackground);
         setObjectName("annotations-" + view_);
-        page->installEventFilter(this);
-        follow(page);
+        view->installEventFilter(this);
+        follow(view);
     }
 
   protected:
@@ -57,8 +67,8 @@ class AnnotationOverlay : public QWidget {
     }
 
   private:
-    void follow(QWidget* page) {
-        setGeometry(page->rect().adjusted(2, 2, -2, -2));  // the view inside the focus frame
+    void follow(QWidget* view) {
+        setGeometry(view->rect());
         raise();
     }
     const std::vector<viz::Annotation>* notes_;
@@ -66,8 +76,37 @@ class AnnotationOverlay : public QWidget {
 };
 }  // namespace
 
-void MainWindow::addOverlay(QWidget* page, int tab) {
-    overlays_.push_back(new AnnotationOverlay(page, &annotations_, viewName(tab)));
+void MainWindow::addAnnotationOverlays() {
+    const std::pair<QWidget*, QString> views[] = {
+        {tabs_->findChild<viz::StepView*>(), "step"},
+        {tabs_->findChild<viz::AttentionMatrixView*>(), "attention"},
+        {tabs_->findChild<viz::AllHeadsView*>(), "heads"},
+        {tabs_->findChild<viz::CacheView*>(), "cache"},
+        {memoryChart_, "memory"},
+        {latencyChart_, "latency"},
+        {driftChart_, "drift"},
+        {tabs_->findChild<viz::CalculatorPanel*>(), "calculator"},
+        {tabs_->findChild<viz::NextTokenView*>(), "next"},
+        {tabs_->findChild<viz::SharingView*>(), "sharing"}};
+    for (const auto& [w, name] : views) {
+        if (!w) continue;
+        annotatable_.emplace_back(w, name);
+        overlays_.push_back(new AnnotationOverlay(w, &annotations_, name));
+    }
+}
+
+std::optional<viz::Annotation> MainWindow::annotationAt(const QPoint& global) const {
+    for (const auto& [w, name] : annotatable_) {
+        if (!w->isVisible()) continue;
+        const QPoint at = w->mapFromGlobal(global);
+        if (!w->rect().contains(at)) continue;
+        viz::Annotation a;
+        a.view = name;
+        a.x = std::clamp(at.x() / std::max(1.0, double(w->width())), 0.0, 1.0);
+        a.y = std::clamp(at.y() / std::max(1.0, double(w->height())), 0.0, 1.0);
+        return a;
+    }
+    return std::nullopt;
 }
 
 void MainWindow::addAnnotation(const viz::Annotation& note) {
@@ -112,6 +151,7 @@ SessionFile MainWindow::currentSession() const {
 }
 
 bool MainWindow::saveSession(const QString& path) {
+    store_->finishRound();  // a speculative round on show: its outcome, not its rejected drafts
     try {
         currentSession().save(path);
     } catch (const std::exception& e) {
@@ -199,6 +239,7 @@ void MainWindow::applyView(const Scene& v) {
 }
 
 void MainWindow::addScene(const QString& caption) {
+    store_->finishRound();
     Scene sc;
     sc.steps = std::max(0, store_->count() - store_->promptLength());
     sc.view = viewName(tabs_->currentIndex());

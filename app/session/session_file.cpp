@@ -8,7 +8,9 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QSaveFile>
+#include <cmath>
 
+#include "common/colormap.h"
 #include "core/error.h"
 
 namespace kvscope::app {
@@ -133,16 +135,18 @@ SessionFile SessionFile::fromJson(const QByteArray& json, const QString& source)
     const QJsonObject sampling = r.object(root, "sampling");
     s.sampler.temperature = static_cast<float>(r.number(sampling, "temperature", 0, 0, 100));
     s.sampler.topK = r.integer(sampling, "top_k", 40, 0, 1 << 30);
-    s.sampler.topP = static_cast<float>(r.number(sampling, "top_p", 0.95, 0, 1));
-    s.sampler.seed = static_cast<uint64_t>(r.number(sampling, "seed", 0, 0, 9.0e15));
+    s.sampler.topP = static_cast<float>(r.number(sampling, "top_p", 0.95, 1e-6, 1));
+    s.sampler.seed = static_cast<uint64_t>(r.integer(sampling, "seed", 0, 0, 1 << 30));
     s.parseSpecial = r.boolean(root, "parse_special", true);
     s.prompt = r.string(root, "prompt", {});
     s.steps = r.integer(root, "steps", 0, 0, 1 << 24);
     if (root.contains("tokens")) {
         if (!root["tokens"].isArray()) r.fail("tokens", "must be an array of token ids");
         for (const QJsonValue& v : root["tokens"].toArray()) {
-            if (!v.isDouble() || v.toDouble() < 0) r.fail("tokens", "must hold token ids");
-            s.tokens.push_back(static_cast<int32_t>(v.toDouble()));
+            const double id = v.isDouble() ? v.toDouble() : -1;
+            if (id < 0 || id > 2147483647.0 || id != std::floor(id))
+                r.fail("tokens", "must hold token ids (whole numbers from 0)");
+            s.tokens.push_back(static_cast<int32_t>(id));
         }
     }
     s.context = r.integer(root, "context", 0, 0, 1 << 24);
@@ -160,8 +164,22 @@ SessionFile SessionFile::fromJson(const QByteArray& json, const QString& source)
     s.head = r.integer(view, "head", 0, 0, 1 << 16);
     s.token = r.integer(view, "token", -1, -1, 1 << 24);
     s.theme = r.string(view, "theme", "dark");
+    if (s.theme != "dark" && s.theme != "light")
+        r.fail("view.theme", "must be dark or light, not '" + s.theme + "'");
     s.textZoom = r.number(view, "text_zoom", 1.0, 0.6, 3.0);
     s.colormap = r.string(view, "colormap", "viridis,rdbu");
+    for (const QString& name : s.colormap.split(',', Qt::SkipEmptyParts))
+        if (!viz::parseSequentialMap(name.toStdString()) &&
+            !viz::parseDivergingMap(name.toStdString()))
+            r.fail("view.colormap", "names no colour map: '" + name +
+                                        "' (viridis, cividis, rdbu, puor, blue-yellow)");
+    const auto checkView = [&](const QString& key, const QString& tab) {
+        static const QStringList tabs = {"step",       "attention", "cache",  "memory",
+                                         "calculator", "next",      "sharing"};
+        if (!tabs.contains(tab))
+            r.fail(key, "must be one of " + tabs.join(", ") + ", not '" + tab + "'");
+    };
+    checkView("view.tab", s.view);
     if (root.contains("scenes")) {
         if (!root["scenes"].isArray()) r.fail("scenes", "must be an array");
         for (const QJsonValue& v : root["scenes"].toArray()) {
@@ -170,6 +188,7 @@ SessionFile SessionFile::fromJson(const QByteArray& json, const QString& source)
             Scene sc;
             sc.steps = r.integer(o, "steps", 0, 0, 1 << 24);
             sc.view = r.string(o, "view", "step");
+            checkView("scenes.view", sc.view);
             sc.layer = r.integer(o, "layer", 0, 0, 1 << 16);
             sc.head = r.integer(o, "head", 0, 0, 1 << 16);
             sc.token = r.integer(o, "token", -1, -1, 1 << 24);

@@ -91,6 +91,22 @@ class TstPresenter : public QObject {
         QCOMPARE(viz::currentTheme().name, QString("light"));
     }
 
+    // Presenter mode entered before the window is shown (kvscope --presenter) still gives the
+    // side panel back on leaving.
+    void presentingFromTheStartRestoresThePanel() {
+        viz::ThemeSettings::instance().setTheme(viz::Theme::dark());
+        MainWindow w(model_, false);
+        w.setPresenterFullScreen(false);
+        w.setPresenterMode(true);
+        w.resize(1280, 720);
+        w.show();
+        QVERIFY(QTest::qWaitFor([&] { return w.store()->hasModel() && !w.busy(); }, 60000));
+        QVERIFY(!w.sidePanel()->isVisible());
+        w.setPresenterMode(false);
+        QVERIFY(w.sidePanel()->isVisible());
+        QCOMPARE(viz::currentTheme().name, QString("dark"));
+    }
+
     // Accessibility: every control the keyboard reaches has a name a screen reader announces
     // (its own, a buddy label's or its text), every view's page a name and a description, and
     // every tab a tooltip saying what the view shows.

@@ -22,6 +22,7 @@
 
 #include "common/annotation.h"
 #include "common/theme.h"
+#include "core/error.h"
 #include "gui/main_window.h"
 #include "model_fixtures.h"
 #include "session/session_file.h"
@@ -259,6 +260,39 @@ class TstSession : public QObject {
         b->openSession(junk.fileName());
         QVERIFY(b->errorText().contains("not a KVScope session"));
         QCOMPARE(tokensOf(*b->store()), before);
+    }
+
+    // A session file with a wrong value is refused naming the key (never read half-way).
+    void badSessionsAreRefusedByKey_data() {
+        QTest::addColumn<QByteArray>("json");
+        QTest::addColumn<QString>("key");
+        const QByteArray model = R"("model": {"path": "m.gguf"})";
+        auto doc = [&](const char* rest) {
+            return "{\"kvscope_session\": 1, " + model + ", " + rest + "}";
+        };
+        QTest::newRow("fractional token") << QByteArray(doc(R"("tokens": [1, 1.5])")) << "tokens";
+        QTest::newRow("huge token") << QByteArray(doc(R"("tokens": [3e9])")) << "tokens";
+        QTest::newRow("seed") << QByteArray(doc(R"("sampling": {"seed": 2.5})")) << "seed";
+        QTest::newRow("top_p 0") << QByteArray(doc(R"("sampling": {"top_p": 0})")) << "top_p";
+        QTest::newRow("theme") << QByteArray(doc(R"("view": {"theme": "blue"})")) << "view.theme";
+        QTest::newRow("colormap") << QByteArray(doc(R"("view": {"colormap": "jet"})"))
+                                  << "view.colormap";
+        QTest::newRow("tab") << QByteArray(doc(R"("view": {"tab": "cash"})")) << "view.tab";
+        QTest::newRow("kv type") << QByteArray(doc(R"("cache": {"kv_type": "q5"})"))
+                                 << "cache.kv_type";
+        QTest::newRow("newer") << QByteArray(R"({"kvscope_session": 9, "model": {"path": "m"}})")
+                               << "version 9";
+    }
+    void badSessionsAreRefusedByKey() {
+        QFETCH(QByteArray, json);
+        QFETCH(QString, key);
+        try {
+            app::SessionFile::fromJson(json, "bad.kvscope");
+            QFAIL("accepted");
+        } catch (const Error& e) {
+            QVERIFY2(QString::fromUtf8(e.what()).contains(key), e.what());
+            QVERIFY(QString::fromUtf8(e.what()).contains("bad.kvscope"));
+        }
     }
 
     void sceneModeStepsFromSceneToSceneWithCaptions() {

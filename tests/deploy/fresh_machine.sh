@@ -35,7 +35,6 @@ mounts=()
 cleanup() {
   for ((i = ${#mounts[@]} - 1; i >= 0; i--)); do umount -l "${mounts[i]}" 2>/dev/null || true; done
   if [ "$keep" = 0 ] && [ -d "$root" ]; then rm -rf --one-file-system "$root"; fi
-  if [ "$keep" = 0 ] && [ -d "$root-deb" ]; then rm -rf --one-file-system "$root-deb"; fi
 }
 trap cleanup EXIT
 
@@ -75,29 +74,11 @@ set -e
 echo "fresh_machine: .ci/run exited $rc (full log: $root.log)" >&2
 [ "$rc" = 0 ] || exit "$rc"
 
-# The .deb that cpack makes from that build, installed with apt into a second bare root (so its
-# Depends alone must bring what kvscope needs), then run: --version, info, a headless export.
+# The .deb that cpack makes from that build, installed with apt into a second bare root
+# (tests/deploy/deb_in_bare_root.sh).
 echo "fresh_machine: the .deb, installed into a second bare root" >&2
-chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin   bash -c 'cd /work/main/build && cpack -G DEB -B /tmp/deb >/dev/null' ||
+chroot "$root" /usr/bin/env -i HOME=/root PATH=/usr/sbin:/usr/bin:/sbin:/bin \
+  bash -c 'cd /work/main/build && cpack -G DEB -B /tmp/deb >/dev/null' ||
   { echo "fresh_machine: cpack failed" >&2; exit 1; }
-deb=$(ls "$root"/tmp/deb/kvscope_*.deb)
-root2=$root-deb
-rm -rf --one-file-system "$root2"
-debootstrap --variant=minbase bookworm "$root2" "$mirror" >"$root2.debootstrap.log" 2>&1 ||
-  { tail -20 "$root2.debootstrap.log" >&2; exit 1; }
-enter_ready "$root2"
-cp "$deb" "$root2/tmp/"
-set +e
-chroot "$root2" /usr/bin/env -i HOME=/root LANG=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin   bash -c 'set -e
-    apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q /tmp/kvscope_*.deb >/dev/null
-    kvscope --version
-    kvscope info --model /usr/share/kvscope/models/kvscope-tiny.gguf | head -3
-    QT_QPA_PLATFORM=offscreen kvscope export --prompt "In the beginning" --steps 2 \
-      --views attention --out /tmp/figures
-    test -s /tmp/figures/attention.png' 2>&1 | tee "$root2.log"
-rc=${PIPESTATUS[0]}
-set -e
-[ "$keep" = 1 ] || rm -rf --one-file-system "$root2"
-echo "fresh_machine: the .deb in a bare root exited $rc (log: $root2.log)" >&2
-exit "$rc"
+deb=$(ls "$root"/tmp/deb/kvscope_*.deb) || { echo "fresh_machine: cpack made no .deb" >&2; exit 1; }
+KVSCOPE_DEBIAN_MIRROR=$mirror bash "$here/deb_in_bare_root.sh" "$deb" "$root-deb"

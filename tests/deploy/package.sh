@@ -43,7 +43,7 @@ done
 
 # 2. the .deb
 (cd "$work" && cpack --config "$build/CPackConfig.cmake" -G DEB -B "$work/deb" >/dev/null)
-deb=$(ls "$work"/deb/kvscope_*.deb)
+deb=$(ls "$work"/deb/kvscope_*.deb) || fail "cpack made no .deb"
 depends=$(dpkg-deb -f "$deb" Depends)
 for need in libqt6widgets6 libqt6charts6 libqt6svg6 libclblast1 ocl-icd-libopencl1; do
   [[ $depends == *"$need"* ]] || fail "the .deb does not depend on $need: $depends"

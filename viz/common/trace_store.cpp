@@ -102,6 +102,8 @@ void TraceStore::truncateTo(int n, size_t kvBytesHeld, size_t kvAllocatedHeld) {
     promptLength_ = std::min(promptLength_, n);
     if (pinnedQuery_ >= n) pinnedQuery_ = -1;
     while (!rounds_.empty() && rounds_.back().first >= n) rounds_.pop_back();
+    if (!rounds_.empty())  // a round cut part-way keeps only its tokens still here
+        rounds_.back().inStore = std::min(rounds_.back().inStore, n - rounds_.back().first);
     emit truncated(n);
     emit selectionChanged();
 }
@@ -158,6 +160,7 @@ bool TraceStore::advanceRound() {
             r.draftMs = round_.draftMs;
             r.verifyMs = round_.verifyMs;
             r.hostMs = round_.hostMs;
+            r.inStore = r.kept();
             rounds_.push_back(r);
             truncateTo(round_.first + round_.kept(), last.kvBytes, last.kvAllocatedBytes);
             break;
@@ -187,7 +190,7 @@ int TraceStore::draftVerdict(int i) const {
 
 const TraceStore::RoundRecord* TraceStore::roundOf(int i) const {
     for (const RoundRecord& r : rounds_)
-        if (i >= r.first && i < r.first + r.kept()) return &r;
+        if (i >= r.first && i < r.first + r.inStore) return &r;
     return nullptr;
 }
 

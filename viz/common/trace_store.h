@@ -163,6 +163,7 @@ class TraceStore : public QObject {
     struct RoundRecord {
         int first = 0, drafted = 0, accepted = 0;
         double draftMs = 0, verifyMs = 0, hostMs = 0;
+        int inStore = 0;  // of its kept tokens, those still in the store (a step back cuts)
         int kept() const { return 1 + accepted; }
     };
     const std::vector<RoundRecord>& rounds() const { return rounds_; }

@@ -29,6 +29,8 @@ void MainWindow::buildSidePanel() {
     // 4. side panel: model, backend, sampling
     auto* side = new QWidget;
     auto* sideLayout = new QVBoxLayout(side);
+    // never squeezed below what its rows need: past that the panel scrolls (a 720-line screen)
+    sideLayout->setSizeConstraint(QLayout::SetMinimumSize);
     auto* modelBox = new QGroupBox(tr("Model"));
     auto* modelLayout = new QVBoxLayout(modelBox);
     summary_ = new QLabel(tr("Loading…"));

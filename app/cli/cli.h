@@ -44,6 +44,7 @@ void writeOutput(const std::string& path, const QByteArray& bytes);
 int runInfo(const CliArgs& args);
 int runDecode(const CliArgs& args);
 int runBench(const CliArgs& args);
+int runConvert(const CliArgs& args);  // weights as another type
 int runTrain(const CliArgs& args);
 int runEval(const CliArgs& args);
 int runHeads(const CliArgs& args);

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "core/error.h"
 #include "cpu/cpu_backend.h"
+#include "gguf/convert.h"
 #include "gguf/dequant.h"
 #include "model/random_model.h"
 #if KVSCOPE_HAS_OPENCL
@@ -87,13 +88,7 @@ double residentBytes() {
 
 // "q4_k" -> Q4_K: the weight types a matrix may have, by their lower-case names.
 TensorType parseWeightType(const std::string& name) {
-    for (uint32_t i = 0; i < 64; ++i) {
-        const auto t = static_cast<TensorType>(i);
-        if (!isSupportedWeightType(t)) continue;
-        std::string lower = typeName(t);
-        for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-        if (lower == name) return t;
-    }
+    if (const std::optional<TensorType> t = tensorTypeFromName(name)) return *t;
     throw UsageError("--type: '" + name +
                      "' is not a weight type (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, "
                      "q3_k, q4_k, q5_k, q6_k)");

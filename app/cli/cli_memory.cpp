@@ -127,21 +127,26 @@ int runMemory(const CliArgs& args) {
 
     ModelShape shape;
     std::string defaultDtype = "fp16";
+    std::optional<double> storedWeightBytes;
     if (args.has("preset")) {
         const std::string key = args.require("preset");
         const std::optional<ModelShape> m = findPreset(key);
         if (!m) throw UsageError("unknown preset '" + key + "' (kvscope memory --list names them)");
         shape = *m;
     } else {
-        // KVScope keeps the loaded model's weights and cache in float32: fp32 by default.
+        // KVScope's cache is float32 by default, and it keeps the weights as the file stores
+        // them: their bytes, unless --weight-dtype asks what another type would take.
         const auto model = loadModelFile(QString::fromStdString(resolveModelPath(args)));
         shape = fromConfig(model->config, static_cast<double>(model->parameterCount()));
         defaultDtype = "fp32";
+        if (!args.has("weight-dtype"))
+            storedWeightBytes = static_cast<double>(model->weightBytes());
     }
     const Dtype cache = dtypeArg(args, "dtype", defaultDtype);
     Inputs in;
     in.cacheBits = cache.bits;
     in.weightBits = dtypeArg(args, "weight-dtype", defaultDtype).bits;
+    in.storedWeightBytes = storedWeightBytes;
     in.batch = static_cast<uint64_t>(args.getInt("batch", 1, 1, 1LL << 20));
     in.context = static_cast<uint64_t>(
         args.getInt("context", shape.maxContext > 0 ? shape.maxContext : 4096, 1, 1LL << 32));

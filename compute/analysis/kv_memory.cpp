@@ -236,8 +236,11 @@ Result calculate(const ModelShape& m, const Inputs& in) {
     r.mhaRatio = r.bytesPerToken ? static_cast<double>(r.mhaBytesPerToken) /
                                        static_cast<double>(r.bytesPerToken)
                                  : 1;
-    r.weightBytes = weightBytes(m.parameters, in.weightBits);
-    r.weightBytesRead = weightBytes(m.activeParams, in.weightBits);
+    r.weightBytes =
+        in.storedWeightBytes ? *in.storedWeightBytes : weightBytes(m.parameters, in.weightBits);
+    r.weightBytesRead = in.storedWeightBytes && m.parameters > 0
+                            ? *in.storedWeightBytes * m.activeParams / m.parameters
+                            : weightBytes(m.activeParams, in.weightBits);
     const double cache = static_cast<double>(r.totalBytes);
     r.weightShare = r.weightBytes / gpu->memoryBytes;
     r.cacheShare = cache / gpu->memoryBytes;
@@ -296,8 +299,13 @@ Result calculate(const ModelShape& m, const Inputs& in) {
     const std::string params = m.parameters >= 1e9
                                    ? format("%.4g", m.parameters / 1e9) + " billion"
                                    : groupDigits(static_cast<uint64_t>(m.parameters));
-    r.weightArithmetic =
-        params + " parameters x " + bytesText(in.weightBits) + " = " + humanBytes(r.weightBytes);
+    if (in.storedWeightBytes && m.parameters > 0)
+        r.weightArithmetic = params + " parameters as the file stores them (" +
+                             format("%.3g", r.weightBytes * 8 / m.parameters) +
+                             " bits each on average) = " + humanBytes(r.weightBytes);
+    else
+        r.weightArithmetic = params + " parameters x " + bytesText(in.weightBits) + " = " +
+                             humanBytes(r.weightBytes);
     r.shareArithmetic = "(" + humanBytes(r.weightBytes) + " weights + " + humanBytes(cache) +
                         " cache) / " + format("%.0f", gpu->memoryBytes / 1e9) + " GB " + gpu->name +
                         " = " + format(r.gpuShare < 0.001 ? "%.2g" : "%.1f", 100 * r.gpuShare) +

@@ -91,6 +91,10 @@ double costPerMillionTokens(double pricePerHour, double stepSeconds, uint64_t ba
 struct Inputs {
     int cacheBits = 16;
     int weightBits = 16;
+    // A loaded file's weights as it stores them (F16, Q8_0 or Q4_K matrices, F32 norms): when
+    // set, the weights take these bytes instead of parameters x weightBits / 8, and the
+    // arithmetic says the bits per parameter they come to.
+    std::optional<double> storedWeightBytes;
     uint64_t batch = 1;
     uint64_t context = 4096;
     std::optional<int> window;  // nullopt: the model's own (0: none)

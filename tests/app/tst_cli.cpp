@@ -11,6 +11,7 @@
 #include <QTest>
 #include <csignal>
 
+#include "gguf/dequant.h"
 #include "gguf/gguf.h"
 #include "model/random_model.h"
 #include "model_fixtures.h"
@@ -72,7 +73,7 @@ class TstCli : public QObject {
         const Run top = runKvscope({"--help"});
         QCOMPARE(top.code, 0);
         const QStringList commands{"info",  "devices", "decode", "memory", "export",
-                                   "heads", "eval",    "train",  "bench"};
+                                   "heads", "eval",    "train",  "bench",  "convert"};
         for (const QString& c : commands) {
             QVERIFY2(top.out.contains(("kvscope " + c + " ").toUtf8()), qPrintable(c));
             const Run help = runKvscope({c, "--help"});
@@ -629,6 +630,10 @@ class TstCli : public QObject {
         QCOMPARE(o["bytes_per_token"].toInteger(), 2 * 2 * 2 * 8 * 4);
         QCOMPARE(o["total_bytes"].toInteger(), 2 * 2 * 2 * 8 * 4 * 64);
         QCOMPARE(o["model"].toObject()["attention"].toString(), "GQA");
+        // the weights as the file stores them (here float32), the figure `info` reports
+        const Run info = runKvscope({"info", "--model", llama_, "--json"});
+        QCOMPARE(o["weight_bytes"].toDouble(),
+                 QJsonDocument::fromJson(info.out).object()["weight_bytes"].toDouble());
         const Run list = runKvscope({"memory", "--list", "--json"});
         QCOMPARE(list.code, 0);
         QCOMPARE(QJsonDocument::fromJson(list.out).object()["presets"].toArray().size(), 10);
@@ -682,6 +687,14 @@ class TstCli : public QObject {
         QTest::newRow("draft not a number")
             << QStringList{"decode", "--prompt", "a", "--speculative", "lookup", "--draft", "x"}
             << "--draft expects an integer";
+        QTest::newRow("convert to an unknown type")
+            << QStringList{"convert", "--out", "x.gguf", "--type", "q9"}
+            << "--type: 'q9' is not a weight type";
+        QTest::newRow("convert onto its input")
+            << QStringList{"convert", "--out", gpt2_, "--type", "f16"}
+            << "--out is the input model";
+        QTest::newRow("heads needs a prompt or the test")
+            << QStringList{"heads"} << "give either --prompt TEXT or --random-repeat N";
         QTest::newRow("speculative without the cache")
             << QStringList{"decode", "--prompt", "a", "--speculative", "lookup", "--no-cache"}
             << "cannot run with --no-cache";
@@ -725,6 +738,9 @@ class TstCli : public QObject {
         QTest::newRow("draft model with another vocabulary")
             << QStringList{"decode", "--prompt", "a", "--speculative", "model:" + otherVocab_}
             << "the draft model's vocabulary has 320 tokens";
+        QTest::newRow("convert to an unwritable path")
+            << QStringList{"convert", "--out", "/nonexistent/c.gguf", "--type", "f16"}
+            << "cannot write /nonexistent/c.gguf";
         QTest::newRow("no such opencl device")
             << QStringList{"decode", "--prompt", "a", "--backend", "opencl", "--device", "999"}
             << "no OpenCL device";
@@ -982,6 +998,119 @@ class TstCli : public QObject {
             QCOMPARE(r.code, 1);
             QVERIFY2(QString::fromUtf8(r.err).contains(path), r.err.constData());
         }
+    }
+
+    // `convert --type T` writes every matrix whose rows split into T's blocks as T and keeps
+    // vectors as they were; each value is the original within the type's documented bound
+    // (gguf/dequant.h: F16 rounds to nearest, Q8_0 within A/254, Q4_K within 0.0333 R of a
+    // super-block); general.file_type is llama.cpp's llama_ftype number for T; the file runs.
+    void convertWritesTheMatricesAsTheType_data() {
+        QTest::addColumn<QString>("type");
+        QTest::addColumn<int>("tensorType");
+        QTest::addColumn<int>("fileType");  // llama.cpp's LLAMA_FTYPE_MOSTLY_*
+        QTest::newRow("f16") << "f16" << int(TensorType::F16) << 1;
+        QTest::newRow("q8_0") << "Q8_0" << int(TensorType::Q8_0) << 7;
+        QTest::newRow("q4_k") << "q4_k" << int(TensorType::Q4_K) << 14;  // Q4_K_S
+    }
+    void convertWritesTheMatricesAsTheType() {
+        QFETCH(QString, type);
+        QFETCH(int, tensorType);
+        QFETCH(int, fileType);
+        const auto to = static_cast<TensorType>(tensorType);
+        RandomModelSpec spec = fixtures::llamaGqaSpec();
+        spec.nEmbd = 256;  // rows of 256: whole Q4_K super-blocks
+        spec.nFf = 512;
+        const QString in = dir_.filePath("convert-in-" + type + ".gguf");
+        fixtures::writeModel(spec, in.toStdString());
+        const QString out = dir_.filePath("convert-out-" + type + ".gguf");
+        const Run r = runKvscope({"convert", "--model", in, "--out", out, "--type", type});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const GgufFile a = GgufFile::open(in.toStdString());
+        const GgufFile b = GgufFile::open(out.toStdString());
+        QCOMPARE(b.getUint("general.file_type"), std::optional<uint64_t>(fileType));
+        for (const std::string& key : a.keyOrder())
+            if (key != "general.file_type") QVERIFY2(b.find(key) != nullptr, key.c_str());
+        QCOMPARE(b.tensors().size(), a.tensors().size());
+        const int blockElems = blockLayout(to)->elems;
+        int converted = 0;
+        for (const GgufTensorInfo& ta : a.tensors()) {
+            const GgufTensorInfo* tb = b.findTensor(ta.name);
+            QVERIFY2(tb, ta.name.c_str());
+            QCOMPARE(tb->ne, ta.ne);
+            const bool matrix = ta.ne.size() >= 2 && ta.ne[0] % uint64_t(blockElems) == 0;
+            if (!matrix) {  // kept byte for byte
+                QCOMPARE(tb->type, ta.type);
+                QVERIFY(std::ranges::equal(a.tensorData(ta), b.tensorData(*tb)));
+                continue;
+            }
+            ++converted;
+            QCOMPARE(tb->type, to);
+            const std::vector<float> x = toFloat(ta.type, a.tensorData(ta), ta.elements(), "a");
+            const std::vector<float> y = toFloat(tb->type, b.tensorData(*tb), tb->elements(), "b");
+            for (size_t start = 0; start < x.size(); start += size_t(blockElems)) {
+                float amax = 0, lo = 0, hi = 0;
+                for (size_t i = start; i < start + size_t(blockElems); ++i) {
+                    amax = std::max(amax, std::abs(x[i]));
+                    lo = std::min(lo, x[i]);
+                    hi = std::max(hi, x[i]);
+                }
+                for (size_t i = start; i < start + size_t(blockElems); ++i) {
+                    const float err = std::abs(x[i] - y[i]);
+                    float bound = 0;
+                    if (to == TensorType::F16)
+                        bound = std::abs(x[i]) / 2048 + 1e-7f;
+                    else if (to == TensorType::Q8_0)
+                        bound = amax / 254 * (1 + 1.0f / 512);
+                    else
+                        bound = 0.0333f * (hi - lo) * (1 + 1.0f / 512);
+                    QVERIFY2(err <= bound, qPrintable(QString("%1[%2]: %3 vs %4 (bound %5)")
+                                                          .arg(QString::fromStdString(ta.name))
+                                                          .arg(i)
+                                                          .arg(double(x[i]))
+                                                          .arg(double(y[i]))
+                                                          .arg(double(bound))));
+                }
+            }
+        }
+        QVERIFY(converted >= 2 + 7 * spec.nLayer - 3);  // embeddings, output, every layer's
+        const Run d = runKvscope({"decode", "--model", out, "--prompt", "the cat", "--steps", "3"});
+        QVERIFY2(d.code == 0, d.err.constData());
+        const Run info = runKvscope({"info", "--model", out, "--json"});
+        QCOMPARE(info.code, 0);
+        QVERIFY2(QString::fromUtf8(info.out).contains(typeName(to).c_str()), info.out.constData());
+        // the calculator counts the weights in the bytes the file stores them in
+        const Run mem = runKvscope({"memory", "--model", out, "--json"});
+        QCOMPARE(mem.code, 0);
+        QCOMPARE(QJsonDocument::fromJson(mem.out).object()["weight_bytes"].toDouble(),
+                 QJsonDocument::fromJson(info.out).object()["weight_bytes"].toDouble());
+    }
+
+    // `heads --random-repeat N` runs the standard induction test: BOS if the model's prompts
+    // start with it, N random tokens, the same N again; every head has at least the N
+    // second-half rows with an earlier copy, and the same seed gives the same scores.
+    void headsRandomRepeatIsTheInductionTest() {
+        const int n = 20;
+        const Run a = runKvscope(
+            {"heads", "--model", llama_, "--random-repeat", QString::number(n), "--json"});
+        QVERIFY2(a.code == 0, a.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(a.out).object();
+        const Tokenizer& tok = fixtures::makeModel(fixtures::llamaGqaSpec())->tokenizer;
+        QCOMPARE(o["tokens"].toInt(), (tok.addBos() && tok.bos() ? 1 : 0) + 2 * n);
+        QCOMPARE(o["test"].toObject()["random_repeat"].toInt(), n);
+        QCOMPARE(o["test"].toObject()["seed"].toInt(), 1337);
+        const QJsonArray heads = o["heads"].toArray();
+        QCOMPARE(heads.size(), 2 * 4);  // the fixture's layers x query heads
+        for (const auto& h : heads) {
+            QVERIFY(h.toObject()["induction_rows"].toInt() >= n);
+            QVERIFY(h.toObject()["induction"].toDouble() > 0);
+        }
+        const Run again = runKvscope(
+            {"heads", "--model", llama_, "--random-repeat", QString::number(n), "--json"});
+        QCOMPARE(again.out, a.out);
+        const Run other = runKvscope({"heads", "--model", llama_, "--random-repeat",
+                                      QString::number(n), "--seed", "7", "--json"});
+        QCOMPARE(other.code, 0);
+        QVERIFY(other.out != a.out);
     }
 
     // Ctrl+C during `export --frames` stops the run between two files: exit 130, a message

@@ -117,6 +117,25 @@ class TstKvMemory : public QObject {
         QVERIFY(std::abs(costPerMillionTokens(2.0, 0.1, 10) - 5.55556) < 1e-4);
     }
 
+    // A loaded file's weights take the bytes it stores them in: Llama 2 7B as Q8_0 matrices
+    // (34 B per 32 values) would be 6,738,415,616 × 8.5 / 8 = 7,159,566,592 B, 8.5 bits each.
+    void storedWeightBytesReplaceTheDtype() {
+        Inputs in;
+        in.context = 4096;
+        in.weightBits = 16;
+        in.storedWeightBytes = 7159566592.0;
+        const Result r = calculate(*findPreset("llama-2-7b"), in);
+        QCOMPARE(r.weightBytes, 7159566592.0);
+        QCOMPARE(r.weightBytesRead, 7159566592.0);
+        QVERIFY2(QString::fromStdString(r.weightArithmetic).contains("8.5 bits each"),
+                 r.weightArithmetic.c_str());
+        QCOMPARE(r.decodeMsLowerBound, (7159566592.0 + 2147483648.0) / 3.35e12 * 1e3);
+        // a mixture of experts reads its active share of the stored bytes: 37/671 for DS-V3
+        in.storedWeightBytes = 671e9;
+        const Result moe = calculate(*findPreset("deepseek-v3"), in);
+        QCOMPARE(moe.weightBytesRead, 37e9);
+    }
+
     // calculate(): weights 6,738,415,616 × 2 B; cache 524,288 × 4,096 = 2,147,483,648 B;
     // time ≥ (13,476,831,232 + 2,147,483,648) / 3.35e12 s = 4.664 ms on an H100 SXM.
     void timeAndCostFromWeightsAndCache() {

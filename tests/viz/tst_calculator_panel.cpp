@@ -21,7 +21,7 @@ class TstCalculatorPanel : public QObject {
   private slots:
     // The loaded model: fp32 like KVScope's own cache, so the panel's bytes per token are
     // the backend's (2 × layers × kv heads × head dim × 4 B) and its total what a full context
-    // holds.
+    // holds; its weights take the bytes its file stores them in.
     void loadedModelMatchesTheEngine() {
         DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
         CalculatorPanel panel(&d.store);
@@ -33,6 +33,9 @@ class TstCalculatorPanel : public QObject {
                  uint64_t(d.store.model().kvBytesPerToken) * uint64_t(d.store.config().nCtx));
         QCOMPARE(r.model.kind, kvmem::Attention::Gqa);
         QVERIFY(panel.rowText("per_token").contains("2 (K and V) x 2 layers x 2 kv heads"));
+        // the weights in the bytes the file stores them in, as the engine holds them
+        QCOMPARE(r.weightBytes, double(d.store.model().weightBytes));
+        QVERIFY(panel.rowText("weights").contains("as the file stores them"));
     }
 
     void panelShowsWhatTheCliPrints_data() {

@@ -200,12 +200,16 @@ void CalculatorPanel::recalculate() {
     result_.reset();
     kvmem::Inputs in;
     in.cacheBits = dtype_->currentData().toInt();
-    in.weightBits = key == "loaded" ? 32 : 16;  // KVScope keeps its weights in float32
+    in.weightBits = 16;  // the presets' weights: fp16, as their checkpoints ship
     in.batch = static_cast<uint64_t>(batch_->value());
     in.context = static_cast<uint64_t>(context_->value());
     if (window_->value() >= 0) in.window = window_->value();
     in.gpu = gpu_->currentData().toString().toStdString();
     in.pricePerHour = price_->value();
+    // the loaded model's weights as its file stores them (KVScope keeps them so)
+    kvmem::Inputs loaded = in;
+    if (store_->hasModel())
+        loaded.storedWeightBytes = static_cast<double>(store_->model().weightBytes);
     // the bars: every preset and the loaded model, with the same inputs
     std::vector<kvmem::Result> bars;
     for (const kvmem::ModelShape& preset : kvmem::presets())
@@ -213,7 +217,7 @@ void CalculatorPanel::recalculate() {
     if (store_->hasModel())
         bars.push_back(kvmem::calculate(
             kvmem::fromConfig(store_->config(), static_cast<double>(store_->model().parameters)),
-            in));
+            loaded));
     bytesChart_->setResults(bars, dtype_->currentText());
     if (!m) {
         shape_->setText(tr("no model loaded yet"));
@@ -226,13 +230,13 @@ void CalculatorPanel::recalculate() {
     std::vector<kvmem::Result> curve;
     constexpr int kPoints = 64;
     for (int k = 0; k <= kPoints; ++k) {
-        kvmem::Inputs at = in;
+        kvmem::Inputs at = key == "loaded" ? loaded : in;
         at.context = std::max<uint64_t>(1, xMax * uint64_t(k) / kPoints);
         curve.push_back(kvmem::calculate(*m, at));
     }
     contextChart_->setResults(curve, store_->hasModel() ? store_->model().device : QString(),
                               store_->hasModel() ? store_->model().deviceMemoryBytes : 0);
-    result_ = kvmem::calculate(*m, in);
+    result_ = kvmem::calculate(*m, key == "loaded" ? loaded : in);
     const kvmem::Result& r = *result_;
     shape_->setText(tr("%1 layers, %2 query heads, %3 K/V heads, head dim %4, %5 — %6")
                         .arg(m->layers)

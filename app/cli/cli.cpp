@@ -159,8 +159,9 @@ const std::vector<Command>& commands() {
          {kModel,
           {"prompt", "TEXT", "the prompt"},
           {"random-repeat", "N",
-           "instead of a prompt, the standard induction test: N random tokens repeated twice "
-           "(after BOS if the model's prompts start with it)"},
+           "instead of a prompt, the standard induction test: N (at least 2) random tokens "
+           "repeated twice (after BOS if the model's prompts start with it); induction is then "
+           "measured on the second copy's rows, at the token after each one's earlier copy"},
           {"seed", "S", "the random tokens' seed (default 1337)"},
           kBackend,
           kDevice,

@@ -1,12 +1,14 @@
 // kvscope convert: a model's weight matrices rewritten as another type (F16, Q8_0, Q4_K, ...),
 // as llama-quantize does with one type for every matrix. The input must be a model KVScope runs;
 // the output is written through a temporary file and loaded back before it is reported.
+#include <QFile>
 #include <QFileInfo>
 #include <cstdio>
 
 #include "cli/cli.h"
 #include "core/error.h"
 #include "gguf/convert.h"
+#include "gguf/dequant.h"
 #include "model_source/model_source.h"
 
 namespace kvscope::app {
@@ -20,19 +22,32 @@ int runConvert(const CliArgs& args) {
                          "q2_k, q3_k, q4_k, q5_k, q6_k)");
     const std::string in = resolveModelPath(args);
     const std::string out = args.require("out");
-    if (QFileInfo(QString::fromStdString(out)).absoluteFilePath() ==
-        QFileInfo(QString::fromStdString(in)).absoluteFilePath())
+    const QFileInfo outInfo(QString::fromStdString(out)), inInfo(QString::fromStdString(in));
+    if (outInfo.absoluteFilePath() == inInfo.absoluteFilePath() ||
+        (outInfo.exists() && outInfo.canonicalFilePath() == inInfo.canonicalFilePath()))
         throw UsageError("--out is the input model; write the converted model to another file");
     loadModelFile(QString::fromStdString(in));  // refuses a file that is not a model it runs
     ConvertReport report;
-    const GgufFile file = GgufFile::open(in);
+    const GgufFile file = openGgufFile(QString::fromStdString(in));
     convertWeights(file, *to, &report).write(out);
-    const auto model = loadModelFile(QString::fromStdString(out));
+    std::shared_ptr<const Model> model;
+    try {
+        model = loadModelFile(QString::fromStdString(out));
+    } catch (const Error&) {
+        QFile::remove(QString::fromStdString(out));  // never leave a file that does not load
+        throw;
+    }
+    std::string fellBack;
+    for (const auto& [type, count] : report.fellBack)
+        fellBack += ", " + std::to_string(count) + " as " + typeName(type);
+    if (!fellBack.empty())
+        fellBack += " (rows that are not whole blocks of " +
+                    std::to_string(blockLayout(*to)->elems) + ", as llama-quantize falls back)";
     const double mib = 1024.0 * 1024.0;
     std::printf(
-        "wrote %s: %d tensors as %s, %d kept as they were; tensor data %.2f MiB -> %.2f "
-        "MiB; %zu parameters\n",
-        out.c_str(), report.converted, typeName(*to).c_str(), report.kept,
+        "wrote %s: %d matrices as %s%s, %d tensors kept as they were; tensor data %.2f "
+        "MiB -> %.2f MiB; %zu parameters\n",
+        out.c_str(), report.converted, typeName(*to).c_str(), fellBack.c_str(), report.kept,
         static_cast<double>(report.bytesBefore) / mib, static_cast<double>(report.bytesAfter) / mib,
         model->parameterCount());
     return 0;

@@ -8,6 +8,7 @@
 #include <QJsonObject>
 #include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <random>
 
 #include "analysis/head_patterns.h"
@@ -26,9 +27,11 @@ std::vector<int32_t> repeatedRandomTokens(const Tokenizer& tok, int n, uint64_t 
     std::vector<int32_t> ordinary;
     for (size_t id = 0; id < tok.vocabSize(); ++id) {
         const auto t = static_cast<int32_t>(id);
-        if (!tok.isSpecial(t) && tok.tokenType(t) != TokenType::Unused &&
-            tok.tokenType(t) != TokenType::Undefined)
-            ordinary.push_back(t);
+        const TokenType type = tok.tokenType(t);
+        if (tok.isSpecial(t) || tok.isEog(t) || t == tok.bos() || t == tok.eos() ||
+            type == TokenType::Unused || type == TokenType::Undefined)
+            continue;  // a vocabulary without token types marks BOS and EOS Normal
+        ordinary.push_back(t);
     }
     if (ordinary.empty()) throw Error("the vocabulary has no ordinary tokens to draw from");
     std::mt19937_64 rng(seed);
@@ -47,19 +50,23 @@ int runHeads(const CliArgs& args) {
     const bool random = args.has("random-repeat");
     if (random == args.has("prompt"))
         throw UsageError("give either --prompt TEXT or --random-repeat N");
+    if (args.has("seed") && !random) throw UsageError("--seed goes with --random-repeat");
     auto model = loadModelFile(QString::fromStdString(resolveModelPath(args)));
     std::string note;
     auto backend = makeBackend(args, model, note);
     DecodeSession session(backend, model->tokenizer);
     std::vector<StepTrace> traces;
-    QJsonObject test;  // what the sequence was, for --json
+    std::optional<RepeatedSpan> span;
+    QJsonObject test{{"kind", "prompt"}};  // what the sequence was, for --json
     if (random) {
         const int n = static_cast<int>(
-            args.getInt("random-repeat", 50, 1, std::max(1, (model->config.nCtx - 1) / 2)));
+            args.getInt("random-repeat", 50, 2, std::max(2, (model->config.nCtx - 1) / 2)));
         const auto seed = static_cast<uint64_t>(args.getInt("seed", 1337, 0, INT64_MAX));
         const std::vector<int32_t> ids = repeatedRandomTokens(model->tokenizer, n, seed);
         traces = session.prefillTokens(ids);
-        test = {{"random_repeat", n}, {"seed", static_cast<qint64>(seed)}};
+        span = RepeatedSpan{static_cast<int>(ids.size()) - n, n};
+        test = {
+            {"kind", "random_repeat"}, {"random_repeat", n}, {"seed", static_cast<qint64>(seed)}};
         if (!args.has("json"))
             std::printf(
                 "the induction test: %d random tokens, then the same %d again (seed %llu)\n", n, n,
@@ -67,7 +74,7 @@ int runHeads(const CliArgs& args) {
     } else {
         traces = session.prefill(args.require("prompt"));
     }
-    const std::vector<HeadPattern> patterns = measureHeadPatterns(traces);
+    const std::vector<HeadPattern> patterns = measureHeadPatterns(traces, span);
     if (args.has("json")) {
         QJsonArray heads;
         for (const HeadPattern& p : patterns)
@@ -79,10 +86,9 @@ int runHeads(const CliArgs& args) {
                                      {"induction", p.induction},
                                      {"induction_rows", p.inductionRows}});
         const QByteArray json =
-            QJsonDocument(
-                QJsonObject{{"tokens", static_cast<int>(traces.size())},
-                            {"test", test.isEmpty() ? QJsonValue("prompt") : QJsonValue(test)},
-                            {"heads", heads}})
+            QJsonDocument(QJsonObject{{"tokens", static_cast<int>(traces.size())},
+                                      {"test", test},
+                                      {"heads", heads}})
                 .toJson();
         std::fwrite(json.constData(), 1, static_cast<size_t>(json.size()), stdout);
         return 0;

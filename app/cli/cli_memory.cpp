@@ -44,7 +44,9 @@ QJsonObject resultJson(const Result& r, const std::string& dtype) {
         {"model", shapeJson(r.model)},
         {"inputs", QJsonObject{{"cache_dtype", QString::fromStdString(dtype)},
                                {"cache_bits", r.cacheBits},
-                               {"weight_bits", r.weightBits},
+                               // the stored bytes' average when the weights are the file's
+                               {"weight_bits", r.weightBitsPerParameter},
+                               {"weights_as_stored", r.weightsAsStored},
                                {"batch", n(r.batch)},
                                {"context", n(r.context)},
                                {"window", r.window},

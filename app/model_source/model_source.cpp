@@ -53,7 +53,7 @@ QString resolveBuiltin(const QString& path) {
                     .toStdString());
 }
 
-std::shared_ptr<const Model> loadModelFile(const QString& named, int context) {
+GgufFile openGgufFile(const QString& named) {
     const QString path = resolveBuiltin(named);
     requireGgufMagic(path);
     if (path.startsWith(":")) {
@@ -62,9 +62,16 @@ std::shared_ptr<const Model> loadModelFile(const QString& named, int context) {
             throw Error("cannot open the built-in model " + path.toStdString());
         const QByteArray b = f.readAll();
         std::vector<uint8_t> bytes(b.begin(), b.end());
-        return std::make_shared<const Model>(
-            Model::fromGguf(GgufFile::fromBytes(std::move(bytes), path.toStdString()), context));
+        return GgufFile::fromBytes(std::move(bytes), path.toStdString());
     }
+    return GgufFile::open(path.toStdString());
+}
+
+std::shared_ptr<const Model> loadModelFile(const QString& named, int context) {
+    const QString path = resolveBuiltin(named);
+    if (path.startsWith(":"))
+        return std::make_shared<const Model>(Model::fromGguf(openGgufFile(path), context));
+    requireGgufMagic(path);
     return std::make_shared<const Model>(Model::load(path.toStdString(), context));
 }
 

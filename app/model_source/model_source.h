@@ -40,5 +40,8 @@ viz::ModelSummary summarize(const Model& model, const Backend& backend, const QS
 
 // Reads a GGUF model from a file, a Qt resource path (":/models/…") or "builtin:NAME".
 std::shared_ptr<const Model> loadModelFile(const QString& path, int context = 0);
+// The GGUF file itself, from a path, a Qt resource path or "builtin:NAME" (a resource is read
+// into memory; a file is memory-mapped). Throws Error naming the file.
+GgufFile openGgufFile(const QString& path);
 
 }  // namespace kvscope::app

@@ -5,7 +5,8 @@
 
 namespace kvscope {
 
-std::vector<HeadPattern> measureHeadPatterns(const std::vector<StepTrace>& traces) {
+std::vector<HeadPattern> measureHeadPatterns(const std::vector<StepTrace>& traces,
+                                             std::optional<RepeatedSpan> repeat) {
     std::vector<HeadPattern> out;
     if (traces.empty() || !traces.front().hasTensors()) return out;
     const int L = traces.front().nLayer, H = traces.front().nHead;
@@ -23,6 +24,14 @@ std::vector<HeadPattern> measureHeadPatterns(const std::vector<StepTrace>& trace
                 p.first += a[0];
                 p.self += a[i];
                 ++rows;
+                if (repeat) {  // the test's rows: the second copy's, against its span
+                    if (static_cast<int>(i) >= repeat->secondCopy && repeat->period >= 2 &&
+                        static_cast<int>(i) - repeat->period + 1 >= 0) {
+                        p.induction += a[i - static_cast<size_t>(repeat->period) + 1];
+                        ++p.inductionRows;
+                    }
+                    continue;
+                }
                 // the latest earlier copy of this token, if its successor is before i
                 for (size_t j = i - 1; j-- > 0;) {
                     if (traces[j].token == t.token) {

@@ -238,6 +238,10 @@ Result calculate(const ModelShape& m, const Inputs& in) {
                                  : 1;
     r.weightBytes =
         in.storedWeightBytes ? *in.storedWeightBytes : weightBytes(m.parameters, in.weightBits);
+    r.weightsAsStored = in.storedWeightBytes.has_value();
+    r.weightBitsPerParameter = r.weightsAsStored && m.parameters > 0
+                                   ? r.weightBytes * 8 / m.parameters
+                                   : static_cast<double>(in.weightBits);
     r.weightBytesRead = in.storedWeightBytes && m.parameters > 0
                             ? *in.storedWeightBytes * m.activeParams / m.parameters
                             : weightBytes(m.activeParams, in.weightBits);
@@ -301,7 +305,7 @@ Result calculate(const ModelShape& m, const Inputs& in) {
                                    : groupDigits(static_cast<uint64_t>(m.parameters));
     if (in.storedWeightBytes && m.parameters > 0)
         r.weightArithmetic = params + " parameters as the file stores them (" +
-                             format("%.3g", r.weightBytes * 8 / m.parameters) +
+                             format("%.3g", r.weightBitsPerParameter) +
                              " bits each on average) = " + humanBytes(r.weightBytes);
     else
         r.weightArithmetic = params + " parameters x " + bytesText(in.weightBits) + " = " +

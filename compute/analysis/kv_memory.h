@@ -107,6 +107,8 @@ struct Result {
     ModelShape model;
     Gpu gpu;
     int cacheBits = 16, weightBits = 16;
+    bool weightsAsStored = false;        // weightBytes is the file's (Inputs::storedWeightBytes)
+    double weightBitsPerParameter = 16;  // weightBits, or the stored bytes' average
     uint64_t batch = 1, context = 0, tokens = 0;  // tokens: kept per sequence
     int window = 0;
     uint64_t valuesPerTokenPerLayer = 0;

@@ -43,7 +43,38 @@ std::optional<uint32_t> llamaFileType(TensorType t) {
     }
 }
 
+bool keptAsItIs(const GgufTensorInfo& t) {
+    return t.ne.size() < 2 || t.name == "position_embd.weight" || t.name == "token_types.weight";
+}
+
+bool splitsInto(TensorType t, uint64_t rowLength) {
+    const std::optional<BlockLayout> layout = blockLayout(t);
+    return layout && rowLength % static_cast<uint64_t>(layout->elems) == 0;
+}
+
 }  // namespace
+
+TensorType fallbackType(TensorType to, uint64_t rowLength) {
+    TensorType f = TensorType::F16;
+    switch (to) {
+        case TensorType::Q2_K:
+        case TensorType::Q3_K:
+            f = TensorType::Q4_0;
+            break;
+        case TensorType::Q4_K:
+            f = TensorType::Q5_0;
+            break;
+        case TensorType::Q5_K:
+            f = TensorType::Q5_1;
+            break;
+        case TensorType::Q6_K:
+            f = TensorType::Q8_0;
+            break;
+        default:
+            break;
+    }
+    return splitsInto(f, rowLength) ? f : TensorType::F16;
+}
 
 std::optional<TensorType> tensorTypeFromName(std::string_view name) {
     std::string lower(name);
@@ -69,21 +100,29 @@ GgufWriter convertWeights(const GgufFile& in, TensorType to, ConvertReport* repo
         out.set(key, in.metadata().at(key));
     }
     if (const auto ftype = llamaFileType(to)) out.set("general.file_type", GgufValue::u32(*ftype));
+    out.set("general.quantization_version", GgufValue::u32(2));  // ggml's GGML_QNT_VERSION
     for (const GgufTensorInfo& t : in.tensors()) {
         const std::span<const uint8_t> data = in.tensorData(t);
         r.bytesBefore += data.size();
-        const bool matrix = t.ne.size() >= 2 && t.ne[0] % static_cast<uint64_t>(layout->elems) == 0;
-        if (!matrix || t.type == to) {
+        const TensorType type = keptAsItIs(t)             ? t.type
+                                : splitsInto(to, t.ne[0]) ? to
+                                                          : fallbackType(to, t.ne[0]);
+        if (type == t.type) {
             out.addTensor(t.name, t.type, t.ne, std::vector<uint8_t>(data.begin(), data.end()));
             r.bytesAfter += data.size();
-            ++r.kept;
-            continue;
+        } else {
+            const std::vector<float> values = toFloat(t.type, data, t.elements(), t.name);
+            std::vector<uint8_t> bytes = fromFloat(type, values);
+            r.bytesAfter += bytes.size();
+            out.addTensor(t.name, type, t.ne, std::move(bytes));
         }
-        const std::vector<float> values = toFloat(t.type, data, t.elements(), t.name);
-        std::vector<uint8_t> bytes = fromFloat(to, values);
-        r.bytesAfter += bytes.size();
-        out.addTensor(t.name, to, t.ne, std::move(bytes));
-        ++r.converted;
+        if (keptAsItIs(t)) {
+            ++r.kept;
+        } else if (type == to) {
+            ++r.converted;
+        } else {
+            ++r.fellBack[type];
+        }
     }
     if (report) *report = r;
     return out;

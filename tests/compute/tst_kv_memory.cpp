@@ -127,6 +127,8 @@ class TstKvMemory : public QObject {
         const Result r = calculate(*findPreset("llama-2-7b"), in);
         QCOMPARE(r.weightBytes, 7159566592.0);
         QCOMPARE(r.weightBytesRead, 7159566592.0);
+        QVERIFY(r.weightsAsStored);
+        QCOMPARE(r.weightBitsPerParameter, 8.5);
         QVERIFY2(QString::fromStdString(r.weightArithmetic).contains("8.5 bits each"),
                  r.weightArithmetic.c_str());
         QCOMPARE(r.decodeMsLowerBound, (7159566592.0 + 2147483648.0) / 3.35e12 * 1e3);

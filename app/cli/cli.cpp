@@ -216,6 +216,11 @@ const std::vector<Command>& commands() {
            "share of windows (0..1) that are BOS, the first context/2 tokens from a line start, "
            "then the same span again from its start until full: a copy task that trains "
            "induction heads (line windows only; default 0)"},
+          {"random-repeat-fraction", "F",
+           "share of windows (0..1) that are BOS, context/2 tokens drawn at random from the "
+           "text's distinct tokens, then the same again, with only the copy in the loss: the "
+           "induction test as a task (line windows only; default 0). With --resume, this or "
+           "--repeat-fraction changes the checkpoint's data mix from there on"},
           {"vocab-from", "MODEL.gguf",
            "reuse this model's tokenizer instead of learning one (--vocab is then ignored)"},
           {"checkpoint", "PATH",

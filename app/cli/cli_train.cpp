@@ -57,6 +57,8 @@ int runTrain(const CliArgs& args) {
     o.name = args.get("name").value_or("kvscope");
     o.lineWindows = args.has("line-windows");
     o.repeatFraction = static_cast<float>(args.getDouble("repeat-fraction", 0.0, 0.0, 1.0));
+    o.randomRepeatFraction =
+        static_cast<float>(args.getDouble("random-repeat-fraction", 0.0, 0.0, 1.0));
     if (auto path = args.get("vocab-from"))
         o.vocab = BpeVocabulary::fromGguf(GgufFile::open(*path));
     if (auto path = args.get("checkpoint")) {
@@ -67,7 +69,23 @@ int runTrain(const CliArgs& args) {
     if (auto path = args.get("resume")) {
         o.resumeFrom = *path;
         o.vocab.reset();
+        const TrainOptions given = o;
         o = resumedOptions(*path, o);  // to print; trainModel reads it again
+        // A data mix given with --resume replaces the checkpoint's from here on.
+        if (args.has("repeat-fraction") || args.has("random-repeat-fraction")) {
+            std::fprintf(stderr,
+                         "changing the data mix from the resumed step on: repeated spans %g -> "
+                         "%g, random repeats %g -> %g\n",
+                         o.repeatFraction,
+                         args.has("repeat-fraction") ? given.repeatFraction : o.repeatFraction,
+                         o.randomRepeatFraction,
+                         args.has("random-repeat-fraction") ? given.randomRepeatFraction
+                                                            : o.randomRepeatFraction);
+            if (args.has("repeat-fraction")) o.repeatFraction = given.repeatFraction;
+            if (args.has("random-repeat-fraction"))
+                o.randomRepeatFraction = given.randomRepeatFraction;
+            o.changeDataMix = true;
+        }
     }
     if (o.shape.nEmbd % o.shape.nHead != 0)
         throw UsageError("--width must be a multiple of --heads");
@@ -83,6 +101,9 @@ int runTrain(const CliArgs& args) {
     }
     if (o.repeatFraction > 0 && !o.lineWindows && o.arch == TrainArch::Gpt2)
         throw UsageError("--repeat-fraction needs line windows: add --line-windows for gpt2");
+    if (o.randomRepeatFraction > 0 && !o.lineWindows && o.arch == TrainArch::Gpt2)
+        throw UsageError(
+            "--random-repeat-fraction needs line windows: add --line-windows for gpt2");
 
     FILE* log = nullptr;
     if (auto path = args.get("log")) {

@@ -3,6 +3,7 @@
 #include "train/train_ops.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -256,20 +257,35 @@ float crossEntropyForward(float* probs, const float* logits, const int32_t* targ
             Pr = (Z - mx).exp();
             const double sum = Pr.cast<double>().sum();
             Pr *= static_cast<float>(1.0 / sum);
-            losses[static_cast<size_t>(i)] = -(z[targets[i]] - mx - std::log(sum));
+            if (targets[i] >= 0)
+                losses[static_cast<size_t>(i)] = -(z[targets[i]] - mx - std::log(sum));
         }
     });
     double total = 0;
-    for (double x : losses) total += x;
-    return static_cast<float>(total / N);
+    int counted = 0;
+    for (int i = 0; i < N; ++i)
+        if (targets[i] >= 0) {
+            total += losses[static_cast<size_t>(i)];
+            ++counted;
+        }
+    return counted ? static_cast<float>(total / counted) : 0.0f;
 }
 
 void crossEntropyBackward(float* dlogits, const float* probs, const int32_t* targets, int N,
                           int V) {
-    const auto n = static_cast<size_t>(N) * static_cast<size_t>(V);
-    for (size_t i = 0; i < n; ++i) dlogits[i] = probs[i];
-    for (int i = 0; i < N; ++i) dlogits[static_cast<size_t>(i) * V + targets[i]] -= 1.0f;
-    for (size_t i = 0; i < n; ++i) dlogits[i] /= static_cast<float>(N);
+    int counted = 0;
+    for (int i = 0; i < N; ++i) counted += targets[i] >= 0 ? 1 : 0;
+    const float scale = counted ? 1.0f / static_cast<float>(counted) : 0.0f;
+    for (int i = 0; i < N; ++i) {
+        float* d = dlogits + static_cast<size_t>(i) * V;
+        const float* pr = probs + static_cast<size_t>(i) * V;
+        if (targets[i] < 0) {
+            std::fill(d, d + V, 0.0f);
+            continue;
+        }
+        for (int j = 0; j < V; ++j) d[j] = pr[j] * scale;
+        d[targets[i]] -= scale;
+    }
 }
 
 }  // namespace kvscope::train

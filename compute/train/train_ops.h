@@ -75,10 +75,12 @@ void attentionForward(float* out, float* att, const float* qkv, int B, int T, in
 void attentionBackward(float* dqkv, const float* dout, const float* att, const float* qkv, int B,
                        int T, int NH, int NKV, int hs, ThreadPool& pool);
 
-// Softmax of logits (N, V) into probs and the mean cross-entropy (nats) of targets (N).
+// Softmax of logits (N, V) into probs and the mean cross-entropy (nats) of targets (N) over the
+// rows whose target is >= 0 (a negative target is masked: not in the loss; 0 if all are).
 float crossEntropyForward(float* probs, const float* logits, const int32_t* targets, int N, int V,
                           ThreadPool& pool);
-// dlogits (N, V) = (probs − one-hot(targets)) / N: the gradient of the mean loss (overwrites).
+// dlogits (N, V) = (probs − one-hot(targets)) / n over the n unmasked rows, zero on masked rows:
+// the gradient of the mean loss (overwrites).
 void crossEntropyBackward(float* dlogits, const float* probs, const int32_t* targets, int N, int V);
 
 }  // namespace kvscope::train

@@ -56,6 +56,7 @@ void writeOptions(GgufWriter& w, const TrainOptions& o) {
     w.set("train.eval_batches", i(o.evalBatches));
     w.set("train.line_windows", GgufValue::boolean(o.lineWindows));
     w.set("train.repeat_fraction", GgufValue::f32(o.repeatFraction));
+    w.set("train.random_repeat_fraction", GgufValue::f32(o.randomRepeatFraction));
 }
 
 void writeCheckpoint(const std::string& path, const TrainOptions& o, const BpeVocabulary& vocab,
@@ -122,9 +123,23 @@ void readFloats(const GgufFile& f, const std::string& name, std::vector<float>& 
 }  // namespace
 
 TrainingWindows::TrainingWindows(const std::vector<int32_t>& ids, const Tokenizer& tok, int32_t bos,
-                                 int T, bool lineWindows, float repeatFraction)
-    : ids_(ids), bos_(bos), T_(T), lineWindows_(lineWindows), repeat_(repeatFraction) {
+                                 int T, bool lineWindows, float repeatFraction,
+                                 float randomRepeatFraction)
+    : ids_(ids),
+      bos_(bos),
+      T_(T),
+      lineWindows_(lineWindows),
+      repeat_(repeatFraction),
+      randomRepeat_(randomRepeatFraction) {
     if (!lineWindows || ids.size() < static_cast<size_t>(T)) return;
+    if (randomRepeat_ > 0) {
+        std::vector<uint8_t> seen(tok.vocabSize());
+        for (int32_t id : ids)
+            if (id != bos && static_cast<size_t>(id) < seen.size())
+                seen[static_cast<size_t>(id)] = 1;
+        for (size_t id = 0; id < seen.size(); ++id)
+            if (seen[id]) distinct_.push_back(static_cast<int32_t>(id));
+    }
     std::vector<uint8_t> endsLine(tok.vocabSize());
     for (size_t id = 0; id < endsLine.size(); ++id) {
         const std::string& b = tok.tokenBytes(static_cast<int32_t>(id));
@@ -148,12 +163,25 @@ void TrainingWindows::fill(int32_t* inputs, int32_t* targets, int B, std::mt1993
             std::copy(ids_.begin() + static_cast<ptrdiff_t>(s),
                       ids_.begin() + static_cast<ptrdiff_t>(s + T + 1), seq.begin());
         } else {
-            bool repeat = false;
+            bool repeat = false, random = false;
             if (repeat_ > 0) repeat = std::uniform_real_distribution<float>(0, 1)(rng) < repeat_;
+            if (!repeat && randomRepeat_ > 0 && !distinct_.empty())
+                random = std::uniform_real_distribution<float>(0, 1)(rng) < randomRepeat_;
+            seq[0] = bos_;
+            if (random) {  // BOS, r0..r(h-1), r0..: the first copy is not in the loss
+                const size_t half = T / 2;
+                std::uniform_int_distribution<size_t> token(0, distinct_.size() - 1);
+                for (size_t i = 0; i < T; ++i)
+                    seq[i + 1] = i < half ? distinct_[token(rng)] : seq[i + 1 - half];
+                std::copy(seq.begin(), seq.end() - 1, inputs + static_cast<size_t>(b) * T);
+                std::copy(seq.begin() + 1, seq.end(), targets + static_cast<size_t>(b) * T);
+                std::fill(targets + static_cast<size_t>(b) * T,
+                          targets + static_cast<size_t>(b) * T + half, -1);
+                continue;
+            }
             std::uniform_int_distribution<size_t> pick(0, starts_.size() - 1);
             const size_t s = starts_[pick(rng)];
             const size_t half = repeat ? T / 2 : T;  // tokens before the span starts over
-            seq[0] = bos_;
             for (size_t i = 0; i < T; ++i) seq[i + 1] = ids_[s + (i < half ? i : i - half)];
         }
         std::copy(seq.begin(), seq.end() - 1, inputs + static_cast<size_t>(b) * T);
@@ -208,7 +236,15 @@ TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller)
     o.heldOut = checkpointFloat(f, "train.held_out");
     o.evalBatches = checkpointInt(f, "train.eval_batches");
     o.lineWindows = checkpointBool(f, "train.line_windows");
-    o.repeatFraction = static_cast<float>(checkpointFloat(f, "train.repeat_fraction"));
+    if (caller.changeDataMix) {  // the caller's mix from here on
+        o.repeatFraction = caller.repeatFraction;
+        o.randomRepeatFraction = caller.randomRepeatFraction;
+    } else {
+        o.repeatFraction = static_cast<float>(checkpointFloat(f, "train.repeat_fraction"));
+        // absent from checkpoints written before random repeats existed
+        o.randomRepeatFraction =
+            static_cast<float>(f.getFloat("train.random_repeat_fraction").value_or(0.0));
+    }
     o.vocab = BpeVocabulary::fromGguf(f);
     return o;
 }
@@ -218,6 +254,8 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
     const TrainOptions o =
         options.resumeFrom.empty() ? options : resumedOptions(options.resumeFrom, options);
     const bool lineWindows = o.lineWindows || o.arch == TrainArch::Llama;
+    if (o.randomRepeatFraction > 0 && !lineWindows)
+        throw Error("random repeats need line windows, which start with BOS");
     if (o.repeatFraction > 0 && !lineWindows)
         throw Error("repeated spans (repeat fraction " + std::to_string(o.repeatFraction) +
                     ") need line windows, which start with BOS");
@@ -249,7 +287,8 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
                     " tokens; a context of " + std::to_string(T) + " needs at least " +
                     std::to_string((T + 1) * 2));
     const int32_t bos = result.vocab.bos();
-    const TrainingWindows trainWindows(trainIds, tok, bos, T, lineWindows, o.repeatFraction),
+    const TrainingWindows trainWindows(trainIds, tok, bos, T, lineWindows, o.repeatFraction,
+                                       o.randomRepeatFraction),
         heldWindows(heldIds, tok, bos, T, lineWindows, 0.0f);
     if (!trainWindows.usable())
         throw Error("no line of the training text starts " + std::to_string(T) +

@@ -44,8 +44,17 @@ struct TrainOptions {
     // windows only): each window is, with this probability, BOS + the first ⌊T/2⌋ tokens of a
     // line-start span + the same span again from its start until the window is full (the second
     // half is predictable by copying, which trains induction heads).
+    // randomRepeatFraction (line windows only; drawn after repeatFraction's coin, for windows
+    // that did not repeat a span): BOS + ⌊T/2⌋ tokens drawn uniformly from the distinct tokens
+    // of the training text + the same tokens again, with the first copy's targets masked (not in
+    // the loss): only the copy can be predicted, by looking back at the token after the current
+    // token's earlier occurrence, which is the induction test's task itself.
     bool lineWindows = false;
     float repeatFraction = 0.0f;
+    float randomRepeatFraction = 0.0f;
+    // On resume: this repeatFraction and randomRepeatFraction replace the checkpoint's (the data
+    // mix changes from the resumed step on; the new mix is saved in later checkpoints).
+    bool changeDataMix = false;
 
     std::optional<BpeVocabulary> vocab;  // use this vocabulary instead of learning one
 
@@ -79,10 +88,11 @@ struct TrainResult {
 class TrainingWindows {
   public:
     TrainingWindows(const std::vector<int32_t>& ids, const Tokenizer& tok, int32_t bos, int T,
-                    bool lineWindows, float repeatFraction);
+                    bool lineWindows, float repeatFraction, float randomRepeatFraction = 0.0f);
     // Whether the stream has room for one window.
     bool usable() const;
-    // B windows: inputs, targets (B, T), targets shifted by one; draws from rng.
+    // B windows: inputs, targets (B, T), targets shifted by one (-1 where masked); draws from
+    // rng.
     void fill(int32_t* inputs, int32_t* targets, int B, std::mt19937_64& rng) const;
     // Where line windows may start: tokens right after a '\n' (and the first).
     const std::vector<size_t>& lineStarts() const { return starts_; }
@@ -93,7 +103,9 @@ class TrainingWindows {
     int T_;
     bool lineWindows_;
     float repeat_;
+    float randomRepeat_;
     std::vector<size_t> starts_;
+    std::vector<int32_t> distinct_;  // the text's distinct tokens, for random repeats
 };
 
 // The Llama shape the options describe, with nVocab tokens.

@@ -7,9 +7,12 @@
 #include <cmath>
 #include <functional>
 #include <random>
+#include <set>
 
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "cpu/cpu_backend.h"
+#include "gguf/gguf.h"
 #include "model/model.h"
 #include "runtime/decode_session.h"
 #include "train/bpe_trainer.h"
@@ -560,6 +563,109 @@ class TstGpt2Trainer : public QObject {
             // sequence: BOS, s0..s5, s0..s5: the second half of the targets repeats the first
             for (int t = 0; t < T / 2; ++t) QCOMPARE(tg[b * T + T / 2 + t], tg[b * T + t]);
         }
+    }
+
+    // Random repeats: BOS, half a window of tokens drawn from the text's own, the same again;
+    // the first copy's targets are masked (-1), the second copy's are the first's tokens.
+    void randomRepeatWindowsCopyTokensOfTheText() {
+        BpeVocabulary vocab = trainBpe(kText, 279);
+        vocab.addBeginOfText();
+        const Tokenizer tok = vocab.tokenizer();
+        const std::vector<int32_t> ids = tok.encode(repeatedText(4));
+        const std::set<int32_t> textTokens(ids.begin(), ids.end());
+        const int T = 12, B = 64, half = T / 2;
+        std::vector<int32_t> in(B * T), tg(B * T);
+        std::mt19937_64 rng(3);
+        const TrainingWindows random(ids, tok, vocab.bos(), T, true, 0.0f, 1.0f);
+        random.fill(in.data(), tg.data(), B, rng);
+        std::set<std::vector<int32_t>> firstCopies;
+        for (int b = 0; b < B; ++b) {
+            const int32_t* x = in.data() + b * T;
+            const int32_t* y = tg.data() + b * T;
+            QCOMPARE(x[0], vocab.bos());
+            for (int t = 0; t < half; ++t) QCOMPARE(y[t], -1);  // not in the loss
+            for (int t = 1; t < T; ++t) {
+                QVERIFY(textTokens.count(x[t]));
+                QVERIFY(x[t] != vocab.bos());
+            }
+            for (int t = 0; t < T - half; ++t) QCOMPARE(y[half + t], x[1 + t]);  // the copy
+            firstCopies.insert(std::vector<int32_t>(x + 1, x + 1 + half));
+        }
+        QVERIFY(firstCopies.size() > B / 2);  // drawn, not taken from one place
+    }
+
+    // Masked targets (< 0) are not in the loss: the mean is over the others, worked out here
+    // from the softmax by hand, and their rows of the gradient are zero.
+    void crossEntropySkipsMaskedTargets() {
+        const int N = 3, V = 4;
+        const std::vector<float> logits{1, 2, 3, 4, 0, 0, 0, 0, -1, 0.5f, 2, 0};
+        const std::vector<int32_t> targets{2, -1, 0};
+        std::vector<float> probs(N * V), dl(N * V);
+        const float loss = train::crossEntropyForward(probs.data(), logits.data(), targets.data(),
+                                                      N, V, ThreadPool::shared());
+        const auto nll = [&](int row, int target) {
+            double sum = 0;
+            for (int j = 0; j < V; ++j) sum += std::exp(double(logits[size_t(row * V + j)]));
+            return -(double(logits[size_t(row * V + target)]) - std::log(sum));
+        };
+        QVERIFY(std::abs(loss - (nll(0, 2) + nll(2, 0)) / 2) < 1e-6);
+        train::crossEntropyBackward(dl.data(), probs.data(), targets.data(), N, V);
+        for (int j = 0; j < V; ++j) {
+            QCOMPARE(dl[size_t(V + j)], 0.0f);
+            const float want0 = (probs[size_t(j)] - (j == 2 ? 1.0f : 0.0f)) / 2;
+            const float want2 = (probs[size_t(2 * V + j)] - (j == 0 ? 1.0f : 0.0f)) / 2;
+            QVERIFY(std::abs(dl[size_t(j)] - want0) < 1e-7f);
+            QVERIFY(std::abs(dl[size_t(2 * V + j)] - want2) < 1e-7f);
+        }
+        const std::vector<int32_t> none{-1, -1, -1};
+        QCOMPARE(train::crossEntropyForward(probs.data(), logits.data(), none.data(), N, V,
+                                            ThreadPool::shared()),
+                 0.0f);
+    }
+
+    // A resumed run may change the data mix (changeDataMix): it trains on the new mix, which the
+    // checkpoint then records, so that a later resume keeps it; without it the checkpoint's mix
+    // stays whatever the caller says.
+    void resumeCanChangeTheDataMix() {
+        TrainOptions o = tinyRun(TrainArch::Llama);
+        o.steps = 6;
+        o.warmup = 2;
+        o.evalEvery = 2;
+        o.repeatFraction = 0.5f;
+        const std::string text = repeatedText(20);
+        QTemporaryDir dir(QDir::currentPath() + "/ckpt-XXXXXX");
+        o.checkpointPath = (dir.path() + "/run.ckpt").toStdString();
+        o.checkpointEvery = 1;
+        o.stopAfter = 3;
+        trainModel(text, o, [](const TrainLogRow&) {});
+        const auto mixOf = [&] {
+            const GgufFile f = GgufFile::open(o.checkpointPath);
+            return std::pair(f.getFloat("train.repeat_fraction").value_or(-1),
+                             f.getFloat("train.random_repeat_fraction").value_or(-1));
+        };
+        QCOMPARE(mixOf(), std::pair(0.5, 0.0));
+
+        TrainOptions same;  // not changing: the checkpoint's mix, whatever is asked
+        same.resumeFrom = o.checkpointPath;
+        same.randomRepeatFraction = 1.0f;
+        same.stopAfter = 3;  // nothing to run: the options only
+        QCOMPARE(resumedOptions(o.checkpointPath, same).randomRepeatFraction, 0.0f);
+
+        TrainOptions changed;
+        changed.resumeFrom = o.checkpointPath;
+        changed.checkpointPath = o.checkpointPath;
+        changed.checkpointEvery = 1;
+        changed.evalEvery = 2;
+        changed.repeatFraction = 0.0f;
+        changed.randomRepeatFraction = 1.0f;
+        changed.changeDataMix = true;
+        changed.stopAfter = 4;
+        std::vector<float> losses;
+        trainModel(text, changed, [&](const TrainLogRow& r) { losses.push_back(r.trainLoss); });
+        QCOMPARE(losses.size(), size_t(1));
+        QCOMPARE(mixOf(), std::pair(0.0, 1.0));
+        TrainOptions later;  // resumes with the recorded mix
+        QCOMPARE(resumedOptions(o.checkpointPath, later).randomRepeatFraction, 1.0f);
     }
 
     // A run of 6 steps equals one of 3 that wrote a checkpoint and a resumed one of 3 more,

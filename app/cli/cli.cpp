@@ -216,6 +216,9 @@ const std::vector<Command>& commands() {
            "share of windows (0..1) that are BOS, the first context/2 tokens from a line start, "
            "then the same span again from its start until full: a copy task that trains "
            "induction heads (line windows only; default 0)"},
+          {"dropout", "P",
+           "llama: residual dropout, the share (0..0.9) of each attention and MLP output zeroed "
+           "in training (default 0); with --resume it changes the checkpoint's"},
           {"random-repeat-fraction", "F",
            "share of windows (0..1) that are BOS, context/2 tokens drawn at random from the "
            "text's distinct tokens, then the same again, with only the copy in the loss: the "

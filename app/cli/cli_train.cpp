@@ -59,6 +59,7 @@ int runTrain(const CliArgs& args) {
     o.repeatFraction = static_cast<float>(args.getDouble("repeat-fraction", 0.0, 0.0, 1.0));
     o.randomRepeatFraction =
         static_cast<float>(args.getDouble("random-repeat-fraction", 0.0, 0.0, 1.0));
+    o.dropout = static_cast<float>(args.getDouble("dropout", 0.0, 0.0, 0.9));
     if (auto path = args.get("vocab-from"))
         o.vocab = BpeVocabulary::fromGguf(GgufFile::open(*path));
     if (auto path = args.get("checkpoint")) {
@@ -72,18 +73,20 @@ int runTrain(const CliArgs& args) {
         const TrainOptions given = o;
         o = resumedOptions(*path, o);  // to print; trainModel reads it again
         // A data mix given with --resume replaces the checkpoint's from here on.
-        if (args.has("repeat-fraction") || args.has("random-repeat-fraction")) {
+        TrainOptions mix = o;
+        if (args.has("repeat-fraction")) mix.repeatFraction = given.repeatFraction;
+        if (args.has("random-repeat-fraction"))
+            mix.randomRepeatFraction = given.randomRepeatFraction;
+        if (args.has("dropout")) mix.dropout = given.dropout;
+        if (mix.repeatFraction != o.repeatFraction ||
+            mix.randomRepeatFraction != o.randomRepeatFraction || mix.dropout != o.dropout) {
             std::fprintf(stderr,
-                         "changing the data mix from the resumed step on: repeated spans %g -> "
-                         "%g, random repeats %g -> %g\n",
-                         o.repeatFraction,
-                         args.has("repeat-fraction") ? given.repeatFraction : o.repeatFraction,
-                         o.randomRepeatFraction,
-                         args.has("random-repeat-fraction") ? given.randomRepeatFraction
-                                                            : o.randomRepeatFraction);
-            if (args.has("repeat-fraction")) o.repeatFraction = given.repeatFraction;
-            if (args.has("random-repeat-fraction"))
-                o.randomRepeatFraction = given.randomRepeatFraction;
+                         "changing the recipe from the resumed step on: repeated spans %g -> %g, "
+                         "random repeats %g -> %g, dropout %g -> %g\n",
+                         double(o.repeatFraction), double(mix.repeatFraction),
+                         double(o.randomRepeatFraction), double(mix.randomRepeatFraction),
+                         double(o.dropout), double(mix.dropout));
+            o = mix;
             o.changeDataMix = true;
         }
     }
@@ -101,6 +104,8 @@ int runTrain(const CliArgs& args) {
     }
     if (o.repeatFraction > 0 && !o.lineWindows && o.arch == TrainArch::Gpt2)
         throw UsageError("--repeat-fraction needs line windows: add --line-windows for gpt2");
+    if (o.dropout > 0 && o.arch != TrainArch::Llama)
+        throw UsageError("--dropout is for --arch llama");
     if (o.randomRepeatFraction > 0 && !o.lineWindows && o.arch == TrainArch::Gpt2)
         throw UsageError(
             "--random-repeat-fraction needs line windows: add --line-windows for gpt2");

@@ -15,7 +15,29 @@ using namespace train;
 
 enum : int { TOK, ATTN_NORM, QKV, WO, FFN_NORM, GATE_UP, DOWN, OUT_NORM, OUT };
 
+// splitmix64: a well-mixed 64-bit hash, so each element's dropout draw is a pure function of
+// (seed, index).
+uint64_t mix(uint64_t x) {
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+// keep[i] = 0 with probability p, else 1 / (1 - p).
+void drawKeep(float* keep, size_t n, float p, uint64_t seed) {
+    const float scale = 1.0f / (1.0f - p);
+    const auto threshold = static_cast<uint64_t>(static_cast<double>(p) * 18446744073709551616.0);
+    for (size_t i = 0; i < n; ++i) keep[i] = mix(seed + i) < threshold ? 0.0f : scale;
+}
+
 }  // namespace
+
+void LlamaTrainer::setDropout(float p, uint64_t seed) {
+    assert(p >= 0 && p < 1);
+    dropout_ = p;
+    dropoutSeed_ = mix(seed);
+}
 
 LlamaTrainer::LlamaTrainer(const LlamaShape& s, uint64_t seed, float initStd, ThreadPool& pool)
     : Trainer(pool), shape_(s) {
@@ -80,6 +102,15 @@ float LlamaTrainer::forward(const int32_t* inputs, const int32_t* targets, int B
     }
     inputs_.assign(inputs, inputs + N);
     targets_.assign(targets, targets + N);
+    if (dropout_ > 0) {
+        keep_.resize(Lz * 2 * NC);
+        drawKeep(keep_.data(), keep_.size(), dropout_, dropoutSeed_);
+    }
+    const auto dropped = [&](float* branch, int l, int which) {  // branch ⊙ keep
+        if (dropout_ <= 0) return;
+        const float* k = keep_.data() + (static_cast<size_t>(l) * 2 + which) * NC;
+        for (size_t i = 0; i < NC; ++i) branch[i] *= k[i];
+    };
 
     // 1. token embeddings (no positions: RoPE places the tokens)
     for (int i = 0; i < N; ++i) {
@@ -105,12 +136,14 @@ float LlamaTrainer::forward(const int32_t* inputs, const int32_t* targets, int B
         attentionForward(atty, att_.data() + l * static_cast<size_t>(B) * NH * T * T, qkv, B, T, NH,
                          NKV, hd, pool_);
         matmulForward(tmp.data(), atty, p(WO, l), nullptr, N, C, C, pool_);
+        dropped(tmp.data(), l, 0);
         for (size_t i = 0; i < NC; ++i) res2[i] = x[i] + tmp[i];
         // res2 + down(SiLU(gate·h) ⊙ up·h), h = RMSNorm(res2)
         rmsNormForward(ln2, rstd2_.data() + l * N, res2, p(FFN_NORM, l), N, C, s.normEps);
         matmulForward(gu, ln2, p(GATE_UP, l), nullptr, N, C, 2 * F, pool_);
         swigluForward(swi, gu, N, F);
         matmulForward(tmp.data(), swi, p(DOWN, l), nullptr, N, F, C, pool_);
+        dropped(tmp.data(), l, 1);
         for (size_t i = 0; i < NC; ++i) out[i] = res2[i] + tmp[i];
     }
     // 3. final norm, output head, softmax and cross-entropy
@@ -138,6 +171,14 @@ void LlamaTrainer::backward() {
                     rstdf_.data(), N, C);
     // 2. the blocks, last first; dres carries d(residual stream)
     std::vector<float> dswi(Nz * F), dgu(Nz * 2 * F), dln(NC), datty(NC), dqkv(Nz * R);
+    std::vector<float> dbranch(dropout_ > 0 ? NC : 0);
+    // d(branch output) = d(residual) ⊙ keep, with the forward pass's masks
+    const auto branchGrad = [&](int l, int which) -> const float* {
+        if (dropout_ <= 0) return dres.data();
+        const float* k = keep_.data() + (static_cast<size_t>(l) * 2 + which) * NC;
+        for (size_t i = 0; i < NC; ++i) dbranch[i] = dres[i] * k[i];
+        return dbranch.data();
+    };
     for (int l = L - 1; l >= 0; --l) {
         const float* x = resid_.data() + l * NC;
         const float* ln1 = ln1_.data() + l * NC;
@@ -149,7 +190,7 @@ void LlamaTrainer::backward() {
         const float* swi = swi_.data() + l * Nz * F;
         // out = res2 + down(swiglu(gate_up(RMSNorm(res2))))
         std::fill(dswi.begin(), dswi.end(), 0.0f);
-        matmulBackward(dswi.data(), g(DOWN, l), nullptr, dres.data(), swi, p(DOWN, l), N, F, C,
+        matmulBackward(dswi.data(), g(DOWN, l), nullptr, branchGrad(l, 1), swi, p(DOWN, l), N, F, C,
                        pool_);
         std::fill(dgu.begin(), dgu.end(), 0.0f);
         swigluBackward(dgu.data(), dswi.data(), gu, N, F);
@@ -160,7 +201,7 @@ void LlamaTrainer::backward() {
                         rstd2_.data() + l * N, N, C);
         // res2 = x + wo(attention(rope(qkv(RMSNorm(x)))))
         std::fill(datty.begin(), datty.end(), 0.0f);
-        matmulBackward(datty.data(), g(WO, l), nullptr, dres.data(), atty, p(WO, l), N, C, C,
+        matmulBackward(datty.data(), g(WO, l), nullptr, branchGrad(l, 0), atty, p(WO, l), N, C, C,
                        pool_);
         std::fill(dqkv.begin(), dqkv.end(), 0.0f);
         attentionBackward(dqkv.data(), datty.data(),

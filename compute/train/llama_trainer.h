@@ -44,6 +44,7 @@ class LlamaTrainer : public Trainer {
 
     float forward(const int32_t* inputs, const int32_t* targets, int B, int T) override;
     void backward() override;
+    void setDropout(float p, uint64_t seed) override;
     // general.architecture = llama: llama.* keys, separate attn_q/k/v and ffn_gate/up tensors,
     // output.weight unless tied, the vocabulary's tokenizer (with its BOS).
     GgufWriter toGguf(const BpeVocabulary& vocab, const std::string& name) const override;
@@ -66,6 +67,9 @@ class LlamaTrainer : public Trainer {
     std::vector<float> gu_;           // (L, N, 2F): gate, then up
     std::vector<float> swi_;          // (L, N, F)
     std::vector<float> lnf_, rstdf_;  // (N, C), (N)
+    float dropout_ = 0;
+    uint64_t dropoutSeed_ = 0;
+    std::vector<float> keep_;  // (L, 2, N, C): each branch's 0 or 1 / (1 - p), when dropout_ > 0
 };
 
 }  // namespace kvscope

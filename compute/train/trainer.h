@@ -44,6 +44,15 @@ class Trainer {
     // The model as a GGUF file (float32) with the vocabulary's tokenizer.
     virtual GgufWriter toGguf(const BpeVocabulary& vocab, const std::string& name) const = 0;
 
+    // Dropout for the following forward passes (0: none, as for evaluation): LlamaTrainer zeroes
+    // each element of every residual branch's output (attention, MLP) with probability p and
+    // scales the rest by 1 / (1 - p); the masks are a function of (seed, layer, element), so a
+    // pass is reproducible and a resumed run draws the same masks. Other trainers ignore it.
+    virtual void setDropout(float p, uint64_t seed) {
+        (void)p;
+        (void)seed;
+    }
+
     void zeroGrad();
     // Scales the gradients so their global L2 norm is at most maxNorm; returns the norm before.
     float clipGradients(float maxNorm);

@@ -57,6 +57,7 @@ void writeOptions(GgufWriter& w, const TrainOptions& o) {
     w.set("train.line_windows", GgufValue::boolean(o.lineWindows));
     w.set("train.repeat_fraction", GgufValue::f32(o.repeatFraction));
     w.set("train.random_repeat_fraction", GgufValue::f32(o.randomRepeatFraction));
+    w.set("train.dropout", GgufValue::f32(o.dropout));
 }
 
 void writeCheckpoint(const std::string& path, const TrainOptions& o, const BpeVocabulary& vocab,
@@ -239,7 +240,9 @@ TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller)
     if (caller.changeDataMix) {  // the caller's mix from here on
         o.repeatFraction = caller.repeatFraction;
         o.randomRepeatFraction = caller.randomRepeatFraction;
+        o.dropout = caller.dropout;
     } else {
+        o.dropout = static_cast<float>(f.getFloat("train.dropout").value_or(0.0));
         o.repeatFraction = static_cast<float>(checkpointFloat(f, "train.repeat_fraction"));
         // absent from checkpoints written before random repeats existed
         o.randomRepeatFraction =
@@ -316,6 +319,7 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
     auto heldOutLoss = [&]() {
         if (!heldWindows.usable()) return NAN;
         std::mt19937_64 fixed(o.seed + 1);  // the same windows every time
+        model->setDropout(0, 0);            // the model as it will be used
         double sum = 0;
         for (int i = 0; i < o.evalBatches; ++i) {
             heldWindows.fill(inputs.data(), targets.data(), o.batch, fixed);
@@ -334,6 +338,7 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
         row.step = step;
         row.lr = adam.lr = scheduledLr(o, step);
         trainWindows.fill(inputs.data(), targets.data(), o.batch, rng);
+        model->setDropout(o.dropout, o.seed * 0x100000001b3ULL + static_cast<uint64_t>(step));
         row.trainLoss = model->forward(inputs.data(), targets.data(), o.batch, T);
         model->zeroGrad();
         model->backward();

@@ -52,8 +52,12 @@ struct TrainOptions {
     bool lineWindows = false;
     float repeatFraction = 0.0f;
     float randomRepeatFraction = 0.0f;
-    // On resume: this repeatFraction and randomRepeatFraction replace the checkpoint's (the data
-    // mix changes from the resumed step on; the new mix is saved in later checkpoints).
+    // Residual dropout (llama): each step's forward pass zeroes this share of the attention and
+    // MLP outputs (LlamaTrainer::setDropout, masks drawn from the seed and the step); the
+    // held-out loss and the written model use none.
+    float dropout = 0.0f;
+    // On resume: this repeatFraction, randomRepeatFraction and dropout replace the checkpoint's
+    // (the recipe changes from the resumed step on; later checkpoints record the new one).
     bool changeDataMix = false;
 
     std::optional<BpeVocabulary> vocab;  // use this vocabulary instead of learning one

@@ -443,15 +443,39 @@ class TstGpt2Trainer : public QObject {
     void llamaBackwardEqualsFiniteDifferences_data() {
         QTest::addColumn<int>("kvHeads");
         QTest::addColumn<bool>("tie");
-        QTest::newRow("GQA 4/2, own output") << 2 << false;
-        QTest::newRow("MQA 4/1, tied output") << 1 << true;
+        QTest::addColumn<float>("dropout");
+        QTest::newRow("GQA 4/2, own output") << 2 << false << 0.0f;
+        QTest::newRow("MQA 4/1, tied output") << 1 << true << 0.0f;
+        // the same masks in every pass of one seed, so finite differences see them too
+        QTest::newRow("GQA 4/2, residual dropout 0.3") << 2 << false << 0.3f;
     }
     void llamaBackwardEqualsFiniteDifferences() {
         QFETCH(int, kvHeads);
         QFETCH(bool, tie);
+        QFETCH(float, dropout);
         LlamaTrainer t(tinyLlama(kvHeads, tie), 3, 0.3f);
+        t.setDropout(dropout, 17);
         const int large = checkWholeModel(t, 300, 23);
         QVERIFY(large > 50);
+    }
+
+    // Dropout: with p > 0 the loss of a batch changes with the seed and not within one seed;
+    // setDropout(0) gives back the model's own loss.
+    void llamaDropoutIsSeededAndOffForEvaluation() {
+        LlamaTrainer t(tinyLlama(2, false), 7, 0.3f);
+        const Batch batch = randomBatch(4, 6, 300, 8);
+        const auto loss = [&] {
+            return t.forward(batch.inputs.data(), batch.targets.data(), 4, 6);
+        };
+        const float plain = loss();
+        t.setDropout(0.5f, 1);
+        const float a = loss();
+        QCOMPARE(loss(), a);
+        t.setDropout(0.5f, 2);
+        const float b = loss();
+        QVERIFY(a != plain && b != plain && a != b);
+        t.setDropout(0, 0);
+        QCOMPARE(loss(), plain);
     }
 
     void llamaAdamwStepsLowerTheLoss() {
@@ -658,6 +682,7 @@ class TstGpt2Trainer : public QObject {
         changed.evalEvery = 2;
         changed.repeatFraction = 0.0f;
         changed.randomRepeatFraction = 1.0f;
+        changed.dropout = 0.25f;
         changed.changeDataMix = true;
         changed.stopAfter = 4;
         std::vector<float> losses;
@@ -666,6 +691,7 @@ class TstGpt2Trainer : public QObject {
         QCOMPARE(mixOf(), std::pair(0.0, 1.0));
         TrainOptions later;  // resumes with the recorded mix
         QCOMPARE(resumedOptions(o.checkpointPath, later).randomRepeatFraction, 1.0f);
+        QCOMPARE(resumedOptions(o.checkpointPath, later).dropout, 0.25f);
     }
 
     // A run of 6 steps equals one of 3 that wrote a checkpoint and a resumed one of 3 more,
@@ -673,7 +699,7 @@ class TstGpt2Trainer : public QObject {
     void resumedRunEqualsAnUninterruptedOne_data() {
         QTest::addColumn<bool>("llama");
         QTest::newRow("gpt2, line windows") << false;
-        QTest::newRow("llama, repeated spans") << true;
+        QTest::newRow("llama, repeated spans, random repeats, dropout") << true;
     }
     void resumedRunEqualsAnUninterruptedOne() {
         QFETCH(bool, llama);
@@ -682,7 +708,11 @@ class TstGpt2Trainer : public QObject {
         o.steps = 6;
         o.warmup = 2;
         o.evalEvery = 2;
-        if (llama) o.repeatFraction = 0.5f;
+        if (llama) {
+            o.repeatFraction = 0.5f;
+            o.randomRepeatFraction = 0.5f;
+            o.dropout = 0.2f;  // each step's masks come from the seed and the step
+        }
         const std::string text = repeatedText(20);
         const auto noLog = [](const TrainLogRow&) {};
         const std::vector<uint8_t> straight = trainModel(text, o, noLog).model.toBytes();

@@ -71,6 +71,32 @@ class TstMemoryChart : public QObject {
         QVERIFY2(chart.caption().contains("× 2 B (f16)"), qPrintable(chart.caption()));
     }
 
+    // A GQA model (4 query heads over 2 K/V heads): the "as if plain MHA" line is the formula
+    // with every query head's own K and V, 2 × layers × 4 heads × head dim × 4 B per token, twice
+    // the measured bytes, to the full context; an MHA model has no such line.
+    void gqaShowsWhatPlainMhaWouldTake() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        MemoryChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(3);
+        const ModelConfig& c = d.store.config();
+        QCOMPARE(c.nHead, 4);
+        QCOMPARE(c.nHeadKv, 2);
+        const double mhaPerToken = 2.0 * c.nLayer * 4 * c.headDim * 4;
+        const QList<QPointF> mha = chart.mhaSeries()->points();
+        QVERIFY(!mha.isEmpty());
+        QCOMPARE(mha.last().x(), double(c.nCtx));
+        QCOMPARE(mha.last().y() * chart.unitBytes(), mhaPerToken * c.nCtx);
+        QCOMPARE(mhaPerToken * d.store.count(), 2.0 * double(d.store.kvBytes()));
+        QVERIFY2(chart.caption().contains("2× as much"), qPrintable(chart.caption()));
+
+        DecodedStore plain(fixtures::makeModel(fixtures::gpt2Spec()));
+        MemoryChart mhaChart(&plain.store);
+        plain.prefill("the cat sat");
+        QVERIFY(mhaChart.mhaSeries()->points().isEmpty());
+        QVERIFY(!mhaChart.caption().contains("multi-head"));
+    }
+
     void usedEqualsTheTraceBytes_data() { models_data(); }
     void usedEqualsTheTraceBytes() {
         QFETCH(QString, model);
@@ -115,9 +141,11 @@ class TstMemoryChart : public QObject {
         auto* x = qobject_cast<QValueAxis*>(chart.chart()->axes(Qt::Horizontal).first());
         auto* y = qobject_cast<QValueAxis*>(chart.chart()->axes(Qt::Vertical).first());
         QCOMPARE(x->max(), double(c.nCtx));
-        // The scale is the cache's: its largest figure fills most of the height, and the weights
-        // (here larger than the cache) are not drawn until asked for.
-        const double cacheTop = std::max(perToken * c.nCtx, double(s.model().cacheAllocatedBytes));
+        // The scale is the cache's: its largest figure (for GQA and MQA, what plain MHA would
+        // take) fills most of the height, and the weights (here larger than the cache) are not
+        // drawn until asked for.
+        const double cacheTop = std::max(perToken * c.nCtx * c.nHead / c.nHeadKv,
+                                         double(s.model().cacheAllocatedBytes));
         QVERIFY(double(s.model().weightBytes) > 1.5 * cacheTop);
         QVERIFY(!chart.weightsSeries()->isVisible());
         QVERIFY(y->max() * unit >= cacheTop);

@@ -33,6 +33,7 @@ MemoryChart::MemoryChart(TraceStore* store, QWidget* parent) : QChartView(parent
     projection_ = addSeries(chart, tr("projection"));
     weights_ = addSeries(chart, tr("weights"));
     full_ = addSeries(chart, tr("full cache (measured)"));  // beside a lossy cache policy
+    mha_ = addSeries(chart, tr("as if plain MHA"));         // beside a GQA or MQA model's
     weights_->setVisible(false);  // on request: it would set the scale, not the cache
     x_ = new QValueAxis;
     x_->setTitleText(tr("tokens in the cache"));
@@ -73,6 +74,7 @@ void MemoryChart::applyTheme() {
     allocated_->setPen(QPen(t.mutedText, penWidth(2), Qt::DashDotLine));
     weights_->setPen(QPen(st.fourth, penWidth(2), Qt::DashDotDotLine));
     full_->setPen(QPen(st.fifth, penWidth(3), Qt::DashLine));
+    mha_->setPen(QPen(t.mutedText, penWidth(2), Qt::DotLine));
 }
 
 void MemoryChart::setShowWeights(bool show) {
@@ -83,7 +85,8 @@ void MemoryChart::setShowWeights(bool show) {
 }
 
 void MemoryChart::rebuild() {
-    for (QLineSeries* s : {used_, allocated_, formula_, projection_, weights_, full_}) s->clear();
+    for (QLineSeries* s : {used_, allocated_, formula_, projection_, weights_, full_, mha_})
+        s->clear();
     if (!store_->hasModel()) return;
     const ModelSummary& m = store_->model();
     const ModelConfig& c = m.config;
@@ -106,9 +109,13 @@ void MemoryChart::rebuild() {
     // (often far larger) draw only on request and are stated in the caption.
     size_t fullTop = 0;
     for (const StepTrace& t : store_->traces()) fullTop = std::max(fullTop, t.fullKvBytes);
+    // What plain multi-head attention would hold: one K/V head per query head.
+    const bool shared = c.nHeadKv < c.nHead;
+    const double mhaPerToken = perToken * c.nHead / c.nHeadKv;
     const double top = std::max(
-        {perToken * std::min(xMax, held), static_cast<double>(store_->kvAllocatedBytes()),
-         static_cast<double>(fullTop), showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
+        {perToken * std::min(xMax, held), shared ? mhaPerToken * std::min(xMax, held) : 0.0,
+         static_cast<double>(store_->kvAllocatedBytes()), static_cast<double>(fullTop),
+         showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
     unit_ = top >= 4.0 * (1 << 30)   ? double(1 << 30)
             : top >= 4.0 * (1 << 20) ? double(1 << 20)
                                      : 1024.0;
@@ -155,6 +162,13 @@ void MemoryChart::rebuild() {
     projection << QPointF(xMax, formulaAt(xMax));
     formula_->replace(formula);
     projection_->replace(projection);
+    if (shared) {  // the same policy's cap, with every query head's own K and V
+        QList<QPointF> mha{{0, 0}};
+        if (held < xMax) mha << QPointF(held, y(mhaPerToken * held));
+        mha << QPointF(xMax, y(mhaPerToken * std::min(xMax, held)));
+        mha_->replace(mha);
+    }
+    for (QLegendMarker* marker : chart()->legend()->markers(mha_)) marker->setVisible(shared);
     weights_->replace({{0, y(static_cast<double>(m.weightBytes))},
                        {xMax, y(static_cast<double>(m.weightBytes))}});
     x_->setRange(0, xMax);
@@ -181,6 +195,14 @@ void MemoryChart::rebuild() {
             .arg(human(static_cast<double>(m.weightBytes)))
             .arg(elementBytes)
             .arg(typeText);
+    if (shared)
+        caption_ += tr(" Grey dots: plain multi-head attention, one K/V head for each of the %1 "
+                       "query heads, would take %L2 B per token, %3× as much; here %4 query heads "
+                       "share each K/V head.")
+                        .arg(c.nHead)
+                        .arg(static_cast<qulonglong>(mhaPerToken))
+                        .arg(static_cast<double>(c.nHead) / c.nHeadKv)
+                        .arg(c.nHead / c.nHeadKv);
     if (policy.evicts())
         caption_ += tr(" Cache policy %1: at most %L2 tokens' K and V are held between steps; "
                        "the full cache on the same tokens holds %3.")

@@ -24,6 +24,9 @@ class MemoryChart : public QChartView {
     const QLineSeries* formulaSeries() const { return formula_; }      // up to the tokens held
     const QLineSeries* projectionSeries() const { return projection_; }  // beyond them
     const QLineSeries* weightsSeries() const { return weights_; }        // hidden unless asked for
+    // Grouped-query or multi-query attention: the same model's cache if every query head had
+    // its own K and V (the formula × heads / kv heads), to the full context; empty for MHA.
+    const QLineSeries* mhaSeries() const { return mha_; }
     // The cache lab: the full f32 cache's bytes on the same tokens, measured beside a lossy
     // policy (StepTrace::fullKvBytes); empty otherwise.
     const QLineSeries* fullSeries() const { return full_; }
@@ -43,7 +46,7 @@ class MemoryChart : public QChartView {
     void applyTheme();
 
     TraceStore* store_;
-    QLineSeries *full_ = nullptr, *used_, *allocated_, *formula_, *projection_, *weights_;
+    QLineSeries *full_ = nullptr, *used_, *allocated_, *formula_, *projection_, *weights_, *mha_;
     bool showWeights_ = false;
     QValueAxis *x_, *y_;
     double unit_ = 1024;

@@ -3,7 +3,7 @@
 # (6 layers, 8 query heads over 2 K/V heads, width 256, context 256, vocabulary 2,048) on the
 # same corpus as kvscope-tiny (corpus/, never committed). Checkpoints every 250 steps to
 # corpus/kvscope-gqa.ckpt and resumes from it when it is there, so it can be stopped and rerun.
-# Two phases (below): the second adds random repeats to the data mix.
+# Three phases (below): the later ones add random repeats and dropout to the recipe.
 # Usage: resources/models/train_gqa.sh [extra kvscope train options, which override these]
 # (KVSCOPE_BIN=path/to/kvscope skips the build.) About 2-3 hours on 2 free cores.
 set -euo pipefail
@@ -26,9 +26,12 @@ common=(--arch llama --text "$root/corpus/kjv.txt"
 # head that copied on random tokens: the text's spans are memorised after a few passes, so
 # copying them taught little.
 "$kvscope" train "${common[@]}" "${resume[@]}" --stop-after 2500 "$@"
-# Phase 2, steps 2,501-5,000: also 10% random repeats (the induction test as a task, the first
+# Phase 2, steps 2,501-2,750: also 10% random repeats (the induction test as a task, the first
 # copy not in the loss) and residual dropout 0.1 (by step 2,500 the held-out loss had stopped
 # falling while the training loss fell: the model memorises the 3.9 MB of text), the
-# checkpoint's recipe changed on resuming.
-"$kvscope" train "${common[@]}" --resume "$ckpt" --random-repeat-fraction 0.1 --dropout 0.1 "$@"
-echo "trained: corpus/kvscope-gqa.gguf (unless --out said otherwise)" >&2
+# checkpoint's recipe changed on resuming. (Resumed past 2,750 it runs no step.)
+"$kvscope" train "${common[@]}" --resume "$ckpt" --random-repeat-fraction 0.1 --dropout 0.1 \
+  --stop-after 2750 "$@"
+# Phase 3, steps 2,751-5,000: random repeats raised to 25% (at 2,750 no head copied on random
+# tokens yet).
+"$kvscope" train "${common[@]}" --resume "$ckpt" --random-repeat-fraction 0.25 --dropout 0.1 "$@"

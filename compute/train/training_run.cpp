@@ -169,15 +169,18 @@ void TrainingWindows::fill(int32_t* inputs, int32_t* targets, int B, std::mt1993
             if (!repeat && randomRepeat_ > 0 && !distinct_.empty())
                 random = std::uniform_real_distribution<float>(0, 1)(rng) < randomRepeat_;
             seq[0] = bos_;
-            if (random) {  // BOS, r0..r(h-1), r0..: the first copy is not in the loss
-                const size_t half = T / 2;
+            if (random) {  // BOS, r0..r(m-1), r0..r(m-1), r0..: only the copies in the loss
+                // A span length of its own per window, so that no fixed relative position holds
+                // the answer: the copy must be found by content, as an induction head does.
+                const size_t m =
+                    std::uniform_int_distribution<size_t>(std::max<size_t>(2, T / 8), T / 2)(rng);
                 std::uniform_int_distribution<size_t> token(0, distinct_.size() - 1);
                 for (size_t i = 0; i < T; ++i)
-                    seq[i + 1] = i < half ? distinct_[token(rng)] : seq[i + 1 - half];
+                    seq[i + 1] = i < m ? distinct_[token(rng)] : seq[i + 1 - m];
                 std::copy(seq.begin(), seq.end() - 1, inputs + static_cast<size_t>(b) * T);
                 std::copy(seq.begin() + 1, seq.end(), targets + static_cast<size_t>(b) * T);
                 std::fill(targets + static_cast<size_t>(b) * T,
-                          targets + static_cast<size_t>(b) * T + half, -1);
+                          targets + static_cast<size_t>(b) * T + m, -1);
                 continue;
             }
             std::uniform_int_distribution<size_t> pick(0, starts_.size() - 1);

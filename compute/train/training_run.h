@@ -45,10 +45,11 @@ struct TrainOptions {
     // line-start span + the same span again from its start until the window is full (the second
     // half is predictable by copying, which trains induction heads).
     // randomRepeatFraction (line windows only; drawn after repeatFraction's coin, for windows
-    // that did not repeat a span): BOS + ⌊T/2⌋ tokens drawn uniformly from the distinct tokens
-    // of the training text + the same tokens again, with the first copy's targets masked (not in
-    // the loss): only the copy can be predicted, by looking back at the token after the current
-    // token's earlier occurrence, which is the induction test's task itself.
+    // that did not repeat a span): BOS + m tokens drawn uniformly from the distinct tokens of the
+    // training text, then the same m again and again until the window is full, m drawn per
+    // window from [max(2, T/8), T/2] so that no fixed offset finds the copy; the first copy's
+    // targets are masked (not in the loss): only the copies can be predicted, by looking back at
+    // the token after the current token's earlier occurrence, the induction test's task itself.
     bool lineWindows = false;
     float repeatFraction = 0.0f;
     float randomRepeatFraction = 0.0f;

@@ -589,33 +589,40 @@ class TstGpt2Trainer : public QObject {
         }
     }
 
-    // Random repeats: BOS, half a window of tokens drawn from the text's own, the same again;
-    // the first copy's targets are masked (-1), the second copy's are the first's tokens.
+    // Random repeats: BOS, m tokens drawn from the text's own, the same m again and again; the
+    // first copy's targets are masked (-1), every later target is the token m places back; m
+    // varies from window to window within [max(2, T/8), T/2].
     void randomRepeatWindowsCopyTokensOfTheText() {
         BpeVocabulary vocab = trainBpe(kText, 279);
         vocab.addBeginOfText();
         const Tokenizer tok = vocab.tokenizer();
         const std::vector<int32_t> ids = tok.encode(repeatedText(4));
         const std::set<int32_t> textTokens(ids.begin(), ids.end());
-        const int T = 12, B = 64, half = T / 2;
+        const int T = 32, B = 64;
         std::vector<int32_t> in(B * T), tg(B * T);
         std::mt19937_64 rng(3);
         const TrainingWindows random(ids, tok, vocab.bos(), T, true, 0.0f, 1.0f);
         random.fill(in.data(), tg.data(), B, rng);
         std::set<std::vector<int32_t>> firstCopies;
+        std::set<int> spans;
         for (int b = 0; b < B; ++b) {
             const int32_t* x = in.data() + b * T;
             const int32_t* y = tg.data() + b * T;
             QCOMPARE(x[0], vocab.bos());
-            for (int t = 0; t < half; ++t) QCOMPARE(y[t], -1);  // not in the loss
+            int m = 0;
+            while (m < T && y[m] == -1) ++m;  // the first copy: not in the loss
+            QVERIFY2(m >= T / 8 && m <= T / 2, qPrintable(QString::number(m)));
+            spans.insert(m);
             for (int t = 1; t < T; ++t) {
                 QVERIFY(textTokens.count(x[t]));
                 QVERIFY(x[t] != vocab.bos());
             }
-            for (int t = 0; t < T - half; ++t) QCOMPARE(y[half + t], x[1 + t]);  // the copy
-            firstCopies.insert(std::vector<int32_t>(x + 1, x + 1 + half));
+            // target t is token t + 1 of the window: the one m places back, x[t + 1 - m]
+            for (int t = m; t < T; ++t) QCOMPARE(y[t], x[t + 1 - m]);
+            firstCopies.insert(std::vector<int32_t>(x + 1, x + 1 + m));
         }
         QVERIFY(firstCopies.size() > B / 2);  // drawn, not taken from one place
+        QVERIFY(spans.size() >= 5);           // no fixed offset finds the copy
     }
 
     // Masked targets (< 0) are not in the loss: the mean is over the others, worked out here

@@ -218,12 +218,14 @@ const std::vector<Command>& commands() {
            "induction heads (line windows only; default 0)"},
           {"dropout", "P",
            "llama: residual dropout, the share (0..0.9) of each attention and MLP output zeroed "
-           "in training (default 0); with --resume it changes the checkpoint's"},
+           "in training (default 0); with --resume it changes the checkpoint's dropout from "
+           "there on"},
           {"random-repeat-fraction", "F",
-           "share of windows (0..1) that are BOS, context/2 tokens drawn at random from the "
-           "text's distinct tokens, then the same again, with only the copy in the loss: the "
-           "induction test as a task (line windows only; default 0). With --resume, this or "
-           "--repeat-fraction changes the checkpoint's data mix from there on"},
+           "chance (0..1) that a window not given a repeated span is BOS, m tokens drawn at "
+           "random from the text's distinct tokens (m from context/8 to context/2, per window), "
+           "then the same m again and again, with only the copies after their first token in "
+           "the loss: the induction test as a task (line windows only; default 0). With "
+           "--resume, this or --repeat-fraction changes the checkpoint's data mix from there on"},
           {"vocab-from", "MODEL.gguf",
            "reuse this model's tokenizer instead of learning one (--vocab is then ignored)"},
           {"checkpoint", "PATH",

@@ -78,6 +78,8 @@ int runTrain(const CliArgs& args) {
         if (args.has("random-repeat-fraction"))
             mix.randomRepeatFraction = given.randomRepeatFraction;
         if (args.has("dropout")) mix.dropout = given.dropout;
+        if (mix.dropout > 0 && mix.arch != TrainArch::Llama)
+            throw UsageError("--dropout is for --arch llama");
         if (mix.repeatFraction != o.repeatFraction ||
             mix.randomRepeatFraction != o.randomRepeatFraction || mix.dropout != o.dropout) {
             std::fprintf(stderr,

@@ -102,12 +102,13 @@ float LlamaTrainer::forward(const int32_t* inputs, const int32_t* targets, int B
     }
     inputs_.assign(inputs, inputs + N);
     targets_.assign(targets, targets + N);
-    if (dropout_ > 0) {
+    masked_ = dropout_ > 0;  // backward() uses this pass's masks, whatever is set after it
+    if (masked_) {
         keep_.resize(Lz * 2 * NC);
         drawKeep(keep_.data(), keep_.size(), dropout_, dropoutSeed_);
     }
     const auto dropped = [&](float* branch, int l, int which) {  // branch ⊙ keep
-        if (dropout_ <= 0) return;
+        if (!masked_) return;
         const float* k = keep_.data() + (static_cast<size_t>(l) * 2 + which) * NC;
         for (size_t i = 0; i < NC; ++i) branch[i] *= k[i];
     };
@@ -171,10 +172,10 @@ void LlamaTrainer::backward() {
                     rstdf_.data(), N, C);
     // 2. the blocks, last first; dres carries d(residual stream)
     std::vector<float> dswi(Nz * F), dgu(Nz * 2 * F), dln(NC), datty(NC), dqkv(Nz * R);
-    std::vector<float> dbranch(dropout_ > 0 ? NC : 0);
+    std::vector<float> dbranch(masked_ ? NC : 0);
     // d(branch output) = d(residual) ⊙ keep, with the forward pass's masks
     const auto branchGrad = [&](int l, int which) -> const float* {
-        if (dropout_ <= 0) return dres.data();
+        if (!masked_) return dres.data();
         const float* k = keep_.data() + (static_cast<size_t>(l) * 2 + which) * NC;
         for (size_t i = 0; i < NC; ++i) dbranch[i] = dres[i] * k[i];
         return dbranch.data();

@@ -45,6 +45,8 @@ class LlamaTrainer : public Trainer {
     float forward(const int32_t* inputs, const int32_t* targets, int B, int T) override;
     void backward() override;
     void setDropout(float p, uint64_t seed) override;
+    // The last forward pass's dropout multipliers (L, 2, N, C): 0 or 1 / (1 - p); for tests.
+    const std::vector<float>& dropoutKeep() const { return keep_; }
     // general.architecture = llama: llama.* keys, separate attn_q/k/v and ffn_gate/up tensors,
     // output.weight unless tied, the vocabulary's tokenizer (with its BOS).
     GgufWriter toGguf(const BpeVocabulary& vocab, const std::string& name) const override;
@@ -69,6 +71,7 @@ class LlamaTrainer : public Trainer {
     std::vector<float> lnf_, rstdf_;  // (N, C), (N)
     float dropout_ = 0;
     uint64_t dropoutSeed_ = 0;
+    bool masked_ = false;      // the last forward pass applied keep_
     std::vector<float> keep_;  // (L, 2, N, C): each branch's 0 or 1 / (1 - p), when dropout_ > 0
 };
 

@@ -179,8 +179,10 @@ void TrainingWindows::fill(int32_t* inputs, int32_t* targets, int B, std::mt1993
                     seq[i + 1] = i < m ? distinct_[token(rng)] : seq[i + 1 - m];
                 std::copy(seq.begin(), seq.end() - 1, inputs + static_cast<size_t>(b) * T);
                 std::copy(seq.begin() + 1, seq.end(), targets + static_cast<size_t>(b) * T);
+                // the first copy, and the second copy's first token (nothing before it tells that
+                // the span starts over): neither can be predicted
                 std::fill(targets + static_cast<size_t>(b) * T,
-                          targets + static_cast<size_t>(b) * T + m, -1);
+                          targets + static_cast<size_t>(b) * T + m + 1, -1);
                 continue;
             }
             std::uniform_int_distribution<size_t> pick(0, starts_.size() - 1);
@@ -262,6 +264,12 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
     const bool lineWindows = o.lineWindows || o.arch == TrainArch::Llama;
     if (o.randomRepeatFraction > 0 && !lineWindows)
         throw Error("random repeats need line windows, which start with BOS");
+    if (o.randomRepeatFraction > 0 && o.shape.nCtx < 4)
+        throw Error("random repeats need a context of at least 4 tokens");
+    if (!(o.dropout >= 0 && o.dropout < 1))
+        throw Error("dropout must be at least 0 and below 1, got " + std::to_string(o.dropout));
+    if (o.dropout > 0 && o.arch != TrainArch::Llama)
+        throw Error("dropout is implemented for llama only");
     if (o.repeatFraction > 0 && !lineWindows)
         throw Error("repeated spans (repeat fraction " + std::to_string(o.repeatFraction) +
                     ") need line windows, which start with BOS");

@@ -48,8 +48,9 @@ struct TrainOptions {
     // that did not repeat a span): BOS + m tokens drawn uniformly from the distinct tokens of the
     // training text, then the same m again and again until the window is full, m drawn per
     // window from [max(2, T/8), T/2] so that no fixed offset finds the copy; the first copy's
-    // targets are masked (not in the loss): only the copies can be predicted, by looking back at
-    // the token after the current token's earlier occurrence, the induction test's task itself.
+    // targets and the second copy's first are masked (not in the loss): only the rest of the
+    // copies can be predicted, by looking back at the token after the current token's earlier
+    // occurrence, the induction test's task itself.
     bool lineWindows = false;
     float repeatFraction = 0.0f;
     float randomRepeatFraction = 0.0f;

@@ -17,7 +17,7 @@ common=(--arch llama --text "$root/corpus/kjv.txt"
   --out "$root/corpus/kvscope-gqa.gguf" --log "$root/corpus/train_gqa_log.csv"
   --held-out-text "$root/corpus/kjv-heldout.txt"
   --layers 6 --heads 8 --kv-heads 2 --width 256 --context 256 --vocab 2048
-  --random-repeat-fraction 0.2 --dropout 0.15 --batch 8 --steps 5000 --lr 1e-3 --warmup 200
+  --repeat-fraction 0 --random-repeat-fraction 0.2 --dropout 0.15 --batch 8 --steps 5000 --lr 1e-3 --warmup 200
   --eval-every 250 --seed 1337 --name "KVScope GQA (KJV)"
   --checkpoint "$ckpt" --checkpoint-every 250)
 # The recipe, from what a first run (resources/models/README.md) showed: random repeats with a

@@ -478,6 +478,53 @@ class TstGpt2Trainer : public QObject {
         QCOMPARE(loss(), plain);
     }
 
+    // The masks: a share p of zeros (8 × 2 × 24 × 16 = 6,144 draws at p = 0.3: within 5 sigma,
+    // 0.03), the rest 1 / (1 - p) exactly, and other masks for another seed.
+    void llamaDropoutMasksDropTheShareAsked() {
+        LlamaTrainer t(tinyLlama(2, false), 7, 0.3f);
+        const Batch batch = randomBatch(4, 6, 300, 8);
+        t.setDropout(0.3f, 11);
+        t.forward(batch.inputs.data(), batch.targets.data(), 4, 6);
+        const std::vector<float> a = t.dropoutKeep();
+        QVERIFY(!a.empty());
+        size_t zeros = 0;
+        for (float k : a) {
+            if (k == 0)
+                ++zeros;
+            else
+                QCOMPARE(k, 1.0f / (1.0f - 0.3f));
+        }
+        const double share = double(zeros) / double(a.size());
+        QVERIFY2(std::abs(share - 0.3) < 5 * std::sqrt(0.3 * 0.7 / double(a.size())),
+                 qPrintable(QString::number(share)));
+        t.setDropout(0.3f, 12);
+        t.forward(batch.inputs.data(), batch.targets.data(), 4, 6);
+        QVERIFY(t.dropoutKeep() != a);
+    }
+
+    // In a run: each step draws its own masks (the training loss of one step differs from the
+    // same step without dropout), while the held-out loss uses none: with a learning rate of 0
+    // the weights stay as they are, so it equals the run without dropout's.
+    void dropoutTrainsButNeverEvaluates() {
+        TrainOptions o = tinyRun(TrainArch::Llama);
+        o.steps = 2;
+        o.evalEvery = 1;
+        o.lr = 0.0f;
+        o.minLr = 0.0f;
+        const std::string text = repeatedText(20);
+        std::vector<TrainLogRow> plain, dropped;
+        trainModel(text, o, [&](const TrainLogRow& r) { plain.push_back(r); });
+        o.dropout = 0.5f;
+        trainModel(text, o, [&](const TrainLogRow& r) { dropped.push_back(r); });
+        QCOMPARE(dropped.size(), size_t(2));
+        for (size_t i = 0; i < 2; ++i) {
+            QVERIFY(dropped[i].trainLoss != plain[i].trainLoss);
+            QCOMPARE(dropped[i].heldOutLoss, plain[i].heldOutLoss);
+        }
+        o.dropout = 1.0f;
+        QVERIFY_THROWS_EXCEPTION(Error, trainModel(text, o, [](const TrainLogRow&) {}));
+    }
+
     void llamaAdamwStepsLowerTheLoss() {
         LlamaTrainer t(tinyLlama(2, false), 7);
         const Batch batch = randomBatch(4, 6, 300, 8);
@@ -590,8 +637,8 @@ class TstGpt2Trainer : public QObject {
     }
 
     // Random repeats: BOS, m tokens drawn from the text's own, the same m again and again; the
-    // first copy's targets are masked (-1), every later target is the token m places back; m
-    // varies from window to window within [max(2, T/8), T/2].
+    // first copy's targets and the second copy's first are masked (-1), every later target is
+    // the token m places back; m varies from window to window within [max(2, T/8), T/2].
     void randomRepeatWindowsCopyTokensOfTheText() {
         BpeVocabulary vocab = trainBpe(kText, 279);
         vocab.addBeginOfText();
@@ -609,16 +656,18 @@ class TstGpt2Trainer : public QObject {
             const int32_t* x = in.data() + b * T;
             const int32_t* y = tg.data() + b * T;
             QCOMPARE(x[0], vocab.bos());
-            int m = 0;
-            while (m < T && y[m] == -1) ++m;  // the first copy: not in the loss
+            int masked = 0;  // the first copy and the second's first token: not in the loss
+            while (masked < T && y[masked] == -1) ++masked;
+            const int m = masked - 1;
             QVERIFY2(m >= T / 8 && m <= T / 2, qPrintable(QString::number(m)));
+            QCOMPARE(x[m + 1], x[1]);  // the span starts over after m tokens
             spans.insert(m);
             for (int t = 1; t < T; ++t) {
                 QVERIFY(textTokens.count(x[t]));
                 QVERIFY(x[t] != vocab.bos());
             }
             // target t is token t + 1 of the window: the one m places back, x[t + 1 - m]
-            for (int t = m; t < T; ++t) QCOMPARE(y[t], x[t + 1 - m]);
+            for (int t = m + 1; t < T; ++t) QCOMPARE(y[t], x[t + 1 - m]);
             firstCopies.insert(std::vector<int32_t>(x + 1, x + 1 + m));
         }
         QVERIFY(firstCopies.size() > B / 2);  // drawn, not taken from one place

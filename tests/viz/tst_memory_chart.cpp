@@ -2,6 +2,7 @@
 // and the backend's allocation; the formula's line has the engine's bytes per token; a step
 // back removes the last point.
 #include <QChart>
+#include <QLegendMarker>
 #include <QLineSeries>
 #include <QTest>
 #include <QValueAxis>
@@ -90,11 +91,37 @@ class TstMemoryChart : public QObject {
         QCOMPARE(mhaPerToken * d.store.count(), 2.0 * double(d.store.kvBytes()));
         QVERIFY2(chart.caption().contains("2× as much"), qPrintable(chart.caption()));
 
+        QVERIFY(chart.chart()
+                    ->legend()
+                    ->markers(const_cast<QLineSeries*>(chart.mhaSeries()))
+                    .first()
+                    ->isVisible());
+
         DecodedStore plain(fixtures::makeModel(fixtures::gpt2Spec()));
         MemoryChart mhaChart(&plain.store);
         plain.prefill("the cat sat");
         QVERIFY(mhaChart.mhaSeries()->points().isEmpty());
         QVERIFY(!mhaChart.caption().contains("multi-head"));
+        QVERIFY(!mhaChart.chart()
+                     ->legend()
+                     ->markers(const_cast<QLineSeries*>(mhaChart.mhaSeries()))
+                     .first()
+                     ->isVisible());
+
+        // MQA (8 query heads, one K/V head: 8×): the line runs off the top, the scale stays at 4
+        // times the cache's, and the caption gives the figure
+        RandomModelSpec mqa = fixtures::llamaGqaSpec();
+        mqa.nHead = 8;
+        mqa.nHeadKv = 1;
+        DecodedStore one(fixtures::makeModel(mqa));
+        MemoryChart mqaChart(&one.store);
+        one.prefill("the cat sat");
+        const ModelConfig& m = one.store.config();
+        const double cachePerToken = 2.0 * m.nLayer * 1 * m.headDim * 4;
+        auto* y = qobject_cast<QValueAxis*>(mqaChart.chart()->axes(Qt::Vertical).first());
+        QVERIFY(y->max() * mqaChart.unitBytes() < 8 * cachePerToken * m.nCtx);
+        QVERIFY(y->max() * mqaChart.unitBytes() >= 4 * cachePerToken * m.nCtx);
+        QVERIFY2(mqaChart.caption().contains("8× as much"), qPrintable(mqaChart.caption()));
     }
 
     void usedEqualsTheTraceBytes_data() { models_data(); }
@@ -142,9 +169,9 @@ class TstMemoryChart : public QObject {
         auto* y = qobject_cast<QValueAxis*>(chart.chart()->axes(Qt::Vertical).first());
         QCOMPARE(x->max(), double(c.nCtx));
         // The scale is the cache's: its largest figure (for GQA and MQA, what plain MHA would
-        // take) fills most of the height, and the weights (here larger than the cache) are not
-        // drawn until asked for.
-        const double cacheTop = std::max(perToken * c.nCtx * c.nHead / c.nHeadKv,
+        // take, up to 4 times the cache) fills most of the height, and the weights (here larger
+        // than the cache) are not drawn until asked for.
+        const double cacheTop = std::max(perToken * c.nCtx * std::min(4, c.nHead / c.nHeadKv),
                                          double(s.model().cacheAllocatedBytes));
         QVERIFY(double(s.model().weightBytes) > 1.5 * cacheTop);
         QVERIFY(!chart.weightsSeries()->isVisible());

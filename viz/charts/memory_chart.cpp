@@ -74,7 +74,10 @@ void MemoryChart::applyTheme() {
     allocated_->setPen(QPen(t.mutedText, penWidth(2), Qt::DashDotLine));
     weights_->setPen(QPen(st.fourth, penWidth(2), Qt::DashDotDotLine));
     full_->setPen(QPen(st.fifth, penWidth(3), Qt::DashLine));
-    mha_->setPen(QPen(t.mutedText, penWidth(2), Qt::DotLine));
+    // its own dash (long, short, long): the other grey line, allocated, is dash-dot
+    QPen mha(t.mutedText, penWidth(2), Qt::CustomDashLine);
+    mha.setDashPattern({6, 2, 1, 2});
+    mha_->setPen(mha);
 }
 
 void MemoryChart::setShowWeights(bool show) {
@@ -87,6 +90,7 @@ void MemoryChart::setShowWeights(bool show) {
 void MemoryChart::rebuild() {
     for (QLineSeries* s : {used_, allocated_, formula_, projection_, weights_, full_, mha_})
         s->clear();
+    for (QLegendMarker* marker : chart()->legend()->markers(mha_)) marker->setVisible(false);
     if (!store_->hasModel()) return;
     const ModelSummary& m = store_->model();
     const ModelConfig& c = m.config;
@@ -112,8 +116,11 @@ void MemoryChart::rebuild() {
     // What plain multi-head attention would hold: one K/V head per query head.
     const bool shared = c.nHeadKv < c.nHead;
     const double mhaPerToken = perToken * c.nHead / c.nHeadKv;
+    // It sets the scale up to 4 times the cache's (a quarter-size cache then fills a quarter of
+    // the height, the point of the line); beyond that it runs off the top, its figure in words.
+    const double cacheTop = perToken * std::min(xMax, held);
     const double top = std::max(
-        {perToken * std::min(xMax, held), shared ? mhaPerToken * std::min(xMax, held) : 0.0,
+        {cacheTop, shared ? std::min(mhaPerToken * std::min(xMax, held), 4 * cacheTop) : 0.0,
          static_cast<double>(store_->kvAllocatedBytes()), static_cast<double>(fullTop),
          showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
     unit_ = top >= 4.0 * (1 << 30)   ? double(1 << 30)
@@ -196,13 +203,15 @@ void MemoryChart::rebuild() {
             .arg(elementBytes)
             .arg(typeText);
     if (shared)
-        caption_ += tr(" Grey dots: plain multi-head attention, one K/V head for each of the %1 "
-                       "query heads, would take %L2 B per token, %3× as much; here %4 query heads "
-                       "share each K/V head.")
-                        .arg(c.nHead)
-                        .arg(static_cast<qulonglong>(mhaPerToken))
-                        .arg(static_cast<double>(c.nHead) / c.nHeadKv)
-                        .arg(c.nHead / c.nHeadKv);
+        caption_ +=
+            tr(" Grey long-short dashes: plain multi-head attention, one K/V head for each "
+               "of the %1 query heads, would take %L2 B per token, %3× as much%5; here "
+               "%4 query heads share each K/V head.")
+                .arg(c.nHead)
+                .arg(static_cast<qulonglong>(mhaPerToken))
+                .arg(static_cast<double>(c.nHead) / c.nHeadKv)
+                .arg(c.nHead / c.nHeadKv)
+                .arg(policy.evicts() ? tr(" (drawn under the same cache policy)") : QString());
     if (policy.evicts())
         caption_ += tr(" Cache policy %1: at most %L2 tokens' K and V are held between steps; "
                        "the full cache on the same tokens holds %3.")

@@ -2,6 +2,7 @@
 #include "charts/memory_chart.h"
 
 #include <QChart>
+#include <QGraphicsLayout>
 #include <QLegend>
 #include <QLegendMarker>
 #include <QLineSeries>
@@ -33,7 +34,7 @@ MemoryChart::MemoryChart(TraceStore* store, QWidget* parent) : QChartView(parent
     projection_ = addSeries(chart, tr("projection"));
     weights_ = addSeries(chart, tr("weights"));
     full_ = addSeries(chart, tr("full cache (measured)"));  // beside a lossy cache policy
-    mha_ = addSeries(chart, tr("as if plain MHA"));         // beside a GQA or MQA model's
+    mha_ = addSeries(chart, tr("plain MHA"));               // beside a GQA or MQA model's
     weights_->setVisible(false);  // on request: it would set the scale, not the cache
     x_ = new QValueAxis;
     x_->setTitleText(tr("tokens in the cache"));
@@ -90,8 +91,10 @@ void MemoryChart::setShowWeights(bool show) {
 void MemoryChart::rebuild() {
     for (QLineSeries* s : {used_, allocated_, formula_, projection_, weights_, full_, mha_})
         s->clear();
-    for (QLegendMarker* marker : chart()->legend()->markers(mha_)) marker->setVisible(false);
-    if (!store_->hasModel()) return;
+    if (!store_->hasModel()) {
+        for (QLegendMarker* marker : chart()->legend()->markers(mha_)) marker->setVisible(false);
+        return;
+    }
     const ModelSummary& m = store_->model();
     const ModelConfig& c = m.config;
     // The formula for the loaded model's cache: 2 × layers × kv heads × head dim × the bytes of
@@ -176,6 +179,8 @@ void MemoryChart::rebuild() {
         mha_->replace(mha);
     }
     for (QLegendMarker* marker : chart()->legend()->markers(mha_)) marker->setVisible(shared);
+    // a marker shown again after being hidden keeps no room in the legend until it lays out
+    if (QGraphicsLayout* layout = chart()->legend()->layout()) layout->invalidate();
     weights_->replace({{0, y(static_cast<double>(m.weightBytes))},
                        {xMax, y(static_cast<double>(m.weightBytes))}});
     x_->setRange(0, xMax);

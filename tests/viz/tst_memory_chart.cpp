@@ -108,6 +108,14 @@ class TstMemoryChart : public QObject {
                      .first()
                      ->isVisible());
 
+        // under a cache policy the chart compares with the full cache instead: no MHA line
+        DecodedStore windowed(fixtures::makeModel(fixtures::llamaGqaSpec()), "fixture", {},
+                              {KvType::F32, 256, EvictionPolicy{4, 0, 0}});
+        MemoryChart policyChart(&windowed.store);
+        windowed.prefill("the cat sat on the mat");
+        QVERIFY(policyChart.mhaSeries()->points().isEmpty());
+        QVERIFY(!policyChart.caption().contains("multi-head"));
+
         // MQA (8 query heads, one K/V head: 8×): the line runs off the top, the scale stays at 4
         // times the cache's, and the caption gives the figure
         RandomModelSpec mqa = fixtures::llamaGqaSpec();

@@ -116,16 +116,17 @@ void MemoryChart::rebuild() {
     // (often far larger) draw only on request and are stated in the caption.
     size_t fullTop = 0;
     for (const StepTrace& t : store_->traces()) fullTop = std::max(fullTop, t.fullKvBytes);
-    // What plain multi-head attention would hold: one K/V head per query head.
-    const bool shared = c.nHeadKv < c.nHead;
+    // What plain multi-head attention would hold: one K/V head per query head. Not under a
+    // cache policy, whose own comparison (the full cache, measured) the chart then shows.
+    const bool shared = c.nHeadKv < c.nHead && !policy.evicts();
     const double mhaPerToken = perToken * c.nHead / c.nHeadKv;
     // It sets the scale up to 4 times the cache's (a quarter-size cache then fills a quarter of
     // the height, the point of the line); beyond that it runs off the top, its figure in words.
     const double cacheTop = perToken * std::min(xMax, held);
-    const double top = std::max(
-        {cacheTop, shared ? std::min(mhaPerToken * std::min(xMax, held), 4 * cacheTop) : 0.0,
-         static_cast<double>(store_->kvAllocatedBytes()), static_cast<double>(fullTop),
-         showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
+    const double top =
+        std::max({cacheTop, shared ? std::min(mhaPerToken * xMax, 4 * cacheTop) : 0.0,
+                  static_cast<double>(store_->kvAllocatedBytes()), static_cast<double>(fullTop),
+                  showWeights_ ? static_cast<double>(m.weightBytes) : 0.0});
     unit_ = top >= 4.0 * (1 << 30)   ? double(1 << 30)
             : top >= 4.0 * (1 << 20) ? double(1 << 20)
                                      : 1024.0;
@@ -172,12 +173,7 @@ void MemoryChart::rebuild() {
     projection << QPointF(xMax, formulaAt(xMax));
     formula_->replace(formula);
     projection_->replace(projection);
-    if (shared) {  // the same policy's cap, with every query head's own K and V
-        QList<QPointF> mha{{0, 0}};
-        if (held < xMax) mha << QPointF(held, y(mhaPerToken * held));
-        mha << QPointF(xMax, y(mhaPerToken * std::min(xMax, held)));
-        mha_->replace(mha);
-    }
+    if (shared) mha_->replace({{0, 0}, {xMax, y(mhaPerToken * xMax)}});
     for (QLegendMarker* marker : chart()->legend()->markers(mha_)) marker->setVisible(shared);
     // a marker shown again after being hidden keeps no room in the legend until it lays out
     if (QGraphicsLayout* layout = chart()->legend()->layout()) layout->invalidate();
@@ -208,15 +204,13 @@ void MemoryChart::rebuild() {
             .arg(elementBytes)
             .arg(typeText);
     if (shared)
-        caption_ +=
-            tr(" Grey long-short dashes: plain multi-head attention, one K/V head for each "
-               "of the %1 query heads, would take %L2 B per token, %3× as much%5; here "
-               "%4 query heads share each K/V head.")
-                .arg(c.nHead)
-                .arg(static_cast<qulonglong>(mhaPerToken))
-                .arg(static_cast<double>(c.nHead) / c.nHeadKv)
-                .arg(c.nHead / c.nHeadKv)
-                .arg(policy.evicts() ? tr(" (drawn under the same cache policy)") : QString());
+        caption_ += tr(" Grey long-short dashes: plain multi-head attention, one K/V head for each "
+                       "of the %1 query heads, would take %L2 B per token, %3× as much; here "
+                       "%4 query heads share each K/V head.")
+                        .arg(c.nHead)
+                        .arg(static_cast<qulonglong>(mhaPerToken))
+                        .arg(static_cast<double>(c.nHead) / c.nHeadKv)
+                        .arg(c.nHead / c.nHeadKv);
     if (policy.evicts())
         caption_ += tr(" Cache policy %1: at most %L2 tokens' K and V are held between steps; "
                        "the full cache on the same tokens holds %3.")

@@ -631,7 +631,9 @@ class TstCli : public QObject {
         QCOMPARE(o["bytes_per_token"].toInteger(), 2 * 2 * 2 * 8 * 4);
         QCOMPARE(o["total_bytes"].toInteger(), 2 * 2 * 2 * 8 * 4 * 64);
         QCOMPARE(o["model"].toObject()["attention"].toString(), "GQA");
-        // the weights as the file stores them (here float32), the figure `info` reports
+        // the weights as the file stores them (here float32, so the figure is the same either
+        // way; the quantized case is convertWritesTheMatricesAsTheType's), as `info` reports them
+        QCOMPARE(o["inputs"].toObject()["weights_as_stored"].toBool(), true);
         const Run info = runKvscope({"info", "--model", llama_, "--json"});
         QCOMPARE(o["weight_bytes"].toDouble(),
                  QJsonDocument::fromJson(info.out).object()["weight_bytes"].toDouble());
@@ -1155,10 +1157,9 @@ class TstCli : public QObject {
         QCOMPARE(o["test"].toObject()["seed"].toInt(), 1337);
         const QJsonArray heads = o["heads"].toArray();
         QCOMPARE(heads.size(), 2 * 4);  // the fixture's layers x query heads
-        for (const auto& h : heads) {   // the second copy's rows, each against its span
-            QCOMPARE(h.toObject()["induction_rows"].toInt(), n);
-            QVERIFY(h.toObject()["induction"].toDouble() > 0);
-        }
+        // the second copy's rows, each against its span (the scores themselves are checked by
+        // hand in tst_head_patterns)
+        for (const auto& h : heads) QCOMPARE(h.toObject()["induction_rows"].toInt(), n);
         const Run again = runKvscope(
             {"heads", "--model", llama_, "--random-repeat", QString::number(n), "--json"});
         QCOMPARE(again.out, a.out);

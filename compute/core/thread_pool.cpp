@@ -1,14 +1,43 @@
-// ThreadPool: workers sleep on a condition variable between jobs and take chunks from an
-// atomic counter while a job runs.
+// ThreadPool: workers poll briefly, then sleep on a condition variable between jobs, and take
+// chunks from an atomic counter while a job runs.
 #include "core/thread_pool.h"
 
+#include <chrono>
 #include <limits>
 
 namespace kvscope {
 namespace {
 // True on a thread while it runs chunks of a job: a parallelFor there is nested.
 thread_local bool tInsideJob = false;
+
+// How long a thread polls before it sleeps. Longer than the gaps between the jobs of one decode
+// step (norms, RoPE and the like run on the caller between matrix products), short enough that
+// the pool is asleep soon after a step.
+constexpr auto kSpin = std::chrono::microseconds(300);
+
+inline void cpuRelax() {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
 }  // namespace
+
+template <class Ready>
+void ThreadPool::spinThenWait(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                              Ready ready) {
+    lock.unlock();
+    const auto until = std::chrono::steady_clock::now() + kSpin;
+    for (int i = 0; !ready(); ++i) {
+        // not sched_yield: that hands the core to any runnable process for a whole time slice
+        // (a niced background job too), which costs more than the sleep it saves
+        cpuRelax();
+        if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) break;
+    }
+    lock.lock();
+    cv.wait(lock, ready);
+}
 
 ThreadPool::ThreadPool(unsigned threads) {
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -19,6 +48,7 @@ ThreadPool::~ThreadPool() {
     {
         std::lock_guard lock(mutex_);
         stop_ = true;
+        ++generation_;  // wakes every worker, polling or asleep
     }
     wake_.notify_all();
     for (auto& w : workers_) w.join();
@@ -49,7 +79,8 @@ void ThreadPool::workerLoop() {
         size_t chunks = 0;
         {
             std::unique_lock lock(mutex_);
-            wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+            // the destructor moves generation_ on too, so stop_ is seen here
+            spinThenWait(lock, wake_, [&] { return generation_.load() != seen; });
             if (stop_) return;
             seen = generation_;
             // The job and its size are taken under the lock, together with the registration in
@@ -92,7 +123,7 @@ void ThreadPool::parallelFor(size_t chunks, const std::function<void(size_t)>& f
     std::exception_ptr error;
     {
         std::unique_lock lock(mutex_);
-        done_.wait(lock, [&] { return busy_ == 0; });
+        spinThenWait(lock, done_, [&] { return busy_.load() == 0; });
         job_ = nullptr;
         chunks_ = 0;
         std::lock_guard errorLock(errorMutex_);

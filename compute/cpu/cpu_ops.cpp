@@ -127,16 +127,19 @@ void rmsNorm(float* out, const float* x, const float* w, int n, int dim, float e
     }
 }
 
+// The activations run on the calling thread between two matrix products that use every thread,
+// so they are vectorised (Eigen's packet tanh and exp, a few ulp from std::tanh and std::exp):
+// with the library's scalar tanhf, GPT-2's GELU was 5% of a Q8_0 decode step.
 void geluTanh(float* x, size_t count) {
     const float k = static_cast<float>(std::sqrt(2.0 / kPi));
-    for (size_t i = 0; i < count; ++i) {
-        const float v = x[i];
-        x[i] = 0.5f * v * (1.0f + std::tanh(k * (v + 0.044715f * v * v * v)));
-    }
+    Eigen::Map<Eigen::ArrayXf> v(x, static_cast<Eigen::Index>(count));
+    v = 0.5f * v * (1.0f + (k * (v + 0.044715f * v.cube())).tanh());
 }
 
 void swiglu(float* gate, const float* up, size_t count) {
-    for (size_t i = 0; i < count; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+    const auto n = static_cast<Eigen::Index>(count);
+    Eigen::Map<Eigen::ArrayXf> g(gate, n);
+    g = g / (1.0f + (-g).exp()) * Eigen::Map<const Eigen::ArrayXf>(up, n);
 }
 
 void geglu(float* gate, const float* up, size_t count) {

@@ -297,6 +297,15 @@ void quantizeX(const float* x, int64_t n, int8_t* q, float* d, float* s16, float
     }
 }
 
+// quantizeX on `isa`'s vector registers (the same numbers), or the plain loop.
+void quantizeX8(const float* x, int64_t n, Isa isa, int8_t* q, float* d, float* s16, float* s32) {
+#if defined(__x86_64__)
+    if (isa == Isa::Avx512) return detail::quantizeXAvx512(x, n, q, d, s16, s32, quantizeX);
+    if (isa == Isa::Avx2) return detail::quantizeXAvx2(x, n, q, d, s16, s32, quantizeX);
+#endif
+    quantizeX(x, n, q, d, s16, s32);
+}
+
 // The K-quants' x, as llama.cpp's quantize_row_q8_K_ref: per 256 values one float32 scale
 // d = -max/127, where max is the value of largest magnitude (its sign kept, so d may be
 // negative), and q = min(127, round-half-even(x / d)). Written per 32 values like quantizeX
@@ -410,7 +419,7 @@ void PreparedX::prepare(TensorType type, const float* x, int64_t n, Isa isa) {
         if (ti->elems == 256)  // the K-quants: llama.cpp's q8_K
             quantizeXK(x, n, q_.data(), d_.data(), s16_.data(), s32_.data());
         else
-            quantizeX(x, n, q_.data(), d_.data(), s16_.data(), s32_.data());
+            quantizeX8(x, n, isa, q_.data(), d_.data(), s16_.data(), s32_.data());
     }
 }
 
@@ -444,6 +453,15 @@ void gemv(TensorType type, const uint8_t* w, size_t rowBytes, int rows, const fl
     thread_local PreparedX prepared;
     prepared.prepare(type, x, n, isa);
     gemv(prepared, w, rowBytes, rows, out);
+}
+
+detail::QuantizedX detail::quantizeXForTesting(const float* x, int64_t n, Isa isa) {
+    KVSCOPE_CHECK(n % 32 == 0 && isaSupported(isa), "quantizeXForTesting: bad n or isa");
+    const auto un = static_cast<size_t>(n);
+    QuantizedX r{std::vector<int8_t>(un), std::vector<float>(un / 32), std::vector<float>(un / 16),
+                 std::vector<float>(un / 32)};
+    quantizeX8(x, n, isa, r.q.data(), r.d.data(), r.s16.data(), r.s32.data());
+    return r;
 }
 
 void detail::gemvDequantFma(TensorType type, const uint8_t* w, size_t rowBytes, int rows,

@@ -9,5 +9,9 @@ namespace kvscope::qdot::detail {
 void gemvAvx2(const Args& a) {
     avx2::run(a);
 }
+void quantizeXAvx2(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32,
+                   QuantizeBlocks plain) {
+    avx2::quantizeX(x, n, q, d, s16, s32, plain);
+}
 }  // namespace kvscope::qdot::detail
 #endif

@@ -11,5 +11,9 @@ namespace kvscope::qdot::detail {
 void gemvAvx512(const Args& a) {
     avx512::run(a);
 }
+void quantizeXAvx512(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32,
+                     QuantizeBlocks plain) {
+    avx512::quantizeX(x, n, q, d, s16, s32, plain);
+}
 }  // namespace kvscope::qdot::detail
 #endif

@@ -39,4 +39,14 @@ struct Args {
 void gemvAvx2(const Args& a);
 void gemvAvx512(const Args& a);
 
+// x to 8 bits per 32 values (QuantX), the same numbers as the plain quantizeX in quant_dot.cpp
+// (bit for bit; tst_quant_dot checks it): 32 values at a time in vector registers. A block with a
+// NaN or an infinity goes to `plain` (the plain routine, called for that block alone).
+using QuantizeBlocks = void (*)(const float* x, int64_t n, int8_t* q, float* d, float* s16,
+                                float* s32);
+void quantizeXAvx2(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32,
+                   QuantizeBlocks plain);
+void quantizeXAvx512(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32,
+                     QuantizeBlocks plain);
+
 }  // namespace kvscope::qdot::detail

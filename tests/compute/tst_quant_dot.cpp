@@ -332,6 +332,59 @@ class TestQuantDot : public QObject {
 
     // A NaN or an infinity in x gives a non-finite result on every path (the 8-bit x must not
     // round it away).
+    // The vector quantizers of x (32-value blocks) give the plain loop's numbers bit for bit: on
+    // Gaussian x, on values that sit exactly halfway between two quants (round half away from
+    // zero), on blocks of zeros, of subnormals, of huge values, of one value and zeros, and on
+    // blocks with a NaN or an infinity (which go to the plain loop).
+    void vectorQuantizersOfXEqualThePlainLoop() {
+        std::mt19937 rng(11);
+        std::normal_distribution<float> g(0.0f, 1.0f);
+        const int blocks = 64;
+        std::vector<float> x(32 * blocks);
+        for (float& v : x) v = g(rng);
+        // block 1: max 127, so d = 1 and x·(1/d) = x: every other value exactly k + 1/2
+        for (int i = 0; i < 31; ++i) x[32 + i] = static_cast<float>(i - 16) + 0.5f;
+        x[32 + 31] = 127.0f;
+        // block 2: max 31.75, so d = 1/4 and x·4 = -(i + 1/2)
+        for (int i = 0; i < 31; ++i) x[64 + i] = -(static_cast<float>(i) + 0.5f) / 4.0f;
+        x[64 + 31] = 31.75f;
+        for (int i = 0; i < 32; ++i) x[96 + i] = 0.0f;
+        for (int i = 0; i < 32; ++i) x[128 + i] = g(rng) * 1e-39f;  // subnormal
+        for (int i = 0; i < 32; ++i) x[160 + i] = g(rng) * 3e38f;   // near FLT_MAX
+        for (int i = 0; i < 32; ++i) x[192 + i] = i == 5 ? -2.5f : 0.0f;
+        for (int i = 0; i < 32; ++i) x[224 + i] = g(rng) * 1e-6f;  // d below f16's normal range
+        x[256 + 7] = std::nanf("");
+        x[288 + 0] = INFINITY;
+        x[320 + 31] = -INFINITY;
+        for (int i = 0; i < 32; ++i) x[352 + i] = -0.0f;
+        const auto plain = qdot::detail::quantizeXForTesting(x.data(), 32 * blocks, Isa::Scalar);
+        for (Isa isa : availableIsas()) {
+            if (isa == Isa::Scalar) continue;
+            const auto v = qdot::detail::quantizeXForTesting(x.data(), 32 * blocks, isa);
+            for (size_t i = 0; i < plain.q.size(); ++i)
+                QVERIFY2(v.q[i] == plain.q[i], qPrintable(QString("%1 q[%2]: %3, plain %4")
+                                                              .arg(qdot::isaName(isa).c_str())
+                                                              .arg(i)
+                                                              .arg(v.q[i])
+                                                              .arg(plain.q[i])));
+            auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+                return a.size() == b.size() &&
+                       std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+            };
+            QVERIFY(same(v.d, plain.d));
+            QVERIFY(same(v.s16, plain.s16));
+            QVERIFY(same(v.s32, plain.s32));
+        }
+        // halves round away from zero (by hand: -15.5 -> -16, -0.5 -> -1, 0.5 -> 1, 14.5 -> 15)
+        QCOMPARE(plain.d[1], 1.0f);
+        for (int i = 0; i < 31; ++i) QCOMPARE(int(plain.q[32 + i]), i < 16 ? i - 16 : i - 15);
+        QCOMPARE(int(plain.q[63]), 127);
+        QCOMPARE(plain.d[2], 0.25f);
+        for (int i = 0; i < 31; ++i) QCOMPARE(int(plain.q[64 + i]), -(i + 1));
+        QCOMPARE(int(plain.q[96]), 0);
+        QVERIFY(std::isnan(plain.d[8]) && std::isnan(plain.d[9]) && std::isnan(plain.d[10]));
+    }
+
     void nonFiniteXPropagates() {
         std::mt19937 rng(9);
         for (TensorType t : allTypes()) {

@@ -1,5 +1,6 @@
 // Sampler: greedy, temperature, top-k, top-p; deterministic for a seed and a position.
 #include <QTest>
+#include <algorithm>
 #include <cmath>
 #include <set>
 
@@ -48,6 +49,35 @@ class TstSampler : public QObject {
         QCOMPARE(top[1].first, 2);
         QCOMPARE(top[2].first, 4);
         QCOMPARE(topLogits(logits, 99).size(), logits.size());
+    }
+
+    // The one-pass selection (k <= 64) and the partial sort (larger k) both give the first k of
+    // the whole vocabulary sorted by (logit descending, id ascending), checked against a full
+    // sort here, on logits drawn from a few values (many ties) with infinities among them.
+    void topLogitsEqualAFullSortAtEverySize() {
+        std::vector<float> logits(5000);
+        uint32_t s = 12345;
+        for (float& l : logits) {
+            s = s * 1664525u + 1013904223u;
+            l = static_cast<float>((s >> 16) % 23) * 0.25f - 2.0f;
+        }
+        logits[17] = INFINITY;
+        logits[4000] = INFINITY;
+        logits[9] = -INFINITY;
+        std::vector<std::pair<int32_t, float>> all;
+        for (size_t i = 0; i < logits.size(); ++i)
+            all.push_back({static_cast<int32_t>(i), logits[i]});
+        std::stable_sort(all.begin(), all.end(),
+                         [](const auto& a, const auto& b) { return a.second > b.second; });
+        for (int k : {0, 1, 2, 10, 63, 64, 65, 300, 5000, 6000}) {
+            const auto top = topLogits(logits, k);
+            QCOMPARE(top.size(), std::min(all.size(), static_cast<size_t>(k)));
+            for (size_t i = 0; i < top.size(); ++i) {
+                QCOMPARE(top[i].first, all[i].first);
+                QCOMPARE(top[i].second, all[i].second);
+            }
+        }
+        QCOMPARE(topLogits(logits, 2)[1].first, 4000);  // the two infinities, lower id first
     }
 
     void sameSeedSameTokensOtherSeedOtherTokens() {

@@ -353,6 +353,15 @@ void quantizeXK(const float* x, int64_t n, int8_t* q, float* d, float* s16, floa
     }
 }
 
+// quantizeXK on `isa`'s vector registers (the same numbers), or the plain loop.
+void quantizeXK8(const float* x, int64_t n, Isa isa, int8_t* q, float* d, float* s16, float* s32) {
+#if defined(__x86_64__)
+    if (isa == Isa::Avx512) return detail::quantizeXKAvx512(x, n, q, d, s16, s32, quantizeXK);
+    if (isa == Isa::Avx2) return detail::quantizeXKAvx2(x, n, q, d, s16, s32, quantizeXK);
+#endif
+    quantizeXK(x, n, q, d, s16, s32);
+}
+
 Isa detect() {
 #if !defined(__x86_64__)
     return Isa::Scalar;
@@ -417,7 +426,7 @@ void PreparedX::prepare(TensorType type, const float* x, int64_t n, Isa isa) {
             s32_.resize(un / 32);
         }
         if (ti->elems == 256)  // the K-quants: llama.cpp's q8_K
-            quantizeXK(x, n, q_.data(), d_.data(), s16_.data(), s32_.data());
+            quantizeXK8(x, n, isa, q_.data(), d_.data(), s16_.data(), s32_.data());
         else
             quantizeX8(x, n, isa, q_.data(), d_.data(), s16_.data(), s32_.data());
     }
@@ -455,12 +464,16 @@ void gemv(TensorType type, const uint8_t* w, size_t rowBytes, int rows, const fl
     gemv(prepared, w, rowBytes, rows, out);
 }
 
-detail::QuantizedX detail::quantizeXForTesting(const float* x, int64_t n, Isa isa) {
-    KVSCOPE_CHECK(n % 32 == 0 && isaSupported(isa), "quantizeXForTesting: bad n or isa");
+detail::QuantizedX detail::quantizeXForTesting(const float* x, int64_t n, Isa isa, bool kQuants) {
+    KVSCOPE_CHECK(n % (kQuants ? 256 : 32) == 0 && isaSupported(isa),
+                  "quantizeXForTesting: bad n or isa");
     const auto un = static_cast<size_t>(n);
     QuantizedX r{std::vector<int8_t>(un), std::vector<float>(un / 32), std::vector<float>(un / 16),
                  std::vector<float>(un / 32)};
-    quantizeX8(x, n, isa, r.q.data(), r.d.data(), r.s16.data(), r.s32.data());
+    if (kQuants)
+        quantizeXK8(x, n, isa, r.q.data(), r.d.data(), r.s16.data(), r.s32.data());
+    else
+        quantizeX8(x, n, isa, r.q.data(), r.d.data(), r.s16.data(), r.s32.data());
     return r;
 }
 

@@ -83,14 +83,14 @@ namespace detail {
 // bench_quant_dot can show why gemv quantizes x instead. Throws Error for anything else.
 void gemvDequantFma(TensorType type, const uint8_t* w, size_t rowBytes, int rows, const float* x,
                     int64_t n, float* out, Isa isa);
-// The 8-bit x of the 32-value block types as `isa` makes it (Scalar: the plain loop, which the
-// vector versions must equal bit for bit): q, and per block d, the two 16-value sums d·Σq and the
-// 32-value sum. For tests.
+// The 8-bit x of the 32-value block types (kQuants: of the K-quants, per 256 values) as `isa`
+// makes it (Scalar: the plain loop, which the vector versions must equal bit for bit): q, and per
+// 32 values d, the two 16-value sums d·Σq and the 32-value sum. For tests.
 struct QuantizedX {
     std::vector<int8_t> q;
     std::vector<float> d, s16, s32;
 };
-QuantizedX quantizeXForTesting(const float* x, int64_t n, Isa isa);
+QuantizedX quantizeXForTesting(const float* x, int64_t n, Isa isa, bool kQuants = false);
 }  // namespace detail
 
 }  // namespace kvscope::qdot

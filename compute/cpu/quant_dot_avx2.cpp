@@ -13,5 +13,9 @@ void quantizeXAvx2(const float* x, int64_t n, int8_t* q, float* d, float* s16, f
                    QuantizeBlocks plain) {
     avx2::quantizeX(x, n, q, d, s16, s32, plain);
 }
+void quantizeXKAvx2(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32,
+                    QuantizeBlocks plain) {
+    avx2::quantizeXK(x, n, q, d, s16, s32, plain);
+}
 }  // namespace kvscope::qdot::detail
 #endif

@@ -15,5 +15,9 @@ void quantizeXAvx512(const float* x, int64_t n, int8_t* q, float* d, float* s16,
                      QuantizeBlocks plain) {
     avx512::quantizeX(x, n, q, d, s16, s32, plain);
 }
+void quantizeXKAvx512(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32,
+                      QuantizeBlocks plain) {
+    avx512::quantizeXK(x, n, q, d, s16, s32, plain);
+}
 }  // namespace kvscope::qdot::detail
 #endif

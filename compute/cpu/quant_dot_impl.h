@@ -48,5 +48,10 @@ void quantizeXAvx2(const float* x, int64_t n, int8_t* q, float* d, float* s16, f
                    QuantizeBlocks plain);
 void quantizeXAvx512(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32,
                      QuantizeBlocks plain);
+// The same for the K-quants' x (llama.cpp's q8_K: per 256 values, the plain quantizeXK's numbers).
+void quantizeXKAvx2(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32,
+                    QuantizeBlocks plain);
+void quantizeXKAvx512(const float* x, int64_t n, int8_t* q, float* d, float* s16, float* s32,
+                      QuantizeBlocks plain);
 
 }  // namespace kvscope::qdot::detail

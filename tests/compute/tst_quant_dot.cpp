@@ -385,6 +385,54 @@ class TestQuantDot : public QObject {
         QVERIFY(std::isnan(plain.d[8]) && std::isnan(plain.d[9]) && std::isnan(plain.d[10]));
     }
 
+    // The same for the K-quants' x (per 256 values: the value of largest magnitude keeps its
+    // sign, the first one when +m and -m both occur; round half to even).
+    void vectorQuantizersOfKQuantXEqualThePlainLoop() {
+        std::mt19937 rng(12);
+        std::normal_distribution<float> g(0.0f, 1.0f);
+        const int blocks = 8;
+        std::vector<float> x(256 * blocks);
+        for (float& v : x) v = g(rng);
+        x[300] = std::nanf("");  // block 1 goes to the plain loop
+        x[512 + 3] = -5.0f;      // block 2: -5 before +5, so the scale is -127/-5
+        x[512 + 100] = 5.0f;
+        x[768] = -127.0f;  // block 3: scale 1, every other value k + 1/2
+        for (int i = 1; i < 256; ++i) x[768 + i] = static_cast<float>(i % 200 - 100) + 0.5f;
+        for (int i = 0; i < 256; ++i) x[1024 + i] = g(rng) * 1e-39f;  // subnormal
+        for (int i = 0; i < 256; ++i) x[1280 + i] = 0.0f;
+        x[1536 + 255] = INFINITY;
+        const auto plain =
+            qdot::detail::quantizeXForTesting(x.data(), 256 * blocks, Isa::Scalar, true);
+        for (Isa isa : availableIsas()) {
+            if (isa == Isa::Scalar) continue;
+            const auto v = qdot::detail::quantizeXForTesting(x.data(), 256 * blocks, isa, true);
+            for (size_t i = 0; i < plain.q.size(); ++i)
+                QVERIFY2(v.q[i] == plain.q[i], qPrintable(QString("%1 q[%2]: %3, plain %4")
+                                                              .arg(qdot::isaName(isa).c_str())
+                                                              .arg(i)
+                                                              .arg(v.q[i])
+                                                              .arg(plain.q[i])));
+            auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+                return a.size() == b.size() &&
+                       std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+            };
+            QVERIFY(same(v.d, plain.d));
+            QVERIFY(same(v.s16, plain.s16));
+            QVERIFY(same(v.s32, plain.s32));
+        }
+        // by hand: block 2's scale d = 1/(-127/-5) = 5/127 > 0; block 3's is 1, and
+        // 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2, -99.5 -> -100
+        QCOMPARE(plain.d[16], 5.0f / 127.0f);
+        QCOMPARE(plain.d[24], 1.0f);
+        QCOMPARE(int(plain.q[768 + 100]), 0);     // 0.5
+        QCOMPARE(int(plain.q[768 + 101]), 2);     // 1.5
+        QCOMPARE(int(plain.q[768 + 102]), 2);     // 2.5
+        QCOMPARE(int(plain.q[768 + 99]), 0);      // -0.5
+        QCOMPARE(int(plain.q[768 + 98]), -2);     // -1.5
+        QCOMPARE(int(plain.q[768 + 200]), -100);  // -99.5
+        QCOMPARE(int(plain.q[768]), -127);
+    }
+
     void nonFiniteXPropagates() {
         std::mt19937 rng(9);
         for (TensorType t : allTypes()) {

@@ -42,7 +42,14 @@ void matmul(float* out, const float* in, const float* w, const float* bias, int 
 void matmul(float* out, int ldOut, const float* in, const WeightMatrix& w, const float* bias, int n,
             ThreadPool& pool) {
     const int outDim = w.rows(), inDim = w.cols();
-    if (const float* f = w.f32(); f && ldOut == outDim) {
+    // A float32 decode step, and a batch of a few tokens (a speculative round's check), go
+    // through qdot::gemv as well: its AVX2/AVX-512 loop is chosen at run time, where Eigen here is
+    // compiled for baseline x86-64 (GPT-2-124M F32: 0.91x llama.cpp's decode through Eigen), and
+    // each token's products are then those of a plain step, bit for bit. A longer batch (a
+    // prompt) is one GEMM.
+    constexpr int kF32GemvBatch = 16;
+    if (const float* f = w.f32();
+        f && ldOut == outDim && (n > kF32GemvBatch || qdot::bestIsa() == qdot::Isa::Scalar)) {
         matmul(out, in, f, bias, n, inDim, outDim, pool);
         return;
     }

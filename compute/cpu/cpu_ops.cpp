@@ -6,6 +6,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 namespace kvscope::ops {
@@ -171,14 +172,14 @@ void ropeAdjacent(float* x, int headDim, int pos, float freqBase) {
 }
 
 void softmax(float* x, int n) {
-    const float mx = *std::max_element(x, x + n);
-    double sum = 0;
-    for (int i = 0; i < n; ++i) {
-        x[i] = std::exp(x[i] - mx);
-        sum += x[i];
-    }
-    const auto inv = static_cast<float>(1.0 / sum);
-    for (int i = 0; i < n; ++i) x[i] *= inv;
+    Eigen::Map<Eigen::ArrayXf> v(x, n);
+    const float mx = v.maxCoeff();
+    // packet exp (every head of every layer runs this at each step); it clamps its argument, so
+    // a masked -inf would come out a tiny nonzero weight: those are set to exactly 0
+    const float minusInf = -std::numeric_limits<float>::infinity();
+    v = (v == minusInf).select(0.0f, (v - mx).exp());
+    const auto inv = static_cast<float>(1.0 / v.cast<double>().sum());
+    v *= inv;
 }
 
 void causalSoftmaxRows(float* s, int t, float scale) {

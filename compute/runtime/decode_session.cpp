@@ -128,9 +128,11 @@ void DecodeSession::describe(StepTrace& s, std::span<const float> logits, int32_
     const double maxLogit = static_cast<double>(l.maxCoeff());
     double sum = 0, weighted = 0;
     if (std::isfinite(maxLogit)) {
-        const Eigen::ArrayXd e = (l.cast<double>() - maxLogit).exp();
+        // a -inf logit has probability 0 (the packet exp clamps, so it is masked here)
+        const auto out = l == -std::numeric_limits<float>::infinity();
+        const Eigen::ArrayXd e = out.select(0.0, (l.cast<double>() - maxLogit).exp());
         sum = e.sum();
-        weighted = (e * l.cast<double>()).sum();
+        weighted = out.select(0.0, e * l.cast<double>()).sum();
     } else {  // an infinite logit: the loop's own answers (inf - inf is NaN either way)
         for (float x : logits) {
             const double e = std::exp(static_cast<double>(x) - maxLogit);

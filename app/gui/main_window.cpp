@@ -15,11 +15,13 @@
 #include <QLocale>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QRadioButton>
 #include <QScrollArea>
 #include <QScrollBar>
 #include <QSignalBlocker>
 #include <QSpinBox>
 #include <QSplitter>
+#include <QStackedWidget>
 #include <QStandardItemModel>
 #include <QStatusBar>
 #include <QTabWidget>
@@ -277,6 +279,7 @@ void MainWindow::buildUi() {
     memoryChart_ = new viz::MemoryChart(store_);
     latencyChart_ = new viz::LatencyChart(store_);
     // each chart above its caption (the numbers behind the lines, in words)
+    QWidget* latencyBox = nullptr;
     for (QChartView* chart :
          {static_cast<QChartView*>(memoryChart_), static_cast<QChartView*>(latencyChart_)}) {
         auto* box = new QWidget;
@@ -287,19 +290,22 @@ void MainWindow::buildUi() {
         caption->setWordWrap(true);
         caption->setTextInteractionFlags(Qt::TextSelectableByMouse);
         boxLayout->addWidget(caption);
-        chartsSplit->addWidget(box);
         if (chart == memoryChart_) {
+            chartsSplit->addWidget(box);
             caption->setText(memoryChart_->caption());
             connect(memoryChart_, &viz::MemoryChart::captionChanged, caption, &QLabel::setText);
         } else {
+            latencyBox = box;
             caption->setText(latencyChart_->caption());
             connect(latencyChart_, &viz::LatencyChart::captionChanged, caption, &QLabel::setText);
         }
     }
-    // The cache lab's drift from the full cache: shown while a lossy policy gives it figures.
+    // The cache lab's drift from the full cache, while a lossy policy gives it figures, shares
+    // the right-hand place with the time per token: a switch above picks one. (Three charts side
+    // by side left each too narrow at 1280 x 720: legends cut to their markers, the axis title
+    // cut.) The switch turns to the drift when a policy first gives figures, back when it goes.
     driftChart_ = new viz::DriftChart(store_);
     driftChart_->setObjectName("driftChart");
-    // three charts side by side still fit a 1280-pixel projector beside the side panel
     for (QChartView* chart :
          std::initializer_list<QChartView*>{memoryChart_, latencyChart_, driftChart_})
         chart->setMinimumWidth(280);
@@ -311,12 +317,40 @@ void MainWindow::buildUi() {
     driftCaption->setWordWrap(true);
     driftCaption->setTextInteractionFlags(Qt::TextSelectableByMouse);
     driftLayout->addWidget(driftCaption);
-    chartsSplit->addWidget(driftBox);
-    driftBox->setVisible(false);
+    auto* right = new QWidget;
+    auto* rightLayout = new QVBoxLayout(right);
+    rightLayout->setContentsMargins(0, 0, 0, 0);
+    auto* chartSwitch = new QWidget;
+    chartSwitch->setObjectName("chartSwitch");
+    auto* switchLayout = new QHBoxLayout(chartSwitch);
+    switchLayout->setContentsMargins(0, 0, 0, 0);
+    auto* showLatency = new QRadioButton(tr("Time per token"));
+    showLatency->setObjectName("showLatency");
+    auto* showDrift = new QRadioButton(tr("Drift from the full cache"));
+    showDrift->setObjectName("showDrift");
+    showLatency->setChecked(true);
+    switchLayout->addWidget(showLatency);
+    switchLayout->addWidget(showDrift);
+    switchLayout->addStretch(1);
+    chartSwitch->setHidden(true);
+    auto* rightStack = new QStackedWidget;
+    rightStack->addWidget(latencyBox);
+    rightStack->addWidget(driftBox);
+    connect(showDrift, &QRadioButton::toggled, rightStack,
+            [rightStack](bool on) { rightStack->setCurrentIndex(on ? 1 : 0); });
+    rightLayout->addWidget(chartSwitch);
+    rightLayout->addWidget(rightStack, 1);
+    chartsSplit->addWidget(right);
+    // the memory chart's legend has up to six entries, the others' two or three
+    chartsSplit->setStretchFactor(0, 6);
+    chartsSplit->setStretchFactor(1, 5);
     connect(driftChart_, &viz::DriftChart::captionChanged, this,
-            [this, driftBox, driftCaption](const QString& text) {
+            [this, chartSwitch, showLatency, showDrift, driftCaption](const QString& text) {
                 driftCaption->setText(text);
-                driftBox->setVisible(driftChart_->measured() > 0);
+                const bool figures = driftChart_->measured() > 0;
+                if (figures == !chartSwitch->isHidden()) return;
+                chartSwitch->setHidden(!figures);
+                (figures ? showDrift : showLatency)->setChecked(true);
             });
     chartsLayout->addWidget(chartsSplit, 1);
     auto* compareRow = new QHBoxLayout;

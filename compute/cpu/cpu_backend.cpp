@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/system_memory.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/quant_dot.h"
 
 namespace kvscope {
 
@@ -168,7 +169,9 @@ void CpuBackend::attendWithPolicy(int layer, int p0, int n, const float* qkv, fl
 }
 
 std::string CpuBackend::deviceName() const {
-    return "CPU (Eigen, " + std::to_string(pool_.size()) + " threads)";
+    // the kernels the weight matrices run on (qdot's, chosen for this CPU at run time)
+    return "CPU (" + qdot::isaName(qdot::bestIsa()) + ", " + std::to_string(pool_.size()) +
+           " threads)";
 }
 
 void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,

@@ -15,6 +15,7 @@
 #include <QPlainTextEdit>
 #include <QPointer>
 #include <QPushButton>
+#include <QRadioButton>
 #include <QScatterSeries>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -27,6 +28,7 @@
 #include <chrono>
 #include <thread>
 
+#include "charts/drift_chart.h"
 #include "charts/latency_chart.h"
 #include "charts/memory_chart.h"
 #include "common/labels.h"
@@ -44,6 +46,31 @@
 
 using namespace kvscope;
 using app::MainWindow;
+
+namespace {
+// "" when a chart's legend has room for every visible entry's label and its plot is more than
+// 200 x 100 px, else what is short.
+QString chartFits(QChartView* view) {
+    const QLegend* legend = view->chart()->legend();
+    const QFontMetrics fm(legend->font());
+    int needed = 0;
+    for (QLegendMarker* m : legend->markers())
+        if (m->isVisible() && m->series()->isVisible())
+            needed += fm.horizontalAdvance(m->label()) + 2 * fm.height();
+    if (needed > legend->geometry().width())
+        return QString("%1: legend needs %2 px, has %3")
+            .arg(view->objectName())
+            .arg(needed)
+            .arg(legend->geometry().width());
+    const QRectF plot = view->chart()->plotArea();
+    if (plot.height() <= 100 || plot.width() <= 200)
+        return QString("%1: plot %2 x %3")
+            .arg(view->objectName())
+            .arg(plot.width())
+            .arg(plot.height());
+    return {};
+}
+}  // namespace
 
 class TstMainWindow : public QObject {
     Q_OBJECT
@@ -671,18 +698,8 @@ class TstMainWindow : public QObject {
             if (tab == 3) {
                 for (QChartView* view : {static_cast<QChartView*>(w->memoryChart()),
                                          static_cast<QChartView*>(w->latencyChart())}) {
-                    const QLegend* legend = view->chart()->legend();
-                    const QFontMetrics fm(legend->font());
-                    int needed = 0;
-                    for (QLegendMarker* m : legend->markers())
-                        if (m->isVisible() && m->series()->isVisible())
-                            needed += fm.horizontalAdvance(m->label()) + 2 * fm.height();
-                    QVERIFY2(needed <= legend->geometry().width(),
-                             qPrintable(QString("legend needs %1 px, has %2")
-                                            .arg(needed)
-                                            .arg(legend->geometry().width())));
-                    const QRectF plot = view->chart()->plotArea();
-                    QVERIFY(plot.height() > 100 && plot.width() > 200);
+                    const QString e = chartFits(view);
+                    QVERIFY2(e.isEmpty(), qPrintable(e));
                 }
             }
         }
@@ -698,6 +715,49 @@ class TstMainWindow : public QObject {
         w->sidePanel()->toggleViewAction()->trigger();
         QVERIFY(w->sidePanel()->isHidden());
         QTRY_VERIFY(w->tabs()->width() > before);
+    }
+
+    // The same projector with a cache policy: the drift from the full cache shares the right-hand
+    // place with the time per token (a switch, turned to the drift when the policy gives its
+    // first figures), so every chart on the tab keeps room for its legend and its plot; with
+    // the full cache back the switch goes and the time per token returns.
+    void theCacheLabsChartsFitA720LineProjector() {
+        auto w = open(gpt2_);
+        QVERIFY(w);
+        w->resize(1280, 720);
+        w->setPrompt("In the beginning God created the heaven and the earth");
+        w->prefill();
+        for (int k = 0; k < 12; ++k) w->step();
+        QVERIFY(settle(*w));
+        w->setCacheOptions(0, KvCacheOptions(KvType::F32, 256, EvictionPolicy{8, 2, 0}));
+        QVERIFY(settle(*w));
+        QVERIFY2(w->errorText().isEmpty(), qPrintable(w->errorText()));
+        QCOMPARE(w->size(), QSize(1280, 720));
+        w->tabs()->setCurrentIndex(3);
+        w->grab();
+        auto* chartSwitch = w->findChild<QWidget*>("chartSwitch");
+        auto* showDrift = w->findChild<QRadioButton*>("showDrift");
+        auto* showLatency = w->findChild<QRadioButton*>("showLatency");
+        QVERIFY(chartSwitch && showDrift && showLatency);
+        QVERIFY(chartSwitch->isVisible());
+        QVERIFY(showDrift->isChecked());
+        QVERIFY(w->driftChart()->isVisible());
+        QVERIFY(!w->latencyChart()->isVisible());
+        for (QChartView* view : {static_cast<QChartView*>(w->memoryChart()),
+                                 static_cast<QChartView*>(w->driftChart())}) {
+            const QString e = chartFits(view);
+            QVERIFY2(e.isEmpty(), qPrintable(e));
+        }
+        showLatency->click();
+        w->grab();
+        QVERIFY(w->latencyChart()->isVisible() && !w->driftChart()->isVisible());
+        const QString e = chartFits(w->latencyChart());
+        QVERIFY2(e.isEmpty(), qPrintable(e));
+        w->setCacheOptions(0, KvCacheOptions());
+        QVERIFY(settle(*w));
+        w->grab();
+        QVERIFY(!chartSwitch->isVisible());
+        QVERIFY(w->latencyChart()->isVisible());
     }
 
     // 32 layers at 320 tokens still fit 1280 × 720: the all-heads grid and the cache view

@@ -18,11 +18,11 @@ namespace kvscope::viz {
 DriftChart::DriftChart(TraceStore* store, QWidget* parent) : QChartView(parent), store_(store) {
     auto* chart = new QChart;
     kl_ = new QLineSeries;
-    kl_->setName(tr("KL(full ‖ policy), nats"));
+    kl_->setName(tr("KL(full ‖ policy)"));  // nats: the axis says so
     disagree_ = new QScatterSeries;
-    disagree_->setName(tr("another first token"));
+    disagree_->setName(tr("tokens differ"));
     fullChoice_ = new QLineSeries;
-    fullChoice_->setName(tr("p(full cache's first token)"));
+    fullChoice_->setName(tr("p(full's token)"));
     chart->addSeries(kl_);
     chart->addSeries(disagree_);
     chart->addSeries(fullChoice_);

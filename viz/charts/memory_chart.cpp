@@ -31,10 +31,10 @@ MemoryChart::MemoryChart(TraceStore* store, QWidget* parent) : QChartView(parent
     allocated_ = addSeries(chart, tr("allocated"));
     used_ = addSeries(chart, tr("used"));
     formula_ = addSeries(chart, tr("formula"));  // over the measurement: where they agree
-    projection_ = addSeries(chart, tr("projection"));
+    projection_ = addSeries(chart, tr("projected"));
     weights_ = addSeries(chart, tr("weights"));
-    full_ = addSeries(chart, tr("full cache (measured)"));  // beside a lossy cache policy
-    mha_ = addSeries(chart, tr("plain MHA"));               // beside a GQA or MQA model's
+    full_ = addSeries(chart, tr("full cache"));  // measured, beside a lossy cache policy
+    mha_ = addSeries(chart, tr("plain MHA"));    // beside a GQA or MQA model's
     weights_->setVisible(false);  // on request: it would set the scale, not the cache
     x_ = new QValueAxis;
     x_->setTitleText(tr("tokens in the cache"));

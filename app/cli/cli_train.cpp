@@ -114,6 +114,8 @@ int runTrain(const CliArgs& args) {
 
     FILE* log = nullptr;
     if (auto path = args.get("log")) {
+        // resumed: rows past the checkpoint (a run stopped after it) are dropped, not repeated
+        if (!o.resumeFrom.empty()) trimLossLog(*path, checkpointStep(o.resumeFrom));
         log = std::fopen(path->c_str(), o.resumeFrom.empty() ? "w" : "a");
         if (!log) throw Error("cannot write the loss log '" + *path + "'");
         if (o.resumeFrom.empty())

@@ -3,8 +3,12 @@
 #include "train/training_run.h"
 #include "core/numeric.h"
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -214,6 +218,38 @@ float scheduledLr(const TrainOptions& o, int step) {
     const double progress = static_cast<double>(step - o.warmup) / std::max(1, o.steps - o.warmup);
     const double cosine = 0.5 * (1 + std::cos(kPi * std::min(1.0, progress)));
     return static_cast<float>(o.minLr + (o.lr - o.minLr) * cosine);
+}
+
+int checkpointStep(const std::string& path) {
+    return checkpointInt(openCheckpoint(path), "train.step");
+}
+
+void trimLossLog(const std::string& path, int lastStep) {
+    std::ifstream in(path);
+    if (!in) return;
+    std::string kept, line;
+    bool header = true;
+    while (std::getline(in, line)) {
+        if (!header) {
+            // the step is the row's first field; a row that does not start with one is kept
+            char* end = nullptr;
+            const long step = std::strtol(line.c_str(), &end, 10);
+            if (end != line.c_str() && *end == ',' && step > lastStep) continue;
+        }
+        header = false;
+        kept += line;
+        kept += '\n';
+    }
+    in.close();
+    const std::string tmp = path + ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::trunc);
+        out << kept;
+        out.flush();
+        if (!out) throw Error("cannot rewrite the loss log '" + path + "' (through " + tmp + ")");
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0)
+        throw Error("cannot replace the loss log '" + path + "': " + std::strerror(errno));
 }
 
 TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller) {

@@ -125,6 +125,15 @@ float scheduledLr(const TrainOptions& o, int step);
 // `caller`. Throws Error naming the file if it is not a KVScope checkpoint.
 TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller);
 
+// The step the checkpoint at path was written at. Throws Error naming the file if it is not one.
+int checkpointStep(const std::string& path);
+
+// A loss log (a CSV header, then one row per step, the step first) cut back to the rows of steps
+// up to lastStep, for a run resumed from the checkpoint at lastStep: the rows a stopped run wrote
+// after its last checkpoint would otherwise come twice. Rewritten through a temporary file and a
+// rename; a missing log is left missing. Throws Error naming the file if it cannot be rewritten.
+void trimLossLog(const std::string& path, int lastStep);
+
 // Throws Error if the text is too small for the options. A resumed run (options.resumeFrom)
 // continues from its checkpoint's step with the checkpoint's options (resumedOptions) and
 // vocabulary, and ends with the weights an uninterrupted run would have.

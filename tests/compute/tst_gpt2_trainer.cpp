@@ -5,6 +5,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 #include <cmath>
+#include <fstream>
 #include <functional>
 #include <random>
 #include <set>
@@ -748,6 +749,40 @@ class TstGpt2Trainer : public QObject {
         TrainOptions later;  // resumes with the recorded mix
         QCOMPARE(resumedOptions(o.checkpointPath, later).randomRepeatFraction, 1.0f);
         QCOMPARE(resumedOptions(o.checkpointPath, later).dropout, 0.25f);
+    }
+
+    // A run killed after step 5, its last checkpoint at step 3, left five rows in its loss log;
+    // resuming cuts the log back to the checkpoint's step, so steps 4 and 5 are not logged twice.
+    void resumingCutsTheLossLogBackToTheCheckpoint() {
+        TrainOptions o = tinyRun(TrainArch::Llama);
+        o.steps = 6;
+        o.warmup = 2;
+        QTemporaryDir dir(QDir::currentPath() + "/ckpt-XXXXXX");
+        o.checkpointPath = (dir.path() + "/run.ckpt").toStdString();
+        o.checkpointEvery = 2;
+        o.stopAfter = 3;  // checkpoints at 2 and at the stop
+        const std::string log = (dir.path() + "/log.csv").toStdString();
+        {
+            std::ofstream out(log);
+            out << "step,train_loss,held_out_loss,lr,grad_norm,ms\n";
+            trainModel(repeatedText(20), o, [&](const TrainLogRow& r) {
+                out << r.step << "," << r.trainLoss << ",nan,0.001,1,1\n";
+            });
+            out << "4,3.5,nan,0.001,1,1\n5,3.4,nan,0.001,1,1\n";  // past the checkpoint
+        }
+        QCOMPARE(checkpointStep(o.checkpointPath), 3);
+        trimLossLog(log, checkpointStep(o.checkpointPath));
+        std::ifstream in(log);
+        std::vector<std::string> lines;
+        for (std::string line; std::getline(in, line);) lines.push_back(line);
+        QCOMPARE(lines.size(), size_t{4});
+        QCOMPARE(lines[0], std::string("step,train_loss,held_out_loss,lr,grad_norm,ms"));
+        for (int k = 1; k <= 3; ++k)
+            QVERIFY(lines[static_cast<size_t>(k)].rfind(std::to_string(k) + ",", 0) == 0);
+        QVERIFY(!QFile::exists(QString::fromStdString(log + ".tmp")));
+        trimLossLog(log + ".absent", 2);  // no log: nothing to cut, nothing made
+        QVERIFY(!QFile::exists(QString::fromStdString(log + ".absent")));
+        QVERIFY_THROWS_EXCEPTION(Error, checkpointStep(log));  // not a checkpoint
     }
 
     // A run of 6 steps equals one of 3 that wrote a checkpoint and a resumed one of 3 more,

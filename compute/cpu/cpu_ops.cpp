@@ -174,10 +174,17 @@ void ropeAdjacent(float* x, int headDim, int pos, float freqBase) {
 void softmax(float* x, int n) {
     Eigen::Map<Eigen::ArrayXf> v(x, n);
     const float mx = v.maxCoeff();
-    // packet exp (every head of every layer runs this at each step); it clamps its argument, so
-    // a masked -inf would come out a tiny nonzero weight: those are set to exactly 0
+    // Eigen's packet exp (every head of every layer runs this at each step) clamps its argument,
+    // so a masked -inf would come out a tiny nonzero weight: those positions are noted first and
+    // set to exactly 0 after. (A select() in the expression would make Eigen fall back to the
+    // scalar exp for the whole row.)
+    thread_local std::vector<int> masked;
+    masked.clear();
     const float minusInf = -std::numeric_limits<float>::infinity();
-    v = (v == minusInf).select(0.0f, (v - mx).exp());
+    for (int i = 0; i < n; ++i)
+        if (x[i] == minusInf) masked.push_back(i);
+    v = (v - mx).exp();
+    for (int i : masked) x[i] = 0.0f;
     const auto inv = static_cast<float>(1.0 / v.cast<double>().sum());
     v *= inv;
 }

@@ -128,11 +128,15 @@ void DecodeSession::describe(StepTrace& s, std::span<const float> logits, int32_
     const double maxLogit = static_cast<double>(l.maxCoeff());
     double sum = 0, weighted = 0;
     if (std::isfinite(maxLogit)) {
-        // a -inf logit has probability 0 (the packet exp clamps, so it is masked here)
-        const auto out = l == -std::numeric_limits<float>::infinity();
-        const Eigen::ArrayXd e = out.select(0.0, (l.cast<double>() - maxLogit).exp());
+        // a -inf logit has probability 0: the packet exp clamps its argument, so those are set
+        // to 0 after it (a select() in the expression would make Eigen use the scalar exp)
+        Eigen::ArrayXd ld = l.cast<double>();
+        Eigen::ArrayXd e = (ld - maxLogit).exp();
+        const float minusInf = -std::numeric_limits<float>::infinity();
+        for (Eigen::Index i = 0; i < l.size(); ++i)
+            if (l[i] == minusInf) e[i] = ld[i] = 0.0;
         sum = e.sum();
-        weighted = out.select(0.0, e * l.cast<double>()).sum();
+        weighted = (e * ld).sum();
     } else {  // an infinite logit: the loop's own answers (inf - inf is NaN either way)
         for (float x : logits) {
             const double e = std::exp(static_cast<double>(x) - maxLogit);

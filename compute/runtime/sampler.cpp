@@ -34,6 +34,9 @@ namespace {
 // A NaN logit has no place in an ordering (the sort's comparison would be undefined behaviour):
 // a model that produces one is reported, not sampled. +-Inf are ordered as usual.
 void requireNoNan(std::span<const float> logits) {
+    bool any = false;  // one branch-free pass (vectorised); the position only when there is one
+    for (const float l : logits) any |= l != l;
+    if (!any) return;
     for (size_t i = 0; i < logits.size(); ++i)
         if (std::isnan(logits[i]))
             throw Error("the model produced NaN for the logit of token " + std::to_string(i) +
@@ -53,8 +56,9 @@ std::vector<std::pair<int32_t, float>> topLogits(std::span<const float> logits, 
         if (kk == 0) return top;
         top.reserve(kk + 1);
         for (size_t i = 0; i < logits.size(); ++i) {
+            // ids rise, so an equal logit is not better than the last kept one either
+            if (top.size() == kk && logits[i] <= top.back().second) continue;
             const std::pair<int32_t, float> c{static_cast<int32_t>(i), logits[i]};
-            if (top.size() == kk && !better(c, top.back())) continue;
             top.insert(std::upper_bound(top.begin(), top.end(), c, better), c);
             if (top.size() > kk) top.pop_back();
         }

@@ -297,15 +297,6 @@ void quantizeX(const float* x, int64_t n, int8_t* q, float* d, float* s16, float
     }
 }
 
-// quantizeX on `isa`'s vector registers (the same numbers), or the plain loop.
-void quantizeX8(const float* x, int64_t n, Isa isa, int8_t* q, float* d, float* s16, float* s32) {
-#if defined(__x86_64__)
-    if (isa == Isa::Avx512) return detail::quantizeXAvx512(x, n, q, d, s16, s32, quantizeX);
-    if (isa == Isa::Avx2) return detail::quantizeXAvx2(x, n, q, d, s16, s32, quantizeX);
-#endif
-    quantizeX(x, n, q, d, s16, s32);
-}
-
 // The K-quants' x, as llama.cpp's quantize_row_q8_K_ref: per 256 values one float32 scale
 // d = -max/127, where max is the value of largest magnitude (its sign kept, so d may be
 // negative), and q = min(127, round-half-even(x / d)). Written per 32 values like quantizeX
@@ -353,13 +344,20 @@ void quantizeXK(const float* x, int64_t n, int8_t* q, float* d, float* s16, floa
     }
 }
 
-// quantizeXK on `isa`'s vector registers (the same numbers), or the plain loop.
-void quantizeXK8(const float* x, int64_t n, Isa isa, int8_t* q, float* d, float* s16, float* s32) {
+// x to 8 bits for gemv: per 256 values for the K-quants (quantizeXK), else per 32 (quantizeX),
+// on `isa`'s vector registers (the same numbers) or the plain loop.
+void quantizeXFor(bool kQuants, const float* x, int64_t n, Isa isa, int8_t* q, float* d, float* s16,
+                  float* s32) {
+    const detail::QuantizeBlocks plain = kQuants ? quantizeXK : quantizeX;
 #if defined(__x86_64__)
-    if (isa == Isa::Avx512) return detail::quantizeXKAvx512(x, n, q, d, s16, s32, quantizeXK);
-    if (isa == Isa::Avx2) return detail::quantizeXKAvx2(x, n, q, d, s16, s32, quantizeXK);
+    if (isa == Isa::Avx512)
+        return (kQuants ? detail::quantizeXKAvx512 : detail::quantizeXAvx512)(x, n, q, d, s16, s32,
+                                                                              plain);
+    if (isa == Isa::Avx2)
+        return (kQuants ? detail::quantizeXKAvx2 : detail::quantizeXAvx2)(x, n, q, d, s16, s32,
+                                                                          plain);
 #endif
-    quantizeXK(x, n, q, d, s16, s32);
+    plain(x, n, q, d, s16, s32);
 }
 
 Isa detect() {
@@ -425,10 +423,8 @@ void PreparedX::prepare(TensorType type, const float* x, int64_t n, Isa isa) {
             s16_.resize(un / 16);
             s32_.resize(un / 32);
         }
-        if (ti->elems == 256)  // the K-quants: llama.cpp's q8_K
-            quantizeXK8(x, n, isa, q_.data(), d_.data(), s16_.data(), s32_.data());
-        else
-            quantizeX8(x, n, isa, q_.data(), d_.data(), s16_.data(), s32_.data());
+        // the K-quants: llama.cpp's q8_K
+        quantizeXFor(ti->elems == 256, x, n, isa, q_.data(), d_.data(), s16_.data(), s32_.data());
     }
 }
 
@@ -470,10 +466,7 @@ detail::QuantizedX detail::quantizeXForTesting(const float* x, int64_t n, Isa is
     const auto un = static_cast<size_t>(n);
     QuantizedX r{std::vector<int8_t>(un), std::vector<float>(un / 32), std::vector<float>(un / 16),
                  std::vector<float>(un / 32)};
-    if (kQuants)
-        quantizeXK8(x, n, isa, r.q.data(), r.d.data(), r.s16.data(), r.s32.data());
-    else
-        quantizeX8(x, n, isa, r.q.data(), r.d.data(), r.s16.data(), r.s32.data());
+    quantizeXFor(kQuants, x, n, isa, r.q.data(), r.d.data(), r.s16.data(), r.s32.data());
     return r;
 }
 

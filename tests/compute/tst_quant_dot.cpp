@@ -68,6 +68,32 @@ std::string check(TensorType t, Isa isa, const std::vector<uint8_t>& w, size_t r
     return {};
 }
 
+// "" when every vector set this CPU runs rounds x to 8 bits (per 256 values for the K-quants,
+// else per 32) exactly as the plain loop does: the same q, d and sums, bit for bit.
+QString vectorEqualsPlain(const std::vector<float>& x, bool kQuants) {
+    const auto n = static_cast<int64_t>(x.size());
+    const auto plain = qdot::detail::quantizeXForTesting(x.data(), n, Isa::Scalar, kQuants);
+    auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
+        return a.size() == b.size() &&
+               std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+    };
+    for (Isa isa : availableIsas()) {
+        if (isa == Isa::Scalar) continue;
+        const auto v = qdot::detail::quantizeXForTesting(x.data(), n, isa, kQuants);
+        const QString name = QString::fromStdString(qdot::isaName(isa));
+        for (size_t i = 0; i < plain.q.size(); ++i)
+            if (v.q[i] != plain.q[i])
+                return QString("%1 q[%2]: %3, plain %4")
+                    .arg(name)
+                    .arg(i)
+                    .arg(v.q[i])
+                    .arg(plain.q[i]);
+        if (!same(v.d, plain.d) || !same(v.s16, plain.s16) || !same(v.s32, plain.s32))
+            return name + ": the scales or block sums differ from the plain loop's";
+    }
+    return {};
+}
+
 }  // namespace
 
 class TestQuantDot : public QObject {
@@ -358,23 +384,8 @@ class TestQuantDot : public QObject {
         x[320 + 31] = -INFINITY;
         for (int i = 0; i < 32; ++i) x[352 + i] = -0.0f;
         const auto plain = qdot::detail::quantizeXForTesting(x.data(), 32 * blocks, Isa::Scalar);
-        for (Isa isa : availableIsas()) {
-            if (isa == Isa::Scalar) continue;
-            const auto v = qdot::detail::quantizeXForTesting(x.data(), 32 * blocks, isa);
-            for (size_t i = 0; i < plain.q.size(); ++i)
-                QVERIFY2(v.q[i] == plain.q[i], qPrintable(QString("%1 q[%2]: %3, plain %4")
-                                                              .arg(qdot::isaName(isa).c_str())
-                                                              .arg(i)
-                                                              .arg(v.q[i])
-                                                              .arg(plain.q[i])));
-            auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
-                return a.size() == b.size() &&
-                       std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-            };
-            QVERIFY(same(v.d, plain.d));
-            QVERIFY(same(v.s16, plain.s16));
-            QVERIFY(same(v.s32, plain.s32));
-        }
+        const QString e = vectorEqualsPlain(x, false);
+        QVERIFY2(e.isEmpty(), qPrintable(e));
         // halves round away from zero (by hand: -15.5 -> -16, -0.5 -> -1, 0.5 -> 1, 14.5 -> 15)
         QCOMPARE(plain.d[1], 1.0f);
         for (int i = 0; i < 31; ++i) QCOMPARE(int(plain.q[32 + i]), i < 16 ? i - 16 : i - 15);
@@ -403,23 +414,8 @@ class TestQuantDot : public QObject {
         x[1536 + 255] = INFINITY;
         const auto plain =
             qdot::detail::quantizeXForTesting(x.data(), 256 * blocks, Isa::Scalar, true);
-        for (Isa isa : availableIsas()) {
-            if (isa == Isa::Scalar) continue;
-            const auto v = qdot::detail::quantizeXForTesting(x.data(), 256 * blocks, isa, true);
-            for (size_t i = 0; i < plain.q.size(); ++i)
-                QVERIFY2(v.q[i] == plain.q[i], qPrintable(QString("%1 q[%2]: %3, plain %4")
-                                                              .arg(qdot::isaName(isa).c_str())
-                                                              .arg(i)
-                                                              .arg(v.q[i])
-                                                              .arg(plain.q[i])));
-            auto same = [](const std::vector<float>& a, const std::vector<float>& b) {
-                return a.size() == b.size() &&
-                       std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-            };
-            QVERIFY(same(v.d, plain.d));
-            QVERIFY(same(v.s16, plain.s16));
-            QVERIFY(same(v.s32, plain.s32));
-        }
+        const QString e = vectorEqualsPlain(x, true);
+        QVERIFY2(e.isEmpty(), qPrintable(e));
         // by hand: block 2's scale d = 1/(-127/-5) = 5/127 > 0; block 3's is 1, and
         // 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0, -1.5 -> -2, -99.5 -> -100
         QCOMPARE(plain.d[16], 5.0f / 127.0f);

@@ -92,6 +92,21 @@ void DecodeController::loadModel(const QString& path) {
     }
 }
 
+void DecodeController::loadModelWith(const QString& path, const QString& backendSpec, int context,
+                                     const KvCacheOptions& cache) {
+    Busy busy(*this);
+    try {
+        BackendChoice choice = parseBackend(backendSpec);
+        choice.kvType = cache.type;
+        choice.eviction = cache.eviction;
+        choice.blockTokens = cache.blockTokens;
+        startBackend(loadModelFile(path, context), choice, path);
+        context_ = context;
+    } catch (const std::exception& e) {
+        emit failed(QString("Loading %1: %2").arg(path, QString::fromUtf8(e.what())));
+    }
+}
+
 void DecodeController::setCacheOptions(int context, const KvCacheOptions& cache) {
     Busy busy(*this);
     std::vector<int32_t> tokens;

@@ -42,6 +42,11 @@ class DecodeController : public QObject {
     // them and runs the same tokens again from the start (prefilled, then stepped), so that the
     // views show what the policy changes on the same sequence.
     void setCacheOptions(int context, const kvscope::KvCacheOptions& cache);
+    // A saved session's model, backend, context and cache options at once: the file is read and
+    // the backend started once (loadModel, then setBackend and setCacheOptions, did it up to
+    // three times). On failure the previous model stays loaded.
+    void loadModelWith(const QString& path, const QString& backendSpec, int context,
+                       const kvscope::KvCacheOptions& cache);
     // Lists the OpenCL devices (devicesListed).
     void listDevices();
     void setSampler(const kvscope::SamplerParams& sampler);

@@ -199,9 +199,29 @@ void MainWindow::openSession(const QString& path) {
     annotations_ = s.annotations;
     for (QWidget* o : overlays_) o->update();
     // the model on its backend with the session's cache, then the same tokens
-    if (s.backend != backendSpec_) setBackend(s.backend);
-    if (s.modelPath != modelPath_) openModel(s.modelPath);
-    setCacheOptions(s.context, s.cache);
+    // (one load: the file read and the backend started once, with the session's options)
+    QString modelFile;
+    try {
+        modelFile = resolveBuiltin(s.modelPath);  // builtin:NAME is stored as its resource path
+    } catch (const std::exception& e) {
+        showError(tr("Open session: %1").arg(QString::fromUtf8(e.what())));
+        return;
+    }
+    setPlaying(false);
+    backendSpec_ = s.backend;
+    if (const int i = backend_->findData(s.backend); i >= 0) {
+        const QSignalBlocker block(backend_);
+        backend_->setCurrentIndex(i);
+    }
+    {
+        const QSignalBlocker block(context_);
+        context_->setValue(s.context);
+    }
+    showCacheOptions(s.cache);
+    summary_->setText(tr("Loading %1…").arg(modelFile.toHtmlEscaped()));
+    request([c = controller_, modelFile, spec = s.backend, context = s.context, cache = s.cache] {
+        c->loadModelWith(modelFile, spec, context, cache);
+    });
     request([c = controller_, p = s.prompt, n = s.steps] { c->decodeTo(p, n); });
     Scene view;
     view.steps = s.steps;

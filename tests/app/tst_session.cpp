@@ -14,6 +14,7 @@
 #include <QJsonObject>
 #include <QLabel>
 #include <QProcess>
+#include <QSignalSpy>
 #include <QSpinBox>
 #include <QStandardPaths>
 #include <QTabWidget>
@@ -23,6 +24,7 @@
 #include "common/annotation.h"
 #include "common/theme.h"
 #include "core/error.h"
+#include "gui/decode_controller.h"
 #include "gui/main_window.h"
 #include "model_fixtures.h"
 #include "session/session_file.h"
@@ -119,9 +121,11 @@ class TstSession : public QObject {
         // another window, on another model, opens it
         auto b = open(llama_);
         QVERIFY(b);
+        QSignalSpy loads(b->controller(), &app::DecodeController::modelLoaded);
         b->openSession(saved);
         QVERIFY(settle(*b));
         QVERIFY2(b->errorText().isEmpty(), qPrintable(b->errorText()));
+        QCOMPARE(loads.count(), 1);  // the model read and its backend started once
         QCOMPARE(tokensOf(*b->store()), tokensOf(*a->store()));
         QCOMPARE(b->tabs()->currentIndex(), 1);
         QCOMPARE(b->store()->layer(), 1);

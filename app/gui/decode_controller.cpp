@@ -92,19 +92,51 @@ void DecodeController::loadModel(const QString& path) {
     }
 }
 
-void DecodeController::loadModelWith(const QString& path, const QString& backendSpec, int context,
-                                     const KvCacheOptions& cache) {
+namespace {
+QString specOf(const BackendChoice& c) {
+    switch (c.kind) {
+        case BackendChoice::Kind::Cpu:
+            return "cpu";
+        case BackendChoice::Kind::OpenCl:
+            return QString("opencl:%1").arg(c.device);
+        case BackendChoice::Kind::Auto:
+            break;
+    }
+    return "auto";
+}
+}  // namespace
+
+void DecodeController::openSession(const QString& path, const QString& backendSpec, int context,
+                                   const KvCacheOptions& cache, const QString& prompt,
+                                   int generated) {
     Busy busy(*this);
+    const auto withCache = [&cache](BackendChoice c) {
+        c.kvType = cache.type;
+        c.eviction = cache.eviction;
+        c.blockTokens = cache.blockTokens;
+        return c;
+    };
+    QString running = backendSpec, problem;
     try {
-        BackendChoice choice = parseBackend(backendSpec);
-        choice.kvType = cache.type;
-        choice.eviction = cache.eviction;
-        choice.blockTokens = cache.blockTokens;
-        startBackend(loadModelFile(path, context), choice, path);
+        std::shared_ptr<const Model> model = loadModelFile(path, context);
+        try {
+            startBackend(model, withCache(parseBackend(backendSpec)), path);
+        } catch (const std::exception& e) {
+            running = specOf(choice_);
+            problem = QString(
+                          "Open session: the saved backend %1 cannot start here (%2); the "
+                          "session runs on %3")
+                          .arg(backendSpec, QString::fromUtf8(e.what()), running);
+            startBackend(model, withCache(choice_), path);
+        }
         context_ = context;
     } catch (const std::exception& e) {
         emit failed(QString("Loading %1: %2").arg(path, QString::fromUtf8(e.what())));
+        return;  // the previous model stays on show, and nothing is decoded on it
     }
+    emit sessionOpened(running, context);
+    doDecodeTo(prompt, generated);
+    if (!problem.isEmpty()) emit warned(problem);
 }
 
 void DecodeController::setCacheOptions(int context, const KvCacheOptions& cache) {
@@ -157,7 +189,7 @@ void DecodeController::setBackend(const QString& spec) {
 
 void DecodeController::listDevices() {
     Busy busy(*this);
-    QStringList labels{tr("Auto (first GPU, else CPU)"), tr("CPU (Eigen)")}, specs{"auto", "cpu"},
+    QStringList labels{tr("Auto (first GPU, else CPU)"), tr("CPU")}, specs{"auto", "cpu"},
         problems{"", ""};
     const ocl::DeviceList list = ocl::listDevices();
     for (const ocl::DeviceInfo& d : list.devices) {
@@ -292,6 +324,10 @@ void DecodeController::speculate(const QString& prompt) {
 
 void DecodeController::decodeTo(const QString& prompt, int generated) {
     Busy busy(*this);
+    doDecodeTo(prompt, generated);
+}
+
+void DecodeController::doDecodeTo(const QString& prompt, int generated) {
     if (!ensureSession("Decode")) return;
     try {
         if (session_->tokens().empty() || prompt != prefilledPrompt_) doPrefill(prompt);

@@ -42,11 +42,13 @@ class DecodeController : public QObject {
     // them and runs the same tokens again from the start (prefilled, then stepped), so that the
     // views show what the policy changes on the same sequence.
     void setCacheOptions(int context, const kvscope::KvCacheOptions& cache);
-    // A saved session's model, backend, context and cache options at once: the file is read and
-    // the backend started once (loadModel, then setBackend and setCacheOptions, did it up to
-    // three times). On failure the previous model stays loaded.
-    void loadModelWith(const QString& path, const QString& backendSpec, int context,
-                       const kvscope::KvCacheOptions& cache);
+    // A saved session: its model on its backend with its context and cache options, read and
+    // started once (loading, then moving to the backend, then setting the cache, did it up to
+    // three times), then its tokens decoded (decodeTo). A backend that cannot start here is
+    // replaced by the current one (warned once decoded). If the model does not load, the
+    // previous one stays and nothing is decoded. sessionOpened reports what runs.
+    void openSession(const QString& path, const QString& backendSpec, int context,
+                     const kvscope::KvCacheOptions& cache, const QString& prompt, int generated);
     // Lists the OpenCL devices (devicesListed).
     void listDevices();
     void setSampler(const kvscope::SamplerParams& sampler);
@@ -99,6 +101,10 @@ class DecodeController : public QObject {
     void steppedBack(int remaining, qulonglong kvBytes, qulonglong kvAllocatedBytes);
     void wasReset();
     void failed(const QString& message);
+    // Something the user should know that changed nothing (openSession's backend replaced).
+    void warned(const QString& message);
+    // openSession loaded its model: the backend ("auto", "cpu", "opencl:N") and context it runs.
+    void sessionOpened(const QString& backendSpec, int context);
     // labels[i] names a backend the window can offer, specs[i] is what setBackend takes,
     // problems[i] is empty when it is usable.
     void devicesListed(const QStringList& labels, const QStringList& specs,
@@ -129,6 +135,7 @@ class DecodeController : public QObject {
     void startBackend(std::shared_ptr<const Model> model, const BackendChoice& choice,
                       const QString& path);
     void doPrefill(const QString& prompt);
+    void doDecodeTo(const QString& prompt, int generated);  // decodeTo without its Busy
 
     std::shared_ptr<const Model> model_;
     std::shared_ptr<Backend> backend_;

@@ -324,7 +324,7 @@ void MainWindow::buildUi() {
     chartSwitch->setObjectName("chartSwitch");
     auto* switchLayout = new QHBoxLayout(chartSwitch);
     switchLayout->setContentsMargins(0, 0, 0, 0);
-    auto* showLatency = new QRadioButton(tr("Time per token"));
+    auto* showLatency = showLatency_ = new QRadioButton(tr("Time per token"));
     showLatency->setObjectName("showLatency");
     auto* showDrift = new QRadioButton(tr("Drift from the full cache"));
     showDrift->setObjectName("showDrift");
@@ -342,8 +342,8 @@ void MainWindow::buildUi() {
     rightLayout->addWidget(rightStack, 1);
     chartsSplit->addWidget(right);
     // the memory chart's legend has up to six entries, the others' two or three
-    chartsSplit->setStretchFactor(0, 6);
-    chartsSplit->setStretchFactor(1, 5);
+    chartsSplit->setStretchFactor(0, 7);
+    chartsSplit->setStretchFactor(1, 6);
     connect(driftChart_, &viz::DriftChart::captionChanged, this,
             [this, chartSwitch, showLatency, showDrift, driftCaption](const QString& text) {
                 driftCaption->setText(text);
@@ -495,6 +495,15 @@ void MainWindow::connectController() {
         backendNote_->setText(s.backendNote);
         setWindowTitle(QString("KVScope — %1").arg(QString::fromStdString(s.config.name)));
     });
+    connect(controller_, &DecodeController::sessionOpened, this,
+            [this](const QString& spec, int context) {
+                backendSpec_ = spec;
+                if (const int i = backend_->findData(spec); i >= 0) backend_->setCurrentIndex(i);
+                const QSignalBlocker block(context_);
+                context_->setValue(context);
+            });
+    connect(controller_, &DecodeController::warned, this,
+            [this](const QString& m) { showError(m); });
     connect(controller_, &DecodeController::prefilled, this,
             [this](const std::vector<StepTrace>& t, double ms, const QString& prompt) {
                 clearError();
@@ -557,6 +566,7 @@ void MainWindow::connectController() {
                    const QList<double>& stepMs) {
                 clearError();
                 latencyChart_->setComparison(tokens, promptLength, prefillMs, stepMs);
+                showLatency_->setChecked(true);  // where the comparison is drawn
             });
     connect(controller_, &DecodeController::compareProgress, this, [this](int done, int total) {
         comparing_ = done < total;

@@ -23,6 +23,7 @@ class QDoubleSpinBox;
 class QLabel;
 class QPlainTextEdit;
 class QPushButton;
+class QRadioButton;
 class QSpinBox;
 class QTabWidget;
 class QToolButton;
@@ -209,6 +210,7 @@ class MainWindow : public QMainWindow {
     viz::MemoryChart* memoryChart_ = nullptr;
     viz::LatencyChart* latencyChart_ = nullptr;
     viz::DriftChart* driftChart_ = nullptr;
+    QRadioButton* showLatency_ = nullptr;  // the latency chart, where the drift chart shares it
     viz::BlockTableView* blockTables_ = nullptr;
     QPushButton* compareButton_ = nullptr;
     QTimer playTimer_;

@@ -41,7 +41,7 @@ void MainWindow::buildSidePanel() {
     modelLayout->addWidget(summary_);
     backend_ = new QComboBox;
     backend_->addItem(tr("Auto (first GPU, else CPU)"), "auto");
-    backend_->addItem(tr("CPU (Eigen)"), "cpu");
+    backend_->addItem(tr("CPU"), "cpu");
     backend_->setToolTip(tr("Where the model runs. The OpenCL devices appear once listed."));
     backendNote_ = new QLabel;
     backendNote_->setWordWrap(true);

@@ -198,8 +198,9 @@ void MainWindow::openSession(const QString& path) {
     sceneIndex_ = -1;
     annotations_ = s.annotations;
     for (QWidget* o : overlays_) o->update();
-    // the model on its backend with the session's cache, then the same tokens
-    // (one load: the file read and the backend started once, with the session's options)
+    // one load (the file read and the backend started once, with the session's options), then
+    // its tokens; the panel shows the backend, context and cache options once they run
+    // (sessionOpened, modelLoaded), so a model that fails to load leaves it as it was
     QString modelFile;
     try {
         modelFile = resolveBuiltin(s.modelPath);  // builtin:NAME is stored as its resource path
@@ -208,21 +209,9 @@ void MainWindow::openSession(const QString& path) {
         return;
     }
     setPlaying(false);
-    backendSpec_ = s.backend;
-    if (const int i = backend_->findData(s.backend); i >= 0) {
-        const QSignalBlocker block(backend_);
-        backend_->setCurrentIndex(i);
-    }
-    {
-        const QSignalBlocker block(context_);
-        context_->setValue(s.context);
-    }
-    showCacheOptions(s.cache);
     summary_->setText(tr("Loading %1…").arg(modelFile.toHtmlEscaped()));
-    request([c = controller_, modelFile, spec = s.backend, context = s.context, cache = s.cache] {
-        c->loadModelWith(modelFile, spec, context, cache);
-    });
-    request([c = controller_, p = s.prompt, n = s.steps] { c->decodeTo(p, n); });
+    request([c = controller_, modelFile, spec = s.backend, context = s.context, cache = s.cache,
+             p = s.prompt, n = s.steps] { c->openSession(modelFile, spec, context, cache, p, n); });
     Scene view;
     view.steps = s.steps;
     view.view = s.view;

@@ -170,8 +170,9 @@ void CpuBackend::attendWithPolicy(int layer, int p0, int n, const float* qkv, fl
 
 std::string CpuBackend::deviceName() const {
     // the kernels the weight matrices run on (qdot's, chosen for this CPU at run time)
-    return "CPU (" + qdot::isaName(qdot::bestIsa()) + ", " + std::to_string(pool_.size()) +
-           " threads)";
+    const qdot::Isa isa = qdot::bestIsa();
+    return "CPU (" + (isa == qdot::Isa::Scalar ? std::string("portable") : qdot::isaName(isa)) +
+           ", " + std::to_string(pool_.size()) + " threads)";
 }
 
 void CpuBackend::doForward(std::span<const int32_t> tokens, bool allLogits,

@@ -54,14 +54,18 @@ QString chartFits(QChartView* view) {
     const QLegend* legend = view->chart()->legend();
     const QFontMetrics fm(legend->font());
     int needed = 0;
+    QStringList labels;
     for (QLegendMarker* m : legend->markers())
-        if (m->isVisible() && m->series()->isVisible())
+        if (m->isVisible() && m->series()->isVisible()) {
             needed += fm.horizontalAdvance(m->label()) + 2 * fm.height();
+            labels << m->label();
+        }
     if (needed > legend->geometry().width())
-        return QString("%1: legend needs %2 px, has %3")
+        return QString("%1: legend needs %2 px, has %3 (%4)")
             .arg(view->objectName())
             .arg(needed)
-            .arg(legend->geometry().width());
+            .arg(legend->geometry().width())
+            .arg(labels.join(", "));
     const QRectF plot = view->chart()->plotArea();
     if (plot.height() <= 100 || plot.width() <= 200)
         return QString("%1: plot %2 x %3")
@@ -748,11 +752,17 @@ class TstMainWindow : public QObject {
             const QString e = chartFits(view);
             QVERIFY2(e.isEmpty(), qPrintable(e));
         }
-        showLatency->click();
+        // "Compare without cache" draws on the time per token: it comes to the front
+        w->compareWithoutCache();
+        QVERIFY(settle(*w));
         w->grab();
+        QVERIFY(showLatency->isChecked());
         QVERIFY(w->latencyChart()->isVisible() && !w->driftChart()->isVisible());
         const QString e = chartFits(w->latencyChart());
         QVERIFY2(e.isEmpty(), qPrintable(e));
+        showDrift->click();
+        w->grab();
+        QVERIFY(w->driftChart()->isVisible() && !w->latencyChart()->isVisible());
         w->setCacheOptions(0, KvCacheOptions());
         QVERIFY(settle(*w));
         w->grab();

@@ -93,6 +93,53 @@ class TstSession : public QObject {
         fixtures::writeModel(fixtures::llamaGqaSpec(), llama_.toStdString());
     }
 
+    // A session with its own context, K/V type and cache policy opens with them after one load;
+    // one whose saved backend cannot start here runs on the current backend, says so, and still
+    // gives the same tokens.
+    void aSessionsOptionsRunAfterOneLoad() {
+        auto a = lecture(gpt2_);
+        QVERIFY(a);
+        a->setCacheOptions(48, KvCacheOptions(KvType::F16, 32, EvictionPolicy{8, 2, 0}));  // of 64
+        QVERIFY(settle(*a));
+        for (int k = 0; k < 4; ++k) {
+            a->step();
+            QVERIFY(settle(*a));
+        }
+        const QString saved = dir_.filePath("options.kvscope");
+        QVERIFY(a->saveSession(saved));
+
+        auto b = open(llama_);
+        QVERIFY(b);
+        QSignalSpy loads(b->controller(), &app::DecodeController::modelLoaded);
+        b->openSession(saved);
+        QVERIFY(settle(*b));
+        QVERIFY2(b->errorText().isEmpty(), qPrintable(b->errorText()));
+        QCOMPARE(loads.count(), 1);
+        QCOMPARE(tokensOf(*b->store()), tokensOf(*a->store()));
+        const KvCacheOptions& cache = b->store()->model().cache;
+        QCOMPARE(cache.type, KvType::F16);
+        QCOMPARE(cache.blockTokens, 32);
+        QCOMPARE(cache.eviction.window, 8);
+        QCOMPARE(cache.eviction.sinks, 2);
+        QCOMPARE(b->findChild<QSpinBox*>("context")->value(), 48);
+        QCOMPARE(b->store()->config().nCtx, 48);
+
+        app::SessionFile file = app::SessionFile::load(saved);
+        file.backend = "opencl:99";  // no such device anywhere
+        const QString elsewhere = dir_.filePath("elsewhere.kvscope");
+        file.save(elsewhere);
+        auto c = open(llama_);
+        QVERIFY(c);
+        QSignalSpy loadsC(c->controller(), &app::DecodeController::modelLoaded);
+        c->openSession(elsewhere);
+        QVERIFY(settle(*c));
+        QCOMPARE(loadsC.count(), 1);
+        QVERIFY2(c->errorText().contains("opencl:99") && c->errorText().contains("cannot start"),
+                 qPrintable(c->errorText()));
+        QCOMPARE(tokensOf(*c->store()), tokensOf(*a->store()));
+        QCOMPARE(c->store()->model().cache.eviction.window, 8);
+    }
+
     void saveThenOpenReproducesTokensViewAndFigure() {
         auto a = lecture(gpt2_);
         QVERIFY(a);

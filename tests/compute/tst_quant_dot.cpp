@@ -5,6 +5,7 @@
 // wrong nibble order; and the refusals.
 #include <QTest>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -356,8 +357,6 @@ class TestQuantDot : public QObject {
         }
     }
 
-    // A NaN or an infinity in x gives a non-finite result on every path (the 8-bit x must not
-    // round it away).
     // The vector quantizers of x (32-value blocks) give the plain loop's numbers bit for bit: on
     // Gaussian x, on values that sit exactly halfway between two quants (round half away from
     // zero), on blocks of zeros, of subnormals, of huge values, of one value and zeros, and on
@@ -376,7 +375,10 @@ class TestQuantDot : public QObject {
         x[64 + 31] = 31.75f;
         for (int i = 0; i < 32; ++i) x[96 + i] = 0.0f;
         for (int i = 0; i < 32; ++i) x[128 + i] = g(rng) * 1e-39f;  // subnormal
-        for (int i = 0; i < 32; ++i) x[160 + i] = g(rng) * 3e38f;   // near FLT_MAX
+        // finite and huge: the scale d = max/127 overflows f16 (to inf), and a 16-value half whose
+        // quants sum to 0 gives inf * 0
+        for (int i = 0; i < 32; ++i) x[160 + i] = std::clamp(g(rng), -1.0f, 1.0f) * 3e38f;
+        for (int i = 0; i < 16; ++i) x[160 + i] = (i % 2 ? -3e38f : 3e38f);
         for (int i = 0; i < 32; ++i) x[192 + i] = i == 5 ? -2.5f : 0.0f;
         for (int i = 0; i < 32; ++i) x[224 + i] = g(rng) * 1e-6f;  // d below f16's normal range
         x[256 + 7] = std::nanf("");
@@ -402,7 +404,7 @@ class TestQuantDot : public QObject {
         std::mt19937 rng(12);
         std::normal_distribution<float> g(0.0f, 1.0f);
         const int blocks = 8;
-        std::vector<float> x(256 * blocks);
+        std::vector<float> x(256 * blocks);  // the last block: huge values and -0.0
         for (float& v : x) v = g(rng);
         x[300] = std::nanf("");  // block 1 goes to the plain loop
         x[512 + 3] = -5.0f;      // block 2: -5 before +5, so the scale is -127/-5
@@ -412,6 +414,8 @@ class TestQuantDot : public QObject {
         for (int i = 0; i < 256; ++i) x[1024 + i] = g(rng) * 1e-39f;  // subnormal
         for (int i = 0; i < 256; ++i) x[1280 + i] = 0.0f;
         x[1536 + 255] = INFINITY;
+        for (int i = 0; i < 256; ++i)
+            x[1792 + i] = i % 3 ? -0.0f : std::clamp(g(rng), -1.0f, 1.0f) * 3e38f;
         const auto plain =
             qdot::detail::quantizeXForTesting(x.data(), 256 * blocks, Isa::Scalar, true);
         const QString e = vectorEqualsPlain(x, true);
@@ -429,6 +433,8 @@ class TestQuantDot : public QObject {
         QCOMPARE(int(plain.q[768]), -127);
     }
 
+    // A NaN or an infinity in x gives a non-finite result on every path (the 8-bit x must not
+    // round it away).
     void nonFiniteXPropagates() {
         std::mt19937 rng(9);
         for (TensorType t : allTypes()) {

@@ -20,7 +20,7 @@ namespace kvscope::viz {
 LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(parent), store_(store) {
     auto* chart = new QChart;
     cached_ = new QLineSeries;
-    cached_->setName(tr("with cache"));
+    cached_->setName(tr("cached"));
     recompute_ = new QLineSeries;
     recompute_->setName(tr("no cache"));
     device_ = new QLineSeries;
@@ -28,9 +28,9 @@ LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(pare
     prefill_ = new QScatterSeries;
     prefill_->setName(tr("prefill"));
     recomputePrefill_ = new QScatterSeries;
-    recomputePrefill_->setName(tr("prefill, no cache"));
+    recomputePrefill_->setName(tr("no-cache prefill"));
     prefillPerToken_ = new QLineSeries;
-    prefillPerToken_->setName(tr("prefill ÷ prompt tokens"));
+    prefillPerToken_->setName(tr("per prompt token"));
     speculative_ = new QLineSeries;
     speculative_->setName(tr("speculative"));
     for (QAbstractSeries* s :

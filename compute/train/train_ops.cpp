@@ -1,5 +1,6 @@
-// The trainers' layers and their backward passes (see train_ops.h). Matrix products go through
-// Eigen, split over the thread pool; the rest are plain loops.
+// The trainers' layers and their backward passes (see train_ops.h). The linear layers' products
+// and attention's products go through sgemm's kernels, split over the thread pool; the rest are
+// plain loops.
 #include "train/train_ops.h"
 
 #include <Eigen/Core>
@@ -8,41 +9,47 @@
 #include <vector>
 
 #include "core/numeric.h"
+#include "cpu/sgemm.h"
 
 namespace kvscope::train {
 namespace {
 
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using StridedMat = Eigen::Map<RowMat, 0, Eigen::OuterStride<>>;
-using ConstStridedMat = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
 const float kGeluScale = static_cast<float>(std::sqrt(2.0 / kPi));
 
 }  // namespace
 
 void matmulForward(float* out, const float* inp, const float* w, const float* bias, int N, int C,
                    int OC, ThreadPool& pool) {
-    Eigen::Map<const RowMat> W(w, OC, C);
+    // out = inp · wᵀ: the kernels take B row-major (K × N), so w (OC, C) goes in as wᵀ (C, OC)
+    std::vector<float> wt(static_cast<size_t>(C) * OC);
+    parallelRows(pool, OC, 64, [&](int b, int e) {
+        sgemm::transpose(wt.data() + b, OC, w + static_cast<size_t>(b) * C, C, e - b, C);
+    });
     parallelRows(pool, N, 16, [&](int b, int e) {
-        Eigen::Map<const RowMat> X(inp + static_cast<size_t>(b) * C, e - b, C);
-        Eigen::Map<RowMat> O(out + static_cast<size_t>(b) * OC, e - b, OC);
-        O.noalias() = X * W.transpose();
-        if (bias) O.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(bias, OC);
+        float* o = out + static_cast<size_t>(b) * OC;
+        sgemm::gemm(false, e - b, OC, C, inp + static_cast<size_t>(b) * C, C, wt.data(), OC, o, OC,
+                    false);
+        if (bias)
+            for (int i = 0; i < e - b; ++i)
+                for (int j = 0; j < OC; ++j) o[static_cast<size_t>(i) * OC + j] += bias[j];
     });
 }
 
 void matmulBackward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp,
                     const float* w, int N, int C, int OC, ThreadPool& pool) {
-    Eigen::Map<const RowMat> W(w, OC, C), X(inp, N, C), D(dout, N, OC);
+    // dinp += dout · w; dw += doutᵀ · inp, a block of w's rows (dout's columns) per job
     parallelRows(pool, N, 16, [&](int b, int e) {
-        Eigen::Map<RowMat>(dinp + static_cast<size_t>(b) * C, e - b, C).noalias() +=
-            D.middleRows(b, e - b) * W;
+        sgemm::gemm(false, e - b, C, OC, dout + static_cast<size_t>(b) * OC, OC, w, C,
+                    dinp + static_cast<size_t>(b) * C, C, true);
     });
     parallelRows(pool, OC, 8, [&](int b, int e) {
-        Eigen::Map<RowMat>(dw + static_cast<size_t>(b) * C, e - b, C).noalias() +=
-            D.middleCols(b, e - b).transpose() * X;
+        sgemm::gemm(true, e - b, C, N, dout + b, OC, inp, C, dw + static_cast<size_t>(b) * C, C,
+                    true);
         if (dbias)
-            Eigen::Map<Eigen::RowVectorXf>(dbias + b, e - b) +=
-                D.middleCols(b, e - b).colwise().sum();
+            for (int i = 0; i < N; ++i) {
+                const float* d = dout + static_cast<size_t>(i) * OC;
+                for (int j = b; j < e; ++j) dbias[j] += d[j];
+            }
     });
 }
 
@@ -183,6 +190,18 @@ void ropeRotate(float* qkv, const RopeConfig& rope, const float* cosv, const flo
         }
 }
 
+namespace {
+
+// Causal products in blocks of query rows: rows [r0, r1) need keys 0..r1-1 only, which halves
+// the work of a full T × T product. fn(r0, r1) for each block.
+constexpr int kCausalRows = 32;
+template <typename F>
+void causalBlocks(int T, F fn) {
+    for (int r0 = 0; r0 < T; r0 += kCausalRows) fn(r0, std::min(T, r0 + kCausalRows));
+}
+
+}  // namespace
+
 void attentionForward(float* out, float* att, const float* qkv, int B, int T, int NH, int NKV,
                       int hs, ThreadPool& pool) {
     const int R = (NH + 2 * NKV) * hs, C = NH * hs, group = NH / NKV;
@@ -192,21 +211,29 @@ void attentionForward(float* out, float* att, const float* qkv, int B, int T, in
         const int kvh = h / group;
         const float* base = qkv + static_cast<size_t>(b) * T * R;
         // Q, K, V of this head (T, hs), rows R apart; P its weights (T, T); O its output
-        const ConstStridedMat Q(base + h * hs, T, hs, Eigen::OuterStride<>(R));
-        const ConstStridedMat K(base + C + kvh * hs, T, hs, Eigen::OuterStride<>(R));
-        const ConstStridedMat V(base + C + NKV * hs + kvh * hs, T, hs, Eigen::OuterStride<>(R));
-        Eigen::Map<RowMat> P(att + (static_cast<size_t>(b) * NH + h) * T * T, T, T);
-        StridedMat O(out + static_cast<size_t>(b) * T * C + h * hs, T, hs, Eigen::OuterStride<>(C));
-        // 1. scores, 2. softmax of each row t over positions 0..t (zero above the diagonal)
-        P.noalias() = (Q * K.transpose()) * scale;
-        for (int t = 0; t < T; ++t) {
-            auto row = P.row(t).head(t + 1).array();
-            row = (row - row.maxCoeff()).exp();
-            row /= row.sum();
-            P.row(t).tail(T - t - 1).setZero();
-        }
-        // 3. weighted sum of values
-        O.noalias() = P * V;
+        const float* Q = base + h * hs;
+        const float* K = base + C + kvh * hs;
+        const float* V = base + C + NKV * hs + kvh * hs;
+        float* P = att + (static_cast<size_t>(b) * NH + h) * T * T;
+        float* O = out + static_cast<size_t>(b) * T * C + h * hs;
+        std::vector<float> kt(static_cast<size_t>(hs) * T);  // Kᵀ (hs, T)
+        sgemm::transpose(kt.data(), T, K, R, T, hs);
+        causalBlocks(T, [&](int r0, int r1) {
+            // 1. scores of rows r0..r1-1 against keys 0..r1-1
+            sgemm::gemm(false, r1 - r0, r1, hs, Q + static_cast<size_t>(r0) * R, R, kt.data(), T,
+                        P + static_cast<size_t>(r0) * T, T, false);
+            // 2. softmax of each row t over positions 0..t (zero above the diagonal)
+            for (int t = r0; t < r1; ++t) {
+                float* row = P + static_cast<size_t>(t) * T;
+                auto w = Eigen::Map<Eigen::ArrayXf>(row, t + 1);
+                w = ((w - w.maxCoeff()) * scale).exp();
+                w /= w.sum();
+                std::fill(row + t + 1, row + T, 0.0f);
+            }
+            // 3. weighted sum of values 0..r1-1
+            sgemm::gemm(false, r1 - r0, hs, r1, P + static_cast<size_t>(r0) * T, T, V, R,
+                        O + static_cast<size_t>(r0) * C, C, false);
+        });
     });
 }
 
@@ -220,26 +247,44 @@ void attentionBackward(float* dqkv, const float* dout, const float* att, const f
         const float* base = qkv + static_cast<size_t>(b) * T * R;
         float* dbase = dqkv + static_cast<size_t>(b) * T * R;
         const int kOff = C + kvh * hs, vOff = C + NKV * hs + kvh * hs;
-        const ConstStridedMat K(base + kOff, T, hs, Eigen::OuterStride<>(R));
-        const ConstStridedMat V(base + vOff, T, hs, Eigen::OuterStride<>(R));
-        StridedMat dK(dbase + kOff, T, hs, Eigen::OuterStride<>(R));
-        StridedMat dV(dbase + vOff, T, hs, Eigen::OuterStride<>(R));
-        RowMat dP(T, T), dS(T, T);
+        const float* K = base + kOff;
+        float* dK = dbase + kOff;
+        float* dV = dbase + vOff;
+        std::vector<float> vt(static_cast<size_t>(hs) * T), dP(static_cast<size_t>(T) * T),
+            dS(static_cast<size_t>(T) * T);
+        sgemm::transpose(vt.data(), T, base + vOff, R, T, hs);  // Vᵀ (hs, T)
         for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
-            const ConstStridedMat Q(base + h * hs, T, hs, Eigen::OuterStride<>(R));
-            StridedMat dQ(dbase + h * hs, T, hs, Eigen::OuterStride<>(R));
-            const Eigen::Map<const RowMat> P(att + (static_cast<size_t>(b) * NH + h) * T * T, T, T);
-            const ConstStridedMat dO(dout + static_cast<size_t>(b) * T * C + h * hs, T, hs,
-                                     Eigen::OuterStride<>(C));
-            // 1. through the weighted sum: d weights and d values
-            dP.noalias() = dO * V.transpose();
-            dV.noalias() += P.transpose() * dO;
-            // 2. through the softmax: dS = P ⊙ (dP − Σ P·dP), zero where P is (above the diagonal)
-            const Eigen::VectorXf dot = (P.array() * dP.array()).rowwise().sum();
-            dS.array() = P.array() * (dP.array().colwise() - dot.array()) * scale;
-            // 3. through the scores: d queries and d keys
-            dQ.noalias() += dS * K;
-            dK.noalias() += dS.transpose() * Q;
+            const float* Q = base + h * hs;
+            float* dQ = dbase + h * hs;
+            const float* P = att + (static_cast<size_t>(b) * NH + h) * T * T;
+            const float* dO = dout + static_cast<size_t>(b) * T * C + h * hs;
+            causalBlocks(T, [&](int r0, int r1) {
+                const auto rows = static_cast<size_t>(r0);
+                // 1. through the weighted sum: d weights of rows r0..r1-1 (keys 0..r1-1)
+                sgemm::gemm(false, r1 - r0, r1, hs, dO + rows * C, C, vt.data(), T,
+                            dP.data() + rows * T, T, false);
+                // 2. through the softmax: dS = P ⊙ (dP − Σ P·dP), zero above the diagonal
+                for (int t = r0; t < r1; ++t) {
+                    const float* p = P + static_cast<size_t>(t) * T;
+                    const float* dp = dP.data() + static_cast<size_t>(t) * T;
+                    float* ds = dS.data() + static_cast<size_t>(t) * T;
+                    float dot = 0;
+                    for (int j = 0; j <= t; ++j) dot += p[j] * dp[j];
+                    for (int j = 0; j <= t; ++j) ds[j] = p[j] * (dp[j] - dot) * scale;
+                    std::fill(ds + t + 1, ds + T, 0.0f);
+                }
+                // 3. through the scores: d queries of rows r0..r1-1 from keys 0..r1-1
+                sgemm::gemm(false, r1 - r0, hs, r1, dS.data() + rows * T, T, K, R, dQ + rows * R, R,
+                            true);
+            });
+            // d values and d keys of rows r0..r1-1: from the queries r0..T-1 that see them
+            causalBlocks(T, [&](int r0, int r1) {
+                const auto rows = static_cast<size_t>(r0);
+                sgemm::gemm(true, r1 - r0, hs, T - r0, P + rows * T + rows, T, dO + rows * C, C,
+                            dV + rows * R, R, true);
+                sgemm::gemm(true, r1 - r0, hs, T - r0, dS.data() + rows * T + rows, T, Q + rows * R,
+                            R, dK + rows * R, R, true);
+            });
         }
     });
 }

@@ -60,6 +60,12 @@ int runTrain(const CliArgs& args) {
     o.randomRepeatFraction =
         static_cast<float>(args.getDouble("random-repeat-fraction", 0.0, 0.0, 1.0));
     o.dropout = static_cast<float>(args.getDouble("dropout", 0.0, 0.0, 0.9));
+    if (auto draw = args.get("random-repeat-draw")) {
+        if (*draw != "uniform" && *draw != "frequency")
+            throw UsageError("--random-repeat-draw must be uniform or frequency, not '" + *draw +
+                             "'");
+        o.randomRepeatByFrequency = *draw == "frequency";
+    }
     if (auto path = args.get("vocab-from"))
         o.vocab = BpeVocabulary::fromGguf(GgufFile::open(*path));
     if (auto path = args.get("checkpoint")) {
@@ -78,15 +84,20 @@ int runTrain(const CliArgs& args) {
         if (args.has("random-repeat-fraction"))
             mix.randomRepeatFraction = given.randomRepeatFraction;
         if (args.has("dropout")) mix.dropout = given.dropout;
+        if (args.has("random-repeat-draw"))
+            mix.randomRepeatByFrequency = given.randomRepeatByFrequency;
         if (mix.dropout > 0 && mix.arch != TrainArch::Llama)
             throw UsageError("--dropout is for --arch llama");
         if (mix.repeatFraction != o.repeatFraction ||
-            mix.randomRepeatFraction != o.randomRepeatFraction || mix.dropout != o.dropout) {
+            mix.randomRepeatFraction != o.randomRepeatFraction || mix.dropout != o.dropout ||
+            mix.randomRepeatByFrequency != o.randomRepeatByFrequency) {
+            const auto draw = [](bool f) { return f ? "by frequency" : "uniform"; };
             std::fprintf(stderr,
                          "changing the recipe from the resumed step on: repeated spans %g -> %g, "
-                         "random repeats %g -> %g, dropout %g -> %g\n",
+                         "random repeats %g (%s) -> %g (%s), dropout %g -> %g\n",
                          double(o.repeatFraction), double(mix.repeatFraction),
-                         double(o.randomRepeatFraction), double(mix.randomRepeatFraction),
+                         double(o.randomRepeatFraction), draw(o.randomRepeatByFrequency),
+                         double(mix.randomRepeatFraction), draw(mix.randomRepeatByFrequency),
                          double(o.dropout), double(mix.dropout));
             o = mix;
             o.changeDataMix = true;

@@ -61,6 +61,7 @@ void writeOptions(GgufWriter& w, const TrainOptions& o) {
     w.set("train.line_windows", GgufValue::boolean(o.lineWindows));
     w.set("train.repeat_fraction", GgufValue::f32(o.repeatFraction));
     w.set("train.random_repeat_fraction", GgufValue::f32(o.randomRepeatFraction));
+    w.set("train.random_repeat_by_frequency", GgufValue::boolean(o.randomRepeatByFrequency));
     w.set("train.dropout", GgufValue::f32(o.dropout));
 }
 
@@ -129,13 +130,14 @@ void readFloats(const GgufFile& f, const std::string& name, std::vector<float>& 
 
 TrainingWindows::TrainingWindows(const std::vector<int32_t>& ids, const Tokenizer& tok, int32_t bos,
                                  int T, bool lineWindows, float repeatFraction,
-                                 float randomRepeatFraction)
+                                 float randomRepeatFraction, bool randomRepeatByFrequency)
     : ids_(ids),
       bos_(bos),
       T_(T),
       lineWindows_(lineWindows),
       repeat_(repeatFraction),
-      randomRepeat_(randomRepeatFraction) {
+      randomRepeat_(randomRepeatFraction),
+      byFrequency_(randomRepeatByFrequency) {
     if (!lineWindows || ids.size() < static_cast<size_t>(T)) return;
     if (randomRepeat_ > 0) {
         std::vector<uint8_t> seen(tok.vocabSize());
@@ -179,8 +181,14 @@ void TrainingWindows::fill(int32_t* inputs, int32_t* targets, int B, std::mt1993
                 const size_t m =
                     std::uniform_int_distribution<size_t>(std::max<size_t>(2, T / 8), T / 2)(rng);
                 std::uniform_int_distribution<size_t> token(0, distinct_.size() - 1);
-                for (size_t i = 0; i < T; ++i)
-                    seq[i + 1] = i < m ? distinct_[token(rng)] : seq[i + 1 - m];
+                std::uniform_int_distribution<size_t> at(0, ids_.size() - 1);
+                const auto draw = [&] {
+                    if (!byFrequency_) return distinct_[token(rng)];
+                    int32_t t = bos_;  // a token from a random place of the text
+                    while (t == bos_) t = ids_[at(rng)];
+                    return t;
+                };
+                for (size_t i = 0; i < T; ++i) seq[i + 1] = i < m ? draw() : seq[i + 1 - m];
                 std::copy(seq.begin(), seq.end() - 1, inputs + static_cast<size_t>(b) * T);
                 std::copy(seq.begin() + 1, seq.end(), targets + static_cast<size_t>(b) * T);
                 // the first copy, and the second copy's first token (nothing before it tells that
@@ -281,6 +289,7 @@ TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller)
     if (caller.changeDataMix) {  // the caller's mix from here on
         o.repeatFraction = caller.repeatFraction;
         o.randomRepeatFraction = caller.randomRepeatFraction;
+        o.randomRepeatByFrequency = caller.randomRepeatByFrequency;
         o.dropout = caller.dropout;
     } else {
         o.dropout = static_cast<float>(f.getFloat("train.dropout").value_or(0.0));
@@ -288,6 +297,8 @@ TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller)
         // absent from checkpoints written before random repeats existed
         o.randomRepeatFraction =
             static_cast<float>(f.getFloat("train.random_repeat_fraction").value_or(0.0));
+        // absent from checkpoints written before the draw by frequency existed
+        o.randomRepeatByFrequency = f.getUint("train.random_repeat_by_frequency").value_or(0) != 0;
     }
     o.vocab = BpeVocabulary::fromGguf(f);
     return o;
@@ -338,7 +349,7 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
                     std::to_string((T + 1) * 2));
     const int32_t bos = result.vocab.bos();
     const TrainingWindows trainWindows(trainIds, tok, bos, T, lineWindows, o.repeatFraction,
-                                       o.randomRepeatFraction),
+                                       o.randomRepeatFraction, o.randomRepeatByFrequency),
         heldWindows(heldIds, tok, bos, T, lineWindows, 0.0f);
     if (!trainWindows.usable())
         throw Error("no line of the training text starts " + std::to_string(T) +

@@ -718,6 +718,16 @@ class TstCli : public QObject {
         QCOMPARE(r.err.count('\n'), 1);  // one clear line
     }
 
+    // train's options are read after its text (any readable file is a text here)
+    void trainRefusesAnUnknownRandomRepeatDraw() {
+        const Run r = runKvscope({"train", "--text", gpt2_, "--out", "x.gguf", "--arch", "llama",
+                                  "--random-repeat-draw", "sometimes"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains("--random-repeat-draw must be uniform or frequency, not "
+                                "'sometimes'"),
+                 r.err.constData());
+    }
+
     void failuresExitOne_data() {
         QTest::addColumn<QStringList>("args");
         QTest::addColumn<QString>("message");

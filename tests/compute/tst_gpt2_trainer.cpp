@@ -7,6 +7,7 @@
 #include <cmath>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <random>
 #include <set>
 
@@ -675,6 +676,60 @@ class TstGpt2Trainer : public QObject {
         QVERIFY(spans.size() >= 5);           // no fixed offset finds the copy
     }
 
+    // Random repeats drawn by frequency take each token as often as it occurs in the text: the
+    // share of every token among the first copies follows its count in the stream (a binomial
+    // tolerance of 5 standard deviations), where the uniform draw gives each distinct token the
+    // same share whatever its count. The windows' shape is the uniform draw's (the test above).
+    void randomRepeatsDrawnByFrequencyFollowTheText() {
+        BpeVocabulary vocab = trainBpe(kText, 279);
+        vocab.addBeginOfText();
+        const Tokenizer tok = vocab.tokenizer();
+        const std::vector<int32_t> ids = tok.encode(repeatedText(4));
+        std::map<int32_t, double> count;
+        for (int32_t id : ids) count[id] += 1;
+        const int T = 32, B = 2000;
+        bool copies = true;
+        const auto drawnShares =
+            [&](bool byFrequency) -> std::pair<std::map<int32_t, double>, double> {
+            std::vector<int32_t> in(size_t(B) * T), tg(in.size());
+            std::mt19937_64 rng(5);
+            TrainingWindows(ids, tok, vocab.bos(), T, true, 0.0f, 1.0f, byFrequency)
+                .fill(in.data(), tg.data(), B, rng);
+            std::map<int32_t, double> drawn;
+            double total = 0;
+            for (int b = 0; b < B; ++b) {
+                const int32_t* x = in.data() + size_t(b) * T;
+                const int32_t* y = tg.data() + size_t(b) * T;
+                int masked = 0;  // the first copy (m tokens) and the second's first
+                while (y[masked] == -1) ++masked;
+                const int m = masked - 1;
+                for (int t = m + 1; t < T; ++t) copies = copies && y[t] == x[t + 1 - m];
+                for (int t = 1; t <= m; ++t) drawn[x[t]] += 1, total += 1;  // the first copy
+            }
+            for (auto& [id, n] : drawn) n /= total;
+            return std::pair(drawn, total);
+        };
+        const auto [byFreq, n] = drawnShares(true);
+        const auto [uniform, n2] = drawnShares(false);
+        QVERIFY(copies);  // still the copy task
+        const double all = double(ids.size());
+        int32_t common = ids[0];
+        for (const auto& [id, c] : count)
+            if (c > count[common]) common = id;
+        for (const auto& [id, c] : count) {
+            const double p = c / all;
+            const double sd = std::sqrt(p * (1 - p) / n);
+            const double got = byFreq.count(id) ? byFreq.at(id) : 0.0;
+            QVERIFY2(std::abs(got - p) <= 5 * sd + 1e-9,
+                     qPrintable(QString("token %1: drawn %2, text %3").arg(id).arg(got).arg(p)));
+        }
+        QVERIFY(!byFreq.count(vocab.bos()));
+        // the commonest token: its share of the text by frequency, 1 / distinct uniformly
+        const double pu = 1.0 / double(count.size());
+        QVERIFY(std::abs(uniform.at(common) - pu) <= 5 * std::sqrt(pu * (1 - pu) / n2));
+        QVERIFY(count[common] / all > 3 * pu);  // so that the two draws differ in this text
+    }
+
     // Masked targets (< 0) are not in the loss: the mean is over the others, worked out here
     // from the softmax by hand, and their rows of the gradient are zero.
     void crossEntropySkipsMaskedTargets() {
@@ -730,7 +785,9 @@ class TstGpt2Trainer : public QObject {
         same.resumeFrom = o.checkpointPath;
         same.randomRepeatFraction = 1.0f;
         same.stopAfter = 3;  // nothing to run: the options only
+        same.randomRepeatByFrequency = true;
         QCOMPARE(resumedOptions(o.checkpointPath, same).randomRepeatFraction, 0.0f);
+        QVERIFY(!resumedOptions(o.checkpointPath, same).randomRepeatByFrequency);
 
         TrainOptions changed;
         changed.resumeFrom = o.checkpointPath;
@@ -740,6 +797,7 @@ class TstGpt2Trainer : public QObject {
         changed.repeatFraction = 0.0f;
         changed.randomRepeatFraction = 1.0f;
         changed.dropout = 0.25f;
+        changed.randomRepeatByFrequency = true;
         changed.changeDataMix = true;
         changed.stopAfter = 4;
         std::vector<float> losses;
@@ -749,6 +807,7 @@ class TstGpt2Trainer : public QObject {
         TrainOptions later;  // resumes with the recorded mix
         QCOMPARE(resumedOptions(o.checkpointPath, later).randomRepeatFraction, 1.0f);
         QCOMPARE(resumedOptions(o.checkpointPath, later).dropout, 0.25f);
+        QVERIFY(resumedOptions(o.checkpointPath, later).randomRepeatByFrequency);
     }
 
     // A run killed after step 5, its last checkpoint at step 3, left five rows in its loss log;

@@ -2,6 +2,7 @@
 #include "cpu/cpu_ops.h"
 #include "core/numeric.h"
 #include "cpu/quant_dot.h"
+#include "cpu/sgemm.h"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -12,8 +13,25 @@
 namespace kvscope::ops {
 namespace {
 using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using RowVec = Eigen::Matrix<float, 1, Eigen::Dynamic>;
 using Vec = Eigen::VectorXf;
+}  // namespace
+
+namespace {
+
+// out (n, rows; ldOut apart) = in (n, inDim) · wᵀ + bias, w (rows, inDim): one GEMM through
+// sgemm's run-time-chosen kernels (Eigen here is built for baseline x86-64), on wᵀ copied into a
+// per-thread buffer (the kernels read B row-major; the copy is 1/n of the product's work).
+void gemmRows(float* out, int ldOut, const float* in, int n, int inDim, const float* w, int rows,
+              const float* bias) {
+    thread_local std::vector<float> wt;
+    wt.resize(static_cast<size_t>(rows) * inDim);
+    sgemm::transpose(wt.data(), rows, w, inDim, rows, inDim);
+    sgemm::gemm(false, n, rows, inDim, in, inDim, wt.data(), rows, out, ldOut, false);
+    if (bias)
+        for (int i = 0; i < n; ++i)
+            for (int r = 0; r < rows; ++r) out[static_cast<size_t>(i) * ldOut + r] += bias[r];
+}
+
 }  // namespace
 
 void matmul(float* out, const float* in, const float* w, const float* bias, int n, int inDim,
@@ -26,17 +44,16 @@ void matmul(float* out, const float* in, const float* w, const float* bias, int 
     pool.parallelFor(static_cast<size_t>(chunks), [&](size_t c) {
         const int r0 = static_cast<int>(c) * rows;
         const int r1 = std::min(outDim, r0 + rows);
-        Eigen::Map<const RowMat> W(w + static_cast<size_t>(r0) * inDim, r1 - r0, inDim);
-        Eigen::Map<const RowMat> X(in, n, inDim);
-        Eigen::Map<RowMat, 0, Eigen::OuterStride<>> O(out + r0, n, r1 - r0,
-                                                      Eigen::OuterStride<>(outDim));
+        const float* wr = w + static_cast<size_t>(r0) * inDim;
         if (n == 1) {
             // y (rows) = W x: one dot product per row, read once.
-            Eigen::Map<Vec>(out + r0, r1 - r0).noalias() = W * X.row(0).transpose();
+            Eigen::Map<const RowMat> W(wr, r1 - r0, inDim);
+            Eigen::Map<Vec>(out + r0, r1 - r0).noalias() = W * Eigen::Map<const Vec>(in, inDim);
+            if (bias)
+                Eigen::Map<Vec>(out + r0, r1 - r0) += Eigen::Map<const Vec>(bias + r0, r1 - r0);
         } else {
-            O.noalias() = X * W.transpose();
+            gemmRows(out + r0, outDim, in, n, inDim, wr, r1 - r0, bias ? bias + r0 : nullptr);
         }
-        if (bias) O.rowwise() += Eigen::Map<const RowVec>(bias + r0, r1 - r0);
     });
 }
 
@@ -99,12 +116,7 @@ void matmul(float* out, int ldOut, const float* in, const WeightMatrix& w, const
             w.dequantizeRows(r0, r1 - r0, buffer.data());
             wf = buffer.data();
         }
-        Eigen::Map<const RowMat> W(wf, r1 - r0, inDim);
-        Eigen::Map<const RowMat> X(in, n, inDim);
-        Eigen::Map<RowMat, 0, Eigen::OuterStride<>> O(out + r0, n, r1 - r0,
-                                                      Eigen::OuterStride<>(ldOut));
-        O.noalias() = X * W.transpose();
-        if (bias) O.rowwise() += Eigen::Map<const RowVec>(bias + r0, r1 - r0);
+        gemmRows(out + r0, ldOut, in, n, inDim, wf, r1 - r0, bias ? bias + r0 : nullptr);
     });
 }
 

@@ -32,8 +32,8 @@ class TstCpuOps : public QObject {
         for (auto& h : hits) QCOMPARE(h.load(), 20);
     }
 
-    // out = in · wᵀ + b against the triple loop, for a GEMV (n = 1) and a GEMM, with sizes that
-    // do not divide the 64-row chunks.
+    // out = in · wᵀ + b against the triple loop, for a GEMV (n = 1) and GEMMs (sgemm), with sizes
+    // that do not divide the 64-row chunks.
     void matmulEqualsTheDefinition_data() {
         QTest::addColumn<int>("n");
         QTest::addColumn<int>("inDim");
@@ -41,6 +41,8 @@ class TstCpuOps : public QObject {
         QTest::newRow("gemv 1x37->200") << 1 << 37 << 200;
         QTest::newRow("gemm 5x64->130") << 5 << 64 << 130;
         QTest::newRow("gemm 33x16->7") << 33 << 16 << 7;
+        // sgemm's register blocks and k slices, with 64-row chunks and a 4-row one
+        QTest::newRow("gemm 40x300->260") << 40 << 300 << 260;
     }
     void matmulEqualsTheDefinition() {
         QFETCH(int, n);

@@ -226,6 +226,10 @@ const std::vector<Command>& commands() {
            "then the same m again and again, with only the copies after their first token in "
            "the loss: the induction test as a task (line windows only; default 0). With "
            "--resume, this or --repeat-fraction changes the checkpoint's data mix from there on"},
+          {"any-start-fraction", "F",
+           "share of text windows (0..1) that start at any token instead of a line start, after "
+           "BOS all the same (line windows only; default 0); with --resume it changes the "
+           "checkpoint's from there on"},
           {"random-repeat-draw", "uniform|frequency",
            "how random repeats draw their m tokens: uniformly from the text's distinct tokens "
            "(default), or as often as each occurs in the text (from random places of it), which "

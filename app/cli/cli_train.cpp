@@ -60,6 +60,7 @@ int runTrain(const CliArgs& args) {
     o.randomRepeatFraction =
         static_cast<float>(args.getDouble("random-repeat-fraction", 0.0, 0.0, 1.0));
     o.dropout = static_cast<float>(args.getDouble("dropout", 0.0, 0.0, 0.9));
+    o.anyStartFraction = static_cast<float>(args.getDouble("any-start-fraction", 0.0, 0.0, 1.0));
     if (auto draw = args.get("random-repeat-draw")) {
         if (*draw != "uniform" && *draw != "frequency")
             throw UsageError("--random-repeat-draw must be uniform or frequency, not '" + *draw +
@@ -86,19 +87,23 @@ int runTrain(const CliArgs& args) {
         if (args.has("dropout")) mix.dropout = given.dropout;
         if (args.has("random-repeat-draw"))
             mix.randomRepeatByFrequency = given.randomRepeatByFrequency;
+        if (args.has("any-start-fraction")) mix.anyStartFraction = given.anyStartFraction;
         if (mix.dropout > 0 && mix.arch != TrainArch::Llama)
             throw UsageError("--dropout is for --arch llama");
         if (mix.repeatFraction != o.repeatFraction ||
             mix.randomRepeatFraction != o.randomRepeatFraction || mix.dropout != o.dropout ||
-            mix.randomRepeatByFrequency != o.randomRepeatByFrequency) {
+            mix.randomRepeatByFrequency != o.randomRepeatByFrequency ||
+            mix.anyStartFraction != o.anyStartFraction) {
             const auto draw = [](bool f) { return f ? "by frequency" : "uniform"; };
             std::fprintf(stderr,
                          "changing the recipe from the resumed step on: repeated spans %g -> %g, "
-                         "random repeats %g (%s) -> %g (%s), dropout %g -> %g\n",
+                         "random repeats %g (%s) -> %g (%s), dropout %g -> %g, windows starting "
+                         "anywhere %g -> %g\n",
                          double(o.repeatFraction), double(mix.repeatFraction),
                          double(o.randomRepeatFraction), draw(o.randomRepeatByFrequency),
                          double(mix.randomRepeatFraction), draw(mix.randomRepeatByFrequency),
-                         double(o.dropout), double(mix.dropout));
+                         double(o.dropout), double(mix.dropout), double(o.anyStartFraction),
+                         double(mix.anyStartFraction));
             o = mix;
             o.changeDataMix = true;
         }
@@ -119,6 +124,8 @@ int runTrain(const CliArgs& args) {
         throw UsageError("--repeat-fraction needs line windows: add --line-windows for gpt2");
     if (o.dropout > 0 && o.arch != TrainArch::Llama)
         throw UsageError("--dropout is for --arch llama");
+    if (o.anyStartFraction > 0 && !o.lineWindows && o.arch == TrainArch::Gpt2)
+        throw UsageError("--any-start-fraction needs line windows: add --line-windows for gpt2");
     if (o.randomRepeatFraction > 0 && !o.lineWindows && o.arch == TrainArch::Gpt2)
         throw UsageError(
             "--random-repeat-fraction needs line windows: add --line-windows for gpt2");

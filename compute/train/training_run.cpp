@@ -62,6 +62,7 @@ void writeOptions(GgufWriter& w, const TrainOptions& o) {
     w.set("train.repeat_fraction", GgufValue::f32(o.repeatFraction));
     w.set("train.random_repeat_fraction", GgufValue::f32(o.randomRepeatFraction));
     w.set("train.random_repeat_by_frequency", GgufValue::boolean(o.randomRepeatByFrequency));
+    w.set("train.any_start_fraction", GgufValue::f32(o.anyStartFraction));
     w.set("train.dropout", GgufValue::f32(o.dropout));
 }
 
@@ -130,14 +131,16 @@ void readFloats(const GgufFile& f, const std::string& name, std::vector<float>& 
 
 TrainingWindows::TrainingWindows(const std::vector<int32_t>& ids, const Tokenizer& tok, int32_t bos,
                                  int T, bool lineWindows, float repeatFraction,
-                                 float randomRepeatFraction, bool randomRepeatByFrequency)
+                                 float randomRepeatFraction, bool randomRepeatByFrequency,
+                                 float anyStartFraction)
     : ids_(ids),
       bos_(bos),
       T_(T),
       lineWindows_(lineWindows),
       repeat_(repeatFraction),
       randomRepeat_(randomRepeatFraction),
-      byFrequency_(randomRepeatByFrequency) {
+      byFrequency_(randomRepeatByFrequency),
+      anyStart_(anyStartFraction) {
     if (!lineWindows || ids.size() < static_cast<size_t>(T)) return;
     if (randomRepeat_ > 0) {
         std::vector<uint8_t> seen(tok.vocabSize());
@@ -198,7 +201,9 @@ void TrainingWindows::fill(int32_t* inputs, int32_t* targets, int B, std::mt1993
                 continue;
             }
             std::uniform_int_distribution<size_t> pick(0, starts_.size() - 1);
-            const size_t s = starts_[pick(rng)];
+            size_t s = starts_[pick(rng)];
+            if (anyStart_ > 0 && std::uniform_real_distribution<float>(0, 1)(rng) < anyStart_)
+                s = std::uniform_int_distribution<size_t>(0, ids_.size() - T - 1)(rng);
             const size_t half = repeat ? T / 2 : T;  // tokens before the span starts over
             for (size_t i = 0; i < T; ++i) seq[i + 1] = ids_[s + (i < half ? i : i - half)];
         }
@@ -290,6 +295,7 @@ TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller)
         o.repeatFraction = caller.repeatFraction;
         o.randomRepeatFraction = caller.randomRepeatFraction;
         o.randomRepeatByFrequency = caller.randomRepeatByFrequency;
+        o.anyStartFraction = caller.anyStartFraction;
         o.dropout = caller.dropout;
     } else {
         o.dropout = static_cast<float>(f.getFloat("train.dropout").value_or(0.0));
@@ -299,6 +305,8 @@ TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller)
             static_cast<float>(f.getFloat("train.random_repeat_fraction").value_or(0.0));
         // absent from checkpoints written before the draw by frequency existed
         o.randomRepeatByFrequency = f.getUint("train.random_repeat_by_frequency").value_or(0) != 0;
+        o.anyStartFraction =
+            static_cast<float>(f.getFloat("train.any_start_fraction").value_or(0.0));
     }
     o.vocab = BpeVocabulary::fromGguf(f);
     return o;
@@ -311,6 +319,8 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
     const bool lineWindows = o.lineWindows || o.arch == TrainArch::Llama;
     if (o.randomRepeatFraction > 0 && !lineWindows)
         throw Error("random repeats need line windows, which start with BOS");
+    if (o.anyStartFraction > 0 && !lineWindows)
+        throw Error("windows starting anywhere are an option of line windows");
     if (o.randomRepeatFraction > 0 && o.shape.nCtx < 4)
         throw Error("random repeats need a context of at least 4 tokens");
     if (!(o.dropout >= 0 && o.dropout < 1))
@@ -349,7 +359,8 @@ TrainResult trainModel(const std::string& text, const TrainOptions& options,
                     std::to_string((T + 1) * 2));
     const int32_t bos = result.vocab.bos();
     const TrainingWindows trainWindows(trainIds, tok, bos, T, lineWindows, o.repeatFraction,
-                                       o.randomRepeatFraction, o.randomRepeatByFrequency),
+                                       o.randomRepeatFraction, o.randomRepeatByFrequency,
+                                       o.anyStartFraction),
         heldWindows(heldIds, tok, bos, T, lineWindows, 0.0f);
     if (!trainWindows.usable())
         throw Error("no line of the training text starts " + std::to_string(T) +

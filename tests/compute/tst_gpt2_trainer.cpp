@@ -4,6 +4,7 @@
 #include <QDir>
 #include <QTemporaryDir>
 #include <QTest>
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <functional>
@@ -676,6 +677,41 @@ class TstGpt2Trainer : public QObject {
         QVERIFY(spans.size() >= 5);           // no fixed offset finds the copy
     }
 
+    // Text windows start at a line start, or with anyStartFraction at any token: BOS first
+    // either way. A window's start is found by its tokens in the stream (every occurrence of its
+    // first 12 tokens starts at a line start or none does, the text being repeated whole).
+    void textWindowsMayStartAnywhere() {
+        BpeVocabulary vocab = trainBpe(kText, 279);
+        vocab.addBeginOfText();
+        const Tokenizer tok = vocab.tokenizer();
+        const std::vector<int32_t> ids = tok.encode(repeatedText(4));
+        const int T = 16, B = 400;
+        const auto shareAtLineStarts = [&](float anyStart) {
+            const TrainingWindows w(ids, tok, vocab.bos(), T, true, 0.0f, 0.0f, false, anyStart);
+            const std::set<size_t> starts(w.lineStarts().begin(), w.lineStarts().end());
+            std::vector<int32_t> in(size_t(B) * T), tg(in.size());
+            std::mt19937_64 rng(9);
+            w.fill(in.data(), tg.data(), B, rng);
+            int atLineStart = 0, bos = 0;
+            for (int b = 0; b < B; ++b) {
+                const int32_t* x = in.data() + size_t(b) * T;
+                bos += x[0] == vocab.bos() ? 1 : 0;
+                const auto it = std::search(ids.begin(), ids.end(), x + 1, x + 13);
+                if (it != ids.end() && starts.count(size_t(it - ids.begin()))) ++atLineStart;
+            }
+            return std::pair(double(atLineStart) / B, bos);
+        };
+        const auto [none, bos0] = shareAtLineStarts(0.0f);
+        const auto [half, bos1] = shareAtLineStarts(0.5f);
+        const auto [all, bos2] = shareAtLineStarts(1.0f);
+        QCOMPARE(bos0 + bos1 + bos2, 3 * B);
+        QCOMPARE(none, 1.0);
+        // anywhere: a line start only as often as line starts are among the positions
+        QVERIFY2(all < 0.3, qPrintable(QString::number(all)));
+        // half of them at a line start, the other half as the "anywhere" ones (±4 sd)
+        QVERIFY2(std::abs(half - (0.5 + all / 2)) < 0.1, qPrintable(QString::number(half)));
+    }
+
     // Random repeats drawn by frequency take each token as often as it occurs in the text: the
     // share of every token among the first copies follows its count in the stream (a binomial
     // tolerance of 5 standard deviations), where the uniform draw gives each distinct token the
@@ -798,6 +834,7 @@ class TstGpt2Trainer : public QObject {
         changed.randomRepeatFraction = 1.0f;
         changed.dropout = 0.25f;
         changed.randomRepeatByFrequency = true;
+        changed.anyStartFraction = 0.5f;
         changed.changeDataMix = true;
         changed.stopAfter = 4;
         std::vector<float> losses;
@@ -808,6 +845,7 @@ class TstGpt2Trainer : public QObject {
         QCOMPARE(resumedOptions(o.checkpointPath, later).randomRepeatFraction, 1.0f);
         QCOMPARE(resumedOptions(o.checkpointPath, later).dropout, 0.25f);
         QVERIFY(resumedOptions(o.checkpointPath, later).randomRepeatByFrequency);
+        QCOMPARE(resumedOptions(o.checkpointPath, later).anyStartFraction, 0.5f);
     }
 
     // A run killed after step 5, its last checkpoint at step 3, left five rows in its loss log;

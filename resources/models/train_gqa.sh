@@ -1,34 +1,49 @@
 #!/usr/bin/env bash
-# Trains the planned second built-in model: a Llama-style model with grouped-query attention
-# (6 layers, 8 query heads over 2 K/V heads, width 256, context 256, vocabulary 2,048) on the
-# same corpus as kvscope-tiny (corpus/, never committed). Checkpoints every 250 steps to
-# corpus/kvscope-gqa.ckpt and resumes from it when it is there, so it can be stopped and rerun.
-# Usage: resources/models/train_gqa.sh [extra kvscope train options, which override these]
-# (KVSCOPE_BIN=path/to/kvscope skips the build.) About 2-3 hours on 2 free cores.
+# Trains the second built-in model, kvscope-gqa.gguf: a Llama-style model with grouped-query
+# attention (6 layers, 8 query heads over 2 K/V heads, width 256, context 256, vocabulary 2,048,
+# tied output) on the same corpus as kvscope-tiny (corpus/, never committed), in three stages of
+# one 5,000-step schedule. Checkpoints every 250 steps to corpus/kvscope-gqa.ckpt; rerun, it goes on
+# from the checkpoint in the stage it belongs to, so it can be stopped at any time.
+# Usage: resources/models/train_gqa.sh   (KVSCOPE_BIN=path/to/kvscope skips the build.)
+# About 45 minutes on 2 free cores; then
+#   kvscope convert --model corpus/kvscope-gqa.gguf --out resources/models/kvscope-gqa.gguf --type q8_0
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kvscope=${KVSCOPE_BIN:-$root/build/app/kvscope}
 "$root/resources/models/make_corpus.sh" "$root/corpus/kjv.txt"
 if [ -z "${KVSCOPE_BIN:-}" ]; then KVSCOPE_BUILD_ONLY=1 "$root/run.sh"; fi
 ckpt=$root/corpus/kvscope-gqa.ckpt
-resume=()
-if [ -f "$ckpt" ]; then resume=(--resume "$ckpt"); fi
 common=(--arch llama --text "$root/corpus/kjv.txt"
   --out "$root/corpus/kvscope-gqa.gguf" --log "$root/corpus/train_gqa_log.csv"
   --held-out-text "$root/corpus/kjv-heldout.txt"
-  --layers 6 --heads 8 --kv-heads 2 --width 256 --context 256 --vocab 2048
+  --layers 6 --heads 8 --kv-heads 2 --width 256 --context 256 --vocab 2048 --tie-output
   --batch 8 --steps 5000 --lr 1e-3 --warmup 200
   --eval-every 250 --seed 1337 --name "KVScope GQA (KJV)"
-  --checkpoint "$ckpt" --checkpoint-every 250)
-# The data mix is the checkpoint's once there is one (a mix given with --resume replaces it from
-# that step on, and the checkpoint keeps the new one). The current run (resources/models/README.md)
-# started with 20% random repeats and switched to 40% at step 1,500 (its copies were no better
-# predicted than fresh text there): `train_gqa.sh --random-repeat-fraction 0.4`, once.
-if [ ${#resume[@]} -eq 0 ]; then
-  common+=(--repeat-fraction 0 --random-repeat-fraction 0.2 --dropout 0.15)
-fi
-# The recipe, from what a first run (resources/models/README.md) showed: random repeats with a
-# span length of their own per window (repeats of the text, always half a window, taught an
-# offset and memorised text, not induction), and dropout from the start (without it the held-out
-# loss stopped falling by step 2,250 while the training loss went on down).
-"$kvscope" train "${common[@]}" "${resume[@]}" "$@"
+  --checkpoint "$ckpt" --checkpoint-every 250
+  --repeat-fraction 0 --any-start-fraction 0.5 --dropout 0.1)
+# The stages: last step, then the data mix from the stage's first step (a mix given with --resume
+# replaces the checkpoint's from there on; given again, it changes nothing). Why (the runs and
+# experiments in resources/models/README.md): text, with random repeats drawn by frequency;
+# then random repeats alone, drawn by frequency, until the copy is learnt (their loss falls from
+# about 6 nats per token); then text again, with random repeats of uniformly drawn tokens, which
+# carry the copy over to every token of the vocabulary.
+stages=(
+  "1000 --random-repeat-fraction 0.3 --random-repeat-draw frequency"
+  "2500 --random-repeat-fraction 1 --random-repeat-draw frequency"
+  "5000 --random-repeat-fraction 0.3 --random-repeat-draw uniform"
+)
+done_up_to() {  # the step of the last checkpoint, from the loss log's last row (0: none)
+  if [ -f "$ckpt" ] && [ -f "$root/corpus/train_gqa_log.csv" ]; then
+    tail -n 1 "$root/corpus/train_gqa_log.csv" | cut -d, -f1 | grep -E '^[0-9]+$' || echo 0
+  else
+    echo 0
+  fi
+}
+for stage in "${stages[@]}"; do
+  read -r last mix <<< "$stage"
+  if [ "$(done_up_to)" -ge "$last" ]; then continue; fi
+  resume=()
+  if [ -f "$ckpt" ]; then resume=(--resume "$ckpt"); fi
+  # shellcheck disable=SC2086 # the mix is words
+  "$kvscope" train "${common[@]}" $mix "${resume[@]}" --stop-after "$last"
+done

@@ -1,5 +1,9 @@
-// The built-in model inside the kvscope binary: it loads with no --model, decodes, and scores a
-// fixed held-out passage at the figure resources/models/README.md records.
+// The built-in models inside the kvscope binary: the default (tiny) loads with no --model,
+// decodes, and scores a fixed held-out passage at the figure resources/models/README.md records;
+// the second (builtin:gqa) is a Llama with grouped-query attention: its passage score, its KV
+// bytes (a quarter of plain multi-head attention's) and its classic heads (previous-token,
+// induction, attention sink), checked on the shipped file.
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
@@ -33,8 +37,28 @@ const char* kPassage =
     "is athirst of the fountain of the water of life freely.\n"
     "He that overcometh shall inherit all things; and I will be his God, and he shall be my son.\n";
 
-// The figure resources/models/README.md records for this passage.
+// The figures resources/models/README.md records for this passage, per model.
 constexpr double kPassageBitsPerByte = 1.3991;
+constexpr double kGqaPassageBitsPerByte = 1.3322;
+
+// Genesis 1:1-5: a KJV prompt (from the training part) for the previous-token score.
+const char* kGenesis =
+    "In the beginning God created the heaven and the earth.\n"
+    "And the earth was without form, and void; and darkness was upon the face of the deep. And "
+    "the Spirit of God moved upon the face of the waters.\n"
+    "And God said, Let there be light: and there was light.\n"
+    "And God saw the light, that it was good: and God divided the light from the darkness.\n"
+    "And God called the light Day, and the darkness he called Night. And the evening and the "
+    "morning were the first day.\n";
+
+// The score `key` (first, previous, self, induction) of one head in `heads --json` output.
+double headScore(const QByteArray& json, const QString& key, int layer, int head) {
+    for (const QJsonValue& v : QJsonDocument::fromJson(json).object()["heads"].toArray()) {
+        const QJsonObject h = v.toObject();
+        if (h["layer"].toInt() == layer && h["head"].toInt() == head) return h[key].toDouble();
+    }
+    return -1;
+}
 
 struct Run {
     int code = -1;
@@ -83,21 +107,70 @@ class TstBuiltinModel : public QObject {
         QVERIFY2(known >= 3, qPrintable(text));
     }
 
+    void scoresTheHeldOutPassageAsRecorded_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<double>("recorded");
+        QTest::newRow("tiny") << "builtin:tiny" << kPassageBitsPerByte;
+        QTest::newRow("gqa") << "builtin:gqa" << kGqaPassageBitsPerByte;
+    }
     void scoresTheHeldOutPassageAsRecorded() {
+        QFETCH(QString, model);
+        QFETCH(double, recorded);
         QTemporaryDir dir;
         const QString path = dir.filePath("passage.txt");
         QFile f(path);
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write(kPassage);
         f.close();
-        const Run r = kvscope({"eval", "--text", path, "--backend", "cpu"});
+        const Run r = kvscope({"eval", "--model", model, "--text", path, "--backend", "cpu"});
         QVERIFY2(r.code == 0, r.err.constData());
         const QRegularExpressionMatch m =
             QRegularExpression("^([0-9.]+) bits per byte").match(QString::fromUtf8(r.out));
         QVERIFY2(m.hasMatch(), r.out.constData());
         const double bpb = m.captured(1).toDouble();
-        QVERIFY2(std::abs(bpb - kPassageBitsPerByte) < 0.01, qPrintable(QString::number(bpb)));
+        QVERIFY2(std::abs(bpb - recorded) < 0.01, qPrintable(QString::number(bpb)));
         QVERIFY(bpb <= 2.0);
+    }
+
+    // The second model: a 6-layer Llama whose 8 query heads share 2 K/V heads, so its cache
+    // holds a quarter of what the same model with plain multi-head attention would.
+    void theGqaModelSharesKvHeads() {
+        const Run r = kvscope({"info", "--model", "builtin:gqa", "--json"});
+        QVERIFY2(r.code == 0, r.err.constData());
+        const QJsonObject o = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(o["arch"].toString(), QString("llama"));
+        QCOMPARE(o["n_layer"].toInt(), 6);
+        QCOMPARE(o["n_head"].toInt(), 8);
+        QCOMPARE(o["n_head_kv"].toInt(), 2);
+        QVERIFY(o["weight_bytes"].toDouble() <= 16.0 * 1024 * 1024);
+        // 2 (K, V) x 6 layers x 2 K/V heads x 32 dims x 4 bytes; plain MHA: 8 heads, 4x as much
+        QCOMPARE(o["kv_bytes_per_token"].toInt(), 2 * 6 * 2 * 32 * 4);
+        const Run m = kvscope({"memory", "--model", "builtin:gqa", "--dtype", "fp32"});
+        QVERIFY2(m.code == 0, m.err.constData());
+        QVERIFY2(m.out.contains("3,072 B per token") && m.out.contains("12,288 B per token") &&
+                     m.out.contains("4x less per token"),
+                 m.out.constData());
+    }
+
+    // The heads a slide points at (resources/models/README.md): layer 4, head 5 puts at least
+    // half its weight on the previous token of a KJV prompt; on 50 random tokens repeated, layer
+    // 5, head 0 puts at least 0.3 on the token after each one's earlier copy (induction), and
+    // layer 3, head 3 at least half on the first token (BOS, the attention sink), for two seeds.
+    void theGqaModelHasTheClassicHeads() {
+        const Run text = kvscope({"heads", "--model", "builtin:gqa", "--prompt", kGenesis,
+                                  "--backend", "cpu", "--json"});
+        QVERIFY2(text.code == 0, text.err.constData());
+        const double previous = headScore(text.out, "previous", 4, 5);
+        QVERIFY2(previous >= 0.5, qPrintable(QString::number(previous)));
+        for (const char* seed : {"1337", "7"}) {
+            const Run rep = kvscope({"heads", "--model", "builtin:gqa", "--random-repeat", "50",
+                                     "--seed", seed, "--backend", "cpu", "--json"});
+            QVERIFY2(rep.code == 0, rep.err.constData());
+            const double induction = headScore(rep.out, "induction", 5, 0);
+            const double sink = headScore(rep.out, "first", 3, 3);
+            QVERIFY2(induction >= 0.3, qPrintable(QString::number(induction)));
+            QVERIFY2(sink >= 0.5, qPrintable(QString::number(sink)));
+        }
     }
 };
 

@@ -167,7 +167,7 @@ class TstCli : public QObject {
         QCOMPARE(a["path"].toString(), QString(":/models/kvscope-tiny.gguf"));
         const Run none = runKvscope({"info", "--model", "builtin:nope"});
         QCOMPARE(none.code, 1);
-        QVERIFY2(none.err.contains("there is no built-in model 'nope': this binary has tiny"),
+        QVERIFY2(none.err.contains("there is no built-in model 'nope': this binary has tiny, gqa"),
                  none.err.constData());
     }
 

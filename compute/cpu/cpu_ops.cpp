@@ -27,6 +27,7 @@ void gemmRows(float* out, int ldOut, const float* in, int n, int inDim, const fl
     wt.resize(static_cast<size_t>(rows) * inDim);
     sgemm::transpose(wt.data(), rows, w, inDim, rows, inDim);
     sgemm::gemm(false, n, rows, inDim, in, inDim, wt.data(), rows, out, ldOut, false);
+    if (wt.size() > (size_t{1} << 22)) std::vector<float>().swap(wt);  // not 16 MB+ per thread
     if (bias)
         for (int i = 0; i < n; ++i)
             for (int r = 0; r < rows; ++r) out[static_cast<size_t>(i) * ldOut + r] += bias[r];

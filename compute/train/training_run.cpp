@@ -202,8 +202,12 @@ void TrainingWindows::fill(int32_t* inputs, int32_t* targets, int B, std::mt1993
             }
             std::uniform_int_distribution<size_t> pick(0, starts_.size() - 1);
             size_t s = starts_[pick(rng)];
+            // any s with s + T < size (a stream of exactly T tokens has s = 0 only; the bound is
+            // what the shipped model was trained with, so its run repeats bit for bit)
             if (anyStart_ > 0 && std::uniform_real_distribution<float>(0, 1)(rng) < anyStart_)
-                s = std::uniform_int_distribution<size_t>(0, ids_.size() - T - 1)(rng);
+                s = ids_.size() > T
+                        ? std::uniform_int_distribution<size_t>(0, ids_.size() - T - 1)(rng)
+                        : 0;
             const size_t half = repeat ? T / 2 : T;  // tokens before the span starts over
             for (size_t i = 0; i < T; ++i) seq[i + 1] = ids_[s + (i < half ? i : i - half)];
         }

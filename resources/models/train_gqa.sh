@@ -2,7 +2,7 @@
 # Trains the second built-in model, kvscope-gqa.gguf: a Llama-style model with grouped-query
 # attention (6 layers, 8 query heads over 2 K/V heads, width 256, context 256, vocabulary 2,048,
 # tied output) on the same corpus as kvscope-tiny (corpus/, never committed), in three stages of
-# one 5,000-step schedule. Checkpoints every 250 steps to corpus/kvscope-gqa.ckpt; rerun, it goes on
+# one 5,000-step schedule. Checkpoints every 250 steps to corpus/kvscope-gqa-staged.ckpt; rerun, it goes on
 # from the checkpoint in the stage it belongs to, so it can be stopped at any time.
 # Usage: resources/models/train_gqa.sh   (KVSCOPE_BIN=path/to/kvscope skips the build.)
 # About 45 minutes on 2 free cores; then
@@ -12,9 +12,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kvscope=${KVSCOPE_BIN:-$root/build/app/kvscope}
 "$root/resources/models/make_corpus.sh" "$root/corpus/kjv.txt"
 if [ -z "${KVSCOPE_BIN:-}" ]; then KVSCOPE_BUILD_ONLY=1 "$root/run.sh"; fi
-ckpt=$root/corpus/kvscope-gqa.ckpt
+# (not the earlier runs' kvscope-gqa.ckpt: a checkpoint's shape and recipe win on resume)
+ckpt=$root/corpus/kvscope-gqa-staged.ckpt
 common=(--arch llama --text "$root/corpus/kjv.txt"
-  --out "$root/corpus/kvscope-gqa.gguf" --log "$root/corpus/train_gqa_log.csv"
+  --out "$root/corpus/kvscope-gqa.gguf" --log "$root/corpus/train_gqa_staged_log.csv"
   --held-out-text "$root/corpus/kjv-heldout.txt"
   --layers 6 --heads 8 --kv-heads 2 --width 256 --context 256 --vocab 2048 --tie-output
   --batch 8 --steps 5000 --lr 1e-3 --warmup 200
@@ -33,8 +34,8 @@ stages=(
   "5000 --random-repeat-fraction 0.3 --random-repeat-draw uniform"
 )
 done_up_to() {  # the step of the last checkpoint, from the loss log's last row (0: none)
-  if [ -f "$ckpt" ] && [ -f "$root/corpus/train_gqa_log.csv" ]; then
-    tail -n 1 "$root/corpus/train_gqa_log.csv" | cut -d, -f1 | grep -E '^[0-9]+$' || echo 0
+  if [ -f "$ckpt" ] && [ -f "$root/corpus/train_gqa_staged_log.csv" ]; then
+    tail -n 1 "$root/corpus/train_gqa_staged_log.csv" | cut -d, -f1 | grep -E '^[0-9]+$' || echo 0
   else
     echo 0
   fi

@@ -422,13 +422,22 @@ class TstGpt2Trainer : public QObject {
 
     void gqaAttentionBackwardEqualsFiniteDifferences_data() {
         QTest::addColumn<int>("kvHeads");
-        QTest::newRow("MHA 4/4") << 4;
-        QTest::newRow("GQA 4/2") << 2;
-        QTest::newRow("MQA 4/1") << 1;
+        QTest::addColumn<int>("B");
+        QTest::addColumn<int>("T");
+        QTest::addColumn<int>("hs");
+        QTest::newRow("MHA 4/4") << 4 << 2 << 4 << 3;
+        QTest::newRow("GQA 4/2") << 2 << 2 << 4 << 3;
+        QTest::newRow("MQA 4/1") << 1 << 2 << 4 << 3;
+        // 70 positions: three of the causal blocks of 32 query rows, the last partial; head size
+        // 8 and 70 keys reach the vector kernels
+        QTest::newRow("GQA 4/2, 70 positions") << 2 << 1 << 70 << 8;
     }
     void gqaAttentionBackwardEqualsFiniteDifferences() {
         QFETCH(int, kvHeads);
-        const int B = 2, T = 4, NH = 4, hs = 3, R = (NH + 2 * kvHeads) * hs;
+        QFETCH(int, B);
+        QFETCH(int, T);
+        QFETCH(int, hs);
+        const int NH = 4, R = (NH + 2 * kvHeads) * hs;
         std::vector<float> qkv = randomVector(B * T * R, 5);
         std::vector<float> att(B * NH * T * T);
         checkLayer(

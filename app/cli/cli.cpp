@@ -241,7 +241,8 @@ const std::vector<Command>& commands() {
           {"checkpoint-every", "N", "steps between checkpoints (default 500 with --checkpoint)"},
           {"resume", "PATH",
            "continue from a checkpoint: its shape, schedule, seed, data options and vocabulary; "
-           "give the same --text"},
+           "give the same --text. --steps given with it stretches (or shortens) the schedule's "
+           "cosine to end at that step, from the resumed step on"},
           {"stop-after", "N",
            "end after step N as if interrupted (the schedule still runs to --steps)"}},
          runTrain},

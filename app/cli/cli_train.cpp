@@ -78,7 +78,18 @@ int runTrain(const CliArgs& args) {
         o.resumeFrom = *path;
         o.vocab.reset();
         const TrainOptions given = o;
-        o = resumedOptions(*path, o);  // to print; trainModel reads it again
+        {
+            TrainOptions schedule = o;  // --steps given with --resume: a schedule of that length
+            schedule.changeSteps = args.has("steps");
+            const int before = resumedOptions(*path, TrainOptions{}).steps;
+            o = resumedOptions(*path, schedule);  // to print; trainModel reads it again
+            o.changeSteps = schedule.changeSteps;
+            if (o.steps != before)
+                std::fprintf(stderr,
+                             "changing the schedule from the resumed step on: %d -> %d steps "
+                             "(the cosine from %g down to %g is stretched to the new end)\n",
+                             before, o.steps, double(o.lr), double(o.minLr));
+        }
         // A data mix given with --resume replaces the checkpoint's from here on.
         TrainOptions mix = o;
         if (args.has("repeat-fraction")) mix.repeatFraction = given.repeatFraction;

@@ -286,6 +286,13 @@ TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller)
     o.tieOutput = checkpointBool(f, "train.tie_output");
     o.batch = checkpointInt(f, "train.batch");
     o.steps = checkpointInt(f, "train.steps");
+    if (caller.changeSteps) {
+        const int done = checkpointInt(f, "train.step");
+        if (caller.steps <= done)
+            throw Error(path + " is at step " + std::to_string(done) + "; a schedule of " +
+                        std::to_string(caller.steps) + " steps would end before the next one");
+        o.steps = caller.steps;
+    }
     o.lr = static_cast<float>(checkpointFloat(f, "train.lr"));
     o.minLr = static_cast<float>(checkpointFloat(f, "train.min_lr"));
     o.warmup = checkpointInt(f, "train.warmup");

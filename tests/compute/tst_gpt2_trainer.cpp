@@ -857,6 +857,50 @@ class TstGpt2Trainer : public QObject {
         QCOMPARE(resumedOptions(o.checkpointPath, later).anyStartFraction, 0.5f);
     }
 
+    // A resumed run may stretch its schedule (changeSteps): it runs on to the new last step with
+    // the cosine recomputed for that length (the lr jumps to the new curve's value), and the
+    // checkpoint records the length; a length not past the checkpoint's step is refused.
+    void resumeCanStretchTheSchedule() {
+        TrainOptions o = tinyRun(TrainArch::Llama);
+        o.steps = 6;
+        o.warmup = 2;
+        o.evalEvery = 100;
+        const std::string text = repeatedText(20);
+        QTemporaryDir dir(QDir::currentPath() + "/ckpt-XXXXXX");
+        o.checkpointPath = (dir.path() + "/run.ckpt").toStdString();
+        o.checkpointEvery = 1;
+        o.stopAfter = 6;
+        trainModel(text, o, [](const TrainLogRow&) {});
+
+        TrainOptions longer;
+        longer.resumeFrom = o.checkpointPath;
+        longer.checkpointPath = o.checkpointPath;
+        longer.checkpointEvery = 1;
+        longer.evalEvery = 100;
+        longer.steps = 12;
+        longer.changeSteps = true;
+        std::vector<TrainLogRow> rows;
+        trainModel(text, longer, [&](const TrainLogRow& r) { rows.push_back(r); });
+        QCOMPARE(rows.size(), size_t(6));  // steps 7..12
+        for (size_t i = 0; i < rows.size(); ++i) {
+            const int step = 7 + static_cast<int>(i);
+            QCOMPARE(rows[i].step, step);
+            // by hand: warm-up 2, then a cosine from 1e-2 to 1e-3 over steps 2..12
+            const double want =
+                1e-3 + (1e-2 - 1e-3) * 0.5 * (1 + std::cos(3.141592653589793 * (step - 2) / 10.0));
+            QVERIFY2(
+                std::abs(rows[i].lr - want) < 1e-7,
+                qPrintable(QString("step %1: lr %2, want %3").arg(step).arg(rows[i].lr).arg(want)));
+        }
+        QCOMPARE(checkpointStep(o.checkpointPath), 12);
+        TrainOptions later;  // a later resume keeps the stretched length
+        QCOMPARE(resumedOptions(o.checkpointPath, later).steps, 12);
+
+        TrainOptions tooShort = longer;
+        tooShort.steps = 12;  // the checkpoint is at step 12 now
+        QVERIFY_THROWS_EXCEPTION(Error, resumedOptions(o.checkpointPath, tooShort));
+    }
+
     // A run killed after step 5, its last checkpoint at step 3, left five rows in its loss log;
     // resuming cuts the log back to the checkpoint's step, so steps 4 and 5 are not logged twice.
     void resumingCutsTheLossLogBackToTheCheckpoint() {

@@ -556,6 +556,14 @@ class TstAttentionMatrixView : public QObject {
             QVERIFY2(narrow.contains(QString("head %1").arg(head)) && narrow.contains("K/V"),
                      qPrintable(narrow));
         }
+        // paintEvent elides the title to its width; the title chosen for a width never needs it
+        // (it did at 1280 x 720 beside the all-heads panel: "… K/V head 0 of…")
+        const QFontMetrics fm(currentTheme().titleFont);
+        for (int w = 260; w <= 700; ++w) {  // 260: the shortest forms fit
+            const QString t = view.titleText(w);
+            QVERIFY2(fm.elidedText(t, Qt::ElideRight, w) == t,
+                     qPrintable(QString("width %1: '%2' is elided").arg(w).arg(t)));
+        }
     }
 };
 

@@ -1,5 +1,6 @@
 // Labels: token bytes made visible (spaces, newlines, control bytes, broken UTF-8), numbers in
 // a few characters, bytes in binary units.
+#include <QFont>
 #include <QTest>
 
 #include "common/labels.h"
@@ -60,6 +61,34 @@ class TstLabels : public QObject {
         QFETCH(qulonglong, bytes);
         QFETCH(QString, text);
         QCOMPARE(formatBytes(static_cast<size_t>(bytes)), text);
+    }
+
+    // Of a long and a short text, the long one wherever elision would keep it whole, else the
+    // short one, else the short one elided: never a cut text while a whole one fits.
+    void firstThatFitsPrefersTheLongestWholeText() {
+        QFont font;
+        font.setPixelSize(22);
+        font.setBold(true);
+        const QFontMetrics fm(font);
+        const QString longText = "Layer 5 · head 0 · K/V head 0 of 2", shortText = "L5 · K/V 0/2";
+        const auto whole = [&](const QString& t, int w) {
+            return fm.elidedText(t, Qt::ElideRight, w) == t;
+        };
+        int longFrom = -1;
+        for (int w = 0; w <= fm.horizontalAdvance(longText) + 40; ++w) {
+            const QString got = firstThatFits(fm, {longText, shortText}, w);
+            if (whole(longText, w)) {
+                QCOMPARE(got, longText);
+                if (longFrom < 0) longFrom = w;
+            } else if (whole(shortText, w)) {
+                QCOMPARE(got, shortText);
+            } else {
+                QCOMPARE(got, fm.elidedText(shortText, Qt::ElideRight, w));
+                QVERIFY(got != shortText);
+            }
+        }
+        QVERIFY(longFrom > fm.horizontalAdvance(shortText));  // both regimes were crossed
+        QCOMPARE(firstThatFits(fm, {shortText}, 100000), shortText);
     }
 };
 

@@ -87,4 +87,13 @@ QString formatBytes(size_t bytes) {
     return QStringLiteral("%1 GiB").arg(b / (1024.0 * 1024 * 1024), 0, 'f', 2);
 }
 
+QString firstThatFits(const QFontMetrics& fm, std::initializer_list<QString> choices, int width) {
+    QString last;
+    for (const QString& c : choices) {
+        if (fm.elidedText(c, Qt::ElideRight, width) == c) return c;
+        last = c;
+    }
+    return fm.elidedText(last, Qt::ElideRight, width);
+}
+
 }  // namespace kvscope::viz

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "common/colormap.h"
+#include "common/labels.h"
 #include "common/theme.h"
 #include "common/tooltip.h"
 #include "common/trace_store.h"
@@ -213,9 +214,7 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
     const QString title = tr("All heads: layers × heads");
     const int titleW = width() - 2 * kMargin;
     p.drawText(QRect(kMargin, kMargin, titleW, fmT.height()), Qt::AlignLeft | Qt::AlignVCenter,
-               fmT.horizontalAdvance(title) <= titleW
-                   ? title
-                   : fmT.elidedText(tr("All heads"), Qt::ElideRight, titleW));
+               firstThatFits(fmT, {title, tr("All heads")}, titleW));
     const QRect sub(kMargin, kMargin + fmT.height() + 4, width() - 2 * kMargin, fmL.height());
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
@@ -236,8 +235,7 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
         block_ > 1 ? tr("%1 tokens · pixel = max of %2 × %2 · click a head").arg(rows_).arg(block_)
                    : tr("%1 tokens · click a head").arg(rows_);
     p.drawText(sub, Qt::AlignLeft | Qt::AlignVCenter,
-               fmL.elidedText(fmL.horizontalAdvance(longSub) <= sub.width() ? longSub : shortSub,
-                              Qt::ElideRight, sub.width()));
+               firstThatFits(fmL, {longSub, shortSub}, sub.width()));
 
     const Grid gr = grid();
     const int g = ceilDiv(rows_, block_);

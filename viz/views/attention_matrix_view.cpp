@@ -596,15 +596,17 @@ QString AttentionMatrixView::titleText(int width) const {
     const QString shortTitle = tr("Layer %1 · head %2").arg(layer_).arg(head_);
     // plain multi-head attention: each head reads its own K/V, nothing to add
     if (!store_->hasModel() || store_->config().nHeadKv >= store_->config().nHead)
-        return fm.horizontalAdvance(title) <= width ? title : shortTitle;
+        return firstThatFits(fm, {title, shortTitle}, width);
     const ModelConfig& c = store_->config();
     const int kv = c.kvHeadOf(head_);
-    for (const QString& t :
-         {tr("%1 · reads K/V head %2 of %3").arg(title).arg(kv).arg(c.nHeadKv),
-          tr("%1 · reads K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
-          tr("%1 · K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv)})
-        if (fm.horizontalAdvance(t) <= width) return t;
-    return tr("L%1 · head %2 · K/V %3/%4").arg(layer_).arg(head_).arg(kv).arg(c.nHeadKv);
+    return firstThatFits(
+        fm,
+        {tr("%1 · reads K/V head %2 of %3").arg(title).arg(kv).arg(c.nHeadKv),
+         tr("%1 · reads K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
+         tr("%1 · K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
+         tr("%1 · K/V %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
+         tr("L%1 · head %2 · K/V %3/%4").arg(layer_).arg(head_).arg(kv).arg(c.nHeadKv)},
+        width);
 }
 
 void AttentionMatrixView::paintEvent(QPaintEvent*) {
@@ -716,8 +718,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
         }
     }
     p.drawText(sub, Qt::AlignLeft | Qt::AlignVCenter,
-               fmL.elidedText(fmL.horizontalAdvance(longSub) <= sub.width() ? longSub : shortSub,
-                              Qt::ElideRight, sub.width()));
+               firstThatFits(fmL, {longSub, shortSub}, sub.width()));
     paintColorBar(p,
                   QRect(title.right() - legendWidth(), title.top(), legendWidth(), title.height()),
                   ColorScale::weights(), tr("weight (square-root scale)"), th);

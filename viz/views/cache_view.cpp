@@ -363,8 +363,7 @@ void CacheView::paintEvent(QPaintEvent*) {
                                     .arg(formatBytes(ms.kvBytesPerToken));
     const QString withStep = formulaOnly + tr(" Every step appends one slice to each block.");
     // The whole sentence where it fits, else the formula alone (never a cut formula).
-    const QString formula =
-        fmL.horizontalAdvance(withStep) <= W - 2 * kMargin ? withStep : formulaOnly;
+    const QString formula = firstThatFits(fmL, {withStep, formulaOnly}, W - 2 * kMargin);
     QString second;
     if (store_->count() == 0) {
         second = tr("Prefill a prompt to see the cache fill, one slice per token.");
@@ -446,10 +445,8 @@ void CacheView::paintEvent(QPaintEvent*) {
         const QString shortHead =
             tr("%1 (%2 × %3 × %4)").arg(name).arg(c.nHeadKv).arg(capacity_).arg(c.headDim);
         const QRect r(which == 0 ? g.kLeft : g.vLeft, headY, g.blockW + 8, fmL.height());
-        p.drawText(
-            r, Qt::AlignLeft | Qt::AlignVCenter,
-            fmL.elidedText(fmL.horizontalAdvance(longHead) <= r.width() ? longHead : shortHead,
-                           Qt::ElideRight, r.width()));
+        p.drawText(r, Qt::AlignLeft | Qt::AlignVCenter,
+                   firstThatFits(fmL, {longHead, shortHead}, r.width()));
     }
     const int bytesLeft = g.vLeft + g.blockW + 14;
     p.drawText(QRect(bytesLeft, headY, W - kMargin - bytesLeft, fmL.height()),

@@ -91,9 +91,8 @@ void LogitLensPanel::paintEvent(QPaintEvent*) {
     p.setPen(th.text);
     p.setFont(th.titleFont);
     const QString title = tr("Logit lens: the guess after each layer");
-    p.drawText(
-        QRect(kMargin, y, W - 2 * kMargin, fmT.height()), Qt::AlignLeft,
-        fmT.horizontalAdvance(title) <= W - 2 * kMargin ? title : tr("Logit lens, per layer"));
+    p.drawText(QRect(kMargin, y, W - 2 * kMargin, fmT.height()), Qt::AlignLeft,
+               firstThatFits(fmT, {title, tr("Logit lens, per layer")}, W - 2 * kMargin));
     y += fmT.height() + 2;
     const QString note = message();
     const int i = index();

@@ -237,8 +237,7 @@ void SharingView::paintEvent(QPaintEvent*) {
                                    .arg(nHead)
                                    .arg(nKv);
     p.drawText(L.title, Qt::AlignLeft | Qt::AlignVCenter,
-               fmT.elidedText(fmT.horizontalAdvance(title) <= L.title.width() ? title : shortTitle,
-                              Qt::ElideRight, L.title.width()));
+               firstThatFits(fmT, {title, shortTitle}, L.title.width()));
     p.setFont(th.labelFont);
     p.setPen(th.text);
     p.drawText(L.subtitle, Qt::AlignLeft | Qt::AlignTop | Qt::TextWordWrap, subtitleText());
@@ -248,11 +247,10 @@ void SharingView::paintEvent(QPaintEvent*) {
     const QString headsLong = tr("Query heads (%1), coloured by the K/V head they read · click one "
                                  "to inspect it")
                                   .arg(nHead);
-    p.drawText(L.headsLabel, Qt::AlignLeft | Qt::AlignVCenter,
-               fmL.elidedText(fmL.horizontalAdvance(headsLong) <= L.headsLabel.width()
-                                  ? headsLong
-                                  : tr("Query heads (%1) · colour: K/V head read").arg(nHead),
-                              Qt::ElideRight, L.headsLabel.width()));
+    p.drawText(
+        L.headsLabel, Qt::AlignLeft | Qt::AlignVCenter,
+        firstThatFits(fmL, {headsLong, tr("Query heads (%1) · colour: K/V head read").arg(nHead)},
+                      L.headsLabel.width()));
     p.setRenderHint(QPainter::Antialiasing, true);
     // fan-in lines first, under the boxes: from each head to its K/V head's pair of blocks
     for (int h = 0; h < nHead; ++h) {
@@ -362,11 +360,8 @@ void SharingView::paintEvent(QPaintEvent*) {
                          .arg(tokens)
                          .arg(c.headDim)
                    : tr("Layer %1's cache: K and V per K/V head (empty)").arg(layer);
-    p.drawText(
-        L.blocksLabel, Qt::AlignLeft | Qt::AlignVCenter,
-        fmL.elidedText(
-            fmL.horizontalAdvance(blocksText) <= L.blocksLabel.width() ? blocksText : blocksShort,
-            Qt::ElideRight, L.blocksLabel.width()));
+    p.drawText(L.blocksLabel, Qt::AlignLeft | Qt::AlignVCenter,
+               firstThatFits(fmL, {blocksText, blocksShort}, L.blocksLabel.width()));
 
     // -- the bytes: this model's per token against plain multi-head attention's
     const uint64_t actual = bytesPerToken(), mha = mhaBytesPerToken(), saved = mha - actual;
@@ -406,9 +401,9 @@ void SharingView::paintEvent(QPaintEvent*) {
                                 .arg(heads)
                                 .arg(c.headDim)
                                 .arg(elementBytes, thousands(bytes));
-        if (fmL.horizontalAdvance(full) <= textW) return full;
-        if (fmL.horizontalAdvance(mid) <= textW) return mid;
-        return tr("%1 K/V heads: %2 B per token").arg(heads).arg(thousands(bytes));
+        return firstThatFits(
+            fmL, {full, mid, tr("%1 K/V heads: %2 B per token").arg(heads).arg(thousands(bytes))},
+            textW);
     };
     p.setPen(th.text);
     p.drawText(QRect(textLeft, mhaRow.top(), textW, rowH), Qt::AlignLeft | Qt::AlignVCenter,

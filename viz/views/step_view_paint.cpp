@@ -171,8 +171,8 @@ void StepView::paintStep(QPainter& p) {
                        Qt::Alignment align = Qt::AlignLeft) {
         p.setFont(th.labelFont);
         p.setPen(th.text);
-        const QString text = fmL.horizontalAdvance(longText) <= r.width() ? longText : shortText;
-        p.drawText(r, align | Qt::AlignVCenter, fit(fmL, text, r.width()));
+        p.drawText(r, align | Qt::AlignVCenter,
+                   firstThatFits(fmL, {longText, shortText}, r.width()));
     };
     const int shownN = L.last - L.first + 1;
     const bool windowed = shownN < t;
@@ -330,10 +330,8 @@ void StepView::paintStep(QPainter& p) {
             tr("Long context: Kᵀ and V show the same %1 (%2); Ctrl+← / Ctrl+→ move them.")
                 .arg(windowText(), where);
         const QString shortNote = tr("Kᵀ and V show the same %1 (%2).").arg(windowText(), where);
-        p.drawText(
-            L.note, Qt::AlignLeft | Qt::AlignVCenter,
-            fmL.elidedText(fmL.horizontalAdvance(longNote) <= L.note.width() ? longNote : shortNote,
-                           Qt::ElideRight, L.note.width()));
+        p.drawText(L.note, Qt::AlignLeft | Qt::AlignVCenter,
+                   firstThatFits(fmL, {longNote, shortNote}, L.note.width()));
     }
 
     // -- V panel: token, weight a_j, value row v_j; the output row underneath

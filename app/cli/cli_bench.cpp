@@ -6,6 +6,7 @@
 #include <QTemporaryDir>
 #include <cctype>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -32,6 +33,8 @@ struct DecodeRun {
     double firstStepMs = 0;  // the first step alone
     int steps = 0;
     std::vector<int32_t> tokens;
+    std::vector<float> margins;  // per step: the top logit minus the runner-up
+    std::vector<float> tops;     // per step: the top logit
     size_t kvBytes = 0;
     // device time per step by part (OpenCL profiling; zero on the CPU)
     struct {
@@ -47,7 +50,7 @@ DecodeRun decode(std::shared_ptr<Backend> backend, const Model& model, bool cach
     SessionOptions opt;
     opt.useCache = cache;
     opt.captureTrace = false;
-    opt.topLogits = 0;
+    opt.topLogits = 2;  // for the margins
 #if KVSCOPE_HAS_OPENCL
     auto* opencl = dynamic_cast<OpenClBackend*>(backend.get());
 #endif
@@ -61,6 +64,8 @@ DecodeRun decode(std::shared_ptr<Backend> backend, const Model& model, bool cach
         r.stepMs += t.hostMs;
         if (i == 0) r.firstStepMs = t.hostMs;
         r.tokens.push_back(t.token);
+        r.margins.push_back(t.top.size() >= 2 ? t.top[0].second - t.top[1].second : NAN);
+        r.tops.push_back(t.top.empty() ? NAN : t.top[0].second);
 #if KVSCOPE_HAS_OPENCL
         if (opencl) {
             const DeviceMs d = opencl->lastStepDeviceMs();
@@ -205,8 +210,25 @@ int runBench(const CliArgs& args) {
     const double bytesPerStep = weights + meanCache;
     const double bound = bandwidth / bytesPerStep;
     const double rssDecoded = residentBytes();
-    const bool sameTokens = cached.tokens == recompute.tokens && cached.tokens == cached1.tokens &&
-                            (!cl || cl->tokens == cached.tokens);
+    // The CPU's runs must agree to the token (the same kernels, in a fixed order). The OpenCL
+    // backend's sums run in another order, and for the block types the CPU rounds activations to
+    // 8 bits where OpenCL keeps them float: on a random model, whose top logits can be a hair
+    // apart, greedy decoding may then part. That is a near tie, not a fault, while the CPU's
+    // margin where they part is within kTieShare of its top logit (8-bit activations moved random
+    // models' logits by up to 2-4% of the largest: README, "Model files").
+    constexpr float kTieShare = 0.04f;
+    const bool sameTokens = cached.tokens == recompute.tokens && cached.tokens == cached1.tokens;
+    int clSame = 0;  // leading steps on which OpenCL picked the CPU's token
+    float clMargin = NAN;
+    if (cl) {
+        while (clSame < steps && cl->tokens[static_cast<size_t>(clSame)] ==
+                                     cached.tokens[static_cast<size_t>(clSame)])
+            ++clSame;
+        if (clSame < steps) clMargin = cached.margins[static_cast<size_t>(clSame)];
+    }
+    const bool clAgrees =
+        !cl || clSame == steps ||
+        clMargin <= kTieShare * std::abs(cached.tops[static_cast<size_t>(clSame)]);
 
     if (args.has("json")) {
         QJsonObject o{{"threads", static_cast<int>(pool.size())},
@@ -226,6 +248,12 @@ int runBench(const CliArgs& args) {
                       {"prefill_ms", cached.prefillMs},
                       {"native_build", bool(KVSCOPE_NATIVE_BUILD)},
                       {"same_tokens", sameTokens}};
+        if (cl) {
+            o["opencl_same_steps"] = clSame;
+            // the CPU's top-two margin where OpenCL parted from it (null: it never did)
+            o["opencl_margin_where_parted"] =
+                std::isnan(clMargin) ? QJsonValue() : QJsonValue(static_cast<double>(clMargin));
+        }
         if (cl)
             o["opencl"] =
                 QJsonObject{{"device", QString::fromStdString(clDevice)},
@@ -246,7 +274,7 @@ int runBench(const CliArgs& args) {
                             {"device_attention_ms", cl->device.attention},
                             {"device_other_ms", cl->device.other}};
         std::fputs(QJsonDocument(o).toJson().constData(), stdout);
-        return sameTokens ? 0 : 1;
+        return sameTokens && clAgrees ? 0 : 1;
     }
     std::printf("build                   %s\n",
                 KVSCOPE_NATIVE_BUILD
@@ -302,8 +330,23 @@ int runBench(const CliArgs& args) {
             cl->device.total(), cl->device.matmul, cl->device.attention, cl->device.other,
             cl->stepMs / cl->steps);
     }
-    std::printf("same greedy tokens      %s\n", sameTokens ? "yes" : "NO");
-    return sameTokens ? 0 : 1;
+    std::printf("same greedy tokens      %s\n",
+                sameTokens ? (cachedOnly ? "yes (CPU, cached only)"
+                                         : "yes (CPU: cached, one thread, recompute)")
+                           : "NO (the CPU's runs parted)");
+    if (cl) {
+        if (clSame == steps)
+            std::printf("opencl greedy tokens    the CPU's, all %d steps\n", steps);
+        else
+            std::printf(
+                "opencl greedy tokens    the CPU's for %d of %d steps, then parted where the "
+                "CPU's top two logits are %.4f apart: %s\n",
+                clSame, steps, double(clMargin),
+                clAgrees ? "a near tie (sums in another order; for block types the CPU "
+                           "rounds activations to 8 bits)"
+                         : "NOT a near tie");
+    }
+    return sameTokens && clAgrees ? 0 : 1;
 }
 
 }  // namespace kvscope::app

@@ -87,7 +87,7 @@ int runTrain(const CliArgs& args) {
             if (o.steps != before)
                 std::fprintf(stderr,
                              "changing the schedule from the resumed step on: %d -> %d steps "
-                             "(the cosine from %g down to %g is stretched to the new end)\n",
+                             "(the cosine from %g down to %g now ends there)\n",
                              before, o.steps, double(o.lr), double(o.minLr));
         }
         // A data mix given with --resume replaces the checkpoint's from here on.

@@ -286,7 +286,7 @@ TrainOptions resumedOptions(const std::string& path, const TrainOptions& caller)
     o.tieOutput = checkpointBool(f, "train.tie_output");
     o.batch = checkpointInt(f, "train.batch");
     o.steps = checkpointInt(f, "train.steps");
-    if (caller.changeSteps) {
+    if (caller.changeSteps && caller.steps != o.steps) {  // the same length: nothing changes
         const int done = checkpointInt(f, "train.step");
         if (caller.steps <= done)
             throw Error(path + " is at step " + std::to_string(done) + "; a schedule of " +

@@ -74,8 +74,9 @@ struct TrainOptions {
     // (the recipe changes from the resumed step on; later checkpoints record the new one).
     bool changeDataMix = false;
     // On resume: this steps replaces the checkpoint's (a longer or shorter cosine from the
-    // resumed step on; the lr there jumps to the new schedule's value). It must be past the
-    // checkpoint's step. Later checkpoints record it.
+    // resumed step on; the lr there jumps to the new schedule's value). A new length must be past
+    // the checkpoint's step; the checkpoint's own length changes nothing. Later checkpoints
+    // record it.
     bool changeSteps = false;
 
     std::optional<BpeVocabulary> vocab;  // use this vocabulary instead of learning one

@@ -896,8 +896,10 @@ class TstGpt2Trainer : public QObject {
         TrainOptions later;  // a later resume keeps the stretched length
         QCOMPARE(resumedOptions(o.checkpointPath, later).steps, 12);
 
+        TrainOptions same = longer;  // its own length again: nothing to change, nothing refused
+        QCOMPARE(resumedOptions(o.checkpointPath, same).steps, 12);
         TrainOptions tooShort = longer;
-        tooShort.steps = 12;  // the checkpoint is at step 12 now
+        tooShort.steps = 10;  // the checkpoint is at step 12 now
         QVERIFY_THROWS_EXCEPTION(Error, resumedOptions(o.checkpointPath, tooShort));
     }
 

@@ -171,8 +171,9 @@ void StepView::paintStep(QPainter& p) {
                        Qt::Alignment align = Qt::AlignLeft) {
         p.setFont(th.labelFont);
         p.setPen(th.text);
-        p.drawText(r, align | Qt::AlignVCenter,
-                   firstThatFits(fmL, {longText, shortText}, r.width()));
+        const QString text = firstThatFits(fmL, {longText, shortText}, r.width());
+        if (text != longText && text != shortText) elided_ << shortText;  // cut: recorded as fit()
+        p.drawText(r, align | Qt::AlignVCenter, text);
     };
     const int shownN = L.last - L.first + 1;
     const bool windowed = shownN < t;

@@ -297,6 +297,34 @@ class TstNextTokenView : public QObject {
         QVERIFY(testing::pixelVariance(testing::render(none, "next-token-empty")) > 0);
     }
 
+    // The bars' columns fit the canvas at any width a window gives it: at 1280 x 720 the canvas
+    // is about 410-570 px wide, where "chosen · argmax" and even the "after" column ran off its
+    // edge. Wide: every column at its natural width and the full tags; narrower: the tags
+    // shorten, then the token column narrows, then the tags go; never past the right margin.
+    void columnsFitTheCanvas() {
+        const QFontMetrics label(currentTheme().labelFont), small(currentTheme().smallFont);
+        const int wantLabel = label.horizontalAdvance(QStringLiteral("MMMMMMMM"));
+        const auto wide = NextTokenView::columns(1200, label, small, wantLabel, "chosen");
+        QVERIFY(!wide.shortTags);
+        QCOMPARE(wide.labelW, wantLabel);
+        QVERIFY(wide.tagW >= small.horizontalAdvance("chosen · argmax"));
+        bool sawShort = false, sawNarrowLabel = false;
+        for (int w = 410; w <= 1200; w += 2) {  // under ~405 px the numbers alone do not fit
+            const auto c = NextTokenView::columns(w, label, small, wantLabel, "chosen");
+            QVERIFY2(c.right() <= w - 16,  // kMargin
+                     qPrintable(QString("width %1: columns end at %2").arg(w).arg(c.right())));
+            QVERIFY(c.xRank < c.xLabel && c.xLabel < c.xLogit && c.xLogit < c.xBar &&
+                    c.xBar < c.xP && c.xP < c.xAfter);
+            QVERIFY(c.barW >= 40);
+            if (c.tagW > 0)
+                QVERIFY(c.tagW >=
+                        small.horizontalAdvance(c.shortTags ? "chosen" : "chosen · argmax"));
+            sawShort |= c.shortTags && c.labelW == wantLabel;
+            sawNarrowLabel |= c.labelW < wantLabel;
+        }
+        QVERIFY(sawShort && sawNarrowLabel);  // both fallbacks were reached
+    }
+
     // The lens panel asks for the inspected token's lens once, only while shown; the store
     // keeps a lens only while it matches the tokens (a stale one, after a step back and another
     // token, is refused); its last row is the distribution the token was drawn from.

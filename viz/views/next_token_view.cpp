@@ -313,6 +313,38 @@ QString NextTokenView::summary() const {
     return lines.join('\n');
 }
 
+NextTokenView::Columns NextTokenView::columns(int W, const QFontMetrics& label,
+                                              const QFontMetrics& small, int labelW,
+                                              const QString& chosenTag) {
+    constexpr int kMinBar = 40;
+    Columns c;
+    c.rankW = label.horizontalAdvance(QStringLiteral("#1000")) + 8;
+    c.numW = label.horizontalAdvance(QStringLiteral("-00.00")) + 10;
+    c.pctW = label.horizontalAdvance(QStringLiteral("100.0%")) + 12;
+    const int fullTag = small.horizontalAdvance(chosenTag + tr(" · argmax")) + 12;
+    const int shortTag = small.horizontalAdvance(chosenTag) + 12;
+    const int minLabel = label.horizontalAdvance(QStringLiteral("MMM")) + 8;
+    // what the token column, the bar and the tags share
+    const int room = W - 2 * kMargin - c.rankW - c.numW - 8 - 6 - 2 * c.pctW;
+    c.labelW = labelW;
+    c.tagW = fullTag;
+    if (c.labelW + kMinBar + c.tagW > room) {
+        c.tagW = shortTag;
+        c.shortTags = true;
+    }
+    if (c.labelW + kMinBar + c.tagW > room) c.labelW = std::max(minLabel, room - kMinBar - c.tagW);
+    if (c.labelW + kMinBar + c.tagW > room) c.tagW = 0;  // very narrow: no tags
+    c.barW = std::max(kMinBar, room - c.labelW - c.tagW);
+    c.xRank = kMargin;
+    c.xLabel = c.xRank + c.rankW;
+    c.xLogit = c.xLabel + c.labelW;
+    c.xBar = c.xLogit + c.numW + 8;
+    c.xP = c.xBar + c.barW + 6;
+    c.xAfter = c.xP + c.pctW;
+    c.xTag = c.xAfter + c.pctW;
+    return c;
+}
+
 void NextTokenView::paintCanvas(QWidget* canvas) {
     const Theme& th = currentTheme();
     QPainter p(canvas);
@@ -374,19 +406,17 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
     const bool extraRow = chosenAt < 0 || chosenAt >= shownRows_;
     if (extraRow && shownRows_ > 1) --shownRows_;
     // columns: rank · token · logit · bar · p · after · tags
-    int labelW = fmL.horizontalAdvance(QStringLiteral("MMMMMMMM"));
+    int wantLabelW = fmL.horizontalAdvance(QStringLiteral("MMMMMMMM"));
     for (int r = 0; r < shownRows_; ++r)
-        labelW = std::max(labelW, fmL.horizontalAdvance(bars_[static_cast<size_t>(r)].label) + 8);
-    labelW = std::min(labelW, W / 4);
-    const int rankW = fmL.horizontalAdvance(QStringLiteral("#1000")) + 8;
-    const int numW = fmL.horizontalAdvance(QStringLiteral("-00.00")) + 10;
-    const int pctW = fmL.horizontalAdvance(QStringLiteral("100.0%")) + 12;
+        wantLabelW =
+            std::max(wantLabelW, fmL.horizontalAdvance(bars_[static_cast<size_t>(r)].label) + 8);
+    wantLabelW = std::min(wantLabelW, W / 4);
     const QString chosenTag = t.prompt ? tr("in the prompt") : tr("chosen");
-    const int tagW = fmS.horizontalAdvance(chosenTag + tr(" · argmax")) + 12;
-    const int xRank = kMargin, xLabel = xRank + rankW, xLogit = xLabel + labelW;
-    const int xBar = xLogit + numW + 8;
-    const int barW = std::max(60, W - kMargin - xBar - 2 * pctW - tagW);
-    const int xP = xBar + barW + 6, xAfter = xP + pctW, xTag = xAfter + pctW;
+    const Columns cols = columns(W, fmL, fmS, wantLabelW, chosenTag);
+    const int xRank = cols.xRank, rankW = cols.rankW, xLabel = cols.xLabel, labelW = cols.labelW,
+              xLogit = cols.xLogit, numW = cols.numW, xBar = cols.xBar, barW = cols.barW,
+              xP = cols.xP, xAfter = cols.xAfter, pctW = cols.pctW, xTag = cols.xTag,
+              tagW = cols.tagW;
     p.setFont(th.smallFont);
     p.setPen(th.mutedText);
     p.drawText(QRect(xLabel, y, labelW, headerH), Qt::AlignLeft, tr("token"));
@@ -441,11 +471,11 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
         QStringList tags;
         if (b.chosen) tags << chosenTag;
         if (b.argmax) tags << tr("argmax");
-        if (!tags.isEmpty()) {
-            p.setFont(th.smallFont);
+        if (!tags.isEmpty() && tagW > 0) {  // short tags: the first (chosen; it is rank #1 when
+            p.setFont(th.smallFont);        // it is also the argmax)
             p.setPen(b.chosen ? th.accent : th.mutedText);
             p.drawText(QRect(xTag + 6, top, tagW - 6, rowH), Qt::AlignLeft | Qt::AlignVCenter,
-                       tags.join(" · "));
+                       firstThatFits(fmS, {tags.join(" · "), tags.front()}, tagW - 6));
         }
     };
     for (int r = 0; r < shownRows_; ++r)

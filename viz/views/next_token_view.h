@@ -80,6 +80,19 @@ class NextTokenView : public QWidget {
     // The probabilities are exact over the whole vocabulary (T = 1, or greedy, read at T = 1).
     bool atTemperatureOne() const;                // the lines under the bars, in words
     int shownRows() const { return shownRows_; }  // bars that fit the canvas
+
+    // The columns of the bars, left to right: rank · token · logit · bar · p · after · tags, in a
+    // canvas W wide. The token column gets `labelW` (what its labels want) and the bar the rest;
+    // where that leaves the bar under its minimum, the tags shorten to the first one ("chosen"),
+    // then the token column narrows, then the tags go: nothing runs past the right margin.
+    struct Columns {
+        int xRank = 0, rankW = 0, xLabel = 0, labelW = 0, xLogit = 0, numW = 0, xBar = 0, barW = 0,
+            xP = 0, xAfter = 0, pctW = 0, xTag = 0, tagW = 0;
+        bool shortTags = false;  // the chosen row's tags cut to their first
+        int right() const { return tagW > 0 ? xTag + tagW : xAfter + pctW; }
+    };
+    static Columns columns(int W, const QFontMetrics& label, const QFontMetrics& small, int labelW,
+                           const QString& chosenTag);
     // Beside the bars: the same choice seen after each layer (it asks for the lens to be
     // computed through its lensWanted signal).
     LogitLensPanel* lensPanel() const { return lens_; }

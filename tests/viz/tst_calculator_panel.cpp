@@ -3,6 +3,7 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
+#include <QScrollArea>
 #include <QTest>
 
 #include <QLineSeries>
@@ -163,6 +164,26 @@ class TstCalculatorPanel : public QObject {
         QCOMPARE(curve->gpuRoomSeries()->count(), 2);
         panel.resize(1280, 620);
         QVERIFY(testing::pixelVariance(testing::render(panel, "calculator-opt-30b")) > 100);
+    }
+
+    // At 1280 x 720 the calculator tab is about 945 px wide and the inputs and results get the
+    // left 2/5: the column must fit that width (its horizontal scroll bar is off, so anything
+    // wider is cut: the GPU list's "(80 GB, 3.350 TB/s)" and the ends of the results' lines were).
+    void inputsAndResultsFitTheirColumnAt720p() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        CalculatorPanel panel(&d.store);
+        panel.resize(945, 480);
+        panel.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&panel));
+        auto* scroll = panel.findChild<QScrollArea*>();
+        QVERIFY(scroll && scroll->widget());
+        QApplication::processEvents();
+        const int viewport = scroll->viewport()->width();
+        QVERIFY2(viewport < 420, qPrintable(QString("viewport %1").arg(viewport)));
+        QVERIFY2(scroll->widget()->width() <= viewport,
+                 qPrintable(QString("the column is %1 px wide in a %2 px viewport")
+                                .arg(scroll->widget()->width())
+                                .arg(viewport)));
     }
 };
 

@@ -50,9 +50,17 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     scroll->setMinimumWidth(300);
     auto* inputs = new QGroupBox(tr("Inputs"));
     auto* form = new QFormLayout(inputs);
-    form->setFieldGrowthPolicy(QFormLayout::FieldsStayAtSizeHint);
+    // The fields take the column's width, and the lists ask for no more than a short name: a
+    // GPU's "H100 SXM 80GB (80 GB, 3.350 TB/s)" as its size hint made the column wider than its
+    // share of a 1280 x 720 window, and the scroll area (no horizontal bar) cut it off. The
+    // drop-down lists still show the whole names.
+    form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+    const auto narrowList = [](QComboBox* box) {
+        box->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+        box->setMinimumContentsLength(12);
+    };
     model_ = new QComboBox;
-    model_->setMinimumWidth(240);
+    narrowList(model_);
     model_->addItem(tr("the loaded model"), "loaded");
     for (const kvmem::ModelShape& m : kvmem::presets())
         model_->addItem(QString::fromStdString(m.name), QString::fromStdString(m.key));
@@ -67,6 +75,7 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
                           .arg(g.bandwidthBytesPerS / 1e12, 0, 'f', 3),
                       QString::fromStdString(g.key));
     gpu_->setCurrentIndex(gpu_->findData("h100-sxm"));
+    narrowList(gpu_);
     context_ = new QSpinBox;
     context_->setRange(1, 1 << 30);
     context_->setGroupSeparatorShown(true);

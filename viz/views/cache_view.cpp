@@ -422,14 +422,22 @@ void CacheView::paintEvent(QPaintEvent*) {
         p.drawText(
             QRect(kMargin, y1 + 2 * (fmL.height() + 2), W - 2 * kMargin, fmL.height()),
             Qt::AlignLeft | Qt::AlignVCenter,
-            fmL.elidedText(tr("Grouped-query attention: %1 K/V heads serve %2 query heads, so "
-                              "a token costs %3 instead of %4 (%5× less).")
-                               .arg(c.nHeadKv)
-                               .arg(c.nHead)
-                               .arg(formatBytes(ms.kvBytesPerToken),
-                                    formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
-                               .arg(group),
-                           Qt::ElideRight, W - 2 * kMargin));
+            firstThatFits(
+                fmL,
+                {tr("Grouped-query attention: %1 K/V heads serve %2 query heads, so a token costs "
+                    "%3 instead of %4 (%5× less).")
+                     .arg(c.nHeadKv)
+                     .arg(c.nHead)
+                     .arg(formatBytes(ms.kvBytesPerToken),
+                          formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
+                     .arg(group),
+                 tr("GQA: %1 K/V heads serve %2 query heads: %3 a token, not %4 (%5× less).")
+                     .arg(c.nHeadKv)
+                     .arg(c.nHead)
+                     .arg(formatBytes(ms.kvBytesPerToken),
+                          formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
+                     .arg(group)},
+                W - 2 * kMargin));
     }
 
     // -- column heads

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Trains the second built-in model, kvscope-gqa.gguf: a Llama-style model with grouped-query
 # attention (6 layers, 8 query heads over 2 K/V heads, width 256, context 256, vocabulary 2,048,
-# tied output) on the same corpus as kvscope-tiny (corpus/, never committed), in three stages of
-# one 5,000-step schedule. Checkpoints every 250 steps to corpus/kvscope-gqa-staged.ckpt; rerun, it goes on
+# tied output) on the same corpus as kvscope-tiny (corpus/, never committed), in five stages of
+# 12,000 steps. Checkpoints every 250 steps to corpus/kvscope-gqa-staged.ckpt; rerun, it goes on
 # from the checkpoint in the stage it belongs to, so it can be stopped at any time.
 # Usage: resources/models/train_gqa.sh   (KVSCOPE_BIN=path/to/kvscope skips the build.)
-# About 45 minutes on 2 free cores; then
+# About 100 minutes on 2 free cores (0.5 s a step); then
 #   kvscope convert --model corpus/kvscope-gqa.gguf --out resources/models/kvscope-gqa.gguf --type q8_0
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -18,20 +18,25 @@ common=(--arch llama --text "$root/corpus/kjv.txt"
   --out "$root/corpus/kvscope-gqa.gguf" --log "$root/corpus/train_gqa_staged_log.csv"
   --held-out-text "$root/corpus/kjv-heldout.txt"
   --layers 6 --heads 8 --kv-heads 2 --width 256 --context 256 --vocab 2048 --tie-output
-  --batch 8 --steps 5000 --lr 1e-3 --warmup 200
+  --batch 8 --lr 1e-3 --warmup 200
   --eval-every 250 --seed 1337 --name "KVScope GQA (KJV)"
   --checkpoint "$ckpt" --checkpoint-every 250
   --repeat-fraction 0 --any-start-fraction 0.5 --dropout 0.1)
-# The stages: last step, then the data mix from the stage's first step (a mix given with --resume
+# The stages: last step, then the schedule's length and the data mix from the stage's first step (a mix given with --resume
 # replaces the checkpoint's from there on; given again, it changes nothing). Why (the runs and
 # experiments in resources/models/README.md): text, with random repeats drawn by frequency;
 # then random repeats alone, drawn by frequency, until the copy is learnt (their loss falls from
 # about 6 nats per token); then text again, with random repeats of uniformly drawn tokens, which
 # carry the copy over to every token of the vocabulary.
+# Then more text: from step 5,000 the schedule is stretched to 9,000 steps with fewer repeats (the
+# learning rate jumps from 1e-4 back to 4.9e-4 and decays again), and from step 6,500 to 12,000
+# (from 2.7e-4 up to 5.0e-4 again): --steps with --resume ends the cosine at the new step.
 stages=(
-  "1000 --random-repeat-fraction 0.3 --random-repeat-draw frequency"
-  "2500 --random-repeat-fraction 1 --random-repeat-draw frequency"
-  "5000 --random-repeat-fraction 0.3 --random-repeat-draw uniform"
+  "1000 --steps 5000 --random-repeat-fraction 0.3 --random-repeat-draw frequency"
+  "2500 --steps 5000 --random-repeat-fraction 1 --random-repeat-draw frequency"
+  "5000 --steps 5000 --random-repeat-fraction 0.3 --random-repeat-draw uniform"
+  "6500 --steps 9000 --random-repeat-fraction 0.15 --random-repeat-draw uniform"
+  "12000 --steps 12000"
 )
 done_up_to() {  # the step of the last checkpoint, from the loss log's last row (0: none)
   if [ -f "$ckpt" ] && [ -f "$root/corpus/train_gqa_staged_log.csv" ]; then

@@ -118,6 +118,32 @@ class TstLatencyChart : public QObject {
         QCOMPARE(chart.recomputeSeries()->count(), 0);
     }
 
+    // At 1280 x 720 the chart is about 425 px wide: the title keeps the ratio whole ("4.1× slower
+    // without the cache") instead of QChart cutting "Time per token: 4.1× slower without the ca…";
+    // wide, the long title.
+    void titleFitsTheChart() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        LatencyChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(4);
+        chart.setComparison(tokensOf(d.store), d.store.promptLength(), 7.5, {1.0, 2.0, 3.0, 4.0});
+        const QFontMetrics fm(chart.chart()->titleFont());
+        chart.resize(2000, 300);
+        chart.show();  // resize events reach a shown widget
+        QVERIFY(QTest::qWaitForWindowExposed(&chart));
+        const QString wide = chart.chart()->title();
+        QVERIFY2(wide.startsWith("Time per token: ") && wide.endsWith("slower without the cache"),
+                 qPrintable(wide));
+        chart.resize(fm.horizontalAdvance(wide), 300);  // the long title no longer fits
+        const QString narrow = chart.chart()->title();
+        QVERIFY2(!narrow.startsWith("Time per token") &&
+                     narrow.endsWith("slower without the cache") && !narrow.contains(QChar(0x2026)),
+                 qPrintable(narrow));
+        QVERIFY(fm.horizontalAdvance(narrow) < chart.width() - 40);
+        chart.resize(2000, 300);  // and back
+        QCOMPARE(chart.chart()->title(), wide);
+    }
+
     void comparisonOfOtherTokensIsNotDrawn() {
         DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
         LatencyChart chart(&d.store);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "charts/chart_theme.h"
+#include "common/labels.h"
 #include "common/theme.h"
 #include "common/trace_store.h"
 
@@ -169,7 +170,7 @@ void LatencyChart::rebuild() {
             ratioPosition_ = static_cast<int>(r.x());
         }
     }
-    QString title = tr("Time per token (measured)");
+    QString title = tr("Time per token (measured)"), shortTitle = tr("Time per token");
     if (n == 0) {
         title = tr("Time per token: nothing decoded yet");
         caption_ =
@@ -192,6 +193,7 @@ void LatencyChart::rebuild() {
     }
     if (ratioPosition_ >= 0) {
         title = tr("Time per token: %1× slower without the cache").arg(ratio_, 0, 'f', 1);
+        shortTitle = tr("%1× slower without the cache").arg(ratio_, 0, 'f', 1);
         caption_ += tr(" Replayed without the cache (same tokens): at token %1, %2 ms vs %3 ms "
                        "with it = %4× (measured). Without a cache every step recomputes K and V "
                        "of all earlier tokens, so its time grows with the position.")
@@ -224,15 +226,19 @@ void LatencyChart::rebuild() {
                            "decoding takes %2× the time per token.")
                             .arg(plain, 0, 'f', 2)
                             .arg(spec / plain, 0, 'f', 2);
-            if (ratioPosition_ < 0)
+            if (ratioPosition_ < 0) {
                 title = tr("Time per token: speculative %1 ms, plain %2 ms")
                             .arg(spec, 0, 'f', 2)
                             .arg(plain, 0, 'f', 2);
+                shortTitle =
+                    tr("Speculative %1 ms, plain %2 ms").arg(spec, 0, 'f', 2).arg(plain, 0, 'f', 2);
+            }
         } else {
             caption_ += tr(" Step without speculative decoding to measure plain steps beside it.");
         }
     }
-    chart()->setTitle(title);
+    titles_ = {title, shortTitle};
+    applyTitle();
     emit captionChanged(caption_);
     // Whole token positions: at least 0..10, so the ticks are integers even before a step.
     x_->setRange(0, std::max(n, 10));
@@ -269,6 +275,20 @@ double LatencyChart::plainStepMs() const {
 
 double LatencyChart::medianStepMs() const {
     return plainStepMs();
+}
+
+void LatencyChart::applyTitle() {
+    if (titles_.isEmpty()) return;
+    const QMarginsF m = chart()->margins();
+    const int room = width() - static_cast<int>(m.left() + m.right()) - 16;
+    chart()->setTitle(titles_.size() > 1 ? firstThatFits(QFontMetrics(chart()->titleFont()),
+                                                         {titles_[0], titles_[1]}, room)
+                                         : titles_[0]);
+}
+
+void LatencyChart::resizeEvent(QResizeEvent* event) {
+    QChartView::resizeEvent(event);
+    applyTitle();
 }
 
 }  // namespace kvscope::viz

@@ -54,9 +54,14 @@ class LatencyChart : public QChartView {
   signals:
     void captionChanged(const QString& caption);
 
+  protected:
+    void resizeEvent(QResizeEvent* event) override;
+
   private:
     void rebuild();
     void applyTheme();
+    // The title: the longest of titles_ that fits the chart's width whole (QChart would cut it).
+    void applyTitle();
 
     TraceStore* store_;
     QLineSeries *cached_, *recompute_, *device_, *prefillPerToken_, *speculative_;
@@ -69,6 +74,7 @@ class LatencyChart : public QChartView {
     double ratio_ = 0;
     int ratioPosition_ = -1;
     QString caption_;
+    QStringList titles_;  // the title, longest first
 };
 
 }  // namespace kvscope::viz

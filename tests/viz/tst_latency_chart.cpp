@@ -60,6 +60,34 @@ class TstLatencyChart : public QObject {
         QCOMPARE(chart.cachedSeries()->count(), 5);
     }
 
+    // The prefill-against-step sentence says "N× less" only where the prompt's tokens were
+    // cheaper: with a prefill of 4 ms for 4 tokens and steps of 5 ms, "5.0× less"; with steps
+    // of 1 ms (the same as a prompt token), not "1.0× less".
+    void prefillGainIsOnlyClaimedWhereMeasured() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        d.prefill("the cat sat");
+        d.steps(3);
+        const int prompt = d.store.promptLength();
+        for (double stepMs : {5.0 * 4.0 / prompt, 4.0 / prompt}) {
+            TraceStore s;
+            s.setModel(d.store.model());
+            s.setPrompt(
+                std::vector<StepTrace>(d.store.traces().begin(), d.store.traces().begin() + prompt),
+                4.0);
+            LatencyChart chart(&s);
+            for (int i = prompt; i < d.store.count(); ++i) {
+                StepTrace t = d.store.trace(i);
+                t.hostMs = stepMs;
+                s.append(t);
+            }
+            const QString c = chart.caption();
+            if (stepMs > 4.0 / prompt)
+                QVERIFY2(c.contains(": 5.0× less, because"), qPrintable(c));
+            else
+                QVERIFY2(!c.contains("× less") && c.contains("no less this time"), qPrintable(c));
+        }
+    }
+
     // Device time is drawn where the backend measured it (OpenCL), and only there.
     void deviceCurveIsTheTraceDeviceTimes() {
         DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));

@@ -182,14 +182,23 @@ void LatencyChart::rebuild() {
                       "first token, TTFT).",
                       nullptr, prompt)
                        .arg(store_->prefillMs(), 0, 'f', 2);
-        if (medianStepMs() > 0 && prompt > 1)
+        // "1.0× less" (or "0.8× less") would misread a measurement where batching did not pay
+        if (const double gain = medianStepMs() / std::max(prefillPerTokenMs(), 1e-9);
+            medianStepMs() > 0 && prompt > 1 && gain >= 1.1)
             caption_ += tr(" Per prompt token (the dotted line across the prompt) that is %1 ms, "
                            "against %2 ms for a decode step (median): %3× less, because the "
                            "prefill multiplies all prompt tokens by each weight matrix at once, "
                            "while a step reads every weight for one token.")
                             .arg(prefillPerTokenMs(), 0, 'f', 3)
                             .arg(medianStepMs(), 0, 'f', 3)
-                            .arg(medianStepMs() / std::max(prefillPerTokenMs(), 1e-9), 0, 'f', 1);
+                            .arg(gain, 0, 'f', 1);
+        else if (medianStepMs() > 0 && prompt > 1)
+            caption_ += tr(" Per prompt token (the dotted line across the prompt) that is %1 ms, "
+                           "against %2 ms for a decode step (median): no less this time. A "
+                           "prefill usually wins by multiplying all prompt tokens by each weight "
+                           "matrix at once; here its time went elsewhere.")
+                            .arg(prefillPerTokenMs(), 0, 'f', 3)
+                            .arg(medianStepMs(), 0, 'f', 3);
     }
     if (ratioPosition_ >= 0) {
         title = tr("Time per token: %1× slower without the cache").arg(ratio_, 0, 'f', 1);

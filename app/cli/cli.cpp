@@ -276,6 +276,9 @@ const std::vector<Command>& commands() {
           {"backend", "cpu|opencl", "also decode on an OpenCL device beside the CPU"},
           kDevice,
           {"no-warmup", nullptr, "show OpenCL's start-up without the warm-up pass"},
+          {"scales", "stored|wide",
+           "OpenCL: the block types' float16 scales as stored or widened to float32 (default: "
+           "wide on CPU devices)"},
           kJson},
          runBench},
     };

@@ -141,8 +141,12 @@ int runBench(const CliArgs& args) {
     const std::string backendName = args.get("backend").value_or("cpu");
     if (backendName != "cpu" && backendName != "opencl")
         throw UsageError("--backend must be cpu or opencl, got '" + backendName + "'");
-    if ((args.has("device") || args.has("no-warmup")) && backendName != "opencl")
-        throw UsageError("--device and --no-warmup go with --backend opencl");
+    if ((args.has("device") || args.has("no-warmup") || args.has("scales")) &&
+        backendName != "opencl")
+        throw UsageError("--device, --no-warmup and --scales go with --backend opencl");
+    const std::string scales = args.get("scales").value_or("");
+    if (!scales.empty() && scales != "stored" && scales != "wide")
+        throw UsageError("--scales must be stored or wide, got '" + scales + "'");
     if (spec.nEmbd % spec.nHead != 0) throw UsageError("--width must be a multiple of --heads");
     if (promptTokens + steps > spec.nCtx)
         throw UsageError("--prompt-tokens plus --steps must fit in --context");
@@ -195,6 +199,7 @@ int runBench(const CliArgs& args) {
         OpenClOptions o;
         o.device = static_cast<int>(args.getInt("device", 0, 0, 1 << 16));
         o.warmUp = !args.has("no-warmup");
+        if (!scales.empty()) o.wideScales = scales == "wide";
         auto backend = std::make_shared<OpenClBackend>(model, o);
         clDevice = backend->deviceName();
         clWeights = backend->weightNote();

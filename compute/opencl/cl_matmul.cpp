@@ -18,10 +18,17 @@ MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice)
       addBias_(program, "add_bias"),
       none_(device.context(), sizeof(float), CL_MEM_READ_ONLY) {
     biasLocal_ = std::min<size_t>(64, addBias_.maxWorkGroupSize(device.id()));
-    for (const auto& [type, suffix] :
-         {std::pair{TensorType::F32, "f32"}, std::pair{TensorType::F16, "f16"},
-          std::pair{TensorType::Q8_0, "q8_0"}, std::pair{TensorType::Q4_0, "q4_0"},
-          std::pair{TensorType::Q4_K, "q4_k"}, std::pair{TensorType::Q6_K, "q6_k"}}) {
+    struct Kind {
+        TensorType type;
+        bool wide;
+        const char* suffix;
+    };
+    for (const auto& [type, wide, suffix] :
+         {Kind{TensorType::F32, false, "f32"}, Kind{TensorType::F16, false, "f16"},
+          Kind{TensorType::Q8_0, false, "q8_0"}, Kind{TensorType::Q4_0, false, "q4_0"},
+          Kind{TensorType::Q4_K, false, "q4_k"}, Kind{TensorType::Q6_K, false, "q6_k"},
+          Kind{TensorType::Q8_0, true, "q8_0w"}, Kind{TensorType::Q4_0, true, "q4_0w"},
+          Kind{TensorType::Q4_K, true, "q4_kw"}, Kind{TensorType::Q6_K, true, "q6_kw"}}) {
         QuantKernels k{Kernel(program, (std::string("qgemm_") + suffix).c_str()),
                        Kernel(program, (std::string("qgemv_") + suffix).c_str()),
                        Kernel(program, (std::string("qembed_") + suffix).c_str())};
@@ -31,20 +38,21 @@ MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice)
                         : 64;
         while (ls > 1 && ls > k.gemv.maxWorkGroupSize(device.id())) ls /= 2;
         k.gemvLocal = ls;
-        quant_.emplace(type, std::move(k));
+        quant_.emplace(std::pair{type, wide}, std::move(k));
     }
 }
 
-MatMul::QuantKernels& MatMul::quantKernels(TensorType type) {
-    const auto it = quant_.find(type);
-    KVSCOPE_CHECK(it != quant_.end(), "no OpenCL kernels for weights of type " + typeName(type));
+MatMul::QuantKernels& MatMul::quantKernels(TensorType type, bool wide) {
+    const auto it = quant_.find({type, wide});
+    KVSCOPE_CHECK(it != quant_.end(), "no OpenCL kernels for weights of type " + typeName(type) +
+                                          (wide ? " with wide scales" : ""));
     return it->second;
 }
 
 void MatMul::runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& in, size_t inOff,
-                      const Buffer& w, TensorType type, size_t rowBytes, const Buffer* bias,
-                      size_t biasOff, int n, int inDim, int outDim, bool accumulate,
-                      std::vector<Event>& events) {
+                      const Buffer& w, TensorType type, bool wide, size_t rowBytes,
+                      const Buffer* bias, size_t biasOff, int n, int inDim, int outDim,
+                      bool accumulate, std::vector<Event>& events) {
     KVSCOPE_CHECK(n >= 1 && inDim >= 1 && outDim >= 1 && inDim % 32 == 0,
                   "matmul: empty shape or rows not whole 32-value units");
     KVSCOPE_CHECK(outOff + static_cast<size_t>(n - 1) * ldy + outDim <= out.floats() &&
@@ -53,7 +61,7 @@ void MatMul::runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& i
                       (!bias || biasOff + outDim <= bias->floats()),
                   "matmul: " + std::to_string(n) + " x " + std::to_string(inDim) + " -> " +
                       std::to_string(outDim) + " (" + typeName(type) + ") runs past its buffers");
-    QuantKernels& k = quantKernels(type);
+    QuantKernels& k = quantKernels(type, wide);
     const Buffer& b = bias ? *bias : none_;
     const int hasBias = bias ? 1 : 0, acc = accumulate ? 1 : 0;
     const int yOff = static_cast<int>(outOff), xOff = static_cast<int>(inOff);
@@ -73,10 +81,10 @@ void MatMul::runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& i
 }
 
 void MatMul::embedQuant(const Buffer& x, const Buffer& ids, const Buffer& w, TensorType type,
-                        size_t rowBytes, const Buffer* pos, int p0, int cols, int n,
+                        bool wide, size_t rowBytes, const Buffer* pos, int p0, int cols, int n,
                         std::vector<Event>& events) {
     KVSCOPE_CHECK(cols % 32 == 0, "embedding: rows not whole 32-value units");
-    QuantKernels& k = quantKernels(type);
+    QuantKernels& k = quantKernels(type, wide);
     k.embed.setArgs(x, ids, w, static_cast<int>(rowBytes), pos ? *pos : none_, pos ? 1 : 0, p0,
                     cols, n);
     const size_t count = static_cast<size_t>(n) * (cols / 32), ls = biasLocal_;

@@ -29,13 +29,14 @@ class MatMul {
     // takes qgemm with one row of x, Groups and ClBlast take qgemv, a work group per row;
     // GEMM: qgemm, whatever the choice). out's rows are ldy floats apart and the product fills
     // columns outOff .. outOff + outDim of them (one part of a Q/K/V stack); bias from biasOff.
+    // wide: the block type's scales are float32 (device_weights.h's wide-scale layouts).
     void runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& in, size_t inOff,
-                  const Buffer& w, TensorType type, size_t rowBytes, const Buffer* bias,
+                  const Buffer& w, TensorType type, bool wide, size_t rowBytes, const Buffer* bias,
                   size_t biasOff, int n, int inDim, int outDim, bool accumulate,
                   std::vector<Event>& events);
     // x (n, cols) = rows ids[0..n) of w (a block type, as in runQuant) dequantized, plus rows
     // p0 .. p0 + n of pos (n_ctx, cols) when pos is not null (GPT-2's positions).
-    void embedQuant(const Buffer& x, const Buffer& ids, const Buffer& w, TensorType type,
+    void embedQuant(const Buffer& x, const Buffer& ids, const Buffer& w, TensorType type, bool wide,
                     size_t rowBytes, const Buffer* pos, int p0, int cols, int n,
                     std::vector<Event>& events);
 
@@ -55,8 +56,8 @@ class MatMul {
         Kernel gemm, gemv, embed;
         size_t gemvLocal = 64;
     };
-    std::map<TensorType, QuantKernels> quant_;
-    QuantKernels& quantKernels(TensorType type);
+    std::map<std::pair<TensorType, bool>, QuantKernels> quant_;  // by type and wide scales
+    QuantKernels& quantKernels(TensorType type, bool wide);
     size_t biasLocal_ = 64;
     Buffer none_;  // bound where a kernel's bias is absent
 };

@@ -56,15 +56,81 @@ TensorType deviceWeightType(TensorType t, int cols) {
     return d;
 }
 
-uint64_t deviceBytes(const WeightMatrix& w) {
+bool hasWideScales(TensorType t) {
+    return t == TensorType::Q8_0 || t == TensorType::Q4_0 || t == TensorType::Q4_K ||
+           t == TensorType::Q6_K;
+}
+
+namespace {
+
+// Where a block of t keeps its float16 scales: the block's bytes and the scales' offsets.
+struct ScaleSpots {
+    size_t block = 0;
+    std::vector<size_t> at;
+};
+
+ScaleSpots scaleSpots(TensorType t) {
+    switch (t) {
+        case TensorType::Q8_0:
+            return {34, {0}};
+        case TensorType::Q4_0:
+            return {18, {0}};
+        case TensorType::Q4_K:
+            return {144, {0, 2}};  // d, dmin
+        case TensorType::Q6_K:
+            return {210, {208}};  // d after ql, qh and the int8 scales
+        default:
+            throw Error("no wide-scale layout for " + typeName(t));
+    }
+}
+
+}  // namespace
+
+std::optional<uint64_t> deviceRowBytes(TensorType t, int cols, bool wide) {
+    const auto row = tensorBytes(t, static_cast<uint64_t>(cols));
+    if (!row || !wide || !hasWideScales(t)) return row;
+    const ScaleSpots s = scaleSpots(t);
+    return *row / s.block * (s.block + 2 * s.at.size());
+}
+
+uint64_t deviceBytes(const WeightMatrix& w, bool wide) {
     if (w.empty()) return 0;
-    const auto row = tensorBytes(deviceWeightType(w), static_cast<uint64_t>(w.cols()));
+    const auto row = deviceRowBytes(deviceWeightType(w), w.cols(), wide);
     KVSCOPE_CHECK(row.has_value(), "no device layout for " + typeName(w.type()));
     return *row * static_cast<uint64_t>(w.rows());
 }
 
-std::vector<uint8_t> convertRows(const WeightMatrix& w, TensorType to) {
+std::vector<uint8_t> widenScales(TensorType t, const uint8_t* rows, size_t bytes) {
+    const ScaleSpots s = scaleSpots(t);
+    KVSCOPE_CHECK(bytes % s.block == 0, "widening scales: " + std::to_string(bytes) +
+                                            " bytes are not whole " + typeName(t) + " blocks");
+    const size_t wideBlock = s.block + 2 * s.at.size();
+    std::vector<uint8_t> out(bytes / s.block * wideBlock);
+    for (size_t b = 0; b < bytes / s.block; ++b) {
+        const uint8_t* from = rows + b * s.block;
+        uint8_t* to = out.data() + b * wideBlock;
+        size_t in = 0;  // the next byte of `from` to copy
+        for (const size_t at : s.at) {
+            std::memcpy(to, from + in, at - in);
+            to += at - in;
+            uint16_t h = 0;
+            std::memcpy(&h, from + at, sizeof h);
+            const float f = f16ToF32(h);
+            std::memcpy(to, &f, sizeof f);
+            to += sizeof f;
+            in = at + sizeof h;
+        }
+        std::memcpy(to, from + in, s.block - in);
+    }
+    return out;
+}
+
+std::vector<uint8_t> convertRows(const WeightMatrix& w, TensorType to, bool wide) {
     if (w.empty()) return {};
+    if (wide && hasWideScales(to)) {
+        const std::vector<uint8_t> stored = convertRows(w, to, false);
+        return widenScales(to, stored.data(), stored.size());
+    }
     if (to == w.type()) return {w.data(), w.data() + w.bytes()};
     const auto rowBytes = tensorBytes(to, static_cast<uint64_t>(w.cols()));
     KVSCOPE_CHECK(rowBytes.has_value(), "cannot convert rows of " + std::to_string(w.cols()) +
@@ -96,10 +162,12 @@ std::string deviceWeightRules() {
         for (TensorType t : to[target]) from += (from.empty() ? "" : ", ") + typeName(t);
         converted += (converted.empty() ? "" : "; ") + from + " -> " + typeName(target);
     }
-    return native + " native; converted at upload: " + converted;
+    return native + " native; converted at upload: " + converted +
+           "; on CPU devices the float16 scales of Q8_0, Q4_0, Q4_K and Q6_K are widened to "
+           "float32";
 }
 
-std::string deviceWeightNote(const Model& m) {
+std::string deviceWeightNote(const Model& m, bool wide) {
     std::set<std::string> native;
     std::map<std::string, std::set<std::string>> converted;  // to -> from
     m.forEachMatrix([&](const WeightMatrix& w) {
@@ -120,15 +188,20 @@ std::string deviceWeightNote(const Model& m) {
     for (const auto& [to, from] : converted)
         note +=
             (note.back() == ' ' ? "" : "; ") + join(from) + " converted to " + to + " at upload";
+    bool widened = false;
+    m.forEachMatrix([&](const WeightMatrix& w) {
+        widened = widened || (wide && !w.empty() && hasWideScales(deviceWeightType(w)));
+    });
+    if (widened) note += "; float16 scales widened to float32";
     char buf[64];
     std::snprintf(buf, sizeof buf, " (%.1f MiB as uploaded)",
-                  static_cast<double>(deviceWeightBytes(m)) / (1 << 20));
+                  static_cast<double>(deviceWeightBytes(m, wide)) / (1 << 20));
     return note + buf;
 }
 
-uint64_t deviceWeightBytes(const Model& m) {
+uint64_t deviceWeightBytes(const Model& m, bool wide) {
     uint64_t n = m.weightBytes();
-    m.forEachMatrix([&](const WeightMatrix& w) { n += deviceBytes(w) - w.bytes(); });
+    m.forEachMatrix([&](const WeightMatrix& w) { n += deviceBytes(w, wide) - w.bytes(); });
     return n;
 }
 

@@ -54,6 +54,7 @@ struct OpenClBackend::Impl {
         struct Part {
             Buffer buf;
             TensorType type = TensorType::F32;
+            bool wide = false;  // its float16 scales widened to float32 (device_weights.h)
             size_t rowBytes = 0;
             int row0 = 0, rows = 0;  // its rows within the stack
         };
@@ -74,6 +75,7 @@ struct OpenClBackend::Impl {
     OpenClStartup startup;
     ClDevice dev;
     uint64_t memLimit = 0, allocLimit = 0;  // the device's (or the test hook's) limits
+    bool wide = false;  // block types' scales widened to float32 (OpenClOptions::wideScales)
     Program program;
     std::optional<MatMul> mm;
     Kernel embed, layerNorm, rmsNorm, gelu, swiglu, geglu, scaleK, addTo, softcapK, rope, kvAppend,
@@ -204,7 +206,7 @@ void OpenClBackend::Impl::checkMemory() const {
     const ModelConfig& c = cfg();
     const DeviceInfo& d = dev.info();
     const uint64_t cache = bytesPerToken() * static_cast<uint64_t>(c.nCtx);
-    const uint64_t weights = deviceWeightBytes(*model);  // as uploaded: block types stay small
+    const uint64_t weights = deviceWeightBytes(*model, wide);  // as uploaded: blocks stay small
     const uint64_t ropeTableBytes =
         c.rope.type != RopeType::None ? static_cast<uint64_t>(c.nCtx) * c.rope.nRot * sizeof(float)
                                       : 0;
@@ -253,9 +255,10 @@ OpenClBackend::Impl::DeviceWeight OpenClBackend::Impl::upload(std::span<const We
         std::vector<uint8_t> bytes;
         DeviceWeight::Part p;
         p.type = type;
+        p.wide = wide && hasWideScales(type);
         p.row0 = row0;
         for (; i < parts.size() && !parts[i].empty() && deviceWeightType(parts[i]) == type; ++i) {
-            const std::vector<uint8_t> rows = convertRows(parts[i], type);
+            const std::vector<uint8_t> rows = convertRows(parts[i], type, p.wide);
             bytes.insert(bytes.end(), rows.begin(), rows.end());
             p.rowBytes = rows.size() / static_cast<size_t>(parts[i].rows());
             p.rows += parts[i].rows();
@@ -436,9 +439,9 @@ void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const Devi
         // block types (or a Q/K/V stack of mixed types): our quant.cl kernels, one per part,
         // each filling its columns of out's rows
         for (const DeviceWeight::Part& p : w.parts)
-            mm->runQuant(out, static_cast<size_t>(p.row0), outDim, in, 0, p.buf, p.type, p.rowBytes,
-                         bias ? &bias : nullptr, static_cast<size_t>(p.row0), n, inDim, p.rows,
-                         accumulate, mmEvents);
+            mm->runQuant(out, static_cast<size_t>(p.row0), outDim, in, 0, p.buf, p.type, p.wide,
+                         p.rowBytes, bias ? &bias : nullptr, static_cast<size_t>(p.row0), n, inDim,
+                         p.rows, accumulate, mmEvents);
     }
     for (Event& e : mmEvents) track(Cat::MatMul, std::move(e));
 }
@@ -517,8 +520,8 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         runItems(Cat::Other, embed, N * E);
     } else {  // the rows asked for, dequantized on the device
         mmEvents.clear();
-        mm->embedQuant(x, ids, te.buf, te.type, te.rowBytes, positions ? &posEmbd : nullptr, p0, E,
-                       n, mmEvents);
+        mm->embedQuant(x, ids, te.buf, te.type, te.wide, te.rowBytes,
+                       positions ? &posEmbd : nullptr, p0, E, n, mmEvents);
         for (Event& e : mmEvents) track(Cat::Other, std::move(e));
     }
     if (c.embedScale != 1.0f) {
@@ -906,6 +909,7 @@ OpenClBackend::OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions o
                                      : info.globalMemBytes;
     m.allocLimit = o.deviceMemoryLimit ? std::min(o.deviceMemoryLimit, info.maxAllocBytes)
                                        : info.maxAllocBytes;
+    m.wide = o.wideScales.value_or(info.type == "CPU");
     m.checkMemory();
 
     // The matrix-product paths: forced, else remembered for this device, else measured below.
@@ -1138,7 +1142,11 @@ void OpenClBackend::doAttentionMatrix(int layer, int head, std::span<const float
 }
 
 std::string OpenClBackend::weightNote() const {
-    return deviceWeightNote(*impl_->model);
+    return deviceWeightNote(*impl_->model, impl_->wide);
+}
+
+bool OpenClBackend::wideScales() const {
+    return impl_->wide;
 }
 
 uint64_t OpenClBackend::uploadedWeightBytes() const {

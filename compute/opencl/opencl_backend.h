@@ -46,6 +46,9 @@ struct OpenClOptions {
     size_t attentionScratchFloats = size_t{16} << 20;
     // The KV cache's element type, block size and eviction policy (the cache lab).
     KvCacheOptions cache;
+    // Widen the block types' float16 scales to float32 at upload (ocl/device_weights.h); unset:
+    // on CPU devices (PoCL converts float16 in software), not on GPUs (the extra bytes cost).
+    std::optional<bool> wideScales;
 };
 
 // Device time of one forward(), from OpenCL profiling events, in milliseconds. A CLBlast call
@@ -126,6 +129,8 @@ class OpenClBackend final : public Backend {
     // (ocl::deviceWeightNote: "weights on the device: Q4_K, Q6_K native; Q5_K converted to Q8_0
     // at upload (… MiB as uploaded)").
     std::string weightNote() const;
+    // Whether the block types' scales went up widened to float32 (OpenClOptions::wideScales).
+    bool wideScales() const;
     // Bytes of the weights' device buffers (matrices in their device types, vectors float32).
     uint64_t uploadedWeightBytes() const;
     // Reads back layer's ffn_down weight as it sits on the device: its type and raw rows.

@@ -718,6 +718,17 @@ class TstCli : public QObject {
         QCOMPARE(r.err.count('\n'), 1);  // one clear line
     }
 
+    // bench's --scales picks the OpenCL weights' layout: refused without OpenCL or with a typo,
+    // before any model is written
+    void benchScalesGoWithOpenCl() {
+        Run r = runKvscope({"bench", "--scales", "wide"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains("--scales go with --backend opencl"), r.err.constData());
+        r = runKvscope({"bench", "--backend", "opencl", "--scales", "half"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains("--scales must be stored or wide, got 'half'"), r.err.constData());
+    }
+
     // train's options are read after its text (any readable file is a text here)
     void trainRefusesAnUnknownRandomRepeatDraw() {
         const Run r = runKvscope({"train", "--text", gpt2_, "--out", "x.gguf", "--arch", "llama",

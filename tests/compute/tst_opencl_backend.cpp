@@ -390,22 +390,31 @@ class TstOpenClBackend : public QObject {
         QTest::addColumn<int>("type");
         QTest::addColumn<bool>("llama");
         QTest::addColumn<bool>("cache");
+        QTest::addColumn<bool>("wide");  // the blocks' scales widened to float32 (CPU devices)
         for (TensorType t :
              {TensorType::F16, TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
               TensorType::Q6_K, TensorType::Q5_K, TensorType::Q3_K, TensorType::Q4_1})
             for (bool llama : {false, true})
                 for (bool cache : {true, false})
-                    QTest::addRow("%s %s %s", typeName(t).c_str(), llama ? "llama" : "gpt2",
-                                  cache ? "cached" : "recompute")
-                        << int(t) << llama << cache;
+                    for (bool wide : {false, true})
+                        if (!wide || t != TensorType::F16)
+                            QTest::addRow("%s %s %s%s", typeName(t).c_str(),
+                                          llama ? "llama" : "gpt2", cache ? "cached" : "recompute",
+                                          wide ? " wide" : "")
+                                << int(t) << llama << cache << wide;
         // Q, K and V of different types (three device buffers filling one product), Q8_0 table
-        QTest::newRow("mixed llama cached") << -1 << true << true;
-        QTest::newRow("mixed llama recompute") << -1 << true << false;
+        for (bool wide : {false, true}) {
+            QTest::addRow("mixed llama cached%s", wide ? " wide" : "")
+                << -1 << true << true << wide;
+            QTest::addRow("mixed llama recompute%s", wide ? " wide" : "")
+                << -1 << true << false << wide;
+        }
     }
     void quantizedWeightsComputeTheirValues() {
         QFETCH(int, type);
         QFETCH(bool, llama);
         QFETCH(bool, cache);
+        QFETCH(bool, wide);
         RandomModelSpec s = llama ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
         s.nEmbd = 256;
         s.nHead = 4;
@@ -439,19 +448,31 @@ class TstOpenClBackend : public QObject {
         const auto matmul =
             ocl::MatMulChoice::parse(llama ? "gemv kvscope-groups/64, gemm kvscope-rows/16"
                                            : "gemv kvscope-rows/auto, gemm kvscope-rows/64");
-        auto gpu = std::make_shared<OpenClBackend>(native, options(matmul));
+        OpenClOptions clo = options(matmul);
+        clo.wideScales = wide;
+        auto gpu = std::make_shared<OpenClBackend>(native, clo);
+        QCOMPARE(gpu->wideScales(), wide);
         // the device holds the blocks, not float32: its buffers as the rules size them, and the
-        // stored rows themselves where the type has a kernel
-        QCOMPARE(gpu->uploadedWeightBytes(), ocl::deviceWeightBytes(*native));
+        // stored rows themselves where the type has a kernel (their scales widened if wide)
+        QCOMPARE(gpu->uploadedWeightBytes(), ocl::deviceWeightBytes(*native, wide));
         QVERIFY(gpu->uploadedWeightBytes() < reference->weightBytes());
         const auto [downType, downBytes] = gpu->readFfnDown(0);
         const WeightMatrix& down = native->layers[0].wDown;
         QCOMPARE(downType, ocl::deviceWeightType(down));
-        QVERIFY(downBytes == ocl::convertRows(down, downType));
-        if (ocl::hasDeviceKernel(down.type()))
+        QVERIFY(downBytes == ocl::convertRows(down, downType, wide));
+        // widening adds 2 bytes per float16 scale: one per 32 values (Q8_0, Q4_0), d and dmin
+        // per 256 (Q4_K), one per 256 (Q6_K); F16 and F32 have none
+        const size_t cols = static_cast<size_t>(down.cols());
+        const size_t scales = downType == TensorType::Q4_K   ? 2 * cols / 256
+                              : downType == TensorType::Q6_K ? cols / 256
+                              : ocl::hasWideScales(downType) ? cols / 32
+                                                             : 0;
+        QCOMPARE(downBytes.size(), ocl::deviceBytes(down) + (wide ? 2 * scales * down.rows() : 0));
+        if (ocl::hasDeviceKernel(down.type()) && !wide)
             QVERIFY(std::equal(downBytes.begin(), downBytes.end(), down.data(),
                                down.data() + down.bytes()));
         const QString note = QString::fromStdString(gpu->weightNote());
+        QCOMPARE(note.contains("float16 scales widened to float32"), wide);
         QVERIFY2(note.startsWith("weights on the device: "), qPrintable(note));
         if (type >= 0 && !ocl::hasDeviceKernel(s.weightType))
             QVERIFY2(

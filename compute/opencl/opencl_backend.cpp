@@ -63,30 +63,48 @@ struct OpenClBackend::Impl {
         // The float paths (CLBlast or gemv_rows/gemm_rows) take a single F32 part.
         bool isFloat() const { return parts.size() == 1 && parts[0].type == TensorType::F32; }
     };
-    struct LayerBuffers {
+    struct LayerOnDevice {  // a layer's weights on the device
         Buffer attnNormW, attnNormB, bqkv, bo, attnPostNormW, ffnNormW, ffnNormB, ffnPostNormW;
         Buffer bUp, bDown;
         DeviceWeight wqkv, wo, wUp, wGate, wDown;
+    };
+    struct LayerBuffers {
         Buffer k, v;  // the cache: (n_head_kv, cacheCap, rowBytes) each, rows as cache.type
+    };
+    // What a backend made by fork() or withCache() shares with the one it comes from: the
+    // device (context and in-order queue), our kernels' program and the weights on the device,
+    // uploaded once. The backends are driven from one thread at a time (the window's worker).
+    struct Shared {
+        explicit Shared(int device) : dev(device) {}
+        ClDevice dev;
+        Program program;
+        bool wide = false;  // block types' scales widened to float32 (OpenClOptions::wideScales)
+        // weights, one buffer each; output empty when tied to tokEmbd
+        DeviceWeight tokEmbd, output;
+        Buffer posEmbd, outNormW, outNormB, ropeTable;
+        uint64_t uploadedBytes = 0;  // of the weights' buffers (the RoPE table not counted)
+        std::vector<LayerOnDevice> layers;
     };
 
     std::shared_ptr<const Model> model;
     OpenClOptions options;
     OpenClStartup startup;
-    ClDevice dev;
+    std::shared_ptr<Shared> shared;  // never null
+    const bool sharing;              // made from another backend: nothing to build or upload
+    ClDevice& dev;
+    Program& program;
+    bool& wide;
+    DeviceWeight &tokEmbd, &output;
+    Buffer &posEmbd, &outNormW, &outNormB, &ropeTable;
+    uint64_t& uploadedBytes;
+    std::vector<LayerOnDevice>& layerWeights;
     uint64_t memLimit = 0, allocLimit = 0;  // the device's (or the test hook's) limits
-    bool wide = false;  // block types' scales widened to float32 (OpenClOptions::wideScales)
-    Program program;
     std::optional<MatMul> mm;
     Kernel embed, layerNorm, rmsNorm, gelu, swiglu, geglu, scaleK, addTo, softcapK, rope, kvAppend,
         attend, attendRows, kvGather;
     size_t normLocal = 64, attendLocal = 64, itemLocal = 64;
 
-    // weights, one buffer each; output empty when tied to tokEmbd
-    DeviceWeight tokEmbd, output;
-    Buffer posEmbd, outNormW, outNormB, ropeTable;
-    uint64_t uploadedBytes = 0;  // of the weights' buffers (the RoPE table not counted)
-    std::vector<LayerBuffers> layers;
+    std::vector<LayerBuffers> layers;  // the KV cache, per layer
     // Which position each cache row holds (row r is position r without an eviction policy),
     // what the policy evicted and when: the same bookkeeping as the CPU's KvCache.
     KvRows book;
@@ -127,7 +145,8 @@ struct OpenClBackend::Impl {
     std::vector<Event> mmEvents;
     DeviceMs last;
 
-    Impl(std::shared_ptr<const Model> m, OpenClOptions o);
+    // from: the Shared of the backend this one is made from (fork, withCache); null: its own.
+    Impl(std::shared_ptr<const Model> m, OpenClOptions o, std::shared_ptr<Shared> from);
 
     const ModelConfig& cfg() const { return model->config; }
     size_t bytesPerToken() const {
@@ -186,10 +205,23 @@ struct OpenClBackend::Impl {
     std::vector<uint8_t> readCacheBytes(int l);
 };
 
-OpenClBackend::Impl::Impl(std::shared_ptr<const Model> m, OpenClOptions o)
+OpenClBackend::Impl::Impl(std::shared_ptr<const Model> m, OpenClOptions o,
+                          std::shared_ptr<Shared> from)
     : model(std::move(m)),
       options(std::move(o)),
-      dev(options.device),
+      shared(from ? std::move(from) : std::make_shared<Shared>(options.device)),
+      sharing(shared.use_count() > 1),
+      dev(shared->dev),
+      program(shared->program),
+      wide(shared->wide),
+      tokEmbd(shared->tokEmbd),
+      output(shared->output),
+      posEmbd(shared->posEmbd),
+      outNormW(shared->outNormW),
+      outNormB(shared->outNormB),
+      ropeTable(shared->ropeTable),
+      uploadedBytes(shared->uploadedBytes),
+      layerWeights(shared->layers),
       book(model->config.nLayer, model->config.nCtx, options.cache.eviction) {
     const KvCacheOptions& kv = options.cache;
     const std::string typeProblem = kvTypeProblem(kv.type, cfg().headDim);
@@ -199,6 +231,7 @@ OpenClBackend::Impl::Impl(std::shared_ptr<const Model> m, OpenClOptions o)
     policy = kv.type != KvType::F32 || kv.eviction.evicts();
     rowBytes = kvRowBytes(kv.type, cfg().headDim);
     cacheBlock = std::min(kv.blockTokens, cfg().nCtx);
+    layers.resize(static_cast<size_t>(cfg().nLayer));
     spare.book = book;
 }
 
@@ -278,12 +311,12 @@ void OpenClBackend::Impl::uploadWeights() {
     outNormW = upload(m.outNormW, "output_norm");
     outNormB = upload(m.outNormB, "output_norm bias");
     output = upload(std::span(&m.output, 1), "output");
-    layers.resize(static_cast<size_t>(c.nLayer));
-    for (size_t l = 0; l < layers.size(); ++l) {
+    layerWeights.resize(static_cast<size_t>(c.nLayer));
+    for (size_t l = 0; l < layerWeights.size(); ++l) {
         // a 7B model's upload takes seconds: closing the window stops it between layers
         if (options.stop && options.stop->load()) throw Error("stopped");
         const LayerWeights& w = m.layers[l];
-        LayerBuffers& b = layers[l];
+        LayerOnDevice& b = layerWeights[l];
         b.attnNormW = upload(w.attnNormW, "attn_norm");
         b.attnNormB = upload(w.attnNormB, "attn_norm bias");
         b.wqkv = upload(w.qkv, "attn_qkv");
@@ -530,7 +563,8 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
     }
 
     for (int l = 0; l < c.nLayer; ++l) {
-        const LayerBuffers& w = layers[static_cast<size_t>(l)];
+        const LayerOnDevice& w = layerWeights[static_cast<size_t>(l)];
+        const LayerBuffers& kv = layers[static_cast<size_t>(l)];
         // 2. attention input: norm, then q, k, v of the new tokens in one product
         norm(h, 0, x, 0, w.attnNormW, w.attnNormB, n);
         matmul(qkv, h, w.wqkv, w.bqkv, n, E, R, false);
@@ -543,10 +577,10 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         // 3. append the new key and value rows to the cache (rows r0 .. r0+n-1), f32 on the
         //    device, else encoded on the host as the CPU's cache encodes them
         if (options.cache.type == KvType::F32) {
-            kvAppend.setArgs(w.k, w.v, qkv, r0, R, Q, KV, cacheCap, hd, n);
+            kvAppend.setArgs(kv.k, kv.v, qkv, r0, R, Q, KV, cacheCap, hd, n);
             runItems(Cat::Other, kvAppend, N * KV);
         } else {
-            appendEncoded(w, r0, n);
+            appendEncoded(kv, r0, n);
         }
         const size_t qkvAt = static_cast<size_t>(t0) * R * sizeof(float);
         const size_t qkvBytes = NT * R * sizeof(float);
@@ -559,14 +593,14 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         }
         // 4. causal attention of each new token and head over the cache, a slice at a time
         if (policy) {
-            attendPolicy(w, l, p0, n, slice);
+            attendPolicy(kv, l, p0, n, slice);
             if (!rowPos.empty())
                 for (int r = 0; r < T; ++r)
                     rowPos[static_cast<size_t>(l)].push_back(book.rowPosition(l, r));
         }
         for (int i0 = 0; i0 < n && !policy; i0 += slice) {
             const int count = std::min(slice, n - i0);
-            attend.setArgs(att, attn, qkv, w.k, w.v, p0, T, R, H, H / Hkv, cacheCap, hd,
+            attend.setArgs(att, attn, qkv, kv.k, kv.v, p0, T, R, H, H / Hkv, cacheCap, hd,
                            c.attnScale, c.attnSoftcap, c.windowOf(l), i0,
                            Kernel::Local{attendLocal * sizeof(float)});
             track(Cat::Attention, q.run(attend, Range(attendLocal * H, static_cast<size_t>(count)),
@@ -899,7 +933,17 @@ std::vector<uint8_t> OpenClBackend::Impl::readCacheBytes(int l) {
 
 OpenClBackend::OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions options) {
     const auto start = Clock::now();
-    impl_ = std::make_unique<Impl>(std::move(model), std::move(options));
+    impl_ = std::make_unique<Impl>(std::move(model), std::move(options), nullptr);
+    startUp(start);
+}
+
+OpenClBackend::OpenClBackend(const OpenClBackend& from, OpenClOptions options) {
+    const auto start = Clock::now();
+    impl_ = std::make_unique<Impl>(from.impl_->model, std::move(options), from.impl_->shared);
+    startUp(start);
+}
+
+void OpenClBackend::startUp(std::chrono::steady_clock::time_point start) {
     Impl& m = *impl_;
     const OpenClOptions& o = m.options;
     OpenClStartup& s = m.startup;
@@ -909,19 +953,21 @@ OpenClBackend::OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions o
                                      : info.globalMemBytes;
     m.allocLimit = o.deviceMemoryLimit ? std::min(o.deviceMemoryLimit, info.maxAllocBytes)
                                        : info.maxAllocBytes;
-    m.wide = o.wideScales.value_or(info.type == "CPU");
+    if (!m.sharing) m.wide = o.wideScales.value_or(info.type == "CPU");
     m.checkMemory();
 
     // The matrix-product paths: forced, else remembered for this device, else measured below.
     const std::string cacheDir = o.cacheDir.value_or(defaultCacheDir());
     std::optional<MatMulChoice> choice = o.matmul;
     if (!choice) choice = loadMatMulChoice(cacheDir, info.key());
-    // CLBlast's kernels are compiled ahead only if they will run (or be measured).
-    const bool clblastGemm = !choice || choice->gemm == GemmPath::ClBlast;
-    const bool clblastGemv = !choice || choice->gemv == GemvPath::ClBlast;
+    // CLBlast's kernels are compiled ahead only if they will run (or be measured); a backend
+    // sharing another's device finds them compiled.
+    const bool clblastGemm = !m.sharing && (!choice || choice->gemm == GemmPath::ClBlast);
+    const bool clblastGemv = !m.sharing && (!choice || choice->gemv == GemvPath::ClBlast);
 
     // 1. our kernels' program, and CLBlast's kernels when warming up, on a worker thread while
-    //    this one uploads the weights (both take seconds on some drivers)
+    //    this one uploads the weights (both take seconds on some drivers); none of it when
+    //    sharing them
     std::exception_ptr workerError;
     auto compile = [&] {
         try {
@@ -938,7 +984,7 @@ OpenClBackend::OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions o
             workerError = std::current_exception();
         }
     };
-    {
+    if (!m.sharing) {
         std::jthread worker;
         if (o.warmUp)
             worker = std::jthread(compile);
@@ -1025,7 +1071,8 @@ std::shared_ptr<Backend> OpenClBackend::withCache(const KvCacheOptions& options)
     OpenClOptions o = impl_->options;
     o.cache = options;
     o.matmul = impl_->mm->choice();  // measured once is enough
-    return std::make_shared<OpenClBackend>(impl_->model, o);
+    // the private constructor: make_shared cannot reach it
+    return std::shared_ptr<OpenClBackend>(new OpenClBackend(*this, o));
 }
 
 std::shared_ptr<Backend> OpenClBackend::fork() const {
@@ -1033,7 +1080,7 @@ std::shared_ptr<Backend> OpenClBackend::fork() const {
     KVSCOPE_CHECK(m.book.pending() == 0, "cannot fork during a pass");
     auto other = std::static_pointer_cast<OpenClBackend>(withCache(m.options.cache));
     Impl& o = *other->impl_;
-    // the rows held, through the host (the two backends have their own OpenCL contexts)
+    // the rows held, through the host (one read and one write per layer)
     o.book.clear();
     o.resizeCache(std::max(m.cacheCap, 1));
     const size_t part = static_cast<size_t>(m.cfg().nHeadKv) * m.book.rows() * m.rowBytes;
@@ -1145,6 +1192,10 @@ std::string OpenClBackend::weightNote() const {
     return deviceWeightNote(*impl_->model, impl_->wide);
 }
 
+bool OpenClBackend::sharesWeightsWith(const OpenClBackend& other) const {
+    return impl_->shared == other.impl_->shared;
+}
+
 bool OpenClBackend::wideScales() const {
     return impl_->wide;
 }
@@ -1155,7 +1206,8 @@ uint64_t OpenClBackend::uploadedWeightBytes() const {
 
 std::pair<TensorType, std::vector<uint8_t>> OpenClBackend::readFfnDown(int layer) const {
     KVSCOPE_CHECK(layer >= 0 && layer < impl_->cfg().nLayer, "no layer " + std::to_string(layer));
-    const Impl::DeviceWeight::Part& p = impl_->layers[static_cast<size_t>(layer)].wDown.parts[0];
+    const Impl::DeviceWeight::Part& p =
+        impl_->layerWeights[static_cast<size_t>(layer)].wDown.parts[0];
     std::vector<uint8_t> bytes(p.buf.bytes());
     impl_->dev.queue().read(p.buf, 0, bytes.data(), bytes.size());
     return {p.type, std::move(bytes)};

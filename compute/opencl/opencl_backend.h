@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -104,12 +105,14 @@ class OpenClBackend final : public Backend {
     const KvRows* cacheBook() const override;
     KvCacheOptions cacheOptions() const override;
     // A second backend on the same device and model with a copy of this cache (read back and
-    // written through the host). The weights are uploaded again: the two backends have their
-    // own OpenCL contexts, so the device holds them twice, and no blocks are shared.
+    // written through the host). It shares this one's device, program and weights (uploaded
+    // once, freed with the last backend holding them); its cache blocks are its own.
     std::shared_ptr<Backend> fork() const override;
-    // A backend with an empty cache of other options (the drift readout's full cache); as
-    // fork(), it uploads the weights again.
+    // A backend with an empty cache of other options (the drift readout's full cache), sharing
+    // the device and weights as fork() does.
     std::shared_ptr<Backend> withCache(const KvCacheOptions& options) const override;
+    // Whether the two hold the same weight buffers on the device (one came from the other).
+    bool sharesWeightsWith(const OpenClBackend& other) const;
     void doTruncateCache(int n) override;
     void doHeadLogits(std::span<const float> hidden, int rows, std::vector<float>& logits) override;
     size_t cacheBytesPerToken() const override;
@@ -142,6 +145,10 @@ class OpenClBackend final : public Backend {
     std::vector<float> readValues(int layer, int kvHead) const;
 
   private:
+    // A backend on `from`'s device, program and weights, with options of its own.
+    OpenClBackend(const OpenClBackend& from, OpenClOptions options);
+    void startUp(std::chrono::steady_clock::time_point start);
+
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

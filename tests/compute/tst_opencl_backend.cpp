@@ -498,6 +498,33 @@ class TstOpenClBackend : public QObject {
         }
     }
 
+    // fork() and withCache() share the device's weights (one upload, one copy on the device)
+    // and keep them alive: the original may go first, and the fork decodes on as the CPU does.
+    void forksShareTheWeightsAndOutliveTheOriginal() {
+        auto m = fixtures::makeModel(fixtures::gpt2Spec());
+        auto original = std::make_unique<DecodeSession>(
+            std::make_shared<OpenClBackend>(m, options()), m->tokenizer, SessionOptions{});
+        DecodeSession cpu(std::make_shared<CpuBackend>(m), m->tokenizer, SessionOptions{});
+        original->prefill("the cat sat");
+        cpu.prefill("the cat sat");
+        std::unique_ptr<DecodeSession> fork = original->fork();
+        const auto& a = dynamic_cast<const OpenClBackend&>(original->backend());
+        const auto& f = dynamic_cast<const OpenClBackend&>(fork->backend());
+        QVERIFY(f.sharesWeightsWith(a));
+        QCOMPARE(f.startup().uploadMs, 0.0);  // nothing went up again
+        QCOMPARE(f.uploadedWeightBytes(), a.uploadedWeightBytes());
+        const std::shared_ptr<Backend> f16 = a.withCache(KvCacheOptions(KvType::F16, 16));
+        QVERIFY(dynamic_cast<const OpenClBackend&>(*f16).sharesWeightsWith(a));
+        QCOMPARE(f16->cacheOptions().type, KvType::F16);
+        const OpenClBackend separate(m, options());  // a backend of its own does not
+        QVERIFY(!separate.sharesWeightsWith(a));
+        original.reset();
+        for (int i = 0; i < 4; ++i) {
+            VERIFY_CLOSE("the fork after its original went", fork->logits(), cpu.logits());
+            cpu.stepWith(fork->step().token);
+        }
+    }
+
     void rewindMatchesCpu_data() {
         QTest::addColumn<QString>("model");
         QTest::addColumn<bool>("cache");

@@ -26,6 +26,9 @@ int runInfo(const CliArgs& args) {
         o["weight_types"] = QString::fromStdString(model->weightTypesSummary());
         o["opencl_weights"] = QString::fromStdString(ocl::deviceWeightNote(*model));
         o["opencl_weight_bytes"] = static_cast<double>(ocl::deviceWeightBytes(*model));
+        // on a CPU device (PoCL) the block types' scales go up widened to float32
+        o["opencl_weight_bytes_cpu_device"] =
+            static_cast<double>(ocl::deviceWeightBytes(*model, true));
         o["n_ctx_train"] = c.nCtxTrain;
         o["kv_bytes_per_token"] = static_cast<double>(kvPerToken);
         o["kv_bytes_full_context"] = static_cast<double>(kvPerToken * c.nCtx);
@@ -48,7 +51,12 @@ int runInfo(const CliArgs& args) {
     std::printf("weights        %.1f MiB as stored: %s (kept in these types on the CPU)\n",
                 static_cast<double>(model->weightBytes()) / (1 << 20),
                 model->weightTypesSummary().c_str());
-    std::printf("OpenCL         %s\n", ocl::deviceWeightNote(*model).c_str());
+    std::printf("OpenCL         %s", ocl::deviceWeightNote(*model).c_str());
+    if (const uint64_t wide = ocl::deviceWeightBytes(*model, true);
+        wide != ocl::deviceWeightBytes(*model))
+        std::printf("; on a CPU device %.1f MiB (float16 scales widened to float32)",
+                    static_cast<double>(wide) / (1 << 20));
+    std::printf("\n");
     std::printf(
         "KV cache       %zu bytes per token = 2 x %d layers x %d kv heads x %d x 4 B;"
         " %.1f MiB for the full context\n",

@@ -84,6 +84,8 @@ struct OpenClBackend::Impl {
         Buffer posEmbd, outNormW, outNormB, ropeTable;
         uint64_t uploadedBytes = 0;  // of the weights' buffers (the RoPE table not counted)
         std::vector<LayerOnDevice> layers;
+        // The full-context KV caches of the backends holding this (what checkMemory counts).
+        uint64_t cacheBytes = 0;
     };
 
     std::shared_ptr<const Model> model;
@@ -147,6 +149,10 @@ struct OpenClBackend::Impl {
 
     // from: the Shared of the backend this one is made from (fork, withCache); null: its own.
     Impl(std::shared_ptr<const Model> m, OpenClOptions o, std::shared_ptr<Shared> from);
+    ~Impl() { shared->cacheBytes -= counted; }
+    Impl(const Impl&) = delete;
+    Impl& operator=(const Impl&) = delete;
+    uint64_t counted = 0;  // this backend's part of shared->cacheBytes
 
     const ModelConfig& cfg() const { return model->config; }
     size_t bytesPerToken() const {
@@ -155,7 +161,9 @@ struct OpenClBackend::Impl {
     }
     const DeviceWeight& outputWeights() const { return output ? output : tokEmbd; }
 
-    void checkMemory() const;
+    // Weights + the caches of the backends sharing them + this one's cache, against the
+    // device's memory; records this cache in shared->cacheBytes when it fits.
+    void checkMemory();
     Buffer upload(const std::vector<float>& v, const char* what);
     Buffer uploadBytes(const void* data, size_t bytes, const char* what);
     // A weight matrix (or Q, K and V stacked) in its device types (device_weights.h): the bytes
@@ -201,8 +209,6 @@ struct OpenClBackend::Impl {
     void copyAttnTraces(std::vector<StepTrace>& traces, size_t first, int l, int t0, int n, int p0,
                         const float* rows, const std::vector<int>* pos = nullptr) const;
     std::vector<float> readCache(const Buffer& b, int kvHead);
-    // Layer l's rows as the host may read them (a fork's copy): (2, n_head_kv, rows, rowBytes).
-    std::vector<uint8_t> readCacheBytes(int l);
 };
 
 OpenClBackend::Impl::Impl(std::shared_ptr<const Model> m, OpenClOptions o,
@@ -235,7 +241,7 @@ OpenClBackend::Impl::Impl(std::shared_ptr<const Model> m, OpenClOptions o,
     spare.book = book;
 }
 
-void OpenClBackend::Impl::checkMemory() const {
+void OpenClBackend::Impl::checkMemory() {
     const ModelConfig& c = cfg();
     const DeviceInfo& d = dev.info();
     const uint64_t cache = bytesPerToken() * static_cast<uint64_t>(c.nCtx);
@@ -243,20 +249,27 @@ void OpenClBackend::Impl::checkMemory() const {
     const uint64_t ropeTableBytes =
         c.rope.type != RopeType::None ? static_cast<uint64_t>(c.nCtx) * c.rope.nRot * sizeof(float)
                                       : 0;
-    const uint64_t needed = weights + cache + ropeTableBytes;
+    const uint64_t others = shared->cacheBytes;  // of the backends already sharing the weights
+    const uint64_t needed = weights + others + cache + ropeTableBytes;
     const std::string device = "OpenCL device " + std::to_string(d.index) + " (" + d.name + ")";
     if (needed > memLimit)
         throw Error("not enough memory on " + device + ": the weights (" + std::to_string(weights) +
                     " bytes as uploaded) and the KV cache for " + std::to_string(c.nCtx) +
-                    " tokens of context (" + std::to_string(cache) + " bytes) need " +
-                    std::to_string(needed) + " bytes (" + mib(needed) + "), the device has " +
-                    std::to_string(memLimit) + " bytes (" + mib(memLimit) + ") of global memory");
+                    " tokens of context (" + std::to_string(cache) + " bytes)" +
+                    (others ? ", beside the caches of the backends sharing the weights (" +
+                                  std::to_string(others) + " bytes),"
+                            : "") +
+                    " need " + std::to_string(needed) + " bytes (" + mib(needed) +
+                    "), the device has " + std::to_string(memLimit) + " bytes (" + mib(memLimit) +
+                    ") of global memory");
     const uint64_t perLayer = cache / 2 / static_cast<uint64_t>(c.nLayer);
     if (perLayer > allocLimit)
         throw Error("the KV cache of one layer needs " + std::to_string(perLayer) +
                     " bytes in one buffer for " + std::to_string(c.nCtx) +
                     " tokens of context, and " + device + " allocates at most " +
                     std::to_string(allocLimit) + " bytes per buffer");
+    counted = cache;
+    shared->cacheBytes += cache;
 }
 
 Buffer OpenClBackend::Impl::upload(const std::vector<float>& v, const char* what) {
@@ -914,21 +927,6 @@ std::vector<float> OpenClBackend::Impl::readCache(const Buffer& b, int kvHead) {
     return out;
 }
 
-std::vector<uint8_t> OpenClBackend::Impl::readCacheBytes(int l) {
-    const ModelConfig& c = cfg();
-    const size_t part = static_cast<size_t>(c.nHeadKv) * book.rows() * rowBytes;
-    std::vector<uint8_t> out(2 * part);
-    for (int g = 0; g < c.nHeadKv && book.rows() > 0; ++g)
-        for (int kv = 0; kv < 2; ++kv) {
-            const LayerBuffers& b = layers[static_cast<size_t>(l)];
-            dev.queue().read(
-                kv == 0 ? b.k : b.v, static_cast<size_t>(g) * cacheCap * rowBytes,
-                out.data() + kv * part + static_cast<size_t>(g) * book.rows() * rowBytes,
-                static_cast<size_t>(book.rows()) * rowBytes);
-        }
-    return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 
 OpenClBackend::OpenClBackend(std::shared_ptr<const Model> model, OpenClOptions options) {
@@ -1017,7 +1015,8 @@ void OpenClBackend::startUp(std::chrono::steady_clock::time_point start) {
 
     // 3. one pass of two tokens (the batched path) and one of one token (the GEMV path), so
     //    that drivers that compile kernels at their first launch (PoCL) do it now
-    if (o.warmUp && m.cfg().nCtx >= 3) {
+    //    (not when sharing: the program's kernels have run)
+    if (o.warmUp && !m.sharing && m.cfg().nCtx >= 3) {
         const auto t0 = Clock::now();
         std::vector<float> logits;
         const int32_t ids[2] = {0, 0};
@@ -1080,20 +1079,18 @@ std::shared_ptr<Backend> OpenClBackend::fork() const {
     KVSCOPE_CHECK(m.book.pending() == 0, "cannot fork during a pass");
     auto other = std::static_pointer_cast<OpenClBackend>(withCache(m.options.cache));
     Impl& o = *other->impl_;
-    // the rows held, through the host (one read and one write per layer)
+    // the rows held, copied on the device (the two share its context and queue)
     o.book.clear();
     o.resizeCache(std::max(m.cacheCap, 1));
-    const size_t part = static_cast<size_t>(m.cfg().nHeadKv) * m.book.rows() * m.rowBytes;
-    for (int l = 0; l < m.cfg().nLayer && m.book.rows() > 0; ++l) {
-        const std::vector<uint8_t> bytes = m.readCacheBytes(l);
-        const Impl::LayerBuffers& b = o.layers[static_cast<size_t>(l)];
-        for (int g = 0; g < m.cfg().nHeadKv; ++g)
-            for (int kv = 0; kv < 2; ++kv)
-                o.dev.queue().write(
-                    kv == 0 ? b.k : b.v, static_cast<size_t>(g) * o.cacheCap * o.rowBytes,
-                    bytes.data() + kv * part + static_cast<size_t>(g) * m.book.rows() * m.rowBytes,
-                    static_cast<size_t>(m.book.rows()) * m.rowBytes);
-    }
+    const size_t held = static_cast<size_t>(m.book.rows()) * m.rowBytes;
+    for (size_t l = 0; l < m.layers.size() && held > 0; ++l)
+        for (int g = 0; g < m.cfg().nHeadKv; ++g) {
+            const size_t from = static_cast<size_t>(g) * m.cacheCap * m.rowBytes;
+            const size_t to = static_cast<size_t>(g) * o.cacheCap * o.rowBytes;
+            o.dev.queue().copyAsync(m.layers[l].k, from, o.layers[l].k, to, held);
+            o.dev.queue().copyAsync(m.layers[l].v, from, o.layers[l].v, to, held);
+        }
+    o.dev.queue().finish();
     o.book = m.book;
     return other;
 }

@@ -546,6 +546,8 @@ class TstCli : public QObject {
         QVERIFY2(o["opencl_weights"].toString().startsWith("weights on the device: F32 native"),
                  qPrintable(o["opencl_weights"].toString()));
         QCOMPARE(o["opencl_weight_bytes"].toInteger(), o["weight_bytes"].toInteger());
+        // float32 has no scales to widen on a CPU device
+        QCOMPARE(o["opencl_weight_bytes_cpu_device"].toInteger(), o["weight_bytes"].toInteger());
     }
 
     // `memory --json` holds TEACHING.md's worked figures (arithmetic by hand in each row).

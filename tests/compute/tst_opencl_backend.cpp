@@ -673,6 +673,20 @@ class TstOpenClBackend : public QObject {
         // what fits is checked for the whole context; what is allocated is one block of 256
         // tokens (the warm-up pass ran a token)
         QCOMPARE(fits.cacheAllocatedBytes(), static_cast<size_t>(cache / c.nCtx * 256));
+        // a backend sharing the weights (fork, withCache) needs its cache beside the first's
+        try {
+            fits.withCache(fits.cacheOptions());
+            QFAIL("a second cache past the device's memory was allowed");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("beside the caches of the backends sharing the "
+                                                "weights (" +
+                                                QString::number(cache) + " bytes)"),
+                     e.what());
+        }
+        o.deviceMemoryLimit = needed + cache;  // room for two caches
+        OpenClBackend roomy(m, o);
+        roomy.withCache(roomy.cacheOptions()).reset();  // fits, and gives its room back
+        QVERIFY(roomy.withCache(roomy.cacheOptions()) != nullptr);
     }
 
     // The matrix-product paths are measured once per device, kept in the cache folder and

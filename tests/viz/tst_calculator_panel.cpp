@@ -1,9 +1,12 @@
 // CalculatorPanel: the loaded model comes from the TraceStore with the engine's bytes per
 // token, and what the panel shows is what `kvscope memory --json` prints for the same inputs.
+#include <QAbstractItemView>
+#include <QComboBox>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QProcess>
 #include <QScrollArea>
+#include <QStyleOptionViewItem>
 #include <QTest>
 
 #include <QLineSeries>
@@ -184,6 +187,23 @@ class TstCalculatorPanel : public QObject {
                  qPrintable(QString("the column is %1 px wide in a %2 px viewport")
                                 .arg(scroll->widget()->width())
                                 .arg(viewport)));
+        // the GPU box shows the name alone, whole; its list rows the memory and bandwidth too
+        QComboBox* gpu = nullptr;
+        for (auto* box : panel.findChildren<QComboBox*>())
+            if (box->currentData().toString() == "h100-sxm") gpu = box;
+        QVERIFY(gpu);
+        QCOMPARE(gpu->currentText(), QString("H100 SXM 80GB"));
+        QVERIFY2(gpu->fontMetrics().horizontalAdvance(gpu->currentText()) < gpu->width() - 30,
+                 qPrintable(QString("%1 px wide").arg(gpu->width())));
+        const QModelIndex row = gpu->model()->index(gpu->currentIndex(), 0);
+        QCOMPARE(row.data(Qt::ToolTipRole).toString(),
+                 QString("H100 SXM 80GB (80 GB, 3.350 TB/s)"));
+        QStyleOptionViewItem option;
+        option.initFrom(gpu->view());
+        const int rowWidth = gpu->view()->itemDelegate()->sizeHint(option, row).width();
+        QVERIFY2(
+            rowWidth >= gpu->fontMetrics().horizontalAdvance("H100 SXM 80GB (80 GB, 3.350 TB/s)"),
+            qPrintable(QString("the list row is %1 px wide").arg(rowWidth)));
     }
 };
 

@@ -11,6 +11,7 @@
 #include <QScrollArea>
 #include <QSpinBox>
 #include <QSplitter>
+#include <QStyledItemDelegate>
 #include <QVBoxLayout>
 #include <algorithm>
 
@@ -18,6 +19,25 @@
 #include "common/trace_store.h"
 
 namespace kvscope::viz {
+
+namespace {
+
+// A drop-down list whose rows show each item's long description (its tool tip, "H100 SXM 80GB
+// (80 GB, 3.350 TB/s)") while the closed box shows the short text (the name), which fits the
+// inputs column of a 1280 x 720 window: cut, the long one read "H100 SXM 80GB (80 GB, 3.350".
+class LongTextDelegate : public QStyledItemDelegate {
+  public:
+    using QStyledItemDelegate::QStyledItemDelegate;
+
+  protected:
+    void initStyleOption(QStyleOptionViewItem* option, const QModelIndex& index) const override {
+        QStyledItemDelegate::initStyleOption(option, index);
+        const QString tip = index.data(Qt::ToolTipRole).toString();
+        if (!tip.isEmpty()) option->text = tip;
+    }
+};
+
+}  // namespace
 
 CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     : QWidget(parent), store_(store) {
@@ -68,12 +88,16 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     for (const kvmem::Dtype& d : kvmem::dtypes())
         dtype_->addItem(QString::fromStdString(d.key), d.bits);
     gpu_ = new QComboBox;
-    for (const kvmem::Gpu& g : kvmem::gpus())
-        gpu_->addItem(tr("%1 (%2 GB, %3 TB/s)")
-                          .arg(QString::fromStdString(g.name))
-                          .arg(g.memoryBytes / 1e9, 0, 'f', 0)
-                          .arg(g.bandwidthBytesPerS / 1e12, 0, 'f', 3),
-                      QString::fromStdString(g.key));
+    gpu_->setItemDelegate(new LongTextDelegate(gpu_));
+    for (const kvmem::Gpu& g : kvmem::gpus()) {
+        gpu_->addItem(QString::fromStdString(g.name), QString::fromStdString(g.key));
+        gpu_->setItemData(gpu_->count() - 1,
+                          tr("%1 (%2 GB, %3 TB/s)")
+                              .arg(QString::fromStdString(g.name))
+                              .arg(g.memoryBytes / 1e9, 0, 'f', 0)
+                              .arg(g.bandwidthBytesPerS / 1e12, 0, 'f', 3),
+                          Qt::ToolTipRole);
+    }
     gpu_->setCurrentIndex(gpu_->findData("h100-sxm"));
     narrowList(gpu_);
     context_ = new QSpinBox;

@@ -10,6 +10,7 @@
 
 #include "common/theme.h"
 #include "common/trace_store.h"
+#include "core/error.h"
 #include "cpu/cpu_backend.h"
 #include "model_fixtures.h"
 #include "runtime/decode_session.h"
@@ -24,9 +25,9 @@ namespace {
 // A decode into a store, keeping a copy of every trace's attention rows.
 struct Run {
     explicit Run(size_t budget) : Run(fixtures::llamaGqaSpec(), budget) {}
-    Run(const RandomModelSpec& spec, size_t budget)
+    Run(const RandomModelSpec& spec, size_t budget, KvCacheOptions cache = {})
         : model(fixtures::makeModel(spec)),
-          backend(std::make_shared<CpuBackend>(model)),
+          backend(std::make_shared<CpuBackend>(model, ThreadPool::shared(), cache)),
           session(backend, model->tokenizer) {
         ModelSummary s;
         s.config = model->config;
@@ -204,6 +205,36 @@ class TstTraceBudget : public QObject {
                                              b = r.store.headThumbnail(l, h);
                 QVERIFY(std::equal(a.begin(), a.end(), b.begin(), b.end()));
             }
+    }
+
+    // Under a cache policy that has let keys go, dropped rows cannot be rebuilt from the cache:
+    // nothing is asked of the backend (which would refuse, and the window would stop playing
+    // with an error), and the views say which rows went and why.
+    void rowsLetGoUnderAnEvictingPolicyAreNotAskedFor() {
+        Run probe(TraceStore::kDefaultAttentionBudget);
+        probe.prefill(kPrompt);
+        Run r(fixtures::llamaGqaSpec(), probe.store.attentionBytes() / 2,
+              KvCacheOptions(KvType::F32, 4, EvictionPolicy{6, 1, 0}));
+        r.prefill(kPrompt);
+        r.steps(20);
+        QVERIFY(r.store.firstStoredRow() > 0);
+        QVERIFY(r.store.hasEvictions());
+        QVERIFY(!r.store.canRebuildRows());
+        r.store.setLayerHead(1, 2);
+        QSignalSpy wanted(&r.store, &TraceStore::headMatrixWanted);
+        AttentionMatrixView matrix(&r.store);
+        matrix.resize(700, 700);
+        r.store.requestHeadMatrix(1, 2);
+        QCOMPARE(wanted.count(), 0);
+        QCOMPARE(matrix.rows(), 0);
+        const QString first = QString::number(r.store.firstStoredRow());
+        QVERIFY2(matrix.emptyMessage().contains("tokens 0–" +
+                                                QString::number(r.store.firstStoredRow() - 1)) &&
+                     matrix.emptyMessage().contains("cannot be rebuilt") &&
+                     matrix.emptyMessage().contains("tokens " + first + " on"),
+                 qPrintable(matrix.emptyMessage()));
+        // the backend would indeed refuse
+        QVERIFY_THROWS_EXCEPTION(Error, r.rebuild(1, 2));
     }
 
     // The views draw through the budget: the attention matrix asks for its head and then shows

@@ -361,8 +361,18 @@ bool TraceStore::hasAllRows(int layer, int head) const {
            (matrix_.layer == layer && matrix_.head == head && matrix_.rows >= firstStoredRow_);
 }
 
+QString TraceStore::droppedRowsText() const {
+    return tr("The attention rows of tokens 0–%1 were let go to keep the traces within %2 MiB, "
+              "and the cache policy has let keys go since: those rows cannot be rebuilt from the "
+              "cache. The Step tab shows the rows of tokens %3 on.")
+        .arg(firstStoredRow_ - 1)
+        .arg(static_cast<double>(attentionBudget_) / (1 << 20), 0, 'f', 0)
+        .arg(firstStoredRow_);
+}
+
 void TraceStore::requestHeadMatrix(int layer, int head) {
-    if (hasAllRows(layer, head) || requested_ == std::pair{layer, head}) return;
+    if (hasAllRows(layer, head) || !canRebuildRows() || requested_ == std::pair{layer, head})
+        return;
     requested_ = {layer, head};
     emit headMatrixWanted(layer, head);
 }

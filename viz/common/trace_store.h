@@ -119,8 +119,13 @@ class TraceStore : public QObject {
     // Whether every row 0..count()-1 of (layer, head) can be read now.
     bool hasAllRows(int layer, int head) const;
     // Asks (headMatrixWanted) for the rows of (layer, head) to be rebuilt, once while they are
-    // missing.
+    // missing; never where canRebuildRows() is false.
     void requestHeadMatrix(int layer, int head);
+    // Whether dropped rows can be rebuilt from the cache: not once the cache policy has let keys
+    // go (Backend::attentionMatrix needs every key the rows saw). The views say so instead.
+    bool canRebuildRows() const { return !hasEvictions(); }
+    // What a view shows in their place then: which rows went, why, and that they stay gone.
+    QString droppedRowsText() const;
     // The rebuilt rows: `full` is (t, t) row-major as Backend::attentionMatrix gives it, for the
     // first t tokens. Kept (packed, the lower triangle) when t == count(); returns whether it was.
     bool setHeadMatrix(int layer, int head, int t, const std::vector<float>& full);

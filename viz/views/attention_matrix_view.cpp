@@ -174,6 +174,8 @@ void AttentionMatrixView::rebuild() {
         emptyMessage_ = tr("Prefill a prompt to see the attention matrix fill row by row.");
     } else if (!store_->trace(store_->count() - 1).hasTensors()) {
         emptyMessage_ = tr("These tokens were decoded without traces: no attention rows to show.");
+    } else if (!store_->hasAllRows(layer_, head_) && !store_->canRebuildRows()) {
+        emptyMessage_ = store_->droppedRowsText();
     } else if (!store_->hasAllRows(layer_, head_)) {
         // the attention budget let the oldest rows go: rebuilt from the queries and the cache
         store_->requestHeadMatrix(layer_, head_);

@@ -38,6 +38,7 @@ class AttentionMatrixView : public QWidget {
 
     // -- what is drawn (read-only, for tests)
     int rows() const { return rows_; }  // query rows drawn (0 in the empty state)
+    QString emptyMessage() const { return emptyMessage_; }  // what the empty state says
     int layer() const { return layer_; }
     int head() const { return head_; }
     // Weight of query row r on key column c; NaN where c > r (masked) or out of range.

@@ -253,6 +253,11 @@ StepView::Snapshot StepView::snapshot() const {
     s.layer = store_->layer();
     s.head = store_->head();
     s.kv = store_->kvHead();
+    if (store_->attentionRow(s.i, s.layer, s.head).empty() && !store_->canRebuildRows()) {
+        s.emptyMessage = store_->droppedRowsText();
+        s.i = -1;
+        return s;
+    }
     if (store_->attentionRow(s.i, s.layer, s.head).empty()) {
         // the attention budget let this token's rows go: they are rebuilt from the cache
         store_->requestHeadMatrix(s.layer, s.head);

@@ -63,10 +63,14 @@ bool hasWideScales(TensorType t) {
 
 namespace {
 
-// Where a block of t keeps its float16 scales: the block's bytes and the scales' offsets.
+// Where a block of t keeps its float16 scales: the block's bytes and the scales' offsets; for
+// Q4_K also its 6-bit sub-block scales and minimums, packed in the 12 bytes after d and dmin,
+// which the wide layout holds unpacked as 8 + 8 bytes (no bit-fiddling per unit).
 struct ScaleSpots {
     size_t block = 0;
     std::vector<size_t> at;
+    bool unpackK4 = false;
+    size_t wideBlock() const { return block + 2 * at.size() + (unpackK4 ? 4 : 0); }
 };
 
 ScaleSpots scaleSpots(TensorType t) {
@@ -76,7 +80,7 @@ ScaleSpots scaleSpots(TensorType t) {
         case TensorType::Q4_0:
             return {18, {0}};
         case TensorType::Q4_K:
-            return {144, {0, 2}};  // d, dmin
+            return {144, {0, 2}, true};  // d, dmin, then the packed scales
         case TensorType::Q6_K:
             return {210, {208}};  // d after ql, qh and the int8 scales
         default:
@@ -90,7 +94,7 @@ std::optional<uint64_t> deviceRowBytes(TensorType t, int cols, bool wide) {
     const auto row = tensorBytes(t, static_cast<uint64_t>(cols));
     if (!row || !wide || !hasWideScales(t)) return row;
     const ScaleSpots s = scaleSpots(t);
-    return *row / s.block * (s.block + 2 * s.at.size());
+    return *row / s.block * s.wideBlock();
 }
 
 uint64_t deviceBytes(const WeightMatrix& w, bool wide) {
@@ -104,7 +108,7 @@ std::vector<uint8_t> widenScales(TensorType t, const uint8_t* rows, size_t bytes
     const ScaleSpots s = scaleSpots(t);
     KVSCOPE_CHECK(bytes % s.block == 0, "widening scales: " + std::to_string(bytes) +
                                             " bytes are not whole " + typeName(t) + " blocks");
-    const size_t wideBlock = s.block + 2 * s.at.size();
+    const size_t wideBlock = s.wideBlock();
     std::vector<uint8_t> out(bytes / s.block * wideBlock);
     for (size_t b = 0; b < bytes / s.block; ++b) {
         const uint8_t* from = rows + b * s.block;
@@ -119,6 +123,15 @@ std::vector<uint8_t> widenScales(TensorType t, const uint8_t* rows, size_t bytes
             std::memcpy(to, &f, sizeof f);
             to += sizeof f;
             in = at + sizeof h;
+        }
+        if (s.unpackK4) {  // ggml's get_scale_min_k4, once here instead of in every product
+            const uint8_t* q = from + in;
+            for (int j = 0; j < 8; ++j) {
+                to[j] = j < 4 ? q[j] & 63 : (q[j + 4] & 15) | ((q[j - 4] >> 6) << 4);
+                to[8 + j] = j < 4 ? q[j + 4] & 63 : (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+            }
+            to += 16;
+            in += 12;
         }
         std::memcpy(to, from + in, s.block - in);
     }

@@ -13,8 +13,9 @@
 // On CPU devices the block types' float16 scales are widened to float32 at upload ("wide
 // scales"; OpenClOptions::wideScales): PoCL has no cl_khr_fp16 and converts each float16 in a
 // library call, which cost about half of a Q8_0 block's time. The layouts are the stored ones
-// with each scale 4 bytes in its place: Q8_0 36 B a block of 32, Q4_0 20 B, Q4_K 148 B and
-// Q6_K 212 B a super-block of 256; the values are unchanged (float16 to float32 is exact).
+// with each scale 4 bytes in its place: Q8_0 36 B a block of 32, Q4_0 20 B, Q6_K 212 B a
+// super-block of 256, and Q4_K 152 B (d, dmin, then its eight 6-bit scales and eight minimums
+// unpacked to a byte each); the values are unchanged (float16 to float32 is exact).
 // No OpenCL here: `kvscope info` and `devices` describe the rules without a device.
 #pragma once
 

@@ -89,7 +89,6 @@ KVSCOPE_UNIT_Q4_0(q4_0w, SCALE_WIDE, 4)
 // Q4_K (144 B / 256): h d | h dmin | scales[12] | qs[128]. Unit u is sub-block b = u % 8 of
 // super-block u / 8: nibbles of qs[32 * (b / 2) + l] (low for even b), value
 // d * sc[b] * q - dmin * m[b] with the 6-bit sc, m packed as ggml's get_scale_min_k4.
-// Q4_Kw (148 B): f d | f dmin | scales[12] | qs[128].
 #define KVSCOPE_UNIT_Q4_K(NAME, SCALE, W)                                                         \
     inline void unit_##NAME(__global const uchar* row, const int u, unit* q) {                    \
         __global const uchar* s = row + (140 + 2 * W) * (u >> 3);                                 \
@@ -112,7 +111,19 @@ KVSCOPE_UNIT_Q4_0(q4_0w, SCALE_WIDE, 4)
         q->m = dmin * (float)m;                                                                   \
     }
 KVSCOPE_UNIT_Q4_K(q4_k, SCALE_STORED, 2)
-KVSCOPE_UNIT_Q4_K(q4_kw, SCALE_WIDE, 4)
+
+// Q4_Kw (152 B / 256): f d | f dmin | uchar sc[8] | uchar m[8] | qs[128]: the 6-bit scales and
+// minimums unpacked at upload.
+inline void unit_q4_kw(__global const uchar* row, const int u, unit* q) {
+    __global const uchar* s = row + 152 * (u >> 3);
+    const int b = u & 7;
+    __global const uchar* qs = s + 24 + 32 * (b >> 1);
+    const int shift = 4 * (b & 1);
+    q->lo = convert_float16((convert_int16(vload16(0, qs)) >> shift) & 15);
+    q->hi = convert_float16((convert_int16(vload16(1, qs)) >> shift) & 15);
+    q->dlo = q->dhi = SCALE_WIDE(s) * (float)s[8 + b];
+    q->m = SCALE_WIDE(s + 4) * (float)s[16 + b];
+}
 
 // Q6_K (210 B / 256): ql[128] | qh[64] | int8 scales[16] | h d. Unit u covers values
 // 32k .. 32k + 31 of half nh of super-block u / 8 (k = u % 4, nh = (u / 4) % 2): low 4 bits

@@ -460,14 +460,15 @@ class TstOpenClBackend : public QObject {
         const WeightMatrix& down = native->layers[0].wDown;
         QCOMPARE(downType, ocl::deviceWeightType(down));
         QVERIFY(downBytes == ocl::convertRows(down, downType, wide));
-        // widening adds 2 bytes per float16 scale: one per 32 values (Q8_0, Q4_0), d and dmin
-        // per 256 (Q4_K), one per 256 (Q6_K); F16 and F32 have none
+        // widening adds 2 bytes per float16 scale: one per 32 values (Q8_0, Q4_0), one per 256
+        // (Q6_K); Q4_K has two per 256 (d, dmin), and its 12 bytes of packed 6-bit scales and
+        // minimums become 16; F16 and F32 have none
         const size_t cols = static_cast<size_t>(down.cols());
-        const size_t scales = downType == TensorType::Q4_K   ? 2 * cols / 256
-                              : downType == TensorType::Q6_K ? cols / 256
-                              : ocl::hasWideScales(downType) ? cols / 32
-                                                             : 0;
-        QCOMPARE(downBytes.size(), ocl::deviceBytes(down) + (wide ? 2 * scales * down.rows() : 0));
+        const size_t extra = downType == TensorType::Q4_K   ? (2 * 2 + 4) * cols / 256
+                             : downType == TensorType::Q6_K ? 2 * cols / 256
+                             : ocl::hasWideScales(downType) ? 2 * cols / 32
+                                                            : 0;
+        QCOMPARE(downBytes.size(), ocl::deviceBytes(down) + (wide ? extra * down.rows() : 0));
         if (ocl::hasDeviceKernel(down.type()) && !wide)
             QVERIFY(std::equal(downBytes.begin(), downBytes.end(), down.data(),
                                down.data() + down.bytes()));

@@ -468,6 +468,9 @@ void DecodeController::computeLens(int index, int position, const std::vector<fl
 void DecodeController::rebuildHeadMatrix(int layer, int head, const std::vector<float>& queries) {
     Busy busy(*this);
     if (!ensureSession("rebuild the attention rows")) return;
+    // asked for before a step that let keys go: the store knows it by now and says why
+    if (const KvRows* book = session_->backend().cacheBook(); book && book->rows() != book->used())
+        return;
     try {
         std::vector<float> full;
         session_->attentionMatrix(layer, head, queries, full);

@@ -21,7 +21,8 @@ random.seed(7)
 scores = {}
 for start in random.sample(range(len(lines) - k), n):
     prompt = " ".join(lines[start:start + k])
-    out = subprocess.run([kvscope, "heads", "--model", model, "--json", "--prompt", prompt],
+    out = subprocess.run([kvscope, "heads", "--model", model, "--backend", "cpu", "--json",
+                          "--prompt", prompt],
                          capture_output=True, text=True, check=True).stdout
     for h in json.loads(out)["heads"]:
         scores.setdefault((h["layer"], h["head"]), []).append(h["first"])

@@ -142,9 +142,10 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
     };
 
     // Rows the traces let go (the attention budget) rebuilt for the chosen head, as the window's
-    // worker does when a view asks.
+    // worker does when a view asks; not after the cache policy let keys go (the views say why).
     auto fillRows = [&] {
-        if (store.count() == 0 || store.hasAllRows(o.layer, o.head) || !store.trace(0).hasTensors())
+        if (store.count() == 0 || store.hasAllRows(o.layer, o.head) ||
+            !store.trace(0).hasTensors() || !store.canRebuildRows())
             return;
         const int t = store.count(), hd = store.config().headDim;
         std::vector<float> queries(static_cast<size_t>(t) * hd), full;

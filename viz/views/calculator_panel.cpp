@@ -11,7 +11,8 @@
 #include <QScrollArea>
 #include <QSpinBox>
 #include <QSplitter>
-#include <QStyledItemDelegate>
+#include <QStyleOptionComboBox>
+#include <QStylePainter>
 #include <QVBoxLayout>
 #include <algorithm>
 
@@ -22,18 +23,24 @@ namespace kvscope::viz {
 
 namespace {
 
-// A drop-down list whose rows show each item's long description (its tool tip, "H100 SXM 80GB
-// (80 GB, 3.350 TB/s)") while the closed box shows the short text (the name), which fits the
-// inputs column of a 1280 x 720 window: cut, the long one read "H100 SXM 80GB (80 GB, 3.350".
-class LongTextDelegate : public QStyledItemDelegate {
+// A box whose list shows each item's long text ("H100 SXM 80GB (80 GB, 3.350 TB/s)", sized by
+// Qt to fit) while the closed box draws the item's short name (CalculatorPanel::kShortName),
+// which fits the inputs column of a 1280 x 720 window: cut, the long one read "H100 SXM 80GB
+// (80 GB, 3.350".
+class ShortNameBox : public QComboBox {
   public:
-    using QStyledItemDelegate::QStyledItemDelegate;
+    using QComboBox::QComboBox;
 
   protected:
-    void initStyleOption(QStyleOptionViewItem* option, const QModelIndex& index) const override {
-        QStyledItemDelegate::initStyleOption(option, index);
-        const QString tip = index.data(Qt::ToolTipRole).toString();
-        if (!tip.isEmpty()) option->text = tip;
+    void paintEvent(QPaintEvent*) override {  // QComboBox's own, with the short name
+        QStylePainter painter(this);
+        painter.setPen(palette().color(QPalette::Text));
+        QStyleOptionComboBox option;
+        initStyleOption(&option);
+        const QString name = currentData(CalculatorPanel::kShortName).toString();
+        if (!name.isEmpty()) option.currentText = name;
+        painter.drawComplexControl(QStyle::CC_ComboBox, option);
+        painter.drawControl(QStyle::CE_ComboBoxLabel, option);
     }
 };
 
@@ -87,16 +94,14 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     dtype_ = new QComboBox;
     for (const kvmem::Dtype& d : kvmem::dtypes())
         dtype_->addItem(QString::fromStdString(d.key), d.bits);
-    gpu_ = new QComboBox;
-    gpu_->setItemDelegate(new LongTextDelegate(gpu_));
+    gpu_ = new ShortNameBox;
     for (const kvmem::Gpu& g : kvmem::gpus()) {
-        gpu_->addItem(QString::fromStdString(g.name), QString::fromStdString(g.key));
-        gpu_->setItemData(gpu_->count() - 1,
-                          tr("%1 (%2 GB, %3 TB/s)")
-                              .arg(QString::fromStdString(g.name))
-                              .arg(g.memoryBytes / 1e9, 0, 'f', 0)
-                              .arg(g.bandwidthBytesPerS / 1e12, 0, 'f', 3),
-                          Qt::ToolTipRole);
+        gpu_->addItem(tr("%1 (%2 GB, %3 TB/s)")
+                          .arg(QString::fromStdString(g.name))
+                          .arg(g.memoryBytes / 1e9, 0, 'f', 0)
+                          .arg(g.bandwidthBytesPerS / 1e12, 0, 'f', 3),
+                      QString::fromStdString(g.key));
+        gpu_->setItemData(gpu_->count() - 1, QString::fromStdString(g.name), kShortName);
     }
     gpu_->setCurrentIndex(gpu_->findData("h100-sxm"));
     narrowList(gpu_);

@@ -24,6 +24,9 @@ class CalculatorPanel : public QWidget {
     Q_OBJECT
   public:
     explicit CalculatorPanel(TraceStore* store, QWidget* parent = nullptr);
+    // The role of the GPU list's items that holds the short name the closed box shows ("H100
+    // SXM 80GB"); the item text is the long one the list shows ("… (80 GB, 3.350 TB/s)").
+    static constexpr int kShortName = Qt::UserRole + 1;
 
     // Picks a preset by key ("llama-3-70b") or "loaded"; false if there is no such entry.
     bool selectModel(const QString& key);

@@ -175,7 +175,8 @@ class TstBuiltinModel : public QObject {
 
     // The sink on KJV text: on each of these single verses (a lecturer's prompt; Colossians
     // 1:12, 15 and 14 from the held-out part) layer 5, head 5 puts at least half its weight on
-    // the first token (0.74 on average over 20 held-out verses, the lowest 0.46). Over several verses it does not hold (0.51 on two, 0.23 on five: README).
+    // the first token (0.74 on average over 20 held-out verses, the lowest 0.47). Over several
+    // verses it does not hold (0.52 on two, 0.25 on five: resources/models/README.md).
     void theGqaModelRestsOnTheFirstTokenOfAVerse() {
         for (const char* verse :
              {"Giving thanks unto the Father, which hath made us meet to be partakers of the "

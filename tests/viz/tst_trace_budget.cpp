@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/labels.h"
 #include "common/theme.h"
 #include "common/trace_store.h"
 #include "core/error.h"
@@ -231,7 +232,9 @@ class TstTraceBudget : public QObject {
         QVERIFY2(matrix.emptyMessage().contains("tokens 0–" +
                                                 QString::number(r.store.firstStoredRow() - 1)) &&
                      matrix.emptyMessage().contains("cannot be rebuilt") &&
-                     matrix.emptyMessage().contains("tokens " + first + " on"),
+                     matrix.emptyMessage().contains("tokens " + first + " on") &&
+                     matrix.emptyMessage().contains(
+                         "within " + formatBytes(probe.store.attentionBytes() / 2) + ","),
                  qPrintable(matrix.emptyMessage()));
         // the backend would indeed refuse
         QVERIFY_THROWS_EXCEPTION(Error, r.rebuild(1, 2));

@@ -1,6 +1,8 @@
 // TraceStore: tokens, traces and selection, with change signals.
 #include "common/trace_store.h"
 
+#include "common/labels.h"
+
 #include <algorithm>
 #include <stdexcept>
 #include <string>
@@ -362,11 +364,12 @@ bool TraceStore::hasAllRows(int layer, int head) const {
 }
 
 QString TraceStore::droppedRowsText() const {
-    return tr("The attention rows of tokens 0–%1 were let go to keep the traces within %2 MiB, "
-              "and the cache policy has let keys go since: those rows cannot be rebuilt from the "
-              "cache. The Step tab shows the rows of tokens %3 on.")
-        .arg(firstStoredRow_ - 1)
-        .arg(static_cast<double>(attentionBudget_) / (1 << 20), 0, 'f', 0)
+    const QString gone =
+        firstStoredRow_ == 1 ? tr("token 0") : tr("tokens 0–%1").arg(firstStoredRow_ - 1);
+    return tr("The attention rows of %1 were let go to keep the traces within %2, and the cache "
+              "policy has let keys go since: those rows cannot be rebuilt from the cache. The "
+              "Step tab shows the rows of tokens %3 on.")
+        .arg(gone, formatBytes(attentionBudget_))
         .arg(firstStoredRow_);
 }
 

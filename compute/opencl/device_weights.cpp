@@ -183,9 +183,11 @@ std::string deviceWeightRules() {
 std::string deviceWeightNote(const Model& m, bool wide) {
     std::set<std::string> native;
     std::map<std::string, std::set<std::string>> converted;  // to -> from
+    bool widened = false;
     m.forEachMatrix([&](const WeightMatrix& w) {
         if (w.empty()) return;
         const TensorType d = deviceWeightType(w);
+        widened = widened || (wide && hasWideScales(d));
         if (d == w.type())
             native.insert(typeName(d));
         else
@@ -201,10 +203,6 @@ std::string deviceWeightNote(const Model& m, bool wide) {
     for (const auto& [to, from] : converted)
         note +=
             (note.back() == ' ' ? "" : "; ") + join(from) + " converted to " + to + " at upload";
-    bool widened = false;
-    m.forEachMatrix([&](const WeightMatrix& w) {
-        widened = widened || (wide && !w.empty() && hasWideScales(deviceWeightType(w)));
-    });
     if (widened) note += "; float16 scales widened to float32";
     char buf[64];
     std::snprintf(buf, sizeof buf, " (%.1f MiB as uploaded)",

@@ -10,6 +10,11 @@
 # About 140 minutes on 2 free cores (0.5 s a step); then
 #   kvscope convert --model corpus/kvscope-gqa.gguf --out resources/models/kvscope-gqa.gguf --type q8_0
 set -euo pipefail
+# the averaging at the end is a Python script (standard library only): say so now, not after hours
+if ! command -v python3 > /dev/null; then
+  echo "train_gqa.sh: python3 is needed to average the last snapshots (sudo apt-get install python3)" >&2
+  exit 1
+fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kvscope=${KVSCOPE_BIN:-$root/build/app/kvscope}
 "$root/resources/models/make_corpus.sh" "$root/corpus/kjv.txt"

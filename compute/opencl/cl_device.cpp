@@ -16,7 +16,8 @@ Program ClDevice::buildKernels() const {
         files += (files.empty() ? "" : ", ") + std::string(s.file);
     }
     return Program(context_, id_, sources,
-                   "the KVScope kernels (" + files + ") for '" + info_.name + "'");
+                   "the KVScope kernels (" + files + ") for '" + info_.name + "'",
+                   info_.type == "CPU" ? "-DKVSCOPE_CPU_DEVICE" : "");
 }
 
 }  // namespace kvscope::ocl

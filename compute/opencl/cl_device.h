@@ -25,7 +25,9 @@ class ClDevice {
     Queue& queue() { return queue_; }
 
     // Compiles every kernel file into one program (seconds on some drivers: call it off the
-    // main path). Throws Error with the compiler's log on a build failure.
+    // main path). On CPU devices with -DKVSCOPE_CPU_DEVICE: quant.cl then prefetches ahead of
+    // its rows and cpu_simd.cl builds its x86 kernels where the compiler targets AVX2 and F16C.
+    // Throws Error with the compiler's log on a build failure.
     Program buildKernels() const;
 
   private:

@@ -3,6 +3,8 @@
 
 #include "core/error.h"
 
+#include <cstring>
+
 namespace kvscope::ocl {
 
 namespace {
@@ -72,6 +74,15 @@ Program::Program(const Context& context, cl_device_id device,
                     std::to_string(status) +
                     "), expected CL_SUCCESS; compiler log: " + (log.empty() ? "(empty)" : log));
     }
+}
+
+bool Program::hasKernel(const std::string& name) const {
+    size_t size = 0;
+    CL_CHECK(clGetProgramInfo(p_.get(), CL_PROGRAM_KERNEL_NAMES, 0, nullptr, &size));
+    std::string names(size, '\0');
+    CL_CHECK(clGetProgramInfo(p_.get(), CL_PROGRAM_KERNEL_NAMES, size, names.data(), nullptr));
+    names.resize(std::strlen(names.c_str()));
+    return (";" + names + ";").find(";" + name + ";") != std::string::npos;  // "a;b;c"
 }
 
 Kernel::Kernel(const Program& program, const char* name) : name_(name) {

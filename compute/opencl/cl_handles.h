@@ -94,6 +94,8 @@ class Program {
     Program(const Context& context, cl_device_id device, const std::vector<const char*>& sources,
             const std::string& what, const char* options = "");
     cl_program get() const { return p_.get(); }
+    // Whether the program has a kernel of this name (sources may leave kernels out with #if).
+    bool hasKernel(const std::string& name) const;
 
   private:
     Handle<cl_program, clReleaseProgram> p_;

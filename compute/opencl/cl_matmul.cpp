@@ -9,7 +9,7 @@
 
 namespace kvscope::ocl {
 
-MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice)
+MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice, bool simd)
     : device_(device),
       choice_(choice),
       rows_(program, "gemv_rows"),
@@ -40,6 +40,38 @@ MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice)
         k.gemvLocal = ls;
         quant_.emplace(std::pair{type, wide}, std::move(k));
     }
+    if (simd && program.hasKernel("simd_quantize_x")) {
+        quantizeX_ = Kernel(program, "simd_quantize_x");
+        for (const auto& [type, wide, suffix] :
+             {Kind{TensorType::F16, false, "f16"}, Kind{TensorType::Q8_0, true, "q8_0w"},
+              Kind{TensorType::Q4_0, true, "q4_0w"}, Kind{TensorType::Q4_K, true, "q4_kw"},
+              Kind{TensorType::Q6_K, true, "q6_kw"}}) {
+            Kernel k(program, (std::string("simd_gemv_") + suffix).c_str());
+            simdLocal_ = std::min(simdLocal_, k.maxWorkGroupSize(device.id()));
+            simd_.emplace(std::pair{type, wide}, std::move(k));
+        }
+    }
+}
+
+const MatMul::Rounded& MatMul::roundX(const Buffer& in, size_t inOff, int n, int cols, int block,
+                                      bool& done, std::vector<Event>& events) {
+    Rounded& r = block == 32 ? rounded32_ : rounded256_;
+    const size_t values = static_cast<size_t>(n) * static_cast<size_t>(cols);
+    if (r.values < values) {
+        const Context& ctx = device_.context();
+        r.q = Buffer(ctx, values, CL_MEM_READ_WRITE);
+        r.d = Buffer(ctx, values / 32 * sizeof(float), CL_MEM_READ_WRITE);
+        r.s = Buffer(ctx, values / 16 * sizeof(float), CL_MEM_READ_WRITE);
+        r.values = values;
+    }
+    if (!done) {
+        quantizeX_.setArgs(in, static_cast<int>(inOff), cols, n, block, r.q, r.d, r.s);
+        const size_t blocks = values / static_cast<size_t>(block), ls = simdLocal_;
+        events.push_back(
+            device_.queue().run(quantizeX_, Range((blocks + ls - 1) / ls * ls), Range(ls)));
+        done = true;
+    }
+    return r;
 }
 
 MatMul::QuantKernels& MatMul::quantKernels(TensorType type, bool wide) {
@@ -52,7 +84,7 @@ MatMul::QuantKernels& MatMul::quantKernels(TensorType type, bool wide) {
 void MatMul::runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& in, size_t inOff,
                       const Buffer& w, TensorType type, bool wide, size_t rowBytes,
                       const Buffer* bias, size_t biasOff, int n, int inDim, int outDim,
-                      bool accumulate, std::vector<Event>& events) {
+                      bool accumulate, Input& input, std::vector<Event>& events) {
     KVSCOPE_CHECK(n >= 1 && inDim >= 1 && outDim >= 1 && inDim % 32 == 0,
                   "matmul: empty shape or rows not whole 32-value units");
     KVSCOPE_CHECK(outOff + static_cast<size_t>(n - 1) * ldy + outDim <= out.floats() &&
@@ -68,6 +100,19 @@ void MatMul::runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& i
     const int rb = static_cast<int>(rowBytes), bOff = static_cast<int>(biasOff);
     const auto rows = static_cast<size_t>(outDim);
     auto roundUp = [](size_t x, size_t to) { return to == 0 ? x : (x + to - 1) / to * to; };
+    if (const auto s = simd_.find({type, wide});
+        s != simd_.end() && (n == 1 || type != TensorType::F16)) {
+        const bool kQuant = type == TensorType::Q4_K || type == TensorType::Q6_K;
+        const Rounded* r = nullptr;
+        if (type != TensorType::F16)
+            r = &roundX(in, inOff, n, inDim, kQuant ? 256 : 32,
+                        kQuant ? input.rounded256 : input.rounded32, events);
+        s->second.setArgs(out, yOff, ldy, w, rb, in, xOff, r ? r->q : none_, r ? r->d : none_,
+                          r ? r->s : none_, b, bOff, hasBias, acc, outDim, inDim, n);
+        events.push_back(
+            device_.queue().run(s->second, Range(roundUp(rows, simdLocal_)), Range(simdLocal_)));
+        return;
+    }
     if (n == 1 && choice_.gemv != GemvPath::Rows) {
         const size_t ls = k.gemvLocal;
         k.gemv.setArgs(out, yOff, w, rb, in, xOff, b, bOff, hasBias, acc, outDim, inDim,

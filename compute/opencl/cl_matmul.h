@@ -14,7 +14,19 @@ namespace kvscope::ocl {
 
 class MatMul {
   public:
-    MatMul(ClDevice& device, const Program& program, MatMulChoice choice);
+    // simd: take cpu_simd.cl's x86 kernels for the decode step's block-type and F16 products
+    // where the program has them (CPU devices whose compiler targets AVX2 and F16C).
+    MatMul(ClDevice& device, const Program& program, MatMulChoice choice, bool simd = false);
+
+    // Whether the decode step's products take cpu_simd.cl's kernels (asked for and built).
+    bool simd() const { return !simd_.empty(); }
+
+    // One product's x as rounded to 8 bits for cpu_simd.cl's kernels, shared by the parts of a
+    // Q/K/V stack: a fresh Input for each product (its x may have changed since the last).
+    struct Input {
+        bool rounded32 = false;   // per 32 values (Q8_0, Q4_0)
+        bool rounded256 = false;  // per 256 (the K-quants)
+    };
 
     // out (n, outDim) = in (n, inDim) · wᵀ + bias (+ out when accumulate: a residual add).
     //   w: (outDim, inDim) from offset 0; bias: (outDim) or null; offsets count floats.
@@ -30,9 +42,11 @@ class MatMul {
     // GEMM: qgemm, whatever the choice). out's rows are ldy floats apart and the product fills
     // columns outOff .. outOff + outDim of them (one part of a Q/K/V stack); bias from biasOff.
     // wide: the block type's scales are float32 (device_weights.h's wide-scale layouts).
+    // With simd() and one row of x, F16 and the wide block types take cpu_simd.cl's kernels,
+    // the block types after x is rounded to 8 bits (once per Input).
     void runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& in, size_t inOff,
                   const Buffer& w, TensorType type, bool wide, size_t rowBytes, const Buffer* bias,
-                  size_t biasOff, int n, int inDim, int outDim, bool accumulate,
+                  size_t biasOff, int n, int inDim, int outDim, bool accumulate, Input& input,
                   std::vector<Event>& events);
     // x (n, cols) = rows ids[0..n) of w (a block type, as in runQuant) dequantized, plus rows
     // p0 .. p0 + n of pos (n_ctx, cols) when pos is not null (GPT-2's positions).
@@ -58,6 +72,18 @@ class MatMul {
     };
     std::map<std::pair<TensorType, bool>, QuantKernels> quant_;  // by type and wide scales
     QuantKernels& quantKernels(TensorType type, bool wide);
+    // cpu_simd.cl: the GEMV kernels by type and wide scales, x's rounding, and its outputs for
+    // 32- and 256-value blocks (quants, scales, sums of 16), grown to the widest x seen
+    std::map<std::pair<TensorType, bool>, Kernel> simd_;
+    Kernel quantizeX_;
+    struct Rounded {
+        Buffer q, d, s;
+        size_t values = 0;
+    };
+    Rounded rounded32_, rounded256_;
+    size_t simdLocal_ = 16;
+    const Rounded& roundX(const Buffer& in, size_t inOff, int n, int cols, int block, bool& done,
+                          std::vector<Event>& events);
     size_t biasLocal_ = 64;
     Buffer none_;  // bound where a kernel's bias is absent
 };

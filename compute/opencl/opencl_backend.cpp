@@ -482,12 +482,13 @@ void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const Devi
         mm->run(out, 0, in, 0, w.parts[0].buf, bias ? &bias : nullptr, n, inDim, outDim, accumulate,
                 mmEvents);
     } else {
-        // block types (or a Q/K/V stack of mixed types): our quant.cl kernels, one per part,
-        // each filling its columns of out's rows
+        // block types (or a Q/K/V stack of mixed types): our quant.cl (or cpu_simd.cl)
+        // kernels, one per part, each filling its columns of out's rows
+        MatMul::Input input;
         for (const DeviceWeight::Part& p : w.parts)
             mm->runQuant(out, static_cast<size_t>(p.row0), outDim, in, 0, p.buf, p.type, p.wide,
                          p.rowBytes, bias ? &bias : nullptr, static_cast<size_t>(p.row0), n, inDim,
-                         p.rows, accumulate, mmEvents);
+                         p.rows, accumulate, input, mmEvents);
     }
     for (Event& e : mmEvents) track(Cat::MatMul, std::move(e));
 }
@@ -1009,7 +1010,7 @@ void OpenClBackend::startUp(std::chrono::steady_clock::time_point start) {
         storeMatMulChoice(cacheDir, info.key(), best, s.matmulTrials);
         choice = best;
     }
-    m.mm.emplace(m.dev, m.program, *choice);
+    m.mm.emplace(m.dev, m.program, *choice, o.cpuSimd.value_or(true));
     m.makeKernels();
     stopRequested();
 
@@ -1033,7 +1034,9 @@ OpenClBackend::~OpenClBackend() = default;
 
 std::string OpenClBackend::deviceName() const {
     const DeviceInfo& d = impl_->dev.info();
-    return d.name + " (" + d.platformName + ", OpenCL, " + impl_->mm->choice().text() + ")";
+    return d.name + " (" + d.platformName + ", OpenCL, " + impl_->mm->choice().text() +
+           (impl_->mm->simd() ? "; x86 SIMD kernels, block types with 8-bit activations" : "") +
+           ")";
 }
 
 const ModelConfig& OpenClBackend::config() const {
@@ -1195,6 +1198,10 @@ bool OpenClBackend::sharesWeightsWith(const OpenClBackend& other) const {
 
 bool OpenClBackend::wideScales() const {
     return impl_->wide;
+}
+
+bool OpenClBackend::cpuSimd() const {
+    return impl_->mm->simd();
 }
 
 uint64_t OpenClBackend::uploadedWeightBytes() const {

@@ -6,6 +6,9 @@
 // quants and their scales (below); products accumulate in float with float activations, so they
 // are exact with respect to the stored weights up to the order and grouping of the sums.
 
+// qgemm prefetches ahead of its row on CPU devices with gemv.cl's KVSCOPE_AHEAD (the files are
+// one program, gemv.cl first).
+
 inline float half_at(__global const uchar* p) {
     return vload_half(0, (__global const half*)p);
 }
@@ -183,6 +186,7 @@ KVSCOPE_UNIT_Q6_K(q6_kw, SCALE_WIDE, 4)
             if (m == 1) {                                                                         \
                 float16 a = (float16)(0.0f);                                                      \
                 for (int u = 0; u < units; ++u) {                                                 \
+                    KVSCOPE_AHEAD(w + (size_t)u * rowBytes / units);                              \
                     unit_##T(w, u, &q);                                                           \
                     a += UDOT(q, vload16(2 * u, x0), vload16(2 * u + 1, x0), SPLIT, MIN);         \
                 }                                                                                 \
@@ -190,6 +194,7 @@ KVSCOPE_UNIT_Q6_K(q6_kw, SCALE_WIDE, 4)
             } else {                                                                              \
                 float16 a0 = (float16)(0.0f), a1 = a0, a2 = a0, a3 = a0;                          \
                 for (int u = 0; u < units; ++u) {                                                 \
+                    KVSCOPE_AHEAD(w + (size_t)u * rowBytes / units);                              \
                     unit_##T(w, u, &q);                                                           \
                     a0 += UDOT(q, vload16(2 * u, x0), vload16(2 * u + 1, x0), SPLIT, MIN);        \
                     a1 += UDOT(q, vload16(2 * u, x1), vload16(2 * u + 1, x1), SPLIT, MIN);        \

@@ -1,0 +1,280 @@
+// The decode step's matrix products on x86 CPU devices (PoCL and other OpenCL implementations
+// that compile for the host): the same products as quant.cl's qgemm_T with one row of x, written
+// with the x86 SIMD instructions the compiler exposes as builtins, as compute/cpu's kernels are.
+// Built only where the host asked for it (-DKVSCOPE_CPU_DEVICE, CPU devices) and the compiler
+// targets AVX2 with F16C; the host finds out from the program's kernel names (Program::hasKernel)
+// and otherwise runs quant.cl's portable kernels.
+//
+// The block types (Q8_0, Q4_0, Q4_K, Q6_K in their wide layouts, device_weights.h) take x
+// rounded to 8 bits first, as the CPU backend does (compute/cpu/quant_dot.h, which states the
+// error it adds): simd_quantize_x writes the quants of each 32 values with the scale of their
+// 32 (Q8_0, Q4_0: amax / 127 rounded to float16, round half away from zero) or of their 256 (the
+// K-quants: -max / 127, round half to even), and the scaled sums of each 16 quants; the rows are
+// then integer dot products (pmaddubsw, pmaddwd) scaled once per block, exact with respect to
+// the weights and the rounded x up to float32 rounding. F16 rows keep x in float32 (vcvtph2ps,
+// exact products). One row per work item, each streaming its row with a prefetch 4 KiB ahead
+// (the hardware prefetchers alone leave a thread at about half the memory bandwidth).
+#if defined(KVSCOPE_CPU_DEVICE) && defined(__clang__) && defined(__AVX2__) && defined(__F16C__)
+
+typedef char simd_c32 __attribute__((ext_vector_type(32)));
+typedef char simd_c32u __attribute__((ext_vector_type(32), aligned(1)));
+typedef uchar simd_u32 __attribute__((ext_vector_type(32)));
+typedef uchar simd_u16u __attribute__((ext_vector_type(16), aligned(1)));
+typedef short simd_s8u __attribute__((ext_vector_type(8), aligned(1)));
+
+#define SIMD_AHEAD 4096
+
+inline simd_c32 simd_load32(__global const void* p) {
+    return *(__global const simd_c32u*)p;
+}
+
+// v's bytes shifted right by n as unsigned bytes.
+inline simd_c32 simd_shr(const simd_c32 v, const int n) {
+    return __builtin_astype(__builtin_astype(v, simd_u32) >> (simd_u32)(uchar)n, simd_c32);
+}
+
+// 32 unsigned quants (each <= 127, so no pair sum saturates) times 32 signed x quants: 16 sums of
+// adjacent pairs (pmaddubsw).
+inline short16 simd_pairs(const simd_c32 u, const simd_c32 x) {
+    return __builtin_ia32_pmaddubsw256(u, x);
+}
+
+// Eight int32 sums of four products.
+inline int8 simd_dot_u8(const simd_c32 u, const simd_c32 x) {
+    return __builtin_ia32_pmaddwd256(simd_pairs(u, x), (short16)1);
+}
+
+// Signed quants: |w| times x with w's sign (pair sums <= 2 * 128 * 127).
+inline int8 simd_dot_s8(const simd_c32 w, const simd_c32 x) {
+    return simd_dot_u8(__builtin_elementwise_abs(w), __builtin_ia32_psignb256(x, w));
+}
+
+// 32 quants from 16 bytes: the low nibbles (values 0..15), then the high ones.
+inline simd_c32 simd_nibbles(__global const uchar* p) {
+    const uchar16 b = *(__global const simd_u16u*)p;
+    const char16 lo = as_char16(b & (uchar16)15), hi = as_char16(b >> (uchar16)4);
+    return __builtin_shufflevector(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15,
+                                   16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31);
+}
+
+inline float simd_hsum8(const float8 a) {
+    const float4 b = a.lo + a.hi;
+    return (b.x + b.y) + (b.z + b.w);
+}
+
+// x (n rows of cols values from x + xOff) rounded to 8 bits: item (i, b) quantizes block b of
+// `block` values (32 or 256) of row i. xq: the quants (n, cols); xd: the scale of each 32 (a
+// 256-block's repeated), (n, cols / 32); xs: the scale times the sum of each 16 quants,
+// (n, cols / 16). A NaN or infinity in a block makes its scale NaN, so it reaches the products'
+// output as it would without the rounding.
+__kernel void simd_quantize_x(__global const float* x, const int xOff, const int cols,
+                              const int n, const int block, __global char* xq,
+                              __global float* xd, __global float* xs) {
+    const int blocks = cols / block;
+    const int at = get_global_id(0);
+    if (at >= n * blocks) return;
+    const size_t first = (size_t)(at / blocks) * cols + (size_t)(at % blocks) * block;
+    __global const float* v = x + xOff + first;
+    float amax = 0.0f, max = 0.0f;
+    bool finite = true;
+    for (int i = 0; i < block; ++i) {
+        const float a = fabs(v[i]);
+        if (a > amax) {
+            amax = a;
+            max = v[i];
+        }
+        finite = finite && isfinite(v[i]);
+    }
+    float d, id;
+    if (block == 32) {  // amax / 127 rounded to float16 (llama.cpp's block_q8_0)
+        const float d32 = amax / 127.0f;
+        id = d32 > 0.0f ? 1.0f / d32 : 0.0f;
+        __global half* h = (__global half*)(xd + first / 32);  // through its own slot of xd
+        vstore_half_rte(d32, 0, h);
+        d = vload_half(0, h);
+    } else {  // -max / 127 in float32 (block_q8_K)
+        id = amax > 0.0f ? -127.0f / max : 0.0f;
+        d = amax > 0.0f ? 1.0f / id : 0.0f;
+        if (!isfinite(id)) id = 0.0f;
+    }
+    if (!finite) d = NAN;
+    int sum = 0;
+    for (int i = 0; i < block; ++i) {
+        float t = clamp(v[i] * id, -127.0f, 127.0f);
+        if (isnan(t)) t = 0.0f;
+        // 32-blocks: half away from zero (llama.cpp's roundf); 256-blocks: half to even
+        const int c = block == 32 ? (int)(t + (t >= 0.0f ? 0.5f : -0.5f)) : (int)rint(t);
+        xq[first + i] = (char)c;
+        sum += c;
+        if ((i & 15) == 15) {
+            xs[(first + i) / 16] = d * (float)sum;
+            sum = 0;
+        }
+    }
+    for (int k = 0; k < block / 32; ++k) xd[first / 32 + k] = d;
+}
+
+// y[yOff + i ldy + r] = row r of W · row i of x (+ bias[biasOff + r]) (+ y when accumulate),
+// i < n, one weight row r per item, which takes every row of x while it is in cache. BODY sets
+// `float val` from w (the weight row), xq, xd, xs (x's row rounded) and xv (x's row in float32).
+#define SIMD_GEMV(T, ...)                                                                         \
+    __kernel void simd_gemv_##T(                                                                  \
+        __global float* y, const int yOff, const int ldy, __global const uchar* W,                \
+        const int rowBytes, __global const float* x, const int xOff,                              \
+        __global const char* xq0, __global const float* xd0, __global const float* xs0,           \
+        __global const float* bias, const int biasOff, const int hasBias, const int accumulate,   \
+        const int rows, const int cols, const int n) {                                            \
+        const int r = get_global_id(0);                                                           \
+        if (r >= rows) return;                                                                    \
+        __global const uchar* w = W + (size_t)r * rowBytes;                                       \
+        for (int i = 0; i < n; ++i) {                                                             \
+            __global const char* xq = xq0 + (size_t)i * cols;                                     \
+            __global const float* xd = xd0 + (size_t)i * (cols / 32);                            \
+            __global const float* xs = xs0 + (size_t)i * (cols / 16);                             \
+            __global const float* xv = x + xOff + (size_t)i * cols;                               \
+            float val;                                                                            \
+            __VA_ARGS__                                                                           \
+            if (hasBias) val += bias[biasOff + r];                                                \
+            __global float* yr = y + yOff + (size_t)i * ldy + r;                                  \
+            if (accumulate) val += *yr;                                                           \
+            *yr = val;                                                                            \
+        }                                                                                         \
+    }
+
+// F16: the values widened (vcvtph2ps), float32 products with x.
+SIMD_GEMV(f16, {
+    float8 a0 = 0.0f, a1 = 0.0f;
+    for (int i = 0; i < cols; i += 32) {
+        __global const short* p = (__global const short*)w + i;
+        __builtin_prefetch((__global const uchar*)p + SIMD_AHEAD);
+        a0 = fma(__builtin_ia32_vcvtph2ps256(*(__global const simd_s8u*)p), vload8(0, xv + i), a0);
+        a1 = fma(__builtin_ia32_vcvtph2ps256(*(__global const simd_s8u*)(p + 8)), vload8(1, xv + i),
+                 a1);
+        a0 = fma(__builtin_ia32_vcvtph2ps256(*(__global const simd_s8u*)(p + 16)),
+                 vload8(2, xv + i), a0);
+        a1 = fma(__builtin_ia32_vcvtph2ps256(*(__global const simd_s8u*)(p + 24)),
+                 vload8(3, xv + i), a1);
+    }
+    val = simd_hsum8(a0 + a1);
+})
+
+// Q8_0w (36 B / 32: f d | int8 qs[32]): d · dx · Σ q·xq per block.
+SIMD_GEMV(q8_0w, {
+    const int nb = cols / 32;
+    float8 a0 = 0.0f, a1 = 0.0f;
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __global const uchar* p = w + 36 * b;
+        __builtin_prefetch(p + SIMD_AHEAD);
+        a0 = fma(convert_float8(simd_dot_s8(simd_load32(p + 4), simd_load32(xq + 32 * b))),
+                 (float8)(*(__global const float*)p * xd[b]), a0);
+        a1 = fma(convert_float8(simd_dot_s8(simd_load32(p + 40), simd_load32(xq + 32 * b + 32))),
+                 (float8)(*(__global const float*)(p + 36) * xd[b + 1]), a1);
+    }
+    for (; b < nb; ++b) {
+        __global const uchar* p = w + 36 * b;
+        a0 = fma(convert_float8(simd_dot_s8(simd_load32(p + 4), simd_load32(xq + 32 * b))),
+                 (float8)(*(__global const float*)p * xd[b]), a0);
+    }
+    val = simd_hsum8(a0 + a1);
+})
+
+// Q4_0w (20 B / 32: f d | qs[16], nibbles q, value (q - 8) d): d · (dx Σ q·xq - 8 dx Σ xq).
+SIMD_GEMV(q4_0w, {
+    const int nb = cols / 32;
+    float8 a0 = 0.0f, a1 = 0.0f;
+    float c = 0.0f;
+    int b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __global const uchar* p = w + 20 * b;
+        __builtin_prefetch(p + SIMD_AHEAD);
+        const float d0 = *(__global const float*)p, d1 = *(__global const float*)(p + 20);
+        a0 = fma(convert_float8(simd_dot_u8(simd_nibbles(p + 4), simd_load32(xq + 32 * b))),
+                 (float8)(d0 * xd[b]), a0);
+        a1 = fma(convert_float8(simd_dot_u8(simd_nibbles(p + 24), simd_load32(xq + 32 * b + 32))),
+                 (float8)(d1 * xd[b + 1]), a1);
+        c += d0 * (xs[2 * b] + xs[2 * b + 1]) + d1 * (xs[2 * b + 2] + xs[2 * b + 3]);
+    }
+    for (; b < nb; ++b) {
+        __global const uchar* p = w + 20 * b;
+        const float d0 = *(__global const float*)p;
+        a0 = fma(convert_float8(simd_dot_u8(simd_nibbles(p + 4), simd_load32(xq + 32 * b))),
+                 (float8)(d0 * xd[b]), a0);
+        c += d0 * (xs[2 * b] + xs[2 * b + 1]);
+    }
+    val = simd_hsum8(a0 + a1) - 8.0f * c;
+})
+
+// Q4_Kw (152 B / 256: f d | f dmin | uchar sc[8] | uchar m[8] | qs[128]; sub-block j's nibbles
+// in qs[32 (j / 2) ..], low for even j; value d sc[j] q - dmin m[j]): the eight sub-blocks'
+// integer sums weighted by sc[j] (pmaddwd), one float scaling per super-block, and the
+// minimums through the x sums.
+SIMD_GEMV(q4_kw, {
+    const int ns = cols / 256;
+    float8 acc = 0.0f;
+    float8 mins = 0.0f;  // Σ dmin m[j] · (x sum of sub-block j), by sub-block
+    for (int s = 0; s < ns; ++s) {
+        __global const uchar* p = w + 152 * s;
+        __builtin_prefetch(p + SIMD_AHEAD);
+        __global const uchar* sc = p + 8;
+        __global const uchar* qs = p + 24;
+        __global const char* xs8 = xq + 256 * s;
+        int8 isum = 0;
+        for (int k = 0; k < 4; ++k) {
+            const simd_c32 bytes = simd_load32(qs + 32 * k);
+            const simd_c32 lo = bytes & (simd_c32)15;
+            const simd_c32 hi = simd_shr(bytes, 4);
+            isum += __builtin_ia32_pmaddwd256(simd_pairs(lo, simd_load32(xs8 + 64 * k)),
+                                              (short16)(short)sc[2 * k]);
+            isum += __builtin_ia32_pmaddwd256(simd_pairs(hi, simd_load32(xs8 + 64 * k + 32)),
+                                              (short16)(short)sc[2 * k + 1]);
+        }
+        const float d = *(__global const float*)p, dmin = *(__global const float*)(p + 4);
+        acc = fma(convert_float8(isum), (float8)(d * xd[8 * s]), acc);
+        const float16 xs16 = vload16(s, xs);
+        mins = fma(convert_float8(vload8(0, p + 16)) * (float8)dmin, xs16.even + xs16.odd, mins);
+    }
+    val = simd_hsum8(acc) - simd_hsum8(mins);
+})
+
+// Q6_Kw (212 B / 256: ql[128] | qh[64] | int8 sc[16] | f d; unit u = 4 h + k of half h: low
+// bits from ql[64 h + 32 (k & 1) ..] (low nibbles for k < 2), high 2 bits from qh[32 h ..] at
+// shift 2k; value d sc (q - 32), a scale per 16): each unit's pair sums weighted by its two
+// scales (pmaddwd), then d dx, less 32 d Σ sc · (x sums of 16). The shifts are constants.
+inline int8 simd_q6_unit(const simd_c32 low4, const simd_c32 qh, const int shift,
+                         __global const char* x, const short scLo, const short scHi) {
+    const simd_c32 q = low4 | ((simd_shr(qh, shift) & (simd_c32)3) << (simd_c32)4);
+    short16 scv = (short16)scHi;
+    scv.lo = (short8)scLo;
+    return __builtin_ia32_pmaddwd256(simd_pairs(q, simd_load32(x)), scv);
+}
+
+SIMD_GEMV(q6_kw, {
+    const int ns = cols / 256;
+    float8 acc = 0.0f;
+    float16 corr = 0.0f;  // Σ d sc · (x sums of 16), by position in the super-block
+    for (int s = 0; s < ns; ++s) {
+        __global const uchar* p = w + 212 * s;
+        __builtin_prefetch(p + SIMD_AHEAD);
+        __global const char* sc = (__global const char*)(p + 192);
+        __global const char* xs8 = xq + 256 * s;
+        int8 isum = 0;
+        for (int h = 0; h < 2; ++h) {
+            const simd_c32 ql0 = simd_load32(p + 64 * h), ql1 = simd_load32(p + 64 * h + 32);
+            const simd_c32 qh = simd_load32(p + 128 + 32 * h);
+            __global const char* xh = xs8 + 128 * h;
+            __global const char* sh = sc + 8 * h;
+            isum += simd_q6_unit(ql0 & (simd_c32)15, qh, 0, xh, sh[0], sh[1]);
+            isum += simd_q6_unit(ql1 & (simd_c32)15, qh, 2, xh + 32, sh[2], sh[3]);
+            isum += simd_q6_unit(simd_shr(ql0, 4), qh, 4, xh + 64, sh[4], sh[5]);
+            isum += simd_q6_unit(simd_shr(ql1, 4), qh, 6, xh + 96, sh[6], sh[7]);
+        }
+        const float d = *(__global const float*)(p + 208);
+        acc = fma(convert_float8(isum), (float8)(d * xd[8 * s]), acc);
+        corr = fma(convert_float16(vload16(0, sc)) * (float16)d, vload16(s, xs), corr);
+    }
+    const float16 c2 = corr;
+    val = simd_hsum8(acc) - 32.0f * simd_hsum8(c2.lo + c2.hi);
+})
+
+#endif

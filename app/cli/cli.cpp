@@ -279,6 +279,9 @@ const std::vector<Command>& commands() {
           {"scales", "stored|wide",
            "OpenCL: the block types' float16 scales as stored or widened to float32 (default: "
            "wide on CPU devices)"},
+          {"cpu-simd", "on|off",
+           "OpenCL: the x86 SIMD kernels of CPU devices (8-bit activations for block types) or "
+           "the portable ones (default: on where they build)"},
           kJson},
          runBench},
     };

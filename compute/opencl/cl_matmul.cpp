@@ -42,6 +42,7 @@ MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice, bo
     }
     if (simd && program.hasKernel("simd_quantize_x")) {
         quantizeX_ = Kernel(program, "simd_quantize_x");
+        quantizeLocal_ = std::min<size_t>(16, quantizeX_.maxWorkGroupSize(device.id()));
         for (const auto& [type, wide, suffix] :
              {Kind{TensorType::F16, false, "f16"}, Kind{TensorType::Q8_0, true, "q8_0w"},
               Kind{TensorType::Q4_0, true, "q4_0w"}, Kind{TensorType::Q4_K, true, "q4_kw"},
@@ -66,7 +67,7 @@ const MatMul::Rounded& MatMul::roundX(const Buffer& in, size_t inOff, int n, int
     }
     if (!done) {
         quantizeX_.setArgs(in, static_cast<int>(inOff), cols, n, block, r.q, r.d, r.s);
-        const size_t blocks = values / static_cast<size_t>(block), ls = simdLocal_;
+        const size_t blocks = values / static_cast<size_t>(block), ls = quantizeLocal_;
         events.push_back(
             device_.queue().run(quantizeX_, Range((blocks + ls - 1) / ls * ls), Range(ls)));
         done = true;

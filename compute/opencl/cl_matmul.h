@@ -14,11 +14,11 @@ namespace kvscope::ocl {
 
 class MatMul {
   public:
-    // simd: take cpu_simd.cl's x86 kernels for the decode step's block-type and F16 products
-    // where the program has them (CPU devices whose compiler targets AVX2 and F16C).
+    // simd: take cpu_simd.cl's x86 kernels for the wide block types' products and F16's decode
+    // steps where the program has them (CPU devices whose compiler targets AVX2 and F16C).
     MatMul(ClDevice& device, const Program& program, MatMulChoice choice, bool simd = false);
 
-    // Whether the decode step's products take cpu_simd.cl's kernels (asked for and built).
+    // Whether cpu_simd.cl's kernels take the products they cover (asked for and built).
     bool simd() const { return !simd_.empty(); }
 
     // One product's x as rounded to 8 bits for cpu_simd.cl's kernels, shared by the parts of a
@@ -42,8 +42,9 @@ class MatMul {
     // GEMM: qgemm, whatever the choice). out's rows are ldy floats apart and the product fills
     // columns outOff .. outOff + outDim of them (one part of a Q/K/V stack); bias from biasOff.
     // wide: the block type's scales are float32 (device_weights.h's wide-scale layouts).
-    // With simd() and one row of x, F16 and the wide block types take cpu_simd.cl's kernels,
-    // the block types after x is rounded to 8 bits (once per Input).
+    // With simd(), the wide block types take cpu_simd.cl's kernels after x is rounded to 8 bits
+    // (once per Input), as the CPU backend rounds it for every product on blocks, and so does
+    // F16 with one row of x (exact float32, as the CPU's decode step).
     void runQuant(const Buffer& out, size_t outOff, int ldy, const Buffer& in, size_t inOff,
                   const Buffer& w, TensorType type, bool wide, size_t rowBytes, const Buffer* bias,
                   size_t biasOff, int n, int inDim, int outDim, bool accumulate, Input& input,
@@ -81,7 +82,7 @@ class MatMul {
         size_t values = 0;
     };
     Rounded rounded32_, rounded256_;
-    size_t simdLocal_ = 16;
+    size_t simdLocal_ = 16, quantizeLocal_ = 16;
     const Rounded& roundX(const Buffer& in, size_t inOff, int n, int cols, int block, bool& done,
                           std::vector<Event>& events);
     size_t biasLocal_ = 64;

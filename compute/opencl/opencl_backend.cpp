@@ -1035,7 +1035,10 @@ OpenClBackend::~OpenClBackend() = default;
 std::string OpenClBackend::deviceName() const {
     const DeviceInfo& d = impl_->dev.info();
     return d.name + " (" + d.platformName + ", OpenCL, " + impl_->mm->choice().text() +
-           (impl_->mm->simd() ? "; x86 SIMD kernels, block types with 8-bit activations" : "") +
+           (!impl_->mm->simd() ? ""
+            : impl_->wide
+                ? "; x86 SIMD kernels, block types with 8-bit activations"
+                : "; x86 SIMD kernels for F16 (block types with stored scales: portable)") +
            ")";
 }
 

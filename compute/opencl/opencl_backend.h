@@ -50,11 +50,11 @@ struct OpenClOptions {
     // Widen the block types' float16 scales to float32 at upload (ocl/device_weights.h); unset:
     // on CPU devices (PoCL converts float16 in software), not on GPUs (the extra bytes cost).
     std::optional<bool> wideScales;
-    // The decode step's F16 and block-type products through cpu_simd.cl's x86 kernels, the
-    // block types with x rounded to 8 bits per block as the CPU backend rounds it (its error:
-    // compute/cpu/quant_dot.h); they need the wide scales. Only CPU devices whose OpenCL
-    // compiler targets AVX2 and F16C build them (PoCL on x86). Unset: wherever they build;
-    // false: quant.cl's portable kernels, float32 activations.
+    // The products on the block types, and F16's decode steps, through cpu_simd.cl's x86
+    // kernels, the block types with x rounded to 8 bits per block as the CPU backend rounds it
+    // (its error: compute/cpu/quant_dot.h); those need the wide scales. Only CPU devices whose
+    // OpenCL compiler targets AVX2 and F16C build them (PoCL on x86). Unset: wherever they
+    // build; false: quant.cl's portable kernels, float32 activations.
     std::optional<bool> cpuSimd;
 };
 
@@ -93,7 +93,8 @@ class OpenClBackend final : public Backend {
     OpenClBackend& operator=(const OpenClBackend&) = delete;
 
     std::string name() const override { return "opencl"; }
-    // "<device> (<platform>, OpenCL, gemv <path>, gemm <path>[; x86 SIMD kernels, …])"
+    // "<device> (<platform>, OpenCL, gemv <path>, gemm <path>[; x86 SIMD kernels, …])": the
+    // SIMD note says which products take them (cpuSimd()).
     std::string deviceName() const override;
     const ModelConfig& config() const override;
 
@@ -140,7 +141,8 @@ class OpenClBackend final : public Backend {
     std::string weightNote() const;
     // Whether the block types' scales went up widened to float32 (OpenClOptions::wideScales).
     bool wideScales() const;
-    // Whether the decode step's products take cpu_simd.cl's kernels (OpenClOptions::cpuSimd).
+    // Whether cpu_simd.cl's kernels are in use (OpenClOptions::cpuSimd): for F16's decode steps,
+    // and for every product on the block types when their scales are wide (wideScales()).
     bool cpuSimd() const;
     // Bytes of the weights' device buffers (matrices in their device types, vectors float32).
     uint64_t uploadedWeightBytes() const;

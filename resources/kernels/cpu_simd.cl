@@ -1,6 +1,7 @@
-// The decode step's matrix products on x86 CPU devices (PoCL and other OpenCL implementations
-// that compile for the host): the same products as quant.cl's qgemm_T with one row of x, written
-// with the x86 SIMD instructions the compiler exposes as builtins, as compute/cpu's kernels are.
+// The matrix products on x86 CPU devices (PoCL and other OpenCL implementations that compile
+// for the host): every product on the wide block types and F16's decode steps (one row of x),
+// written with the x86 SIMD instructions the compiler exposes as builtins, as compute/cpu's
+// kernels are.
 // Built only where the host asked for it (-DKVSCOPE_CPU_DEVICE, CPU devices) and the compiler
 // targets AVX2 with F16C; the host finds out from the program's kernel names (Program::hasKernel)
 // and otherwise runs quant.cl's portable kernels.
@@ -12,8 +13,9 @@
 // K-quants: -max / 127, round half to even), and the scaled sums of each 16 quants; the rows are
 // then integer dot products (pmaddubsw, pmaddwd) scaled once per block, exact with respect to
 // the weights and the rounded x up to float32 rounding. F16 rows keep x in float32 (vcvtph2ps,
-// exact products). One row per work item, each streaming its row with a prefetch 4 KiB ahead
-// (the hardware prefetchers alone leave a thread at about half the memory bandwidth).
+// exact products). One weight row per work item, each streaming its row with a prefetch 4 KiB
+// ahead (the hardware prefetchers alone leave a thread at about half the memory bandwidth) and
+// taking every row of x while it is in cache.
 #if defined(KVSCOPE_CPU_DEVICE) && defined(__clang__) && defined(__AVX2__) && defined(__F16C__)
 
 typedef char simd_c32 __attribute__((ext_vector_type(32)));
@@ -44,9 +46,10 @@ inline int8 simd_dot_u8(const simd_c32 u, const simd_c32 x) {
     return __builtin_ia32_pmaddwd256(simd_pairs(u, x), (short16)1);
 }
 
-// Signed quants: |w| times x with w's sign (pair sums <= 2 * 128 * 127).
+// Signed quants: |w| (psignb of w by itself; -128 stays 0x80, 128 as unsigned) times x with
+// w's sign (pair sums <= 2 * 128 * 127).
 inline int8 simd_dot_s8(const simd_c32 w, const simd_c32 x) {
-    return simd_dot_u8(__builtin_elementwise_abs(w), __builtin_ia32_psignb256(x, w));
+    return simd_dot_u8(__builtin_ia32_psignb256(w, w), __builtin_ia32_psignb256(x, w));
 }
 
 // 32 quants from 16 bytes: the low nibbles (values 0..15), then the high ones.
@@ -85,23 +88,24 @@ __kernel void simd_quantize_x(__global const float* x, const int xOff, const int
         }
         finite = finite && isfinite(v[i]);
     }
-    float d, id;
-    if (block == 32) {  // amax / 127 rounded to float16 (llama.cpp's block_q8_0)
+    // as compute/cpu/quant_dot.cpp's plain loops: a block that is not finite has the scale NaN
+    // and quants 0
+    float d = NAN, id = 0.0f;
+    if (block == 32 && finite) {  // amax / 127 rounded to float16 (llama.cpp's block_q8_0)
         const float d32 = amax / 127.0f;
         id = d32 > 0.0f ? 1.0f / d32 : 0.0f;
-        __global half* h = (__global half*)(xd + first / 32);  // through its own slot of xd
-        vstore_half_rte(d32, 0, h);
-        d = vload_half(0, h);
-    } else {  // -max / 127 in float32 (block_q8_K)
+        const float4 h = __builtin_ia32_vcvtph2ps(__builtin_ia32_vcvtps2ph((float4)(d32), 0));
+        d = h.x;  // through float16, to nearest
+    } else if (finite) {  // -max / 127 in float32 (block_q8_K)
         id = amax > 0.0f ? -127.0f / max : 0.0f;
         d = amax > 0.0f ? 1.0f / id : 0.0f;
-        if (!isfinite(id)) id = 0.0f;
+        if (!isfinite(id)) id = 0.0f;  // a subnormal max
     }
-    if (!finite) d = NAN;
     int sum = 0;
     for (int i = 0; i < block; ++i) {
-        float t = clamp(v[i] * id, -127.0f, 127.0f);
-        if (isnan(t)) t = 0.0f;
+        // 0 · inf (a block of subnormals) is NaN: 0, as the CPU's; clamp's NaN is not
+        const float p = v[i] * id;
+        const float t = isnan(p) ? 0.0f : clamp(p, -127.0f, 127.0f);
         // 32-blocks: half away from zero (llama.cpp's roundf); 256-blocks: half to even
         const int c = block == 32 ? (int)(t + (t >= 0.0f ? 0.5f : -0.5f)) : (int)rint(t);
         xq[first + i] = (char)c;

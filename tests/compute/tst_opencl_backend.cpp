@@ -393,6 +393,8 @@ class TstOpenClBackend : public QObject {
     // the CPU backend run on float32 copies of the values the device holds to 1e-4 of the
     // largest (a wrong bit in a kernel's layout moves them by far more), and the CPU backend on
     // the blocks themselves (which rounds activations to 8 bits) loosely, on the same tokens.
+    // With cpu_simd.cl's kernels on wide blocks, which round activations as the CPU does, both
+    // CPU runs loosely (see below).
     void quantizedWeightsComputeTheirValues_data() {
         QTest::addColumn<int>("type");
         QTest::addColumn<bool>("llama");
@@ -411,8 +413,8 @@ class TstOpenClBackend : public QObject {
                 for (bool cache : {true, false})
                     for (Layout l : {Layout{false, false}, Layout{true, false}, Layout{true, true},
                                      Layout{false, true}})
-                        if ((t == TensorType::F16) == !l.wide &&
-                            (l.wide || !l.simd || t == TensorType::F16))
+                        // F16 has no wide layout; stored block types take no SIMD kernel
+                        if (t == TensorType::F16 ? !l.wide : l.wide || !l.simd)
                             QTest::addRow("%s %s %s%s%s", typeName(t).c_str(),
                                           llama ? "llama" : "gpt2", cache ? "cached" : "recompute",
                                           l.wide ? " wide" : "", l.simd ? " simd" : "")
@@ -541,15 +543,19 @@ class TstOpenClBackend : public QObject {
     // cpu_simd.cl's products, each against a plain reference: x rounded to 8 bits by the CPU
     // backend's plain loop (qdot::detail::quantizeXForTesting, Scalar), the weights dequantized
     // (dequantizeRow), the sum in double. They are exact w.r.t. those up to float32 rounding.
-    // Random blocks with scales from tiny to large, a block of x that is all zero, one with a
-    // single large value; a part of a wider output (ldy, column offset), x at an offset, bias,
-    // accumulate, one and three rows of x.
+    // Random blocks with scales from tiny to large, a Q8_0 quant of -128; x with a block that
+    // is all zero, one with a single large value, one of halves that round differently half
+    // away from zero (32-value blocks) and half to even (the K-quants' 256); a part of a wider
+    // output (ldy, column offset), x at an offset, bias, accumulate; one and three rows of x
+    // (F16 one: its batches are quant.cl's).
     void cpuSimdProductsAreExactOnTheRoundedX_data() {
         QTest::addColumn<int>("type");
         QTest::addColumn<int>("n");
         for (TensorType t : {TensorType::F16, TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
                              TensorType::Q6_K})
-            for (int n : {1, 3}) QTest::addRow("%s n=%d", typeName(t).c_str(), n) << int(t) << n;
+            for (int n : {1, 3})
+                if (n == 1 || t != TensorType::F16)
+                    QTest::addRow("%s n=%d", typeName(t).c_str(), n) << int(t) << n;
     }
     void cpuSimdProductsAreExactOnTheRoundedX() {
         QFETCH(int, type);
@@ -582,9 +588,12 @@ class TstOpenClBackend : public QObject {
         for (int r = 0; r < rows; ++r) {
             quantizeRow(t, w.data() + static_cast<size_t>(r) * cols, stored.data() + r * rowBytes,
                         cols);
+            if (t == TensorType::Q8_0 && r == 0) stored[2] = 0x80;  // quant -128 (after d)
             dequantizeRow(t, stored.data() + r * rowBytes,
                           values.data() + static_cast<size_t>(r) * cols, cols);
         }
+        if (t == TensorType::Q8_0)
+            QCOMPARE(values[0], -128.0f * f16ToF32(uint16_t(stored[0] | stored[1] << 8)));
         const bool wide = ocl::hasWideScales(t);
         const std::vector<uint8_t> device =
             wide ? ocl::widenScales(t, stored.data(), stored.size()) : stored;
@@ -597,6 +606,10 @@ class TstOpenClBackend : public QObject {
         std::fill_n(x.begin() + inOff + 64, 32, 0.0f);
         std::fill_n(x.begin() + inOff + 160, 32, 1e-3f);
         x[inOff + 170] = 50.0f;
+        // block 3: its largest is 127, so the scale is 1 (-1 for the K-quants) and the halves
+        // are ties: 2.5 is 3 half away from zero, 2 half to even
+        const float halves[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.5f, -3.5f, 126.5f};
+        std::copy(std::begin(halves), std::end(halves), x.begin() + inOff + 96);
         std::vector<float> bias(rows), y(static_cast<size_t>(n) * ldy);
         for (float& b : bias) b = normal(rng);
         for (float& v : y) v = normal(rng);

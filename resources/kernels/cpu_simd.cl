@@ -209,6 +209,16 @@ SIMD_GEMV(q4_0w, {
     val = simd_hsum8(a0 + a1) - 8.0f * c;
 })
 
+// Sub-blocks 2k and 2k + 1 of a Q4_Kw super-block: the low and high nibbles of the same 32
+// bytes, each sub-block's pair sums weighted by its scale.
+inline int8 simd_q4k_pair(const simd_c32 bytes, __global const char* x, const short scLo,
+                          const short scHi) {
+    return __builtin_ia32_pmaddwd256(simd_pairs(bytes & (simd_c32)15, simd_load32(x)),
+                                     (short16)scLo) +
+           __builtin_ia32_pmaddwd256(simd_pairs(simd_shr(bytes, 4), simd_load32(x + 32)),
+                                     (short16)scHi);
+}
+
 // Q4_Kw (152 B / 256: f d | f dmin | uchar sc[8] | uchar m[8] | qs[128]; sub-block j's nibbles
 // in qs[32 (j / 2) ..], low for even j; value d sc[j] q - dmin m[j]): the eight sub-blocks'
 // integer sums weighted by sc[j] (pmaddwd), one float scaling per super-block, and the
@@ -220,19 +230,13 @@ SIMD_GEMV(q4_kw, {
     for (int s = 0; s < ns; ++s) {
         __global const uchar* p = w + 152 * s;
         __builtin_prefetch(p + SIMD_AHEAD);
-        __global const uchar* sc = p + 8;
+        const short8 sc = convert_short8(vload8(0, p + 8));
         __global const uchar* qs = p + 24;
-        __global const char* xs8 = xq + 256 * s;
-        int8 isum = 0;
-        for (int k = 0; k < 4; ++k) {
-            const simd_c32 bytes = simd_load32(qs + 32 * k);
-            const simd_c32 lo = bytes & (simd_c32)15;
-            const simd_c32 hi = simd_shr(bytes, 4);
-            isum += __builtin_ia32_pmaddwd256(simd_pairs(lo, simd_load32(xs8 + 64 * k)),
-                                              (short16)(short)sc[2 * k]);
-            isum += __builtin_ia32_pmaddwd256(simd_pairs(hi, simd_load32(xs8 + 64 * k + 32)),
-                                              (short16)(short)sc[2 * k + 1]);
-        }
+        __global const char* x8 = xq + 256 * s;
+        int8 isum = simd_q4k_pair(simd_load32(qs), x8, sc.s0, sc.s1);
+        isum += simd_q4k_pair(simd_load32(qs + 32), x8 + 64, sc.s2, sc.s3);
+        isum += simd_q4k_pair(simd_load32(qs + 64), x8 + 128, sc.s4, sc.s5);
+        isum += simd_q4k_pair(simd_load32(qs + 96), x8 + 192, sc.s6, sc.s7);
         const float d = *(__global const float*)p, dmin = *(__global const float*)(p + 4);
         acc = fma(convert_float8(isum), (float8)(d * xd[8 * s]), acc);
         const float16 xs16 = vload16(s, xs);

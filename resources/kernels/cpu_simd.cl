@@ -26,6 +26,11 @@ typedef short simd_s8u __attribute__((ext_vector_type(8), aligned(1)));
 
 #define SIMD_AHEAD 4096
 
+// Prefetches the cache lines SIMD_AHEAD bytes past the `bytes` at p (a block or two of a row).
+inline void simd_ahead(__global const uchar* p, const int bytes) {
+    for (int at = 0; at < bytes; at += 64) __builtin_prefetch(p + SIMD_AHEAD + at);
+}
+
 inline simd_c32 simd_load32(__global const void* p) {
     return *(__global const simd_c32u*)p;
 }
@@ -169,7 +174,7 @@ SIMD_GEMV(q8_0w, {
     int b = 0;
     for (; b + 2 <= nb; b += 2) {
         __global const uchar* p = w + 36 * b;
-        __builtin_prefetch(p + SIMD_AHEAD);
+        simd_ahead(p, 72);
         a0 = fma(convert_float8(simd_dot_s8(simd_load32(p + 4), simd_load32(xq + 32 * b))),
                  (float8)(*(__global const float*)p * xd[b]), a0);
         a1 = fma(convert_float8(simd_dot_s8(simd_load32(p + 40), simd_load32(xq + 32 * b + 32))),
@@ -229,7 +234,7 @@ SIMD_GEMV(q4_kw, {
     float8 mins = 0.0f;  // Σ dmin m[j] · (x sum of sub-block j), by sub-block
     for (int s = 0; s < ns; ++s) {
         __global const uchar* p = w + 152 * s;
-        __builtin_prefetch(p + SIMD_AHEAD);
+        simd_ahead(p, 152);
         const short8 sc = convert_short8(vload8(0, p + 8));
         __global const uchar* qs = p + 24;
         __global const char* x8 = xq + 256 * s;
@@ -263,7 +268,7 @@ SIMD_GEMV(q6_kw, {
     float16 corr = 0.0f;  // Σ d sc · (x sums of 16), by position in the super-block
     for (int s = 0; s < ns; ++s) {
         __global const uchar* p = w + 212 * s;
-        __builtin_prefetch(p + SIMD_AHEAD);
+        simd_ahead(p, 212);
         __global const char* sc = (__global const char*)(p + 192);
         __global const char* xs8 = xq + 256 * s;
         int8 isum = 0;

@@ -238,7 +238,14 @@ void MainWindow::updateSummary() {
                 .arg(c.headDim)
                 .arg(elements > 0 ? s.kvBytesPerToken / elements : 4);
     summary_->setText(html);
-    statusDevice_->setText(tr("%1 · %2").arg(s.backend, s.device));
+    // An OpenCL device's name with its paths and kernels runs to 190 characters (PoCL): the
+    // status bar shows at most kStatusDeviceWidth of it, so that it never widens the window
+    // past a projector's 1280 pixels, and the tooltip all of it.
+    constexpr int kStatusDeviceWidth = 420;
+    const QString device = tr("%1 · %2").arg(s.backend, s.device);
+    statusDevice_->setToolTip(device);
+    statusDevice_->setText(
+        statusDevice_->fontMetrics().elidedText(device, Qt::ElideRight, kStatusDeviceWidth));
     {
         const QSignalBlocker a(layer_), b(head_);
         layer_->setRange(0, c.nLayer - 1);

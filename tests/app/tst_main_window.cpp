@@ -888,7 +888,9 @@ class TstMainWindow : public QObject {
 
     // The backend chooser moves the loaded model to an OpenCL device (PoCL here and in CI) and
     // the same prompt decodes to the same tokens there; a missing device is an error that keeps
-    // the backend in use.
+    // the backend in use. The device's long name (PoCL's, with its paths and kernels) does not
+    // widen the window past a 1280-pixel projector: the status bar elides it, the tooltip has
+    // it whole.
     void backendChooserMovesTheModel() {
         if (ocl::listDevices().devices.empty()) QSKIP("no OpenCL device on this machine");
         auto w = open(gpt2_);
@@ -914,6 +916,19 @@ class TstMainWindow : public QObject {
         std::vector<int32_t> clTokens;
         for (const StepTrace& t : w->store()->traces()) clTokens.push_back(t.token);
         QCOMPARE(clTokens, cpuTokens);
+        auto* device = w->findChild<QLabel*>("statusDevice");
+        QVERIFY(device);
+        QVERIFY2(device->toolTip().contains("OpenCL, gemv"), qPrintable(device->toolTip()));
+        QVERIFY(device->fontMetrics().horizontalAdvance(device->text()) <= 420);
+        QVERIFY2(w->minimumSizeHint().width() <= 1280,
+                 qPrintable(QString("minimum width %1 with '%2'")
+                                .arg(w->minimumSizeHint().width())
+                                .arg(device->toolTip())));
+        w->resize(1280, 720);
+        QCoreApplication::processEvents();
+        QCOMPARE(w->size(), QSize(1280, 720));
+        QVERIFY2(device->fontMetrics().horizontalAdvance(device->text()) <= device->width(),
+                 qPrintable(QString("'%1' in %2 px").arg(device->text()).arg(device->width())));
 
         w->setBackend("opencl:99");
         QVERIFY(settle(*w));

@@ -498,9 +498,11 @@ constexpr LogitBound kF32Gelu{1e-4, 2e-3, true};
 // Q8_0 weights (the same bytes on both sides): both round the matrix products' inputs to
 // 8 bits per 32 values with an f16 scale (block_q8_0; KVScope's qdot quantizeX), so on the CPU
 // a family whose float32 steps match (no GELU table) computes llama.cpp's very products: kQ8_0Cpu
-// below, 1e-4 absolute and equal greedy tokens (measured: 0, bit for bit). Otherwise (OpenCL,
-// which does not round the inputs; gpt2 and gemma, whose GELU table moves values across
-// rounding boundaries) the two results differ by up to the sum of both roundings' effects. So the
+// below, 1e-4 absolute and equal greedy tokens (measured: 0, bit for bit). Otherwise (OpenCL:
+// its portable kernels do not round the inputs, and its x86 kernels on PoCL round them as the
+// CPU does but sum in another order, which can move a later input across a rounding boundary;
+// gpt2 and gemma, whose GELU table moves values across rounding boundaries) the two results
+// differ by up to the sum of both roundings' effects. So the
 // two results differ by up to the sum of both roundings' effects, not their difference: each moves
 // logits by up to 2-4% of the largest one on these models (README, "Weight types"; quant_dot.h
 // bounds a product's error by about 1% of sum |w x|), hence 8%. (Measured over the

@@ -238,9 +238,9 @@ void MainWindow::updateSummary() {
                 .arg(c.headDim)
                 .arg(elements > 0 ? s.kvBytesPerToken / elements : 4);
     summary_->setText(html);
-    // An OpenCL device's name with its paths and kernels runs to 190 characters (PoCL): the
-    // status bar shows at most kStatusDeviceWidth of it, so that it never widens the window
-    // past a projector's 1280 pixels, and the tooltip all of it.
+    // An OpenCL device's name with its paths and kernels runs to 190 characters (PoCL), which
+    // the status bar of a 1280-pixel window cut off mid-word: it shows at most
+    // kStatusDeviceWidth of it, elided, and the tooltip all of it.
     constexpr int kStatusDeviceWidth = 420;
     const QString device = tr("%1 · %2").arg(s.backend, s.device);
     statusDevice_->setToolTip(device);

@@ -25,8 +25,9 @@ class ClDevice {
     Queue& queue() { return queue_; }
 
     // Compiles every kernel file into one program (seconds on some drivers: call it off the
-    // main path). On CPU devices with -DKVSCOPE_CPU_DEVICE: quant.cl then prefetches ahead of
-    // its rows and cpu_simd.cl builds its x86 kernels where the compiler targets AVX2 and F16C.
+    // main path). On CPU devices with -DKVSCOPE_CPU_DEVICE: the kernels that stream weight rows
+    // (gemv.cl, quant.cl, cpu_simd.cl) then prefetch ahead, and cpu_simd.cl builds its x86
+    // kernels where the compiler targets AVX2 and F16C.
     // Throws Error with the compiler's log on a build failure.
     Program buildKernels() const;
 

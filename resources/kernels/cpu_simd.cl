@@ -40,8 +40,8 @@ inline simd_c32 simd_shr(const simd_c32 v, const int n) {
     return __builtin_astype(__builtin_astype(v, simd_u32) >> (simd_u32)(uchar)n, simd_c32);
 }
 
-// 32 unsigned quants (each <= 127, so no pair sum saturates) times 32 signed x quants: 16 sums of
-// adjacent pairs (pmaddubsw).
+// 32 unsigned quants (at most 128) times 32 signed x quants (at most 127 in magnitude): 16 sums
+// of adjacent pairs (pmaddubsw), within 2 * 128 * 127 = 32512, so none saturates.
 inline short16 simd_pairs(const simd_c32 u, const simd_c32 x) {
     return __builtin_ia32_pmaddubsw256(u, x);
 }

@@ -888,9 +888,9 @@ class TstMainWindow : public QObject {
 
     // The backend chooser moves the loaded model to an OpenCL device (PoCL here and in CI) and
     // the same prompt decodes to the same tokens there; a missing device is an error that keeps
-    // the backend in use. The device's long name (PoCL's, with its paths and kernels) does not
-    // widen the window past a 1280-pixel projector: the status bar elides it, the tooltip has
-    // it whole.
+    // the backend in use. The device's long name (PoCL's, with its paths and kernels) fits the
+    // status bar of a 1280-pixel projector, elided (it was cut off), and the tooltip has it
+    // whole.
     void backendChooserMovesTheModel() {
         if (ocl::listDevices().devices.empty()) QSKIP("no OpenCL device on this machine");
         auto w = open(gpt2_);

@@ -37,6 +37,7 @@ struct DecodeRun {
     // device time per step by part (OpenCL profiling; zero on the CPU)
     struct {
         double matmul = 0, attention = 0, other = 0;
+        double kernels = 0;  // commands enqueued per step
         double total() const { return matmul + attention + other; }
     } device;
     double tokensPerSecond() const { return stepMs > 0 ? steps * 1000.0 / stepMs : 0; }
@@ -69,6 +70,7 @@ class Decoding {
                 run_.device.matmul += d.matmul / run_.steps;
                 run_.device.attention += d.attention / run_.steps;
                 run_.device.other += d.other / run_.steps;
+                run_.device.kernels += static_cast<double>(d.kernels) / run_.steps;
             }
 #endif
         }
@@ -170,12 +172,17 @@ int runBench(const CliArgs& args) {
     if (backendName != "cpu" && backendName != "opencl")
         throw UsageError("--backend must be cpu or opencl, got '" + backendName + "'");
     if ((args.has("device") || args.has("no-warmup") || args.has("scales") ||
-         args.has("cpu-simd")) &&
+         args.has("cpu-simd") || args.has("fuse-rounding")) &&
         backendName != "opencl")
-        throw UsageError("--device, --no-warmup, --scales and --cpu-simd go with --backend opencl");
+        throw UsageError(
+            "--device, --no-warmup, --scales, --cpu-simd and --fuse-rounding go with --backend "
+            "opencl");
     const std::string cpuSimd = args.get("cpu-simd").value_or("");
     if (!cpuSimd.empty() && cpuSimd != "on" && cpuSimd != "off")
         throw UsageError("--cpu-simd must be on or off, got '" + cpuSimd + "'");
+    const std::string fuse = args.get("fuse-rounding").value_or("");
+    if (!fuse.empty() && fuse != "on" && fuse != "off")
+        throw UsageError("--fuse-rounding must be on or off, got '" + fuse + "'");
     const std::string scales = args.get("scales").value_or("");
     if (!scales.empty() && scales != "stored" && scales != "wide")
         throw UsageError("--scales must be stored or wide, got '" + scales + "'");
@@ -236,6 +243,7 @@ int runBench(const CliArgs& args) {
         o.warmUp = !args.has("no-warmup");
         if (!scales.empty()) o.wideScales = scales == "wide";
         if (!cpuSimd.empty()) o.cpuSimd = cpuSimd == "on";
+        if (!fuse.empty()) o.fuseRounding = fuse == "on";
         auto backend = std::make_shared<OpenClBackend>(model, o);
         clDevice = backend->deviceName();
         clWeights = backend->weightNote();
@@ -344,7 +352,9 @@ int runBench(const CliArgs& args) {
                             {"ratio_to_cpu", cl->tokensPerSecond() / cpuBeside->tokensPerSecond()},
                             {"device_matmul_ms", cl->device.matmul},
                             {"device_attention_ms", cl->device.attention},
-                            {"device_other_ms", cl->device.other}};
+                            {"device_other_ms", cl->device.other},
+                            {"device_kernels_per_step", cl->device.kernels},
+                            {"fuse_rounding", fuse != "off"}};
         std::fputs(QJsonDocument(o).toJson().constData(), stdout);
         return sameTokens && clAgrees ? 0 : 1;
     }
@@ -399,9 +409,9 @@ int runBench(const CliArgs& args) {
             cpuBeside->tokensPerSecond(), kRound);
         std::printf(
             "opencl device time      %.2f ms per step: matrix products %.2f, attention %.2f, "
-            "the rest %.2f (host wall %.2f ms)\n",
+            "the rest %.2f (host wall %.2f ms); %.0f commands\n",
             cl->device.total(), cl->device.matmul, cl->device.attention, cl->device.other,
-            cl->stepMs / cl->steps);
+            cl->stepMs / cl->steps, cl->device.kernels);
     }
     std::printf("same greedy tokens      %s\n",
                 sameTokens ? (cachedOnly ? "yes (CPU, cached only)"

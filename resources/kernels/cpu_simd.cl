@@ -70,19 +70,12 @@ inline float simd_hsum8(const float8 a) {
     return (b.x + b.y) + (b.z + b.w);
 }
 
-// x (n rows of cols values from x + xOff) rounded to 8 bits: item (i, b) quantizes block b of
-// `block` values (32 or 256) of row i. xq: the quants (n, cols); xd: the scale of each 32 (a
-// 256-block's repeated), (n, cols / 32); xs: the scale times the sum of each 16 quants,
-// (n, cols / 16). A NaN or infinity in a block makes its scale NaN, so it reaches the products'
-// output as it would without the rounding.
-__kernel void simd_quantize_x(__global const float* x, const int xOff, const int cols,
-                              const int n, const int block, __global char* xq,
-                              __global float* xd, __global float* xs) {
-    const int blocks = cols / block;
-    const int at = get_global_id(0);
-    if (at >= n * blocks) return;
-    const size_t first = (size_t)(at / blocks) * cols + (size_t)(at % blocks) * block;
-    __global const float* v = x + xOff + first;
+// The `block` values (32 or 256) at v rounded to 8 bits as compute/cpu/quant_dot.cpp's plain
+// loops round them: q, their quants; d, the scale of each 32 (a 256-block's repeated); s, the
+// scale times the sum of each 16 quants. A NaN or infinity in the block makes its scale NaN and
+// its quants 0, so it reaches the products' output as it would without the rounding.
+inline void simd_round_block(__global const float* v, const int block, __global char* q,
+                             __global float* d, __global float* s) {
     float amax = 0.0f, max = 0.0f;
     bool finite = true;
     for (int i = 0; i < block; ++i) {
@@ -93,17 +86,15 @@ __kernel void simd_quantize_x(__global const float* x, const int xOff, const int
         }
         finite = finite && isfinite(v[i]);
     }
-    // as compute/cpu/quant_dot.cpp's plain loops: a block that is not finite has the scale NaN
-    // and quants 0
-    float d = NAN, id = 0.0f;
+    float scale = NAN, id = 0.0f;
     if (block == 32 && finite) {  // amax / 127 rounded to float16 (llama.cpp's block_q8_0)
         const float d32 = amax / 127.0f;
         id = d32 > 0.0f ? 1.0f / d32 : 0.0f;
         const float4 h = __builtin_ia32_vcvtph2ps(__builtin_ia32_vcvtps2ph((float4)(d32), 0));
-        d = h.x;  // through float16, to nearest
+        scale = h.x;  // through float16, to nearest
     } else if (finite) {  // -max / 127 in float32 (block_q8_K)
         id = amax > 0.0f ? -127.0f / max : 0.0f;
-        d = amax > 0.0f ? 1.0f / id : 0.0f;
+        scale = amax > 0.0f ? 1.0f / id : 0.0f;
         if (!isfinite(id)) id = 0.0f;  // a subnormal max
     }
     int sum = 0;
@@ -113,15 +104,39 @@ __kernel void simd_quantize_x(__global const float* x, const int xOff, const int
         const float t = isnan(p) ? 0.0f : clamp(p, -127.0f, 127.0f);
         // 32-blocks: half away from zero (llama.cpp's roundf); 256-blocks: half to even
         const int c = block == 32 ? (int)(t + (t >= 0.0f ? 0.5f : -0.5f)) : (int)rint(t);
-        xq[first + i] = (char)c;
+        q[i] = (char)c;
         sum += c;
         if ((i & 15) == 15) {
-            xs[(first + i) / 16] = d * (float)sum;
+            s[i / 16] = scale * (float)sum;
             sum = 0;
         }
     }
-    for (int k = 0; k < block / 32; ++k) xd[first / 32 + k] = d;
+    for (int k = 0; k < block / 32; ++k) d[k] = scale;
 }
+
+// Block b of `block` values of row r of (rows, cols) values at v rounded into the quants xq
+// (rows, cols), the scales xd (rows, cols / 32) and the sums xs (rows, cols / 16).
+inline void simd_round_at(__global const float* v, const int cols, const int block, const int r,
+                          const int b, __global char* xq, __global float* xd,
+                          __global float* xs) {
+    const size_t first = (size_t)r * cols + (size_t)b * block;
+    simd_round_block(v + first, block, xq + first, xd + first / 32, xs + first / 16);
+}
+
+// x (n rows of cols values from x + xOff) rounded to 8 bits (simd_round_block), an item per
+// block of `block` values.
+__kernel void simd_quantize_x(__global const float* x, const int xOff, const int cols,
+                              const int n, const int block, __global char* xq,
+                              __global float* xd, __global float* xs) {
+    const int blocks = cols / block;
+    const int at = get_global_id(0);
+    if (at >= n * blocks) return;
+    simd_round_at(x + xOff, cols, block, at / blocks, at % blocks, xq, xd, xs);
+}
+
+// norm.cl and elementwise.cl add kernels that round their output as they write it (the next
+// product's x), one command fewer per product: PoCL spends some 10 µs on each command.
+#define KVSCOPE_SIMD_ROUNDING 1
 
 // y[yOff + i ldy + r] = row r of W · row i of x (+ bias[biasOff + r]) (+ y when accumulate),
 // i < n, one weight row r per item, which takes every row of x while it is in cache. BODY sets

@@ -282,9 +282,6 @@ const std::vector<Command>& commands() {
           {"cpu-simd", "on|off",
            "OpenCL: the x86 SIMD kernels of CPU devices (8-bit activations for block types) or "
            "the portable ones (default: on where they build)"},
-          {"fuse-rounding", "on|off",
-           "OpenCL, x86 SIMD kernels: the norms and activations round the next product's x as "
-           "they write it, or a command of its own rounds it (default: on)"},
           kJson},
          runBench},
     };

@@ -172,17 +172,12 @@ int runBench(const CliArgs& args) {
     if (backendName != "cpu" && backendName != "opencl")
         throw UsageError("--backend must be cpu or opencl, got '" + backendName + "'");
     if ((args.has("device") || args.has("no-warmup") || args.has("scales") ||
-         args.has("cpu-simd") || args.has("fuse-rounding")) &&
+         args.has("cpu-simd")) &&
         backendName != "opencl")
-        throw UsageError(
-            "--device, --no-warmup, --scales, --cpu-simd and --fuse-rounding go with --backend "
-            "opencl");
+        throw UsageError("--device, --no-warmup, --scales and --cpu-simd go with --backend opencl");
     const std::string cpuSimd = args.get("cpu-simd").value_or("");
     if (!cpuSimd.empty() && cpuSimd != "on" && cpuSimd != "off")
         throw UsageError("--cpu-simd must be on or off, got '" + cpuSimd + "'");
-    const std::string fuse = args.get("fuse-rounding").value_or("");
-    if (!fuse.empty() && fuse != "on" && fuse != "off")
-        throw UsageError("--fuse-rounding must be on or off, got '" + fuse + "'");
     const std::string scales = args.get("scales").value_or("");
     if (!scales.empty() && scales != "stored" && scales != "wide")
         throw UsageError("--scales must be stored or wide, got '" + scales + "'");
@@ -243,7 +238,6 @@ int runBench(const CliArgs& args) {
         o.warmUp = !args.has("no-warmup");
         if (!scales.empty()) o.wideScales = scales == "wide";
         if (!cpuSimd.empty()) o.cpuSimd = cpuSimd == "on";
-        if (!fuse.empty()) o.fuseRounding = fuse == "on";
         auto backend = std::make_shared<OpenClBackend>(model, o);
         clDevice = backend->deviceName();
         clWeights = backend->weightNote();
@@ -353,8 +347,7 @@ int runBench(const CliArgs& args) {
                             {"device_matmul_ms", cl->device.matmul},
                             {"device_attention_ms", cl->device.attention},
                             {"device_other_ms", cl->device.other},
-                            {"device_kernels_per_step", cl->device.kernels},
-                            {"fuse_rounding", fuse != "off"}};
+                            {"device_kernels_per_step", cl->device.kernels}};
         std::fputs(QJsonDocument(o).toJson().constData(), stdout);
         return sameTokens && clAgrees ? 0 : 1;
     }

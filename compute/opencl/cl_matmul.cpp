@@ -54,13 +54,8 @@ MatMul::MatMul(ClDevice& device, const Program& program, MatMulChoice choice, bo
     }
 }
 
-int MatMul::roundingBlock(TensorType type, bool wide) const {
-    // the block types take the SIMD kernels, and rounded x, for every n; F16 float32 x
-    if (type == TensorType::F16 || !simd_.contains({type, wide})) return 0;
-    return type == TensorType::Q4_K || type == TensorType::Q6_K ? 256 : 32;
-}
-
-MatMul::Rounded& MatMul::rounded(int block, int n, int cols) {
+const MatMul::Rounded& MatMul::roundX(const Buffer& in, size_t inOff, int n, int cols, int block,
+                                      bool& done, std::vector<Event>& events) {
     Rounded& r = block == 32 ? rounded32_ : rounded256_;
     const size_t values = static_cast<size_t>(n) * static_cast<size_t>(cols);
     if (r.values < values) {
@@ -70,21 +65,6 @@ MatMul::Rounded& MatMul::rounded(int block, int n, int cols) {
         r.s = Buffer(ctx, values / 16 * sizeof(float), CL_MEM_READ_WRITE);
         r.values = values;
     }
-    return r;
-}
-
-MatMul::RoundedX MatMul::roundedTarget(int block, int n, int cols) {
-    KVSCOPE_CHECK((block == 32 || block == 256) && cols % block == 0,
-                  "matmul: x rounded in blocks of " + std::to_string(block) + " for rows of " +
-                      std::to_string(cols) + " values");
-    const Rounded& r = rounded(block, n, cols);
-    return {r.q, r.d, r.s};
-}
-
-const MatMul::Rounded& MatMul::roundX(const Buffer& in, size_t inOff, int n, int cols, int block,
-                                      bool& done, std::vector<Event>& events) {
-    Rounded& r = rounded(block, n, cols);
-    const size_t values = static_cast<size_t>(n) * static_cast<size_t>(cols);
     if (!done) {
         quantizeX_.setArgs(in, static_cast<int>(inOff), cols, n, block, r.q, r.d, r.s);
         const size_t blocks = values / static_cast<size_t>(block), ls = quantizeLocal_;

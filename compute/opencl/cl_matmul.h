@@ -26,18 +26,7 @@ class MatMul {
     struct Input {
         bool rounded32 = false;   // per 32 values (Q8_0, Q4_0)
         bool rounded256 = false;  // per 256 (the K-quants)
-        void markRounded(int block) { (block == 32 ? rounded32 : rounded256) = true; }
     };
-    // The rounding cpu_simd.cl's kernels for weights of `type` (wide scales where `wide`) want
-    // x in: 32 or 256 values a block; 0 when it takes float32 x or does not run.
-    int roundingBlock(TensorType type, bool wide) const;
-    // Where x rounded in blocks of `block` values goes (n rows of cols values): its quants,
-    // scales and scaled sums of 16, as simd_quantize_x writes them, grown to fit. For a kernel
-    // that rounds x as it writes it; it then marks the product's Input (markRounded).
-    struct RoundedX {
-        const Buffer &q, &d, &s;
-    };
-    RoundedX roundedTarget(int block, int n, int cols);
 
     // out (n, outDim) = in (n, inDim) · wᵀ + bias (+ out when accumulate: a residual add).
     //   w: (outDim, inDim) from offset 0; bias: (outDim) or null; offsets count floats.
@@ -94,7 +83,6 @@ class MatMul {
     };
     Rounded rounded32_, rounded256_;
     size_t simdLocal_ = 16, quantizeLocal_ = 16;
-    Rounded& rounded(int block, int n, int cols);  // grown to n · cols values
     const Rounded& roundX(const Buffer& in, size_t inOff, int n, int cols, int block, bool& done,
                           std::vector<Event>& events);
     size_t biasLocal_ = 64;

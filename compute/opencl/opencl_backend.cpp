@@ -104,9 +104,6 @@ struct OpenClBackend::Impl {
     std::optional<MatMul> mm;
     Kernel embed, layerNorm, rmsNorm, gelu, swiglu, geglu, scaleK, addTo, softcapK, rope, kvAppend,
         attend, attendRows, kvGather;
-    // norm.cl's and elementwise.cl's kernels that round their output for the next product
-    // (OpenClOptions::fuseRounding), where cpu_simd.cl is built; else invalid
-    Kernel normRound, activateRound;
     size_t normLocal = 64, attendLocal = 64, itemLocal = 64;
 
     std::vector<LayerBuffers> layers;  // the KV cache, per layer
@@ -190,21 +187,11 @@ struct OpenClBackend::Impl {
         const size_t global = (count + itemLocal - 1) / itemLocal * itemLocal;
         track(c, dev.queue().run(k, Range(global), Range(itemLocal)));
     }
-    // The rounding in which the products with w take x (MatMul::roundingBlock of its first
-    // part that takes one), 0 when none does.
-    int roundingFor(const DeviceWeight& w) const;
-    // The model's norm of `rows` rows; when `into` and `block` (roundingFor of the next
-    // product), out (from offset 0) also rounded for it in the same command where normRound is
-    // built, and `into` marked.
     void norm(const Buffer& out, int outOff, const Buffer& in, int inOff, const Buffer& w,
-              const Buffer& b, int rows, MatMul::Input* into = nullptr, int block = 0);
-    // The MLP's activation of n rows of nFf values, in `hidden` (GELU), or of gate times up
-    // (the gated ones; hidden is gate); rounded for the down product as norm() does.
-    void activate(const Buffer& hidden, int n, MatMul::Input& into, int block);
-    // out (n, outDim) = in (n, inDim) · wᵀ + bias (+ out when accumulate), from row 0. `input`:
-    // what is known of in's rounding (shared by products of the same x), else a fresh one.
+              const Buffer& b, int rows);
+    // out (n, outDim) = in (n, inDim) · wᵀ + bias (+ out when accumulate), from row 0.
     void matmul(const Buffer& out, const Buffer& in, const DeviceWeight& w, const Buffer& bias,
-                int n, int inDim, int outDim, bool accumulate, MatMul::Input* input = nullptr);
+                int n, int inDim, int outDim, bool accumulate);
     // begin(), forwardPass, and abandon() if it throws: the cache as it was.
     void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
                  std::vector<StepTrace>* traces, int traceFrom);
@@ -393,11 +380,6 @@ void OpenClBackend::Impl::makeKernels() {
     attend = Kernel(program, "attend");
     attendRows = Kernel(program, "attend_rows");
     kvGather = Kernel(program, "kv_gather");
-    if (options.fuseRounding && mm->simd() && program.hasKernel("activate_round")) {
-        normRound =
-            Kernel(program, cfg().norm == NormType::Layer ? "layer_norm_round" : "rms_norm_round");
-        activateRound = Kernel(program, "activate_round");
-    }
     const Kernel& nk = cfg().norm == NormType::Layer ? layerNorm : rmsNorm;
     normLocal = floorPow2(std::min<size_t>(128, nk.maxWorkGroupSize(dev.id())));
     attendLocal = floorPow2(std::min<size_t>(
@@ -479,29 +461,10 @@ void OpenClBackend::Impl::ensureScratch(int n, size_t attnFloats, int logitRows)
     }
 }
 
-int OpenClBackend::Impl::roundingFor(const DeviceWeight& w) const {
-    if (w.isFloat()) return 0;
-    for (const DeviceWeight::Part& p : w.parts)
-        if (const int block = mm->roundingBlock(p.type, p.wide)) return block;
-    return 0;
-}
-
 void OpenClBackend::Impl::norm(const Buffer& out, int outOff, const Buffer& in, int inOff,
-                               const Buffer& w, const Buffer& b, int rows, MatMul::Input* into,
-                               int block) {
+                               const Buffer& w, const Buffer& b, int rows) {
     const ModelConfig& c = cfg();
     const Kernel::Local red{normLocal * sizeof(float)};
-    if (into && block && normRound.valid() && outOff == 0 && c.nEmbd % block == 0) {
-        const MatMul::RoundedX r = mm->roundedTarget(block, rows, c.nEmbd);
-        if (c.norm == NormType::Layer)
-            normRound.setArgs(out, in, inOff, w, b, c.nEmbd, c.normEps, red, block, r.q, r.d, r.s);
-        else
-            normRound.setArgs(out, in, inOff, w, c.nEmbd, c.normEps, red, block, r.q, r.d, r.s);
-        track(Cat::Other, dev.queue().run(normRound, Range(static_cast<size_t>(rows) * normLocal),
-                                          Range(normLocal)));
-        into->markRounded(block);
-        return;
-    }
     Kernel& k = c.norm == NormType::Layer ? layerNorm : rmsNorm;
     if (c.norm == NormType::Layer)
         k.setArgs(out, outOff, in, inOff, w, b, c.nEmbd, c.normEps, red);
@@ -511,31 +474,9 @@ void OpenClBackend::Impl::norm(const Buffer& out, int outOff, const Buffer& in, 
           dev.queue().run(k, Range(static_cast<size_t>(rows) * normLocal), Range(normLocal)));
 }
 
-void OpenClBackend::Impl::activate(const Buffer& hidden, int n, MatMul::Input& into, int block) {
-    const ModelConfig& c = cfg();
-    const size_t count = static_cast<size_t>(n) * c.nFf;
-    const int kind = c.ffn == FfnType::Gelu ? 0 : c.ffn == FfnType::SiluGate ? 1 : 2;
-    const Buffer& other = c.ffn == FfnType::Gelu ? hidden : up;
-    if (block && activateRound.valid() && c.nFf % block == 0) {
-        const MatMul::RoundedX r = mm->roundedTarget(block, n, c.nFf);
-        activateRound.setArgs(hidden, other, kind, c.nFf, n, block, r.q, r.d, r.s);
-        runItems(Cat::Other, activateRound, count / static_cast<size_t>(block));
-        into.markRounded(block);
-        return;
-    }
-    if (kind == 0) {
-        gelu.setArgs(hidden, static_cast<int>(count));
-        runItems(Cat::Other, gelu, count);
-    } else {
-        Kernel& act = kind == 1 ? swiglu : geglu;
-        act.setArgs(hidden, up, static_cast<int>(count));
-        runItems(Cat::Other, act, count);
-    }
-}
-
 void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const DeviceWeight& w,
-                                 const Buffer& bias, int n, int inDim, int outDim, bool accumulate,
-                                 MatMul::Input* input) {
+                                 const Buffer& bias, int n, int inDim, int outDim,
+                                 bool accumulate) {
     mmEvents.clear();
     if (w.isFloat()) {
         mm->run(out, 0, in, 0, w.parts[0].buf, bias ? &bias : nullptr, n, inDim, outDim, accumulate,
@@ -543,11 +484,11 @@ void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const Devi
     } else {
         // block types (or a Q/K/V stack of mixed types): our quant.cl (or cpu_simd.cl)
         // kernels, one per part, each filling its columns of out's rows
-        MatMul::Input fresh;
+        MatMul::Input input;
         for (const DeviceWeight::Part& p : w.parts)
             mm->runQuant(out, static_cast<size_t>(p.row0), outDim, in, 0, p.buf, p.type, p.wide,
                          p.rowBytes, bias ? &bias : nullptr, static_cast<size_t>(p.row0), n, inDim,
-                         p.rows, accumulate, input ? *input : fresh, mmEvents);
+                         p.rows, accumulate, input, mmEvents);
     }
     for (Event& e : mmEvents) track(Cat::MatMul, std::move(e));
 }
@@ -639,9 +580,8 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         const LayerOnDevice& w = layerWeights[static_cast<size_t>(l)];
         const LayerBuffers& kv = layers[static_cast<size_t>(l)];
         // 2. attention input: norm, then q, k, v of the new tokens in one product
-        MatMul::Input attnIn;  // h's rounding for the Q/K/V product
-        norm(h, 0, x, 0, w.attnNormW, w.attnNormB, n, &attnIn, roundingFor(w.wqkv));
-        matmul(qkv, h, w.wqkv, w.bqkv, n, E, R, false, &attnIn);
+        norm(h, 0, x, 0, w.attnNormW, w.attnNormB, n);
+        matmul(qkv, h, w.wqkv, w.bqkv, n, E, R, false);
         if (c.rope.type != RopeType::None) {  // rotates queries and keys (not values)
             const int pairs = c.rope.nRot / 2;
             rope.setArgs(qkv, ropeTable, p0, R, hd, pairs, c.rope.type == RopeType::Neox ? 1 : 0,
@@ -703,18 +643,25 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
             matmul(x, att, w.wo, w.bo, n, Q, E, true);
         }
         // 6. MLP, added to the residual stream
-        MatMul::Input ffnIn;  // h's rounding, shared by the up and gate products
-        norm(h, 0, x, 0, w.ffnNormW, w.ffnNormB, n, &ffnIn, roundingFor(w.wUp));
-        matmul(up, h, w.wUp, w.bUp, n, E, F, false, &ffnIn);
-        const Buffer& hidden = c.ffn == FfnType::Gelu ? up : gate;
-        if (c.ffn != FfnType::Gelu) matmul(gate, h, w.wGate, Buffer{}, n, E, F, false, &ffnIn);
-        MatMul::Input downIn;
-        activate(hidden, n, downIn, roundingFor(w.wDown));
+        norm(h, 0, x, 0, w.ffnNormW, w.ffnNormB, n);
+        matmul(up, h, w.wUp, w.bUp, n, E, F, false);
+        const size_t count = N * F;
+        const Buffer* hidden = &up;
+        if (c.ffn == FfnType::Gelu) {
+            gelu.setArgs(up, static_cast<int>(count));
+            runItems(Cat::Other, gelu, count);
+        } else {
+            matmul(gate, h, w.wGate, Buffer{}, n, E, F, false);
+            Kernel& act = c.ffn == FfnType::SiluGate ? swiglu : geglu;
+            act.setArgs(gate, up, static_cast<int>(count));
+            runItems(Cat::Other, act, count);
+            hidden = &gate;
+        }
         if (c.postNorms) {
-            matmul(h, hidden, w.wDown, w.bDown, n, F, E, false, &downIn);
+            matmul(h, *hidden, w.wDown, w.bDown, n, F, E, false);
             residual(w.ffnPostNormW);
         } else {
-            matmul(x, hidden, w.wDown, w.bDown, n, F, E, true, &downIn);
+            matmul(x, *hidden, w.wDown, w.bDown, n, F, E, true);
         }
         // the residual stream after this layer (the logit lens reads it)
         const size_t residAt = static_cast<size_t>(t0) * E * sizeof(float);
@@ -729,9 +676,8 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
     }
 
     // 7. final norm and the output head, for the rows asked for
-    MatMul::Input headIn;
-    norm(h, 0, x, (n - rows) * E, outNormW, outNormB, rows, &headIn, roundingFor(outputWeights()));
-    matmul(logitsBuf, h, outputWeights(), Buffer{}, rows, E, c.nVocab, false, &headIn);
+    norm(h, 0, x, (n - rows) * E, outNormW, outNormB, rows);
+    matmul(logitsBuf, h, outputWeights(), Buffer{}, rows, E, c.nVocab, false);
     if (c.finalSoftcap > 0) {
         const size_t count = static_cast<size_t>(rows) * c.nVocab;
         softcapK.setArgs(logitsBuf, c.finalSoftcap, static_cast<int>(count));

@@ -56,10 +56,6 @@ struct OpenClOptions {
     // OpenCL compiler targets AVX2 and F16C build them (PoCL on x86). Unset: wherever they
     // build; false: quant.cl's portable kernels, float32 activations.
     std::optional<bool> cpuSimd;
-    // Where cpu_simd.cl's products take rounded x: the norms and activations that write their x
-    // round it as they write it (norm.cl's and elementwise.cl's *_round kernels) rather than a
-    // command of its own per product. The same bytes either way; false: separate (tests).
-    bool fuseRounding = true;
 };
 
 // Device time of one forward(), from OpenCL profiling events, in milliseconds. A CLBlast call

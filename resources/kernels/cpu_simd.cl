@@ -76,16 +76,24 @@ inline float simd_hsum8(const float8 a) {
 // its quants 0, so it reaches the products' output as it would without the rounding.
 inline void simd_round_block(__global const float* v, const int block, __global char* q,
                              __global float* d, __global float* s) {
-    float amax = 0.0f, max = 0.0f;
-    bool finite = true;
-    for (int i = 0; i < block; ++i) {
-        const float a = fabs(v[i]);
-        if (a > amax) {
-            amax = a;
-            max = v[i];
-        }
-        finite = finite && isfinite(v[i]);
+    // the largest |v| (NaN ignored, as by a > amax) and whether all are finite
+    float8 am = 0.0f;
+    int8 finite8 = (int8)(-1);
+    for (int i = 0; i < block; i += 8) {
+        const float8 x = vload8(0, v + i);
+        am = fmax(am, fabs(x));
+        finite8 &= isfinite(x);
     }
+    const float4 am4 = fmax(am.lo, am.hi);
+    const float amax = fmax(fmax(am4.x, am4.y), fmax(am4.z, am4.w));
+    const bool finite = all(finite8);
+    float max = 0.0f;  // the first value of that magnitude, with its sign
+    if (amax > 0.0f)
+        for (int i = 0; i < block; ++i)
+            if (fabs(v[i]) == amax) {
+                max = v[i];
+                break;
+            }
     float scale = NAN, id = 0.0f;
     if (block == 32 && finite) {  // amax / 127 rounded to float16 (llama.cpp's block_q8_0)
         const float d32 = amax / 127.0f;
@@ -97,19 +105,21 @@ inline void simd_round_block(__global const float* v, const int block, __global 
         scale = amax > 0.0f ? 1.0f / id : 0.0f;
         if (!isfinite(id)) id = 0.0f;  // a subnormal max
     }
-    int sum = 0;
-    for (int i = 0; i < block; ++i) {
-        // 0 · inf (a block of subnormals) is NaN: 0, as the CPU's; clamp's NaN is not
-        const float p = v[i] * id;
-        const float t = isnan(p) ? 0.0f : clamp(p, -127.0f, 127.0f);
-        // 32-blocks: half away from zero (llama.cpp's roundf); 256-blocks: half to even
-        const int c = block == 32 ? (int)(t + (t >= 0.0f ? 0.5f : -0.5f)) : (int)rint(t);
-        q[i] = (char)c;
-        sum += c;
-        if ((i & 15) == 15) {
-            s[i / 16] = scale * (float)sum;
-            sum = 0;
+    for (int i = 0; i < block; i += 16) {
+        int8 sum = 0;
+        for (int h = 0; h < 16; h += 8) {
+            // 0 · inf (a block of subnormals) is NaN: 0, as the CPU's; clamp's NaN is not
+            const float8 p = vload8(0, v + i + h) * id;
+            const float8 t = select(clamp(p, -127.0f, 127.0f), (float8)(0.0f), isnan(p));
+            // 32-blocks: half away from zero (llama.cpp's roundf); 256-blocks: half to even
+            const int8 c = block == 32 ? convert_int8(t + select((float8)(-0.5f), (float8)(0.5f),
+                                                                 t >= (float8)(0.0f)))
+                                       : convert_int8(rint(t));
+            vstore8(convert_char8(c), 0, q + i + h);
+            sum += c;
         }
+        const int4 s4 = sum.lo + sum.hi;
+        s[i / 16] = scale * (float)((s4.x + s4.y) + (s4.z + s4.w));
     }
     for (int k = 0; k < block / 32; ++k) d[k] = scale;
 }
@@ -133,10 +143,6 @@ __kernel void simd_quantize_x(__global const float* x, const int xOff, const int
     if (at >= n * blocks) return;
     simd_round_at(x + xOff, cols, block, at / blocks, at % blocks, xq, xd, xs);
 }
-
-// norm.cl and elementwise.cl add kernels that round their output as they write it (the next
-// product's x), one command fewer per product: PoCL spends some 10 µs on each command.
-#define KVSCOPE_SIMD_ROUNDING 1
 
 // y[yOff + i ldy + r] = row r of W · row i of x (+ bias[biasOff + r]) (+ y when accumulate),
 // i < n, one weight row r per item, which takes every row of x while it is in cache. BODY sets

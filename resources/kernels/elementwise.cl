@@ -16,56 +16,31 @@ __kernel void embed(__global float* x, __global const int* ids, __global const f
     x[(size_t)i * dim + j] = v;
 }
 
-// GELU, the tanh approximation GPT-2 and Gemma use.
-inline float gelu_tanh_of(const float v) {
-    const float k = 0.7978845608f;  // sqrt(2 / pi)
-    return 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v)));
-}
-
-// SiLU (Llama's gate).
-inline float silu_of(const float g) { return g / (1.0f + exp(-g)); }
-
-// x (count) = GELU(x) (GPT-2's MLP).
+// x (count) = GELU(x), the tanh approximation GPT-2 uses.
 __kernel void gelu_tanh(__global float* x, const int count) {
     const size_t i = get_global_id(0);
     if (i >= (size_t)count) return;
-    x[i] = gelu_tanh_of(x[i]);
+    const float k = 0.7978845608f;  // sqrt(2 / pi)
+    const float v = x[i];
+    x[i] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v)));
 }
 
 // gate (count) = SiLU(gate) · up (Llama's SwiGLU).
 __kernel void swiglu(__global float* gate, __global const float* up, const int count) {
     const size_t i = get_global_id(0);
     if (i >= (size_t)count) return;
-    gate[i] = silu_of(gate[i]) * up[i];
+    const float g = gate[i];
+    gate[i] = g / (1.0f + exp(-g)) * up[i];
 }
 
-// gate (count) = GELU(gate) · up (Gemma's GELU-gated MLP).
+// gate (count) = GELU(gate) · up (Gemma's GELU-gated MLP, tanh approximation).
 __kernel void geglu(__global float* gate, __global const float* up, const int count) {
     const size_t i = get_global_id(0);
     if (i >= (size_t)count) return;
-    gate[i] = gelu_tanh_of(gate[i]) * up[i];
+    const float k = 0.7978845608f;  // sqrt(2 / pi)
+    const float v = gate[i];
+    gate[i] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v))) * up[i];
 }
-
-#ifdef KVSCOPE_SIMD_ROUNDING
-// The activations above on n rows of cols values, an item per block of `block` values, which it
-// then rounds to 8 bits for cpu_simd.cl's products (xq, xd, xs as simd_quantize_x writes them).
-// kind: 0 GELU (of x), 1 SwiGLU, 2 GeGLU (of x, the gate, times up).
-__kernel void activate_round(__global float* x, __global const float* up, const int kind,
-                             const int cols, const int n, const int block, __global char* xq,
-                             __global float* xd, __global float* xs) {
-    const int blocks = cols / block;
-    const int at = get_global_id(0);
-    if (at >= n * blocks) return;
-    const size_t first = (size_t)(at / blocks) * cols + (size_t)(at % blocks) * block;
-    for (int i = 0; i < block; ++i) {
-        const size_t j = first + i;
-        x[j] = kind == 0 ? gelu_tanh_of(x[j])
-               : kind == 1 ? silu_of(x[j]) * up[j]
-                           : gelu_tanh_of(x[j]) * up[j];
-    }
-    simd_round_at(x, cols, block, at / blocks, at % blocks, xq, xd, xs);
-}
-#endif
 
 // x (count) *= s (Gemma's embedding scale).
 __kernel void scale(__global float* x, const float s, const int count) {

@@ -15,11 +15,13 @@ float group_sum(__local float* red, float v) {
     return total;
 }
 
-// One row of LayerNorm by the work group: o = (xr - mean) / sqrt(var + eps) · w + b.
-inline void layer_norm_row(__global float* o, __global const float* xr, __global const float* w,
-                           __global const float* b, const int dim, const float eps,
-                           __local float* red) {
-    const int lid = get_local_id(0), ls = get_local_size(0);
+// out = (x - mean) / sqrt(var + eps) · w + b, per row (GPT-2's LayerNorm).
+__kernel void layer_norm(__global float* out, const int outOff, __global const float* x,
+                         const int xOff, __global const float* w, __global const float* b,
+                         const int dim, const float eps, __local float* red) {
+    const int row = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);
+    __global const float* xr = x + xOff + (size_t)row * dim;
+    __global float* o = out + outOff + (size_t)row * dim;
     // 1. mean, 2. variance, 3. normalise, scale and shift
     float s = 0.0f;
     for (int j = lid; j < dim; j += ls) s += xr[j];
@@ -34,54 +36,15 @@ inline void layer_norm_row(__global float* o, __global const float* xr, __global
     for (int j = lid; j < dim; j += ls) o[j] = (xr[j] - mean) * inv * w[j] + b[j];
 }
 
-// One row of RMSNorm by the work group: o = xr / sqrt(mean(xr²) + eps) · w.
-inline void rms_norm_row(__global float* o, __global const float* xr, __global const float* w,
-                         const int dim, const float eps, __local float* red) {
-    const int lid = get_local_id(0), ls = get_local_size(0);
+// out = x / sqrt(mean(x²) + eps) · w, per row (Llama's RMSNorm).
+__kernel void rms_norm(__global float* out, const int outOff, __global const float* x,
+                       const int xOff, __global const float* w, const int dim, const float eps,
+                       __local float* red) {
+    const int row = get_group_id(0), lid = get_local_id(0), ls = get_local_size(0);
+    __global const float* xr = x + xOff + (size_t)row * dim;
+    __global float* o = out + outOff + (size_t)row * dim;
     float s = 0.0f;
     for (int j = lid; j < dim; j += ls) s += xr[j] * xr[j];
     const float inv = 1.0f / sqrt(group_sum(red, s) / (float)dim + eps);
     for (int j = lid; j < dim; j += ls) o[j] = xr[j] * inv * w[j];
 }
-
-// out = (x - mean) / sqrt(var + eps) · w + b, per row (GPT-2's LayerNorm).
-__kernel void layer_norm(__global float* out, const int outOff, __global const float* x,
-                         const int xOff, __global const float* w, __global const float* b,
-                         const int dim, const float eps, __local float* red) {
-    const size_t row = get_group_id(0);
-    layer_norm_row(out + outOff + row * dim, x + xOff + row * dim, w, b, dim, eps, red);
-}
-
-// out = x / sqrt(mean(x²) + eps) · w, per row (Llama's RMSNorm).
-__kernel void rms_norm(__global float* out, const int outOff, __global const float* x,
-                       const int xOff, __global const float* w, const int dim, const float eps,
-                       __local float* red) {
-    const size_t row = get_group_id(0);
-    rms_norm_row(out + outOff + row * dim, x + xOff + row * dim, w, dim, eps, red);
-}
-
-#ifdef KVSCOPE_SIMD_ROUNDING
-// The norms above (out from offset 0), each row then rounded to 8 bits in blocks of `block`
-// values for cpu_simd.cl's products (xq, xd, xs as simd_quantize_x writes them).
-__kernel void layer_norm_round(__global float* out, __global const float* x, const int xOff,
-                               __global const float* w, __global const float* b, const int dim,
-                               const float eps, __local float* red, const int block,
-                               __global char* xq, __global float* xd, __global float* xs) {
-    const int row = get_group_id(0);
-    layer_norm_row(out + (size_t)row * dim, x + xOff + (size_t)row * dim, w, b, dim, eps, red);
-    barrier(CLK_GLOBAL_MEM_FENCE);
-    for (int k = get_local_id(0); k < dim / block; k += get_local_size(0))
-        simd_round_at(out, dim, block, row, k, xq, xd, xs);
-}
-
-__kernel void rms_norm_round(__global float* out, __global const float* x, const int xOff,
-                             __global const float* w, const int dim, const float eps,
-                             __local float* red, const int block, __global char* xq,
-                             __global float* xd, __global float* xs) {
-    const int row = get_group_id(0);
-    rms_norm_row(out + (size_t)row * dim, x + xOff + (size_t)row * dim, w, dim, eps, red);
-    barrier(CLK_GLOBAL_MEM_FENCE);
-    for (int k = get_local_id(0); k < dim / block; k += get_local_size(0))
-        simd_round_at(out, dim, block, row, k, xq, xd, xs);
-}
-#endif

@@ -720,25 +720,21 @@ class TstCli : public QObject {
         QCOMPARE(r.err.count('\n'), 1);  // one clear line
     }
 
-    // bench's --scales picks the OpenCL weights' layout, --cpu-simd its kernels on CPU devices
-    // and --fuse-rounding where their x is rounded: refused without OpenCL or with a typo,
-    // before any model is written
+    // bench's --scales picks the OpenCL weights' layout and --cpu-simd its kernels on CPU
+    // devices: refused without OpenCL or with a typo, before any model is written
     void benchScalesGoWithOpenCl() {
-        for (const char* option : {"--scales", "--cpu-simd", "--fuse-rounding"}) {
+        for (const char* option : {"--scales", "--cpu-simd"}) {
             Run r = runKvscope({"bench", option, "on"});
             QCOMPARE(r.code, 2);
-            QVERIFY2(r.err.contains("--cpu-simd and --fuse-rounding go with --backend opencl"),
-                     r.err.constData());
-        }
-        for (const char* option : {"--cpu-simd", "--fuse-rounding"}) {
-            const Run r = runKvscope({"bench", "--backend", "opencl", option, "yes"});
-            QCOMPARE(r.code, 2);
-            QVERIFY2(r.err.contains(QByteArray(option) + " must be on or off, got 'yes'"),
+            QVERIFY2(r.err.contains("--scales and --cpu-simd go with --backend opencl"),
                      r.err.constData());
         }
         Run r = runKvscope({"bench", "--backend", "opencl", "--scales", "half"});
         QCOMPARE(r.code, 2);
         QVERIFY2(r.err.contains("--scales must be stored or wide, got 'half'"), r.err.constData());
+        r = runKvscope({"bench", "--backend", "opencl", "--cpu-simd", "yes"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains("--cpu-simd must be on or off, got 'yes'"), r.err.constData());
     }
 
     // train's options are read after its text (any readable file is a text here)

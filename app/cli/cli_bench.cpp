@@ -37,7 +37,7 @@ struct DecodeRun {
     // device time per step by part (OpenCL profiling; zero on the CPU)
     struct {
         double matmul = 0, attention = 0, other = 0;
-        double kernels = 0;  // commands enqueued per step
+        double kernels = 0;  // kernels enqueued per step (not the reads and writes)
         double total() const { return matmul + attention + other; }
     } device;
     double tokensPerSecond() const { return stepMs > 0 ? steps * 1000.0 / stepMs : 0; }
@@ -402,7 +402,7 @@ int runBench(const CliArgs& args) {
             cpuBeside->tokensPerSecond(), kRound);
         std::printf(
             "opencl device time      %.2f ms per step: matrix products %.2f, attention %.2f, "
-            "the rest %.2f (host wall %.2f ms); %.0f commands\n",
+            "the rest %.2f (host wall %.2f ms); %.0f kernels\n",
             cl->device.total(), cl->device.matmul, cl->device.attention, cl->device.other,
             cl->stepMs / cl->steps, cl->device.kernels);
     }

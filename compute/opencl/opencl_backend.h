@@ -62,10 +62,10 @@ struct OpenClOptions {
 // hands back the event of its last kernel only, so its helper kernels (padding, transposes of
 // its indirect GEMM) are not counted.
 struct DeviceMs {
-    double matmul = 0;     // GEMV / GEMM and their bias adds
+    double matmul = 0;     // GEMV / GEMM, their bias adds and x's rounding (cpu_simd.cl)
     double attention = 0;  // scores, softmax and weighted sums over the cache
     double other = 0;      // embedding, norms, RoPE, activations, cache append
-    int kernels = 0;       // the commands behind these (a CLBlast call counts once)
+    int kernels = 0;       // the kernels behind these (a CLBlast call counts once)
     double total() const { return matmul + attention + other; }
 };
 

@@ -124,15 +124,6 @@ inline void simd_round_block(__global const float* v, const int block, __global 
     for (int k = 0; k < block / 32; ++k) d[k] = scale;
 }
 
-// Block b of `block` values of row r of (rows, cols) values at v rounded into the quants xq
-// (rows, cols), the scales xd (rows, cols / 32) and the sums xs (rows, cols / 16).
-inline void simd_round_at(__global const float* v, const int cols, const int block, const int r,
-                          const int b, __global char* xq, __global float* xd,
-                          __global float* xs) {
-    const size_t first = (size_t)r * cols + (size_t)b * block;
-    simd_round_block(v + first, block, xq + first, xd + first / 32, xs + first / 16);
-}
-
 // x (n rows of cols values from x + xOff) rounded to 8 bits (simd_round_block), an item per
 // block of `block` values.
 __kernel void simd_quantize_x(__global const float* x, const int xOff, const int cols,
@@ -141,7 +132,8 @@ __kernel void simd_quantize_x(__global const float* x, const int xOff, const int
     const int blocks = cols / block;
     const int at = get_global_id(0);
     if (at >= n * blocks) return;
-    simd_round_at(x + xOff, cols, block, at / blocks, at % blocks, xq, xd, xs);
+    const size_t first = (size_t)(at / blocks) * cols + (size_t)(at % blocks) * block;
+    simd_round_block(x + xOff + first, block, xq + first, xd + first / 32, xs + first / 16);
 }
 
 // y[yOff + i ldy + r] = row r of W · row i of x (+ bias[biasOff + r]) (+ y when accumulate),

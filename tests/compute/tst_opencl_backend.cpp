@@ -7,6 +7,7 @@
 #include <QTemporaryDir>
 #include <QTest>
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "core/error.h"
@@ -575,9 +576,10 @@ class TstOpenClBackend : public QObject {
     // (dequantizeRow), the sum in double. They are exact w.r.t. those up to float32 rounding.
     // Random blocks with scales from tiny to large, a Q8_0 quant of -128; x with a block that
     // is all zero, one with a single large value, one of halves that round differently half
-    // away from zero (32-value blocks) and half to even (the K-quants' 256); a part of a wider
-    // output (ldy, column offset), x at an offset, bias, accumulate; one and three rows of x
-    // (F16 one: its batches are quant.cl's).
+    // away from zero (32-value blocks) and half to even (the K-quants' 256), a block of
+    // subnormals, a largest magnitude that comes twice, a NaN; a part of a wider output (ldy,
+    // column offset), x at an offset, bias, accumulate; one and three rows of x (F16 one: its
+    // batches are quant.cl's).
     void cpuSimdProductsAreExactOnTheRoundedX_data() {
         QTest::addColumn<int>("type");
         QTest::addColumn<int>("n");
@@ -640,6 +642,16 @@ class TstOpenClBackend : public QObject {
         // are ties: 2.5 is 3 half away from zero, 2 half to even
         const float halves[] = {127.0f, 2.5f, -2.5f, 0.5f, -0.5f, 1.5f, -3.5f, 126.5f};
         std::copy(std::begin(halves), std::end(halves), x.begin() + inOff + 96);
+        if (n == 3) {
+            // row 1: a block of subnormals (their scale rounds to 0, or 1/max overflows) and
+            // one whose largest magnitude comes twice, negative first (the K-quants' scale takes
+            // the first one's sign); row 2: a NaN, which makes the whole row NaN, as on the CPU
+            float* row1 = x.data() + inOff + cols;
+            for (int j = 0; j < 32; ++j) row1[256 + j] = (j % 2 ? -1e-40f : 3e-41f);
+            row1[300] = -7.0f;
+            row1[301] = 7.0f;
+            x[inOff + 2 * static_cast<size_t>(cols) + 40] = std::numeric_limits<float>::quiet_NaN();
+        }
         std::vector<float> bias(rows), y(static_cast<size_t>(n) * ldy);
         for (float& b : bias) b = normal(rng);
         for (float& v : y) v = normal(rng);
@@ -683,6 +695,13 @@ class TstOpenClBackend : public QObject {
                     size += std::abs(p);
                 }
                 want += double(bias[static_cast<size_t>(r)]) + double(y[at]);
+                if (std::isnan(want)) {
+                    QVERIFY2(
+                        std::isnan(got[at]),
+                        qPrintable(
+                            QString("x row %1, weight row %2: %3").arg(i).arg(r).arg(got[at])));
+                    continue;
+                }
                 const double err = std::abs(double(got[at]) - want);
                 QVERIFY2(
                     err <= 2e-6 * (size + std::abs(want)) + 1e-30,

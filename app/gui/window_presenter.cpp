@@ -23,19 +23,9 @@ void MainWindow::setPresenterMode(bool on) {
         // the palette application-wide: widgets with a style sheet take the application's
         before_.palette = QApplication::palette();
         theme.setTheme(viz::Theme::projector());
-        // larger text in every widget around the views (a style sheet reaches the widgets that
-        // have one of their own, which a font set on the window does not)
-        before_.styleSheet = styleSheet();
-        const double points = QApplication::font().pointSizeF() * 1.3;
-        setStyleSheet(QString("QWidget { font-size: %1pt; color: white; } "
-                              "QScrollArea, QScrollArea > QWidget, QScrollArea > QWidget > QWidget "
-                              "{ background: black; } "
-                              "QPushButton, QToolButton { background: #2A2A2A; color: white; "
-                              "border: 1px solid #BBBBBB; border-radius: 3px; padding: 3px 10px; } "
-                              "QPushButton:pressed, QToolButton:checked { background: #FFB000; "
-                              "color: black; }")
-                          .arg(points, 0, 'f', 1));
-        // the widgets around the views in the projector's colours too
+        // the widgets around the views in the projector's colours too, set before the style
+        // sheet below: set after it, the inputs under a page's own style sheet (the views' spin
+        // and combo boxes) kept the light palette's base under the sheet's white text
         QPalette dark = QApplication::palette();
         dark.setColor(QPalette::Window, Qt::black);
         dark.setColor(QPalette::WindowText, Qt::white);
@@ -49,14 +39,26 @@ void MainWindow::setPresenterMode(bool on) {
         dark.setColor(QPalette::Highlight, QColor(0xFF, 0xB0, 0x00));
         dark.setColor(QPalette::HighlightedText, Qt::black);
         QApplication::setPalette(dark);
+        // larger text in every widget around the views (a style sheet reaches the widgets that
+        // have one of their own, which a font set on the window does not)
+        before_.styleSheet = styleSheet();
+        const double points = QApplication::font().pointSizeF() * 1.3;
+        setStyleSheet(QString("QWidget { font-size: %1pt; color: white; } "
+                              "QScrollArea, QScrollArea > QWidget, QScrollArea > QWidget > QWidget "
+                              "{ background: black; } "
+                              "QPushButton, QToolButton { background: #2A2A2A; color: white; "
+                              "border: 1px solid #BBBBBB; border-radius: 3px; padding: 3px 10px; } "
+                              "QPushButton:pressed, QToolButton:checked { background: #FFB000; "
+                              "color: black; }")
+                          .arg(points, 0, 'f', 1));
         sideDock_->hide();
         menuBar()->hide();
         statusBar()->hide();
         if (presenterFullScreen_) showFullScreen();
     } else {
         theme.setTheme(before_.theme == "light" ? viz::Theme::light() : viz::Theme::dark());
+        QApplication::setPalette(before_.palette);  // first, as on entering
         setStyleSheet(before_.styleSheet);
-        QApplication::setPalette(before_.palette);
         sideDock_->setVisible(before_.sidePanel);
         menuBar()->show();
         statusBar()->show();

@@ -4,6 +4,7 @@
 #include <QAbstractScrollArea>
 #include <QAbstractSpinBox>
 #include <QAccessible>
+#include <QComboBox>
 #include <QDockWidget>
 #include <QMenuBar>
 #include <QPlainTextEdit>
@@ -14,6 +15,10 @@
 #include <QTabWidget>
 #include <QTemporaryDir>
 #include <QTest>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
 
 #include "common/theme.h"
 #include "gui/main_window.h"
@@ -89,6 +94,67 @@ class TstPresenter : public QObject {
         QTest::keyClick(&w, Qt::Key_F5);
         QVERIFY(!w.presenterMode());
         QCOMPARE(viz::currentTheme().name, QString("light"));
+    }
+
+    // On a 1024 × 768 projector every spin and combo box of the views reads light on dark in
+    // presenter mode (F5 in a running window: they had stayed white under white text) and dark
+    // on light again after Esc. Judged on the pixels: the box's commonest colour, and its text.
+    void inputsAreLegibleInAndOutOfPresenterMode() {
+        viz::ThemeSettings::instance().setTheme(viz::Theme::light());
+        MainWindow w(model_, false);
+        w.setPresenterFullScreen(false);
+        w.resize(1024, 768);
+        w.show();
+        QVERIFY(QTest::qWaitFor([&] { return w.store()->hasModel() && !w.busy(); }, 60000));
+        w.prefill();
+        QVERIFY(settle(w));
+        // darkOnLight false: the background dark and some text light
+        auto check = [&](bool darkOnLight) {
+            int seen = 0;
+            for (int i = 0; i < w.tabs()->count(); ++i) {
+                w.tabs()->setCurrentIndex(i);
+                QVERIFY(settle(w));
+                QList<QWidget*> inputs;
+                for (auto* b : w.tabs()->currentWidget()->findChildren<QAbstractSpinBox*>())
+                    inputs << b;
+                for (auto* b : w.tabs()->currentWidget()->findChildren<QComboBox*>()) inputs << b;
+                for (QWidget* b : inputs) {
+                    if (!b->isVisible()) continue;
+                    const QImage img = b->grab().toImage();
+                    std::map<QRgb, int> counts;
+                    for (int y = 3; y < img.height() - 3; ++y)
+                        for (int x = 3; x < img.width() - 3; ++x) ++counts[img.pixel(x, y)];
+                    const QRgb common =
+                        std::max_element(counts.begin(), counts.end(), [](auto& a, auto& b) {
+                            return a.second < b.second;
+                        })->first;
+                    const double bg = QColor(common).lightnessF();
+                    // the value's glyphs: pixels far from the background in the left 60% (not
+                    // the arrows or the drop-down button)
+                    int text = 0;
+                    for (int y = 3; y < img.height() - 3; ++y)
+                        for (int x = 3; x < img.width() * 6 / 10; ++x)
+                            text += std::abs(img.pixelColor(x, y).lightnessF() - bg) > 0.4;
+                    const QString what = QString("%1 '%2' on %3: background lightness %4")
+                                             .arg(b->metaObject()->className(), b->objectName(),
+                                                  w.tabs()->tabText(i))
+                                             .arg(bg);
+                    QVERIFY2(darkOnLight ? bg > 0.7 : bg < 0.3, qPrintable(what));
+                    QVERIFY2(text >= 6, qPrintable(what + ", no text drawn in contrast"));
+                    ++seen;
+                }
+            }
+            QVERIFY(seen >= 8);  // the calculator's and the sampling controls at least
+        };
+        check(true);
+        if (QTest::currentTestFailed()) return;
+        QTest::keyClick(&w, Qt::Key_F5);
+        QVERIFY(w.presenterMode());
+        check(false);
+        if (QTest::currentTestFailed()) return;
+        QTest::keyClick(QApplication::focusWidget(), Qt::Key_Escape);
+        QVERIFY(!w.presenterMode());
+        check(true);
     }
 
     // Presenter mode entered before the window is shown (kvscope --presenter) still gives the

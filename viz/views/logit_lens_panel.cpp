@@ -124,11 +124,21 @@ void LogitLensPanel::paintEvent(QPaintEvent*) {
     if (shown.back() != L - 1) shown.push_back(L - 1);
     const int rowH = std::clamp(avail / static_cast<int>(shown.size()), minRow, 2 * minRow);
     const int labelW = fmS.horizontalAdvance(tr("layer 00 = output")) + 6;
-    const int barW = std::min(120, std::max(60, W / 5));
+    // the bar holds "p #rank": wide enough for the widest shown (the projector's larger font
+    // had clipped the rank), short of the row's end
+    const auto barText = [&](const LogitLensLayer& layer) {
+        return tr("%1 #%2").arg(percentText(layer.targetProb)).arg(layer.targetRank + 1);
+    };
+    int barW = std::min(120, std::max(60, W / 5));
+    for (const int l : shown)
+        barW = std::max(barW,
+                        fmS.horizontalAdvance(barText(lens->layers[static_cast<size_t>(l)])) + 8);
+    barW = std::max(0, std::min(barW, W - 2 * kMargin - labelW - 8));
     const int barX = kMargin + labelW;
     const int textX = barX + barW + 8;
     const int textW = W - kMargin - textX;
     topShown_ = 5;
+    barTextsFit_ = true;
     for (size_t r = 0; r < shown.size(); ++r) {
         const int l = shown[r];
         const LogitLensLayer& layer = lens->layers[static_cast<size_t>(l)];
@@ -146,8 +156,8 @@ void LogitLensPanel::paintEvent(QPaintEvent*) {
             static_cast<int>(std::lround(layer.targetProb * static_cast<float>(barW)));
         p.fillRect(QRect(bar.left(), bar.top(), filled, bar.height()), last ? th.accent : th.fresh);
         p.setPen(th.text);
-        p.drawText(bar.adjusted(4, 0, -2, 0), Qt::AlignLeft | Qt::AlignVCenter,
-                   tr("%1 #%2").arg(percentText(layer.targetProb)).arg(layer.targetRank + 1));
+        p.drawText(bar.adjusted(4, 0, -2, 0), Qt::AlignLeft | Qt::AlignVCenter, barText(layer));
+        barTextsFit_ = barTextsFit_ && fmS.horizontalAdvance(barText(layer)) + 6 <= barW;
         // the lens's top tokens, as many as fit
         QStringList parts;
         for (size_t k = 0; k < layer.top.size(); ++k)

@@ -25,6 +25,8 @@ class LogitLensPanel : public QWidget {
     // token", ...); empty when the lens is drawn.
     QString message() const;
     int topShown() const { return topShown_; }  // top tokens written per layer row
+    // Whether each bar's "p #rank" fitted inside its bar at the last paint.
+    bool barTextsFit() const { return barTextsFit_; }
 
   signals:
     // The lens of token `index` is needed (the panel is visible and the store has none yet).
@@ -41,6 +43,7 @@ class LogitLensPanel : public QWidget {
     int requested_ = -1;  // the index last asked for, so a repaint does not ask again
     int requestedCount_ = -1;
     int topShown_ = 0;
+    bool barTextsFit_ = true;
 };
 
 }  // namespace kvscope::viz

@@ -332,8 +332,10 @@ NextTokenView::Columns NextTokenView::columns(int W, const QFontMetrics& label,
         c.tagW = shortTag;
         c.shortTags = true;
     }
-    if (c.labelW + kMinBar + c.tagW > room) c.labelW = std::max(minLabel, room - kMinBar - c.tagW);
-    if (c.labelW + kMinBar + c.tagW > room) c.tagW = 0;  // very narrow: no tags
+    // then the tags go (the chosen row is outlined, rank #1 is the argmax) before the tokens
+    // themselves are cut
+    if (c.labelW + kMinBar + c.tagW > room) c.tagW = 0;
+    if (c.labelW + kMinBar > room) c.labelW = std::max(minLabel, room - kMinBar);
     c.barW = std::max(kMinBar, room - c.labelW - c.tagW);
     c.xRank = kMargin;
     c.xLabel = c.xRank + c.rankW;

@@ -105,6 +105,7 @@ class Kernel {
   public:
     Kernel() = default;
     Kernel(const Program& program, const char* name);
+    bool valid() const { return static_cast<bool>(k_); }
     cl_kernel get() const { return k_.get(); }
     const std::string& name() const { return name_; }
 

@@ -104,6 +104,9 @@ struct OpenClBackend::Impl {
     std::optional<MatMul> mm;
     Kernel embed, layerNorm, rmsNorm, gelu, swiglu, geglu, scaleK, addTo, softcapK, rope, kvAppend,
         attend, attendRows, kvGather;
+    // cpu_simd.cl's attend for x86 CPU devices (an item per head and token), where it is built
+    // and the SIMD kernels are on; else invalid
+    Kernel attendSimd;
     size_t normLocal = 64, attendLocal = 64, itemLocal = 64;
 
     std::vector<LayerBuffers> layers;  // the KV cache, per layer
@@ -378,6 +381,8 @@ void OpenClBackend::Impl::makeKernels() {
     rope = Kernel(program, "rope");
     kvAppend = Kernel(program, "kv_append");
     attend = Kernel(program, "attend");
+    if (mm->simd() && program.hasKernel("simd_attend") && cfg().headDim % 8 == 0)
+        attendSimd = Kernel(program, "simd_attend");
     attendRows = Kernel(program, "attend_rows");
     kvGather = Kernel(program, "kv_gather");
     const Kernel& nk = cfg().norm == NormType::Layer ? layerNorm : rmsNorm;
@@ -614,6 +619,14 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         }
         for (int i0 = 0; i0 < n && !policy; i0 += slice) {
             const int count = std::min(slice, n - i0);
+            if (attendSimd.valid()) {
+                attendSimd.setArgs(att, attn, qkv, kv.k, kv.v, p0, T, R, H, H / Hkv, cacheCap, hd,
+                                   c.attnScale, c.attnSoftcap, c.windowOf(l), i0);
+                track(Cat::Attention,
+                      q.run(attendSimd, Range(static_cast<size_t>(H), static_cast<size_t>(count)),
+                            Range(1, 1)));
+                continue;
+            }
             attend.setArgs(att, attn, qkv, kv.k, kv.v, p0, T, R, H, H / Hkv, cacheCap, hd,
                            c.attnScale, c.attnSoftcap, c.windowOf(l), i0,
                            Kernel::Local{attendLocal * sizeof(float)});

@@ -541,6 +541,51 @@ class TstOpenClBackend : public QObject {
         }
     }
 
+    // cpu_simd.cl's attend (an item per head and token, x86 CPU devices) against attention.cl's
+    // (a work group per head and token): the same attention rows and logits up to float32
+    // rounding in another order, with grouped-query heads, Gemma 2's sliding window and
+    // soft-capped scores, a prompt (several tokens a pass) and decode steps; and a prompt
+    // longer than the window. Both runs use the portable products (F32 weights).
+    void cpuSimdAttentionIsThePortableOne_data() {
+        QTest::addColumn<int>("arch");
+        QTest::newRow("gpt2") << int(Arch::Gpt2);
+        QTest::newRow("llama gqa") << int(Arch::Llama);
+        QTest::newRow("gemma2 window softcap") << int(Arch::Gemma2);
+    }
+    void cpuSimdAttentionIsThePortableOne() {
+        QFETCH(int, arch);
+        RandomModelSpec s =
+            arch == int(Arch::Gpt2) ? fixtures::gpt2Spec() : fixtures::llamaGqaSpec();
+        s.arch = static_cast<Arch>(arch);
+        s.nEmbd = 64;
+        s.nHead = 4;  // head_dim 16: two float8 columns, none of 32 at a time
+        s.nHeadKv = arch == int(Arch::Gpt2) ? 4 : 2;
+        if (s.arch == Arch::Gemma2) {
+            s.slidingWindow = 4;
+            s.headDim = 40;  // one block of 32 dimensions and one of 8
+        }
+        auto m = std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(randomModel(s).toBytes(), "attend.gguf")));
+        OpenClOptions simdOptions = options(), portableOptions = options();
+        portableOptions.cpuSimd = false;
+        auto simd = std::make_shared<OpenClBackend>(m, simdOptions);
+        QCOMPARE(simd->cpuSimd(), onX86CpuDevice());
+        DecodeSession a = session(simd, m, true);
+        DecodeSession b = session(std::make_shared<OpenClBackend>(m, portableOptions), m, true);
+        const std::vector<StepTrace> pa = a.prefill("the cat sat on the mat"),
+                                     pb = b.prefill("the cat sat on the mat");
+        QCOMPARE(pa.size(), pb.size());
+        QVERIFY(pa.size() > 4);  // longer than Gemma 2's window
+        for (size_t i = 0; i < pa.size(); ++i)
+            VERIFY_CLOSE("prompt attention", pa[i].attn, pb[i].attn);
+        for (int step = 0; step < 4; ++step) {
+            VERIFY_CLOSE("logits", a.logits(), b.logits());
+            const StepTrace ta = a.step(), tb = b.step();
+            QCOMPARE(ta.token, tb.token);
+            VERIFY_CLOSE("step attention", ta.attn, tb.attn);
+        }
+    }
+
     // The commands of a GPT-2 decode step, counted by hand: the embedding; per layer the two
     // norms, the Q/K/V, output, up and down products, the cache append, attention and GELU (9);
     // the final norm and the head. Where cpu_simd.cl's kernels take Q8_0 (x86 CPU devices),

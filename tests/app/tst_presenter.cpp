@@ -121,6 +121,7 @@ class TstPresenter : public QObject {
                 for (QWidget* b : inputs) {
                     if (!b->isVisible()) continue;
                     const QImage img = b->grab().toImage();
+                    if (img.width() <= 6 || img.height() <= 6) continue;  // nothing inside
                     std::map<QRgb, int> counts;
                     for (int y = 3; y < img.height() - 3; ++y)
                         for (int x = 3; x < img.width() - 3; ++x) ++counts[img.pixel(x, y)];

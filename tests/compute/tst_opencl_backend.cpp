@@ -562,7 +562,8 @@ class TstOpenClBackend : public QObject {
         s.nHeadKv = arch == int(Arch::Gpt2) ? 4 : 2;
         if (s.arch == Arch::Gemma2) {
             s.slidingWindow = 4;
-            s.headDim = 40;  // one block of 32 dimensions and one of 8
+            s.attnSoftcap = 5.0f;  // a cap that bends scores of a few units
+            s.headDim = 40;        // one block of 32 dimensions and one of 8
         }
         auto m = std::make_shared<const Model>(
             Model::fromGguf(GgufFile::fromBytes(randomModel(s).toBytes(), "attend.gguf")));
@@ -584,6 +585,16 @@ class TstOpenClBackend : public QObject {
             QCOMPARE(ta.token, tb.token);
             VERIFY_CLOSE("step attention", ta.attn, tb.attn);
         }
+        // untraced, a prompt's tokens attend a slice of one at a time (i0 > 0)
+        OpenClOptions sliced = simdOptions;
+        sliced.attentionScratchFloats = 1;
+        SessionOptions untraced;
+        untraced.captureTrace = false;
+        DecodeSession c(std::make_shared<OpenClBackend>(m, sliced), m->tokenizer, untraced);
+        c.prefill("the cat sat on the mat");
+        b.reset();
+        b.prefill("the cat sat on the mat");
+        VERIFY_CLOSE("logits after sliced attention", c.logits(), b.logits());
     }
 
     // The commands of a GPT-2 decode step, counted by hand: the embedding; per layer the two

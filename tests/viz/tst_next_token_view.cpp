@@ -367,12 +367,14 @@ class TstNextTokenView : public QObject {
         QVERIFY(panel.barTextsFit());
         // in the projector's larger type at the width a 1024-pixel screen leaves it, the bars
         // still hold "p #rank" (they had clipped the rank at a fixed fifth of the width)
-        const Theme before = ThemeSettings::instance().theme();
+        struct Restore {  // the theme back, also when a check below fails
+            Theme before = ThemeSettings::instance().theme();
+            ~Restore() { ThemeSettings::instance().setTheme(before); }
+        } restore;
         ThemeSettings::instance().setTheme(Theme::projector());
         panel.resize(300, 360);
         testing::render(panel, "logit-lens-projector");
         QVERIFY(panel.barTextsFit());
-        ThemeSettings::instance().setTheme(before);
         d.store.pinQuery(0);
         QVERIFY(panel.message().contains("first token"));
         d.store.truncate(i, 0, 0);  // the lens of a token that is gone goes with it

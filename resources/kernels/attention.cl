@@ -9,6 +9,33 @@
 // Scores are scale · k·q, then cap · tanh(score / cap) when softcap > 0 (Gemma 2); with a
 // window > 0 a query sees only the last `window` positions (its row is zero before them).
 // red: local size floats (a power of two). Global size: (localSize * n_head, n).
+// What query head h of new token i (i0: the slice's first) attends: positions j0 .. t-1 (all
+// up to its own, or the window's last), its query, its KV head's cached keys and values, and its
+// row of attention weights. Shared by attend and cpu_simd.cl's simd_attend.
+typedef struct {
+    int t, j0;
+    __global const float* q;
+    __global const float* K;
+    __global const float* V;
+    __global float* row;
+} AttendTask;
+
+inline AttendTask attend_task(const int h, const int i, const int i0, __global float* a,
+                              __global const float* qkv, __global const float* K,
+                              __global const float* V, const int p0, const int rowStride,
+                              const int rowLen, const int nHead, const int groupSize,
+                              const int nCtx, const int headDim, const int window) {
+    AttendTask w;
+    w.t = p0 + i + 1;
+    w.j0 = window > 0 && w.t > window ? w.t - window : 0;
+    const int g = h / groupSize;
+    w.q = qkv + (size_t)i * rowLen + h * headDim;
+    w.K = K + (size_t)g * nCtx * headDim;
+    w.V = V + (size_t)g * nCtx * headDim;
+    w.row = a + ((size_t)(i - i0) * nHead + h) * rowStride;
+    return w;
+}
+
 __kernel void attend(__global float* out, __global float* a, __global const float* qkv,
                      __global const float* K, __global const float* V, const int p0,
                      const int rowStride, const int rowLen, const int nHead, const int groupSize,
@@ -16,13 +43,11 @@ __kernel void attend(__global float* out, __global float* a, __global const floa
                      const int window, const int i0, __local float* red) {
     const int h = get_group_id(0), i = i0 + get_group_id(1);
     const int lid = get_local_id(0), ls = get_local_size(0);
-    const int t = p0 + i + 1;
-    const int j0 = window > 0 && t > window ? t - window : 0;
-    const int g = h / groupSize;
-    __global const float* q = qkv + (size_t)i * rowLen + h * headDim;
-    __global const float* Kg = K + (size_t)g * nCtx * headDim;
-    __global const float* Vg = V + (size_t)g * nCtx * headDim;
-    __global float* row = a + ((size_t)(i - i0) * nHead + h) * rowStride;
+    const AttendTask w = attend_task(h, i, i0, a, qkv, K, V, p0, rowStride, rowLen, nHead,
+                                     groupSize, nCtx, headDim, window);
+    const int t = w.t, j0 = w.j0;
+    __global const float *q = w.q, *Kg = w.K, *Vg = w.V;
+    __global float* row = w.row;
 
     // 1. scores K·q · scale (soft-capped), and their maximum
     float mx = -INFINITY;

@@ -316,13 +316,11 @@ __kernel void simd_attend(__global float* out, __global float* a, __global const
                           const int i0) {
     const int h = get_global_id(0), i = i0 + get_global_id(1);
     if (h >= nHead) return;
-    const int t = p0 + i + 1;
-    const int j0 = window > 0 && t > window ? t - window : 0;
-    const int g = h / groupSize;
-    __global const float* q = qkv + (size_t)i * rowLen + h * headDim;
-    __global const float* Kg = K + (size_t)g * nCtx * headDim;
-    __global const float* Vg = V + (size_t)g * nCtx * headDim;
-    __global float* row = a + ((size_t)(i - i0) * nHead + h) * rowStride;
+    const AttendTask w = attend_task(h, i, i0, a, qkv, K, V, p0, rowStride, rowLen, nHead,
+                                     groupSize, nCtx, headDim, window);
+    const int t = w.t, j0 = w.j0;
+    __global const float *q = w.q, *Kg = w.K, *Vg = w.V;
+    __global float* row = w.row;
     for (int j = 0; j < j0; ++j) row[j] = 0.0f;
     float mx = -INFINITY;
     for (int j = j0; j < t; ++j) {

@@ -172,12 +172,18 @@ int runBench(const CliArgs& args) {
     if (backendName != "cpu" && backendName != "opencl")
         throw UsageError("--backend must be cpu or opencl, got '" + backendName + "'");
     if ((args.has("device") || args.has("no-warmup") || args.has("scales") ||
-         args.has("cpu-simd")) &&
+         args.has("cpu-simd") || args.has("huge-pages")) &&
         backendName != "opencl")
-        throw UsageError("--device, --no-warmup, --scales and --cpu-simd go with --backend opencl");
-    const std::string cpuSimd = args.get("cpu-simd").value_or("");
-    if (!cpuSimd.empty() && cpuSimd != "on" && cpuSimd != "off")
-        throw UsageError("--cpu-simd must be on or off, got '" + cpuSimd + "'");
+        throw UsageError(
+            "--device, --no-warmup, --scales, --cpu-simd and --huge-pages go with --backend "
+            "opencl");
+    const auto onOff = [&args](const char* name) {
+        const std::string v = args.get(name).value_or("");
+        if (!v.empty() && v != "on" && v != "off")
+            throw UsageError(std::string("--") + name + " must be on or off, got '" + v + "'");
+        return v;
+    };
+    const std::string cpuSimd = onOff("cpu-simd"), hugePages = onOff("huge-pages");
     const std::string scales = args.get("scales").value_or("");
     if (!scales.empty() && scales != "stored" && scales != "wide")
         throw UsageError("--scales must be stored or wide, got '" + scales + "'");
@@ -238,6 +244,7 @@ int runBench(const CliArgs& args) {
         o.warmUp = !args.has("no-warmup");
         if (!scales.empty()) o.wideScales = scales == "wide";
         if (!cpuSimd.empty()) o.cpuSimd = cpuSimd == "on";
+        if (!hugePages.empty()) o.hugePages = hugePages == "on";
         auto backend = std::make_shared<OpenClBackend>(model, o);
         clDevice = backend->deviceName();
         clWeights = backend->weightNote();

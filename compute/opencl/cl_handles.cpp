@@ -3,7 +3,11 @@
 
 #include "core/error.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
+
+#include <sys/mman.h>
 
 namespace kvscope::ocl {
 
@@ -50,6 +54,52 @@ Buffer::Buffer(const Context& context, size_t bytes, cl_mem_flags flags, const v
     if (status != CL_SUCCESS)
         throw Error("clCreateBuffer of " + std::to_string(bytes) + " bytes: " + statusName(status) +
                     " (" + std::to_string(status) + "), expected CL_SUCCESS");
+}
+
+struct HostArena::Block {
+    void* data = nullptr;
+    size_t bytes = 0;
+    ~Block() { std::free(data); }
+};
+
+Buffer HostArena::buffer(const Context& context, size_t bytes, cl_mem_flags flags,
+                         const void* host) {
+    KVSCOPE_CHECK(bytes > 0, "an OpenCL buffer of 0 bytes");
+    constexpr size_t kHuge = size_t{2} << 20, kBlock = size_t{64} << 20, kAlign = 4096;
+    const size_t slice = (bytes + kAlign - 1) / kAlign * kAlign;
+    if (!block_ || block_->bytes - used_ < slice) {
+        auto b = std::make_shared<Block>();
+        b->bytes = std::max(kBlock, (slice + kHuge - 1) / kHuge * kHuge);
+        b->data = std::aligned_alloc(kHuge, b->bytes);
+        if (!b->data)
+            throw Error("out of host memory for an OpenCL buffer of " + std::to_string(bytes) +
+                        " bytes; choose a smaller context or model");
+        // a hint: where transparent huge pages are off, the pages stay 4 KiB, nothing else
+        // changes; pages never written (a block's unused end) take no memory
+        madvise(b->data, b->bytes, MADV_HUGEPAGE);
+        block_ = std::move(b);
+        used_ = 0;
+    }
+    void* at = static_cast<char*>(block_->data) + used_;
+    std::memcpy(at, host, bytes);
+    cl_int status = CL_SUCCESS;
+    cl_mem m = clCreateBuffer(context.get(), flags | CL_MEM_USE_HOST_PTR, bytes, at, &status);
+    if (status != CL_SUCCESS)
+        throw Error("clCreateBuffer of " + std::to_string(bytes) + " bytes in host memory: " +
+                    statusName(status) + " (" + std::to_string(status) + "), expected CL_SUCCESS");
+    Buffer out;
+    out.m_ = Handle<cl_mem, clReleaseMemObject>(m);
+    out.bytes_ = bytes;
+    // the block lives until the runtime destroys the buffer (after its last command)
+    auto* owner = new std::shared_ptr<Block>(block_);
+    status = clSetMemObjectDestructorCallback(
+        m, [](cl_mem, void* p) { delete static_cast<std::shared_ptr<Block>*>(p); }, owner);
+    if (status != CL_SUCCESS) {
+        delete owner;  // out releases the buffer, which no command has used, before the block
+        throw Error(std::string("clSetMemObjectDestructorCallback: ") + statusName(status));
+    }
+    used_ += slice;
+    return out;
 }
 
 Program::Program(const Context& context, cl_device_id device,

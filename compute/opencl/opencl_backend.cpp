@@ -83,6 +83,8 @@ struct OpenClBackend::Impl {
         DeviceWeight tokEmbd, output;
         Buffer posEmbd, outNormW, outNormB, ropeTable;
         uint64_t uploadedBytes = 0;  // of the weights' buffers (the RoPE table not counted)
+        // where set (OpenClOptions::hugePages), the weights' storage: host memory on huge pages
+        std::optional<ocl::HostArena> arena;
         std::vector<LayerOnDevice> layers;
         // The full-context KV caches of the backends holding this (what checkMemory counts).
         uint64_t cacheBytes = 0;
@@ -287,6 +289,7 @@ Buffer OpenClBackend::Impl::uploadBytes(const void* data, size_t bytes, const ch
                     " (" + dev.info().name + ") allocates at most " + std::to_string(allocLimit) +
                     " bytes per buffer");
     uploadedBytes += bytes;
+    if (shared->arena) return shared->arena->buffer(dev.context(), bytes, CL_MEM_READ_ONLY, data);
     return Buffer(dev.context(), bytes, CL_MEM_READ_ONLY, data);
 }
 
@@ -966,7 +969,10 @@ void OpenClBackend::startUp(std::chrono::steady_clock::time_point start) {
                                      : info.globalMemBytes;
     m.allocLimit = o.deviceMemoryLimit ? std::min(o.deviceMemoryLimit, info.maxAllocBytes)
                                        : info.maxAllocBytes;
-    if (!m.sharing) m.wide = o.wideScales.value_or(info.type == "CPU");
+    if (!m.sharing) {
+        m.wide = o.wideScales.value_or(info.type == "CPU");
+        if (o.hugePages.value_or(info.type == "CPU")) m.shared->arena.emplace();
+    }
     m.checkMemory();
 
     // The matrix-product paths: forced, else remembered for this device, else measured below.

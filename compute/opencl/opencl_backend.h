@@ -56,6 +56,10 @@ struct OpenClOptions {
     // OpenCL compiler targets AVX2 and F16C build them (PoCL on x86). Unset: wherever they
     // build; false: quant.cl's portable kernels, float32 activations.
     std::optional<bool> cpuSimd;
+    // The weights' buffers in host memory that the kernel is asked to back with transparent
+    // huge pages (ocl::HostArena), for devices that compute in host memory. Unset: on CPU
+    // devices.
+    std::optional<bool> hugePages;
 };
 
 // Device time of one forward(), from OpenCL profiling events, in milliseconds. A CLBlast call

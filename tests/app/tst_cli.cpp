@@ -720,13 +720,14 @@ class TstCli : public QObject {
         QCOMPARE(r.err.count('\n'), 1);  // one clear line
     }
 
-    // bench's --scales picks the OpenCL weights' layout and --cpu-simd its kernels on CPU
-    // devices: refused without OpenCL or with a typo, before any model is written
+    // bench's --scales picks the OpenCL weights' layout, --cpu-simd its kernels on CPU devices
+    // and --huge-pages the weights' memory there: refused without OpenCL or with a typo, before
+    // any model is written
     void benchScalesGoWithOpenCl() {
-        for (const char* option : {"--scales", "--cpu-simd"}) {
+        for (const char* option : {"--scales", "--cpu-simd", "--huge-pages"}) {
             Run r = runKvscope({"bench", option, "on"});
             QCOMPARE(r.code, 2);
-            QVERIFY2(r.err.contains("--scales and --cpu-simd go with --backend opencl"),
+            QVERIFY2(r.err.contains("--cpu-simd and --huge-pages go with --backend opencl"),
                      r.err.constData());
         }
         Run r = runKvscope({"bench", "--backend", "opencl", "--scales", "half"});
@@ -735,6 +736,9 @@ class TstCli : public QObject {
         r = runKvscope({"bench", "--backend", "opencl", "--cpu-simd", "yes"});
         QCOMPARE(r.code, 2);
         QVERIFY2(r.err.contains("--cpu-simd must be on or off, got 'yes'"), r.err.constData());
+        r = runKvscope({"bench", "--backend", "opencl", "--huge-pages", "2m"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains("--huge-pages must be on or off, got '2m'"), r.err.constData());
     }
 
     // train's options are read after its text (any readable file is a text here)

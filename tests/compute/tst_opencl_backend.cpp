@@ -6,7 +6,9 @@
 #include <QFile>
 #include <QTemporaryDir>
 #include <QTest>
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 
@@ -19,6 +21,7 @@
 #include "model_fixtures.h"
 #include "numeric_checks.h"
 #include "opencl/cl_check.h"
+#include "opencl/cl_device.h"
 #include "opencl/cl_matmul.h"
 #include "opencl/device_list.h"
 #include "opencl/device_weights.h"
@@ -154,6 +157,62 @@ class TstOpenClBackend : public QObject {
                      "expected CL_SUCCESS");
         }
         CL_CHECK(static_cast<cl_int>(CL_SUCCESS));  // success passes
+    }
+
+    // HostArena's buffers (the weights' storage on CPU devices) each hold the bytes they were
+    // given: small ones share a block, one larger than a block (64 MiB) has its own, one that
+    // does not fit in what is left starts a new block. Writing one leaves its neighbours as
+    // they were, and all of them stay whole after the arena is gone.
+    void hostArenaBuffersHoldTheirBytes() {
+        ocl::ClDevice dev(device_);
+        const std::vector<size_t> sizes = {5,        4096,      4100,      size_t{70} << 20,
+                                           3u << 20, 30u << 20, 33u << 20, 100};
+        std::vector<std::vector<uint8_t>> want;
+        std::vector<ocl::Buffer> bufs;
+        {
+            ocl::HostArena arena;
+            std::mt19937 rng(3);
+            for (const size_t bytes : sizes) {
+                std::vector<uint8_t> v(bytes);
+                for (uint8_t& b : v) b = static_cast<uint8_t>(rng());
+                bufs.push_back(arena.buffer(dev.context(), bytes, CL_MEM_READ_WRITE, v.data()));
+                QCOMPARE(bufs.back().bytes(), bytes);
+                want.push_back(std::move(v));
+            }
+        }
+        dev.queue().fillAsync(bufs[1], 2.5f).wait();  // 4096 bytes between two others
+        for (size_t i = 0; i < 4096; i += 4) std::memcpy(&want[1][i], "\0\0\x20\x40", 4);
+        for (size_t i = 0; i < bufs.size(); ++i) {
+            std::vector<uint8_t> got(sizes[i]);
+            dev.queue().read(bufs[i], 0, got.data(), got.size());
+            QVERIFY2(got == want[i],
+                     qPrintable(QString("buffer %1 of %2 bytes").arg(i).arg(sizes[i])));
+        }
+    }
+
+    // The weights in huge-page host memory (OpenClOptions::hugePages, the default on CPU
+    // devices) or in the runtime's own buffers: the same kernels on the same bytes, so the same
+    // logits bit for bit, prefill and steps, on a block type and on F16.
+    void weightsInHugePagesComputeTheSameNumbers() {
+        for (const TensorType type : {TensorType::Q8_0, TensorType::F16}) {
+            RandomModelSpec spec = fixtures::gpt2Spec();
+            spec.weightType = type;
+            auto m = fixtures::makeModel(spec);
+            OpenClOptions on = options(), off = options();
+            on.hugePages = true;
+            off.hugePages = false;
+            DecodeSession a = session(std::make_shared<OpenClBackend>(m, on), m, true),
+                          b = session(std::make_shared<OpenClBackend>(m, off), m, true);
+            a.prefill(kPrompt);
+            b.prefill(kPrompt);
+            QVERIFY(std::ranges::equal(a.logits(), b.logits()));
+            for (int i = 0; i < 3; ++i) {
+                const int32_t t = a.step().token;
+                QCOMPARE(b.step().token, t);
+                QVERIFY2(std::ranges::equal(a.logits(), b.logits()),
+                         qPrintable(QString("step %1").arg(i)));
+            }
+        }
     }
 
     void matmulChoiceTextRoundTrips() {

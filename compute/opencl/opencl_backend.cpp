@@ -106,9 +106,9 @@ struct OpenClBackend::Impl {
     std::optional<MatMul> mm;
     Kernel embed, layerNorm, rmsNorm, gelu, swiglu, geglu, scaleK, addTo, softcapK, rope, kvAppend,
         attend, attendRows, kvGather;
-    // cpu_simd.cl's attend for x86 CPU devices (an item per head and token), where it is built
-    // and the SIMD kernels are on; else invalid
-    Kernel attendSimd;
+    // cpu_simd.cl's attend (an item per head and token) and row norm (an item per row) for x86
+    // CPU devices, where they are built and the SIMD kernels are on; else invalid
+    Kernel attendSimd, normSimd;
     size_t normLocal = 64, attendLocal = 64, itemLocal = 64;
 
     std::vector<LayerBuffers> layers;  // the KV cache, per layer
@@ -386,6 +386,9 @@ void OpenClBackend::Impl::makeKernels() {
     attend = Kernel(program, "attend");
     if (mm->simd() && program.hasKernel("simd_attend") && cfg().headDim % 8 == 0)
         attendSimd = Kernel(program, "simd_attend");
+    if (mm->simd() && program.hasKernel("simd_layer_norm"))
+        normSimd =
+            Kernel(program, cfg().norm == NormType::Layer ? "simd_layer_norm" : "simd_rms_norm");
     attendRows = Kernel(program, "attend_rows");
     kvGather = Kernel(program, "kv_gather");
     const Kernel& nk = cfg().norm == NormType::Layer ? layerNorm : rmsNorm;
@@ -472,6 +475,14 @@ void OpenClBackend::Impl::ensureScratch(int n, size_t attnFloats, int logitRows)
 void OpenClBackend::Impl::norm(const Buffer& out, int outOff, const Buffer& in, int inOff,
                                const Buffer& w, const Buffer& b, int rows) {
     const ModelConfig& c = cfg();
+    if (normSimd.valid()) {  // an item per row
+        if (c.norm == NormType::Layer)
+            normSimd.setArgs(out, outOff, in, inOff, w, b, c.nEmbd, c.normEps, rows);
+        else
+            normSimd.setArgs(out, outOff, in, inOff, w, c.nEmbd, c.normEps, rows);
+        track(Cat::Other, dev.queue().run(normSimd, Range(static_cast<size_t>(rows)), Range(1)));
+        return;
+    }
     const Kernel::Local red{normLocal * sizeof(float)};
     Kernel& k = c.norm == NormType::Layer ? layerNorm : rmsNorm;
     if (c.norm == NormType::Layer)
@@ -599,8 +610,9 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         // 3. append the new key and value rows to the cache (rows r0 .. r0+n-1), f32 on the
         //    device, else encoded on the host as the CPU's cache encodes them
         if (options.cache.type == KvType::F32) {
-            kvAppend.setArgs(kv.k, kv.v, qkv, r0, R, Q, KV, cacheCap, hd, n);
-            runItems(Cat::Other, kvAppend, N * KV);
+            const int vec = hd % 4 == 0 ? 4 : 1;
+            kvAppend.setArgs(kv.k, kv.v, qkv, r0, R, Q, KV, cacheCap, hd, n, vec);
+            runItems(Cat::Other, kvAppend, N * KV / static_cast<size_t>(vec));
         } else {
             appendEncoded(kv, r0, n);
         }
@@ -665,12 +677,12 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         const Buffer* hidden = &up;
         if (c.ffn == FfnType::Gelu) {
             gelu.setArgs(up, static_cast<int>(count));
-            runItems(Cat::Other, gelu, count);
+            runItems(Cat::Other, gelu, (count + 7) / 8);
         } else {
             matmul(gate, h, w.wGate, Buffer{}, n, E, F, false);
             Kernel& act = c.ffn == FfnType::SiluGate ? swiglu : geglu;
             act.setArgs(gate, up, static_cast<int>(count));
-            runItems(Cat::Other, act, count);
+            runItems(Cat::Other, act, (count + 7) / 8);
             hidden = &gate;
         }
         if (c.postNorms) {

@@ -16,30 +16,54 @@ __kernel void embed(__global float* x, __global const int* ids, __global const f
     x[(size_t)i * dim + j] = v;
 }
 
-// x (count) = GELU(x), the tanh approximation GPT-2 uses.
+// x (count) = GELU(x), the tanh approximation GPT-2 uses. Items: count / 8 rounded up, each
+// eight values (in vectors: CPU devices run an item at a time, and tanh of eight at once).
 __kernel void gelu_tanh(__global float* x, const int count) {
-    const size_t i = get_global_id(0);
+    const size_t i = get_global_id(0) * 8;
     if (i >= (size_t)count) return;
     const float k = 0.7978845608f;  // sqrt(2 / pi)
-    const float v = x[i];
-    x[i] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v)));
+    if (i + 8 <= (size_t)count) {
+        const float8 v = vload8(0, x + i);
+        vstore8(0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v))), 0, x + i);
+        return;
+    }
+    for (size_t j = i; j < (size_t)count; ++j) {
+        const float v = x[j];
+        x[j] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v)));
+    }
 }
 
-// gate (count) = SiLU(gate) · up (Llama's SwiGLU).
+// gate (count) = SiLU(gate) · up (Llama's SwiGLU). Items: count / 8 rounded up, as gelu_tanh.
 __kernel void swiglu(__global float* gate, __global const float* up, const int count) {
-    const size_t i = get_global_id(0);
+    const size_t i = get_global_id(0) * 8;
     if (i >= (size_t)count) return;
-    const float g = gate[i];
-    gate[i] = g / (1.0f + exp(-g)) * up[i];
+    if (i + 8 <= (size_t)count) {
+        const float8 g = vload8(0, gate + i);
+        vstore8(g / (1.0f + exp(-g)) * vload8(0, up + i), 0, gate + i);
+        return;
+    }
+    for (size_t j = i; j < (size_t)count; ++j) {
+        const float g = gate[j];
+        gate[j] = g / (1.0f + exp(-g)) * up[j];
+    }
 }
 
-// gate (count) = GELU(gate) · up (Gemma's GELU-gated MLP, tanh approximation).
+// gate (count) = GELU(gate) · up (Gemma's GELU-gated MLP, tanh approximation). Items: count / 8
+// rounded up, as gelu_tanh.
 __kernel void geglu(__global float* gate, __global const float* up, const int count) {
-    const size_t i = get_global_id(0);
+    const size_t i = get_global_id(0) * 8;
     if (i >= (size_t)count) return;
     const float k = 0.7978845608f;  // sqrt(2 / pi)
-    const float v = gate[i];
-    gate[i] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v))) * up[i];
+    if (i + 8 <= (size_t)count) {
+        const float8 v = vload8(0, gate + i);
+        vstore8(0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v))) * vload8(0, up + i), 0,
+                gate + i);
+        return;
+    }
+    for (size_t j = i; j < (size_t)count; ++j) {
+        const float v = gate[j];
+        gate[j] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v))) * up[j];
+    }
 }
 
 // x (count) *= s (Gemma's embedding scale).
@@ -87,18 +111,24 @@ __kernel void rope(__global float* qkv, __global const float* cs, const int p0, 
 // Appends the keys and values of n new tokens to one layer's cache.
 //   qkv (n, rowLen): each row holds Q (qCols), then K (kvCols), then V (kvCols).
 //   K, V (n_head_kv, n_ctx, headDim): rows p0 .. p0 + n - 1 are written.
-// Items: n · kvCols (kvCols = n_head_kv · headDim).
+// Items: n · kvCols / vec (kvCols = n_head_kv · headDim), each vec values (4 where headDim is
+// a multiple of 4, else 1).
 __kernel void kv_append(__global float* K, __global float* V, __global const float* qkv,
                         const int p0, const int rowLen, const int qCols, const int kvCols,
-                        const int nCtx, const int headDim, const int n) {
-    const size_t at = get_global_id(0);
+                        const int nCtx, const int headDim, const int n, const int vec) {
+    const size_t at = get_global_id(0) * vec;  // the first of the item's values
     if (at >= (size_t)n * kvCols) return;
     const int d = (int)(at % headDim), g = (int)(at / headDim % (kvCols / headDim)),
               i = (int)(at / kvCols);
     __global const float* src = qkv + (size_t)i * rowLen + qCols + g * headDim + d;
     const size_t dst = ((size_t)g * nCtx + p0 + i) * headDim + d;
-    K[dst] = src[0];
-    V[dst] = src[kvCols];
+    if (vec == 4) {
+        vstore4(vload4(0, src), 0, K + dst);
+        vstore4(vload4(0, src + kvCols), 0, V + dst);
+    } else {
+        K[dst] = src[0];
+        V[dst] = src[kvCols];
+    }
 }
 
 // Copies cached rows between two cache buffers of rowBytes-byte rows (the compaction after an

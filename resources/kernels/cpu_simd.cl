@@ -322,8 +322,26 @@ __kernel void simd_attend(__global float* out, __global float* a, __global const
     __global const float *q = w.q, *Kg = w.K, *Vg = w.V;
     __global float* row = w.row;
     for (int j = 0; j < j0; ++j) row[j] = 0.0f;
+    // scores four positions at a time (four independent chains of fma, not one)
     float mx = -INFINITY;
-    for (int j = j0; j < t; ++j) {
+    int j = j0;
+    for (; j + 4 <= t; j += 4) {
+        __global const float* k = Kg + (size_t)j * headDim;
+        simd_ahead((__global const uchar*)k, 16 * headDim);
+        float8 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+        for (int d = 0; d < headDim; d += 8) {
+            const float8 qd = vload8(0, q + d);
+            a0 = fma(vload8(0, k + d), qd, a0);
+            a1 = fma(vload8(0, k + headDim + d), qd, a1);
+            a2 = fma(vload8(0, k + 2 * headDim + d), qd, a2);
+            a3 = fma(vload8(0, k + 3 * headDim + d), qd, a3);
+        }
+        float4 s4 = (float4)(simd_hsum8(a0), simd_hsum8(a1), simd_hsum8(a2), simd_hsum8(a3)) * scale;
+        if (softcap > 0.0f) s4 = softcap * tanh(s4 / softcap);
+        vstore4(s4, 0, row + j);
+        mx = fmax(mx, fmax(fmax(s4.x, s4.y), fmax(s4.z, s4.w)));
+    }
+    for (; j < t; ++j) {
         __global const float* k = Kg + (size_t)j * headDim;
         float8 acc = 0.0f;
         for (int d = 0; d < headDim; d += 8) acc = fma(vload8(0, k + d), vload8(0, q + d), acc);
@@ -332,20 +350,28 @@ __kernel void simd_attend(__global float* out, __global float* a, __global const
         row[j] = s;
         mx = fmax(mx, s);
     }
-    float sum = 0.0f;
-    for (int j = j0; j < t; ++j) {
+    // exp eight at a time (a scalar exp is a call on PoCL)
+    float8 sum8 = 0.0f;
+    for (j = j0; j + 8 <= t; j += 8) {
+        const float8 e = exp(vload8(0, row + j) - mx);
+        vstore8(e, 0, row + j);
+        sum8 += e;
+    }
+    float sum = simd_hsum8(sum8);
+    for (; j < t; ++j) {
         const float e = exp(row[j] - mx);
         row[j] = e;
         sum += e;
     }
     const float inv = 1.0f / sum;
-    for (int j = j0; j < t; ++j) row[j] *= inv;
+    for (j = j0; j < t; ++j) row[j] *= inv;
     __global float* o = out + (size_t)i * nHead * headDim + h * headDim;
     int d = 0;
     for (; d + 32 <= headDim; d += 32) {
         float8 a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
         for (int j = j0; j < t; ++j) {
             __global const float* v = Vg + (size_t)j * headDim + d;
+            __builtin_prefetch((__global const uchar*)v + SIMD_AHEAD);
             const float8 w = (float8)(row[j]);
             a0 = fma(w, vload8(0, v), a0);
             a1 = fma(w, vload8(1, v), a1);

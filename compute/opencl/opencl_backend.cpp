@@ -194,9 +194,11 @@ struct OpenClBackend::Impl {
     }
     void norm(const Buffer& out, int outOff, const Buffer& in, int inOff, const Buffer& w,
               const Buffer& b, int rows);
-    // out (n, outDim) = in (n, inDim) · wᵀ + bias (+ out when accumulate), from row 0.
+    // out (n, outDim) = in (n, inDim) · wᵀ + bias (+ out when accumulate), from row 0. input:
+    // in's rounding for the x86 kernels, shared by the products on the same in (Llama's gate
+    // and up), else rounded afresh.
     void matmul(const Buffer& out, const Buffer& in, const DeviceWeight& w, const Buffer& bias,
-                int n, int inDim, int outDim, bool accumulate);
+                int n, int inDim, int outDim, bool accumulate, MatMul::Input* input = nullptr);
     // begin(), forwardPass, and abandon() if it throws: the cache as it was.
     void forward(std::span<const int32_t> tokens, bool allLogits, std::vector<float>& logits,
                  std::vector<StepTrace>* traces, int traceFrom);
@@ -494,8 +496,8 @@ void OpenClBackend::Impl::norm(const Buffer& out, int outOff, const Buffer& in, 
 }
 
 void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const DeviceWeight& w,
-                                 const Buffer& bias, int n, int inDim, int outDim,
-                                 bool accumulate) {
+                                 const Buffer& bias, int n, int inDim, int outDim, bool accumulate,
+                                 MatMul::Input* input) {
     mmEvents.clear();
     if (w.isFloat()) {
         mm->run(out, 0, in, 0, w.parts[0].buf, bias ? &bias : nullptr, n, inDim, outDim, accumulate,
@@ -503,11 +505,11 @@ void OpenClBackend::Impl::matmul(const Buffer& out, const Buffer& in, const Devi
     } else {
         // block types (or a Q/K/V stack of mixed types): our quant.cl (or cpu_simd.cl)
         // kernels, one per part, each filling its columns of out's rows
-        MatMul::Input input;
+        MatMul::Input fresh;
         for (const DeviceWeight::Part& p : w.parts)
             mm->runQuant(out, static_cast<size_t>(p.row0), outDim, in, 0, p.buf, p.type, p.wide,
                          p.rowBytes, bias ? &bias : nullptr, static_cast<size_t>(p.row0), n, inDim,
-                         p.rows, accumulate, input, mmEvents);
+                         p.rows, accumulate, input ? *input : fresh, mmEvents);
     }
     for (Event& e : mmEvents) track(Cat::MatMul, std::move(e));
 }
@@ -672,14 +674,15 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         }
         // 6. MLP, added to the residual stream
         norm(h, 0, x, 0, w.ffnNormW, w.ffnNormB, n);
-        matmul(up, h, w.wUp, w.bUp, n, E, F, false);
+        MatMul::Input hIn;  // h rounded once for the up and gate products
+        matmul(up, h, w.wUp, w.bUp, n, E, F, false, &hIn);
         const size_t count = N * F;
         const Buffer* hidden = &up;
         if (c.ffn == FfnType::Gelu) {
             gelu.setArgs(up, static_cast<int>(count));
             runItems(Cat::Other, gelu, (count + 7) / 8);
         } else {
-            matmul(gate, h, w.wGate, Buffer{}, n, E, F, false);
+            matmul(gate, h, w.wGate, Buffer{}, n, E, F, false, &hIn);
             Kernel& act = c.ffn == FfnType::SiluGate ? swiglu : geglu;
             act.setArgs(gate, up, static_cast<int>(count));
             runItems(Cat::Other, act, (count + 7) / 8);

@@ -695,18 +695,24 @@ class TstOpenClBackend : public QObject {
         VERIFY_CLOSE("logits after sliced attention", c.logits(), b.logits());
     }
 
-    // The commands of a GPT-2 decode step, counted by hand: the embedding; per layer the two
+    // The commands of a decode step, counted by hand: the embedding; per GPT-2 layer the two
     // norms, the Q/K/V, output, up and down products, the cache append, attention and GELU (9);
-    // the final norm and the head. Where cpu_simd.cl's kernels take Q8_0 (x86 CPU devices),
-    // each of a layer's four products' x and the head's is rounded by a command of its own.
+    // per Llama layer RoPE, and the gate product and SwiGLU in GELU's place (11); the final
+    // norm and the head. Where cpu_simd.cl's kernels take Q8_0 (x86 CPU devices), the x of each
+    // product is rounded by a command of its own, once for Llama's gate and up (4 a layer, and
+    // the head's).
     void stepCommandsAreCounted_data() {
         QTest::addColumn<int>("type");
-        QTest::newRow("f32") << int(TensorType::F32);
-        QTest::newRow("q8_0") << int(TensorType::Q8_0);
+        QTest::addColumn<bool>("llama");
+        QTest::newRow("gpt2 f32") << int(TensorType::F32) << false;
+        QTest::newRow("gpt2 q8_0") << int(TensorType::Q8_0) << false;
+        QTest::newRow("llama f32") << int(TensorType::F32) << true;
+        QTest::newRow("llama q8_0") << int(TensorType::Q8_0) << true;
     }
     void stepCommandsAreCounted() {
         QFETCH(int, type);
-        RandomModelSpec s = fixtures::gpt2Spec();
+        QFETCH(bool, llama);
+        RandomModelSpec s = llama ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
         s.nEmbd = 64;
         s.weightType = static_cast<TensorType>(type);
         auto m = std::make_shared<const Model>(
@@ -722,7 +728,7 @@ class TstOpenClBackend : public QObject {
         cl.step();
         const bool rounded = gpu->cpuSimd() && type != int(TensorType::F32);
         QCOMPARE(gpu->lastStepDeviceMs().kernels,
-                 1 + s.nLayer * (rounded ? 13 : 9) + (rounded ? 3 : 2));
+                 1 + s.nLayer * ((llama ? 11 : 9) + (rounded ? 4 : 0)) + (rounded ? 3 : 2));
     }
 
     // cpu_simd.cl's products, each against a plain reference: x rounded to 8 bits by the CPU

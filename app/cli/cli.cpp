@@ -283,7 +283,7 @@ const std::vector<Command>& commands() {
            "OpenCL: the x86 SIMD kernels of CPU devices (8-bit activations for block types) or "
            "the portable ones (default: on where they build)"},
           {"huge-pages", "on|off",
-           "OpenCL: the weights in host memory on huge pages (default: on CPU devices)"},
+           "OpenCL on CPU devices: the weights in host memory on huge pages (default: on)"},
           kJson},
          runBench},
     };

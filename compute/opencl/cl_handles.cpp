@@ -4,6 +4,7 @@
 #include "core/error.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
@@ -56,15 +57,29 @@ Buffer::Buffer(const Context& context, size_t bytes, cl_mem_flags flags, const v
                     " (" + std::to_string(status) + "), expected CL_SUCCESS");
 }
 
+namespace {
+std::atomic<int> liveHostBlocks{0};
+}
+
 struct HostArena::Block {
     void* data = nullptr;
     size_t bytes = 0;
-    ~Block() { std::free(data); }
+    Block() { ++liveHostBlocks; }
+    ~Block() {
+        std::free(data);
+        --liveHostBlocks;
+    }
+    Block(const Block&) = delete;
+    Block& operator=(const Block&) = delete;
 };
+
+int HostArena::liveBlocks() {
+    return liveHostBlocks.load();
+}
 
 Buffer HostArena::buffer(const Context& context, size_t bytes, cl_mem_flags flags,
                          const void* host) {
-    KVSCOPE_CHECK(bytes > 0, "an OpenCL buffer of 0 bytes");
+    KVSCOPE_CHECK(bytes > 0 && host, "an OpenCL buffer of 0 bytes or without its contents");
     constexpr size_t kHuge = size_t{2} << 20, kBlock = size_t{64} << 20, kAlign = 4096;
     const size_t slice = (bytes + kAlign - 1) / kAlign * kAlign;
     if (!block_ || block_->bytes - used_ < slice) {

@@ -95,9 +95,18 @@ class Buffer {
 // destroyed the last buffer in it; the arena may go before its buffers.
 class HostArena {
   public:
-    // A buffer of `bytes` bytes copied from host. Throws Error when the host memory or the
-    // buffer cannot be had.
+    HostArena() = default;
+    HostArena(const HostArena&) = delete;  // two arenas would hand out the same slices
+    HostArena& operator=(const HostArena&) = delete;
+    HostArena(HostArena&&) noexcept = default;
+    HostArena& operator=(HostArena&&) noexcept = default;
+
+    // A buffer of `bytes` bytes copied from host (not null). Throws Error when the host memory
+    // or the buffer cannot be had.
     Buffer buffer(const Context& context, size_t bytes, cl_mem_flags flags, const void* host);
+    // The blocks of every arena not yet freed (for tests: a block goes once the runtime has
+    // destroyed its last buffer).
+    static int liveBlocks();
 
   private:
     struct Block;

@@ -21,8 +21,9 @@ class MatMul {
     // Whether cpu_simd.cl's kernels take the products they cover (asked for and built).
     bool simd() const { return !simd_.empty(); }
 
-    // One product's x as rounded to 8 bits for cpu_simd.cl's kernels, shared by the parts of a
-    // Q/K/V stack: a fresh Input for each product (its x may have changed since the last).
+    // A product's x as rounded to 8 bits for cpu_simd.cl's kernels, shared by the products on
+    // the same unchanged x (the parts of a Q/K/V stack, Llama's gate and up); a fresh Input
+    // wherever x may have changed since.
     struct Input {
         bool rounded32 = false;   // per 32 values (Q8_0, Q4_0)
         bool rounded256 = false;  // per 256 (the K-quants)

@@ -986,7 +986,7 @@ void OpenClBackend::startUp(std::chrono::steady_clock::time_point start) {
                                        : info.maxAllocBytes;
     if (!m.sharing) {
         m.wide = o.wideScales.value_or(info.type == "CPU");
-        if (o.hugePages.value_or(info.type == "CPU")) m.shared->arena.emplace();
+        if (info.type == "CPU" && o.hugePages.value_or(true)) m.shared->arena.emplace();
     }
     m.checkMemory();
 
@@ -1240,6 +1240,10 @@ bool OpenClBackend::wideScales() const {
 
 bool OpenClBackend::cpuSimd() const {
     return impl_->mm->simd();
+}
+
+bool OpenClBackend::hugePageWeights() const {
+    return impl_->shared->arena.has_value();
 }
 
 uint64_t OpenClBackend::uploadedWeightBytes() const {

@@ -56,9 +56,9 @@ struct OpenClOptions {
     // OpenCL compiler targets AVX2 and F16C build them (PoCL on x86). Unset: wherever they
     // build; false: quant.cl's portable kernels, float32 activations.
     std::optional<bool> cpuSimd;
-    // The weights' buffers in host memory that the kernel is asked to back with transparent
-    // huge pages (ocl::HostArena), for devices that compute in host memory. Unset: on CPU
-    // devices.
+    // On CPU devices (which compute in host memory), the weights' buffers in host memory that
+    // the kernel is asked to back with transparent huge pages (ocl::HostArena). Unset: true.
+    // Not on GPUs: there the driver would keep a copy of its own beside the host's.
     std::optional<bool> hugePages;
 };
 
@@ -149,6 +149,8 @@ class OpenClBackend final : public Backend {
     // Whether cpu_simd.cl's kernels are in use (OpenClOptions::cpuSimd): for F16's decode steps,
     // and for every product on the block types when their scales are wide (wideScales()).
     bool cpuSimd() const;
+    // Whether the weights are in huge-page host memory (OpenClOptions::hugePages).
+    bool hugePageWeights() const;
     // Bytes of the weights' device buffers (matrices in their device types, vectors float32).
     uint64_t uploadedWeightBytes() const;
     // Reads back layer's ffn_down weight as it sits on the device: its type and raw rows.

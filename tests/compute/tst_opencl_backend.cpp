@@ -95,11 +95,28 @@ class TstOpenClBackend : public QObject {
     QTemporaryDir cacheDir_;  // the matmul choice file lives here, not in the user's cache
     int device_ = -1;
 
+    bool onCpuDevice() const {
+        return ocl::listDevices().devices[static_cast<size_t>(device_)].type == "CPU";
+    }
     // A CPU device on an x86 host with AVX2 and F16C: where cpu_simd.cl's kernels build (PoCL
     // compiles for the host's CPU).
-    bool onX86CpuDevice() const {
-        return ocl::listDevices().devices[static_cast<size_t>(device_)].type == "CPU" &&
-               qdot::isaSupported(qdot::Isa::Avx2);
+    bool onX86CpuDevice() const { return onCpuDevice() && qdot::isaSupported(qdot::Isa::Avx2); }
+    // The device's cache holds the traced keys and values of every layer and KV head, at their
+    // positions.
+    static void verifyCacheHoldsTheTraces(const OpenClBackend& gpu, const ModelConfig& c,
+                                          const std::vector<StepTrace>& traces) {
+        QCOMPARE(gpu.cacheUsed(), static_cast<int>(traces.size()));
+        for (int l = 0; l < c.nLayer; ++l)
+            for (int g = 0; g < c.nHeadKv; ++g) {
+                const std::vector<float> K = gpu.readKeys(l, g), V = gpu.readValues(l, g);
+                QCOMPARE(K.size(), traces.size() * c.headDim);
+                for (const StepTrace& t : traces)
+                    for (int d = 0; d < c.headDim; ++d) {
+                        const size_t at = static_cast<size_t>(t.position) * c.headDim + d;
+                        QCOMPARE(K[at], t.key(l, g)[d]);
+                        QCOMPARE(V[at], t.value(l, g)[d]);
+                    }
+            }
     }
     OpenClOptions options(std::optional<ocl::MatMulChoice> matmul = std::nullopt) const {
         OpenClOptions o;
@@ -160,12 +177,15 @@ class TstOpenClBackend : public QObject {
     }
 
     // HostArena's buffers (the weights' storage on CPU devices) each hold the bytes they were
-    // given: small ones share a block, one larger than a block (64 MiB) has its own, one that
-    // does not fit in what is left starts a new block. Writing one leaves its neighbours as
-    // they were, and all of them stay whole after the arena is gone.
+    // given, in the arena's memory (slices of 4 KiB pages laid end to end: the runtime uses it
+    // and copies nothing): small ones share a block, one larger than a block (64 MiB) has its
+    // own, one that does not fit in what is left starts a new block. Writing one leaves its
+    // neighbours as they were; all of them stay whole after the arena is gone, and the blocks
+    // go with the last buffer in them.
     void hostArenaBuffersHoldTheirBytes() {
         ocl::ClDevice dev(device_);
-        const std::vector<size_t> sizes = {5,        4096,      4100,      size_t{70} << 20,
+        const int blocksBefore = ocl::HostArena::liveBlocks();
+        const std::vector<size_t> sizes = {5,        4096,      4100,      100, size_t{70} << 20,
                                            3u << 20, 30u << 20, 33u << 20, 100};
         std::vector<std::vector<uint8_t>> want;
         std::vector<ocl::Buffer> bufs;
@@ -180,14 +200,36 @@ class TstOpenClBackend : public QObject {
                 want.push_back(std::move(v));
             }
         }
+        // 5 .. 100 bytes; 70 MiB; 3 and 30 MiB; 33 MiB and 100 bytes
+        QCOMPARE(ocl::HostArena::liveBlocks(), blocksBefore + 4);
+        // the first four in one block, a page apart but the 4100 bytes' two
+        std::vector<const uint8_t*> at;
+        for (size_t i = 0; i < 4; ++i) {
+            cl_int status = CL_SUCCESS;
+            void* p = clEnqueueMapBuffer(dev.queue().get(), bufs[i].get(), CL_TRUE, CL_MAP_READ, 0,
+                                         sizes[i], 0, nullptr, nullptr, &status);
+            QCOMPARE(status, CL_SUCCESS);
+            at.push_back(static_cast<const uint8_t*>(p));
+            QCOMPARE(
+                clEnqueueUnmapMemObject(dev.queue().get(), bufs[i].get(), p, 0, nullptr, nullptr),
+                CL_SUCCESS);
+        }
+        QCOMPARE(at[1] - at[0], 4096);
+        QCOMPARE(at[2] - at[1], 4096);
+        QCOMPARE(at[3] - at[2], 8192);
         dev.queue().fillAsync(bufs[1], 2.5f).wait();  // 4096 bytes between two others
-        for (size_t i = 0; i < 4096; i += 4) std::memcpy(&want[1][i], "\0\0\x20\x40", 4);
+        dev.queue().fillAsync(bufs[2], 2.5f).wait();  // 4100 bytes, 100 right after
+        for (const size_t b : {size_t{1}, size_t{2}})
+            for (size_t i = 0; i < sizes[b]; i += 4) std::memcpy(&want[b][i], "\0\0\x20\x40", 4);
         for (size_t i = 0; i < bufs.size(); ++i) {
             std::vector<uint8_t> got(sizes[i]);
             dev.queue().read(bufs[i], 0, got.data(), got.size());
             QVERIFY2(got == want[i],
                      qPrintable(QString("buffer %1 of %2 bytes").arg(i).arg(sizes[i])));
         }
+        bufs.clear();
+        QCOMPARE(clFinish(dev.queue().get()), CL_SUCCESS);
+        QCOMPARE(ocl::HostArena::liveBlocks(), blocksBefore);
     }
 
     // The weights in huge-page host memory (OpenClOptions::hugePages, the default on CPU
@@ -201,8 +243,11 @@ class TstOpenClBackend : public QObject {
             OpenClOptions on = options(), off = options();
             on.hugePages = true;
             off.hugePages = false;
-            DecodeSession a = session(std::make_shared<OpenClBackend>(m, on), m, true),
-                          b = session(std::make_shared<OpenClBackend>(m, off), m, true);
+            auto inPages = std::make_shared<OpenClBackend>(m, on);
+            auto plain = std::make_shared<OpenClBackend>(m, off);
+            QCOMPARE(inPages->hugePageWeights(), onCpuDevice());  // never on a GPU
+            QVERIFY(!plain->hugePageWeights());
+            DecodeSession a = session(inPages, m, true), b = session(plain, m, true);
             a.prefill(kPrompt);
             b.prefill(kPrompt);
             QVERIFY(std::ranges::equal(a.logits(), b.logits()));
@@ -377,7 +422,7 @@ class TstOpenClBackend : public QObject {
     // GPT-2 heads of 9 (the cache append's four at a time cannot split them: one at a time),
     // Llama and Gemma heads of 12 (not the x86 attention's multiples of 8: the portable one);
     // SwiGLU's and GELU-gate's tails as GELU's. Logits and the traced keys and values as the
-    // CPU's, prompt and steps.
+    // CPU's, prompt and steps, and the device's cache holding those keys and values.
     void oddWidthsMatchCpu_data() {
         QTest::addColumn<int>("arch");
         QTest::addColumn<int>("heads");
@@ -397,18 +442,21 @@ class TstOpenClBackend : public QObject {
         s.nHeadKv = kvHeads;
         s.nFf = 100;
         auto m = fixtures::makeModel(s);
-        DecodeSession cl = session(std::make_shared<OpenClBackend>(m, options()), m, true),
+        auto gpu = std::make_shared<OpenClBackend>(m, options());
+        DecodeSession cl = session(gpu, m, true),
                       cpu = session(std::make_shared<CpuBackend>(m), m, true);
-        cl.prefill(kPrompt);
+        std::vector<StepTrace> traces = cl.prefill(kPrompt);
         cpu.prefill(kPrompt);
         VERIFY_CLOSE("prefill logits", cl.logits(), cpu.logits());
         for (int i = 0; i < 4; ++i) {
-            const StepTrace a = cl.step(), b = cpu.step();
-            QCOMPARE(a.token, b.token);
+            traces.push_back(cl.step());
+            const StepTrace b = cpu.step();
+            QCOMPARE(traces.back().token, b.token);
             VERIFY_CLOSE("step logits", cl.logits(), cpu.logits());
-            VERIFY_CLOSE("step k", a.k, b.k);
-            VERIFY_CLOSE("step v", a.v, b.v);
+            VERIFY_CLOSE("step k", traces.back().k, b.k);
+            VERIFY_CLOSE("step v", traces.back().v, b.v);
         }
+        verifyCacheHoldsTheTraces(*gpu, m->config, traces);  // the cache append's tails
     }
 
     // Compare without cache runs on a spare cache: the live one comes back untouched, and the
@@ -940,18 +988,7 @@ class TstOpenClBackend : public QObject {
         DecodeSession s = session(gpu, m, true);
         std::vector<StepTrace> traces = s.prefill(kPrompt);
         for (int i = 0; i < 5; ++i) traces.push_back(s.step());
-        QCOMPARE(gpu->cacheUsed(), static_cast<int>(traces.size()));
-        for (int l = 0; l < c.nLayer; ++l)
-            for (int g = 0; g < c.nHeadKv; ++g) {
-                const std::vector<float> K = gpu->readKeys(l, g), V = gpu->readValues(l, g);
-                QCOMPARE(K.size(), traces.size() * c.headDim);
-                for (const StepTrace& t : traces)
-                    for (int d = 0; d < c.headDim; ++d) {
-                        const size_t at = static_cast<size_t>(t.position) * c.headDim + d;
-                        QCOMPARE(K[at], t.key(l, g)[d]);
-                        QCOMPARE(V[at], t.value(l, g)[d]);
-                    }
-            }
+        verifyCacheHoldsTheTraces(*gpu, c, traces);
     }
 
     // The full attention matrix of a head on request (one GEMM on the device) equals the CPU's

@@ -25,6 +25,7 @@
 #include <QTest>
 #include <QThread>
 #include <QTimer>
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -48,16 +49,19 @@ using namespace kvscope;
 using app::MainWindow;
 
 namespace {
-// "" when a chart's legend has room for every visible entry's label and its plot is more than
-// 200 x 100 px, else what is short.
+// "" when a chart's legend has room for every visible entry's label (on one line under or over
+// the plot, or an entry a line beside it) and its plot is more than 200 x 100 px, else what is
+// short.
 QString chartFits(QChartView* view) {
     const QLegend* legend = view->chart()->legend();
     const QFontMetrics fm(legend->font());
+    const bool oneLine = legend->alignment() & (Qt::AlignTop | Qt::AlignBottom);
     int needed = 0;
     QStringList labels;
     for (QLegendMarker* m : legend->markers())
         if (m->isVisible() && m->series()->isVisible()) {
-            needed += fm.horizontalAdvance(m->label()) + 2 * fm.height();
+            const int entry = fm.horizontalAdvance(m->label()) + 2 * fm.height();
+            needed = oneLine ? needed + entry : std::max(needed, entry);
             labels << m->label();
         }
     if (needed > legend->geometry().width())

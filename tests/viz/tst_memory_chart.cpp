@@ -2,6 +2,8 @@
 // and the backend's allocation; the formula's line has the engine's bytes per token; a step
 // back removes the last point.
 #include <QChart>
+#include <QFontMetrics>
+#include <QLegend>
 #include <QLegendMarker>
 #include <QLineSeries>
 #include <QTest>
@@ -130,6 +132,30 @@ class TstMemoryChart : public QObject {
         QVERIFY(y->max() * mqaChart.unitBytes() < 8 * cachePerToken * m.nCtx);
         QVERIFY(y->max() * mqaChart.unitBytes() >= 4 * cachePerToken * m.nCtx);
         QVERIFY2(mqaChart.caption().contains("8× as much"), qPrintable(mqaChart.caption()));
+    }
+
+    // The legend names every shown line whole (Qt Charts elides the names of a legend too narrow
+    // for them: "plain M…" at 1024 px): under the plot where the five entries of a GQA model
+    // (allocated, used, formula, projected, plain MHA) fit on one line, else beside it, an entry
+    // a line, as wide as the longest name, the x axis then titled "tokens".
+    void legendNamesEveryLineWhole() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        MemoryChart chart(&d.store);
+        d.prefill("the cat sat");
+        chart.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&chart));
+        auto* x = qobject_cast<QValueAxis*>(chart.chart()->axes(Qt::Horizontal).first());
+        QLegend* legend = chart.chart()->legend();
+        chart.resize(1400, 500);
+        QCOMPARE(legend->alignment(), Qt::AlignBottom);
+        QCOMPARE(x->titleText(), QString("tokens in the cache"));
+        chart.resize(360, 400);
+        QCOMPARE(legend->alignment(), Qt::AlignRight);
+        QCOMPARE(x->titleText(), QString("tokens"));
+        QTRY_VERIFY(legend->geometry().width() >=
+                    QFontMetrics(legend->font()).horizontalAdvance("plain MHA"));
+        chart.resize(1400, 500);
+        QCOMPARE(legend->alignment(), Qt::AlignBottom);
     }
 
     void usedEqualsTheTraceBytes_data() { models_data(); }

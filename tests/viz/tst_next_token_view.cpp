@@ -8,6 +8,7 @@
 #include <cmath>
 #include <memory>
 
+#include "common/labels.h"
 #include "common/theme.h"
 #include "common/trace_store.h"
 #include "cpu/cpu_backend.h"
@@ -326,6 +327,27 @@ class TstNextTokenView : public QObject {
             if (c.labelW < wantLabel) QCOMPARE(c.tagW, 0);  // the tags went first
         }
         QVERIFY(sawShort && sawNarrowLabel);  // both fallbacks were reached
+    }
+
+    // The title names the chosen token whole at any width: in full where it fits ("how the
+    // model picked “␣x”"), else the short form ("Token N: “␣x”"); at 1024 x 768 the full one
+    // had run off the canvas mid-token. The subtitle wraps rather than being cut.
+    void titleNamesTheTokenWhole() {
+        Decode d(params(1.0, 0, 1, 0));
+        NextTokenView view(&d.store);
+        const StepTrace& t = d.store.trace(d.store.count() - 1);
+        const QString token = "“" + tokenLabel(t.text) + "”";
+        const QFontMetrics title(currentTheme().titleFont);
+        for (const int w : {1400, 700, 560}) {
+            view.resize(w, 620);
+            testing::render(view, QString("next-token-%1").arg(w));
+            const QString shown = view.paintedTitle();
+            QVERIFY2(shown.contains(token) && !shown.contains(QChar(0x2026)), qPrintable(shown));
+            QVERIFY2(title.horizontalAdvance(shown) <= view.paintedTitleRoom(),
+                     qPrintable(QString("%1 px: %2").arg(w).arg(shown)));
+            if (w == 1400) QVERIFY(shown.contains("how the model picked"));
+            if (w == 560) QVERIFY(!shown.contains("how the model picked"));
+        }
     }
 
     // The lens panel asks for the inspected token's lens once, only while shown; the store

@@ -2,6 +2,7 @@
 #include "charts/memory_chart.h"
 
 #include <QChart>
+#include <QFontMetrics>
 #include <QGraphicsLayout>
 #include <QLegend>
 #include <QLegendMarker>
@@ -81,11 +82,31 @@ void MemoryChart::applyTheme() {
     mha_->setPen(mha);
 }
 
+void MemoryChart::resizeEvent(QResizeEvent* event) {
+    placeLegend();  // first: the chart lays out once, at its new size, with the legend placed
+    QChartView::resizeEvent(event);
+}
+
+void MemoryChart::placeLegend() {
+    QLegend* legend = chart()->legend();
+    const QFontMetrics fm(legend->font());
+    int line = 0;  // an entry: its marker, a gap, its name and the space to the next
+    for (QLegendMarker* marker : legend->markers())
+        if (marker->isVisible() && marker->series()->isVisible())
+            line += 2 * fm.height() + fm.horizontalAdvance(marker->label());
+    const QMargins m = chart()->margins();
+    const int room = width() - m.left() - m.right() - 2 * fm.height();
+    const Qt::Alignment want = line <= room ? Qt::AlignBottom : Qt::AlignRight;
+    if (legend->alignment() != want) legend->setAlignment(want);
+    // the narrower plot beside it takes the short axis title (the chart's title says "tokens")
+    x_->setTitleText(want == Qt::AlignBottom ? tr("tokens in the cache") : tr("tokens"));
+}
+
 void MemoryChart::setShowWeights(bool show) {
     showWeights_ = show;
     weights_->setVisible(show);
     for (QLegendMarker* marker : chart()->legend()->markers(weights_)) marker->setVisible(show);
-    rebuild();
+    rebuild();  // places the legend for the entries now shown
 }
 
 void MemoryChart::rebuild() {
@@ -177,6 +198,7 @@ void MemoryChart::rebuild() {
     for (QLegendMarker* marker : chart()->legend()->markers(mha_)) marker->setVisible(shared);
     // a marker shown again after being hidden keeps no room in the legend until it lays out
     if (QGraphicsLayout* layout = chart()->legend()->layout()) layout->invalidate();
+    placeLegend();
     weights_->replace({{0, y(static_cast<double>(m.weightBytes))},
                        {xMax, y(static_cast<double>(m.weightBytes))}});
     x_->setRange(0, xMax);

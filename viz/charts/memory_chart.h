@@ -41,9 +41,16 @@ class MemoryChart : public QChartView {
   signals:
     void captionChanged(const QString& caption);
 
+  protected:
+    void resizeEvent(QResizeEvent* event) override;
+
   private:
     void rebuild();  // from the store: every series at once
     void applyTheme();
+    // The legend under the plot where its shown entries fit on one line at this width, else
+    // beside it, an entry a line (the x axis then titled "tokens"): Qt Charts elides what does
+    // not fit ("plain M…" at 1024 px).
+    void placeLegend();
 
     TraceStore* store_;
     QLineSeries *full_ = nullptr, *used_, *allocated_, *formula_, *projection_, *weights_, *mha_;

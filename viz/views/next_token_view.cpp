@@ -368,10 +368,21 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
     // title and subtitle
     p.setPen(th.text);
     p.setFont(th.titleFont);
+    // the longest form that fits the canvas: a title cut off mid-token shows nothing
+    const int textW = W - 2 * kMargin;
+    const QString label = tokenLabel(t.text);
     const QString title =
-        t.prompt ? tr("Token %1 (prompt): what the model expected here").arg(i)
-                 : tr("Token %1: how the model picked “%2”").arg(i).arg(tokenLabel(t.text));
-    p.drawText(QRect(kMargin, 6, W - 2 * kMargin, fmT.height()), Qt::AlignLeft, title);
+        t.prompt ? firstThatFits(fmT,
+                                 {tr("Token %1 (prompt): what the model expected here").arg(i),
+                                  tr("Token %1 (prompt)").arg(i)},
+                                 textW)
+                 : firstThatFits(fmT,
+                                 {tr("Token %1: how the model picked “%2”").arg(i).arg(label),
+                                  tr("Token %1: “%2”").arg(i).arg(label)},
+                                 textW);
+    p.drawText(QRect(kMargin, 6, textW, fmT.height()), Qt::AlignLeft, title);
+    paintedTitle_ = title;
+    paintedTitleRoom_ = textW;
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
     const QString sub = t.prompt ? tr("Teacher forcing: the logits after token %1 against the "
@@ -380,9 +391,12 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
                                  : tr("softmax(logit / T) over the vocabulary; bars of the top "
                                       "candidates, grey where a cutoff removes them");
     int y = 6 + fmT.height() + 2;
-    p.drawText(QRect(kMargin, y, W - 2 * kMargin, fmL.height()), Qt::AlignLeft,
-               fmL.elidedText(sub, Qt::ElideRight, W - 2 * kMargin));
-    y += fmL.height() + 8;
+    // the subtitle wrapped where one line is too narrow, not cut (the rows below make room)
+    const int subH =
+        fmL.boundingRect(QRect(kMargin, y, textW, H), Qt::TextWordWrap | Qt::AlignLeft, sub)
+            .height();
+    p.drawText(QRect(kMargin, y, textW, subH), Qt::AlignLeft | Qt::TextWordWrap, sub);
+    y += subH + 8;
     if (bars_.empty()) {
         p.drawText(QRect(kMargin, y, W - 2 * kMargin, H - y), Qt::AlignLeft | Qt::AlignTop,
                    i == 0 ? tr("The first token: nothing came before it, so nothing predicted it.")
@@ -431,7 +445,8 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
                                     : tr(" (over the stored %1)").arg(bars_.size()));
     const int barHeadW = barW + pctW - fmS.horizontalAdvance(QStringLiteral("p")) - 8;
     p.drawText(QRect(xBar, y, barHeadW, headerH), Qt::AlignLeft,
-               fmS.elidedText(barHead, Qt::ElideRight, barHeadW));
+               firstThatFits(fmS, {barHead, tr("probability at T = %1").arg(T), tr("probability")},
+                             barHeadW));
     p.drawText(QRect(xP, y, pctW, headerH), Qt::AlignRight, tr("p"));
     p.drawText(QRect(xAfter, y, pctW, headerH), Qt::AlignRight, tr("after"));
     y += headerH;

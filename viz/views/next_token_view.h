@@ -80,6 +80,9 @@ class NextTokenView : public QWidget {
     // The probabilities are exact over the whole vocabulary (T = 1, or greedy, read at T = 1).
     bool atTemperatureOne() const;                // the lines under the bars, in words
     int shownRows() const { return shownRows_; }  // bars that fit the canvas
+    // The title as last painted, and the width it had: the longest form that fits whole.
+    QString paintedTitle() const { return paintedTitle_; }
+    int paintedTitleRoom() const { return paintedTitleRoom_; }
 
     // The columns of the bars, left to right: rank · token · logit · bar · p · after · tags, in a
     // canvas W wide. The token column gets `labelW` (what its labels want) and the bar the rest;
@@ -107,6 +110,8 @@ class NextTokenView : public QWidget {
     std::vector<NextTokenBar> bars_;
     bool exact_ = true;
     int shownRows_ = 0;
+    QString paintedTitle_;
+    int paintedTitleRoom_ = 0;
     QWidget* canvas_ = nullptr;
     LogitLensPanel* lens_ = nullptr;
     QDoubleSpinBox* temperature_ = nullptr;

@@ -347,9 +347,16 @@ void CacheView::paintEvent(QPaintEvent*) {
                   .arg(alloc > 0 ? 100.0 * static_cast<double>(used) / static_cast<double>(alloc)
                                  : 0.0,
                        0, 'f', 1);
+    // narrower: the bytes without the share, then the tokens alone
+    const QString shorter = tr("KV cache · %1 of %2 tokens · %3 of %4")
+                                .arg(used_)
+                                .arg(capacity_)
+                                .arg(formatBytes(used), formatBytes(alloc));
+    const QString shortest = tr("KV cache · %1 of %2 tokens").arg(used_).arg(capacity_);
     p.drawText(QRect(kMargin, kMargin, W - 2 * kMargin, fmT.height()),
                Qt::AlignLeft | Qt::AlignVCenter,
-               fmT.elidedText(head, Qt::ElideRight, W - 2 * kMargin));
+               recompute_ ? fmT.elidedText(head, Qt::ElideRight, W - 2 * kMargin)
+                          : firstThatFits(fmT, {head, shorter, shortest}, W - 2 * kMargin));
     const size_t denom = c.kvBytesPerToken(1);  // elements per token
     const size_t elem = denom > 0 ? ms.kvBytesPerToken / denom : 0;
     p.setFont(th.labelFont);
@@ -454,7 +461,7 @@ void CacheView::paintEvent(QPaintEvent*) {
             tr("%1 (%2 × %3 × %4)").arg(name).arg(c.nHeadKv).arg(capacity_).arg(c.headDim);
         const QRect r(which == 0 ? g.kLeft : g.vLeft, headY, g.blockW + 8, fmL.height());
         p.drawText(r, Qt::AlignLeft | Qt::AlignVCenter,
-                   firstThatFits(fmL, {longHead, shortHead}, r.width()));
+                   firstThatFits(fmL, {longHead, shortHead, name}, r.width()));
     }
     const int bytesLeft = g.vLeft + g.blockW + 14;
     p.drawText(QRect(bytesLeft, headY, W - kMargin - bytesLeft, fmL.height()),
@@ -593,15 +600,22 @@ void CacheView::paintEvent(QPaintEvent*) {
         const int y = b.bottom() + 4;
         const int usedX = filledRect(nLayer_ - 1, false).width();
         p.drawText(QRect(b.left(), y, b.width() / 2, fmS.height()), Qt::AlignLeft, tr("slot 0"));
+        // the last slot's number whole (right-aligned in half a narrow block it lost its first
+        // digits: "55 (n_ctx)" for slot 255)
+        const QString end =
+            firstThatFits(fmS,
+                          {tr("slot %1 (n_ctx)").arg(capacity_ - 1),
+                           tr("%1 (n_ctx)").arg(capacity_ - 1), QString::number(capacity_ - 1)},
+                          b.width() / 2);
         p.drawText(QRect(b.left() + b.width() / 2, y, b.width() / 2, fmS.height()), Qt::AlignRight,
-                   tr("slot %1 (n_ctx)").arg(capacity_ - 1));
+                   end);
         if (used_ > 0 && !recompute_) {
             const int x = b.left() + usedX;
             p.setPen(th.fresh);
             const QString t = tr("%1 used").arg(used_);
             const int tw = fmS.horizontalAdvance(t);
             const int slotW = fmS.horizontalAdvance(tr("slot 0")) + 8;
-            const int endW = fmS.horizontalAdvance(tr("slot %1 (n_ctx)").arg(capacity_ - 1)) + 8;
+            const int endW = fmS.horizontalAdvance(end) + 8;
             const int tx = std::clamp(x - tw / 2, b.left() + slotW, b.right() - endW - tw);
             if (tx >= b.left() + slotW)
                 p.drawText(QRect(tx, y, tw + 2, fmS.height()), Qt::AlignLeft, t);

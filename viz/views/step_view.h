@@ -51,6 +51,9 @@ class StepView : public QWidget {
     // The line under the title: which K/V head the head reads ("Head 5 reads K/V head 1 of 2:
     // grouped-query attention, …"), its own for plain multi-head attention; empty with no step.
     QString kvNoteText() const;
+    // The same in a few words, where the sentence does not fit ("K/V head 1 of 2, shared by query
+    // heads 4, 5, 6, 7").
+    QString kvNoteShortText() const;
     int keyColumns() const { return shown_.valid ? shown_.i + 1 : 0; }  // columns of Kᵀ
     int valueRows() const { return shown_.valid ? shown_.i + 1 : 0; }   // rows of V
     // First token drawn on the t axis of Kᵀ, scores and weights, and in V (earlier ones do not

@@ -119,13 +119,30 @@ QString StepView::kvNoteText() const {
     return kvNote;
 }
 
+QString StepView::kvNoteShortText() const {
+    const Snapshot& s = shown_;
+    if (!s.valid || !store_->hasModel()) return {};
+    if (s.shared.size() <= 1) return tr("K/V head %1, its own (multi-head)").arg(s.kv);
+    const int nKv = store_->config().nHeadKv;
+    if (nKv == 1) return tr("K/V head 0, shared by all %1 query heads").arg(s.shared.size());
+    QStringList heads;
+    for (int h : s.shared) heads.append(QString::number(h));
+    return tr("K/V head %1 of %2, shared by query heads %3")
+        .arg(s.kv)
+        .arg(nKv)
+        .arg(heads.join(QStringLiteral(", ")));
+}
+
 void StepView::paintStep(QPainter& p) {
     elided_.clear();
     // Text cut to a width, with a record of what did not fit (for tests of small screens).
-    auto fit = [this](const QFontMetrics& fm, const QString& text, int width) {
-        const QString cut = fm.elidedText(text, Qt::ElideRight, width);
-        if (cut != text) elided_ << text;
-        return cut;
+    // The first of the forms (longest first) that fits whole, else the last one elided (then
+    // recorded in elided_).
+    auto fit = [this](const QFontMetrics& fm, std::initializer_list<QString> forms, int width) {
+        const QString shown = firstThatFits(fm, forms, width);
+        if (std::find(forms.begin(), forms.end(), shown) == forms.end())
+            elided_ << *(forms.end() - 1);
+        return shown;
     };
     const Theme& th = currentTheme();
     const Snapshot& s = shown_;
@@ -158,12 +175,16 @@ void StepView::paintStep(QPainter& p) {
             .arg(s.layer)
             .arg(s.head)
             .arg(who, newest ? tr("  (the newest token)") : tr("  (an earlier token)"));
+    // narrower: without the note on the token, then without "query:"
+    const QString shorter = tr("Layer %1 · head %2 · query: %3").arg(s.layer).arg(s.head).arg(who);
+    const QString shortest = tr("Layer %1 · head %2 · %3").arg(s.layer).arg(s.head).arg(who);
     p.drawText(L.title, Qt::AlignLeft | Qt::AlignVCenter,
-               fit(QFontMetrics(th.titleFont), title, L.title.width()));
+               fit(QFontMetrics(th.titleFont), {title, shorter, shortest}, L.title.width()));
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
     const QString kvNote = kvNoteText();
-    p.drawText(L.subtitle, Qt::AlignLeft | Qt::AlignVCenter, fit(fmL, kvNote, L.subtitle.width()));
+    p.drawText(L.subtitle, Qt::AlignLeft | Qt::AlignVCenter,
+               fit(fmL, {kvNote, kvNoteShortText()}, L.subtitle.width()));
 
     // -- Kᵀ: head_dim × t, one column per cached key
     // A caption: the long text where it fits, else the short one (elided if need be).

@@ -1,9 +1,12 @@
 // LatencyChart on a real decode: the cached curve is the traces' hostMs, the prefill is one
 // point apart (time to first token); a recompute replay of the same tokens is drawn beside it
 // with the ratio at the last step, and one of other tokens is not.
+#include <QChart>
+#include <QFontMetrics>
 #include <QLineSeries>
 #include <QScatterSeries>
 #include <QTest>
+#include <QValueAxis>
 #include <algorithm>
 #include <vector>
 
@@ -58,6 +61,27 @@ class TstLatencyChart : public QObject {
                  qPrintable(chart.caption()));
         d.stepBack();
         QCOMPARE(chart.cachedSeries()->count(), 5);
+    }
+
+    // The y axis is titled "host time (ms)" where the plot is high enough to show it whole, else
+    // "ms" (Qt Charts elided it to "host time (…" in presenter mode at 1024 x 768).
+    void yTitleIsNeverCut() {
+        DecodedStore d(fixtures::makeModel(fixtures::gpt2Spec()));
+        LatencyChart chart(&d.store);
+        d.prefill("the cat sat");
+        d.steps(2);
+        chart.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&chart));
+        auto* y = qobject_cast<QValueAxis*>(chart.chart()->axes(Qt::Vertical).first());
+        const QFontMetrics fm(y->titleFont());
+        chart.resize(600, 600);
+        QTRY_COMPARE(y->titleText(), QString("host time (ms)"));
+        chart.resize(600, 4 * fm.height() + 160);  // a plot lower than the long title
+        QTRY_COMPARE(y->titleText(), QString("ms"));
+        QVERIFY(chart.chart()->plotArea().height() <
+                fm.horizontalAdvance("host time (ms)") + fm.height());
+        chart.resize(600, 600);
+        QTRY_COMPARE(y->titleText(), QString("host time (ms)"));
     }
 
     // The prefill-against-step sentence says "N× less" only where the prompt's tokens were

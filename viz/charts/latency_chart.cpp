@@ -1,6 +1,7 @@
 // LatencyChart: series rebuilt from the TraceStore's traces and the comparison it was given.
 #include "charts/latency_chart.h"
 
+#include <QFontMetrics>
 #include <QLegendMarker>
 
 #include <QChart>
@@ -56,6 +57,15 @@ LatencyChart::LatencyChart(TraceStore* store, QWidget* parent) : QChartView(pare
     setChart(chart);
     setRenderHint(QPainter::Antialiasing);
     setMinimumSize(360, 260);
+    // the y axis's title as long as the plot is high: "ms" where "host time (ms)" would be cut
+    // (presenter mode at 1024 x 768); the caption says whose time it is
+    connect(chart, &QChart::plotAreaChanged, this, [this](const QRectF& plot) {
+        const QString full = tr("host time (ms)");
+        const QFontMetrics fm(y_->titleFont());
+        const QString want =  // Qt Charts keeps about a line's height of the axis clear
+            fm.horizontalAdvance(full) + fm.height() <= plot.height() ? full : tr("ms");
+        if (y_->titleText() != want) y_->setTitleText(want);
+    });
 
     connect(store_, &TraceStore::modelChanged, this, [this] {
         cmpTokens_.clear();

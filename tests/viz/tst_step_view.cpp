@@ -476,54 +476,40 @@ class TstStepView : public QObject {
         ThemeSettings::instance().setTheme(Theme::dark());
     }
 
-    // On a grouped-query or multi-query model the view says which K/V head the head reads.
+    // On a grouped-query or multi-query model the view says which K/V head the head reads; on
+    // a narrow canvas (the step tab of a 1024 x 768 window is some 690 px wide) in a few words,
+    // and the title drops its note on the token: neither is cut.
     void saysWhichKvHeadTheHeadReads_data() {
         QTest::addColumn<QString>("model");
         QTest::addColumn<int>("head");
         QTest::addColumn<QString>("says");
-        QTest::newRow("mha gpt2") << "gpt2" << 2 << "%1 reads K/V head 2, its own";
-        QTest::newRow("gqa llama_gqa") << "llama_gqa" << 3 << "%1 reads K/V head 1 of 2";
-        QTest::newRow("mqa gemma") << "gemma" << 3 << "%1 reads K/V head 0, the only one";
-    }
-    // ... and in a few words on a narrow canvas (the step tab of a 1024 x 768 window is some
-    // 690 px wide), where the title drops its note on the token: neither is cut.
-    void saysWhichKvHeadTheHeadReadsWhenNarrow_data() {
-        QTest::addColumn<QString>("model");
-        QTest::addColumn<int>("head");
-        QTest::addColumn<QString>("says");
-        QTest::newRow("mha gpt2") << "gpt2" << 2 << "K/V head 2, its own (multi-head)";
-        QTest::newRow("gqa llama_gqa") << "llama_gqa" << 3
-                                       << "K/V head 1 of 2, shared by query "
-                                          "heads 2, 3";
-        QTest::newRow("mqa gemma") << "gemma" << 3 << "K/V head 0, shared by all 4 query heads";
-    }
-    void saysWhichKvHeadTheHeadReadsWhenNarrow() {
-        QFETCH(QString, model);
-        QFETCH(int, head);
-        QFETCH(QString, says);
-        DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
-        StepView view(&d.store);
-        view.resize(690, 540);
-        d.prefill(kPrompt);
-        d.steps(2);
-        d.store.setHead(head);
-        QCOMPARE(view.kvNoteShortText(), says);
-        testing::render(view, "step-narrow-" + model);
-        QVERIFY2(view.elidedTexts().filter("K/V head").isEmpty() &&
-                     view.elidedTexts().filter("Layer ").isEmpty(),
-                 qPrintable(view.elidedTexts().join(" | ")));
+        QTest::addColumn<QString>("saysShort");
+        QTest::newRow("mha gpt2") << "gpt2" << 2 << "%1 reads K/V head 2, its own"
+                                  << "K/V head 2, its own (multi-head)";
+        QTest::newRow("gqa llama_gqa") << "llama_gqa" << 3 << "%1 reads K/V head 1 of 2"
+                                       << "K/V head 1 of 2, shared by query heads 2, 3";
+        QTest::newRow("mqa gemma") << "gemma" << 3 << "%1 reads K/V head 0, the only one"
+                                   << "K/V head 0, shared by all 4 query heads";
     }
     void saysWhichKvHeadTheHeadReads() {
         QFETCH(QString, model);
         QFETCH(int, head);
         QFETCH(QString, says);
+        QFETCH(QString, saysShort);
         DecodedStore d(fixtures::makeModel(fixtures::specFor(model.toStdString())));
         StepView view(&d.store);
         view.resize(1280, 720);
         d.prefill(kPrompt);
+        d.steps(2);
         d.store.setHead(head);
         QVERIFY2(view.kvNoteText().contains(says.arg(QString("Head %1").arg(head))),
                  qPrintable(view.kvNoteText()));
+        QCOMPARE(view.kvNoteShortText(), saysShort);
+        view.resize(690, 540);
+        testing::render(view, "step-narrow-" + model);
+        QVERIFY2(view.elidedTexts().filter("K/V head").isEmpty() &&
+                     view.elidedTexts().filter("Layer ").isEmpty(),
+                 qPrintable(view.elidedTexts().join(" | ")));
     }
 };
 

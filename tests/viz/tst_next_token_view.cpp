@@ -346,7 +346,30 @@ class TstNextTokenView : public QObject {
             QVERIFY2(title.horizontalAdvance(shown) <= view.paintedTitleRoom(),
                      qPrintable(QString("%1 px: %2").arg(w).arg(shown)));
             if (w == 1400) QVERIFY(shown.contains("how the model picked"));
-            if (w == 560) QVERIFY(!shown.contains("how the model picked"));
+            // 700: the bars' three fifths beside the lens (560: the lens hidden, the whole width)
+            if (w == 700) QVERIFY(!shown.contains("how the model picked"));
+        }
+    }
+
+    // A small figure (export --size 600x400): the view is the size asked for, the lens is left
+    // out rather than cut at the right edge, and the summary under the bars ends inside the
+    // canvas. With the lens (690 pixels: what a 1024-pixel window leaves the view), a low one
+    // writes the summary in the small type rather than past the bottom.
+    void smallFigureKeepsTheBarsAndTheSummaryWhole() {
+        Decode d(params(1.0, 0, 1, 0));
+        NextTokenView view(&d.store);
+        view.resize(600, 400);
+        testing::render(view, "next-token-600x400");
+        QCOMPARE(view.width(), 600);  // the lens's minimum had made it 680, cut at 600
+        QVERIFY(view.lensPanel()->isHidden());
+        QVERIFY(view.shownRows() >= 1);
+        QVERIFY(view.summaryWhole());
+        for (const QSize size : {QSize(900, 620), QSize(690, 560), QSize(690, 400)}) {
+            view.resize(size);
+            testing::render(view, QString("next-token-%1").arg(size.width()));
+            QVERIFY(!view.lensPanel()->isHidden());
+            QVERIFY(view.summaryWhole());
+            QVERIFY(view.lensPanel()->width() >= 240);
         }
     }
 
@@ -387,6 +410,15 @@ class TstNextTokenView : public QObject {
         QVERIFY(testing::pixelVariance(testing::render(panel, "logit-lens")) > 1);
         QVERIFY(panel.topShown() >= 2);
         QVERIFY(panel.barTextsFit());
+        QVERIFY(panel.topTokensWhole());
+        QVERIFY(!panel.briefLabels());  // room for "layer 3"
+        // at its narrowest, "L3" and each row's top token whole (it had read "␣an…" at the
+        // width a 1024-pixel window leaves it)
+        panel.resize(panel.minimumSizeHint().width(), 360);
+        testing::render(panel, "logit-lens-narrow");
+        QVERIFY(panel.briefLabels());
+        QVERIFY(panel.topTokensWhole());
+        QVERIFY(panel.topShown() >= 1);
         // in the projector's larger type at the width a 1024-pixel screen leaves it, the bars
         // still hold "p #rank" (they had clipped the rank at a fixed fifth of the width)
         struct Restore {  // the theme back, also when a check below fails
@@ -397,6 +429,10 @@ class TstNextTokenView : public QObject {
         panel.resize(300, 360);
         testing::render(panel, "logit-lens-projector");
         QVERIFY(panel.barTextsFit());
+        QVERIFY(panel.topTokensWhole());
+        panel.resize(panel.minimumSizeHint().width(), 360);  // there, the tokens without their p
+        testing::render(panel, "logit-lens-projector-narrow");
+        QVERIFY(panel.topTokensWhole());
         d.store.pinQuery(0);
         QVERIFY(panel.message().contains("first token"));
         d.store.truncate(i, 0, 0);  // the lens of a token that is gone goes with it

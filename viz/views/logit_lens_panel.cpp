@@ -123,7 +123,6 @@ void LogitLensPanel::paintEvent(QPaintEvent*) {
     for (int l = 0; l < L; l += every) shown.push_back(l);
     if (shown.back() != L - 1) shown.push_back(L - 1);
     const int rowH = std::clamp(avail / static_cast<int>(shown.size()), minRow, 2 * minRow);
-    const int labelW = fmS.horizontalAdvance(tr("layer 00 = output")) + 6;
     // the bar holds "p #rank": wide enough for the widest shown (the projector's larger font
     // had clipped the rank), short of the row's end
     const auto barText = [&](const LogitLensLayer& layer) {
@@ -133,12 +132,42 @@ void LogitLensPanel::paintEvent(QPaintEvent*) {
     for (const int l : shown)
         barW = std::max(barW,
                         fmS.horizontalAdvance(barText(lens->layers[static_cast<size_t>(l)])) + 8);
+    // The row labels and top-token entries in the longest forms that leave room for each row's
+    // first entry whole (a narrow panel, the projector's type): "layer 3" then "L3", "␣and
+    // 82.2%" then "␣and".
+    const auto rowLabel = [&](int l, bool brief) {
+        if (l == L - 1) return brief ? tr("L%1 (out)").arg(l) : tr("layer %1 = output").arg(l);
+        return brief ? tr("L%1").arg(l) : tr("layer %1").arg(l);
+    };
+    const auto entry = [&](const LogitLensLayer& layer, size_t k, bool withP) {
+        const QString token = tokenLabel(layer.topText[k]);
+        return withP ? QString("%1 %2").arg(token, percentText(layer.topProb[k])) : token;
+    };
+    bool brief = false, withP = true;
+    int labelW = 0, textX = 0, textW = 0;
+    const std::pair<bool, bool> forms[] = {{false, true}, {true, true}, {true, false}};
+    for (const auto& [b, wp] : forms) {
+        brief = b;
+        withP = wp;
+        labelW = 0;
+        int firstW = 0;
+        for (const int l : shown) {
+            const LogitLensLayer& layer = lens->layers[static_cast<size_t>(l)];
+            labelW = std::max(labelW, fmS.horizontalAdvance(rowLabel(l, brief)) + 6);
+            if (!layer.top.empty())
+                firstW = std::max(firstW, fmS.horizontalAdvance(entry(layer, 0, withP)));
+        }
+        const int bw = std::max(0, std::min(barW, W - 2 * kMargin - labelW - 8));
+        textX = kMargin + labelW + bw + 8;
+        textW = W - kMargin - textX;
+        if (firstW <= textW) break;
+    }
     barW = std::max(0, std::min(barW, W - 2 * kMargin - labelW - 8));
     const int barX = kMargin + labelW;
-    const int textX = barX + barW + 8;
-    const int textW = W - kMargin - textX;
     topShown_ = 5;
     barTextsFit_ = true;
+    topTokensWhole_ = true;
+    briefLabels_ = brief;
     for (size_t r = 0; r < shown.size(); ++r) {
         const int l = shown[r];
         const LogitLensLayer& layer = lens->layers[static_cast<size_t>(l)];
@@ -147,8 +176,7 @@ void LogitLensPanel::paintEvent(QPaintEvent*) {
         p.setFont(th.smallFont);
         p.setPen(last ? th.text : th.mutedText);
         p.drawText(QRect(row.left(), row.top(), labelW, row.height()),
-                   Qt::AlignLeft | Qt::AlignVCenter,
-                   last ? tr("layer %1 = output").arg(l) : tr("layer %1").arg(l));
+                   Qt::AlignLeft | Qt::AlignVCenter, rowLabel(l, brief));
         // the bar: p(target) after this layer, with its rank
         const QRect bar(barX, row.top() + 2, barW, row.height() - 4);
         p.fillRect(bar, th.panel);
@@ -160,15 +188,14 @@ void LogitLensPanel::paintEvent(QPaintEvent*) {
         barTextsFit_ = barTextsFit_ && fmS.horizontalAdvance(barText(layer)) + 6 <= barW;
         // the lens's top tokens, as many as fit
         QStringList parts;
-        for (size_t k = 0; k < layer.top.size(); ++k)
-            parts << QString("%1 %2").arg(tokenLabel(layer.topText[k]),
-                                          percentText(layer.topProb[k]));
+        for (size_t k = 0; k < layer.top.size(); ++k) parts << entry(layer, k, withP);
         QString text = parts.join("  ·  ");
         while (parts.size() > 1 && fmS.horizontalAdvance(text) > textW) {
             parts.removeLast();
             text = parts.join("  ·  ");
         }
         topShown_ = std::min(topShown_, static_cast<int>(parts.size()));
+        topTokensWhole_ = topTokensWhole_ && fmS.horizontalAdvance(text) <= textW;
         p.setPen(last ? th.text : th.mutedText);
         p.drawText(QRect(textX, row.top(), textW, row.height()), Qt::AlignLeft | Qt::AlignVCenter,
                    fmS.elidedText(text, Qt::ElideRight, textW));

@@ -27,6 +27,11 @@ class LogitLensPanel : public QWidget {
     int topShown() const { return topShown_; }  // top tokens written per layer row
     // Whether each bar's "p #rank" fitted inside its bar at the last paint.
     bool barTextsFit() const { return barTextsFit_; }
+    // Whether every row's top-token text was written whole (no ellipsis) at the last paint:
+    // narrow panels take shorter row labels ("L3") and then the tokens without their p.
+    bool topTokensWhole() const { return topTokensWhole_; }
+    // Whether the last paint took the short row labels ("L3" for "layer 3").
+    bool briefLabels() const { return briefLabels_; }
 
   signals:
     // The lens of token `index` is needed (the panel is visible and the store has none yet).
@@ -44,6 +49,8 @@ class LogitLensPanel : public QWidget {
     int requestedCount_ = -1;
     int topShown_ = 0;
     bool barTextsFit_ = true;
+    bool topTokensWhole_ = true;
+    bool briefLabels_ = false;
 };
 
 }  // namespace kvscope::viz

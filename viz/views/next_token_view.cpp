@@ -6,6 +6,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QPainter>
+#include <QResizeEvent>
 #include <QSpinBox>
 #include <QVBoxLayout>
 #include <algorithm>
@@ -168,6 +169,8 @@ NextTokenView::NextTokenView(TraceStore* store, QWidget* parent) : QWidget(paren
     layout->addLayout(row);
     canvas_ = new NextTokenCanvas(this);
     lens_ = new LogitLensPanel(store_, this);
+    // its minimum is not the view's: narrower than kLensFromWidth it is hidden (resizeEvent)
+    lens_->setMinimumWidth(1);
     auto* body = new QHBoxLayout;
     body->setSpacing(0);
     body->addWidget(canvas_, 3);
@@ -198,6 +201,18 @@ NextTokenView::NextTokenView(TraceStore* store, QWidget* parent) : QWidget(paren
 
 QSize NextTokenView::sizeHint() const {
     return {900, 620};
+}
+
+void NextTokenView::resizeEvent(QResizeEvent* event) {
+    QWidget::resizeEvent(event);
+    const bool hide = width() < kLensFromWidth;
+    if (lens_->isHidden() == hide) return;
+    lens_->setHidden(hide);
+    layout()->activate();  // the bars take the width now, not at the next event loop turn
+}
+
+bool NextTokenView::summaryWhole() const {
+    return summaryBottom_ <= canvas_->height();
 }
 
 void NextTokenView::setSettings(const NextTokenSettings& s) {
@@ -362,6 +377,7 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
                    store_->hasModel() ? tr("Prefill a prompt to see how each token was picked.")
                                       : tr("Load a model to see its next-token distribution."));
         shownRows_ = 0;
+        summaryBottom_ = 0;
         return;
     }
     const StepTrace& t = store_->trace(i);
@@ -403,13 +419,9 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
                           : tr("This token was decoded without its distribution (top logits "
                                "were not kept)."));
         shownRows_ = 0;
+        summaryBottom_ = 0;
         return;
     }
-    // summary below the bars: measure it first
-    const QString text = summary();
-    const QRect textBox(kMargin, 0, W - 2 * kMargin, H);
-    const QRect need = fmL.boundingRect(textBox, Qt::TextWordWrap | Qt::AlignLeft, text);
-    const int summaryH = need.height() + 12;
     // rows: the best candidates, and the chosen token on a row of its own when it is not
     // among them (a prompt token the model did not expect)
     int chosenAt = -1;
@@ -417,6 +429,18 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
         if (bars_[r].chosen) chosenAt = static_cast<int>(r);
     const int rowH = std::max(fmL.height() + 6, 20);
     const int headerH = fmS.height() + 4;
+    // summary below the bars: measured first, in the small type where the label type leaves
+    // no room for two rows (a small exported figure)
+    const QString text = summary();
+    const QRect textBox(kMargin, 0, W - 2 * kMargin, H);
+    const int leastRows = H - y - headerH - 2 * rowH - fmS.height() - 8;
+    const QFont& summaryFont =
+        fmL.boundingRect(textBox, Qt::TextWordWrap | Qt::AlignLeft, text).height() + 12 > leastRows
+            ? th.smallFont
+            : th.labelFont;
+    const QFontMetrics fmSum(summaryFont);
+    const QRect need = fmSum.boundingRect(textBox, Qt::TextWordWrap | Qt::AlignLeft, text);
+    const int summaryH = need.height() + 12;
     const int avail = H - y - headerH - summaryH - fmS.height() - 8;
     shownRows_ = std::clamp(avail / rowH, 1, static_cast<int>(bars_.size()));
     const bool extraRow = chosenAt < 0 || chosenAt >= shownRows_;
@@ -521,10 +545,11 @@ void NextTokenView::paintCanvas(QWidget* canvas) {
         y += rowH;
     }
     y += 4;
-    p.setFont(th.labelFont);
+    p.setFont(summaryFont);
     p.setPen(th.text);
     p.drawText(QRect(kMargin, y + 4, W - 2 * kMargin, H - y - 4),
                Qt::TextWordWrap | Qt::AlignLeft | Qt::AlignTop, text);
+    summaryBottom_ = y + 4 + need.height();
 }
 
 }  // namespace kvscope::viz

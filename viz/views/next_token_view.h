@@ -80,6 +80,9 @@ class NextTokenView : public QWidget {
     // The probabilities are exact over the whole vocabulary (T = 1, or greedy, read at T = 1).
     bool atTemperatureOne() const;                // the lines under the bars, in words
     int shownRows() const { return shownRows_; }  // bars that fit the canvas
+    // Whether the summary's last line ended inside the canvas at the last paint (a small canvas
+    // writes it in the small type).
+    bool summaryWhole() const;
     // The title as last painted, and the width it had: the longest form that fits whole.
     QString paintedTitle() const { return paintedTitle_; }
     int paintedTitleRoom() const { return paintedTitleRoom_; }
@@ -99,6 +102,12 @@ class NextTokenView : public QWidget {
     // Beside the bars: the same choice seen after each layer (it asks for the lens to be
     // computed through its lensWanted signal).
     LogitLensPanel* lensPanel() const { return lens_; }
+    // Narrower than this, the lens is hidden and the bars take the whole width (an exported
+    // figure of 600 pixels had cut the lens at its right edge).
+    static constexpr int kLensFromWidth = 640;
+
+  protected:
+    void resizeEvent(QResizeEvent* event) override;
 
   private:
     friend class NextTokenCanvas;
@@ -110,6 +119,7 @@ class NextTokenView : public QWidget {
     std::vector<NextTokenBar> bars_;
     bool exact_ = true;
     int shownRows_ = 0;
+    int summaryBottom_ = 0;
     QString paintedTitle_;
     int paintedTitleRoom_ = 0;
     QWidget* canvas_ = nullptr;

@@ -135,6 +135,31 @@ class TstAllHeadsView : public QObject {
         d.store.setLayerHead(1, 1);
         QVERIFY(testing::pixelVariance(testing::render(view, "heads-llama_gqa")) > 100);
     }
+
+    // The head labels are whole, apart and over their columns at any size: where only every
+    // second one fits (export --size 600x400 of the built-in model), a column-wide box had cut
+    // "head 2" to "ead 2".
+    void headLabelsAreWholeAndApart() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        AllHeadsView view(&d.store);
+        d.prefill(kPrompt);
+        d.steps(4);
+        std::vector<QSize> sizes{view.sizeHint()};
+        for (int w = 300; w <= 1200; w += 60) sizes.emplace_back(w, 2 * w / 3);
+        for (const QSize size : sizes) {
+            view.resize(size);
+            testing::render(view, QString("heads-labels-%1").arg(size.width()));
+            const auto& labels = view.paintedHeadLabels();
+            QVERIFY(!labels.empty());
+            for (size_t i = 0; i < labels.size(); ++i) {
+                const auto& [head, text, box, font] = labels[i];
+                QVERIFY2(QFontMetrics(font).horizontalAdvance(text) <= box.width(),
+                         qPrintable(text));
+                QVERIFY(std::abs(box.center().x() - view.cellRect(0, head).center().x()) <= 1);
+                if (i > 0) QVERIFY(labels[i - 1].box.right() < box.left());
+            }
+        }
+    }
 };
 
 QTEST_MAIN(TstAllHeadsView)

@@ -244,6 +244,7 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
     p.setFont(gr.side >= 36 ? th.labelFont : th.smallFont);
     const QFontMetrics fmH(p.font());
     const int headLabelY = gr.top - fmH.height() - 4;
+    headLabels_.clear();
     for (int h = 0; h < nHead_; ++h) {
         const QRect c = cellRect(0, h);
         const QString text = gr.side >= 36 ? tr("head %1").arg(h) : QString::number(h);
@@ -255,8 +256,12 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
         while (every * pitch < labelW + 2 && every < nHead_) every *= 2;
         if (h % every != 0) continue;
         p.setPen(h == selH ? th.accent : th.text);
-        p.drawText(QRect(c.left() - gr.gap / 2, headLabelY, c.width() + gr.gap, fmH.height()),
-                   Qt::AlignCenter, text);
+        // centred on its column, as wide as it needs (every second … one is labelled where it
+        // is wider than a column; a column-wide box had cut "head 2" to "ead 2")
+        const int w = std::max(pitch, labelW + 4);
+        const QRect box(c.center().x() - w / 2, headLabelY, w, fmH.height());
+        p.drawText(box, Qt::AlignCenter, text);
+        headLabels_.push_back({h, text, box, p.font()});
     }
     if (grouped) {
         const int perGroup = cfg.nHead / cfg.nHeadKv;

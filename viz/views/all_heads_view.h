@@ -4,6 +4,7 @@
 // most kThumbCells pixels a side and updated one pooled row per appended token.
 #pragma once
 
+#include <QFont>
 #include <QImage>
 #include <QWidget>
 #include <optional>
@@ -34,6 +35,14 @@ class AllHeadsView : public QWidget {
     QRect cellRect(int layer, int head) const;
     // The (layer, head) under a point, if any.
     std::optional<std::pair<int, int>> headAt(const QPoint& pos) const;
+    // The head labels of the last paint: head, text, the box it was drawn in and its font.
+    struct HeadLabel {
+        int head = 0;
+        QString text;
+        QRect box;
+        QFont font;
+    };
+    const std::vector<HeadLabel>& paintedHeadLabels() const { return headLabels_; }
 
   protected:
     void paintEvent(QPaintEvent* event) override;
@@ -57,6 +66,7 @@ class AllHeadsView : public QWidget {
     int nLayer_ = 0, nHead_ = 0, rows_ = 0, block_ = 1;
     std::vector<QImage> thumbs_;  // (n_layer, n_head) images of kThumbCells × kThumbCells
     QString emptyMessage_;
+    std::vector<HeadLabel> headLabels_;
 };
 
 }  // namespace kvscope::viz

@@ -183,6 +183,29 @@ class TstSharingView : public QObject {
             QVERIFY(view.rect().contains(view.blockRect(kv, true)));
         ThemeSettings::instance().setTheme(Theme::dark());
     }
+
+    // Nothing is drawn over anything else however low the view: the K/V head's name under its
+    // blocks, the line saying what they are, the bytes rows. At 600 x 400 (a small exported
+    // figure) the name and that line had overprinted each other; there the line goes.
+    void lowViewsOverprintNothing() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        SharingView view(&d.store);
+        d.prefill(kPrompt);
+        const int nameH = QFontMetrics(currentTheme().smallFont).height();
+        for (const QSize size : {QSize(1280, 720), QSize(600, 400), view.minimumSizeHint()}) {
+            view.resize(size);
+            testing::render(view, QString("sharing-%1x%2").arg(size.width()).arg(size.height()));
+            const QRect caption = view.blocksCaptionRect();
+            const int floor = caption.isNull() ? view.bytesRect().top() : caption.top();
+            for (int kv = 0; kv < d.store.config().nHeadKv; ++kv) {
+                const QRect block = view.blockRect(kv, false);
+                QVERIFY(block.height() >= 24);
+                QVERIFY2(block.bottom() + 8 + nameH <= floor,
+                         qPrintable(QString("%1x%2").arg(size.width()).arg(size.height())));
+            }
+            if (size == QSize(1280, 720)) QVERIFY(!caption.isNull());
+        }
+    }
 };
 
 QTEST_MAIN(TstSharingView)

@@ -22,6 +22,8 @@ constexpr int kHeadsH = 44;      // the row of query heads
 constexpr int kMaxHeadW = 150;   // widest a query head's box is drawn
 constexpr int kMaxBlockW = 150;  // widest a K or V block is drawn
 constexpr int kFanH = 56;        // room for the lines from heads to their K/V head
+constexpr int kMinFanH = 24;     // … where the view is too low for kFanH
+constexpr int kMinBlocksH = 24;  // the least height of a K or V block
 
 QString thousands(uint64_t n) {
     return QString::fromStdString(kvmem::groupDigits(n));
@@ -131,12 +133,22 @@ SharingView::Layout SharingView::layout() const {
     L.heads = QRect(kMargin, L.headsLabel.bottom() + 4, w, kHeadsH);
     const int bytesH = fmL.lineSpacing() * 3 + 24;
     L.bytes = QRect(kMargin, height() - kMargin - bytesH, w, bytesH);
-    const int blocksTop = L.heads.bottom() + kFanH;
     L.blocksLabel = QRect(kMargin, L.bytes.top() - 12 - fmL.height(), w, fmL.height());
-    // K and V labels above the blocks, the K/V head's name below them
-    const int blocksBottom = L.blocksLabel.top() - 12 - QFontMetrics(th.smallFont).height();
-    L.blocks = QRect(kMargin, blocksTop + fmL.height() + 8, w,
-                     std::max(24, blocksBottom - blocksTop - fmL.height() - 8));
+    // K and V labels above the blocks, the K/V head's name below them. Where the blocks would be
+    // lower than kMinBlocksH (a small exported figure), the line under them goes, then the fan
+    // shortens: nothing is drawn over anything else.
+    const int nameH = QFontMetrics(th.smallFont).height();
+    const auto blocksH = [&](int fan, int above) {
+        return above - 12 - nameH - (L.heads.bottom() + fan) - fmL.height() - 8;
+    };
+    int fan = kFanH;
+    if (blocksH(fan, L.blocksLabel.top()) < kMinBlocksH) {
+        L.blocksLabel = QRect();
+        fan = std::clamp(kFanH - (kMinBlocksH - blocksH(kFanH, L.bytes.top())), kMinFanH, kFanH);
+    }
+    const int above = L.blocksLabel.isNull() ? L.bytes.top() : L.blocksLabel.top();
+    L.blocks = QRect(kMargin, L.heads.bottom() + fan + fmL.height() + 8, w,
+                     std::max(kMinBlocksH, blocksH(fan, above)));
     return L;
 }
 
@@ -360,8 +372,9 @@ void SharingView::paintEvent(QPaintEvent*) {
                          .arg(tokens)
                          .arg(c.headDim)
                    : tr("Layer %1's cache: K and V per K/V head (empty)").arg(layer);
-    p.drawText(L.blocksLabel, Qt::AlignLeft | Qt::AlignVCenter,
-               firstThatFits(fmL, {blocksText, blocksShort}, L.blocksLabel.width()));
+    if (!L.blocksLabel.isNull())
+        p.drawText(L.blocksLabel, Qt::AlignLeft | Qt::AlignVCenter,
+                   firstThatFits(fmL, {blocksText, blocksShort}, L.blocksLabel.width()));
 
     // -- the bytes: this model's per token against plain multi-head attention's
     const uint64_t actual = bytesPerToken(), mha = mhaBytesPerToken(), saved = mha - actual;

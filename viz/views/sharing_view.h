@@ -31,6 +31,10 @@ class SharingView : public QWidget {
     // Where query head `head` is drawn; where the K (value = false) or V block of K/V head `kv`.
     QRect headRect(int head) const;
     QRect blockRect(int kv, bool value) const;
+    // The line that says what the blocks are (null where the view is too low for it), and the
+    // bytes rows at the bottom.
+    QRect blocksCaptionRect() const { return layout().blocksLabel; }
+    QRect bytesRect() const { return layout().bytes; }
     // Bits per cached element the figures use: the engine's (its bytes per token over
     // 2 × layers × kv heads × head dim) when a whole number, else 32 (fp32, as the calculator).
     int elementBits() const;

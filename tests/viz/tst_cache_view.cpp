@@ -4,6 +4,7 @@
 #include <QLocale>
 #include <QTest>
 
+#include "common/labels.h"
 #include "common/theme.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
@@ -235,6 +236,34 @@ class TstCacheView : public QObject {
         d.prefill(kPrompt);
         d.steps(6);
         QVERIFY(testing::pixelVariance(testing::render(view, "cache-" + model)) > 100);
+    }
+
+    // The lines under the title keep their numbers in a small view (export --size 600x400 had
+    // cut "= 3.00 KiB", "256 of 256 allo…" and "not 12.0 Ki…"), and the scale line under the
+    // blocks takes a shorter form rather than spilling out of its band.
+    void smallViewKeepsTheNumbersWhole() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        CacheView view(&d.store);
+        d.prefill(kPrompt);
+        d.steps(2);
+        const QString perToken = formatBytes(d.store.model().kvBytesPerToken);
+        for (const QSize size : {QSize(1280, 720), QSize(600, 400), QSize(480, 360)}) {
+            view.resize(size);
+            testing::render(view, QString("cache-%1").arg(size.width()));
+            const std::vector<QString>& lines = view.paintedHeaderLines();
+            QCOMPARE(lines.size(), size_t{3});  // formula, allocation, GQA
+            for (const QString& line : lines)
+                QVERIFY2(!line.contains(QChar(0x2026)), qPrintable(line));
+            QVERIFY2(lines[0].endsWith(perToken) || lines[0].contains(perToken + "."),
+                     qPrintable(lines[0]));
+            QVERIFY2(lines[2].contains(perToken), qPrintable(lines[2]));
+            const QString scale = view.paintedScaleText();
+            QVERIFY2(scale.contains(QLocale::system().toString(qulonglong(d.store.kvBytes())) +
+                                    " B used"),
+                     qPrintable(scale));
+            QVERIFY2(view.scaleTextFits(), qPrintable(scale));
+            if (size.width() == 1280) QCOMPARE(scale, view.scaleText());
+        }
     }
 };
 

@@ -257,21 +257,28 @@ int CacheView::tokensPerPixel() const {
 }
 
 QString CacheView::scaleText() const {
-    if (nLayer_ == 0) return {};
+    return nLayer_ == 0 ? QString() : scaleTexts().front();
+}
+
+QStringList CacheView::scaleTexts() const {
     const int tpp = tokensPerPixel();
     const QLocale loc = QLocale::system();
+    const QString bytes = tr("%1 B used of %2 B allocated")
+                              .arg(loc.toString(static_cast<qulonglong>(usedBytes())),
+                                   loc.toString(static_cast<qulonglong>(allocatedBytes())));
     const QString scale =
         tpp > 1 ? tr("Drawn to scale: 1 pixel = %1 token slots (their colours averaged)").arg(tpp)
                 : tr("Drawn to scale: one column per token slot");
-    QString text = tr("%1 · exactly %2 B used of %3 B allocated")
-                       .arg(scale, loc.toString(static_cast<qulonglong>(usedBytes())),
-                            loc.toString(static_cast<qulonglong>(allocatedBytes())));
+    const QString shortScale = tpp > 1 ? tr("1 pixel = %1 slots").arg(tpp) : tr("1 pixel = 1 slot");
+    QString full = tr("%1 · exactly %2").arg(scale, bytes), shorter = shortScale + " · " + bytes;
     const EvictionPolicy& policy = store_->model().cache.eviction;
-    if (policy.evicts() && store_->hasEvictions())
-        text += tr(" · cache policy %1: crossed-out slots were evicted, and their memory holds "
+    if (policy.evicts() && store_->hasEvictions()) {
+        full += tr(" · cache policy %1: crossed-out slots were evicted, and their memory holds "
                    "newer tokens")
                     .arg(QString::fromStdString(policy.text()));
-    return text;
+        shorter += tr(" · crossed out: evicted");
+    }
+    return {full, shorter, bytes};
 }
 
 QImage CacheView::pooledImage(size_t b, int tokens, int tpp) const {
@@ -369,9 +376,25 @@ void CacheView::paintEvent(QPaintEvent*) {
                                     .arg(elem)
                                     .arg(formatBytes(ms.kvBytesPerToken));
     const QString withStep = formulaOnly + tr(" Every step appends one slice to each block.");
-    // The whole sentence where it fits, else the formula alone (never a cut formula).
-    const QString formula = firstThatFits(fmL, {withStep, formulaOnly}, W - 2 * kMargin);
-    QString second;
+    // The whole sentence where it fits, else the formula alone, then shorter (never a formula
+    // cut before its result).
+    const QString formula =
+        firstThatFits(fmL,
+                      {withStep, formulaOnly,
+                       tr("Per token: 2 × %1 layers × %2 K/V heads × %3 dims × %4 B = %5")
+                           .arg(c.nLayer)
+                           .arg(c.nHeadKv)
+                           .arg(c.headDim)
+                           .arg(elem)
+                           .arg(formatBytes(ms.kvBytesPerToken)),
+                       tr("Per token: 2 × %1 × %2 × %3 × %4 B = %5")
+                           .arg(c.nLayer)
+                           .arg(c.nHeadKv)
+                           .arg(c.headDim)
+                           .arg(elem)
+                           .arg(formatBytes(ms.kvBytesPerToken))},
+                      W - 2 * kMargin);
+    QString second, secondShort, secondShortest;  // shorter forms, where there are
     if (store_->count() == 0) {
         second = tr("Prefill a prompt to see the cache fill, one slice per token.");
     } else if (recompute_) {
@@ -414,37 +437,52 @@ void CacheView::paintEvent(QPaintEvent*) {
                      : tr("Blocks are allocated for the whole context (%1 slots) when the model "
                           "loads; hatched = allocated, still empty.")
                            .arg(capacity_);
+        secondShort = block > 0
+                          ? tr("%1 slots at a time: %2 of %3 allocated; hatched = empty.")
+                                .arg(block)
+                                .arg(allocatedTokens())
+                                .arg(capacity_)
+                          : tr("All %1 slots allocated at load; hatched = empty.").arg(capacity_);
+        secondShortest = tr("%1 of %2 slots allocated").arg(allocatedTokens()).arg(capacity_);
     }
+    if (!secondShort.isEmpty())
+        second = firstThatFits(fmL, {second, secondShort, secondShortest}, W - 2 * kMargin);
     const int y1 = kMargin + fmT.height() + 4;
+    headerLines_.clear();
     p.drawText(QRect(kMargin, y1, W - 2 * kMargin, fmL.height()), Qt::AlignLeft | Qt::AlignVCenter,
-               fmL.elidedText(formula, Qt::ElideRight, W - 2 * kMargin));
+               headerLines_.emplace_back(fmL.elidedText(formula, Qt::ElideRight, W - 2 * kMargin)));
     p.drawText(QRect(kMargin, y1 + fmL.height() + 2, W - 2 * kMargin, fmL.height()),
                Qt::AlignLeft | Qt::AlignVCenter,
-               fmL.elidedText(second, Qt::ElideRight, W - 2 * kMargin));
+               headerLines_.emplace_back(fmL.elidedText(second, Qt::ElideRight, W - 2 * kMargin)));
     if (gqaLines() > 0) {
         // Grouped-query attention: the cache is smaller than multi-head attention's by the group
         // size; say both numbers and why.
         const int group = c.nHead / c.nHeadKv;
         p.setPen(th.text);
-        p.drawText(
-            QRect(kMargin, y1 + 2 * (fmL.height() + 2), W - 2 * kMargin, fmL.height()),
-            Qt::AlignLeft | Qt::AlignVCenter,
-            firstThatFits(
-                fmL,
-                {tr("Grouped-query attention: %1 K/V heads serve %2 query heads, so a token costs "
-                    "%3 instead of %4 (%5× less).")
-                     .arg(c.nHeadKv)
-                     .arg(c.nHead)
-                     .arg(formatBytes(ms.kvBytesPerToken),
-                          formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
-                     .arg(group),
-                 tr("GQA: %1 K/V heads serve %2 query heads: %3 a token, not %4 (%5× less).")
-                     .arg(c.nHeadKv)
-                     .arg(c.nHead)
-                     .arg(formatBytes(ms.kvBytesPerToken),
-                          formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
-                     .arg(group)},
-                W - 2 * kMargin));
+        const QString gqa = firstThatFits(
+            fmL,
+            {tr("Grouped-query attention: %1 K/V heads serve %2 query heads, so a token costs "
+                "%3 instead of %4 (%5× less).")
+                 .arg(c.nHeadKv)
+                 .arg(c.nHead)
+                 .arg(formatBytes(ms.kvBytesPerToken),
+                      formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
+                 .arg(group),
+             tr("GQA: %1 K/V heads serve %2 query heads: %3 a token, not %4 (%5× less).")
+                 .arg(c.nHeadKv)
+                 .arg(c.nHead)
+                 .arg(formatBytes(ms.kvBytesPerToken),
+                      formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
+                 .arg(group),
+             tr("GQA: %1 a token, not %2 (%3× less).")
+                 .arg(formatBytes(ms.kvBytesPerToken),
+                      formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
+                 .arg(group)},
+            W - 2 * kMargin);
+        p.drawText(QRect(kMargin, y1 + 2 * (fmL.height() + 2), W - 2 * kMargin, fmL.height()),
+                   Qt::AlignLeft | Qt::AlignVCenter,
+                   fmL.elidedText(gqa, Qt::ElideRight, W - 2 * kMargin));
+        headerLines_.emplace_back(fmL.elidedText(gqa, Qt::ElideRight, W - 2 * kMargin));
     }
 
     // -- column heads
@@ -638,7 +676,19 @@ void CacheView::paintEvent(QPaintEvent*) {
     p.setPen(th.mutedText);
     const QRect scaleRect(scaleLeft, height() - kMargin - ls.height(), W - kMargin - scaleLeft,
                           ls.height());
-    p.drawText(scaleRect, Qt::AlignLeft | Qt::AlignVCenter | Qt::TextWordWrap, scaleText());
+    // the longest form whose wrapped lines fit beside the legend
+    const QStringList forms = scaleTexts();
+    paintedScale_ = forms.back();
+    for (const QString& form : forms)
+        if (fmS.boundingRect(scaleRect, Qt::AlignLeft | Qt::TextWordWrap, form).height() <=
+            scaleRect.height()) {
+            paintedScale_ = form;
+            break;
+        }
+    scaleFits_ =
+        fmS.boundingRect(scaleRect, Qt::AlignLeft | Qt::TextWordWrap, paintedScale_).height() <=
+        scaleRect.height();
+    p.drawText(scaleRect, Qt::AlignLeft | Qt::AlignVCenter | Qt::TextWordWrap, paintedScale_);
 }
 
 bool CacheView::event(QEvent* event) {

@@ -52,8 +52,14 @@ class CacheView : public QWidget {
     // least a pixel, else the smallest whole number that fits the context in the width.
     int tokensPerPixel() const;
     // The line under the blocks: the scale ("1 pixel = 8 token slots, colours averaged") and the
-    // exact bytes used and allocated; empty with no model.
+    // exact bytes used and allocated; empty with no model. In a small view a shorter form is
+    // painted ("1 pixel = 8 slots · …", then the bytes alone): paintedScaleText().
     QString scaleText() const;
+    QString paintedScaleText() const { return paintedScale_; }
+    bool scaleTextFits() const { return scaleFits_; }  // its wrapped lines inside its band
+    // The lines under the title as last painted (the per-token formula, the allocation, GQA's
+    // saving): the longest forms that fit, elided only where even the shortest does not.
+    const std::vector<QString>& paintedHeaderLines() const { return headerLines_; }
 
     // The cache lab: with a K/V type below f32, each slot shows what its stored numbers differ
     // by from the exact ones (kvRoundTrip of the trace's K and V, minus them: the cache's own
@@ -83,6 +89,7 @@ class CacheView : public QWidget {
                               std::vector<float>& scratch) const;
     int stripeRows() const;
     int gqaLines() const;  // 1 when the model uses grouped-query attention (one more note line)
+    QStringList scaleTexts() const;  // the scale line, longest form first
 
     TraceStore* store_;
     Transition* transition_;
@@ -94,6 +101,9 @@ class CacheView : public QWidget {
     int animatedToken_ = -1;
     bool revealingPrefill_ = false;
     bool showError_ = false;
+    std::vector<QString> headerLines_;
+    QString paintedScale_;
+    bool scaleFits_ = true;
 };
 
 }  // namespace kvscope::viz

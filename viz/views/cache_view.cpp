@@ -368,32 +368,22 @@ void CacheView::paintEvent(QPaintEvent*) {
     const size_t elem = denom > 0 ? ms.kvBytesPerToken / denom : 0;
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
-    const QString formulaOnly = tr("Per token: 2 (K and V) × %1 layers × %2 K/V heads × %3 dims "
-                                   "× %4 B = %5.")
-                                    .arg(c.nLayer)
-                                    .arg(c.nHeadKv)
-                                    .arg(c.headDim)
-                                    .arg(elem)
-                                    .arg(formatBytes(ms.kvBytesPerToken));
+    // the per-token formula in a pattern of five places: layers, K/V heads, dims, bytes, total
+    const auto perToken = [&](const QString& pattern) {
+        return pattern.arg(c.nLayer).arg(c.nHeadKv).arg(c.headDim).arg(elem).arg(
+            formatBytes(ms.kvBytesPerToken));
+    };
+    const QString formulaOnly =
+        perToken(tr("Per token: 2 (K and V) × %1 layers × %2 K/V heads × %3 dims × %4 B = %5."));
     const QString withStep = formulaOnly + tr(" Every step appends one slice to each block.");
     // The whole sentence where it fits, else the formula alone, then shorter (never a formula
     // cut before its result).
-    const QString formula =
-        firstThatFits(fmL,
-                      {withStep, formulaOnly,
-                       tr("Per token: 2 × %1 layers × %2 K/V heads × %3 dims × %4 B = %5")
-                           .arg(c.nLayer)
-                           .arg(c.nHeadKv)
-                           .arg(c.headDim)
-                           .arg(elem)
-                           .arg(formatBytes(ms.kvBytesPerToken)),
-                       tr("Per token: 2 × %1 × %2 × %3 × %4 B = %5")
-                           .arg(c.nLayer)
-                           .arg(c.nHeadKv)
-                           .arg(c.headDim)
-                           .arg(elem)
-                           .arg(formatBytes(ms.kvBytesPerToken))},
-                      W - 2 * kMargin);
+    const QString formula = firstThatFits(
+        fmL,
+        {withStep, formulaOnly,
+         perToken(tr("Per token: 2 × %1 layers × %2 K/V heads × %3 dims × %4 B = %5")),
+         perToken(tr("Per token: 2 × %1 × %2 × %3 × %4 B = %5"))},
+        W - 2 * kMargin);
     QString second, secondShort, secondShortest;  // shorter forms, where there are
     if (store_->count() == 0) {
         second = tr("Prefill a prompt to see the cache fill, one slice per token.");
@@ -459,25 +449,22 @@ void CacheView::paintEvent(QPaintEvent*) {
         // size; say both numbers and why.
         const int group = c.nHead / c.nHeadKv;
         p.setPen(th.text);
+        const QString own = formatBytes(ms.kvBytesPerToken),
+                      mha = formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group));
         const QString gqa = firstThatFits(
             fmL,
             {tr("Grouped-query attention: %1 K/V heads serve %2 query heads, so a token costs "
                 "%3 instead of %4 (%5× less).")
                  .arg(c.nHeadKv)
                  .arg(c.nHead)
-                 .arg(formatBytes(ms.kvBytesPerToken),
-                      formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
+                 .arg(own, mha)
                  .arg(group),
              tr("GQA: %1 K/V heads serve %2 query heads: %3 a token, not %4 (%5× less).")
                  .arg(c.nHeadKv)
                  .arg(c.nHead)
-                 .arg(formatBytes(ms.kvBytesPerToken),
-                      formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
+                 .arg(own, mha)
                  .arg(group),
-             tr("GQA: %1 a token, not %2 (%3× less).")
-                 .arg(formatBytes(ms.kvBytesPerToken),
-                      formatBytes(ms.kvBytesPerToken * static_cast<size_t>(group)))
-                 .arg(group)},
+             tr("GQA: %1 a token, not %2 (%3× less).").arg(own, mha).arg(group)},
             W - 2 * kMargin);
         p.drawText(QRect(kMargin, y1 + 2 * (fmL.height() + 2), W - 2 * kMargin, fmL.height()),
                    Qt::AlignLeft | Qt::AlignVCenter,

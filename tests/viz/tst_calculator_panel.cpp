@@ -8,8 +8,10 @@
 #include <QScrollArea>
 #include <QTest>
 
+#include <QLegend>
 #include <QLineSeries>
 #include "charts/calculator_charts.h"
+#include "common/theme.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
 #include "view_checks.h"
@@ -171,14 +173,22 @@ class TstCalculatorPanel : public QObject {
     // At 1280 x 720 the calculator tab is about 945 px wide and the inputs and results get the
     // left 2/5: the column must fit that width (its horizontal scroll bar is off, so anything
     // wider is cut: the GPU list's "(80 GB, 3.350 TB/s)" and the ends of the results' lines were).
+    // At 1024 x 768 (690 px) the fields go under their labels rather than past the edge.
     void inputsAndResultsFitTheirColumnAt720p() {
         DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
         CalculatorPanel panel(&d.store);
-        panel.resize(945, 480);
+        panel.resize(690, 540);
         panel.show();
         QVERIFY(QTest::qWaitForWindowExposed(&panel));
         auto* scroll = panel.findChild<QScrollArea*>();
         QVERIFY(scroll && scroll->widget());
+        QApplication::processEvents();
+        QVERIFY(panel.textShown());
+        QVERIFY2(scroll->widget()->width() <= scroll->viewport()->width(),
+                 qPrintable(QString("the column is %1 px wide in a %2 px viewport at 690")
+                                .arg(scroll->widget()->width())
+                                .arg(scroll->viewport()->width())));
+        panel.resize(945, 480);
         QApplication::processEvents();
         const int viewport = scroll->viewport()->width();
         QVERIFY2(viewport < 420, qPrintable(QString("viewport %1").arg(viewport)));
@@ -213,6 +223,42 @@ class TstCalculatorPanel : public QObject {
                                 .arg(gpu->view()->viewport()->width())
                                 .arg(longest)));
         gpu->hidePopup();
+    }
+
+    // The charts' titles and the bars' names are never cut: where the full title does not fit
+    // the bars' chart says what the ghost is in its legend, and the names drop their bytes
+    // where those would take more than their share. A small figure (export --size 600x400)
+    // is the bars' chart alone, at the size asked for (the columns' minimums had made the panel
+    // 665 x 465 and the figure cut it).
+    void chartsKeepTheirWordsWhole() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        CalculatorPanel panel(&d.store);
+        const KvBytesChart* bars = panel.bytesChart();
+        for (const QSize size : {QSize(1400, 800), QSize(690, 540), QSize(600, 400)}) {
+            panel.resize(size);
+            testing::render(panel,
+                            QString("calculator-%1x%2").arg(size.width()).arg(size.height()));
+            QCOMPARE(panel.size(), size);
+            const QFontMetrics title(bars->chart()->titleFont());
+            QVERIFY2(title.horizontalAdvance(bars->chart()->title()) <= bars->width() - 24,
+                     qPrintable(bars->chart()->title()));
+            const bool saysGhost = bars->chart()->title().contains("as if plain MHA");
+            QCOMPARE(bars->chart()->legend()->isVisible(), !saysGhost);
+            const QFontMetrics names(currentTheme().smallFont);
+            for (const QString& name : bars->namesShown())
+                QVERIFY2(names.horizontalAdvance(name) <= KvBytesChart::kNamesShare * bars->width(),
+                         qPrintable(name));
+            QCOMPARE(bars->namesShown().size(), static_cast<qsizetype>(bars->bars().size()));
+            const bool small = size == QSize(600, 400);
+            QCOMPARE(panel.textShown(), !small);
+            QCOMPARE(panel.contextChart()->isHidden(), small);
+            if (!small) {
+                const QChart* context = panel.contextChart()->chart();
+                QVERIFY2(QFontMetrics(context->titleFont()).horizontalAdvance(context->title()) <=
+                             panel.contextChart()->width() - 24,
+                         qPrintable(context->title()));
+            }
+        }
     }
 };
 

@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include "charts/chart_theme.h"
+#include "common/labels.h"
 #include "common/theme.h"
 
 namespace kvscope::viz {
@@ -41,8 +42,8 @@ QString human(double bytes) {
 
 KvBytesChart::KvBytesChart(QWidget* parent) : QChartView(parent) {
     auto* chart = new QChart;
-    own_ = new QBarSet(tr("this model"));
-    ghost_ = new QBarSet(tr("more if it were plain MHA (ghost)"));
+    own_ = new QBarSet(tr("KV cache"));
+    ghost_ = new QBarSet(tr("as if plain MHA (pale, dashed)"));
     auto* series = new QHorizontalStackedBarSeries;
     series->append(own_);
     series->append(ghost_);
@@ -56,11 +57,12 @@ KvBytesChart::KvBytesChart(QWidget* parent) : QChartView(parent) {
     series->attachAxis(names_);
     series->attachAxis(values_);
     names_->setTruncateLabels(false);  // the model names are the point: never "…"
-    chart->legend()->hide();           // the title says what the ghost is
+    chart->legend()->setAlignment(Qt::AlignBottom);
+    chart->legend()->hide();  // the title says what the ghost is, where it fits (fitTexts)
     chart->setMargins(QMargins(4, 4, 4, 4));
     setChart(chart);
     setRenderHint(QPainter::Antialiasing);
-    setMinimumSize(360, 280);
+    setMinimumSize(300, 220);
     connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &KvBytesChart::applyTheme);
     applyTheme();
 }
@@ -90,10 +92,8 @@ void KvBytesChart::setResults(const std::vector<kvmem::Result>& results, const Q
     }
     unit_ = unitFor(top);
     // Horizontal bars: the first category is drawn at the bottom, so the list goes in reversed.
-    QStringList names;
     QList<qreal> own, ghost;
     for (auto it = bars_.rbegin(); it != bars_.rend(); ++it) {
-        names << tr("%1 · %2").arg(it->name, human(double(it->bytesPerToken)));
         own << double(it->bytesPerToken) / unit_;
         ghost << double(it->mhaBytesPerToken - it->bytesPerToken) / unit_;
     }
@@ -101,12 +101,43 @@ void KvBytesChart::setResults(const std::vector<kvmem::Result>& results, const Q
     ghost_->remove(0, ghost_->count());
     own_->append(own);
     ghost_->append(ghost);
-    names_->setCategories(names);
+    dtypeName_ = dtypeName;
+    fitTexts();
     values_->setRange(0, top / unit_ * 1.05);
     values_->applyNiceNumbers();
     values_->setTitleVisible(false);  // the title says the unit: more height for the bars
-    chart()->setTitle(tr("KV cache per token (%1, %2) · pale, dashed: as if plain MHA")
-                          .arg(unitName(unit_), dtypeName));
+}
+
+void KvBytesChart::resizeEvent(QResizeEvent* event) {
+    QChartView::resizeEvent(event);
+    fitTexts();
+}
+
+void KvBytesChart::fitTexts() {
+    const QString unit = unitName(unit_);
+    const QString title =
+        tr("KV cache per token (%1, %2) · pale, dashed: as if plain MHA").arg(unit, dtypeName_);
+    const bool whole = QFontMetrics(chart()->titleFont()).horizontalAdvance(title) <= width() - 24;
+    // where the title cannot say what the ghost is, the legend does
+    chart()->setTitle(whole ? title : tr("KV cache per token (%1, %2)").arg(unit, dtypeName_));
+    chart()->legend()->setVisible(!whole);
+    // Each bar's name with its bytes where the widest takes at most kNamesShare of the width
+    // (the chart gives its axis no more and cuts the rest), else the names alone: the value
+    // axis still reads the bytes.
+    const QFontMetrics fm(names_->labelsFont());
+    QStringList full, bare;
+    int widest = 0;
+    for (auto it = bars_.rbegin(); it != bars_.rend(); ++it) {
+        full << tr("%1 · %2").arg(it->name, human(double(it->bytesPerToken)));
+        bare << it->name;
+        widest = std::max(widest, fm.horizontalAdvance(full.back()));
+    }
+    const QStringList& names = widest <= kNamesShare * width() ? full : bare;
+    if (names_->categories() != names) names_->setCategories(names);
+}
+
+QStringList KvBytesChart::namesShown() const {
+    return names_->categories();
 }
 
 double KvBytesChart::drawnBytes(int bar) const {
@@ -149,7 +180,7 @@ ContextChart::ContextChart(QWidget* parent) : QChartView(parent) {
     chart->setMargins(QMargins(4, 4, 4, 4));
     setChart(chart);
     setRenderHint(QPainter::Antialiasing);
-    setMinimumSize(360, 180);
+    setMinimumSize(300, 160);
     connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &ContextChart::applyTheme);
     applyTheme();
 }
@@ -220,7 +251,25 @@ void ContextChart::setResults(const std::vector<kvmem::Result>& atContexts,
         status = tr("fits the %1 up to %L2").arg(gpu).arg(last.context);
     else
         status = tr("overflows the %1 after ~%L2").arg(gpu).arg(lastFitting_);
-    chart()->setTitle(tr("Cache by context (tokens): %1").arg(status));
+    status_ = status;
+    fitTitle();
+}
+
+void ContextChart::resizeEvent(QResizeEvent* event) {
+    QChartView::resizeEvent(event);
+    fitTitle();
+}
+
+void ContextChart::fitTitle() {
+    if (status_.isEmpty()) return;
+    const QString title = firstThatFits(QFontMetrics(chart()->titleFont()),
+                                        {tr("Cache by context (tokens): %1").arg(status_),
+                                         tr("Cache by context: %1").arg(status_), status_},
+                                        width() - 24);
+    chart()->setTitle(title);
+    // the status alone: the x axis says what it counts
+    x_->setTitleText(tr("context (tokens)"));
+    x_->setTitleVisible(title == status_);
 }
 
 }  // namespace kvscope::viz

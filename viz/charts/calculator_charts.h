@@ -41,10 +41,19 @@ class KvBytesChart : public QChartView {
     // length (its set holds mha − own, stacked behind).
     double drawnBytes(int bar) const;
     double drawnMhaBytes(int bar) const;
+    // The bars' labels as drawn, bottom first: "name · bytes", or the names alone where those
+    // would take more than kNamesShare of the width.
+    QStringList namesShown() const;
+    static constexpr double kNamesShare = 0.38;
+
+  protected:
+    void resizeEvent(QResizeEvent* event) override;
 
   private:
     void applyTheme();
+    void fitTexts();  // the title and the bars' labels in the longest forms the width takes
 
+    QString dtypeName_;
     QBarSet *own_, *ghost_;
     QBarCategoryAxis* names_;
     QValueAxis* values_;
@@ -74,8 +83,14 @@ class ContextChart : public QChartView {
     // at every context drawn, or the weights alone do not fit).
     uint64_t lastFittingContext() const { return lastFitting_; }
 
+  protected:
+    void resizeEvent(QResizeEvent* event) override;
+
   private:
     void applyTheme();
+    void fitTitle();  // "Cache by context (tokens): <status>", shorter where it does not fit
+
+    QString status_;
 
     QLineSeries *cache_, *mha_, *gpuRoom_, *device_;
     QValueAxis *x_, *y_;

@@ -8,6 +8,7 @@
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QResizeEvent>
 #include <QScrollArea>
 #include <QSpinBox>
 #include <QSplitter>
@@ -52,6 +53,8 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     // small) on the left, the charts on the right, the divider between them movable
     auto* columns = new QHBoxLayout(this);
     columns->setContentsMargins(0, 0, 0, 0);
+    // the panel may be narrower than both columns' minimums: resizeEvent then hides the text
+    columns->setSizeConstraint(QLayout::SetNoConstraint);
     auto* split = new QSplitter(Qt::Horizontal);
     columns->addWidget(split);
     auto* text = new QWidget;
@@ -62,6 +65,7 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     scroll->setFrameShape(QFrame::NoFrame);
     split->addWidget(scroll);
+    textColumn_ = scroll;
     auto* charts = new QSplitter(Qt::Vertical);  // a bar per model needs the taller share
     bytesChart_ = new KvBytesChart;
     contextChart_ = new ContextChart;
@@ -82,6 +86,9 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     // share of a 1280 x 720 window, and the scroll area (no horizontal bar) cut it off. The
     // drop-down lists still show the whole names.
     form->setFieldGrowthPolicy(QFormLayout::AllNonFixedFieldsGrow);
+    // and where a label and its field do not fit side by side (the column a 1024-pixel window
+    // leaves), the field goes under its label rather than past the column's edge
+    form->setRowWrapPolicy(QFormLayout::WrapLongRows);
     const auto narrowList = [](QComboBox* box) {
         box->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
         box->setMinimumContentsLength(12);
@@ -192,6 +199,16 @@ void CalculatorPanel::refillLoaded() {
         dtype_->setCurrentIndex(dtype_->findText("fp32"));
     }
     recalculate();
+}
+
+void CalculatorPanel::resizeEvent(QResizeEvent* event) {
+    QWidget::resizeEvent(event);
+    textColumn_->setHidden(width() < kTextFromWidth);
+    contextChart_->setHidden(height() < kBothChartsFromHeight);
+}
+
+bool CalculatorPanel::textShown() const {
+    return !textColumn_->isHidden();
 }
 
 bool CalculatorPanel::selectModel(const QString& key) {

@@ -46,6 +46,16 @@ class CalculatorPanel : public QWidget {
     // the inputs on show), and the chosen model's cache against context length.
     const KvBytesChart* bytesChart() const { return bytesChart_; }
     const ContextChart* contextChart() const { return contextChart_; }
+    // Narrower than this the text column is hidden and the charts take the width (a small
+    // exported figure: the text's 300 and the charts' 360 pixels had been cut at 600).
+    static constexpr int kTextFromWidth = 640;
+    // Lower than this the context chart is hidden and the bars take the height (at 400 pixels
+    // the bars' names were every second one and the context chart's axis read "…").
+    static constexpr int kBothChartsFromHeight = 480;
+    bool textShown() const;
+
+  protected:
+    void resizeEvent(QResizeEvent* event) override;
 
   private:
     void refillLoaded();
@@ -60,6 +70,7 @@ class CalculatorPanel : public QWidget {
     std::optional<kvmem::Result> result_;
     KvBytesChart* bytesChart_;
     ContextChart* contextChart_;
+    QWidget* textColumn_ = nullptr;
 };
 
 }  // namespace kvscope::viz

@@ -234,26 +234,41 @@ class TstCalculatorPanel : public QObject {
         DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
         CalculatorPanel panel(&d.store);
         const KvBytesChart* bars = panel.bytesChart();
-        for (const QSize size : {QSize(1400, 800), QSize(690, 540), QSize(600, 400)}) {
+        struct Restore {  // the theme back, also when a check below fails
+            Theme before = ThemeSettings::instance().theme();
+            ~Restore() { ThemeSettings::instance().setTheme(before); }
+        } restore;
+        // the projector's type: the presenter mode's tab at 1024 x 768 is about 1000 x 570
+        const std::pair<QSize, bool> cases[] = {{QSize(1400, 800), false},
+                                                {QSize(690, 540), false},
+                                                {QSize(600, 400), false},
+                                                {QSize(1000, 570), true}};
+        for (const auto& [size, projector] : cases) {
+            ThemeSettings::instance().setTheme(projector ? Theme::projector() : restore.before);
             panel.resize(size);
-            testing::render(panel,
-                            QString("calculator-%1x%2").arg(size.width()).arg(size.height()));
+            testing::render(panel, QString("calculator-%1x%2%3")
+                                       .arg(size.width())
+                                       .arg(size.height())
+                                       .arg(projector ? "-projector" : ""));
             QCOMPARE(panel.size(), size);
             const QFontMetrics title(bars->chart()->titleFont());
             QVERIFY2(title.horizontalAdvance(bars->chart()->title()) <= bars->width() - 24,
                      qPrintable(bars->chart()->title()));
             const bool saysGhost = bars->chart()->title().contains("as if plain MHA");
             QCOMPARE(bars->chart()->legend()->isVisible(), !saysGhost);
-            const QFontMetrics names(currentTheme().smallFont);
+            const QFontMetrics names(bars->namesFont());
             for (const QString& name : bars->namesShown())
                 QVERIFY2(names.horizontalAdvance(name) <= KvBytesChart::kNamesShare * bars->width(),
                          qPrintable(name));
             QCOMPARE(bars->namesShown().size(), static_cast<qsizetype>(bars->bars().size()));
+            // each name no taller than its bar's slot (else the axis leaves out every second)
+            QVERIFY(KvBytesChart::kNameSpacing * QFontMetricsF(bars->namesFont()).height() <=
+                    bars->chart()->plotArea().height() / double(bars->bars().size()));
             const bool small = size == QSize(600, 400);
             QCOMPARE(panel.textShown(), !small);
             QCOMPARE(panel.contextChart()->isHidden(), small);
             if (!small) {
-                const QChart* context = panel.contextChart()->chart();
+                QChart* context = panel.contextChart()->chart();
                 QVERIFY2(QFontMetrics(context->titleFont()).horizontalAdvance(context->title()) <=
                              panel.contextChart()->width() - 24,
                          qPrintable(context->title()));

@@ -64,7 +64,23 @@ KvBytesChart::KvBytesChart(QWidget* parent) : QChartView(parent) {
     setRenderHint(QPainter::Antialiasing);
     setMinimumSize(300, 220);
     connect(&ThemeSettings::instance(), &ThemeSettings::changed, this, &KvBytesChart::applyTheme);
+    connect(chart, &QChart::plotAreaChanged, this, &KvBytesChart::fitNamesFont);
     applyTheme();
+}
+
+void KvBytesChart::fitNamesFont() {
+    // The axis leaves out every second name where a name is taller than its bar's slot (the
+    // projector's type, 11 bars): the names' type steps down until each has its slot, to 7 pt.
+    const int n = static_cast<int>(bars_.size());
+    if (n == 0) return;
+    const double slot = chart()->plotArea().height() / n;
+    QFont font = currentTheme().smallFont;
+    while (font.pointSizeF() > 7 && kNameSpacing * QFontMetricsF(font).height() > slot)
+        font.setPointSizeF(font.pointSizeF() - 0.5);
+    if (font != names_->labelsFont()) {
+        names_->setLabelsFont(font);
+        fitTexts();  // the names' widths changed
+    }
 }
 
 void KvBytesChart::applyTheme() {
@@ -72,6 +88,7 @@ void KvBytesChart::applyTheme() {
     applyChartTheme(this, {values_});
     names_->setLabelsColor(t.text);
     names_->setLabelsFont(t.smallFont);
+    fitNamesFont();
     names_->setGridLineVisible(false);
     const SeriesStyle st = seriesStyle(t);
     own_->setColor(st.second);
@@ -103,6 +120,7 @@ void KvBytesChart::setResults(const std::vector<kvmem::Result>& results, const Q
     ghost_->append(ghost);
     dtypeName_ = dtypeName;
     fitTexts();
+    fitNamesFont();
     values_->setRange(0, top / unit_ * 1.05);
     values_->applyNiceNumbers();
     values_->setTitleVisible(false);  // the title says the unit: more height for the bars
@@ -138,6 +156,10 @@ void KvBytesChart::fitTexts() {
 
 QStringList KvBytesChart::namesShown() const {
     return names_->categories();
+}
+
+QFont KvBytesChart::namesFont() const {
+    return names_->labelsFont();
 }
 
 double KvBytesChart::drawnBytes(int bar) const {

@@ -44,14 +44,19 @@ class KvBytesChart : public QChartView {
     // The bars' labels as drawn, bottom first: "name · bytes", or the names alone where those
     // would take more than kNamesShare of the width.
     QStringList namesShown() const;
+    QFont namesFont() const;
     static constexpr double kNamesShare = 0.38;
+    // A name's slot is at least this many times its type's height (the axis leaves a name out
+    // where its slot is less; 1.0 still lost every second one).
+    static constexpr double kNameSpacing = 1.3;
 
   protected:
     void resizeEvent(QResizeEvent* event) override;
 
   private:
     void applyTheme();
-    void fitTexts();  // the title and the bars' labels in the longest forms the width takes
+    void fitTexts();      // the title and the bars' labels in the longest forms the width takes
+    void fitNamesFont();  // the bars' names in a type no taller than a bar's slot
 
     QString dtypeName_;
     QBarSet *own_, *ghost_;

@@ -134,6 +134,44 @@ class TstMemoryChart : public QObject {
         QVERIFY2(mqaChart.caption().contains("8× as much"), qPrintable(mqaChart.caption()));
     }
 
+    // Each line of the legend has a colour of its own in every theme: its marker is a square of
+    // the line's colour, so two lines of one colour cannot be told apart there (allocated and
+    // plain MHA had both been the muted grey).
+    void everyLegendEntryHasItsOwnColour() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        MemoryChart chart(&d.store);
+        chart.resize(1000, 500);  // room for every entry in the projector's type
+        chart.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&chart));
+        d.prefill("the cat sat");
+        struct Restore {  // the theme back, also when a check below fails
+            Theme before = ThemeSettings::instance().theme();
+            ~Restore() { ThemeSettings::instance().setTheme(before); }
+        } restore;
+        const auto shown = [&chart] {
+            QList<QLegendMarker*> markers;
+            for (QLegendMarker* marker : chart.chart()->legend()->markers())
+                if (marker->isVisible()) markers << marker;
+            return markers;
+        };
+        const auto named = [&shown](const QString& name) {
+            for (QLegendMarker* marker : shown())
+                if (marker->label() == name) return true;
+            return false;
+        };
+        for (const Theme& theme : {Theme::dark(), Theme::print(), Theme::projector()}) {
+            ThemeSettings::instance().setTheme(theme);
+            // the legend laid out again in this theme's type
+            QTRY_VERIFY(named("allocated") && named("plain MHA"));
+            std::vector<QColor> seen;
+            for (QLegendMarker* marker : shown()) {
+                const QColor c = static_cast<QLineSeries*>(marker->series())->pen().color();
+                for (const QColor& other : seen) QVERIFY2(c != other, qPrintable(marker->label()));
+                seen.push_back(c);
+            }
+        }
+    }
+
     // The legend names every shown line whole (Qt Charts elides the names of a legend too narrow
     // for them: "plain M…" at 1024 px): under the plot where the five entries of a GQA model
     // (allocated, used, formula, projected, plain MHA) fit on one line, else beside it, an entry

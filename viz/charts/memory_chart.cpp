@@ -76,8 +76,10 @@ void MemoryChart::applyTheme() {
     allocated_->setPen(QPen(t.mutedText, penWidth(2), Qt::DashDotLine));
     weights_->setPen(QPen(st.fourth, penWidth(2), Qt::DashDotDotLine));
     full_->setPen(QPen(st.fifth, penWidth(3), Qt::DashLine));
-    // its own dash (long, short, long): the other grey line, allocated, is dash-dot
-    QPen mha(t.mutedText, penWidth(2), Qt::CustomDashLine);
+    // its own dash (long, short, long; allocated is dash-dot) and the full cache's colour (the
+    // two are never drawn together: a cache policy's chart has no MHA line); grey, as allocated,
+    // its legend square could not be told from allocated's
+    QPen mha(st.fifth, penWidth(2), Qt::CustomDashLine);
     mha.setDashPattern({6, 2, 1, 2});
     mha_->setPen(mha);
 }
@@ -226,7 +228,7 @@ void MemoryChart::rebuild() {
             .arg(elementBytes)
             .arg(typeText);
     if (shared)
-        caption_ += tr(" Grey long-short dashes: plain multi-head attention, one K/V head for each "
+        caption_ += tr(" Long-short dashes: plain multi-head attention, one K/V head for each "
                        "of the %1 query heads, would take %L2 B per token, %3× as much; here "
                        "%4 query heads share each K/V head.")
                         .arg(c.nHead)

@@ -5,6 +5,7 @@
 #include <QLineSeries>
 #include <QScatterSeries>
 #include <QTest>
+#include <QValueAxis>
 
 #include "charts/drift_chart.h"
 #include "charts/memory_chart.h"
@@ -12,6 +13,7 @@
 #include "common/theme.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
+#include "view_checks.h"
 #include "views/attention_matrix_view.h"
 #include "views/cache_view.h"
 #include "views/next_token_view.h"
@@ -131,6 +133,13 @@ class TstCacheLabViews : public QObject {
         QCOMPARE(chart.disagreeSeries()->points().size(), disagreed);
         QVERIFY2(chart.caption().contains(QString("%1 of %2 tokens").arg(agreed).arg(k)),
                  qPrintable(chart.caption()));
+        // every tick labelled with its own value (11 tokens had put "2" at 2.75, "0.3" at 0.25)
+        for (QAbstractAxis* axis : chart.chart()->axes()) {
+            const auto* v = qobject_cast<QValueAxis*>(axis);
+            QVERIFY(v);
+            const QString wrong = testing::misstatedTick(*v);
+            QVERIFY2(wrong.isEmpty(), qPrintable(v->titleText() + ": " + wrong));
+        }
 
         DecodedStore full(fixtures::makeModel(fixtures::llamaGqaSpec()));
         full.prefill(kPrompt);

@@ -14,6 +14,7 @@
 #include "common/theme.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
+#include "view_checks.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;
@@ -59,8 +60,18 @@ class TstLatencyChart : public QObject {
         QVERIFY2(chart.caption().contains(QString::number(perToken, 'f', 3) + " ms, against " +
                                           QString::number(steps[3], 'f', 3) + " ms"),
                  qPrintable(chart.caption()));
+        // every tick labelled with its own value, as few or many tokens as there are
+        for (const int more : {0, 17}) {
+            d.steps(more);
+            for (QAbstractAxis* axis : chart.chart()->axes()) {
+                const auto* v = qobject_cast<QValueAxis*>(axis);
+                QVERIFY(v);
+                const QString wrong = testing::misstatedTick(*v);
+                QVERIFY2(wrong.isEmpty(), qPrintable(v->titleText() + ": " + wrong));
+            }
+        }
         d.stepBack();
-        QCOMPARE(chart.cachedSeries()->count(), 5);
+        QCOMPARE(chart.cachedSeries()->count(), 22);
     }
 
     // The y axis is titled "host time (ms)" where the plot is high enough to show it whole, else

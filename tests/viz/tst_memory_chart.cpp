@@ -15,6 +15,7 @@
 #include "common/theme.h"
 #include "decoded_store.h"
 #include "model_fixtures.h"
+#include "view_checks.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;
@@ -169,6 +170,30 @@ class TstMemoryChart : public QObject {
                 for (const QColor& other : seen) QVERIFY2(c != other, qPrintable(marker->label()));
                 seen.push_back(c);
             }
+        }
+    }
+
+    // Every tick of the token axis is a whole token, whatever the context (a context of 10 had
+    // ticks at 2.5 labelled "2"), and every label says its own tick's value.
+    void everyTickIsAWholeToken() {
+        for (const int context : {10, 64, 77, 256}) {
+            RandomModelSpec spec = fixtures::llamaGqaSpec();
+            spec.nCtx = context;
+            DecodedStore d(fixtures::makeModel(spec));
+            MemoryChart chart(&d.store);
+            d.prefill("the cat");
+            for (QAbstractAxis* axis : chart.chart()->axes()) {
+                const auto* v = qobject_cast<QValueAxis*>(axis);
+                QVERIFY(v);
+                const QString wrong = testing::misstatedTick(*v);
+                QVERIFY2(
+                    wrong.isEmpty(),
+                    qPrintable(
+                        QString("context %1, %2: %3").arg(context).arg(v->titleText(), wrong)));
+            }
+            auto* x = qobject_cast<QValueAxis*>(chart.chart()->axes(Qt::Horizontal).first());
+            QCOMPARE(x->max(), double(context));
+            QVERIFY(x->tickCount() >= 3);  // more than the two ends, for each of these
         }
     }
 

@@ -27,6 +27,28 @@ inline double pixelVariance(const QImage& image) {
     return sum2 / n - mean * mean;
 }
 
+// The first tick value of a chart axis whose label would misstate it: with fixed ticks at
+// min + i (max − min) / (count − 1), a "%d" or "%.Nf" label is exact only where the value has no
+// more digits than the format prints (ticks at 2.75 labelled "2", 0.25 labelled "0.3" misplace
+// every point read against them). Empty when every label is exact.
+template <class Axis>
+QString misstatedTick(const Axis& axis) {
+    const QString format = axis.labelFormat();
+    int digits = -1;
+    if (format == QStringLiteral("%d")) digits = 0;
+    if (format.startsWith(QStringLiteral("%.")) && format.endsWith(QLatin1Char('f')))
+        digits = format.mid(2, format.size() - 3).toInt();
+    if (digits < 0) return {};  // %g and the like print what they need
+    const int n = axis.tickCount();
+    const double scale = std::pow(10.0, digits);
+    for (int i = 0; i < n; ++i) {
+        const double v = axis.min() + i * (axis.max() - axis.min()) / std::max(1, n - 1);
+        if (std::abs(v * scale - std::round(v * scale)) > 1e-6)
+            return QString::number(v) + QStringLiteral(" as ") + format;
+    }
+    return {};
+}
+
 // Grabs the widget; also saves it as NAME.png in $KVSCOPE_VIEWS_DIR when that is set.
 inline QImage render(QWidget& widget, const QString& name) {
     const QImage image = widget.grab().toImage();

@@ -6,6 +6,8 @@
 #include <QLegend>
 #include <QValueAxis>
 
+#include <algorithm>
+
 #include "common/theme.h"
 
 namespace kvscope::viz {
@@ -26,6 +28,18 @@ void applyChartTheme(QChartView* view, std::initializer_list<QValueAxis*> axes) 
         a->setTitleFont(t.labelFont);
     }
     view->setBackgroundBrush(t.background);
+}
+
+void setWholeRange(QValueAxis* axis, int max) {
+    max = std::max(1, max);
+    int ticks = 2;
+    for (const int n : {5, 4, 6, 3, 7, 8, 9})
+        if (max % (n - 1) == 0) {
+            ticks = n;
+            break;
+        }
+    axis->setRange(0, max);
+    axis->setTickCount(ticks);
 }
 
 }  // namespace kvscope::viz

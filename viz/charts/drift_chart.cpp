@@ -35,6 +35,8 @@ DriftChart::DriftChart(TraceStore* store, QWidget* parent) : QChartView(parent),
     p_ = new QValueAxis;
     p_->setTitleText(tr("probability"));
     p_->setRange(0, 1);
+    p_->setTickCount(6);            // 0, 0.2 … 1: each labelled with its own value in "%.1f"
+    p_->setGridLineVisible(false);  // the KL axis draws the grid: one grid, not two
     p_->setLabelFormat("%.1f");
     chart->addAxis(x_, Qt::AlignBottom);
     chart->addAxis(y_, Qt::AlignLeft);
@@ -85,7 +87,10 @@ void DriftChart::rebuild() {
     kl_->replace(kl);
     fullChoice_->replace(p);
     disagree_->replace(off);
-    x_->setRange(0, std::max(1, store_->count()));
+    // Whole token positions: at least 0..10 and nice numbers, so that every tick is an integer
+    // ("%d" had labelled 2.75 as "2" at 11 tokens), as the latency chart's.
+    x_->setRange(0, std::max(10, store_->count()));
+    x_->applyNiceNumbers();
     y_->setRange(0, klMax > 0 ? klMax * 1.1 : 1e-3);
     y_->applyNiceNumbers();
     const std::string policy = store_->hasModel() ? store_->model().cache.eviction.text() : "none";

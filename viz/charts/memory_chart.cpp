@@ -203,7 +203,7 @@ void MemoryChart::rebuild() {
     placeLegend();
     weights_->replace({{0, y(static_cast<double>(m.weightBytes))},
                        {xMax, y(static_cast<double>(m.weightBytes))}});
-    x_->setRange(0, xMax);
+    setWholeRange(x_, static_cast<int>(xMax));
     y_->setRange(0, y(top) * 1.08);
     y_->setTitleText(tr("bytes (%1)").arg(unitName));
     y_->applyNiceNumbers();

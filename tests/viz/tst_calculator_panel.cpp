@@ -7,6 +7,7 @@
 #include <QProcess>
 #include <QScrollArea>
 #include <QTest>
+#include <QValueAxis>
 
 #include <QLegend>
 #include <QLineSeries>
@@ -223,6 +224,25 @@ class TstCalculatorPanel : public QObject {
                                 .arg(gpu->view()->viewport()->width())
                                 .arg(longest)));
         gpu->hidePopup();
+    }
+
+    // Every tick of the context chart is a whole context, whatever the one typed in (10 had put
+    // "2" at 2.5), and every label says its own tick's value.
+    void contextTicksAreWhole() {
+        DecodedStore d(fixtures::makeModel(fixtures::llamaGqaSpec()));
+        CalculatorPanel panel(&d.store);
+        for (const int context : {10, 77, 4096, 131072}) {
+            panel.setContext(context);
+            for (const QChartView* view :
+                 std::initializer_list<const QChartView*>{panel.contextChart(), panel.bytesChart()})
+                for (QAbstractAxis* axis : view->chart()->axes()) {
+                    const auto* v = qobject_cast<QValueAxis*>(axis);
+                    if (!v) continue;  // the bars' names
+                    const QString wrong = testing::misstatedTick(*v);
+                    QVERIFY2(wrong.isEmpty(),
+                             qPrintable(QString("context %1: %2").arg(context).arg(wrong)));
+                }
+        }
     }
 
     // The charts' titles and the bars' names are never cut: where the full title does not fit

@@ -258,7 +258,7 @@ void ContextChart::setResults(const std::vector<kvmem::Result>& atContexts,
     device_->setName(tr("%1: %2").arg(deviceName, human(double(deviceMemoryBytes))));
     for (QLegendMarker* m : chart()->legend()->markers(gpuRoom_)) m->setVisible(drawRoom);
     for (QLegendMarker* m : chart()->legend()->markers(device_)) m->setVisible(drawDevice);
-    x_->setRange(0, x1);
+    setWholeRange(x_, static_cast<int>(last.context));
     y_->setRange(0, top / unit_ * 1.08);
     y_->applyNiceNumbers();
     y_->setTitleText(last.batch > 1 ? tr("%1, batch %2").arg(unitName(unit_)).arg(last.batch)

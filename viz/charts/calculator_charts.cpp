@@ -89,6 +89,7 @@ void KvBytesChart::applyTheme() {
     names_->setLabelsColor(t.text);
     names_->setLabelsFont(t.smallFont);
     fitNamesFont();
+    fitTexts();  // measured in this theme's type
     names_->setGridLineVisible(false);
     const SeriesStyle st = seriesStyle(t);
     own_->setColor(st.second);
@@ -135,7 +136,8 @@ void KvBytesChart::fitTexts() {
     const QString unit = unitName(unit_);
     const QString title =
         tr("KV cache per token (%1, %2) · pale, dashed: as if plain MHA").arg(unit, dtypeName_);
-    const bool whole = QFontMetrics(chart()->titleFont()).horizontalAdvance(title) <= width() - 24;
+    const bool whole =
+        QFontMetrics(chart()->titleFont()).horizontalAdvance(title) <= titleRoom(this);
     // where the title cannot say what the ghost is, the legend does
     chart()->setTitle(whole ? title : tr("KV cache per token (%1, %2)").arg(unit, dtypeName_));
     chart()->legend()->setVisible(!whole);
@@ -220,6 +222,7 @@ void ContextChart::applyTheme() {
     gpuRoom_->setColor(st.primary);
     device_->setPen(QPen(st.third, penWidth(2), Qt::DotLine));
     device_->setColor(st.third);
+    fitTitle();  // measured in this theme's type
 }
 
 void ContextChart::setResults(const std::vector<kvmem::Result>& atContexts,
@@ -287,7 +290,7 @@ void ContextChart::fitTitle() {
     const QString title = firstThatFits(QFontMetrics(chart()->titleFont()),
                                         {tr("Cache by context (tokens): %1").arg(status_),
                                          tr("Cache by context: %1").arg(status_), status_},
-                                        width() - 24);
+                                        titleRoom(this));
     chart()->setTitle(title);
     // the status alone: the x axis says what it counts
     x_->setTitleText(tr("context (tokens)"));

@@ -3,6 +3,7 @@
 
 #include <QChart>
 #include <QChartView>
+#include <QFontMetrics>
 #include <QLegend>
 #include <QValueAxis>
 
@@ -28,6 +29,12 @@ void applyChartTheme(QChartView* view, std::initializer_list<QValueAxis*> axes) 
         a->setTitleFont(t.labelFont);
     }
     view->setBackgroundBrush(t.background);
+}
+
+int titleRoom(const QChartView* view) {
+    const QChart* c = view->chart();
+    const QMargins m = c->margins();
+    return view->width() - m.left() - m.right() - 2 * QFontMetrics(c->titleFont()).height();
 }
 
 void setWholeRange(QValueAxis* axis, int max) {

@@ -1,6 +1,7 @@
 // Exporter: QImage, QSvgGenerator and QPdfWriter behind one call, all through QSaveFile.
 #include "export/exporter.h"
 
+#include <QCoreApplication>
 #include <QImage>
 #include <QPageSize>
 #include <QPainter>
@@ -44,6 +45,19 @@ void setupPdf(QPdfWriter& w, QSize size) {
     w.setPageMargins(QMarginsF(0, 0, 0, 0));
     w.setPageSize(QPageSize(QSizeF(size), QPageSize::Point, QString(), QPageSize::ExactMatch));
     w.setCreator("KVScope");
+}
+
+// What a screen would show once the event loop had run: a window never shown (the command
+// line's figures) "shown" off screen, so that its resize reaches it now and not in the middle
+// of the first render (a chart that shortened its title there had been painted with the old
+// one, elided), and the layouts asked for done, the charts' scenes included.
+void settle(QWidget* widget) {
+    if (widget->isWindow() && !widget->isVisible()) {
+        widget->setAttribute(Qt::WA_DontShowOnScreen);
+        widget->show();
+    }
+    widget->ensurePolished();
+    for (int pass = 0; pass < 3; ++pass) QCoreApplication::sendPostedEvents();
 }
 
 // Controls that only work on a screen (a view's scroll bar, its pin button) are left out of
@@ -99,7 +113,7 @@ QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, 
                      const QString& view) {
     bool annotated = false;
     for (const Annotation& a : notes) annotated = annotated || a.view == view;
-    widget->ensurePolished();
+    settle(widget);
     const ScreenControlsHidden screenOnly(widget);
     const QSize size = widget->size() + QSize(0, captionHeight(caption, widget->width()));
     QSaveFile file(path);
@@ -162,7 +176,7 @@ PdfPages::~PdfPages() {
 
 void PdfPages::add(QWidget* widget) {
     if (!error_.isEmpty()) return;
-    widget->ensurePolished();
+    settle(widget);
     if (!writer_) {
         writer_ = std::make_unique<QPdfWriter>(&file_);
         setupPdf(*writer_, widget->size());

@@ -10,6 +10,7 @@
 #include <QLabel>
 #include <QResizeEvent>
 #include <QScrollArea>
+#include <QScrollBar>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStyleOptionComboBox>
@@ -64,6 +65,7 @@ CalculatorPanel::CalculatorPanel(TraceStore* store, QWidget* parent)
     scroll->setWidgetResizable(true);
     scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
     scroll->setFrameShape(QFrame::NoFrame);
+    scroll->verticalScrollBar()->setProperty("kvscopeScreenOnly", true);  // not in figures
     split->addWidget(scroll);
     textColumn_ = scroll;
     auto* charts = new QSplitter(Qt::Vertical);  // a bar per model needs the taller share

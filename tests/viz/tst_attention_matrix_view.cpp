@@ -6,7 +6,10 @@
 // the view follows the newest row until panned away, and the keys, the wheel and a dragged band
 // show the cells they say.
 #include <QAction>
+#include <QBuffer>
+#include <QFile>
 #include <QPushButton>
+#include <QSvgGenerator>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QWheelEvent>
@@ -19,7 +22,9 @@
 #include "export/exporter.h"
 #include "model_fixtures.h"
 #include "view_checks.h"
+#include "views/all_heads_view.h"
 #include "views/attention_matrix_view.h"
+#include "views/sharing_view.h"
 
 using namespace kvscope;
 using namespace kvscope::viz;
@@ -563,6 +568,34 @@ class TstAttentionMatrixView : public QObject {
             const QString t = view.titleText(w);
             QVERIFY2(fm.elidedText(t, Qt::ElideRight, w) == t && !t.contains(QChar(0x2026)),
                      qPrintable(QString("width %1: '%2' is elided").arg(w).arg(t)));
+        }
+    }
+
+    // A figure leaves out the hints about the mouse ("click a row", "click a head", "click one
+    // to inspect it"), which a screen shows: the text of the views painted to SVG, on a screen
+    // and through the exporter.
+    void figuresLeaveOutTheMouseHints() {
+        auto d = decodeTokens(12);
+        AttentionMatrixView attention(&d->store);
+        AllHeadsView heads(&d->store);
+        SharingView sharing(&d->store);
+        QTemporaryDir dir;
+        for (QWidget* view : std::initializer_list<QWidget*>{&attention, &heads, &sharing}) {
+            view->resize(1400, 800);  // the longest forms of every line
+            QBuffer screen;
+            screen.open(QIODevice::WriteOnly);
+            QSvgGenerator svg;
+            svg.setOutputDevice(&screen);
+            svg.setSize(view->size());
+            view->render(&svg);
+            const QString name = view->metaObject()->className();
+            QVERIFY2(QString::fromUtf8(screen.data()).contains("lick"), qPrintable(name));
+            const QString path = dir.filePath("figure.svg");
+            QCOMPARE(exportWidget(view, path, ExportFormat::Svg), QString());
+            QFile figure(path);
+            QVERIFY(figure.open(QIODevice::ReadOnly));
+            const QString text = QString::fromUtf8(figure.readAll());
+            QVERIFY2(text.contains("<text") && !text.contains("lick"), qPrintable(name));
         }
     }
 };

@@ -9,6 +9,7 @@
 #include <QPointer>
 #include <QSvgGenerator>
 
+#include "common/figure.h"
 #include "common/theme.h"
 
 namespace kvscope::viz {
@@ -115,6 +116,7 @@ QString exportWidget(QWidget* widget, const QString& path, ExportFormat format, 
     for (const Annotation& a : notes) annotated = annotated || a.view == view;
     settle(widget);
     const ScreenControlsHidden screenOnly(widget);
+    const FigureMark figure(widget);
     const QSize size = widget->size() + QSize(0, captionHeight(caption, widget->width()));
     QSaveFile file(path);
     if (!file.open(QIODevice::WriteOnly)) return openError(path, file);
@@ -185,6 +187,7 @@ void PdfPages::add(QWidget* widget) {
         writer_->newPage();
     }
     const ScreenControlsHidden screenOnly(widget);
+    const FigureMark figure(widget);
     widget->render(painter_.get());
     ++pages_;
 }

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "common/colormap.h"
+#include "common/figure.h"
 #include "common/labels.h"
 #include "common/theme.h"
 #include "common/tooltip.h"
@@ -225,15 +226,18 @@ void AllHeadsView::paintEvent(QPaintEvent*) {
     }
     const ModelConfig& cfg = store_->config();
     const bool grouped = cfg.nHeadKv < cfg.nHead;
-    const QString longSub = block_ > 1
-                                ? tr("%1 tokens; a pixel is the largest weight of %2 × %2 cells. "
-                                     "Click a head to inspect it.")
-                                      .arg(rows_)
-                                      .arg(block_)
-                                : tr("%1 tokens. Click a head to inspect it.").arg(rows_);
+    // the mouse's hint on a screen only, not in a figure
+    const bool screen = !paintingFigure(this);
+    const QString longSub =
+        (block_ > 1 ? tr("%1 tokens; a pixel is the largest weight of %2 × %2 cells.")
+                          .arg(rows_)
+                          .arg(block_)
+                    : tr("%1 tokens.").arg(rows_)) +
+        (screen ? tr(" Click a head to inspect it.") : QString());
     const QString shortSub =
-        block_ > 1 ? tr("%1 tokens · pixel = max of %2 × %2 · click a head").arg(rows_).arg(block_)
-                   : tr("%1 tokens · click a head").arg(rows_);
+        (block_ > 1 ? tr("%1 tokens · pixel = max of %2 × %2").arg(rows_).arg(block_)
+                    : tr("%1 tokens").arg(rows_)) +
+        (screen ? tr(" · click a head") : QString());
     p.drawText(sub, Qt::AlignLeft | Qt::AlignVCenter,
                firstThatFits(fmL, {longSub, shortSub}, sub.width()));
 

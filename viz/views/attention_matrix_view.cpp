@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "common/colormap.h"
+#include "common/figure.h"
 #include "common/labels.h"
 #include "common/theme.h"
 #include "common/tooltip.h"
@@ -649,10 +650,12 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     const QRect sub(title.left(), title.top() + titleH + 4, title.width() - legendWidth() - 16,
                     fmL.height());
     const int window = store_->hasModel() ? store_->config().windowOf(layer_) : 0;
+    const bool screen = !paintingFigure(this);  // the mouse's hints on a screen only
     QString longSub =
-        tr("Row = query token, column = key token; later tokens are masked. "
-           "Click a row to inspect it; drag or scroll to zoom.");
-    QString shortSub = tr("Rows: queries · columns: keys · click a row");
+        tr("Row = query token, column = key token; later tokens are masked.") +
+        (screen ? tr(" Click a row to inspect it; drag or scroll to zoom.") : QString());
+    QString shortSub =
+        tr("Rows: queries · columns: keys") + (screen ? tr(" · click a row") : QString());
     const QString scaleText = tr("1 pixel = %1 × %1 cells, %2")
                                   .arg(f)
                                   .arg(pooling_ == Pooling::Max ? tr("max") : tr("mean"));

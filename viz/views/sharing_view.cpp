@@ -9,6 +9,7 @@
 
 #include "analysis/kv_memory.h"
 #include "common/colormap.h"
+#include "common/figure.h"
 #include "common/labels.h"
 #include "common/theme.h"
 #include "common/tooltip.h"
@@ -256,9 +257,10 @@ void SharingView::paintEvent(QPaintEvent*) {
 
     // -- the query heads, coloured by the K/V head they read
     p.setPen(th.mutedText);
-    const QString headsLong = tr("Query heads (%1), coloured by the K/V head they read · click one "
-                                 "to inspect it")
-                                  .arg(nHead);
+    const bool screen = !paintingFigure(this);  // the mouse's hints on a screen only
+    const QString headsLong =
+        tr("Query heads (%1), coloured by the K/V head they read").arg(nHead) +
+        (screen ? tr(" · click one to inspect it") : QString());
     p.drawText(
         L.headsLabel, Qt::AlignLeft | Qt::AlignVCenter,
         firstThatFits(fmL, {headsLong, tr("Query heads (%1) · colour: K/V head read").arg(nHead)},
@@ -356,21 +358,22 @@ void SharingView::paintEvent(QPaintEvent*) {
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
     const QString blocksText =
-        tokens > 0
-            ? tr("The cache of layer %1: K and V of each K/V head, %2 tokens (rows) × %3 dims "
-                 "(columns) · click a block to select its first query head")
-                  .arg(layer)
-                  .arg(tokens)
-                  .arg(c.headDim)
-            : tr("The cache of layer %1: K and V of each K/V head (empty: prefill a prompt to fill "
-                 "it) · click a block to select its first query head")
-                  .arg(layer);
+        (tokens > 0
+             ? tr("The cache of layer %1: K and V of each K/V head, %2 tokens (rows) × %3 dims "
+                  "(columns)")
+                   .arg(layer)
+                   .arg(tokens)
+                   .arg(c.headDim)
+             : tr("The cache of layer %1: K and V of each K/V head (empty: prefill a prompt to "
+                  "fill it)")
+                   .arg(layer)) +
+        (screen ? tr(" · click a block to select its first query head") : QString());
     const QString blocksShort =
-        tokens > 0 ? tr("Layer %1's cache: K and V per K/V head, %2 tokens × %3 dims · click to "
-                        "select")
-                         .arg(layer)
-                         .arg(tokens)
-                         .arg(c.headDim)
+        tokens > 0 ? tr("Layer %1's cache: K and V per K/V head, %2 tokens × %3 dims")
+                             .arg(layer)
+                             .arg(tokens)
+                             .arg(c.headDim) +
+                         (screen ? tr(" · click to select") : QString())
                    : tr("Layer %1's cache: K and V per K/V head (empty)").arg(layer);
     if (!L.blocksLabel.isNull())
         p.drawText(L.blocksLabel, Qt::AlignLeft | Qt::AlignVCenter,

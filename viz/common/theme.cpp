@@ -74,6 +74,20 @@ Theme Theme::projector() {
     return t;
 }
 
+QPalette themePalette(const Theme& t, QPalette p) {
+    const bool darkCanvas = t.background.lightness() < 128;
+    p.setColor(QPalette::Window, t.background);
+    p.setColor(QPalette::WindowText, t.text);
+    p.setColor(QPalette::Base, darkCanvas ? t.panel : t.background);
+    p.setColor(QPalette::AlternateBase, t.panel);
+    p.setColor(QPalette::Text, t.text);
+    p.setColor(QPalette::Button, t.panel);
+    p.setColor(QPalette::ButtonText, t.text);
+    p.setColor(QPalette::PlaceholderText, t.mutedText);
+    p.setColor(QPalette::Mid, t.grid);
+    return p;
+}
+
 SeriesStyle seriesStyle(const Theme& t) {
     if (t.name == "dark" || t.name == "projector")
         return {t.accent, QColor(0x56, 0xB4, 0xE9), QColor(0x2E, 0xC4, 0x8F),

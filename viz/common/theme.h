@@ -6,6 +6,7 @@
 #include <QColor>
 #include <QFont>
 #include <QObject>
+#include <QPalette>
 #include <QString>
 
 #include "common/colormap.h"
@@ -33,6 +34,10 @@ struct Theme {
     // 1.6 times as thick, for a washed-out projector at the back of a room.
     static Theme projector();  // white paper, black text, thicker frames' colours
 };
+
+// `base` with the widget roles in the theme's colours (window, text, fields, buttons), for the
+// widgets around the views in a figure: a dark figure's inputs had kept the light palette.
+QPalette themePalette(const Theme& theme, QPalette base);
 
 // Colours for the series of a chart, one each, distinct in colour-blind vision (Okabe–Ito hues)
 // and readable on the theme's background; charts give each series a dash of its own too.

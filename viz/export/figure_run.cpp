@@ -1,6 +1,7 @@
 // The figure run: views built on one TraceStore, fed step by step, written by the exporter.
 #include "export/figure_run.h"
 
+#include <QApplication>
 #include <QDir>
 #include <QFileInfo>
 #include <QRegularExpression>
@@ -99,6 +100,10 @@ void runFigures(const FigureRunOptions& o, DecodeSession& session, const ModelSu
         throw Error("cannot create the output folder '" + o.outDir.toStdString() + "'");
     ThemeSettings::instance().setAnimationMs(0);  // the final state of each step, never between
     ThemeSettings::instance().setTheme(o.dark ? Theme::dark() : Theme::print());
+    // the widgets around the views (the calculator's inputs, the sampling controls) in the
+    // figure's colours too, not the light palette of a desktop
+    QApplication::setPalette(
+        themePalette(ThemeSettings::instance().theme(), QApplication::palette()));
     TraceStore store;
     store.setModel(summary);
     store.setLayerHead(o.layer, o.head);

@@ -126,8 +126,8 @@ class TstPresenter : public QObject {
                     for (int y = 3; y < img.height() - 3; ++y)
                         for (int x = 3; x < img.width() - 3; ++x) ++counts[img.pixel(x, y)];
                     const QRgb common =
-                        std::max_element(counts.begin(), counts.end(), [](auto& a, auto& b) {
-                            return a.second < b.second;
+                        std::max_element(counts.begin(), counts.end(), [](auto& l, auto& r) {
+                            return l.second < r.second;
                         })->first;
                     const double bg = QColor(common).lightnessF();
                     // the value's glyphs: pixels far from the background in the left 60% (not

@@ -569,6 +569,19 @@ class TstAttentionMatrixView : public QObject {
             QVERIFY2(fm.elidedText(t, Qt::ElideRight, w) == t && !t.contains(QChar(0x2026)),
                      qPrintable(QString("width %1: '%2' is elided").arg(w).arg(t)));
         }
+        // painted whole at any view width: where the colour bar beside it would leave the title
+        // less than its shortest form, the bar goes under the subtitle (beside the all-heads
+        // panel of a 1024 x 768 window the title had read "L0 · head 0 · K/…")
+        bool sawBelow = false, sawBeside = false;
+        for (int w = 300; w <= 900; w += 20) {
+            view.resize(w, 700);
+            testing::render(view, QString("attention-title-%1").arg(w));
+            const QString t = view.paintedTitle();
+            QVERIFY2(!t.contains(QChar(0x2026)) && t.contains(QString("head %1").arg(head)),
+                     qPrintable(QString("width %1: '%2'").arg(w).arg(t)));
+            (view.legendBelow() ? sawBelow : sawBeside) = true;
+        }
+        QVERIFY(sawBelow && sawBeside);
     }
 
     // A figure leaves out the hints about the mouse ("click a row", "click a head", "click one

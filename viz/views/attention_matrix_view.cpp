@@ -233,7 +233,18 @@ void AttentionMatrixView::appendRow(int index) {
 QRect AttentionMatrixView::titleRect() const {
     const Theme& th = currentTheme();
     const int h = QFontMetrics(th.titleFont).height() + 4 + QFontMetrics(th.labelFont).height();
-    return {kMargin, kMargin, width() - 2 * kMargin, h};
+    return {kMargin, kMargin, width() - 2 * kMargin, legendBelow() ? 2 * h + 8 : h};
+}
+
+bool AttentionMatrixView::legendBelow() const {
+    const int beside = width() - 2 * kMargin - legendWidth() - 16;
+    const QString shortest = titleForms().back();
+    return QFontMetrics(currentTheme().titleFont).elidedText(shortest, Qt::ElideRight, beside) !=
+           shortest;
+}
+
+int AttentionMatrixView::titleTextWidth() const {
+    return width() - 2 * kMargin - (legendBelow() ? 0 : legendWidth() + 16);
 }
 
 int AttentionMatrixView::availableSide() const {
@@ -593,23 +604,26 @@ void AttentionMatrixView::resizeEvent(QResizeEvent* event) {
     scaledDirty_ = true;
 }
 
-QString AttentionMatrixView::titleText(int width) const {
-    const QFontMetrics fm(currentTheme().titleFont);
+QStringList AttentionMatrixView::titleForms() const {
     const QString title = tr("Attention matrix · layer %1 · head %2").arg(layer_).arg(head_);
     const QString shortTitle = tr("Layer %1 · head %2").arg(layer_).arg(head_);
     // plain multi-head attention: each head reads its own K/V, nothing to add
     if (!store_->hasModel() || store_->config().nHeadKv >= store_->config().nHead)
-        return firstThatFits(fm, {title, shortTitle}, width);
+        return {title, shortTitle};
     const ModelConfig& c = store_->config();
     const int kv = c.kvHeadOf(head_);
-    return firstThatFits(
-        fm,
-        {tr("%1 · reads K/V head %2 of %3").arg(title).arg(kv).arg(c.nHeadKv),
-         tr("%1 · reads K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
-         tr("%1 · K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
-         tr("%1 · K/V %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
-         tr("L%1 · head %2 · K/V %3/%4").arg(layer_).arg(head_).arg(kv).arg(c.nHeadKv)},
-        width);
+    return {tr("%1 · reads K/V head %2 of %3").arg(title).arg(kv).arg(c.nHeadKv),
+            tr("%1 · reads K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
+            tr("%1 · K/V head %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
+            tr("%1 · K/V %2 of %3").arg(shortTitle).arg(kv).arg(c.nHeadKv),
+            tr("L%1 · head %2 · K/V %3/%4").arg(layer_).arg(head_).arg(kv).arg(c.nHeadKv)};
+}
+
+QString AttentionMatrixView::titleText(int width) const {
+    const QFontMetrics fm(currentTheme().titleFont);
+    for (const QString& t : titleForms())
+        if (fm.elidedText(t, Qt::ElideRight, width) == t) return t;
+    return fm.elidedText(titleForms().back(), Qt::ElideRight, width);
 }
 
 void AttentionMatrixView::paintEvent(QPaintEvent*) {
@@ -621,11 +635,10 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     p.setFont(th.titleFont);
     p.setPen(th.text);
     const int titleH = QFontMetrics(th.titleFont).height();
-    p.drawText(QRect(title.left(), title.top(), title.width() - legendWidth() - 16, titleH),
-               Qt::AlignLeft | Qt::AlignVCenter,
-               QFontMetrics(th.titleFont)
-                   .elidedText(titleText(title.width() - legendWidth() - 16), Qt::ElideRight,
-                               title.width() - legendWidth() - 16));
+    const int textW = titleTextWidth();
+    paintedTitle_ = QFontMetrics(th.titleFont).elidedText(titleText(textW), Qt::ElideRight, textW);
+    p.drawText(QRect(title.left(), title.top(), textW, titleH), Qt::AlignLeft | Qt::AlignVCenter,
+               paintedTitle_);
     if (rows_ == 0) {
         p.setFont(th.labelFont);
         p.setPen(th.mutedText);
@@ -647,8 +660,7 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
 
     p.setFont(th.labelFont);
     p.setPen(th.mutedText);
-    const QRect sub(title.left(), title.top() + titleH + 4, title.width() - legendWidth() - 16,
-                    fmL.height());
+    const QRect sub(title.left(), title.top() + titleH + 4, textW, fmL.height());
     const int window = store_->hasModel() ? store_->config().windowOf(layer_) : 0;
     const bool screen = !paintingFigure(this);  // the mouse's hints on a screen only
     QString longSub =
@@ -724,8 +736,11 @@ void AttentionMatrixView::paintEvent(QPaintEvent*) {
     }
     p.drawText(sub, Qt::AlignLeft | Qt::AlignVCenter,
                firstThatFits(fmL, {longSub, shortSub}, sub.width()));
+    const int headH = titleH + 4 + fmL.height();  // the title's and subtitle's lines
     paintColorBar(p,
-                  QRect(title.right() - legendWidth(), title.top(), legendWidth(), title.height()),
+                  legendBelow()
+                      ? QRect(title.left(), title.top() + headH + 8, legendWidth(), headH)
+                      : QRect(title.right() - legendWidth(), title.top(), legendWidth(), headH),
                   ColorScale::weights(), tr("weight (square-root scale)"), th);
 
     const QPaintEngine* engine = p.paintEngine();

@@ -87,6 +87,10 @@ class AttentionMatrixView : public QWidget {
     // The title that fits `width` pixels: layer, head and, for grouped-query attention, the K/V
     // head it reads ("reads K/V head 1 of 2"); shorter forms when the long one does not fit.
     QString titleText(int width) const;
+    // The title as last painted, and whether the colour bar went under the subtitle (beside the
+    // title it would have left the title too little: a 1024-pixel window's view).
+    QString paintedTitle() const { return paintedTitle_; }
+    bool legendBelow() const;
 
   protected:
     void paintEvent(QPaintEvent* event) override;
@@ -106,8 +110,10 @@ class AttentionMatrixView : public QWidget {
     // Writes the rows of [r0, r1) that image_ does not hold yet: rows are coloured when first
     // drawn one pixel per cell (fitted small matrices, zoomed views), not for every row at once.
     void ensureImageRows(int r0, int r1) const;
-    QRect titleRect() const;
-    int availableSide() const;  // pixels the matrix may take on each side (fitted)
+    QStringList titleForms() const;  // longest first
+    QRect titleRect() const;         // title, subtitle and, where legendBelow(), the colour bar
+    int titleTextWidth() const;      // the title's and subtitle's: beside the colour bar or not
+    int availableSide() const;       // pixels the matrix may take on each side (fitted)
     int minimapSide() const;
     // Pixels per cell side when w × h cells are shown zoomed: as large as they fit in the
     // height and in the width beside the minimap.
@@ -153,6 +159,7 @@ class AttentionMatrixView : public QWidget {
     QPoint pressPos_, lastPos_;
     bool panButton_ = false;  // the press was a pan (Shift or the middle button)
     QString emptyMessage_;
+    QString paintedTitle_;
 };
 
 }  // namespace kvscope::viz

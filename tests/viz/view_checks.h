@@ -2,8 +2,10 @@
 // (to $KVSCOPE_VIEWS_DIR when that is set; nothing is written otherwise).
 #pragma once
 
+#include <QChart>
 #include <QDir>
 #include <QImage>
+#include <QValueAxis>
 #include <QWidget>
 #include <cmath>
 
@@ -46,6 +48,16 @@ QString misstatedTick(const Axis& axis) {
         if (std::abs(v * scale - std::round(v * scale)) > 1e-6)
             return QString::number(v) + QStringLiteral(" as ") + format;
     }
+    return {};
+}
+
+// misstatedTick over a chart's value axes (its category axes have no ticks to state): "<axis
+// title>: <value> as <format>" for the first misstated one, empty when all are exact.
+inline QString misstatedTickIn(const QChart& chart) {
+    for (QAbstractAxis* axis : chart.axes())
+        if (const auto* v = qobject_cast<QValueAxis*>(axis))
+            if (const QString wrong = misstatedTick(*v); !wrong.isEmpty())
+                return v->titleText() + QStringLiteral(": ") + wrong;
     return {};
 }
 

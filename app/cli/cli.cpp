@@ -284,6 +284,8 @@ const std::vector<Command>& commands() {
            "the portable ones (default: on where they build)"},
           {"huge-pages", "on|off",
            "OpenCL on CPU devices: the weights in host memory on huge pages (default: on)"},
+          {"fused", "on|off",
+           "OpenCL: decode steps a decoder layer per command (default: on PoCL's CPU device)"},
           kJson},
          runBench},
     };

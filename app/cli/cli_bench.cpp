@@ -37,8 +37,9 @@ struct DecodeRun {
     // device time per step by part (OpenCL profiling; zero on the CPU)
     struct {
         double matmul = 0, attention = 0, other = 0;
+        double layers = 0;   // whole decoder layers in one command (OpenClOptions::fusedLayers)
         double kernels = 0;  // kernels enqueued per step (not the reads and writes)
-        double total() const { return matmul + attention + other; }
+        double total() const { return matmul + attention + other + layers; }
     } device;
     double tokensPerSecond() const { return stepMs > 0 ? steps * 1000.0 / stepMs : 0; }
     double laterStepMs() const { return steps > 1 ? (stepMs - firstStepMs) / (steps - 1) : 0; }
@@ -70,6 +71,7 @@ class Decoding {
                 run_.device.matmul += d.matmul / run_.steps;
                 run_.device.attention += d.attention / run_.steps;
                 run_.device.other += d.other / run_.steps;
+                run_.device.layers += d.layers / run_.steps;
                 run_.device.kernels += static_cast<double>(d.kernels) / run_.steps;
             }
 #endif
@@ -172,11 +174,11 @@ int runBench(const CliArgs& args) {
     if (backendName != "cpu" && backendName != "opencl")
         throw UsageError("--backend must be cpu or opencl, got '" + backendName + "'");
     if ((args.has("device") || args.has("no-warmup") || args.has("scales") ||
-         args.has("cpu-simd") || args.has("huge-pages")) &&
+         args.has("cpu-simd") || args.has("huge-pages") || args.has("fused")) &&
         backendName != "opencl")
         throw UsageError(
-            "--device, --no-warmup, --scales, --cpu-simd and --huge-pages go with --backend "
-            "opencl");
+            "--device, --no-warmup, --scales, --cpu-simd, --huge-pages and --fused go with "
+            "--backend opencl");
     const auto onOff = [&args](const char* name) {
         const std::string v = args.get(name).value_or("");
         if (!v.empty() && v != "on" && v != "off")
@@ -184,6 +186,7 @@ int runBench(const CliArgs& args) {
         return v;
     };
     const std::string cpuSimd = onOff("cpu-simd"), hugePages = onOff("huge-pages");
+    const std::string fused = onOff("fused");
     const std::string scales = args.get("scales").value_or("");
     if (!scales.empty() && scales != "stored" && scales != "wide")
         throw UsageError("--scales must be stored or wide, got '" + scales + "'");
@@ -245,6 +248,7 @@ int runBench(const CliArgs& args) {
         if (!scales.empty()) o.wideScales = scales == "wide";
         if (!cpuSimd.empty()) o.cpuSimd = cpuSimd == "on";
         if (!hugePages.empty()) o.hugePages = hugePages == "on";
+        if (!fused.empty()) o.fusedLayers = fused == "on";
         auto backend = std::make_shared<OpenClBackend>(model, o);
         clDevice = backend->deviceName();
         clWeights = backend->weightNote();
@@ -354,6 +358,7 @@ int runBench(const CliArgs& args) {
                             {"device_matmul_ms", cl->device.matmul},
                             {"device_attention_ms", cl->device.attention},
                             {"device_other_ms", cl->device.other},
+                            {"device_layers_ms", cl->device.layers},
                             {"device_kernels_per_step", cl->device.kernels}};
         std::fputs(QJsonDocument(o).toJson().constData(), stdout);
         return sameTokens && clAgrees ? 0 : 1;
@@ -407,11 +412,19 @@ int runBench(const CliArgs& args) {
             "two in turns of %d steps)\n",
             cl->tokensPerSecond(), cl->tokensPerSecond() / cpuBeside->tokensPerSecond(),
             cpuBeside->tokensPerSecond(), kRound);
-        std::printf(
-            "opencl device time      %.2f ms per step: matrix products %.2f, attention %.2f, "
-            "the rest %.2f (host wall %.2f ms); %.0f kernels\n",
-            cl->device.total(), cl->device.matmul, cl->device.attention, cl->device.other,
-            cl->stepMs / cl->steps, cl->device.kernels);
+        if (cl->device.layers > 0)
+            std::printf(
+                "opencl device time      %.2f ms per step: whole layers %.2f, the products and "
+                "kernels outside them %.2f (host wall %.2f ms); %.0f kernels\n",
+                cl->device.total(), cl->device.layers,
+                cl->device.matmul + cl->device.attention + cl->device.other, cl->stepMs / cl->steps,
+                cl->device.kernels);
+        else
+            std::printf(
+                "opencl device time      %.2f ms per step: matrix products %.2f, attention "
+                "%.2f, the rest %.2f (host wall %.2f ms); %.0f kernels\n",
+                cl->device.total(), cl->device.matmul, cl->device.attention, cl->device.other,
+                cl->stepMs / cl->steps, cl->device.kernels);
     }
     std::printf("same greedy tokens      %s\n",
                 sameTokens ? (cachedOnly ? "yes (CPU, cached only)"

@@ -232,10 +232,14 @@ void Queue::copyAsync(const Buffer& src, size_t srcOffset, const Buffer& dst, si
 }
 
 Event Queue::fillAsync(const Buffer& b, float value) {
+    return fillAsync(b, value, 0, b.bytes());
+}
+
+Event Queue::fillAsync(const Buffer& b, float value, size_t offsetBytes, size_t bytes) {
     cl_event e = nullptr;
-    checkAllocation(
-        clEnqueueFillBuffer(q_.get(), b.get(), &value, sizeof value, 0, b.bytes(), 0, nullptr, &e),
-        "clEnqueueFillBuffer", b.bytes());
+    checkAllocation(clEnqueueFillBuffer(q_.get(), b.get(), &value, sizeof value, offsetBytes, bytes,
+                                        0, nullptr, &e),
+                    "clEnqueueFillBuffer", bytes);
     return Event(e);
 }
 

@@ -188,6 +188,8 @@ class Queue {
                    size_t bytes);
     // Enqueues setting every float of `b` to `value` and returns at once.
     Event fillAsync(const Buffer& b, float value);
+    // The same for `bytes` bytes (whole floats) from offsetBytes.
+    Event fillAsync(const Buffer& b, float value, size_t offsetBytes, size_t bytes);
     void finish();
 
   private:

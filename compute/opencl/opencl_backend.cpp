@@ -43,7 +43,26 @@ std::string mib(uint64_t bytes) {
     return buf;
 }
 
-enum class Cat { MatMul, Attention, Other };
+enum class Cat { MatMul, Attention, Other, Layer };
+
+// cpu_step.cl's StepPlan: what a fused layer's command knows of its weights and shape.
+struct StepPlan {
+    cl_int qkvParts = 0;
+    cl_int qkvType[3] = {}, qkvRowBytes[3] = {}, qkvRow0[3] = {}, qkvRows[3] = {};
+    cl_int oType = 0, oRowBytes = 0, upType = 0, upRowBytes = 0, gateType = 0, gateRowBytes = 0,
+           downType = 0, downRowBytes = 0;
+    cl_int nEmbd = 0, nHead = 0, nHeadKv = 0, headDim = 0, nFf = 0, rowLen = 0;
+    cl_int ffn = 0, layerNorm = 0;
+    cl_int hasBqkv = 0, hasBo = 0, hasBUp = 0, hasBDown = 0;
+    cl_int ropePairs = 0, ropeNeox = 0;
+    cl_int window = 0;
+};
+static_assert(sizeof(StepPlan) == 36 * sizeof(cl_int), "StepPlan: cpu_step.cl's layout");
+
+// The sync words of a fused step, after the logits' first row: the step's `failed` word, then
+// kStepSyncStride ints per layer (a barrier's count and nine claims, 64 bytes apart), as
+// cpu_step.cl's STEP_LINE and STEP_SYNC_STRIDE lay them out.
+constexpr int kStepLine = 16, kStepSyncStride = 10 * kStepLine;
 
 }  // namespace
 
@@ -110,6 +129,14 @@ struct OpenClBackend::Impl {
     // CPU devices, where they are built and the SIMD kernels are on; else invalid
     Kernel attendSimd, normSimd;
     size_t normLocal = 64, attendLocal = 64, itemLocal = 64;
+    // cpu_step.cl's decoder layer in one command (OpenClOptions::fusedLayers): the kernel, each
+    // layer's StepPlan, the work groups per command and their scratch (h, x's roundings, of
+    // stepCols values a region); stepLayer invalid where not used. stepGaveUp: a step's barrier
+    // waited too long, so the separate kernels run from then on.
+    Kernel stepLayer;
+    Buffer stepPlans, stepH, stepQ, stepD, stepS;
+    int stepGroups = 0, stepCols = 0;
+    bool stepGaveUp = false;
 
     std::vector<LayerBuffers> layers;  // the KV cache, per layer
     // Which position each cache row holds (row r is position r without an eviction policy),
@@ -176,6 +203,12 @@ struct OpenClBackend::Impl {
     DeviceWeight upload(std::span<const WeightMatrix> parts, const char* what);
     void uploadWeights();
     void makeKernels();
+    // stepLayer and its plans where OpenClOptions::fusedLayers and the device allow.
+    void makeStepLayer();
+    // Layer l of a decode step of one token at position p0 (cache row r0), as one command
+    // (cpu_step.cl).
+    void stepLayerRun(int l, int p0, int r0, int T, bool gather);
+    int syncFloats() const { return kStepLine + kStepSyncStride * cfg().nLayer; }
     void ensureScratch(int n, size_t attnFloats, int logitRows);
     void ensureCache(int tokens);
     // Moves the rows held (book.rows(), at most cap) to new buffers of cap rows.
@@ -401,6 +434,116 @@ void OpenClBackend::Impl::makeKernels() {
     for (const Kernel* k :
          {&embed, &gelu, &swiglu, &geglu, &scaleK, &addTo, &softcapK, &rope, &kvAppend, &kvGather})
         itemLocal = std::min(itemLocal, floorPow2(k->maxWorkGroupSize(dev.id())));
+    makeStepLayer();
+}
+
+void OpenClBackend::Impl::makeStepLayer() {
+    const ModelConfig& c = cfg();
+    const DeviceInfo& d = dev.info();
+    // PoCL's pthread device ("pthread-…"; "cpu-…" from PoCL 4) runs a command's work groups on
+    // its worker threads side by side when there are no more groups than workers.
+    const bool pocl = d.platformName.find("Portable Computing Language") != std::string::npos &&
+                      (d.name.rfind("pthread", 0) == 0 ||
+                       (d.name.rfind("cpu", 0) == 0 && d.name.rfind("cpu-minimal", 0) != 0 &&
+                        d.name.rfind("cpu-tbb", 0) != 0));
+    if (!options.fusedLayers.value_or(pocl) || policy || !mm->simd() || !wide ||
+        !program.hasKernel("simd_step_layer") || c.postNorms || c.headDim % 8 != 0)
+        return;
+    // The types cpu_step.cl reads: STEP_F32 .. STEP_Q6_K, the block types with wide scales.
+    auto code = [](const DeviceWeight::Part& p) -> int {
+        switch (p.type) {
+            case TensorType::F32:
+                return 0;
+            case TensorType::F16:
+                return 1;
+            case TensorType::Q8_0:
+                return p.wide ? 2 : -1;
+            case TensorType::Q4_0:
+                return p.wide ? 3 : -1;
+            case TensorType::Q4_K:
+                return p.wide ? 4 : -1;
+            case TensorType::Q6_K:
+                return p.wide ? 5 : -1;
+            default:
+                return -1;
+        }
+    };
+    auto blockOf = [](int type) { return type >= 4 ? 256 : type >= 2 ? 32 : 1; };
+    // one part of a readable type whose block divides the row: its (type, row bytes)
+    auto single = [&](const DeviceWeight& w, int cols, cl_int& type, cl_int& bytes) {
+        if (w.parts.size() != 1) return false;
+        type = code(w.parts[0]);
+        bytes = static_cast<cl_int>(w.parts[0].rowBytes);
+        return type >= 0 && cols % blockOf(type) == 0;
+    };
+    const int E = c.nEmbd, Q = c.nHead * c.headDim, F = c.nFf;
+    std::vector<StepPlan> plans(static_cast<size_t>(c.nLayer));
+    for (int l = 0; l < c.nLayer; ++l) {
+        const LayerOnDevice& w = layerWeights[static_cast<size_t>(l)];
+        StepPlan& p = plans[static_cast<size_t>(l)];
+        if (w.wqkv.parts.empty() || w.wqkv.parts.size() > 3) return;
+        p.qkvParts = static_cast<cl_int>(w.wqkv.parts.size());
+        for (size_t k = 0; k < w.wqkv.parts.size(); ++k) {
+            const DeviceWeight::Part& part = w.wqkv.parts[k];
+            p.qkvType[k] = code(part);
+            if (p.qkvType[k] < 0 || E % blockOf(p.qkvType[k]) != 0) return;
+            p.qkvRowBytes[k] = static_cast<cl_int>(part.rowBytes);
+            p.qkvRow0[k] = part.row0;
+            p.qkvRows[k] = part.rows;
+        }
+        const bool gated = c.ffn != FfnType::Gelu;
+        if (!single(w.wo, Q, p.oType, p.oRowBytes) || !single(w.wUp, E, p.upType, p.upRowBytes) ||
+            !single(w.wDown, F, p.downType, p.downRowBytes) ||
+            (gated && !single(w.wGate, E, p.gateType, p.gateRowBytes)))
+            return;
+        p.nEmbd = E;
+        p.nHead = c.nHead;
+        p.nHeadKv = c.nHeadKv;
+        p.headDim = c.headDim;
+        p.nFf = F;
+        p.rowLen = c.qkvRows();
+        p.ffn = c.ffn == FfnType::Gelu ? 0 : c.ffn == FfnType::SiluGate ? 1 : 2;
+        p.layerNorm = c.norm == NormType::Layer ? 1 : 0;
+        p.hasBqkv = w.bqkv ? 1 : 0;
+        p.hasBo = w.bo ? 1 : 0;
+        p.hasBUp = w.bUp ? 1 : 0;
+        p.hasBDown = w.bDown ? 1 : 0;
+        p.ropePairs = c.rope.type != RopeType::None ? c.rope.nRot / 2 : 0;
+        p.ropeNeox = c.rope.type == RopeType::Neox ? 1 : 0;
+        p.window = c.windowOf(l);
+    }
+    stepGroups = options.stepGroups > 0 ? options.stepGroups : std::clamp(d.computeUnits, 1, 64);
+    stepCols = (std::max({E, Q, F}) + 255) / 256 * 256;
+    const auto G = static_cast<size_t>(stepGroups), C = static_cast<size_t>(stepCols);
+    stepPlans =
+        Buffer(dev.context(), plans.size() * sizeof(StepPlan), CL_MEM_READ_ONLY, plans.data());
+    stepH = scratch(G * E * sizeof(float), "the fused layers' scratch");
+    stepQ = scratch(2 * (G + 1) * C, "the fused layers' scratch");
+    stepD = scratch(2 * (G + 1) * (C / 32) * sizeof(float), "the fused layers' scratch");
+    stepS = scratch(2 * (G + 1) * (C / 16) * sizeof(float), "the fused layers' scratch");
+    stepLayer = Kernel(program, "simd_step_layer");
+}
+
+void OpenClBackend::Impl::stepLayerRun(int l, int p0, int r0, int T, bool gather) {
+    const ModelConfig& c = cfg();
+    const LayerOnDevice& w = layerWeights[static_cast<size_t>(l)];
+    const LayerBuffers& kv = layers[static_cast<size_t>(l)];
+    const Buffer& none = stepPlans;  // any buffer, for the arguments a layer does without
+    auto or_ = [&](const Buffer& b) -> const Buffer& { return b ? b : none; };
+    const auto& qp = w.wqkv.parts;
+    const Buffer& wq = qp[0].buf;
+    const Buffer& wk = qp.size() > 1 ? qp[1].buf : wq;
+    const Buffer& wv = qp.size() > 2 ? qp[2].buf : wk;
+    const int rowFloats = c.nHead * T;
+    stepLayer.setArgs(x, qkv, att, gather ? traceAttn : attn, gather ? l * rowFloats : 0, up,
+                      or_(gate), kv.k, kv.v, stepH, stepQ, stepD, stepS, stepCols, logitsBuf,
+                      c.nVocab, stepPlans, l, w.attnNormW, or_(w.attnNormB), w.ffnNormW,
+                      or_(w.ffnNormB), wq, wk, wv, or_(w.bqkv), w.wo.parts[0].buf, or_(w.bo),
+                      w.wUp.parts[0].buf, or_(w.bUp), w.wGate ? w.wGate.parts[0].buf : none,
+                      w.wDown.parts[0].buf, or_(w.bDown), or_(ropeTable), gather ? traceQkv : none,
+                      gather ? traceResid : none, p0, r0, T, cacheCap, gather ? l : -1, c.normEps,
+                      c.attnScale, c.attnSoftcap, options.stepSpins);
+    track(Cat::Layer, dev.queue().run(stepLayer, Range(static_cast<size_t>(stepGroups)), Range(1)));
 }
 
 Buffer OpenClBackend::Impl::scratch(size_t bytes, const char* what) {
@@ -468,8 +611,11 @@ void OpenClBackend::Impl::ensureScratch(int n, size_t attnFloats, int logitRows)
         attnCap = cap;
     }
     if (logitRows > logitRowsCap) {
-        logitsBuf =
-            scratch(static_cast<size_t>(logitRows) * c.nVocab * sizeof(float), "the logits");
+        // and after the first row, a fused step's sync words (stepLayerRun)
+        logitsBuf = scratch(
+            (static_cast<size_t>(logitRows) * c.nVocab + static_cast<size_t>(syncFloats())) *
+                sizeof(float),
+            "the logits");
         logitRowsCap = logitRows;
     }
 }
@@ -579,6 +725,13 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
                 StepTrace::sized(tokens[static_cast<size_t>(i)], p0 + i, c.nLayer, H, Hkv, hd, E));
     }
     Queue& q = dev.queue();
+    // A decode step of one token: a command per layer (cpu_step.cl) where made, its sync words
+    // zeroed first
+    const bool fused = stepLayer.valid() && !stepGaveUp && n == 1 && !policy && (!traced || gather);
+    if (fused)
+        track(Cat::Other,
+              q.fillAsync(logitsBuf, 0.0f, static_cast<size_t>(c.nVocab) * sizeof(float),
+                          static_cast<size_t>(syncFloats()) * sizeof(float)));
 
     // 1. token embeddings (scaled for gemma) and learned positions (gpt2)
     q.write(ids, 0, tokens.data(), N * sizeof(int32_t));
@@ -597,7 +750,8 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         runItems(Cat::Other, scaleK, N * E);
     }
 
-    for (int l = 0; l < c.nLayer; ++l) {
+    for (int l = 0; l < c.nLayer && fused; ++l) stepLayerRun(l, p0, r0, T, gather);
+    for (int l = 0; l < c.nLayer && !fused; ++l) {
         const LayerOnDevice& w = layerWeights[static_cast<size_t>(l)];
         const LayerBuffers& kv = layers[static_cast<size_t>(l)];
         // 2. attention input: norm, then q, k, v of the new tokens in one product
@@ -714,8 +868,21 @@ void OpenClBackend::Impl::forwardPass(std::span<const int32_t> tokens, bool allL
         softcapK.setArgs(logitsBuf, c.finalSoftcap, static_cast<int>(count));
         runItems(Cat::Other, softcapK, count);
     }
-    logits.resize(static_cast<size_t>(rows) * c.nVocab);
+    // (a fused step's `failed` word read with the logits)
+    logits.resize(static_cast<size_t>(rows) * c.nVocab + (fused ? 1 : 0));
     q.read(logitsBuf, 0, logits.data(), logits.size() * sizeof(float));
+    if (fused) {
+        cl_int failed = 0;
+        std::memcpy(&failed, &logits.back(), sizeof failed);
+        logits.pop_back();
+        if (failed != 0) {  // a barrier gave up: this step again, and all later ones, unfused
+            stepGaveUp = true;
+            events.clear();
+            if (traces) traces->resize(firstTrace);
+            forwardPass(tokens, allLogits, logits, traces, traceFrom);
+            return;
+        }
+    }
     if (gather) {  // the step's traces: two reads for all layers
         const size_t qkvFloats = NT * R, attnFloats = NT * rowFloats;
         staging.resize(static_cast<size_t>(c.nLayer) * (qkvFloats + attnFloats));
@@ -941,6 +1108,7 @@ void OpenClBackend::Impl::collectDeviceTimes() {
         const double ms = static_cast<double>(e.elapsedNs()) * 1e-6;
         (cat == Cat::MatMul      ? last.matmul
          : cat == Cat::Attention ? last.attention
+         : cat == Cat::Layer     ? last.layers
                                  : last.other) += ms;
     }
     events.clear();
@@ -1074,7 +1242,7 @@ std::string OpenClBackend::deviceName() const {
             : impl_->wide
                 ? "; x86 SIMD kernels, block types with 8-bit activations"
                 : "; x86 SIMD kernels for F16 (block types with stored scales: portable)") +
-           ")";
+           (fusedLayers() ? "; decode steps a layer per command" : "") + ")";
 }
 
 const ModelConfig& OpenClBackend::config() const {
@@ -1112,6 +1280,13 @@ std::shared_ptr<Backend> OpenClBackend::withCache(const KvCacheOptions& options)
     o.cache = options;
     o.matmul = impl_->mm->choice();  // measured once is enough
     // the private constructor: make_shared cannot reach it
+    return std::shared_ptr<OpenClBackend>(new OpenClBackend(*this, o));
+}
+
+std::shared_ptr<OpenClBackend> OpenClBackend::withFusedLayers(bool fused) const {
+    OpenClOptions o = impl_->options;
+    o.fusedLayers = fused;
+    o.matmul = impl_->mm->choice();
     return std::shared_ptr<OpenClBackend>(new OpenClBackend(*this, o));
 }
 
@@ -1244,6 +1419,10 @@ bool OpenClBackend::cpuSimd() const {
 
 bool OpenClBackend::hugePageWeights() const {
     return impl_->shared->arena.has_value();
+}
+
+bool OpenClBackend::fusedLayers() const {
+    return impl_->stepLayer.valid() && !impl_->stepGaveUp;
 }
 
 uint64_t OpenClBackend::uploadedWeightBytes() const {

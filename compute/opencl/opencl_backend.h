@@ -60,6 +60,15 @@ struct OpenClOptions {
     // the kernel is asked to back with transparent huge pages (ocl::HostArena). Unset: true.
     // Not on GPUs: there the driver would keep a copy of its own beside the host's.
     std::optional<bool> hugePages;
+    // Decode steps (one new token) with each decoder layer as one command (cpu_step.cl), on
+    // PoCL's CPU device where the x86 kernels and the wide scales are on and every layer's
+    // weights are of the types those kernels read. Unset: there; false: the separate kernels.
+    std::optional<bool> fusedLayers;
+    // Test hooks for the fused layers: work groups per command (0: the device's compute
+    // units), and how long a group waits at a barrier before the step gives up (pause
+    // instructions; 0: at once, so that the step runs again with the separate kernels).
+    int stepGroups = 0;
+    int stepSpins = 1 << 26;
 };
 
 // Device time of one forward(), from OpenCL profiling events, in milliseconds. A CLBlast call
@@ -69,8 +78,9 @@ struct DeviceMs {
     double matmul = 0;     // GEMV / GEMM, their bias adds and x's rounding (cpu_simd.cl)
     double attention = 0;  // scores, softmax and weighted sums over the cache
     double other = 0;      // embedding, norms, RoPE, activations, cache append
+    double layers = 0;     // whole decoder layers in one command (OpenClOptions::fusedLayers)
     int kernels = 0;       // the kernels behind these (a CLBlast call counts once)
-    double total() const { return matmul + attention + other; }
+    double total() const { return matmul + attention + other + layers; }
 };
 
 // Where the constructor's time went, in milliseconds of wall time.
@@ -123,6 +133,9 @@ class OpenClBackend final : public Backend {
     // A backend with an empty cache of other options (the drift readout's full cache), sharing
     // the device and weights as fork() does.
     std::shared_ptr<Backend> withCache(const KvCacheOptions& options) const override;
+    // A backend as withCache(cacheOptions()) makes, with decode steps in fused layers or not
+    // (OpenClOptions::fusedLayers): the two paths side by side on the same weights.
+    std::shared_ptr<OpenClBackend> withFusedLayers(bool fused) const;
     // Whether the two hold the same weight buffers on the device (one came from the other).
     bool sharesWeightsWith(const OpenClBackend& other) const;
     void doTruncateCache(int n) override;
@@ -151,6 +164,10 @@ class OpenClBackend final : public Backend {
     bool cpuSimd() const;
     // Whether the weights are in huge-page host memory (OpenClOptions::hugePages).
     bool hugePageWeights() const;
+    // Whether decode steps run a decoder layer per command (OpenClOptions::fusedLayers), and
+    // whether they still do: false from the first step whose barrier gave up (then the
+    // separate kernels ran that step again and run every later one).
+    bool fusedLayers() const;
     // Bytes of the weights' device buffers (matrices in their device types, vectors float32).
     uint64_t uploadedWeightBytes() const;
     // Reads back layer's ffn_down weight as it sits on the device: its type and raw rows.

@@ -17,6 +17,7 @@
 // ahead (the hardware prefetchers alone leave a thread at about half the memory bandwidth) and
 // taking every row of x while it is in cache.
 #if defined(KVSCOPE_CPU_DEVICE) && defined(__clang__) && defined(__AVX2__) && defined(__F16C__)
+#define KVSCOPE_SIMD_KERNELS 1  // what cpu_step.cl builds on
 
 typedef char simd_c32 __attribute__((ext_vector_type(32)));
 typedef char simd_c32u __attribute__((ext_vector_type(32), aligned(1)));
@@ -136,10 +137,18 @@ __kernel void simd_quantize_x(__global const float* x, const int xOff, const int
     simd_round_block(x + xOff + first, block, xq + first, xd + first / 32, xs + first / 16);
 }
 
-// y[yOff + i ldy + r] = row r of W · row i of x (+ bias[biasOff + r]) (+ y when accumulate),
-// i < n, one weight row r per item, which takes every row of x while it is in cache. BODY sets
-// `float val` from w (the weight row), xq, xd, xs (x's row rounded) and xv (x's row in float32).
+// simd_dot_T: row w of type T · x (cols values), from xq, xd, xs (x rounded, simd_round_block)
+// and xv (x in float32). simd_gemv_T: y[yOff + i ldy + r] = row r of W · row i of x
+// (+ bias[biasOff + r]) (+ y when accumulate), i < n, one weight row r per item, which takes
+// every row of x while it is in cache. BODY sets `float val` from w, xq, xd, xs, xv and cols.
 #define SIMD_GEMV(T, ...)                                                                         \
+    inline float simd_dot_##T(__global const uchar* w, __global const char* xq,                  \
+                              __global const float* xd, __global const float* xs,                 \
+                              __global const float* xv, const int cols) {                         \
+        float val;                                                                                \
+        __VA_ARGS__                                                                               \
+        return val;                                                                               \
+    }                                                                                             \
     __kernel void simd_gemv_##T(                                                                  \
         __global float* y, const int yOff, const int ldy, __global const uchar* W,                \
         const int rowBytes, __global const float* x, const int xOff,                              \
@@ -150,18 +159,33 @@ __kernel void simd_quantize_x(__global const float* x, const int xOff, const int
         if (r >= rows) return;                                                                    \
         __global const uchar* w = W + (size_t)r * rowBytes;                                       \
         for (int i = 0; i < n; ++i) {                                                             \
-            __global const char* xq = xq0 + (size_t)i * cols;                                     \
-            __global const float* xd = xd0 + (size_t)i * (cols / 32);                            \
-            __global const float* xs = xs0 + (size_t)i * (cols / 16);                             \
-            __global const float* xv = x + xOff + (size_t)i * cols;                               \
-            float val;                                                                            \
-            __VA_ARGS__                                                                           \
+            float val = simd_dot_##T(w, xq0 + (size_t)i * cols, xd0 + (size_t)i * (cols / 32),    \
+                                     xs0 + (size_t)i * (cols / 16), x + xOff + (size_t)i * cols,  \
+                                     cols);                                                       \
             if (hasBias) val += bias[biasOff + r];                                                \
             __global float* yr = y + yOff + (size_t)i * ldy + r;                                  \
             if (accumulate) val += *yr;                                                           \
             *yr = val;                                                                            \
         }                                                                                         \
     }
+
+// F32 (the decode layer of cpu_step.cl only: float32 matrices otherwise go through CLBlast or
+// gemv.cl): float32 products with x.
+inline float simd_dot_f32(__global const uchar* w, __global const char* xq,
+                          __global const float* xd, __global const float* xs,
+                          __global const float* xv, const int cols) {
+    __global const float* wf = (__global const float*)w;
+    float8 a0 = 0.0f, a1 = 0.0f;
+    int i = 0;
+    for (; i + 16 <= cols; i += 16) {
+        __builtin_prefetch((__global const uchar*)(wf + i) + SIMD_AHEAD);
+        a0 = fma(vload8(0, wf + i), vload8(0, xv + i), a0);
+        a1 = fma(vload8(1, wf + i), vload8(1, xv + i), a1);
+    }
+    float val = simd_hsum8(a0 + a1);
+    for (; i < cols; ++i) val = fma(wf[i], xv[i], val);
+    return val;
+}
 
 // F16: the values widened (vcvtph2ps), float32 products with x.
 SIMD_GEMV(f16, {
@@ -308,14 +332,13 @@ SIMD_GEMV(q6_kw, {
 // took 40-60 us per GPT-2 layer for a few hundred multiply-adds). The same arguments but the
 // local memory; headDim a multiple of 8. Scores as float8 products summed once, the softmax in
 // the row, then the weighted sums 32 dimensions at a time.
-__kernel void simd_attend(__global float* out, __global float* a, __global const float* qkv,
-                          __global const float* K, __global const float* V, const int p0,
-                          const int rowStride, const int rowLen, const int nHead,
-                          const int groupSize, const int nCtx, const int headDim,
-                          const float scale, const float softcap, const int window,
-                          const int i0) {
-    const int h = get_global_id(0), i = i0 + get_global_id(1);
-    if (h >= nHead) return;
+// Query head h of new token i (simd_attend's item; cpu_step.cl's decode layer calls it too).
+inline void simd_attend_head(__global float* out, __global float* a, __global const float* qkv,
+                             __global const float* K, __global const float* V, const int p0,
+                             const int rowStride, const int rowLen, const int nHead,
+                             const int groupSize, const int nCtx, const int headDim,
+                             const float scale, const float softcap, const int window,
+                             const int i0, const int h, const int i) {
     const AttendTask w = attend_task(h, i, i0, a, qkv, K, V, p0, rowStride, rowLen, nHead,
                                      groupSize, nCtx, headDim, window);
     const int t = w.t, j0 = w.j0;
@@ -391,6 +414,18 @@ __kernel void simd_attend(__global float* out, __global float* a, __global const
     }
 }
 
+__kernel void simd_attend(__global float* out, __global float* a, __global const float* qkv,
+                          __global const float* K, __global const float* V, const int p0,
+                          const int rowStride, const int rowLen, const int nHead,
+                          const int groupSize, const int nCtx, const int headDim,
+                          const float scale, const float softcap, const int window,
+                          const int i0) {
+    const int h = get_global_id(0), i = i0 + get_global_id(1);
+    if (h >= nHead) return;
+    simd_attend_head(out, a, qkv, K, V, p0, rowStride, rowLen, nHead, groupSize, nCtx, headDim,
+                     scale, softcap, window, i0, h, i);
+}
+
 // Σ (x - shift) over dim values, or Σ (x - shift)² when squares, eight at a time.
 inline float simd_row_sum(__global const float* x, const int dim, const float shift,
                           const bool squares) {
@@ -408,13 +443,10 @@ inline float simd_row_sum(__global const float* x, const int dim, const float sh
 // The row norms of norm.cl, an item per row in float8 (norm.cl's work group of 64 items with
 // barriers runs on PoCL as loops over the items between barriers: 5 µs for a 768-value row).
 // rows: n; in place (out == x) as norm.cl's.
-__kernel void simd_layer_norm(__global float* out, const int outOff, __global const float* x,
-                              const int xOff, __global const float* w, __global const float* b,
-                              const int dim, const float eps, const int rows) {
-    const int row = get_global_id(0);
-    if (row >= rows) return;
-    __global const float* xr = x + xOff + (size_t)row * dim;
-    __global float* o = out + outOff + (size_t)row * dim;
+// One row's norms: o (dim) from xr (dim); o may be xr.
+inline void simd_layer_norm_row(__global float* o, __global const float* xr,
+                                __global const float* w, __global const float* b, const int dim,
+                                const float eps) {
     const float mean = simd_row_sum(xr, dim, 0.0f, false) / (float)dim;
     const float inv = 1.0f / sqrt(simd_row_sum(xr, dim, mean, true) / (float)dim + eps);
     const int d8 = dim / 8 * 8;
@@ -423,18 +455,31 @@ __kernel void simd_layer_norm(__global float* out, const int outOff, __global co
     for (int j = d8; j < dim; ++j) o[j] = (xr[j] - mean) * inv * w[j] + b[j];
 }
 
-__kernel void simd_rms_norm(__global float* out, const int outOff, __global const float* x,
-                            const int xOff, __global const float* w, const int dim,
-                            const float eps, const int rows) {
-    const int row = get_global_id(0);
-    if (row >= rows) return;
-    __global const float* xr = x + xOff + (size_t)row * dim;
-    __global float* o = out + outOff + (size_t)row * dim;
+inline void simd_rms_norm_row(__global float* o, __global const float* xr,
+                              __global const float* w, const int dim, const float eps) {
     const float inv = 1.0f / sqrt(simd_row_sum(xr, dim, 0.0f, true) / (float)dim + eps);
     const int d8 = dim / 8 * 8;
     for (int j = 0; j < d8; j += 8)
         vstore8(vload8(0, xr + j) * inv * vload8(0, w + j), 0, o + j);
     for (int j = d8; j < dim; ++j) o[j] = xr[j] * inv * w[j];
+}
+
+__kernel void simd_layer_norm(__global float* out, const int outOff, __global const float* x,
+                              const int xOff, __global const float* w, __global const float* b,
+                              const int dim, const float eps, const int rows) {
+    const int row = get_global_id(0);
+    if (row >= rows) return;
+    simd_layer_norm_row(out + outOff + (size_t)row * dim, x + xOff + (size_t)row * dim, w, b, dim,
+                        eps);
+}
+
+__kernel void simd_rms_norm(__global float* out, const int outOff, __global const float* x,
+                            const int xOff, __global const float* w, const int dim,
+                            const float eps, const int rows) {
+    const int row = get_global_id(0);
+    if (row >= rows) return;
+    simd_rms_norm_row(out + outOff + (size_t)row * dim, x + xOff + (size_t)row * dim, w, dim,
+                      eps);
 }
 
 #endif

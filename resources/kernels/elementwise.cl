@@ -16,21 +16,16 @@ __kernel void embed(__global float* x, __global const int* ids, __global const f
     x[(size_t)i * dim + j] = v;
 }
 
-// x (count) = GELU(x), the tanh approximation GPT-2 uses. Items: count / 8 rounded up, each
-// eight values (in vectors: CPU devices run an item at a time, and tanh of eight at once).
+// x (count) = GELU(x), the tanh approximation GPT-2 uses (activation.cl). Items: count / 8
+// rounded up, each eight values.
 __kernel void gelu_tanh(__global float* x, const int count) {
     const size_t i = get_global_id(0) * 8;
     if (i >= (size_t)count) return;
-    const float k = 0.7978845608f;  // sqrt(2 / pi)
     if (i + 8 <= (size_t)count) {
-        const float8 v = vload8(0, x + i);
-        vstore8(0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v))), 0, x + i);
+        vstore8(gelu8(vload8(0, x + i)), 0, x + i);
         return;
     }
-    for (size_t j = i; j < (size_t)count; ++j) {
-        const float v = x[j];
-        x[j] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v)));
-    }
+    for (size_t j = i; j < (size_t)count; ++j) x[j] = gelu1(x[j]);
 }
 
 // gate (count) = SiLU(gate) · up (Llama's SwiGLU). Items: count / 8 rounded up, as gelu_tanh.
@@ -38,14 +33,10 @@ __kernel void swiglu(__global float* gate, __global const float* up, const int c
     const size_t i = get_global_id(0) * 8;
     if (i >= (size_t)count) return;
     if (i + 8 <= (size_t)count) {
-        const float8 g = vload8(0, gate + i);
-        vstore8(g / (1.0f + exp(-g)) * vload8(0, up + i), 0, gate + i);
+        vstore8(silu8(vload8(0, gate + i)) * vload8(0, up + i), 0, gate + i);
         return;
     }
-    for (size_t j = i; j < (size_t)count; ++j) {
-        const float g = gate[j];
-        gate[j] = g / (1.0f + exp(-g)) * up[j];
-    }
+    for (size_t j = i; j < (size_t)count; ++j) gate[j] = silu1(gate[j]) * up[j];
 }
 
 // gate (count) = GELU(gate) · up (Gemma's GELU-gated MLP, tanh approximation). Items: count / 8
@@ -53,17 +44,11 @@ __kernel void swiglu(__global float* gate, __global const float* up, const int c
 __kernel void geglu(__global float* gate, __global const float* up, const int count) {
     const size_t i = get_global_id(0) * 8;
     if (i >= (size_t)count) return;
-    const float k = 0.7978845608f;  // sqrt(2 / pi)
     if (i + 8 <= (size_t)count) {
-        const float8 v = vload8(0, gate + i);
-        vstore8(0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v))) * vload8(0, up + i), 0,
-                gate + i);
+        vstore8(gelu8(vload8(0, gate + i)) * vload8(0, up + i), 0, gate + i);
         return;
     }
-    for (size_t j = i; j < (size_t)count; ++j) {
-        const float v = gate[j];
-        gate[j] = 0.5f * v * (1.0f + tanh(k * (v + 0.044715f * v * v * v))) * up[j];
-    }
+    for (size_t j = i; j < (size_t)count; ++j) gate[j] = gelu1(gate[j]) * up[j];
 }
 
 // x (count) *= s (Gemma's embedding scale).

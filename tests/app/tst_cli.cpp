@@ -721,13 +721,13 @@ class TstCli : public QObject {
     }
 
     // bench's --scales picks the OpenCL weights' layout, --cpu-simd its kernels on CPU devices
-    // and --huge-pages the weights' memory there: refused without OpenCL or with a typo, before
-    // any model is written
+    // and --huge-pages the weights' memory there, --fused its decode steps a layer per command:
+    // refused without OpenCL or with a typo, before any model is written
     void benchScalesGoWithOpenCl() {
-        for (const char* option : {"--scales", "--cpu-simd", "--huge-pages"}) {
+        for (const char* option : {"--scales", "--cpu-simd", "--huge-pages", "--fused"}) {
             Run r = runKvscope({"bench", option, "on"});
             QCOMPARE(r.code, 2);
-            QVERIFY2(r.err.contains("--cpu-simd and --huge-pages go with --backend opencl"),
+            QVERIFY2(r.err.contains("--huge-pages and --fused go with --backend opencl"),
                      r.err.constData());
         }
         Run r = runKvscope({"bench", "--backend", "opencl", "--scales", "half"});
@@ -739,6 +739,9 @@ class TstCli : public QObject {
         r = runKvscope({"bench", "--backend", "opencl", "--huge-pages", "2m"});
         QCOMPARE(r.code, 2);
         QVERIFY2(r.err.contains("--huge-pages must be on or off, got '2m'"), r.err.constData());
+        r = runKvscope({"bench", "--backend", "opencl", "--fused", "yes"});
+        QCOMPARE(r.code, 2);
+        QVERIFY2(r.err.contains("--fused must be on or off, got 'yes'"), r.err.constData());
     }
 
     // train's options are read after its text (any readable file is a text here)

@@ -70,6 +70,18 @@ std::vector<uint8_t> reencoded(const std::vector<uint8_t>& image, F typeOf) {
     return w.toBytes();
 }
 
+// The GGUF image of `s` with its matrices of `type`, or where type < 0 each of the type that
+// `mixedType` gives its name (F32 tensors stay F32).
+std::vector<uint8_t> imageOf(RandomModelSpec s, int type,
+                             TensorType (*mixedType)(const std::string& name)) {
+    if (type >= 0) {
+        s.weightType = static_cast<TensorType>(type);
+        return randomModel(s).toBytes();
+    }
+    return reencoded(randomModel(s).toBytes(),
+                     [&](const std::string& name, TensorType) { return mixedType(name); });
+}
+
 // The weights the OpenCL device holds, as float32: each matrix converted as the upload converts
 // it (ocl::deviceWeightType), then dequantized. The device's products are exact w.r.t. these.
 std::vector<uint8_t> deviceValuesCopy(const std::vector<uint8_t>& image) {
@@ -101,6 +113,13 @@ class TstOpenClBackend : public QObject {
     // A CPU device on an x86 host with AVX2 and F16C: where cpu_simd.cl's kernels build (PoCL
     // compiles for the host's CPU).
     bool onX86CpuDevice() const { return onCpuDevice() && qdot::isaSupported(qdot::Isa::Avx2); }
+    // Where decode steps run a decoder layer per command (OpenClOptions::fusedLayers): PoCL's
+    // CPU device with the x86 kernels.
+    bool fusesLayers() const {
+        const ocl::DeviceList list = ocl::listDevices();
+        return onX86CpuDevice() && list.devices[static_cast<size_t>(device_)].platformName.find(
+                                       "Portable Computing Language") != std::string::npos;
+    }
     // The device's cache holds the traced keys and values of every layer and KV head, at their
     // positions.
     static void verifyCacheHoldsTheTraces(const OpenClBackend& gpu, const ModelConfig& c,
@@ -363,34 +382,43 @@ class TstOpenClBackend : public QObject {
         QTest::addColumn<QString>("model");
         QTest::addColumn<bool>("cache");
         QTest::addColumn<std::optional<ocl::MatMulChoice>>("matmul");
+        QTest::addColumn<bool>("separate");  // decode steps in separate kernels, not fused layers
         const std::optional<ocl::MatMulChoice> measured;
         const auto clblast = ocl::MatMulChoice::parse("gemv clblast, gemm clblast");
         const auto groups = ocl::MatMulChoice::parse("gemv kvscope-groups/64, gemm clblast");
         const auto rows = ocl::MatMulChoice::parse("gemv kvscope-rows/64, gemm kvscope-rows/16");
-        QTest::newRow("gpt2 cached") << "gpt2" << true << measured;
-        QTest::newRow("gpt2 recompute") << "gpt2" << false << measured;
-        QTest::newRow("llama_gqa cached") << "llama_gqa" << true << measured;
-        QTest::newRow("llama_gqa recompute") << "llama_gqa" << false << measured;
-        QTest::newRow("gpt2 cached, clblast") << "gpt2" << true << clblast;
-        QTest::newRow("gpt2 recompute, clblast") << "gpt2" << false << clblast;
-        QTest::newRow("gpt2 recompute, kvscope rows") << "gpt2" << false << rows;
-        QTest::newRow("llama_gqa cached, kvscope groups") << "llama_gqa" << true << groups;
-        QTest::newRow("llama_gqa recompute, kvscope rows") << "llama_gqa" << false << rows;
+        QTest::newRow("gpt2 cached") << "gpt2" << true << measured << false;
+        QTest::newRow("gpt2 recompute") << "gpt2" << false << measured << false;
+        QTest::newRow("llama_gqa cached") << "llama_gqa" << true << measured << false;
+        QTest::newRow("llama_gqa recompute") << "llama_gqa" << false << measured << false;
+        QTest::newRow("gpt2 cached, clblast") << "gpt2" << true << clblast << false;
+        QTest::newRow("gpt2 recompute, clblast") << "gpt2" << false << clblast << false;
+        QTest::newRow("gpt2 recompute, kvscope rows") << "gpt2" << false << rows << false;
+        QTest::newRow("llama_gqa cached, kvscope groups") << "llama_gqa" << true << groups << false;
+        QTest::newRow("llama_gqa recompute, kvscope rows") << "llama_gqa" << false << rows << false;
+        QTest::newRow("gpt2 cached, separate kernels") << "gpt2" << true << measured << true;
+        QTest::newRow("llama_gqa cached, separate kernels")
+            << "llama_gqa" << true << measured << true;
         for (const std::string& family : fixtures::familyNames()) {
             const QString name = QString::fromStdString(family);
-            QTest::newRow(qPrintable(name + " cached")) << name << true << measured;
-            QTest::newRow(qPrintable(name + " recompute")) << name << false << measured;
+            QTest::newRow(qPrintable(name + " cached")) << name << true << measured << false;
+            QTest::newRow(qPrintable(name + " recompute")) << name << false << measured << false;
         }
     }
     // How the rows come back does not change them: traces gathered on the device and read once
     // (the default for these small runs) or read after each layer, and attention computed one
-    // token at a time in a small scratch when nothing is traced, give the same numbers.
+    // token at a time in a small scratch when nothing is traced, give the same numbers. (All
+    // three with the separate kernels: a step read per layer cannot be fused, and float32
+    // products in a fused layer sum in another order; fusedLayersAreTheSeparateKernels holds
+    // the fused steps' rows to these.)
     void roundTripsDoNotChangeTheNumbers() {
         auto m = fixtures::makeModel(fixtures::llamaGqaSpec());
-        OpenClOptions perLayer = options(), oneToken = options();
+        OpenClOptions separate = options();
+        separate.fusedLayers = false;
+        OpenClOptions perLayer = separate, oneToken = separate;
         perLayer.traceGatherBytes = 0;
         oneToken.attentionScratchFloats = 1;  // a slice of one token
-        DecodeSession a = session(std::make_shared<OpenClBackend>(m, options()), m, true);
+        DecodeSession a = session(std::make_shared<OpenClBackend>(m, separate), m, true);
         DecodeSession b = session(std::make_shared<OpenClBackend>(m, perLayer), m, true);
         SessionOptions untraced;
         untraced.captureTrace = false;
@@ -482,8 +510,13 @@ class TstOpenClBackend : public QObject {
         QFETCH(QString, model);
         QFETCH(bool, cache);
         QFETCH(std::optional<ocl::MatMulChoice>, matmul);
+        QFETCH(bool, separate);
         auto m = fixtures::makeModel(specFor(model));
-        auto gpu = std::make_shared<OpenClBackend>(m, options(matmul));
+        OpenClOptions o = options(matmul);
+        if (separate) o.fusedLayers = false;
+        auto gpu = std::make_shared<OpenClBackend>(m, o);
+        // Gemma 2's norms after attention and the MLP are not in the fused layer
+        QCOMPARE(gpu->fusedLayers(), !separate && fusesLayers() && model != "gemma2");
         DecodeSession cl = session(gpu, m, cache),
                       cpu = session(std::make_shared<CpuBackend>(m), m, cache);
         const std::vector<StepTrace> pc = cl.prefill(kPrompt), pr = cpu.prefill(kPrompt);
@@ -529,9 +562,13 @@ class TstOpenClBackend : public QObject {
                      dynamic_cast<const CpuBackend&>(cpu.backend()).cacheAllocatedBytes());
             QCOMPARE(gpu->cacheBlockTokens(), cpu.backend().cacheBlockTokens());
         }
-        // device time was measured, by part
+        // device time was measured, by part (a fused step's attention is inside its layers)
         const DeviceMs t = gpu->lastStepDeviceMs();
-        QVERIFY(t.matmul > 0 && t.attention > 0 && t.other > 0);
+        QVERIFY(t.matmul > 0 && t.other > 0);
+        if (gpu->fusedLayers() && cache)
+            QVERIFY(t.layers > 0 && t.attention == 0);
+        else
+            QVERIFY(t.attention > 0 && t.layers == 0);
     }
 
     // Weights kept in their block types on the device: for each type our kernels read (and Q5_K
@@ -586,22 +623,17 @@ class TstOpenClBackend : public QObject {
         s.nFf = 512;
         s.weightStd = 0.05f;
         s.tiedOutput = llama;
-        std::vector<uint8_t> image;
-        if (type >= 0) {
-            s.weightType = static_cast<TensorType>(type);
-            image = randomModel(s).toBytes();
-        } else {
-            image = reencoded(randomModel(s).toBytes(), [](const std::string& name, TensorType) {
-                auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
-                return has("token_embd") ? TensorType::Q8_0
-                       : has("attn_q")   ? TensorType::Q4_K
-                       : has("attn_k")   ? TensorType::Q5_K
-                       : has("attn_v")   ? TensorType::Q6_K
-                       : has("ffn_down") ? TensorType::F16
-                       : has("ffn_gate") ? TensorType::Q4_0
-                                         : TensorType::Q4_K;
-            });
-        }
+        if (type >= 0) s.weightType = static_cast<TensorType>(type);
+        const std::vector<uint8_t> image = imageOf(s, type, [](const std::string& name) {
+            auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
+            return has("token_embd") ? TensorType::Q8_0
+                   : has("attn_q")   ? TensorType::Q4_K
+                   : has("attn_k")   ? TensorType::Q5_K
+                   : has("attn_v")   ? TensorType::Q6_K
+                   : has("ffn_down") ? TensorType::F16
+                   : has("ffn_gate") ? TensorType::Q4_0
+                                     : TensorType::Q4_K;
+        });
         auto native = std::make_shared<const Model>(
             Model::fromGguf(GgufFile::fromBytes(image, "native.gguf")));
         auto reference = std::make_shared<const Model>(
@@ -748,18 +780,25 @@ class TstOpenClBackend : public QObject {
     // per Llama layer RoPE, and the gate product and SwiGLU in GELU's place (11); the final
     // norm and the head. Where cpu_simd.cl's kernels take Q8_0 (x86 CPU devices), the x of each
     // product is rounded by a command of its own, once for Llama's gate and up (4 a layer, and
-    // the head's).
+    // the head's). With a layer per command (fusedLayers, PoCL's CPU device): the sync words'
+    // fill, the embedding, a command per layer, the final norm, x's rounding for a Q8_0 head
+    // and the head.
     void stepCommandsAreCounted_data() {
         QTest::addColumn<int>("type");
         QTest::addColumn<bool>("llama");
-        QTest::newRow("gpt2 f32") << int(TensorType::F32) << false;
-        QTest::newRow("gpt2 q8_0") << int(TensorType::Q8_0) << false;
-        QTest::newRow("llama f32") << int(TensorType::F32) << true;
-        QTest::newRow("llama q8_0") << int(TensorType::Q8_0) << true;
+        QTest::addColumn<bool>("fused");
+        for (bool fused : {false, true}) {
+            const char* tail = fused ? ", fused layers" : "";
+            QTest::addRow("gpt2 f32%s", tail) << int(TensorType::F32) << false << fused;
+            QTest::addRow("gpt2 q8_0%s", tail) << int(TensorType::Q8_0) << false << fused;
+            QTest::addRow("llama f32%s", tail) << int(TensorType::F32) << true << fused;
+            QTest::addRow("llama q8_0%s", tail) << int(TensorType::Q8_0) << true << fused;
+        }
     }
     void stepCommandsAreCounted() {
         QFETCH(int, type);
         QFETCH(bool, llama);
+        QFETCH(bool, fused);
         RandomModelSpec s = llama ? fixtures::llamaGqaSpec() : fixtures::gpt2Spec();
         s.nEmbd = 64;
         s.weightType = static_cast<TensorType>(type);
@@ -768,15 +807,149 @@ class TstOpenClBackend : public QObject {
         OpenClOptions o =
             options(ocl::MatMulChoice::parse("gemv kvscope-rows/64, gemm kvscope-rows/64"));
         o.wideScales = true;
+        o.fusedLayers = fused;
         auto gpu = std::make_shared<OpenClBackend>(m, o);
+        QCOMPARE(gpu->fusedLayers(), fused && fusesLayers());
         SessionOptions so;
         so.captureTrace = false;
         DecodeSession cl(gpu, m->tokenizer, so);
         cl.prefill("the cat");
         cl.step();
         const bool rounded = gpu->cpuSimd() && type != int(TensorType::F32);
-        QCOMPARE(gpu->lastStepDeviceMs().kernels,
-                 1 + s.nLayer * ((llama ? 11 : 9) + (rounded ? 4 : 0)) + (rounded ? 3 : 2));
+        if (gpu->fusedLayers())
+            QCOMPARE(gpu->lastStepDeviceMs().kernels, 2 + s.nLayer + (rounded ? 3 : 2));
+        else
+            QCOMPARE(gpu->lastStepDeviceMs().kernels,
+                     1 + s.nLayer * ((llama ? 11 : 9) + (rounded ? 4 : 0)) + (rounded ? 3 : 2));
+    }
+
+    // A decode step with a decoder layer per command (cpu_step.cl; OpenClOptions::fusedLayers,
+    // on PoCL's CPU device) computes what the separate kernels compute: the same row functions
+    // on the same roundings in the same order, so the same bits, for each family it takes
+    // (GPT-2's biases and GELU; Llama's RoPE, grouped-query heads and SwiGLU; Mistral's window;
+    // Qwen2's Q/K/V biases and NEOX RoPE; Phi-3's RoPE over part of a head; Gemma's GELU gate
+    // and heads wider than width / heads), each weight type it reads, and a Q/K/V stack of three
+    // types: the logits, every traced row and the cache, traced or not. F32 matrices take
+    // CLBlast's or gemv.cl's sums apart from it, in another order: close, not equal.
+    void fusedLayersAreTheSeparateKernels_data() {
+        QTest::addColumn<QString>("model");
+        QTest::addColumn<int>("type");  // -1: Q, K and V of three types
+        for (TensorType t : {TensorType::F16, TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_K,
+                             TensorType::Q6_K, TensorType::F32})
+            QTest::addRow("gpt2 %s", typeName(t).c_str()) << "gpt2" << int(t);
+        QTest::newRow("llama_gqa q4_k") << "llama_gqa" << int(TensorType::Q4_K);
+        QTest::newRow("llama_gqa q8_0") << "llama_gqa" << int(TensorType::Q8_0);
+        QTest::newRow("llama_gqa mixed") << "llama_gqa" << -1;
+        for (const std::string& family : fixtures::familyNames())
+            if (family != "gemma2")  // its post-norms are not in the fused layer
+                QTest::addRow("%s q8_0", family.c_str())
+                    << QString::fromStdString(family) << int(TensorType::Q8_0);
+    }
+    void fusedLayersAreTheSeparateKernels() {
+        QFETCH(QString, model);
+        QFETCH(int, type);
+        RandomModelSpec s = specFor(model);
+        if (type < 0 || type == int(TensorType::Q4_K) || type == int(TensorType::Q6_K)) {
+            s.nEmbd = 256;  // whole 256-value blocks
+            s.nFf = 512;
+        }
+        s.weightStd = 0.05f;
+        // the mixed stack: types the fused layer reads, three in Q, K and V
+        const std::vector<uint8_t> image = imageOf(s, type, [](const std::string& name) {
+            auto has = [&](const char* part) { return name.find(part) != std::string::npos; };
+            return has("attn_q")     ? TensorType::Q4_K
+                   : has("attn_k")   ? TensorType::Q8_0
+                   : has("attn_v")   ? TensorType::Q6_K
+                   : has("ffn_down") ? TensorType::F16
+                                     : TensorType::Q4_0;
+        });
+        auto m = std::make_shared<const Model>(
+            Model::fromGguf(GgufFile::fromBytes(image, "fused.gguf")));
+        OpenClOptions fusedOptions = options();
+        fusedOptions.wideScales = true;  // what PoCL's device takes by default
+        auto fused = std::make_shared<OpenClBackend>(m, fusedOptions);
+        auto separate = fused->withFusedLayers(false);
+        auto untracedFused = fused->withFusedLayers(true);
+        QCOMPARE(fused->fusedLayers(), fusesLayers());
+        QVERIFY(!separate->fusedLayers());
+        QCOMPARE(QString::fromStdString(fused->deviceName()).contains("a layer per command"),
+                 fused->fusedLayers());
+        DecodeSession a = session(fused, m, true), b = session(separate, m, true);
+        SessionOptions untraced;
+        untraced.captureTrace = false;
+        DecodeSession c(untracedFused, m->tokenizer, untraced);
+        a.prefill(kPrompt);
+        b.prefill(kPrompt);
+        c.prefill(kPrompt);
+        const bool exact = type != int(TensorType::F32);
+        for (int step = 0; step < 8; ++step) {
+            const StepTrace ta = a.step(), tb = b.step();
+            QCOMPARE(c.step().token, ta.token);
+            QCOMPARE(ta.token, tb.token);
+            // the attention rows in scratch, not in the traces: the same logits
+            QVERIFY(std::ranges::equal(c.logits(), a.logits()));
+            if (exact) {
+                QVERIFY(std::ranges::equal(a.logits(), b.logits()));
+                QCOMPARE(ta.q, tb.q);
+                QCOMPARE(ta.k, tb.k);
+                QCOMPARE(ta.v, tb.v);
+                QCOMPARE(ta.attn, tb.attn);
+                QCOMPARE(ta.resid, tb.resid);
+            } else {
+                VERIFY_CLOSE("logits", a.logits(), b.logits());
+                VERIFY_CLOSE("q", ta.q, tb.q);
+                VERIFY_CLOSE("attention", ta.attn, tb.attn);
+                VERIFY_CLOSE("residuals", ta.resid, tb.resid);
+            }
+            QVERIFY(!ta.attn.empty() && !ta.resid.empty());
+        }
+        const DeviceMs t = fused->lastStepDeviceMs();
+        QCOMPARE(t.layers > 0, fused->fusedLayers());
+        for (int l = 0; l < m->config.nLayer; ++l)
+            for (int g = 0; g < m->config.nHeadKv; ++g) {
+                if (exact) {
+                    QCOMPARE(fused->readKeys(l, g), separate->readKeys(l, g));
+                    QCOMPARE(fused->readValues(l, g), separate->readValues(l, g));
+                } else {
+                    VERIFY_CLOSE("keys", fused->readKeys(l, g), separate->readKeys(l, g));
+                    VERIFY_CLOSE("values", fused->readValues(l, g), separate->readValues(l, g));
+                }
+            }
+        QVERIFY(fused->fusedLayers() || !fusesLayers());  // none gave up
+    }
+
+    // A fused step whose barrier waits too long gives up (stepSpins 0: at once, where the
+    // first of two work groups waits for the second); the backend then runs that step again
+    // with the separate kernels, to the same numbers, and every later step with them.
+    void aFusedStepThatGivesUpRunsAgainSeparately() {
+        RandomModelSpec s = fixtures::llamaGqaSpec();
+        s.weightType = TensorType::Q8_0;
+        auto m = fixtures::makeModel(s);
+        OpenClOptions o = options();
+        o.warmUp = false;  // the warm-up's step would give up before the test's
+        o.stepSpins = 0;
+        o.stepGroups = 2;
+        auto flaky = std::make_shared<OpenClBackend>(m, o);
+        QCOMPARE(flaky->fusedLayers(), fusesLayers());
+        auto separate = flaky->withFusedLayers(false);
+        DecodeSession a = session(flaky, m, true), b = session(separate, m, true);
+        a.prefill(kPrompt);  // a prompt of several tokens: never fused
+        b.prefill(kPrompt);
+        QCOMPARE(flaky->fusedLayers(), fusesLayers());
+        for (int step = 0; step < 4; ++step) {
+            const StepTrace ta = a.step(), tb = b.step();
+            QVERIFY(!flaky->fusedLayers());
+            QCOMPARE(ta.token, tb.token);
+            QVERIFY(std::ranges::equal(a.logits(), b.logits()));
+            QCOMPARE(ta.q, tb.q);
+            QCOMPARE(ta.attn, tb.attn);
+            QCOMPARE(ta.resid, tb.resid);
+            QCOMPARE(static_cast<int>(ta.attn.size()), static_cast<int>(tb.attn.size()));
+        }
+        QCOMPARE(flaky->cacheUsed(), separate->cacheUsed());
+        for (int l = 0; l < m->config.nLayer; ++l)
+            for (int g = 0; g < m->config.nHeadKv; ++g)
+                QCOMPARE(flaky->readKeys(l, g), separate->readKeys(l, g));
     }
 
     // cpu_simd.cl's products, each against a plain reference: x rounded to 8 bits by the CPU

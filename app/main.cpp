@@ -13,6 +13,7 @@
 #include "common/theme.h"
 #include "common/trace_store.h"
 #include "gui/main_window.h"
+#include "opencl/device_list.h"
 
 namespace {
 
@@ -70,6 +71,7 @@ void driveScreenshot(kvscope::app::MainWindow& w, const QString& file, int steps
 }  // namespace
 
 int main(int argc, char** argv) {
+    kvscope::ocl::prepareRuntimes();  // before any thread, and before OpenCL is first used
     std::vector<std::string> args(argv + 1, argv + argc);
     if (!args.empty() && args[0] == "export") {
         // Figures are drawn by the views' widgets, with no display needed (works over ssh).

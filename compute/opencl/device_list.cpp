@@ -4,6 +4,7 @@
 #include "opencl/cl_device.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "core/error.h"
 #include "opencl/cl_check.h"
@@ -140,6 +141,10 @@ std::string DeviceInfo::key() const {
 
 bool builtWithOpenCl() {
     return true;
+}
+
+void prepareRuntimes() {
+    setenv("POCL_AFFINITY", "1", /*overwrite=*/0);
 }
 
 DeviceList listDevices() {

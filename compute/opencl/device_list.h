@@ -43,4 +43,12 @@ DeviceList listDevices();
 // Whether this KVScope was built with the OpenCL backend.
 bool builtWithOpenCl();
 
+// Settings of the OpenCL runtimes that must precede their first use; call once at the start of
+// main, before any other thread exists (it sets environment variables). PoCL's worker threads
+// are pinned one to a core (POCL_AFFINITY=1) unless the environment already says: a decode
+// step's fused layers (OpenClOptions::fusedLayers) have its workers wait for each other at
+// barriers, and two workers the kernel left on one core for a run made GPT-2 Q4_K steps run
+// at 0.78-0.97x the CPU backend's speed from run to run, against 0.90-0.97x pinned.
+void prepareRuntimes();
+
 }  // namespace kvscope::ocl

@@ -11,6 +11,8 @@ bool builtWithOpenCl() {
     return false;
 }
 
+void prepareRuntimes() {}
+
 DeviceList listDevices() {
     DeviceList list;
     list.problem =

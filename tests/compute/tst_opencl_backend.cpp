@@ -918,6 +918,21 @@ class TstOpenClBackend : public QObject {
         QVERIFY(fused->fusedLayers() || !fusesLayers());  // none gave up
     }
 
+    // prepareRuntimes pins PoCL's workers unless the environment already says what to do.
+    void runtimesArePreparedUnlessTheUserSaid() {
+        const QByteArray before = qgetenv("POCL_AFFINITY");
+        qunsetenv("POCL_AFFINITY");
+        ocl::prepareRuntimes();
+        QCOMPARE(qgetenv("POCL_AFFINITY"), QByteArray("1"));
+        qputenv("POCL_AFFINITY", "0");
+        ocl::prepareRuntimes();
+        QCOMPARE(qgetenv("POCL_AFFINITY"), QByteArray("0"));
+        if (before.isNull())
+            qunsetenv("POCL_AFFINITY");
+        else
+            qputenv("POCL_AFFINITY", before);
+    }
+
     // A fused step whose barrier waits too long gives up (stepSpins 0: at once, where the
     // first of two work groups waits for the second); the backend then runs that step again
     // with the separate kernels, to the same numbers, and every later step with them.

@@ -8,9 +8,11 @@
 // The groups run side by side and meet at barriers of their own between the layer's phases
 // (norm and q, k, v; RoPE and the cache append; attention; output; norm, up and gate; the
 // activation; down): a counter in global memory that each group increments and then waits on.
-// Rows and heads are handed out from counters, 16 rows at a time, so a group that starts late
-// takes fewer. The products, attention and norms are cpu_simd.cl's functions, so the numbers
-// are those of the separate kernels.
+// Rows, heads and activation blocks are handed out from counters, rows in shares of those left
+// (step_take), so a group that starts late takes fewer. The products, attention and norms are
+// cpu_simd.cl's functions, so the numbers are those of the separate kernels. (The host pins
+// PoCL's workers one to a core, ocl::prepareRuntimes: two on one core would spend the waits
+// at the barriers in each other's time slices.)
 //
 // OpenCL does not promise that the work groups of one command run at the same time. PoCL's
 // pthread device does run them so when there are no more groups than workers and nothing else
